@@ -1,0 +1,151 @@
+package conn
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hawk-agents/hawk/internal/protocol"
+)
+
+// Connection states. A connection moves forward only.
+const (
+	stateHandshake int32 = iota
+	stateActive
+	stateClosed
+)
+
+// epoch anchors the monotonic clock the reaper compares against; wall-clock jumps
+// must never reap a healthy connection.
+var epoch = time.Now()
+
+func monoNow() int64 { return int64(time.Since(epoch)) }
+
+// Conn is one accepted connection. Its reader goroutine owns the read side; the write
+// side is shared under wmu by the reader (PONG, WELCOME), the spool committer (ACK,
+// NACK) and the drain (GOAWAY), and drained by a flusher goroutine that exists only
+// while there is something to write.
+type Conn struct {
+	id       uint64
+	m        *Manager
+	nc       net.Conn
+	rc       syscall.RawConn
+	remote   string
+	since    time.Time
+	accepted int64 // monoNow at accept
+	maxFrame int   // copied at accept; a reload applies to new connections only
+
+	state    atomic.Int32
+	lastSeen atomic.Int64 // monoNow of the last read that returned bytes
+	// writeStart is monoNow when the in-progress write began, 0 when none: the reaper
+	// closes a connection whose write has been stuck past the write timeout, so no
+	// write deadline (a runtime timer) is armed per write.
+	writeStart atomic.Int64
+	// goawayAt is monoNow when GOAWAY was queued (0: not told); the reaper cuts the
+	// connection at goawayAt + the drain timeout.
+	goawayAt atomic.Int64
+
+	// Set once by the reader during the handshake, before state becomes active;
+	// read by others only after loading state.
+	clientID string
+	token    string
+
+	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
+
+	// read side, owned by the reader goroutine
+	rbuf   *[]byte // nil while idle
+	rlen   int     // bytes of rbuf holding unparsed input
+	rn     int     // result of the last raw read
+	rerr   error
+	readFn func(fd uintptr) bool // c.readRaw, bound once so waiting allocates nothing
+
+	// write side
+	wmu      sync.Mutex
+	out      *[]byte // pending output, nil when none
+	flushing bool
+	closing  bool // an ERROR is queued or the socket is closed: queue nothing more
+	reason   CloseReason
+	regIdx   int // position in the registry's slice, under the registry's lock
+	done     chan struct{}
+}
+
+// ID is the server-assigned connection id.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Info is a point-in-time view of a connection for the admin API.
+type Info struct {
+	ID        uint64    `json:"id"`
+	ClientID  string    `json:"client_id"`
+	Remote    string    `json:"remote"`
+	Since     time.Time `json:"connected_since"`
+	LastSeen  time.Time `json:"last_seen"`
+	State     string    `json:"state"`
+	Draining  bool      `json:"draining"`
+	FramesIn  uint64    `json:"frames_in"`
+	FramesOut uint64    `json:"frames_out"`
+	BytesIn   uint64    `json:"bytes_in"`
+	BytesOut  uint64    `json:"bytes_out"`
+}
+
+// Info returns a snapshot of c.
+func (c *Conn) Info() Info {
+	st := c.state.Load()
+	in := Info{
+		ID: c.id, Remote: c.remote, Since: c.since,
+		LastSeen:  epoch.Add(time.Duration(c.lastSeen.Load())),
+		State:     [...]string{"handshake", "active", "closed"}[st],
+		Draining:  c.goawayAt.Load() != 0,
+		FramesIn:  c.framesIn.Load(),
+		FramesOut: c.framesOut.Load(),
+		BytesIn:   c.bytesIn.Load(),
+		BytesOut:  c.bytesOut.Load(),
+	}
+	if st >= stateActive {
+		in.ClientID = c.clientID
+	}
+	return in
+}
+
+// fail queues an ERROR frame naming the problem and closes the connection once it
+// (and anything queued before it) is written. The first reason wins.
+func (c *Conn) fail(reason CloseReason, code protocol.Code, msg string) {
+	c.wmu.Lock()
+	if c.closing {
+		c.wmu.Unlock()
+		return
+	}
+	c.closing = true
+	c.reason = reason
+	c.appendLocked(func(b []byte) []byte {
+		return protocol.AppendJSON(b, protocol.TypeError, 0, &protocol.ErrorPayload{Code: code, Message: msg})
+	})
+	c.framesOut.Add(1)
+	c.m.obs.FramesOut(protocol.TypeError, 1)
+	c.kickLocked()
+	c.wmu.Unlock()
+	c.m.log.Debug("closing connection", zap.Uint64("conn_id", c.id), zap.String("reason", string(reason)), zap.String("code", string(code)), zap.String("message", msg))
+}
+
+// closeNow closes the socket without a goodbye; the reader then tears down.
+func (c *Conn) closeNow(reason CloseReason) {
+	c.wmu.Lock()
+	c.closing = true
+	if c.reason == "" {
+		c.reason = reason
+	}
+	c.wmu.Unlock()
+	c.nc.Close()
+}
+
+func (c *Conn) closeReason() CloseReason {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.reason
+}
+
+// Done is closed when the connection has been torn down.
+func (c *Conn) Done() <-chan struct{} { return c.done }

@@ -1,0 +1,109 @@
+package conn
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/hawk-agents/hawk/internal/spool"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeSpool records what was submitted and commits it on its own goroutine, like
+// the real spool's committer; fail makes every commit fail.
+type fakeSpool struct {
+	mu    sync.Mutex
+	lines []byte
+	seqs  []uint64
+	fail  error
+	hold  chan struct{} // when non-nil, commits wait for it to close
+	wg    sync.WaitGroup
+}
+
+func (f *fakeSpool) Submit(lines []byte, seqs []uint64, w spool.Waiter) {
+	f.mu.Lock()
+	f.lines = append(f.lines, lines...)
+	f.seqs = append(f.seqs, seqs...)
+	err, hold := f.fail, f.hold
+	f.mu.Unlock()
+	own := append([]uint64(nil), seqs...)
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		if hold != nil {
+			<-hold
+		}
+		w.Committed(own, err)
+	}()
+}
+
+func (f *fakeSpool) submitted() []uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]uint64(nil), f.seqs...)
+}
+
+func testSettings() *Settings {
+	return &Settings{
+		ServerID:          "test",
+		Version:           "v-test",
+		HandshakeTimeout:  2 * time.Second,
+		HeartbeatInterval: time.Second,
+		HeartbeatTimeout:  3 * time.Second,
+		WriteTimeout:      2 * time.Second,
+		MaxConns:          100,
+		MaxFrameSize:      1 << 20,
+		DrainTimeout:      3 * time.Second,
+		DrainSpread:       100 * time.Millisecond,
+	}
+}
+
+type testServer struct {
+	m     *Manager
+	sp    *fakeSpool
+	addr  string
+	ln    net.Listener
+	done  chan struct{}
+	stopR context.CancelFunc
+}
+
+// startServer runs a Manager with a reaper on 127.0.0.1:0; everything stops at the
+// end of the test, connections included.
+func startServer(t *testing.T, s *Settings) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := &fakeSpool{}
+	ts := &testServer{sp: sp, addr: ln.Addr().String(), ln: ln, done: make(chan struct{})}
+	ts.m = New(Options{Settings: s, Spool: sp, Logger: zaptest.NewLogger(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	ts.stopR = cancel
+	reaped := make(chan struct{})
+	go func() { defer close(reaped); ts.m.RunReaper(ctx) }()
+	go func() { defer close(ts.done); ts.m.Serve(ln) }()
+	t.Cleanup(func() {
+		ln.Close()
+		<-ts.done
+		ts.m.CloseAll(ReasonShutdown, "shutdown", "test over")
+		for _, c := range ts.m.reg.snapshot(nil) {
+			select {
+			case <-c.Done():
+			case <-time.After(5 * time.Second):
+				c.closeNow(ReasonShutdown)
+				<-c.Done()
+			}
+		}
+		cancel()
+		<-reaped
+		sp.wg.Wait()
+	})
+	return ts
+}

@@ -1,0 +1,187 @@
+// Package conn runs hawk's connections: the handshake, the read loop that decodes
+// frames in place and hands reports to the spool, coalesced writes, the reaper that
+// enforces every per-connection deadline, and the drain that says GOAWAY.
+package conn
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hawk-agents/hawk/internal/protocol"
+	"github.com/hawk-agents/hawk/internal/spool"
+)
+
+// Spool is where reports go; *spool.Spool implements it.
+type Spool interface {
+	Submit(lines []byte, seqs []uint64, w spool.Waiter)
+}
+
+// Options configures a Manager.
+type Options struct {
+	Settings *Settings
+	Spool    Spool
+	Logger   *zap.Logger
+	Observer Observer // nil: NopObserver
+}
+
+// Manager owns every connection of the process.
+type Manager struct {
+	settings atomic.Pointer[Settings]
+	spool    Spool
+	log      *zap.Logger
+	obs      Observer
+	reg      *registry
+	nextID   atomic.Uint64
+	draining atomic.Bool
+	// Set before draining is: a handshake that sees draining reads them.
+	drainDeadline atomic.Value // time.Time
+	drainReason   atomic.Value // string
+}
+
+// New returns a Manager; call Serve with a listener and run RunReaper beside it.
+func New(o Options) *Manager {
+	m := &Manager{spool: o.Spool, log: o.Logger, obs: o.Observer, reg: newRegistry()}
+	if m.log == nil {
+		m.log = zap.NewNop()
+	}
+	if m.obs == nil {
+		m.obs = NopObserver{}
+	}
+	m.settings.Store(o.Settings)
+	return m
+}
+
+// Settings returns the settings in force.
+func (m *Manager) Settings() *Settings { return m.settings.Load() }
+
+// Apply swaps in new settings atomically. Connections authenticated with a token the
+// new settings no longer accept are closed with ERROR token_revoked; it returns how many.
+func (m *Manager) Apply(s *Settings) int {
+	old := m.settings.Swap(s)
+	if len(s.Tokens) == 0 || sameTokens(old.Tokens, s.Tokens) {
+		return 0
+	}
+	revoked := 0
+	for _, c := range m.reg.snapshot(nil) {
+		if c.state.Load() == stateActive && !s.tokenOK(c.token) {
+			c.fail(ReasonRevoked, protocol.CodeTokenRevoked, "the token this connection authenticated with was revoked")
+			revoked++
+		}
+	}
+	return revoked
+}
+
+func sameTokens(a, b map[string]struct{}) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Count is the number of live connections, handshaking ones included.
+func (m *Manager) Count() int { return m.reg.len() }
+
+// Connections returns up to limit connections, ordered by id, from offset after.
+func (m *Manager) Connections(after uint64, limit int) []Info {
+	all := m.reg.snapshot(nil)
+	out := make([]Info, 0, min(limit, len(all)))
+	for _, c := range all {
+		if c.id > after {
+			out = append(out, c.Info())
+		}
+	}
+	sortInfos(out)
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+// Serve accepts connections on ln until ln is closed, then returns nil.
+func (m *Manager) Serve(ln net.Listener) error {
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of file descriptors and the like: back off as net/http does, rather
+			// than spin, and keep serving the connections we have.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			m.log.Error("accept failed", zap.Error(err), zap.Duration("retry_in", backoff))
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		m.accept(nc)
+	}
+}
+
+func (m *Manager) accept(nc net.Conn) {
+	m.obs.Accepted()
+	s := m.Settings()
+	if n := m.reg.len(); n >= s.MaxConns {
+		m.log.Warn("connection refused", zap.String("remote", nc.RemoteAddr().String()),
+			zap.String("reason", "too many connections"), zap.Int("limit", s.MaxConns))
+		m.obs.Closed(ReasonLimit, false)
+		go refuse(nc, protocol.CodeTooManyConns, fmt.Sprintf("too many connections: limit %d reached", s.MaxConns))
+		return
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		nc.Close()
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		nc.Close()
+		return
+	}
+	c := &Conn{
+		id:       m.nextID.Add(1),
+		m:        m,
+		nc:       nc,
+		rc:       rc,
+		remote:   nc.RemoteAddr().String(),
+		since:    time.Now(),
+		accepted: monoNow(),
+		maxFrame: s.MaxFrameSize,
+		done:     make(chan struct{}),
+	}
+	c.lastSeen.Store(c.accepted)
+	c.readFn = c.readRaw
+	m.reg.add(c)
+	go c.serve()
+}
+
+// refuse tells a connection we will not serve it why, then closes it. It runs on
+// its own goroutine with a short deadline so a dead peer cannot stall accepting.
+func refuse(nc net.Conn, code protocol.Code, msg string) {
+	defer nc.Close()
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	nc.Write(protocol.AppendJSON(nil, protocol.TypeError, 0, &protocol.ErrorPayload{Code: code, Message: msg}))
+}
+
+func (m *Manager) handshakeFailed(c *Conn, reason string, fields ...zap.Field) {
+	m.log.Info("handshake failed", append(fields, zap.Uint64("conn_id", c.id), zap.String("remote", c.remote), zap.String("reason", reason))...)
+}
+
+// CloseAll closes every connection at once with ERROR shutdown; for tests and for
+// the last step of a drain that ran out of time.
+func (m *Manager) CloseAll(reason CloseReason, code protocol.Code, msg string) {
+	for _, c := range m.reg.snapshot(nil) {
+		c.fail(reason, code, msg)
+	}
+}

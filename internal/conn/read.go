@@ -1,0 +1,282 @@
+package conn
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/hawk-agents/hawk/internal/protocol"
+	"github.com/hawk-agents/hawk/internal/spool"
+)
+
+// readRaw is the syscall.RawConn read callback. It takes a buffer from the pool only
+// when the socket has bytes, and gives it back before the goroutine parks if no
+// partial frame is held: waiting for an idle agent costs no buffer.
+func (c *Conn) readRaw(fd uintptr) bool {
+	if c.rbuf == nil {
+		c.rbuf = getReadBuf()
+	}
+	n, err := syscall.Read(int(fd), (*c.rbuf)[c.rlen:])
+	if err == syscall.EAGAIN {
+		if c.rlen == 0 {
+			putReadBuf(c.rbuf)
+			c.rbuf = nil
+		}
+		return false
+	}
+	if err == syscall.EINTR {
+		return false // poll again; readability is level-checked by the next read
+	}
+	c.rn, c.rerr = n, err
+	return true
+}
+
+// read fills the read buffer with whatever the socket has, waiting if it has nothing.
+func (c *Conn) read() (int, error) {
+	if err := c.rc.Read(c.readFn); err != nil {
+		return 0, err
+	}
+	if c.rerr != nil {
+		return 0, c.rerr
+	}
+	if c.rn == 0 {
+		return 0, io.EOF
+	}
+	return c.rn, nil
+}
+
+// batch is what one read turns into: spool lines and the seqs they carry. It is
+// pooled, not kept per connection, so an idle connection holds none.
+type batch struct {
+	lines []byte
+	seqs  []uint64
+	pings int
+	rep   int
+}
+
+var batchPool = sync.Pool{New: func() any { return &batch{lines: make([]byte, 0, 8<<10), seqs: make([]uint64, 0, 64)} }}
+
+func getBatch() *batch { return batchPool.Get().(*batch) }
+
+func putBatch(b *batch) {
+	if cap(b.lines) > 4*maxPooledSize {
+		return // one burst of huge reports must not stay pinned in the pool
+	}
+	b.lines, b.seqs, b.pings, b.rep = b.lines[:0], b.seqs[:0], 0, 0
+	batchPool.Put(b)
+}
+
+// serve is the connection's goroutine: read, decode in place, hand reports to the
+// spool, repeat. It tears the connection down when it returns.
+func (c *Conn) serve() {
+	defer c.teardown()
+	for {
+		n, err := c.read()
+		if err != nil {
+			c.closeNow(ReasonClient)
+			return
+		}
+		c.rlen += n
+		now := monoNow()
+		c.lastSeen.Store(now)
+		c.bytesIn.Add(uint64(n))
+		c.m.obs.BytesIn(n)
+
+		b := getBatch()
+		ok := c.parse(b, time.Now())
+		if len(b.seqs) > 0 {
+			c.m.spool.Submit(b.lines, b.seqs, c)
+		}
+		c.account(b)
+		putBatch(b)
+		if !ok {
+			return
+		}
+	}
+}
+
+func (c *Conn) account(b *batch) {
+	total := b.pings + b.rep
+	if total == 0 {
+		return
+	}
+	c.framesIn.Add(uint64(total))
+	if b.rep > 0 {
+		c.m.obs.FramesIn(protocol.TypeReport, b.rep)
+	}
+	if b.pings > 0 {
+		c.m.obs.FramesIn(protocol.TypePing, b.pings)
+	}
+	b.pings, b.rep = 0, 0
+}
+
+// parse decodes every whole frame in the read buffer. It returns false when the
+// connection must end (an ERROR has been queued).
+func (c *Conn) parse(b *batch, recv time.Time) bool {
+	buf := (*c.rbuf)[:c.rlen]
+	off := 0
+	limit := c.maxFrame
+	if c.state.Load() == stateHandshake {
+		limit = min(limit, maxHelloSize)
+	}
+	for off < len(buf) {
+		f, n, err := protocol.Decode(buf[off:], limit)
+		if err != nil {
+			var de *protocol.DecodeError
+			if errors.As(err, &de) {
+				c.fail(ReasonProtocol, de.Code, de.Error())
+			} else {
+				c.fail(ReasonProtocol, protocol.CodeProtocol, err.Error())
+			}
+			return false
+		}
+		if n == 0 {
+			break
+		}
+		off += n
+		if !c.handle(f, b, recv) {
+			return false
+		}
+		if c.state.Load() == stateHandshake {
+			continue
+		}
+		limit = c.maxFrame
+	}
+	rest := len(buf) - off
+	switch {
+	case rest == 0:
+		c.rlen = 0
+		// Keep the buffer for the next read; readRaw returns it to the pool if that
+		// read finds the socket empty.
+	case off > 0:
+		copy(*c.rbuf, buf[off:])
+		c.rlen = rest
+	}
+	if need := protocol.Needed((*c.rbuf)[:c.rlen]); need > len(*c.rbuf) {
+		// A frame larger than a pooled buffer: give it a buffer of its own, for now.
+		big := make([]byte, need)
+		copy(big, (*c.rbuf)[:c.rlen])
+		putReadBuf(c.rbuf)
+		c.rbuf = &big
+	} else if c.rlen == 0 && cap(*c.rbuf) != readBufSize {
+		c.rbuf = nil // done with a one-off big buffer
+	}
+	return true
+}
+
+// handle acts on one frame. It returns false when the connection must end.
+func (c *Conn) handle(f protocol.Frame, b *batch, recv time.Time) bool {
+	if c.state.Load() == stateHandshake {
+		if f.Type != protocol.TypeHello {
+			c.fail(ReasonHandshake, protocol.CodeProtocol, fmt.Sprintf("expected HELLO as the first frame, got %s", f.Type))
+			return false
+		}
+		return c.handshake(f)
+	}
+	switch f.Type {
+	case protocol.TypeReport:
+		b.lines = spool.AppendRecord(b.lines, &spool.Record{ClientID: c.clientID, Seq: f.Seq, ConnID: c.id, Received: recv, Payload: f.Payload})
+		b.seqs = append(b.seqs, f.Seq)
+		b.rep++
+	case protocol.TypePing:
+		c.send(protocol.TypePong, f.Seq, nil)
+		b.pings++
+	case protocol.TypePong:
+		// liveness only; lastSeen is already updated
+	case protocol.TypeHello:
+		c.fail(ReasonProtocol, protocol.CodeProtocol, "second HELLO on an established connection")
+		return false
+	default:
+		c.fail(ReasonProtocol, protocol.CodeProtocol, fmt.Sprintf("%s is a server-to-client frame; a client must not send it", f.Type))
+		return false
+	}
+	return true
+}
+
+const maxClientIDLen = 256
+
+func validClientID(id string) error {
+	if id == "" {
+		return errors.New("client_id is empty")
+	}
+	if len(id) > maxClientIDLen {
+		return fmt.Errorf("client_id is %d bytes, the limit is %d", len(id), maxClientIDLen)
+	}
+	if !utf8.ValidString(id) {
+		return errors.New("client_id is not valid UTF-8")
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("client_id contains a control character")
+		}
+	}
+	return nil
+}
+
+func (c *Conn) handshake(f protocol.Frame) bool {
+	var h protocol.Hello
+	if err := protocol.ParseJSON(f, &h); err != nil {
+		c.m.handshakeFailed(c, "bad HELLO payload")
+		c.fail(ReasonHandshake, protocol.CodeBadPayload, err.Error())
+		return false
+	}
+	if err := validClientID(h.ClientID); err != nil {
+		c.m.handshakeFailed(c, err.Error())
+		c.fail(ReasonHandshake, protocol.CodeBadPayload, "HELLO: "+err.Error())
+		return false
+	}
+	s := c.m.Settings()
+	if !s.tokenOK(h.Token) {
+		c.m.handshakeFailed(c, "unknown token", zap.String("client_id", h.ClientID))
+		c.fail(ReasonHandshake, protocol.CodeUnauthorized, "unauthorized: unknown token")
+		return false
+	}
+	c.clientID, c.token = h.ClientID, h.Token
+	if !c.m.reg.bind(c) {
+		return false // closed meanwhile
+	}
+	c.state.Store(stateActive)
+	c.send(protocol.TypeWelcome, 0, &protocol.Welcome{
+		ServerID:            s.ServerID,
+		ServerVersion:       s.Version,
+		ConnID:              c.id,
+		HeartbeatIntervalMS: s.HeartbeatInterval.Milliseconds(),
+		MaxFrameSize:        c.maxFrame,
+	})
+	c.framesIn.Add(1)
+	c.m.obs.FramesIn(protocol.TypeHello, 1)
+	c.m.log.Debug("handshake complete", zap.Uint64("conn_id", c.id), zap.String("client_id", h.ClientID),
+		zap.String("remote", c.remote), zap.String("client_version", h.ClientVersion))
+	if c.m.draining.Load() {
+		c.m.sendGoaway(c)
+	}
+	return true
+}
+
+// teardown runs once, when the reader has stopped.
+func (c *Conn) teardown() {
+	c.nc.Close()
+	c.wmu.Lock()
+	c.closing = true
+	if c.reason == "" {
+		c.reason = ReasonClient
+	}
+	reason := c.reason
+	c.wmu.Unlock()
+	handshaken := c.state.Swap(stateClosed) == stateActive
+	putReadBuf(c.rbuf)
+	c.rbuf = nil
+	c.m.reg.remove(c)
+	c.m.obs.Closed(reason, handshaken)
+	if ce := c.m.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
+		ce.Write(zap.Uint64("conn_id", c.id), zap.String("client_id", c.Info().ClientID), zap.String("remote", c.remote),
+			zap.String("reason", string(reason)), zap.Uint64("frames_in", c.framesIn.Load()), zap.Uint64("frames_out", c.framesOut.Load()))
+	}
+	close(c.done)
+}

@@ -1,0 +1,82 @@
+// Package protocol is hawk's wire format: length-prefixed, versioned, CRC-checked frames.
+//
+// A frame is a 16-byte header, the payload and a 4-byte CRC32C trailer; see
+// docs/PROTOCOL.md for the byte-by-byte layout and testdata/ for golden frames.
+// Decoding never allocates: a decoded Frame's Payload aliases the caller's buffer.
+package protocol
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+)
+
+// Layout constants.
+const (
+	Magic0  = 'H'
+	Magic1  = 'K'
+	Version = 1
+
+	HeaderSize  = 16 // magic 2 | version 1 | type 1 | length 4 | seq 8
+	TrailerSize = 4  // CRC32C over version..payload
+	Overhead    = HeaderSize + TrailerSize
+
+	// MaxPayloadLimit is the largest payload length any peer may ever announce;
+	// a configured limit above it is clamped.
+	MaxPayloadLimit = 64 << 20
+)
+
+// Type is a frame type.
+type Type uint8
+
+// Frame types. The numbering is part of the wire format; never reuse a number.
+const (
+	TypeHello   Type = 1 // client → server, JSON Hello
+	TypeWelcome Type = 2 // server → client, JSON Welcome
+	TypePing    Type = 3 // either way, empty; seq is echoed in the PONG
+	TypePong    Type = 4 // either way, empty
+	TypeReport  Type = 5 // client → server, opaque payload, seq chosen by the client
+	TypeAck     Type = 6 // server → client, empty, seq of the report
+	TypeNack    Type = 7 // server → client, JSON Nack, seq of the report
+	TypeGoaway  Type = 8 // server → client, JSON Goaway
+	TypeError   Type = 9 // server → client, JSON Error, sent just before the server closes
+	maxType          = TypeError
+)
+
+var typeNames = [...]string{
+	TypeHello: "HELLO", TypeWelcome: "WELCOME", TypePing: "PING", TypePong: "PONG",
+	TypeReport: "REPORT", TypeAck: "ACK", TypeNack: "NACK", TypeGoaway: "GOAWAY", TypeError: "ERROR",
+}
+
+// Valid reports whether t is a known type.
+func (t Type) Valid() bool { return t >= TypeHello && t <= maxType }
+
+func (t Type) String() string {
+	if t.Valid() {
+		return typeNames[t]
+	}
+	return "UNKNOWN"
+}
+
+// Frame is one decoded frame. Payload aliases the buffer it was decoded from and is
+// valid only until that buffer is reused.
+type Frame struct {
+	Type    Type
+	Seq     uint64
+	Payload []byte
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// AppendFrame appends one encoded frame to dst and returns the extended slice.
+func AppendFrame(dst []byte, t Type, seq uint64, payload []byte) []byte {
+	start := len(dst)
+	dst = append(dst, Magic0, Magic1, Version, byte(t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(dst[start+4:], uint32(len(payload)))
+	binary.BigEndian.PutUint64(dst[start+8:], seq)
+	dst = append(dst, payload...)
+	sum := crc32.Update(0, castagnoli, dst[start+2:])
+	return binary.BigEndian.AppendUint32(dst, sum)
+}
+
+// FrameSize is the encoded size of a frame with an n-byte payload.
+func FrameSize(n int) int { return Overhead + n }

@@ -1,0 +1,135 @@
+package testutil
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/protocol"
+)
+
+// Peer is a raw protocol client for tests that need to send exactly the bytes they
+// choose (malformed frames, no HELLO, never reading) and see every frame back.
+type Peer struct {
+	T    testing.TB
+	Conn net.Conn
+	buf  []byte
+}
+
+// Dial connects a Peer to addr; the connection is closed when the test ends.
+func Dial(t testing.TB, addr string) *Peer {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &Peer{T: t, Conn: c}
+}
+
+// Send writes one frame.
+func (p *Peer) Send(typ protocol.Type, seq uint64, payload []byte) {
+	p.T.Helper()
+	p.Write(protocol.AppendFrame(nil, typ, seq, payload))
+}
+
+// Write writes raw bytes.
+func (p *Peer) Write(b []byte) {
+	p.T.Helper()
+	p.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := p.Conn.Write(b); err != nil {
+		p.T.Fatalf("write: %v", err)
+	}
+}
+
+// Hello sends HELLO and expects WELCOME.
+func (p *Peer) Hello(clientID, token string) protocol.Welcome {
+	p.T.Helper()
+	p.Write(protocol.AppendJSON(nil, protocol.TypeHello, 0, &protocol.Hello{ClientID: clientID, Token: token, ClientVersion: "test"}))
+	f := p.Expect(protocol.TypeWelcome)
+	var w protocol.Welcome
+	if err := protocol.ParseJSON(f, &w); err != nil {
+		p.T.Fatalf("WELCOME: %v", err)
+	}
+	return w
+}
+
+// Next reads the next frame, waiting up to timeout. err is io.EOF (or another
+// read error) when the server closed the connection.
+func (p *Peer) Next(timeout time.Duration) (protocol.Frame, error) {
+	p.Conn.SetReadDeadline(time.Now().Add(timeout))
+	for {
+		f, n, err := protocol.Decode(p.buf, protocol.MaxPayloadLimit)
+		if err != nil {
+			return f, err
+		}
+		if n > 0 {
+			f.Payload = append([]byte(nil), f.Payload...)
+			p.buf = p.buf[n:]
+			return f, nil
+		}
+		chunk := make([]byte, 64<<10)
+		m, err := p.Conn.Read(chunk)
+		p.buf = append(p.buf, chunk[:m]...)
+		if err != nil && m == 0 {
+			return f, err
+		}
+	}
+}
+
+// Expect reads the next frame and fails the test unless it has type typ.
+func (p *Peer) Expect(typ protocol.Type) protocol.Frame {
+	p.T.Helper()
+	f, err := p.Next(5 * time.Second)
+	if err != nil {
+		p.T.Fatalf("waiting for %s: %v", typ, err)
+	}
+	if f.Type != typ {
+		p.T.Fatalf("got %s (seq %d, payload %q), want %s", f.Type, f.Seq, f.Payload, typ)
+	}
+	return f
+}
+
+// ExpectError reads frames until an ERROR arrives (skipping ACKs and the like), checks
+// its code, and then expects the server to close the connection.
+func (p *Peer) ExpectError(code protocol.Code) protocol.ErrorPayload {
+	p.T.Helper()
+	for {
+		f, err := p.Next(5 * time.Second)
+		if err != nil {
+			p.T.Fatalf("waiting for ERROR %s: %v", code, err)
+		}
+		if f.Type != protocol.TypeError {
+			continue
+		}
+		var e protocol.ErrorPayload
+		if err := protocol.ParseJSON(f, &e); err != nil {
+			p.T.Fatalf("ERROR payload: %v", err)
+		}
+		if e.Code != code {
+			p.T.Fatalf("ERROR code %q (%s), want %q", e.Code, e.Message, code)
+		}
+		p.ExpectClosed()
+		return e
+	}
+}
+
+// ExpectClosed fails the test unless the server closes the connection (after any
+// frames still in flight) within a few seconds.
+func (p *Peer) ExpectClosed() {
+	p.T.Helper()
+	for {
+		f, err := p.Next(5 * time.Second)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				p.T.Fatalf("connection still open: %v", err)
+			}
+			return // EOF or reset: closed
+		}
+		if f.Type == protocol.TypeError {
+			continue
+		}
+	}
+}
