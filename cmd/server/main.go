@@ -20,10 +20,10 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(runMain(os.Args[1:]))
 }
 
-func run(args []string) int {
+func runMain(args []string) int {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	file := fs.String("config", "", "YAML configuration file")
 	check := fs.Bool("check-config", false, "validate the configuration and exit: 0 if valid, 1 naming each bad key")
@@ -37,10 +37,7 @@ func run(args []string) int {
 		return 0
 	}
 	loader := &config.Loader{File: *file, Flags: fs}
-	cfg, err := loader.Load()
-	if err == nil {
-		err = config.Validate(cfg)
-	}
+	cfg, err := loader.Load() // validates: every bad key is named
 	if *check {
 		if err != nil {
 			printConfigError(err)
@@ -64,7 +61,7 @@ func printConfigError(err error) {
 	var ve *config.ValidationError
 	if errors.As(err, &ve) {
 		for _, fe := range ve.Errors {
-			fmt.Fprintf(os.Stderr, "config: %s: %s\n", fe.Key, fe.Reason)
+			fmt.Fprintf(os.Stderr, "config: %s\n", fe.String())
 		}
 		return
 	}

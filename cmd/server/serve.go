@@ -7,13 +7,16 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/oklog/run"
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/admin"
 	"github.com/hawk-agents/hawk/internal/config"
+	"github.com/hawk-agents/hawk/internal/metrics"
 	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/spool"
 	"github.com/hawk-agents/hawk/internal/upgrade"
@@ -36,13 +39,18 @@ type server struct {
 	spool  *spool.Spool
 	conns  *conn.Manager
 	ln     net.Listener
+	admin  *adminServer // nil when admin.addr is empty
+	met    *metrics.Metrics
+	ready  *admin.Readiness
+
+	reloadMu sync.Mutex // one reload at a time: file watch and SIGUSR1 may coincide
 }
 
 func serve(loader *config.Loader, cfg *config.Config) error {
 	start := time.Now()
 	// Before anything else: a SIGHUP's default action is to kill the process.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	level, err := zap.ParseAtomicLevel(cfg.Log.Level)
 	if err != nil {
@@ -50,7 +58,7 @@ func serve(loader *config.Loader, cfg *config.Config) error {
 	}
 	log := newLogger(cfg.Log.Format, level)
 	defer log.Sync()
-	s := &server{loader: loader, cfg: config.NewHolder(cfg), level: level, log: log}
+	s := &server{loader: loader, cfg: config.NewHolder(cfg), level: level, log: log, ready: admin.NewReadiness("starting")}
 
 	s.upg, err = upgrade.New(upgrade.Options{PIDFile: cfg.Upgrade.PIDFile, Timeout: cfg.Upgrade.Timeout})
 	if err != nil {
@@ -64,11 +72,19 @@ func serve(loader *config.Loader, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	var adminLn net.Listener
+	if cfg.Admin.Addr != "" {
+		if adminLn, err = s.upg.Listen(cfg.Admin.Addr); err != nil {
+			return err
+		}
+	}
+	s.met = metrics.New(version, func() int { return s.conns.Count() })
 	s.spool, err = spool.Open(spool.Options{
 		Dir:         cfg.Spool.Dir,
 		Fsync:       cfg.Spool.Fsync == "always",
 		SegmentSize: cfg.Spool.SegmentSize,
 		Logger:      log.Named("spool"),
+		Observer:    s.met.Spool(),
 	})
 	if err != nil {
 		return err
@@ -77,13 +93,22 @@ func serve(loader *config.Loader, cfg *config.Config) error {
 		Settings: settingsFrom(cfg, version),
 		Spool:    s.spool,
 		Logger:   log.Named("conn"),
+		Observer: s.met.Conn(),
 	})
+	if adminLn != nil {
+		s.admin = startAdmin(adminLn, s.adminSource(), s.ready, log.Named("admin"))
+	}
 	if err := s.upg.Ready(); err != nil {
 		s.spool.Close()
 		return err
 	}
+	s.ready.SetReady()
+	s.met.SetReady(true)
 	log.Info("listening", zap.String("addr", s.ln.Addr().String()), zap.String("spool_dir", cfg.Spool.Dir),
 		zap.Bool("inherited", s.upg.Inherited()), zap.Duration("startup", time.Since(start)))
+	if s.admin != nil {
+		log.Info("admin listening", zap.String("addr", adminLn.Addr().String()), zap.Bool("pprof", cfg.Admin.Pprof))
+	}
 	if s.upg.Inherited() {
 		go func() {
 			if err := s.upg.WaitForParent(context.Background()); err != nil {
@@ -106,10 +131,19 @@ func serve(loader *config.Loader, cfg *config.Config) error {
 		s.upg.Stop() // no successor: kill an upgrade still starting, refuse new ones
 	}
 	log.Info("stopping", zap.String("reason", reason), zap.String("cause", stopped.Error()))
+	s.ready.SetNotReady("draining: " + reason)
+	s.met.SetReady(false)
+	if reason == "upgrade" {
+		// The successor serves the admin socket now; with no successor this process
+		// keeps answering (/readyz 503, /metrics) until its drain ends.
+		s.admin.close()
+	}
 
 	// The listeners are closed (each actor's interrupt did it): only a successor, if
 	// any, accepts now. Tell clients GOAWAY, spread out, and serve them until they go.
 	res := s.conns.Drain(context.Background(), reason)
+	s.met.Drained(res.Duration)
+	s.admin.close()
 	stopReaper()
 	<-reaperDone
 	flushStart := time.Now()
@@ -143,6 +177,13 @@ func (s *server) actors(sigs <-chan os.Signal) *run.Group {
 			return nil
 		}
 	}, func(error) { close(upgradeDone) })
+	// Config file watch.
+	if s.loader.File != "" {
+		watchCtx, stopWatch := context.WithCancel(context.Background())
+		g.Add(func() error {
+			return config.Watch(watchCtx, s.loader.File, 200*time.Millisecond, func() { s.reload("file change") })
+		}, func(error) { stopWatch() })
+	}
 	// Signals.
 	sigCtx, stopSignals := context.WithCancel(context.Background())
 	g.Add(func() error {
@@ -162,6 +203,8 @@ func (s *server) handleSignals(ctx context.Context, ch <-chan os.Signal) error {
 				// Upgrade blocks until the child is ready or failed; the group keeps
 				// serving meanwhile, and a second SIGHUP is refused, not queued.
 				go s.upgrade()
+			case syscall.SIGUSR1:
+				go s.reload("SIGUSR1")
 			default:
 				return signalError{sig}
 			}
@@ -174,12 +217,15 @@ func (s *server) upgrade() {
 	s.log.Info("upgrade requested (SIGHUP): starting the new binary", zap.String("binary", os.Args[0]))
 	if err := s.upg.Upgrade(); err != nil {
 		if errors.Is(err, upgrade.ErrInProgress) || errors.Is(err, upgrade.ErrUpgraded) {
+			s.met.Upgrade("refused")
 			s.log.Warn("upgrade refused", zap.Error(err))
 			return
 		}
+		s.met.Upgrade("failure")
 		s.log.Error("upgrade failed: this process keeps serving", zap.Error(err), zap.Duration("after", time.Since(start)))
 		return
 	}
+	s.met.Upgrade("success")
 	s.log.Info("upgrade succeeded: new process is ready; draining this one", zap.Duration("sighup_to_ready", time.Since(start)))
 }
 

@@ -141,10 +141,10 @@ func (c *Conn) closeNow(reason CloseReason) {
 	c.nc.Close()
 }
 
-func (c *Conn) closeReason() CloseReason {
+func (c *Conn) isClosing() bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	return c.reason
+	return c.closing
 }
 
 // Done is closed when the connection has been torn down.

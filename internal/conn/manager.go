@@ -6,6 +6,7 @@ package conn
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"syscall"
@@ -170,8 +171,16 @@ func (m *Manager) accept(nc net.Conn) {
 // its own goroutine with a short deadline so a dead peer cannot stall accepting.
 func refuse(nc net.Conn, code protocol.Code, msg string) {
 	defer nc.Close()
-	nc.SetWriteDeadline(time.Now().Add(time.Second))
-	nc.Write(protocol.AppendJSON(nil, protocol.TypeError, 0, &protocol.ErrorPayload{Code: code, Message: msg}))
+	nc.SetDeadline(time.Now().Add(lingerAfterError))
+	if _, err := nc.Write(protocol.AppendJSON(nil, protocol.TypeError, 0, &protocol.ErrorPayload{Code: code, Message: msg})); err != nil {
+		return
+	}
+	// As in Conn.finish: FIN after the ERROR, and drain what the peer sends until it
+	// closes, so no reset destroys the ERROR.
+	if tc, ok := nc.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	io.Copy(io.Discard, nc)
 }
 
 func (m *Manager) handshakeFailed(c *Conn, reason string, fields ...zap.Field) {

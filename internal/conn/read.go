@@ -82,6 +82,14 @@ func (c *Conn) serve() {
 			c.closeNow(ReasonClient)
 			return
 		}
+		if c.isClosing() {
+			// An ERROR is on its way out. Keep reading (and dropping) what the peer
+			// still sends: closing a socket with unread input makes the kernel send a
+			// reset, which can destroy the ERROR before the peer reads it. The
+			// flusher bounds this with a read deadline once the ERROR is written.
+			c.rlen = 0
+			continue
+		}
 		c.rlen += n
 		now := monoNow()
 		c.lastSeen.Store(now)
@@ -96,7 +104,7 @@ func (c *Conn) serve() {
 		c.account(b)
 		putBatch(b)
 		if !ok {
-			return
+			c.rlen = 0
 		}
 	}
 }

@@ -2,6 +2,7 @@ package conn
 
 import (
 	"errors"
+	"time"
 
 	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/spool"
@@ -58,8 +59,7 @@ func (c *Conn) flush() {
 			c.wmu.Unlock()
 			putWriteBuf(buf)
 			if closing {
-				// The ERROR (and whatever preceded it) is out; now close.
-				c.nc.Close()
+				c.finish()
 			}
 			return
 		}
@@ -119,4 +119,18 @@ func (c *Conn) Committed(seqs []uint64, err error) {
 		c.m.obs.Nacked(len(seqs))
 		c.m.obs.FramesOut(protocol.TypeNack, len(seqs))
 	}
+}
+
+// lingerAfterError bounds how long a connection told ERROR may keep sending before
+// its socket is closed.
+const lingerAfterError = 2 * time.Second
+
+// finish runs once the final ERROR (and everything queued before it) is written:
+// send FIN so the peer reads the ERROR and then end-of-stream, and give the reader
+// a deadline to see the peer close, after which the socket is closed regardless.
+func (c *Conn) finish() {
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	c.nc.SetReadDeadline(time.Now().Add(lingerAfterError))
 }

@@ -22,8 +22,10 @@ func (e *DecodeError) Error() string { return "protocol: " + e.Msg }
 // and call again with the same bytes at the start. The header is checked as soon as
 // it is complete (and the magic as soon as two bytes are there), so an oversized or
 // unknown frame is rejected before its payload is read. maxPayload is the largest
-// payload accepted. Decode does not allocate except to build a DecodeError.
+// payload accepted; a value above MaxPayloadLimit is clamped to it. Decode does not
+// allocate except to build a DecodeError.
 func Decode(buf []byte, maxPayload int) (f Frame, n int, err error) {
+	maxPayload = min(maxPayload, MaxPayloadLimit)
 	if len(buf) >= 2 && (buf[0] != Magic0 || buf[1] != Magic1) {
 		return f, 0, &DecodeError{Code: CodeBadMagic, Msg: fmt.Sprintf("bad magic %#04x, want %#04x (\"HK\")", binary.BigEndian.Uint16(buf), uint16(Magic0)<<8|Magic1)}
 	}

@@ -117,8 +117,9 @@ type server struct {
 	cond *sync.Cond
 }
 
-// serverConfig is the YAML the tests start servers with; extra is appended.
-func serverConfig(dir, extra string) string {
+// serverConfig is the YAML the tests start servers with; tests change single keys
+// with flags (every key is a flag), which upgrades pass on to the new process.
+func serverConfig(dir string) string {
 	return fmt.Sprintf(`listen: "127.0.0.1:0"
 log:
   level: info
@@ -135,22 +136,31 @@ admin:
   addr: "127.0.0.1:0"
 heartbeat:
   interval: 1s
-%s`, filepath.Join(dir, "spool"), filepath.Join(dir, "hawk.pid"), extra)
+`, filepath.Join(dir, "spool"), filepath.Join(dir, "hawk.pid"))
 }
 
-// startServer installs version (a built binary) as dir/hawk and runs it.
-func startServer(t testing.TB, version string, extraConfig string) *server {
+// startServer installs version (a built binary) as dir/hawk and runs it with the
+// test configuration and flags.
+func startServer(t testing.TB, version string, flags ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	s := &server{t: t, dir: dir, binary: filepath.Join(dir, "hawk"), cfgPath: filepath.Join(dir, "hawk.yaml"),
 		pidFile: filepath.Join(dir, "hawk.pid"), spool: filepath.Join(dir, "spool"), waitErr: make(chan error, 1)}
 	s.cond = sync.NewCond(&s.mu)
 	install(t, version, s.binary)
-	if err := os.WriteFile(s.cfgPath, []byte(serverConfig(dir, extraConfig)), 0o644); err != nil {
+	if err := os.WriteFile(s.cfgPath, []byte(serverConfig(dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.cmd = exec.Command(s.binary, "-config", s.cfgPath)
-	s.cmd.Dir = dir
+	s.launch(flags)
+	return s
+}
+
+// launch starts the process with the server's config and flags and waits until it listens.
+func (s *server) launch(flags []string) {
+	t := s.t
+	t.Helper()
+	s.cmd = exec.Command(s.binary, append([]string{"-config", s.cfgPath}, flags...)...)
+	s.cmd.Dir = s.dir
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +172,6 @@ func startServer(t testing.TB, version string, extraConfig string) *server {
 	go func() { s.waitErr <- s.cmd.Wait() }()
 	t.Cleanup(s.stopAll)
 	s.waitLog(10*time.Second, func(l logLine) bool { return l.str("msg") == "listening" && int(l.num("pid")) == s.cmd.Process.Pid })
-	return s
 }
 
 func (s *server) readLogs(r io.Reader) {

@@ -1,0 +1,42 @@
+// Package client is the Go client library for hawk: an agent holds one Client, and
+// every Report returns once the server has persisted and acknowledged it.
+//
+// A Client keeps one framed TCP connection to the server and pipelines reports over
+// it: up to Options.MaxInFlight reports may be unacknowledged at once, and Report
+// blocks while that window is full. Each report carries a seq chosen by the client,
+// strictly increasing per client (also across reconnects, and across agent restarts
+// when FirstSeq is derived from the clock), so the server can tell a resent report
+// from a new one.
+//
+// Failures are handled inside the client and never reach a Report caller as an
+// error: a lost connection is replaced with exponential backoff and full jitter,
+// and every unacknowledged report is resent, in seq order, before new ones. When a
+// server being upgraded sends GOAWAY, the client opens the replacement connection at
+// once and sends new reports there, while the old connection stays open until the
+// reports in flight on it are acknowledged: a graceful handoff loses and duplicates
+// nothing. After a crash, only reports that were unacknowledged at the crash may be
+// delivered twice. Reports wait as long as their context allows.
+//
+// Errors that do reach the caller: the context's error, *NackError when the server
+// refuses a report for good, ErrTooLarge, ErrClosed after Close, and the server's
+// *protocol.ErrorPayload when it refuses the handshake for good (unauthorized).
+//
+// Example:
+//
+//	c, err := client.Dial(ctx, client.Options{Addr: "hawk.internal:7700", ClientID: "agent-42", Token: token})
+//	if err != nil {
+//		return err // e.g. *protocol.ErrorPayload{Code: "unauthorized"}
+//	}
+//	defer c.Close()
+//	seq, err := c.Report(ctx, []byte(`{"cpu":0.42}`))
+//	if err != nil {
+//		return err
+//	}
+//	log.Printf("report %d persisted", seq)
+//
+// Cost per report: no goroutine, no timer, one pooled record (the payload is copied
+// once into it, and once into the connection's output buffer). One connection has a
+// reader and a writer goroutine; the writer sends everything queued since its last
+// write in one Write. A manager goroutine per Client reconnects and checks heartbeats
+// with one ticker.
+package client

@@ -1,0 +1,373 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/protocol"
+)
+
+const (
+	// maxServerFrame caps what the client accepts from a server: server frames are
+	// ACKs and small JSON control payloads, so a huge length is a broken peer.
+	maxServerFrame = 1 << 20
+	readBufSize    = 4 << 10
+	// A write buffer that grew past this (a burst of large reports) is dropped after
+	// the write rather than kept for the life of the connection.
+	maxKeptWriteBuf = 1 << 20
+)
+
+// session is one connection: a reader goroutine, a writer goroutine, and the
+// reports in flight on it (the pending records whose sess points here).
+type session struct {
+	c       *Client
+	nc      net.Conn
+	welcome protocol.Welcome
+	hb      time.Duration // heartbeat interval in force on this connection
+	born    int64         // mono() at the end of the handshake
+
+	// Guarded by c.mu.
+	inflight     int   // reports sent here and not yet acked, nacked or moved elsewhere
+	goaway       bool  // the server asked us to leave
+	goawayEnd    int64 // mono() deadline from the GOAWAY; 0 = none given
+	handoffTried bool  // a replacement connection was attempted for this GOAWAY
+	retiring     bool  // we are closing it on purpose (handoff complete)
+
+	lastSend   atomic.Int64 // mono() at the end of the last write
+	lastRecv   atomic.Int64 // mono() of the last read that returned bytes
+	writeStart atomic.Int64 // mono() when the write in progress began; 0 = none
+	progress   atomic.Bool  // an ACK or PONG arrived: this connection really works
+
+	// Coalesced output: frames are appended to out under wmu and the writer takes
+	// everything in one swap and one Write.
+	wmu  sync.Mutex
+	out  []byte
+	kick chan struct{} // cap 1: "out is not empty"
+
+	failOnce sync.Once
+	err      error // why the session ended; read only after fail
+	done     chan struct{}
+
+	// Read side, owned by the handshake and then by the reader goroutine.
+	rbuf []byte
+	rlen int
+}
+
+func newSession(c *Client, nc net.Conn) *session {
+	return &session{c: c, nc: nc, kick: make(chan struct{}, 1), done: make(chan struct{}), rbuf: make([]byte, readBufSize)}
+}
+
+// connect opens a connection and runs the handshake, both bounded by DialTimeout.
+// A refused handshake returns the server's *protocol.ErrorPayload.
+func (c *Client) connect(ctx context.Context) (*session, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
+	defer cancel()
+	nc, err := c.opts.Dialer(ctx, c.opts.Addr)
+	if err != nil {
+		return nil, err
+	}
+	s := newSession(c, nc)
+	if err := s.handshake(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *session) handshake(ctx context.Context) error {
+	if dl, ok := ctx.Deadline(); ok {
+		s.nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { s.nc.SetDeadline(time.Unix(1, 0)) })
+	opts := &s.c.opts
+	hello := protocol.AppendJSON(nil, protocol.TypeHello, 0, &protocol.Hello{ClientID: opts.ClientID, Token: opts.Token, ClientVersion: opts.ClientVersion})
+	if _, err := s.nc.Write(hello); err != nil {
+		stop()
+		return handshakeErr(ctx, err)
+	}
+	var rerr error
+	for {
+		f, n, err := protocol.Decode(s.rbuf[:s.rlen], maxServerFrame)
+		if err != nil {
+			stop()
+			return err
+		}
+		if n > 0 {
+			switch f.Type {
+			case protocol.TypeWelcome:
+				err = protocol.ParseJSON(f, &s.welcome)
+			case protocol.TypeError:
+				ep := new(protocol.ErrorPayload)
+				if err = protocol.ParseJSON(f, ep); err == nil {
+					err = ep
+				}
+			default:
+				err = fmt.Errorf("hawk: server answered HELLO with %s", f.Type)
+			}
+			// Anything after WELCOME (a GOAWAY, a PING) is left for the reader.
+			s.rlen = copy(s.rbuf, s.rbuf[n:s.rlen])
+			if err != nil {
+				stop()
+				return err
+			}
+			break
+		}
+		if rerr != nil {
+			stop()
+			return handshakeErr(ctx, rerr)
+		}
+		if need := protocol.Needed(s.rbuf[:s.rlen]); need > len(s.rbuf) {
+			s.grow(need)
+		}
+		var m int
+		m, rerr = s.nc.Read(s.rbuf[s.rlen:])
+		s.rlen += m
+	}
+	if !stop() {
+		return handshakeErr(ctx, context.Cause(ctx)) // the deadline may already be set in the past
+	}
+	s.nc.SetDeadline(time.Time{})
+	s.hb = opts.HeartbeatInterval
+	if s.hb == 0 {
+		s.hb = time.Duration(s.welcome.HeartbeatIntervalMS) * time.Millisecond
+	}
+	if s.hb <= 0 {
+		s.hb = DefaultHeartbeatInterval
+	}
+	now := mono()
+	s.born = now
+	s.lastRecv.Store(now)
+	s.lastSend.Store(now)
+	return nil
+}
+
+func handshakeErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("hawk: handshake: %w (%v)", ctx.Err(), err)
+	}
+	return fmt.Errorf("hawk: handshake: %w", err)
+}
+
+func (s *session) grow(need int) {
+	b := make([]byte, need)
+	copy(b, s.rbuf[:s.rlen])
+	s.rbuf = b
+}
+
+// fail ends the session: the first error wins, the socket is closed, and the reader
+// and writer exit. Safe from any goroutine, also under c.mu.
+func (s *session) fail(err error) {
+	s.failOnce.Do(func() {
+		s.err = err
+		close(s.done)
+		s.nc.Close()
+	})
+}
+
+// queueFrame appends one frame to the pending output and wakes the writer.
+func (s *session) queueFrame(t protocol.Type, seq uint64, payload []byte) {
+	s.wmu.Lock()
+	s.out = protocol.AppendFrame(s.out, t, seq, payload)
+	s.wmu.Unlock()
+	s.signal()
+}
+
+// queueReports appends the REPORT frames of recs (in order) under one lock.
+func (s *session) queueReports(recs []*pending) {
+	s.wmu.Lock()
+	for _, r := range recs {
+		s.out = protocol.AppendFrame(s.out, protocol.TypeReport, r.seq, r.payload)
+	}
+	s.wmu.Unlock()
+	s.signal()
+}
+
+// ping queues a PING unless output is already pending (then the connection is not
+// idle, or its writer is stuck and the heartbeat check will catch it).
+func (s *session) ping(seq uint64) {
+	s.wmu.Lock()
+	idle := len(s.out) == 0
+	if idle {
+		s.out = protocol.AppendFrame(s.out, protocol.TypePing, seq, nil)
+	}
+	s.wmu.Unlock()
+	if idle {
+		s.signal()
+	}
+}
+
+func (s *session) signal() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop writes everything queued since its last write in one Write. While a
+// Write is in progress, new frames pile up in out and go together next time.
+func (s *session) writeLoop() {
+	defer s.c.wg.Done()
+	var spare []byte
+	for {
+		select {
+		case <-s.kick:
+		case <-s.done:
+			return
+		}
+		s.wmu.Lock()
+		buf := s.out
+		s.out = spare
+		s.wmu.Unlock()
+		spare = nil
+		if len(buf) == 0 {
+			spare = buf[:0]
+			continue
+		}
+		s.writeStart.Store(mono())
+		_, err := s.nc.Write(buf)
+		s.writeStart.Store(0)
+		s.lastSend.Store(mono())
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		if cap(buf) <= maxKeptWriteBuf {
+			spare = buf[:0]
+		}
+	}
+}
+
+// readLoop decodes server frames in place from one reused buffer, handles a whole
+// read's worth of frames under one lock, and ends the session on any error.
+func (s *session) readLoop() {
+	c := s.c
+	defer c.wg.Done()
+	var err error
+	for {
+		if err = s.process(); err != nil {
+			break
+		}
+		if need := protocol.Needed(s.rbuf[:s.rlen]); need > len(s.rbuf) {
+			s.grow(need)
+		} else if s.rlen == 0 && len(s.rbuf) > readBufSize {
+			s.rbuf = make([]byte, readBufSize) // done with a one-off large frame
+		}
+		n, rerr := s.nc.Read(s.rbuf[s.rlen:])
+		if n > 0 {
+			s.rlen += n
+			s.lastRecv.Store(mono())
+		}
+		if rerr != nil {
+			if n > 0 {
+				s.process() // ACKs that arrived with the EOF still count
+			}
+			err = rerr
+			break
+		}
+	}
+	s.fail(err)
+	c.sessionEnded(s)
+}
+
+// process handles every whole frame in the read buffer and keeps a partial one.
+func (s *session) process() error {
+	c := s.c
+	buf := s.rbuf[:s.rlen]
+	off := 0
+	var err error
+	var gw *protocol.Goaway
+	locked := false
+	for off < len(buf) {
+		f, n, derr := protocol.Decode(buf[off:], maxServerFrame)
+		if derr != nil {
+			err = derr
+			break
+		}
+		if n == 0 {
+			break
+		}
+		off += n
+		if !locked {
+			c.mu.Lock()
+			locked = true
+		}
+		if err = s.handleLocked(f, &gw); err != nil {
+			break
+		}
+	}
+	if locked {
+		c.mu.Unlock()
+	}
+	if off > 0 {
+		s.rlen = copy(s.rbuf, buf[off:])
+	}
+	if gw != nil {
+		c.opts.Logger.Info("hawk: server sent GOAWAY", "addr", c.opts.Addr, "conn_id", s.welcome.ConnID, "reason", gw.Reason, "deadline_ms", gw.DeadlineMS)
+		c.emit(Event{Kind: EventGoaway, ConnID: s.welcome.ConnID, Reason: gw.Reason})
+	}
+	return err
+}
+
+// handleLocked acts on one frame from the server. Caller holds c.mu.
+func (s *session) handleLocked(f protocol.Frame, gw **protocol.Goaway) error {
+	c := s.c
+	switch f.Type {
+	case protocol.TypeAck:
+		s.progress.Store(true)
+		// An ACK from any connection means the server has the report, whichever
+		// connection it was last sent on.
+		if rec := c.pending[f.Seq]; rec != nil {
+			c.stats.acked.Add(1)
+			c.completeLocked(rec, nil)
+		}
+	case protocol.TypeNack:
+		var nk protocol.Nack
+		if err := protocol.ParseJSON(f, &nk); err != nil {
+			return err
+		}
+		c.stats.nacked.Add(1)
+		rec := c.pending[f.Seq]
+		if rec == nil || rec.sess != s {
+			return nil // stale: the report has moved on
+		}
+		if nk.Retryable && !rec.abandoned {
+			c.retryLaterLocked(rec)
+		} else {
+			c.completeLocked(rec, &NackError{Seq: f.Seq, Nack: nk})
+		}
+	case protocol.TypePing:
+		s.queueFrame(protocol.TypePong, f.Seq, nil)
+	case protocol.TypePong:
+		s.progress.Store(true)
+	case protocol.TypeGoaway:
+		g := new(protocol.Goaway)
+		if err := protocol.ParseJSON(f, g); err != nil {
+			return err
+		}
+		c.stats.goaways.Add(1)
+		if g.DeadlineMS > 0 {
+			s.goawayEnd = mono() + g.DeadlineMS*int64(time.Millisecond)
+		}
+		if !s.goaway {
+			s.goaway = true
+			if s.progress.Load() {
+				c.goawayStreak = 0 // this connection worked: move at once
+			}
+			c.wakeManager()
+		}
+		*gw = g
+	case protocol.TypeError:
+		ep := new(protocol.ErrorPayload)
+		if err := protocol.ParseJSON(f, ep); err != nil {
+			return err
+		}
+		return ep
+	default:
+		return &protocol.DecodeError{Code: protocol.CodeProtocol, Msg: fmt.Sprintf("server sent %s on an established connection", f.Type)}
+	}
+	return nil
+}

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/protocol"
+)
+
+// ackServer is a minimal hawk server: it checks the token and acks every report.
+type ackServer struct {
+	ln    net.Listener
+	token string
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns []net.Conn
+	seen  map[string]int // "client_id seq" → times received
+	srcs  map[string]bool
+}
+
+func startAckServer(t *testing.T, token string) *ackServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &ackServer{ln: ln, token: token, seen: map[string]int{}, srcs: map[string]bool{}}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, nc)
+			s.srcs[nc.RemoteAddr().(*net.TCPAddr).IP.String()] = true
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go s.serve(nc)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+	return s
+}
+
+func (s *ackServer) serve(nc net.Conn) {
+	defer s.wg.Done()
+	defer nc.Close()
+	buf := make([]byte, 64<<10)
+	n := 0
+	id := ""
+	var out []byte
+	for {
+		m, err := nc.Read(buf[n:])
+		if err != nil {
+			return
+		}
+		n += m
+		off := 0
+		out = out[:0]
+		for {
+			f, k, err := protocol.Decode(buf[off:n], 1<<20)
+			if err != nil {
+				return
+			}
+			if k == 0 {
+				break
+			}
+			off += k
+			switch f.Type {
+			case protocol.TypeHello:
+				var h protocol.Hello
+				protocol.ParseJSON(f, &h)
+				if s.token != "" && h.Token != s.token {
+					nc.Write(protocol.AppendJSON(nil, protocol.TypeError, 0, &protocol.ErrorPayload{Code: protocol.CodeUnauthorized, Message: "unknown token"}))
+					return
+				}
+				id = h.ClientID
+				out = protocol.AppendJSON(out, protocol.TypeWelcome, 0, &protocol.Welcome{ServerID: "t", HeartbeatIntervalMS: 1000, MaxFrameSize: 1 << 20})
+			case protocol.TypeReport:
+				if string(f.Payload) == `"nack"` {
+					out = protocol.AppendJSON(out, protocol.TypeNack, f.Seq, &protocol.Nack{Code: protocol.CodeBadPayload, Message: "no"})
+					continue
+				}
+				s.mu.Lock()
+				s.seen[id+" "+strconv.FormatUint(f.Seq, 10)]++
+				s.mu.Unlock()
+				out = protocol.AppendFrame(out, protocol.TypeAck, f.Seq, nil)
+			case protocol.TypePing:
+				out = protocol.AppendFrame(out, protocol.TypePong, f.Seq, nil)
+			}
+		}
+		n = copy(buf, buf[off:n])
+		if len(out) > 0 {
+			if _, err := nc.Write(out); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func runCmd(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(args, strings.NewReader("from-stdin"), &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestSend(t *testing.T) {
+	srv := startAckServer(t, "tok")
+	code, out, errOut := runCmd("send", "-addr", srv.ln.Addr().String(), "-id", "a1", "-token", "tok", "hello")
+	if code != 0 || !strings.HasPrefix(out, "acked seq=") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	seq := strings.TrimSpace(strings.TrimPrefix(out, "acked seq="))
+	srv.mu.Lock()
+	n := srv.seen["a1 "+seq]
+	srv.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("server saw report a1/%s %d times", seq, n)
+	}
+}
+
+func TestSendRefused(t *testing.T) {
+	srv := startAckServer(t, "tok")
+	code, out, errOut := runCmd("send", "-addr", srv.ln.Addr().String(), "-id", "a1", "-token", "bad", "hello")
+	if code != 1 || out != "" || !strings.Contains(errOut, "unauthorized") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 1 and the server's unauthorized error", code, out, errOut)
+	}
+}
+
+func TestSendNacked(t *testing.T) {
+	srv := startAckServer(t, "")
+	code, _, errOut := runCmd("send", "-addr", srv.ln.Addr().String(), "-id", "a1", `"nack"`)
+	if code != 1 || !strings.Contains(errOut, "bad_payload") {
+		t.Fatalf("exit %d, stderr %q; want 1 and the NACK", code, errOut)
+	}
+}
+
+func TestSendUsage(t *testing.T) {
+	if code, _, _ := runCmd("send", "hello"); code != 2 {
+		t.Fatalf("send without -id: exit %d, want 2", code)
+	}
+	if code, _, _ := runCmd("bogus"); code != 2 {
+		t.Fatalf("unknown command: exit %d, want 2", code)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	srv := startAckServer(t, "")
+	logPath := filepath.Join(t.TempDir(), "acked.log")
+	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "260", "-w", "4", "-s", "64", "-d", "3s",
+		"-json", "-acked-log", logPath, "-id-prefix", "lt")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	var sum summary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
+	}
+	if sum.Acked == 0 || sum.Errors != 0 || sum.ConnectErrors != 0 || sum.Sent != sum.Acked || sum.Clients != 260 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if sum.LatencyP50US <= 0 || sum.LatencyP50US > sum.LatencyP90US || sum.LatencyP90US > sum.LatencyP99US || sum.LatencyP99US > sum.LatencyMaxUS {
+		t.Fatalf("latencies %+v", sum)
+	}
+	t.Logf("stdout: %s\nstderr: %s", out, errOut)
+	if !strings.Contains(errOut, "acked/s=") {
+		t.Fatalf("no progress line on stderr: %q", errOut)
+	}
+	// The acked log has exactly the acked reports, each once, each seen by the server.
+	f, err := os.Open(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lines := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if lines[sc.Text()] {
+			t.Fatalf("line %q twice", sc.Text())
+		}
+		lines[sc.Text()] = true
+	}
+	if uint64(len(lines)) != sum.Acked {
+		t.Fatalf("%d lines in the acked log, %d acked", len(lines), sum.Acked)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for l := range lines {
+		if srv.seen[l] != 1 {
+			t.Fatalf("acked-log line %q: server saw it %d times", l, srv.seen[l])
+		}
+	}
+	// 260 clients, 250 per source address: two addresses.
+	if !srv.srcs["127.0.0.2"] || !srv.srcs["127.0.0.3"] || len(srv.srcs) != 2 {
+		t.Fatalf("source addresses %v, want 127.0.0.2 and 127.0.0.3", srv.srcs)
+	}
+}
+
+func TestLoadRate(t *testing.T) {
+	srv := startAckServer(t, "")
+	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "10", "-w", "8", "-d", "1s", "-rate", "500", "-json", "-src-spread=false")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	var sum summary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Acked < 250 || sum.Acked > 560 {
+		t.Fatalf("acked %d in 1s at -rate 500", sum.Acked)
+	}
+}
+
+func TestLoadConnectFailureExits1(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	code, out, _ := runCmd("load", "-addr", addr, "-c", "2", "-d", "300ms")
+	if code != 1 || !strings.Contains(out, "connect_errors=2") {
+		t.Fatalf("exit %d, stdout %q", code, out)
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	// Buckets are contiguous and cover the range.
+	for i := 1; i < numBuckets; i++ {
+		_, prevHi := bucketRange(i - 1)
+		lo, hi := bucketRange(i)
+		if lo != prevHi+1 || hi < lo {
+			t.Fatalf("bucket %d = [%d,%d], previous ends at %d", i, lo, hi, prevHi)
+		}
+	}
+	if b := bucketOf(histMaxUS); b >= numBuckets || bucketOf(histMaxUS*2) != b {
+		t.Fatalf("60s falls in bucket %d of %d, or more is not clamped to it", b, numBuckets)
+	}
+	for _, v := range []int64{0, 1, 127, 128, 129, 1000, 12345, 999_999, 59_999_999} {
+		lo, hi := bucketRange(bucketOf(v))
+		if v < lo || v > hi {
+			t.Fatalf("%d in bucket [%d,%d]", v, lo, hi)
+		}
+		if float64(hi-lo) > 0.016*float64(lo)+1 {
+			t.Fatalf("bucket [%d,%d] wider than 1.6%%", lo, hi)
+		}
+	}
+	// Quantiles within 2% of the exact ones.
+	var h histogram
+	vals := make([]int64, 100_000)
+	for i := range vals {
+		vals[i] = int64(rand.ExpFloat64()*2000) + 20 // µs
+		h.record(time.Duration(vals[i]) * time.Microsecond)
+	}
+	slices.Sort(vals)
+	for _, q := range []float64{0.5, 0.9, 0.99} {
+		exact := vals[int(q*float64(len(vals)))-1]
+		got := h.quantile(q)
+		if d := float64(got-exact) / float64(exact); d < -0.02 || d > 0.02 {
+			t.Fatalf("p%v = %d, exact %d", q*100, got, exact)
+		}
+	}
+	if h.max.Load() != vals[len(vals)-1] || h.quantile(1) != vals[len(vals)-1] {
+		t.Fatalf("max %d, want %d", h.max.Load(), vals[len(vals)-1])
+	}
+}

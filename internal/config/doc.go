@@ -1,0 +1,57 @@
+// Package config loads, validates, diffs and watches hawk's configuration.
+//
+// # Sources
+//
+// A Loader layers, lowest first: the embedded defaults.yaml (which documents every key;
+// see DefaultsYAML) < a YAML file < HAWK_* environment variables < the command-line flags
+// that were explicitly set (RegisterFlags defines one per key, named as the key). Each
+// Load builds a fresh koanf instance, so a key removed from the file falls back to its
+// default on the next reload.
+//
+// Keys are checked strictly: an unknown key in the file, an unknown HAWK_ variable, a
+// value of the wrong type or an invalid value is reported, all at once, in a
+// *ValidationError naming every key ("config: heartbeat.interval: invalid duration
+// \"ten\" (env HAWK_HEARTBEAT_INTERVAL); spool.fsync: must be never or always, not
+// \"sometimes\" (file /etc/hawk.yaml)"). A null value in the file ("listen:") leaves the
+// key unset there; a section whose keys are all commented out is fine.
+//
+// Environment names are HAWK_ + the key upper-cased with '.' → '_', matched against the
+// known keys (so HAWK_SERVER_ID is server_id and HAWK_LIMITS_MAX_CONNS is
+// limits.max_conns). Lists (auth.tokens) are comma separated in the environment and in
+// flags. Durations are Go durations ("10s"); sizes are bytes or integers with a unit
+// (ParseSize: "64MiB", "16MB").
+//
+// # Keys
+//
+//	key                    default           class
+//	listen                 127.0.0.1:7373    restart-only
+//	server_id              "" (hostname)     restart-only
+//	log.level              info              live
+//	log.format             console           restart-only
+//	auth.tokens            [] (open)         live, secret
+//	heartbeat.interval     10s               live (new connections)
+//	heartbeat.timeout      0s (3×interval)   live
+//	handshake.timeout      5s                live
+//	limits.max_conns       100000            live
+//	limits.max_frame_size  1MiB              live (new connections)
+//	limits.write_timeout   10s               live
+//	spool.dir              ./data            restart-only
+//	spool.fsync            never             live
+//	spool.segment_size     64MiB             live
+//	drain.timeout          30s               live
+//	drain.spread           5s                live
+//	upgrade.pid_file       "" (none)         restart-only
+//	upgrade.timeout        60s               restart-only
+//	admin.addr             127.0.0.1:7374    restart-only
+//	admin.pprof            false             live
+//
+// # Reload
+//
+// A Config is immutable; a Holder publishes the one in force. Prepare is the reload
+// step: it loads a candidate, validates it and diffs it against the running config,
+// and refuses it (naming every key) if anything is invalid or a restart-only key
+// changed. Watch calls a function, debounced, whenever the file changes on disk, through
+// editor renames, ConfigMap symlink swaps and deletions.
+//
+// Secrets (auth.tokens) never appear in Redacted, in a Change or in an error.
+package config

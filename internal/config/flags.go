@@ -1,0 +1,71 @@
+package config
+
+import (
+	"flag"
+	"strings"
+)
+
+// RegisterFlags defines one flag per config key on fs, named exactly as the key:
+// -listen=:7373, -log.level=debug, -limits.max_conns=10, -limits.max_frame_size=1MiB,
+// -admin.pprof (a bare boolean means true), -auth.tokens=a,b (comma separated; flags
+// show in ps, so prefer the file or HAWK_AUTH_TOKENS for tokens).
+//
+// A malformed value fails at fs.Parse, naming the flag. The defaults shown by -help are
+// those of defaults.yaml; they are never merged: Loader takes only the flags the user
+// set, so an unset flag cannot mask the file or the environment.
+func RegisterFlags(fs *flag.FlagSet) {
+	def := defaultConfig
+	for i := range specs {
+		s := &specs[i]
+		v := &flagValue{s: s}
+		if !s.secret {
+			v.raw = s.format(s.get(def))
+		}
+		class := "live"
+		if s.restart {
+			class = "restart-only"
+		}
+		// The back-quoted word is what -help shows as the value's name.
+		if s.kind != kindBool {
+			class = "`" + flagTypeNames[s.kind] + "`, " + class
+		}
+		fs.Var(v, s.key, s.usage+" ("+class+")")
+	}
+}
+
+var flagTypeNames = map[kind]string{
+	kindString: "string", kindDuration: "duration", kindInt: "int", kindSize: "size", kindList: "list",
+}
+
+// flagValue holds a flag's text; Loader decodes it like an environment variable.
+type flagValue struct {
+	s   *spec
+	raw string
+}
+
+func (v *flagValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return v.raw
+}
+
+// Set checks the value now, so that a bad flag fails at parse time with the flag's
+// name. Token lists are not checked here: the flag package would quote the whole value
+// (secrets and all) in its error; Load reports them by index instead.
+func (v *flagValue) Set(s string) error {
+	if !v.s.secret {
+		if _, reason := v.s.decode(s); reason != "" {
+			return flagError(reason)
+		}
+	}
+	v.raw = s
+	return nil
+}
+
+// IsBoolFlag lets -admin.pprof stand alone.
+func (v *flagValue) IsBoolFlag() bool { return v != nil && v.s != nil && v.s.kind == kindBool }
+
+type flagError string
+
+func (e flagError) Error() string { return strings.TrimSpace(string(e)) }

@@ -1,0 +1,200 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// FieldError is one problem with one key.
+type FieldError struct {
+	// Key is the config key ("spool.fsync"), or for an unknown environment variable
+	// the variable's name.
+	Key string
+	// Reason says what is wrong. It never contains a secret value.
+	Reason string
+	// Source says where the value came from when Load knows it: "default",
+	// "file /etc/hawk.yaml", "env HAWK_SPOOL_FSYNC", "flag -spool.fsync". Empty from
+	// Validate alone.
+	Source string
+}
+
+func (e FieldError) String() string {
+	if e.Source == "" {
+		return e.Key + ": " + e.Reason
+	}
+	return e.Key + ": " + e.Reason + " (" + e.Source + ")"
+}
+
+// ValidationError lists every bad key at once, sorted by key.
+type ValidationError struct {
+	Errors []FieldError
+}
+
+// Error is "config: listen: ...; spool.fsync: must be never or always".
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	b.WriteString("config: ")
+	for i, fe := range e.Errors {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(fe.String())
+	}
+	return b.String()
+}
+
+// Keys returns the offending keys, in order.
+func (e *ValidationError) Keys() []string {
+	out := make([]string, len(e.Errors))
+	for i, fe := range e.Errors {
+		out[i] = fe.Key
+	}
+	return out
+}
+
+// Limits on values.
+const (
+	minFrameSize    = 64
+	maxFrameSize    = 64 << 20 // protocol.MaxPayloadLimit
+	minSegmentSize  = 4096
+	maxTokenLen     = 4096 // a token travels in HELLO, which is capped at 16 KiB
+	maxServerIDLen  = 255
+	minHeartbeatInt = time.Millisecond // WELCOME announces it in whole milliseconds
+)
+
+// Validate checks every key of c and returns nil or a *ValidationError naming each bad
+// key (sorted by key). Load already calls it.
+func Validate(c *Config) error {
+	var errs []FieldError
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, FieldError{Key: key, Reason: fmt.Sprintf(format, args...)})
+	}
+
+	if reason := checkAddr(c.Listen); reason != "" {
+		bad("listen", "%s", reason)
+	}
+	if reason := checkServerID(c.ServerID); reason != "" {
+		bad("server_id", "%s", reason)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "console", "json":
+	default:
+		bad("log.format", "must be console or json, not %q", c.Log.Format)
+	}
+	for i, t := range c.Auth.Tokens { // never quote a token
+		switch {
+		case t == "":
+			bad("auth.tokens", "token %d is empty", i)
+		case len(t) > maxTokenLen:
+			bad("auth.tokens", "token %d is longer than %d bytes", i, maxTokenLen)
+		case strings.IndexFunc(t, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 || !utf8.ValidString(t):
+			bad("auth.tokens", "token %d contains whitespace, control characters or invalid UTF-8", i)
+		}
+	}
+	if c.Heartbeat.Interval < minHeartbeatInt {
+		bad("heartbeat.interval", "must be at least %s, not %s", minHeartbeatInt, c.Heartbeat.Interval)
+	}
+	switch t := c.Heartbeat.Timeout; {
+	case t < 0:
+		bad("heartbeat.timeout", "must not be negative, not %s", t)
+	case t > 0 && t <= c.Heartbeat.Interval && c.Heartbeat.Interval >= minHeartbeatInt:
+		bad("heartbeat.timeout", "must be 0 (3 × heartbeat.interval) or longer than heartbeat.interval (%s), not %s", c.Heartbeat.Interval, t)
+	}
+	positive(bad, "handshake.timeout", c.Handshake.Timeout)
+	if c.Limits.MaxConns < 1 {
+		bad("limits.max_conns", "must be at least 1, not %d", c.Limits.MaxConns)
+	}
+	if n := c.Limits.MaxFrameSize; n < minFrameSize || n > maxFrameSize {
+		bad("limits.max_frame_size", "must be between %d and %d (64MiB), not %d", minFrameSize, maxFrameSize, n)
+	}
+	positive(bad, "limits.write_timeout", c.Limits.WriteTimeout)
+	if strings.TrimSpace(c.Spool.Dir) == "" {
+		bad("spool.dir", "must not be empty")
+	}
+	switch c.Spool.Fsync {
+	case FsyncNever, FsyncAlways:
+	default:
+		bad("spool.fsync", "must be never or always, not %q", c.Spool.Fsync)
+	}
+	if c.Spool.SegmentSize < minSegmentSize {
+		bad("spool.segment_size", "must be at least %d, not %d", minSegmentSize, c.Spool.SegmentSize)
+	}
+	positive(bad, "drain.timeout", c.Drain.Timeout)
+	switch s := c.Drain.Spread; {
+	case s < 0:
+		bad("drain.spread", "must not be negative, not %s", s)
+	case s > c.Drain.Timeout && c.Drain.Timeout > 0: // a bad drain.timeout is reported alone
+		bad("drain.spread", "must not exceed drain.timeout (%s), not %s", c.Drain.Timeout, s)
+	}
+	if strings.ContainsRune(c.Upgrade.PIDFile, 0) {
+		bad("upgrade.pid_file", "must not contain NUL")
+	}
+	positive(bad, "upgrade.timeout", c.Upgrade.Timeout)
+	if c.Admin.Addr != "" {
+		if reason := checkAddr(c.Admin.Addr); reason != "" {
+			bad("admin.addr", "%s", reason)
+		} else if sameListener(c.Admin.Addr, c.Listen) {
+			bad("admin.addr", "must not be the protocol listener's address (%s)", c.Listen)
+		}
+	}
+
+	if len(errs) == 0 {
+		return nil
+	}
+	sortFieldErrors(errs)
+	return &ValidationError{Errors: errs}
+}
+
+func positive(bad func(string, string, ...any), key string, d time.Duration) {
+	if d <= 0 {
+		bad(key, "must be positive, not %s", d)
+	}
+}
+
+// checkAddr accepts host:port with a numeric port (0 picks one, for tests); the host
+// may be empty for every interface.
+func checkAddr(a string) string {
+	if a == "" {
+		return "must not be empty"
+	}
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Sprintf("must be host:port, not %q", a)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || strconv.FormatUint(p, 10) != port {
+		return fmt.Sprintf("port must be a number 0-65535, not %q", port)
+	}
+	return ""
+}
+
+// sameListener reports whether two valid addresses would collide: same nonzero port and
+// the same host or a wildcard host on either side.
+func sameListener(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wild(ha) || wild(hb)
+}
+
+func checkServerID(id string) string {
+	if len(id) > maxServerIDLen {
+		return fmt.Sprintf("must be at most %d bytes", maxServerIDLen)
+	}
+	if !utf8.ValidString(id) || strings.IndexFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return fmt.Sprintf("must be printable without spaces, not %q", id)
+	}
+	return ""
+}

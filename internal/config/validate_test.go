@@ -1,0 +1,151 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// badValues gives, for every key, values that must be refused (in env/flag text form).
+var badValues = map[string][]string{
+	"listen":                {"", "nohost", "127.0.0.1:99999", "127.0.0.1:http", "1.2.3.4:-1"},
+	"server_id":             {"has space", "tab\tid", strings.Repeat("x", 256)},
+	"log.level":             {"verbose", "INFO", ""},
+	"log.format":            {"xml", ""},
+	"auth.tokens":           {"", "a,,b", "ok,has space", strings.Repeat("t", 4097)},
+	"heartbeat.interval":    {"ten", "0s", "-1s", "500us"},
+	"heartbeat.timeout":     {"-1s", "5s", "10s", "soon"},
+	"handshake.timeout":     {"0s", "-5s", "5"},
+	"limits.max_conns":      {"0", "-3", "many", "1.5"},
+	"limits.max_frame_size": {"32", "65MiB", "12XB", "-1"},
+	"limits.write_timeout":  {"0s", "forever"},
+	"spool.dir":             {"", "   "},
+	"spool.fsync":           {"sometimes", "true", ""},
+	"spool.segment_size":    {"1024", "4095", "1.5MiB"},
+	"drain.timeout":         {"0s", "-1s", "x"},
+	"drain.spread":          {"31s", "-1s", "x"},
+	"upgrade.pid_file":      {"a\x00b"},
+	"upgrade.timeout":       {"0s", "1"},
+	"admin.addr":            {"nope", "127.0.0.1:7373", "0.0.0.0:7373", ":99999"},
+	"admin.pprof":           {"maybe", "yes", ""},
+}
+
+// Every key has bad values, and each is refused with an error naming that key.
+func TestValidateEveryKey(t *testing.T) {
+	for i := range specs {
+		if len(badValues[specs[i].key]) == 0 {
+			t.Errorf("no bad values tested for %s", specs[i].key)
+		}
+	}
+	for key, vals := range badValues {
+		s := specByKey[key]
+		if s == nil {
+			t.Errorf("unknown key %s in test table", key)
+			continue
+		}
+		for _, v := range vals {
+			if strings.ContainsRune(v, 0) { // not representable in an environment
+				c := Default()
+				s.set(c, v)
+				wantKeys(t, Validate(c), key)
+				continue
+			}
+			_, err := (&Loader{Env: []string{envName(key) + "=" + v}}).Load()
+			if err == nil {
+				t.Errorf("%s=%q accepted", key, v)
+				continue
+			}
+			wantKeys(t, err, key)
+			var ve *ValidationError
+			errors.As(err, &ve)
+			if len(ve.Errors) != 1 {
+				t.Errorf("%s=%q: want one error, got %v", key, v, err)
+			}
+		}
+	}
+}
+
+func TestValidateValidEdges(t *testing.T) {
+	ok := map[string]string{
+		"listen":                ":0",
+		"limits.max_frame_size": "64MiB",
+		"spool.segment_size":    "4096",
+		"drain.spread":          "30s",
+		"heartbeat.timeout":     "11s",
+		"admin.addr":            "",
+		"server_id":             "höst-1",
+		"auth.tokens":           "",
+	}
+	delete(ok, "auth.tokens") // "" is one empty token, which is refused (see badValues)
+	for key, v := range ok {
+		if _, err := (&Loader{Env: []string{envName(key) + "=" + v}}).Load(); err != nil {
+			t.Errorf("%s=%q refused: %v", key, v, err)
+		}
+	}
+	// Admin on the same port as the listener, on another host, is fine; port 0 twice too.
+	c := Default()
+	c.Listen, c.Admin.Addr = "10.0.0.1:7373", "127.0.0.1:7373"
+	if err := Validate(c); err != nil {
+		t.Errorf("distinct hosts: %v", err)
+	}
+	c.Listen, c.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	if err := Validate(c); err != nil {
+		t.Errorf("port 0 twice: %v", err)
+	}
+	if err := Validate(Default()); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+}
+
+// All problems are reported at once, sorted, in the documented format.
+func TestValidationErrorListsEverything(t *testing.T) {
+	f := tempConfig(t, "spool:\n  fsync: sometimes\nbogus: 1\n")
+	_, err := (&Loader{File: f, Env: []string{"HAWK_LISTEN=", "HAWK_NOPE=1"}, Flags: flags(t, "-drain.spread=1m")}).Load()
+	wantKeys(t, err, "listen", "spool.fsync", "bogus", "HAWK_NOPE", "drain.spread")
+	var ve *ValidationError
+	errors.As(err, &ve)
+	keys := ve.Keys()
+	for i := 1; i < len(keys); i++ {
+		if keys[i-1] > keys[i] {
+			t.Errorf("not sorted: %v", keys)
+		}
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "config: ") || !strings.Contains(msg, `spool.fsync: must be never or always, not "sometimes" (file `+f+")") {
+		t.Errorf("message: %s", msg)
+	}
+	if !strings.Contains(msg, "drain.spread: must not exceed drain.timeout (30s), not 1m0s (flag -drain.spread)") {
+		t.Errorf("message: %s", msg)
+	}
+	if !strings.Contains(msg, "listen: must not be empty (env HAWK_LISTEN)") {
+		t.Errorf("message: %s", msg)
+	}
+}
+
+// Token values never appear in errors, whatever is wrong with them.
+func TestSecretsNotInErrors(t *testing.T) {
+	const secret = "s3cr3t"
+	var errs []error
+	_, err := (&Loader{Env: []string{"HAWK_AUTH_TOKENS=" + secret + " x,," + secret}}).Load()
+	errs = append(errs, err)
+	f := tempConfig(t, "auth:\n  tokens: [\""+secret+"\", 12345, {a: "+secret+"}]\n")
+	_, err = (&Loader{File: f, Env: []string{}}).Load()
+	errs = append(errs, err)
+	f = tempConfig(t, "auth:\n  tokens: {x: "+secret+"}\n")
+	_, err = (&Loader{File: f, Env: []string{}}).Load()
+	errs = append(errs, err)
+	// The flag is not checked at parse time (the flag package would quote it)...
+	fs := flags(t, "-auth.tokens="+secret+",,"+secret+"\t")
+	_, err = (&Loader{Flags: fs, Env: []string{}}).Load()
+	errs = append(errs, err)
+	for i, err := range errs {
+		if err == nil {
+			t.Errorf("case %d: accepted", i)
+			continue
+		}
+		wantKeys(t, err, "auth.tokens")
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("case %d: secret in error: %v", i, err)
+		}
+	}
+}

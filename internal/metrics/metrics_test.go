@@ -1,0 +1,112 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/hawk-agents/hawk/internal/conn"
+	"github.com/hawk-agents/hawk/internal/protocol"
+)
+
+// Every family hawk promises, so a rename or a lost registration fails here.
+var families = []string{
+	"hawk_connections", "hawk_connections_accepted_total", "hawk_connections_closed_total",
+	"hawk_frames_received_total", "hawk_frames_sent_total", "hawk_received_bytes_total", "hawk_sent_bytes_total",
+	"hawk_reports_acked_total", "hawk_reports_nacked_total", "hawk_goaways_sent_total",
+	"hawk_ack_latency_seconds", "hawk_spool_write_seconds", "hawk_spool_fsync_seconds",
+	"hawk_spool_records_total", "hawk_spool_written_bytes_total", "hawk_spool_segments_opened_total",
+	"hawk_spool_write_errors_total", "hawk_upgrades_total", "hawk_drain_duration_seconds",
+	"hawk_config_reloads_total", "hawk_config_last_reload_success_timestamp_seconds", "hawk_ready",
+	"hawk_build_info", "go_goroutines", "process_resident_memory_bytes",
+}
+
+func TestFamiliesPresentAndLintClean(t *testing.T) {
+	m := New("v-test", func() int { return 3 })
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, mf := range mfs {
+		have[mf.GetName()] = true
+	}
+	for _, f := range families {
+		if !have[f] {
+			t.Errorf("metric family %s is missing", f)
+		}
+	}
+	problems, err := testutil.GatherAndLint(m.Registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	if got := testutil.ToFloat64(m.ready); got != 0 {
+		t.Fatalf("hawk_ready = %v before SetReady", got)
+	}
+}
+
+func TestObserversMoveCounters(t *testing.T) {
+	m := New("v-test", func() int { return 7 })
+	o := m.Conn()
+	o.Accepted()
+	o.FramesIn(protocol.TypeReport, 5)
+	o.FramesOut(protocol.TypeAck, 5)
+	o.Acked(5)
+	o.Nacked(1)
+	o.BytesIn(100)
+	o.Closed(conn.ReasonHeartbeatTimeout, true)
+	o.Closed(conn.ReasonRevoked, true)
+	o.GoawaySent()
+	sp := m.Spool()
+	sp.BatchWritten(5, 900, time.Millisecond, 2*time.Millisecond)
+	sp.WriteFailed(nil)
+	sp.SegmentOpened("x")
+	sp.AckLatency(3*time.Millisecond, 5)
+	m.Upgrade("failure")
+	m.Reload(false)
+
+	checks := []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"accepted", testutil.ToFloat64(m.accepted), 1},
+		{"frames in REPORT", testutil.ToFloat64(m.framesIn[protocol.TypeReport]), 5},
+		{"frames out ACK", testutil.ToFloat64(m.framesOut[protocol.TypeAck]), 5},
+		{"acked", testutil.ToFloat64(m.acked), 5},
+		{"nacked", testutil.ToFloat64(m.nacked), 1},
+		{"bytes in", testutil.ToFloat64(m.bytesIn), 100},
+		{"closed heartbeat", testutil.ToFloat64(m.closed.WithLabelValues("heartbeat_timeout")), 1},
+		{"closed revoked", testutil.ToFloat64(m.closed.WithLabelValues("revoked")), 1},
+		{"goaways", testutil.ToFloat64(m.goaways), 1},
+		{"spool records", testutil.ToFloat64(m.spoolRecords), 5},
+		{"spool errors", testutil.ToFloat64(m.spoolErrors), 1},
+		{"segments", testutil.ToFloat64(m.spoolSegments), 1},
+		{"upgrade failures", testutil.ToFloat64(m.upgrades.WithLabelValues("failure")), 1},
+		{"reload failures", testutil.ToFloat64(m.reloads.WithLabelValues("failure")), 1},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.ackLatency); n != 1 {
+		t.Fatalf("ack latency histogram count series = %d", n)
+	}
+	out, err := testutil.GatherAndCount(m.Registry, "hawk_connections")
+	if err != nil || out != 1 {
+		t.Fatalf("hawk_connections series: %d %v", out, err)
+	}
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(`
+# HELP hawk_connections Connections open now, handshaking ones included.
+# TYPE hawk_connections gauge
+hawk_connections 7
+`), "hawk_connections"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,58 @@
+// Package spool persists reports in append-only JSON Lines segment files, with
+// group commit: the reports of every connection that arrive while one write is in
+// progress go to disk together in the next write, and each report is ACKed only
+// after the write holding it succeeded (and was fsynced, in fsync mode "always").
+//
+// # Files (the contract with log shippers)
+//
+// The spool directory holds segment files named
+//
+//	hawk-<start>-<pid>-<counter>.jsonl
+//	hawk-20261123T080000.123456789Z-4242-000007.jsonl
+//
+// start is the UTC time the segment was created (layout 20060102T150405.000000000Z),
+// pid the process that writes it, and counter a number the process increments for
+// every segment it creates (at least six digits). Segments are created with O_EXCL,
+// so two processes sharing the directory (during a binary upgrade both the old and
+// the new server run) never write to the same file. Sorting names sorts segments
+// roughly by creation time; within one pid the order is exact unless the wall clock
+// stepped back.
+//
+// Every line is one JSON object encoded as UTF-8 and ends in '\n'. The keys, always
+// in this order:
+//
+//	client_id    string   the agent's id from its HELLO
+//	seq          number   the agent's sequence number of the report (a uint64: it may not fit a float64)
+//	conn_id      number   the server's id of the connection the report came in on (a uint64)
+//	received     string   when the server read the report, UTC, RFC 3339 with up to nanoseconds
+//	payload      any      the report's payload as the agent sent it, when it is valid JSON and UTF-8
+//	                      (whitespace removed when it contained a line break, so the line stays one line)
+//	payload_b64  string   otherwise: the payload's bytes in standard base64 with padding
+//
+// Exactly one of payload and payload_b64 is present. For example:
+//
+//	{"client_id":"a1","seq":12,"conn_id":5,"received":"2026-11-23T08:00:00.123456789Z","payload":{"cpu":0.5}}
+//	{"client_id":"a1","seq":13,"conn_id":5,"received":"2026-11-23T08:00:00.2Z","payload_b64":"AAEC"}
+//
+// Delivery is at least once: a report whose ACK was lost, or that was refused with
+// a retryable NACK after a failed write, is sent again, so the same (client_id, seq)
+// can appear more than once, in the same segment or another. Deduplicate on that pair.
+//
+// Lines are only ever appended. A segment receives no more bytes once a segment with
+// the same pid and a greater name exists, or once that process has exited; until then
+// it may be growing. Segments still empty when the server shuts down are removed.
+//
+// A last line without its '\n' means the write of that line did not finish: after a
+// crash, or after a failed write (disk full, I/O error) whose rollback also failed.
+// Consumers must ignore a last line without '\n'; the reports in it were never
+// ACKed, so they arrive again. After a failed write the spool truncates the segment
+// back to the end of the last good batch, so a segment can shrink, but only then and
+// only back to a line boundary: a reader tailing the file that sees it shrink should
+// continue from the new end. Whole lines it had already read from the failed write
+// were NACKed and will arrive again, like any duplicate.
+//
+// With fsync "always", an ACKed report is on stable storage (the segment's data and
+// its directory entry are synced before the ACK). With fsync "never", an ACKed
+// report is in the kernel's page cache: it survives a crash of the server, not of
+// the machine.
+package spool

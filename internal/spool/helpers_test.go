@@ -1,0 +1,413 @@
+package spool
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+)
+
+// waitTimeout bounds every wait in these tests: long enough for a loaded CI
+// machine under -race, short enough that a hang fails instead of stalling.
+const waitTimeout = 10 * time.Second
+
+// waiter records Committed calls; done is closed by the first.
+type waiter struct {
+	mu    sync.Mutex
+	calls int
+	seqs  []uint64
+	err   error
+	done  chan struct{}
+}
+
+func newWaiter() *waiter { return &waiter{done: make(chan struct{})} }
+
+func (w *waiter) Committed(seqs []uint64, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls++
+	if w.calls == 1 {
+		w.seqs = append([]uint64(nil), seqs...)
+		w.err = err
+		close(w.done)
+	}
+}
+
+// wait returns the error of the first Committed call, failing t if none comes in time.
+func (w *waiter) wait(t testing.TB) error {
+	t.Helper()
+	select {
+	case <-w.done:
+	case <-time.After(waitTimeout):
+		t.Fatal("Committed was not called in time")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func (w *waiter) told() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *waiter) callCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.calls
+}
+
+// observer records what the spool reports.
+type observer struct {
+	mu       sync.Mutex
+	batches  []batchObs
+	failures []error
+	opened   []string
+}
+
+type batchObs struct {
+	records, bytes int
+	write, fsync   time.Duration
+}
+
+func (o *observer) BatchWritten(records, bytes int, write, fsync time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.batches = append(o.batches, batchObs{records, bytes, write, fsync})
+}
+
+func (o *observer) WriteFailed(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.failures = append(o.failures, err)
+}
+
+func (o *observer) SegmentOpened(name string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.opened = append(o.opened, name)
+}
+
+func (o *observer) snapshot() (batches []batchObs, failures []error, opened []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]batchObs(nil), o.batches...), append([]error(nil), o.failures...), append([]string(nil), o.opened...)
+}
+
+// fakeFS is an in-memory directory whose calls can be made to fail or block.
+// Its hooks run with fs.mu held unless said otherwise.
+type fakeFS struct {
+	mu       sync.Mutex
+	files    []*fakeFile
+	dirSyncs int
+	// openErr, when set, is asked before a file is created.
+	openErr func(name string) error
+	// writeErr, when set, is asked before a write; a non-nil error fails the write
+	// after n of its bytes reached the file.
+	writeErr func(p []byte) (n int, err error)
+	syncErr  error
+	truncErr error
+	// beforeWrite, when set, runs at the start of every Write without fs.mu held,
+	// so it may block to hold the committer inside a write.
+	beforeWrite func()
+}
+
+type fakeFile struct {
+	fs     *fakeFS
+	name   string
+	data   []byte
+	writes int
+	syncs  int
+	closed bool
+}
+
+func (fsys *fakeFS) open(name string) (File, error) {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	if fsys.openErr != nil {
+		if err := fsys.openErr(name); err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+	}
+	for _, f := range fsys.files {
+		if f.name == name {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrExist}
+		}
+	}
+	f := &fakeFile{fs: fsys, name: name}
+	fsys.files = append(fsys.files, f)
+	return f, nil
+}
+
+func (fsys *fakeFS) syncDir(string) error {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	fsys.dirSyncs++
+	return nil
+}
+
+func (fsys *fakeFS) remove(name string) error {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	for i, f := range fsys.files {
+		if f.name == name {
+			fsys.files = append(fsys.files[:i], fsys.files[i+1:]...)
+			return nil
+		}
+	}
+	return &fs.PathError{Op: "remove", Path: name, Err: fs.ErrNotExist}
+}
+
+func (fsys *fakeFS) set(f func(fsys *fakeFS)) {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	f(fsys)
+}
+
+// file returns a copy of the i-th file created (and still present).
+func (fsys *fakeFS) file(i int) fakeFile {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	f := *fsys.files[i]
+	f.data = append([]byte(nil), f.data...)
+	return f
+}
+
+func (fsys *fakeFS) count() int {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	return len(fsys.files)
+}
+
+func (f *fakeFile) Write(p []byte) (int, error) {
+	f.fs.mu.Lock()
+	hook := f.fs.beforeWrite
+	f.fs.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if f.closed {
+		return 0, os.ErrClosed
+	}
+	f.writes++
+	if f.fs.writeErr != nil {
+		if n, err := f.fs.writeErr(p); err != nil {
+			f.data = append(f.data, p[:n]...)
+			return n, err
+		}
+	}
+	f.data = append(f.data, p...)
+	return len(p), nil
+}
+
+func (f *fakeFile) Sync() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	f.syncs++
+	return f.fs.syncErr
+}
+
+func (f *fakeFile) Truncate(size int64) error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if f.fs.truncErr != nil {
+		return f.fs.truncErr
+	}
+	f.data = f.data[:size]
+	return nil
+}
+
+func (f *fakeFile) Close() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if f.closed {
+		return os.ErrClosed
+	}
+	f.closed = true
+	return nil
+}
+
+func (f *fakeFile) Name() string { return f.name }
+
+// gate holds the committer inside its next write until released.
+type gate struct {
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+// holdNextWrite makes the next write on fsys block until the returned gate is released.
+func holdNextWrite(fsys *fakeFS) *gate {
+	g := &gate{entered: make(chan struct{}), release: make(chan struct{})}
+	fsys.set(func(fsys *fakeFS) {
+		fsys.beforeWrite = func() {
+			first := false
+			g.once.Do(func() { first = true })
+			if first {
+				close(g.entered)
+				<-g.release
+			}
+		}
+	})
+	return g
+}
+
+func (g *gate) waitEntered(t testing.TB) {
+	t.Helper()
+	select {
+	case <-g.entered:
+	case <-time.After(waitTimeout):
+		t.Fatal("the committer did not start writing in time")
+	}
+}
+
+// openFake opens a spool on fsys (the directory is real but stays empty).
+func openFake(t testing.TB, fsys *fakeFS, opts Options) *Spool {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	opts.OpenFile = fsys.open
+	opts.SyncDir = fsys.syncDir
+	opts.Remove = fsys.remove
+	return open(t, opts)
+}
+
+func open(t testing.TB, opts Options) *Spool {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	if opts.Logger == nil {
+		opts.Logger = zaptest.NewLogger(t)
+	}
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func flush(t testing.TB, s *Spool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := s.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+}
+
+// lines encodes one record per seq for client, as a connection would.
+func lines(client string, seqs ...uint64) []byte {
+	var b []byte
+	for _, seq := range seqs {
+		b = AppendRecord(b, &Record{
+			ClientID: client, Seq: seq, ConnID: 7,
+			Received: time.Date(2026, 11, 23, 8, 0, 0, int(seq), time.UTC),
+			Payload:  fmt.Appendf(nil, `{"n":%d}`, seq),
+		})
+	}
+	return b
+}
+
+// line is a spool line decoded.
+type line struct {
+	ClientID   string          `json:"client_id"`
+	Seq        uint64          `json:"seq"`
+	ConnID     uint64          `json:"conn_id"`
+	Received   time.Time       `json:"received"`
+	Payload    json.RawMessage `json:"payload"`
+	PayloadB64 *string         `json:"payload_b64"`
+}
+
+// parseLines decodes data, failing t unless it is whole lines of JSON.
+func parseLines(t testing.TB, data []byte) []line {
+	t.Helper()
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		t.Fatalf("data does not end in a newline: %q", data[max(0, len(data)-80):])
+	}
+	var out []line
+	for l := range bytes.Lines(data) {
+		var v line
+		if err := json.Unmarshal(l, &v); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// segmentFiles returns the names of the segment files in dir, sorted.
+func segmentFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".jsonl") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// readDir decodes every segment in dir, in name order.
+func readDir(t testing.TB, dir string) []line {
+	t.Helper()
+	var out []line
+	for _, name := range segmentFiles(t, dir) {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, parseLines(t, data)...)
+	}
+	return out
+}
+
+// key identifies a report.
+type key struct {
+	client string
+	seq    uint64
+}
+
+// exactlyOnce fails t unless got holds every key of want once and nothing else.
+func exactlyOnce(t testing.TB, got []line, want map[key]bool) {
+	t.Helper()
+	seen := make(map[key]int, len(got))
+	for _, l := range got {
+		k := key{l.ClientID, l.Seq}
+		seen[k]++
+		if !want[k] {
+			t.Errorf("unexpected record %v", k)
+		}
+	}
+	for k := range want {
+		if n := seen[k]; n != 1 {
+			t.Errorf("record %v written %d times, want once", k, n)
+		}
+	}
+}
+
+var errFake = errors.New("fake failure")

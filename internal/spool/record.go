@@ -1,0 +1,363 @@
+package spool
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Record is one report as the server received it.
+type Record struct {
+	ClientID string
+	Seq      uint64
+	ConnID   uint64
+	Received time.Time
+	Payload  []byte
+}
+
+// AppendRecord appends r as one JSON line (ending in '\n') to dst and returns it.
+// It does not allocate when dst has room for the line.
+//
+// The payload is embedded as a JSON value when it is valid JSON (json.Valid) and
+// valid UTF-8, and otherwise written as "payload_b64". Valid JSON that is not
+// valid UTF-8 goes to payload_b64 too: a JSON reader would replace the bad bytes
+// with U+FFFD, and the record would silently no longer hold what the agent sent.
+func AppendRecord(dst []byte, r *Record) []byte {
+	dst = append(dst, `{"client_id":`...)
+	dst = appendString(dst, r.ClientID)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendUint(dst, r.Seq, 10)
+	dst = append(dst, `,"conn_id":`...)
+	dst = strconv.AppendUint(dst, r.ConnID, 10)
+	dst = append(dst, `,"received":"`...)
+	dst = r.Received.UTC().AppendFormat(dst, time.RFC3339Nano)
+	if ok, lineBreak := scanJSON(r.Payload); ok {
+		dst = append(dst, `","payload":`...)
+		if lineBreak {
+			dst = appendCompact(dst, r.Payload)
+		} else {
+			dst = append(dst, r.Payload...)
+		}
+	} else {
+		dst = append(dst, `","payload_b64":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, r.Payload)
+		dst = append(dst, '"')
+	}
+	return append(dst, '}', '\n')
+}
+
+const hex = "0123456789abcdef"
+
+// strSafe[c] is true for the ASCII bytes that stand for themselves inside a JSON
+// string. HTML characters (<, >, &) are not escaped: the lines are read by log
+// shippers, not embedded in web pages.
+var strSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// appendString appends s as a JSON string, escaped exactly as encoding/json does
+// with HTML escaping off, so that a round trip through encoding/json gives back
+// the same string (invalid UTF-8 becomes U+FFFD there as here, byte by byte).
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if strSafe[c] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			// Legal in JSON but line terminators in JavaScript: escaped, as
+			// encoding/json does, so a line reads the same to every consumer.
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// scanJSON reports whether p is exactly one JSON value that json.Valid accepts
+// and that is valid UTF-8, and whether it holds a raw '\n' or '\r' (in valid JSON
+// those can only be whitespace between tokens).
+//
+// It exists because json.Valid costs about three times as much (its scanner calls
+// a function per byte) and this runs for every report; FuzzScanJSON holds it to
+// json.Valid's answers.
+func scanJSON(p []byte) (ok, lineBreak bool) {
+	// One bit per open container, set for an object. Payloads nested deeper than
+	// this are rare enough to leave to json.Valid (and its own depth limit).
+	var stack [4]uint64
+	depth := 0
+	i := 0
+	ws := func() {
+		for i < len(p) {
+			switch p[i] {
+			case ' ', '\t':
+			case '\n', '\r':
+				lineBreak = true
+			default:
+				return
+			}
+			i++
+		}
+	}
+
+	ws()
+value:
+	if i >= len(p) {
+		return false, false
+	}
+	switch c := p[i]; {
+	case c == '{' || c == '[':
+		if depth == len(stack)*64 {
+			return scanJSONSlow(p)
+		}
+		if c == '{' {
+			stack[depth/64] |= 1 << (depth % 64)
+		} else {
+			stack[depth/64] &^= 1 << (depth % 64)
+		}
+		depth++
+		i++
+		ws()
+		if i < len(p) && p[i] == c+2 { // '}' is '{'+2, ']' is '['+2
+			depth--
+			i++
+			goto end
+		}
+		if c == '{' {
+			goto key
+		}
+		goto value
+	case c == '"':
+		if i = scanString(p, i); i < 0 {
+			return false, false
+		}
+	case c == '-' || c >= '0' && c <= '9':
+		if i = scanNumber(p, i); i < 0 {
+			return false, false
+		}
+	case c == 't':
+		if i = scanLiteral(p, i, "true"); i < 0 {
+			return false, false
+		}
+	case c == 'f':
+		if i = scanLiteral(p, i, "false"); i < 0 {
+			return false, false
+		}
+	case c == 'n':
+		if i = scanLiteral(p, i, "null"); i < 0 {
+			return false, false
+		}
+	default:
+		return false, false
+	}
+
+end: // after a value
+	ws()
+	if depth == 0 {
+		return i == len(p), lineBreak
+	}
+	if i >= len(p) {
+		return false, false
+	}
+	if stack[(depth-1)/64]&(1<<((depth-1)%64)) != 0 {
+		switch p[i] {
+		case ',':
+			i++
+			ws()
+			goto key
+		case '}':
+			depth--
+			i++
+			goto end
+		}
+		return false, false
+	}
+	switch p[i] {
+	case ',':
+		i++
+		ws()
+		goto value
+	case ']':
+		depth--
+		i++
+		goto end
+	}
+	return false, false
+
+key: // at an object member's name
+	if i >= len(p) || p[i] != '"' {
+		return false, false
+	}
+	if i = scanString(p, i); i < 0 {
+		return false, false
+	}
+	ws()
+	if i >= len(p) || p[i] != ':' {
+		return false, false
+	}
+	i++
+	ws()
+	goto value
+}
+
+func scanJSONSlow(p []byte) (ok, lineBreak bool) {
+	if !json.Valid(p) || !utf8.Valid(p) {
+		return false, false
+	}
+	return true, bytes.ContainsAny(p, "\n\r")
+}
+
+// scanString returns the index after the string starting with the quote at p[i],
+// or -1 when it is not a valid JSON string of valid UTF-8.
+func scanString(p []byte, i int) int {
+	i++
+	for i < len(p) {
+		c := p[i]
+		if c < utf8.RuneSelf {
+			if strSafe[c] {
+				i++
+				continue
+			}
+			switch c {
+			case '"':
+				return i + 1
+			case '\\':
+				if i+1 >= len(p) {
+					return -1
+				}
+				switch p[i+1] {
+				case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+					i += 2
+				case 'u':
+					if i+6 > len(p) || !isHex(p[i+2]) || !isHex(p[i+3]) || !isHex(p[i+4]) || !isHex(p[i+5]) {
+						return -1
+					}
+					i += 6
+				default:
+					return -1
+				}
+			default: // a control character
+				return -1
+			}
+			continue
+		}
+		r, size := utf8.DecodeRune(p[i:])
+		if r == utf8.RuneError && size == 1 {
+			return -1
+		}
+		i += size
+	}
+	return -1
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// scanNumber returns the index after the number starting at p[i], or -1.
+func scanNumber(p []byte, i int) int {
+	if p[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(p):
+		return -1
+	case p[i] == '0':
+		i++
+	case p[i] >= '1' && p[i] <= '9':
+		i = digits(p, i)
+	default:
+		return -1
+	}
+	if i < len(p) && p[i] == '.' {
+		if i++; i >= len(p) || p[i] < '0' || p[i] > '9' {
+			return -1
+		}
+		i = digits(p, i)
+	}
+	if i < len(p) && (p[i] == 'e' || p[i] == 'E') {
+		if i++; i < len(p) && (p[i] == '+' || p[i] == '-') {
+			i++
+		}
+		if i >= len(p) || p[i] < '0' || p[i] > '9' {
+			return -1
+		}
+		i = digits(p, i)
+	}
+	return i
+}
+
+func digits(p []byte, i int) int {
+	for i < len(p) && p[i] >= '0' && p[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+func scanLiteral(p []byte, i int, lit string) int {
+	if len(p)-i < len(lit) || string(p[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
+}
+
+// appendCompact appends the valid JSON value p without the whitespace between
+// its tokens (what json.Compact does, without its bytes.Buffer).
+func appendCompact(dst, p []byte) []byte {
+	start := 0
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case ' ', '\t', '\n', '\r':
+			dst = append(dst, p[start:i]...)
+			start = i + 1
+		case '"':
+			for i++; p[i] != '"'; i++ {
+				if p[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	return append(dst, p[start:]...)
+}

@@ -1,0 +1,334 @@
+package spool
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func decodeLine(t testing.TB, b []byte) line {
+	t.Helper()
+	if len(b) == 0 || b[len(b)-1] != '\n' || bytes.Count(b, []byte{'\n'}) != 1 || bytes.IndexByte(b, '\r') >= 0 {
+		t.Fatalf("not exactly one line: %q", b)
+	}
+	if !utf8.Valid(b) {
+		t.Fatalf("not UTF-8: %q", b)
+	}
+	var l line
+	if err := json.Unmarshal(b, &l); err != nil {
+		t.Fatalf("%q: %v", b, err)
+	}
+	return l
+}
+
+func TestAppendRecordFormat(t *testing.T) {
+	r := &Record{
+		ClientID: "a1", Seq: 12, ConnID: 5,
+		Received: time.Date(2026, 11, 23, 8, 0, 0, 123456789, time.UTC),
+		Payload:  []byte(`{"cpu":0.5}`),
+	}
+	got := string(AppendRecord(nil, r))
+	want := `{"client_id":"a1","seq":12,"conn_id":5,"received":"2026-11-23T08:00:00.123456789Z","payload":{"cpu":0.5}}` + "\n"
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestAppendRecordJSONPayload(t *testing.T) {
+	tokyo := time.FixedZone("JST", 9*3600)
+	recv := time.Date(2026, 11, 23, 17, 0, 0, 120000000, tokyo)
+	payloads := []string{
+		`{"host":"web-01","cpu":0.53,"tags":["prod","eu"],"nested":{"x":null,"ok":true,"n":-1.5e3}}`,
+		`[1,2,3]`, `"just a string"`, `42`, `null`, `{}`, `[]`,
+		` {"padded": "with spaces and\ttabs"} `,
+		`{"unicode":"héllo \u2028 wörld 😀","esc":"a\"b\\c\n"}`,
+	}
+	for _, p := range payloads {
+		r := &Record{ClientID: "agent-7", Seq: 1<<64 - 1, ConnID: 99, Received: recv, Payload: []byte(p)}
+		l := decodeLine(t, AppendRecord(nil, r))
+		if l.ClientID != "agent-7" || l.Seq != 1<<64-1 || l.ConnID != 99 || !l.Received.Equal(recv) || l.PayloadB64 != nil {
+			t.Errorf("%s: decoded %+v", p, l)
+		}
+		var want, got any
+		if err := json.Unmarshal([]byte(p), &want); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(l.Payload, &got); err != nil {
+			t.Fatal(err)
+		}
+		if !jsonEqual(want, got) {
+			t.Errorf("payload %s came back as %s", p, l.Payload)
+		}
+		if strings.TrimSpace(p) == p && string(l.Payload) != p {
+			t.Errorf("payload without line breaks must be embedded verbatim: %s became %s", p, l.Payload)
+		}
+	}
+}
+
+func jsonEqual(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return bytes.Equal(x, y)
+}
+
+func TestAppendRecordReceivedIsUTC(t *testing.T) {
+	ny := time.FixedZone("EST", -5*3600)
+	for _, tc := range []struct {
+		t    time.Time
+		want string
+	}{
+		{time.Date(2026, 11, 23, 3, 0, 0, 0, ny), `"received":"2026-11-23T08:00:00Z"`},
+		{time.Date(2026, 11, 23, 8, 0, 0, 500, time.UTC), `"received":"2026-11-23T08:00:00.0000005Z"`},
+		{time.Time{}, `"received":"0001-01-01T00:00:00Z"`},
+	} {
+		got := AppendRecord(nil, &Record{Received: tc.t, Payload: []byte("1")})
+		if !bytes.Contains(got, []byte(tc.want)) {
+			t.Errorf("%v: %s does not contain %s", tc.t, got, tc.want)
+		}
+	}
+}
+
+func TestAppendRecordCompactsLineBreaks(t *testing.T) {
+	p := "{\n  \"a\": \"x y\\n\",\r\n  \"b\": [1, 2,\n\t{\"c\" : null}]\n}\n"
+	var want bytes.Buffer
+	if err := json.Compact(&want, []byte(p)); err != nil {
+		t.Fatal(err)
+	}
+	l := decodeLine(t, AppendRecord(nil, &Record{ClientID: "c", Payload: []byte(p)}))
+	if string(l.Payload) != want.String() {
+		t.Errorf("payload %s, want %s", l.Payload, want.String())
+	}
+}
+
+func TestAppendRecordBinaryPayload(t *testing.T) {
+	payloads := [][]byte{
+		{0, 1, 2, 0xff, 0xfe, '\n', '\r'},
+		[]byte(`{"truncated":`),
+		[]byte("not json at all\n"),
+		[]byte(`{"a":1} {"b":2}`),        // two values is not one JSON value
+		[]byte("\"bad utf-8 \xff inside\""), // valid per json.Valid, but would not survive a JSON reader
+		{},
+		nil,
+	}
+	for _, p := range payloads {
+		l := decodeLine(t, AppendRecord(nil, &Record{ClientID: "c", Seq: 3, Payload: p}))
+		if l.PayloadB64 == nil || l.Payload != nil {
+			t.Errorf("%q: want payload_b64 only, got %+v", p, l)
+			continue
+		}
+		got, err := base64.StdEncoding.DecodeString(*l.PayloadB64)
+		if err != nil || !bytes.Equal(got, p) {
+			t.Errorf("%q: payload_b64 %q decodes to %q, %v", p, *l.PayloadB64, got, err)
+		}
+	}
+}
+
+func TestAppendRecordClientIDEscaping(t *testing.T) {
+	ids := []string{
+		"plain",
+		`quo"te`,
+		`back\slash`,
+		"ctl\x00\x01\x1f\x7f\b\f\n\r\t",
+		"bad\xffutf8\xc3",
+		"\xed\xa0\x80 surrogate half",
+		"line\u2028sep\u2029",
+		"<html & friends>",
+		"ünïcødé 😀",
+		"",
+	}
+	for _, id := range ids {
+		got := appendString(nil, id)
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(id); err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != strings.TrimSuffix(want.String(), "\n") {
+			t.Errorf("%q: escaped as %s, encoding/json says %s", id, got, want.String())
+		}
+		l := decodeLine(t, AppendRecord(nil, &Record{ClientID: id, Payload: []byte("{}")}))
+		if l.ClientID != strings.ToValidUTF8(id, "\uFFFD") && utf8.ValidString(id) {
+			t.Errorf("%q came back as %q", id, l.ClientID)
+		}
+	}
+	if got := string(appendString(nil, "a\xff\xfeb")); got != `"a\ufffd\ufffdb"` {
+		t.Errorf("each invalid byte must become one U+FFFD: %s", got)
+	}
+}
+
+func TestScanJSON(t *testing.T) {
+	for _, tc := range []struct {
+		in            string
+		ok, lineBreak bool
+	}{
+		{`{}`, true, false},
+		{"{\n}", true, true},
+		{"[1,\r2]", true, true},
+		{`"a\nb"`, true, false},
+		{"\"a\nb\"", false, false}, // a raw newline inside a string is not JSON
+		{`-0.5e+10`, true, false},
+		{`01`, false, false},
+		{`1.`, false, false},
+		{`-`, false, false},
+		{`tru`, false, false},
+		{`truex`, false, false},
+		{`{"a" 1}`, false, false},
+		{`{"a":1,}`, false, false},
+		{`[1,]`, false, false},
+		{`{1:2}`, false, false},
+		{`"\u12G4"`, false, false},
+		{`"\x"`, false, false},
+		{``, false, false},
+		{` `, false, false},
+		{strings.Repeat("[", 300) + strings.Repeat("]", 300), true, false}, // deeper than the fast path
+		{strings.Repeat("[", 10001) + strings.Repeat("]", 10001), false, false},
+		{strings.Repeat(`{"a":`, 300) + "\n1" + strings.Repeat("}", 300), true, true},
+	} {
+		ok, lb := scanJSON([]byte(tc.in))
+		if ok != tc.ok || ok && lb != tc.lineBreak {
+			t.Errorf("scanJSON(%.40q) = %v, %v; want %v, %v", tc.in, ok, lb, tc.ok, tc.lineBreak)
+		}
+		if want := json.Valid([]byte(tc.in)) && utf8.ValidString(tc.in); ok != want {
+			t.Errorf("scanJSON(%.40q) = %v, json.Valid says %v", tc.in, ok, want)
+		}
+	}
+}
+
+// FuzzScanJSON holds scanJSON to json.Valid (plus UTF-8 validity), and
+// appendCompact to json.Compact. Run with: go test -fuzz FuzzScanJSON ./internal/spool/
+func FuzzScanJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"a":[1,2.5e-3,true,false,null,"x\u00e9\n"]}`, "[\n1 ,\r\n\t2 ]", `"\ud800"`, "\"\xff\"",
+		`{"a":{"b":{"c":[[[]]]}}}`, `-0`, `1E+2`, `{"":""}`, " 0 ", `[01]`, `{"a":}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		ok, lb := scanJSON(p)
+		if want := json.Valid(p) && utf8.Valid(p); ok != want {
+			t.Fatalf("scanJSON(%q) = %v, json.Valid && utf8.Valid = %v", p, ok, want)
+		}
+		if !ok {
+			return
+		}
+		if want := bytes.ContainsAny(p, "\r\n"); lb != want {
+			t.Fatalf("scanJSON(%q) line break = %v, want %v", p, lb, want)
+		}
+		var want bytes.Buffer
+		if err := json.Compact(&want, p); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendCompact(nil, p); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("appendCompact(%q) = %q, json.Compact = %q", p, got, want.Bytes())
+		}
+	})
+}
+
+// FuzzAppendRecord checks that any client id and payload give one valid line
+// that decodes back to them.
+func FuzzAppendRecord(f *testing.F) {
+	f.Add("a1", uint64(12), []byte(`{"x":1}`))
+	f.Add("q\"\\\x00\xff", uint64(0), []byte{0xff, '\n'})
+	f.Add("", uint64(1<<63), []byte("{\n\"a\" : [1,\r\n2]}"))
+	f.Fuzz(func(t *testing.T, id string, seq uint64, p []byte) {
+		recv := time.Unix(0, int64(seq>>1)).UTC()
+		b := AppendRecord(nil, &Record{ClientID: id, Seq: seq, ConnID: seq ^ 1, Received: recv, Payload: p})
+		l := decodeLine(t, b)
+		wantID, _ := json.Marshal(id)
+		var id2 string
+		_ = json.Unmarshal(wantID, &id2)
+		if l.ClientID != id2 || l.Seq != seq || l.ConnID != seq^1 || !l.Received.Equal(recv) {
+			t.Fatalf("%q decoded as %+v", b, l)
+		}
+		if json.Valid(p) && utf8.Valid(p) {
+			var want bytes.Buffer
+			_ = json.Compact(&want, p)
+			var got bytes.Buffer
+			_ = json.Compact(&got, l.Payload)
+			if l.PayloadB64 != nil || !bytes.Equal(got.Bytes(), want.Bytes()) {
+				t.Fatalf("payload %q came back as %q", p, l.Payload)
+			}
+			return
+		}
+		if l.PayloadB64 == nil {
+			t.Fatalf("payload %q: no payload_b64 in %q", p, b)
+		}
+		if got, err := base64.StdEncoding.DecodeString(*l.PayloadB64); err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("payload %q came back as %q, %v", p, got, err)
+		}
+	})
+}
+
+var (
+	benchJSON = []byte(`{"host":"web-01.eu-west-1.prod","cpu":0.53,"load":[1.25,0.98,0.75],"mem":{"used":123456789,"free":987654321},` +
+		`"disks":[{"dev":"sda","util":12.5},{"dev":"sdb","util":3.25}],"tags":["prod","eu-west-1","k8s"],"msg":"` +
+		strings.Repeat("x", 256-203) + `"}`)
+	benchBinary = func() []byte {
+		b := make([]byte, 256)
+		for i := range b {
+			b[i] = byte(i * 7)
+		}
+		return b
+	}()
+)
+
+func TestAppendRecordDoesNotAllocate(t *testing.T) {
+	if len(benchJSON) != 256 || !json.Valid(benchJSON) {
+		t.Fatalf("benchJSON is %d bytes, valid %v; want 256 bytes of JSON", len(benchJSON), json.Valid(benchJSON))
+	}
+	for name, p := range map[string][]byte{
+		"json": benchJSON, "binary": benchBinary, "json with line breaks": []byte("{\n\"a\": 1\n}"),
+		"deep json": []byte(strings.Repeat("[", 300) + strings.Repeat("]", 300)),
+	} {
+		r := &Record{ClientID: "agent-\"7\"", Seq: 1234567, ConnID: 42, Received: time.Now(), Payload: p}
+		buf := make([]byte, 0, 4096)
+		if name == "deep json" && raceEnabled {
+			continue // json.Valid's sync.Pool drops entries at random under -race
+		}
+		if n := testing.AllocsPerRun(100, func() { buf = AppendRecord(buf[:0], r) }); n != 0 {
+			t.Errorf("%s: %v allocations per AppendRecord, want 0", name, n)
+		}
+	}
+}
+
+func BenchmarkAppendRecord(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		payload []byte
+	}{{"json", benchJSON}, {"binary", benchBinary}} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := &Record{ClientID: "agent-0042", Seq: 1234567, ConnID: 42, Received: time.Now(), Payload: bc.payload}
+			buf := make([]byte, 0, 1024)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.payload)))
+			for b.Loop() {
+				buf = AppendRecord(buf[:0], r)
+			}
+		})
+	}
+}
+
+func BenchmarkScanJSON(b *testing.B) {
+	b.SetBytes(int64(len(benchJSON)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, _ := scanJSON(benchJSON); !ok {
+			b.Fatal("not valid")
+		}
+	}
+}
+
+// BenchmarkJSONValid is the cost scanJSON saves.
+func BenchmarkJSONValid(b *testing.B) {
+	b.SetBytes(int64(len(benchJSON)))
+	for b.Loop() {
+		if !json.Valid(benchJSON) || !utf8.Valid(benchJSON) {
+			b.Fatal("not valid")
+		}
+	}
+}

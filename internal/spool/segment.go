@@ -1,0 +1,124 @@
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// nameLayout is the start time in a segment name: fixed width, so that names sort
+// by time, and no ':' (not allowed in file names everywhere shippers run).
+const nameLayout = "20060102T150405.000000000Z"
+
+// segCounter numbers segments process-wide, not per Spool: two Spools of one
+// process on one directory (tests, or a misconfiguration) then still never try
+// the same name, and O_EXCL is left to settle only true collisions between
+// processes (a reused pid, as in containers where the server is always pid 1).
+var segCounter atomic.Uint64
+
+// maxNameAttempts bounds the retries after a name collision: each retry takes a
+// new counter value and start time, so more than a few means something else is wrong.
+const maxNameAttempts = 100
+
+// segmentName is the file name (without directory) of a segment started at start.
+func segmentName(start time.Time, pid int, n uint64) string {
+	return fmt.Sprintf("hawk-%s-%d-%06d.jsonl", start.UTC().Format(nameLayout), pid, n)
+}
+
+// segment is the file the committer appends to. Only the committer uses it.
+type segment struct {
+	f    File
+	name string
+	// size is the length of the file's good part: every byte up to it belongs to
+	// a batch that was written successfully. A failed write is truncated back to it.
+	size int64
+	// dirSynced tells whether the directory entry is known to be on disk: a file
+	// fsynced but missing from the directory after a crash is lost all the same.
+	dirSynced bool
+}
+
+// openSegment creates the next segment, retrying with the next name while the
+// name is taken.
+func (s *Spool) openSegment() (*segment, error) {
+	var err error
+	for range maxNameAttempts {
+		name := filepath.Join(s.dir, segmentName(s.now(), s.pid, segCounter.Add(1)-1))
+		var f File
+		f, err = s.openFile(name)
+		if err == nil {
+			s.stats.segments.Add(1)
+			if s.obs != nil {
+				s.obs.SegmentOpened(name)
+			}
+			s.log.Info("segment opened", zap.String("segment", name))
+			return &segment{f: f, name: name}, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("spool: create segment: %w", err)
+		}
+	}
+	return nil, fmt.Errorf("spool: create segment in %s: %d names in a row already taken: %w", s.dir, maxNameAttempts, err)
+}
+
+// rotate starts a new segment once the current one is full. The new one is
+// created before the old one is closed: if creating fails (disk full), the spool
+// keeps a segment to write to and tries again after the next batch. Shippers may
+// treat the old segment as complete the moment the new one appears, which holds:
+// the committer wrote its last byte to the old one before getting here.
+func (s *Spool) rotate() {
+	old := s.seg
+	if old == nil || old.size < s.segSize.Load() {
+		return
+	}
+	next, err := s.openSegment()
+	if err != nil {
+		s.log.Error("cannot rotate, writing on to the full segment", zap.String("segment", old.name), zap.Int64("size", old.size), zap.Error(err))
+		return
+	}
+	s.seg = next
+	if err := old.f.Close(); err != nil {
+		s.log.Error("closing a full segment failed", zap.String("segment", old.name), zap.Error(err))
+	}
+}
+
+// closeSegment closes the last segment at shutdown, removing it when empty so
+// that restarts and upgrades do not leave a trail of empty files.
+func (s *Spool) closeSegment() error {
+	seg := s.seg
+	if seg == nil {
+		return nil
+	}
+	s.seg = nil
+	if err := seg.f.Close(); err != nil {
+		return fmt.Errorf("spool: close %s: %w", seg.name, err)
+	}
+	if seg.size == 0 {
+		if err := s.remove(seg.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("cannot remove an empty segment", zap.String("segment", seg.name), zap.Error(err))
+		}
+	}
+	return nil
+}
+
+func openFile(name string) (File, error) {
+	return os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+}
+
+// syncDir makes the directory entries of the files created in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,396 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// ErrClosed is the error a Waiter gets for lines submitted after Close.
+var ErrClosed = errors.New("spool: closed")
+
+// DefaultSegmentSize is the segment size used when Options.SegmentSize is not positive.
+const DefaultSegmentSize = 64 << 20
+
+// maxRetained caps the batch buffers kept for reuse: a burst (say, a slow disk
+// while thousands of agents keep sending) must not pin its peak memory forever.
+const maxRetained = 8 << 20
+
+// Waiter is told once per Submit call whether its records are durable.
+type Waiter interface {
+	// Committed is called from the committer goroutine after the batch holding the
+	// submitted lines was written (and fsynced if configured): err == nil, or the write failed: err != nil.
+	// seqs is owned by the spool and valid only during the call. It must not block for long.
+	Committed(seqs []uint64, err error)
+}
+
+// File is the part of *os.File the spool uses.
+type File interface {
+	io.Writer
+	Sync() error
+	Close() error
+	Truncate(size int64) error
+	Name() string
+}
+
+// Observer receives measurements for metrics. All methods must be cheap: they run
+// on the committer goroutine, between a write and the ACKs of the next one.
+type Observer interface {
+	BatchWritten(records int, bytes int, write time.Duration, fsync time.Duration) // fsync==0 when not fsyncing
+	WriteFailed(err error)
+	SegmentOpened(name string)
+}
+
+// Options configure Open.
+type Options struct {
+	Dir         string
+	Fsync       bool  // fsync after every batch write
+	SegmentSize int64 // rotate when the current segment reaches this many bytes; DefaultSegmentSize if <= 0
+	Logger      *zap.Logger
+	// OS calls behind fields so tests can inject failures (tableflip style); nil means the real os functions.
+	OpenFile func(name string) (File, error) // creates a NEW file (O_CREATE|O_EXCL|O_WRONLY|O_APPEND, 0o644)
+	Remove   func(name string) error         // removes an empty segment at Close
+	SyncDir  func(dir string) error          // fsyncs the directory, to make a new segment's entry durable
+	Now      func() time.Time                // the start time in segment names
+	Observer Observer                        // optional, may be nil
+}
+
+// Stats are running totals since Open.
+type Stats struct {
+	Segments    uint64 // segments created
+	Bytes       uint64 // bytes written in successful batches
+	Batches     uint64 // successful batch writes (failed ones count in WriteErrors)
+	Records     uint64 // records in successful batches
+	WriteErrors uint64 // batches refused because a write, fsync or segment creation failed
+}
+
+// Spool appends submitted lines to segment files with group commit. Its methods
+// are safe for concurrent use.
+type Spool struct {
+	dir      string
+	pid      int
+	log      *zap.Logger
+	obs      Observer
+	openFile func(string) (File, error)
+	remove   func(string) error
+	syncDir  func(string) error
+	now      func() time.Time
+
+	fsync   atomic.Bool
+	segSize atomic.Int64
+
+	signal chan struct{} // cap 1: "pending went from empty to non-empty", or Close
+	done   chan struct{} // closed when the committer has exited
+
+	mu        sync.Mutex
+	pending   batch
+	closed    bool
+	submitted uint64        // Submit calls accepted
+	committed uint64        // of those, the ones whose Waiter has been told
+	flushed   chan struct{} // closed after the next batch; made only when Flush waits
+
+	// Owned by the committer goroutine.
+	spare      batch
+	seg        *segment // nil after a segment was abandoned and no new one could be created yet
+	closeErr   error    // set before done is closed
+	lastErrLog time.Time
+	suppressed int // write failures not logged since lastErrLog
+
+	stats struct {
+		segments, bytes, batches, records, writeErrors atomic.Uint64
+	}
+}
+
+// batch is what one group commit writes: the lines of many Submit calls, their
+// seqs in one flat slice, and which seqs belong to which Waiter.
+type batch struct {
+	lines   []byte
+	seqs    []uint64
+	entries []entry
+}
+
+type entry struct {
+	w          Waiter
+	start, end int // w's seqs are seqs[start:end]
+}
+
+func (b *batch) reset() {
+	// Drop the Waiters: a spare buffer must not keep closed connections reachable.
+	clear(b.entries)
+	if cap(b.lines) > maxRetained || cap(b.seqs) > maxRetained/8 {
+		*b = batch{}
+		return
+	}
+	b.lines, b.seqs, b.entries = b.lines[:0], b.seqs[:0], b.entries[:0]
+}
+
+// Open creates dir if needed, creates the first segment (so a spool that cannot
+// write fails at startup, not at the first report) and starts the committer.
+func Open(opts Options) (*Spool, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("spool: no directory given")
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("spool: create directory: %w", err)
+	}
+	s := &Spool{
+		dir:      opts.Dir,
+		pid:      os.Getpid(),
+		log:      opts.Logger,
+		obs:      opts.Observer,
+		openFile: opts.OpenFile,
+		remove:   opts.Remove,
+		syncDir:  opts.SyncDir,
+		now:      opts.Now,
+		signal:   make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if s.openFile == nil {
+		s.openFile = openFile
+	}
+	if s.remove == nil {
+		s.remove = os.Remove
+	}
+	if s.syncDir == nil {
+		s.syncDir = syncDir
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.fsync.Store(opts.Fsync)
+	s.SetSegmentSize(opts.SegmentSize)
+	seg, err := s.openSegment()
+	if err != nil {
+		return nil, err
+	}
+	s.seg = seg
+	go s.run()
+	return s, nil
+}
+
+// Submit hands lines (one or more whole JSON lines produced by AppendRecord) and
+// the seqs they carry to the next group commit. It copies both: the caller may
+// reuse its buffers at once. w.Committed is called exactly once for this call;
+// after Close, at once with ErrClosed.
+func (s *Spool) Submit(lines []byte, seqs []uint64, w Waiter) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		w.Committed(seqs, ErrClosed)
+		return
+	}
+	p := &s.pending
+	first := len(p.entries) == 0
+	start := len(p.seqs)
+	p.lines = append(p.lines, lines...)
+	p.seqs = append(p.seqs, seqs...)
+	p.entries = append(p.entries, entry{w: w, start: start, end: len(p.seqs)})
+	s.submitted++
+	s.mu.Unlock()
+	// Only the first Submit after a swap needs to wake the committer: the ones
+	// after it are picked up by the same swap.
+	if first {
+		s.wake()
+	}
+}
+
+func (s *Spool) wake() {
+	select {
+	case s.signal <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+// SetFsync turns fsync after every batch on or off, from the next batch on.
+func (s *Spool) SetFsync(on bool) { s.fsync.Store(on) }
+
+// SetSegmentSize changes the rotation size; it takes effect at the next rotation
+// check (after the next batch). n <= 0 means DefaultSegmentSize.
+func (s *Spool) SetSegmentSize(n int64) {
+	if n <= 0 {
+		n = DefaultSegmentSize
+	}
+	s.segSize.Store(n)
+}
+
+// Flush returns once every Waiter of a Submit made before the call has been told
+// (committed or failed), or with ctx's error.
+func (s *Spool) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	target := s.submitted
+	for s.committed < target {
+		if s.flushed == nil {
+			s.flushed = make(chan struct{})
+		}
+		ch := s.flushed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("spool: flush: %w", ctx.Err())
+		}
+		s.mu.Lock()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Close commits everything submitted before it, closes the segment and stops the
+// committer. Later calls wait for the first to finish and return its result.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	first := !s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if first {
+		s.wake()
+	}
+	<-s.done
+	return s.closeErr
+}
+
+// Stats returns the running totals.
+func (s *Spool) Stats() Stats {
+	return Stats{
+		Segments:    s.stats.segments.Load(),
+		Bytes:       s.stats.bytes.Load(),
+		Batches:     s.stats.batches.Load(),
+		Records:     s.stats.records.Load(),
+		WriteErrors: s.stats.writeErrors.Load(),
+	}
+}
+
+// run is the committer: it takes everything pending, writes it in one write,
+// tells the Waiters, and meanwhile the next batch gathers in the other buffer.
+func (s *Spool) run() {
+	defer close(s.done)
+	for {
+		s.mu.Lock()
+		for len(s.pending.entries) == 0 {
+			if s.closed {
+				s.mu.Unlock()
+				s.closeErr = s.closeSegment()
+				return
+			}
+			s.mu.Unlock()
+			<-s.signal
+			s.mu.Lock()
+		}
+		b := s.pending
+		s.pending, s.spare = s.spare, batch{}
+		s.mu.Unlock()
+
+		s.commit(&b)
+
+		n := uint64(len(b.entries))
+		b.reset()
+		s.spare = b
+		s.mu.Lock()
+		s.committed += n
+		if s.flushed != nil {
+			close(s.flushed)
+			s.flushed = nil
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *Spool) commit(b *batch) {
+	err := s.write(b.lines, len(b.seqs))
+	for _, e := range b.entries {
+		// The full slice expression keeps a Waiter's append from writing into
+		// the next Waiter's seqs.
+		e.w.Committed(b.seqs[e.start:e.end:e.end], err)
+	}
+	s.rotate()
+}
+
+// write appends p to the current segment (creating one if the last was
+// abandoned) and fsyncs it if configured. On failure nothing of p stays in the
+// segment, if the spool can help it.
+func (s *Spool) write(p []byte, records int) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if s.seg == nil {
+		seg, err := s.openSegment()
+		if err != nil {
+			return s.failed(nil, err, records, len(p))
+		}
+		s.seg = seg
+	}
+	seg := s.seg
+	fsync := s.fsync.Load()
+	if fsync && !seg.dirSynced {
+		if err := s.syncDir(s.dir); err != nil {
+			return s.failed(nil, fmt.Errorf("spool: fsync directory %s: %w", s.dir, err), records, len(p))
+		}
+		seg.dirSynced = true
+	}
+	start := time.Now()
+	n, err := seg.f.Write(p)
+	if err == nil && n != len(p) {
+		err = io.ErrShortWrite
+	}
+	written := time.Now()
+	if err != nil {
+		return s.failed(seg, fmt.Errorf("spool: write %s: %w", seg.name, err), records, len(p))
+	}
+	var syncTime time.Duration
+	if fsync {
+		if err := seg.f.Sync(); err != nil {
+			return s.failed(seg, fmt.Errorf("spool: fsync %s: %w", seg.name, err), records, len(p))
+		}
+		syncTime = time.Since(written)
+	}
+	seg.size += int64(len(p))
+	s.stats.batches.Add(1)
+	s.stats.records.Add(uint64(records))
+	s.stats.bytes.Add(uint64(len(p)))
+	if s.obs != nil {
+		s.obs.BatchWritten(records, len(p), written.Sub(start), syncTime)
+	}
+	return nil
+}
+
+// failed records a refused batch and, when seg may hold part of it, truncates
+// seg back to its last good size: the refused records will be sent again, and
+// a copy left behind would be a duplicate at best, a torn line at worst. A
+// segment that cannot be truncated is abandoned, and the next batch goes to a
+// new one, so that the torn line stays the last line of its file.
+func (s *Spool) failed(seg *segment, err error, records, bytes int) error {
+	s.stats.writeErrors.Add(1)
+	if s.obs != nil {
+		s.obs.WriteFailed(err)
+	}
+	// A full disk fails every batch; one log line a second says as much.
+	if now := time.Now(); now.Sub(s.lastErrLog) >= time.Second {
+		s.log.Error("spool write failed, records refused", zap.Error(err),
+			zap.Int("records", records), zap.Int("bytes", bytes), zap.Int("failures_not_logged", s.suppressed))
+		s.lastErrLog, s.suppressed = now, 0
+	} else {
+		s.suppressed++
+	}
+	if seg == nil {
+		return err
+	}
+	if terr := seg.f.Truncate(seg.size); terr != nil {
+		s.log.Error("cannot truncate the failed write away, abandoning the segment",
+			zap.String("segment", seg.name), zap.Int64("good_size", seg.size), zap.Error(terr))
+		if cerr := seg.f.Close(); cerr != nil {
+			s.log.Error("closing the abandoned segment failed", zap.String("segment", seg.name), zap.Error(cerr))
+		}
+		s.seg = nil
+	}
+	return err
+}

@@ -1,0 +1,271 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/protocol"
+	"github.com/hawk-agents/hawk/internal/testutil"
+)
+
+// spoolLines counts the records written so far.
+func (s *server) spoolLines() int {
+	files, _ := filepath.Glob(filepath.Join(s.spool, "*.jsonl"))
+	n := 0
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		n += bytes.Count(b, []byte("\n"))
+	}
+	return n
+}
+
+// waitProgress waits until at least n more records than now are in the spool: the
+// load is flowing.
+func (s *server) waitProgress(n int) {
+	s.t.Helper()
+	base := s.spoolLines()
+	testutil.Eventually(s.t, 20*time.Second, func() bool { return s.spoolLines() >= base+n }, "%d more records in the spool", n)
+}
+
+// upgradeTo installs binary at the server's path, sends SIGHUP to the serving
+// process, and waits for the new process to be ready and the old one to exit. It
+// returns the new PID and the SIGHUP-to-ready time the old process logged.
+func (s *server) upgradeTo(binary string) (newPID int, sighupToReady time.Duration) {
+	s.t.Helper()
+	old := s.pid()
+	install(s.t, binary, s.binary)
+	s.signal(old, syscall.SIGHUP)
+	l := s.waitLog(10*time.Second, func(l logLine) bool {
+		return int(l.num("pid")) == old && l.str("msg") == "upgrade succeeded: new process is ready; draining this one"
+	})
+	sighupToReady = time.Duration(l.num("sighup_to_ready") * float64(time.Second))
+	testutil.Eventually(s.t, 5*time.Second, func() bool { p := s.pid(); return p != old && alive(p) }, "the PID file to name the new process")
+	newPID = s.pid()
+	testutil.Eventually(s.t, 10*time.Second, func() bool { return !alive(old) }, "the old process %d to exit after its drain", old)
+	return newPID, sighupToReady
+}
+
+func welcomeVersion(t *testing.T, addr string) string {
+	t.Helper()
+	p := testutil.Dial(t, addr)
+	w := p.Hello("e2e-probe", "")
+	p.Conn.Close()
+	return w.ServerVersion
+}
+
+// 1. Upgrade under load: nobody notices.
+func TestUpgradeUnderLoad(t *testing.T) {
+	s := startServer(t, bin.serverV1)
+	addr := s.addr()
+	if v := welcomeVersion(t, addr); v != "v1" {
+		t.Fatalf("WELCOME version %q, want v1", v)
+	}
+	load := startLoad(t, addr, "-c", "200", "-w", "8", "-s", "256", "-d", "60s")
+	s.waitProgress(5000)
+	oldPID := s.cmd.Process.Pid
+	newPID, ready := s.upgradeTo(bin.serverV2)
+	if newPID == oldPID {
+		t.Fatal("PID file still names the old process")
+	}
+	if v := welcomeVersion(t, addr); v != "v2" {
+		t.Fatalf("after the upgrade WELCOME version %q, want v2", v)
+	}
+	if err := <-s.waitErr; err != nil {
+		t.Fatalf("old process exited with %v, want 0", err)
+	}
+	s.waitErr <- nil // keep stopAll's wait satisfied
+	exitLog := s.waitLog(5*time.Second, func(l logLine) bool { return int(l.num("pid")) == oldPID && l.str("msg") == "exiting" })
+	s.waitProgress(5000) // the new process carries the load
+	sum := load.stop()
+	t.Logf("upgrade: sighup_to_ready=%s drain=%.3fs goaways=%v reconnects=%d summary=%+v",
+		ready, exitLog.num("drain"), exitLog["goaways"], sum.Reconnects, sum)
+	if sum.Errors != 0 || sum.DialFailures != 0 || sum.Nacked != 0 {
+		t.Fatalf("clients noticed the upgrade: %+v", sum)
+	}
+	if sum.Acked != sum.Sent || sum.Acked == 0 {
+		t.Fatalf("sent %d, acked %d: every report sent must be acked", sum.Sent, sum.Acked)
+	}
+	if sum.Goaways < 200 {
+		t.Fatalf("%d GOAWAYs seen by 200 clients", sum.Goaways)
+	}
+	acked := load.acked()
+	if int64(len(acked)) != sum.Acked {
+		t.Fatalf("acked log has %d entries, summary says %d", len(acked), sum.Acked)
+	}
+	s.stopAll()
+	checkSpool(t, spoolRecords(t, s.spool), acked, true)
+}
+
+// 2. Five upgrades back to back under the same load.
+func TestFiveUpgradesBackToBack(t *testing.T) {
+	s := startServer(t, bin.serverV1)
+	addr := s.addr()
+	load := startLoad(t, addr, "-c", "200", "-w", "4", "-s", "256", "-d", "120s")
+	s.waitProgress(2000)
+	versions := []string{bin.serverV2, bin.serverV1, bin.serverV2, bin.serverV1, bin.serverV2}
+	names := []string{"v2", "v1", "v2", "v1", "v2"}
+	for i, v := range versions {
+		s.upgradeTo(v)
+		if got := welcomeVersion(t, addr); got != names[i] {
+			t.Fatalf("upgrade %d: WELCOME version %q, want %q", i+1, got, names[i])
+		}
+		s.waitProgress(1000)
+	}
+	sum := load.stop()
+	t.Logf("five upgrades: %+v", sum)
+	if sum.Errors != 0 || sum.DialFailures != 0 || sum.Nacked != 0 || sum.Acked != sum.Sent {
+		t.Fatalf("clients noticed the upgrades: %+v", sum)
+	}
+	acked := load.acked()
+	s.stopAll()
+	checkSpool(t, spoolRecords(t, s.spool), acked, true)
+}
+
+// 3. Failed upgrades leave the old process serving the same clients.
+func TestFailedUpgradesKeepServing(t *testing.T) {
+	s := startServer(t, bin.serverV1, "-upgrade.timeout=1s")
+	addr := s.addr()
+	pid := s.cmd.Process.Pid
+	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "128", "-d", "120s")
+	s.waitProgress(1000)
+
+	failures := []struct {
+		name  string
+		setup func()
+	}{
+		{"new binary exits at start", func() { installScript(t, s.binary, "echo 'simulated bad build' >&2; exit 3") }},
+		{"new binary never becomes ready", func() { installScript(t, s.binary, "exec sleep 30") }},
+		{"binary file missing", func() { os.Remove(s.binary) }},
+	}
+	for i, f := range failures {
+		f.setup()
+		s.signal(pid, syscall.SIGHUP)
+		s.waitLog(15*time.Second, func(l logLine) bool {
+			return int(l.num("pid")) == pid && l.str("msg") == "upgrade failed: this process keeps serving" && l.str("level") == "error"
+		})
+		if got := len(s.findLogs(func(l logLine) bool { return l.str("msg") == "upgrade failed: this process keeps serving" })); got != i+1 {
+			t.Fatalf("%s: %d failure lines, want %d", f.name, got, i+1)
+		}
+		if s.pid() != pid || !alive(pid) {
+			t.Fatalf("%s: serving PID %d, want the old process %d still serving", f.name, s.pid(), pid)
+		}
+		s.waitProgress(500)
+	}
+	// A later good upgrade still works.
+	s.upgradeTo(bin.serverV2)
+	if v := welcomeVersion(t, addr); v != "v2" {
+		t.Fatalf("WELCOME version %q after the good upgrade, want v2", v)
+	}
+	sum := load.stop()
+	if sum.Errors != 0 || sum.DialFailures != 0 || sum.Acked != sum.Sent {
+		t.Fatalf("clients noticed: %+v", sum)
+	}
+	// Before the good upgrade, nobody was moved: only the one GOAWAY round.
+	if sum.Goaways != 50 {
+		t.Fatalf("%d GOAWAYs, want 50 (only the good upgrade moves clients)", sum.Goaways)
+	}
+	acked := load.acked()
+	s.stopAll()
+	checkSpool(t, spoolRecords(t, s.spool), acked, true)
+}
+
+// 4. SIGTERM under load: every acked report is on disk and the process exits 0
+// within the drain timeout.
+func TestSigtermDrainsUnderLoad(t *testing.T) {
+	s := startServer(t, bin.serverV1, "-drain.timeout=3s")
+	addr := s.addr()
+	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-d", "120s")
+	s.waitProgress(3000)
+	start := time.Now()
+	s.signal(s.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case err := <-s.waitErr:
+		s.waitErr <- err
+		if err != nil {
+			t.Fatalf("exit: %v, want 0", err)
+		}
+	case <-time.After(3*time.Second + 5*time.Second):
+		t.Fatal("server still running long after drain.timeout")
+	}
+	took := time.Since(start)
+	load.stop()
+	checkSpool(t, spoolRecords(t, s.spool), load.acked(), false)
+	t.Logf("SIGTERM to exit: %s", took)
+}
+
+// 5. SIGKILL under load, then start again: every report acked before or after the
+// kill is on disk, and clients carry on.
+func TestSigkillThenRestart(t *testing.T) {
+	s := startServer(t, bin.serverV1)
+	addr := s.addr()
+	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-d", "120s")
+	s.waitProgress(3000)
+	s.signal(s.cmd.Process.Pid, syscall.SIGKILL)
+	err := <-s.waitErr
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("after SIGKILL: %v", err)
+	}
+	s.waitErr <- err
+	// Same address, same spool.
+	s2 := restartServer(t, s, "-listen="+addr)
+	s2.waitProgress(3000)
+	sum := load.stop()
+	if sum.Reconnects == 0 {
+		t.Fatalf("no reconnects after SIGKILL: %+v", sum)
+	}
+	s2.stopAll()
+	checkSpool(t, spoolRecords(t, s.spool), load.acked(), false)
+}
+
+// restartServer starts the same binary, config and spool as s, as a new process tree.
+func restartServer(t testing.TB, s *server, flags ...string) *server {
+	t.Helper()
+	n := &server{t: t, dir: s.dir, binary: s.binary, cfgPath: s.cfgPath, pidFile: s.pidFile, spool: s.spool, waitErr: make(chan error, 1)}
+	n.cond = sync.NewCond(&n.mu)
+	n.launch(flags)
+	return n
+}
+
+// 6. A client that never reads, and one that never closes, cannot hold the old
+// process past drain.timeout.
+func TestStubbornClientsCutAtDrainTimeout(t *testing.T) {
+	s := startServer(t, bin.serverV1, "-drain.timeout=1s", "-limits.write_timeout=1s")
+	addr := s.addr()
+	neverCloses := testutil.Dial(t, addr)
+	neverCloses.Hello("never-closes", "")
+	neverReads := testutil.Dial(t, addr)
+	neverReads.Conn.(interface{ SetReadBuffer(int) error }).SetReadBuffer(4096)
+	neverReads.Hello("never-reads", "")
+	// Pings whose pongs it never reads, until the server's writes to it block.
+	go func() {
+		burst := bytes.Repeat(protocol.AppendFrame(nil, protocol.TypePing, 1, nil), 4096)
+		for i := 0; i < 1000; i++ {
+			neverReads.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := neverReads.Conn.Write(burst); err != nil {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	s.signal(s.cmd.Process.Pid, syscall.SIGTERM)
+	neverCloses.Expect(protocol.TypeGoaway)
+	neverCloses.ExpectError(protocol.CodeDrainTimeout)
+	select {
+	case err := <-s.waitErr:
+		s.waitErr <- err
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("stubborn clients held the process past drain.timeout + write timeout")
+	}
+	t.Logf("exit %s after SIGTERM with stubborn clients", time.Since(start))
+}
