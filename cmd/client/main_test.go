@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -168,7 +170,7 @@ func TestSendUsage(t *testing.T) {
 func TestLoad(t *testing.T) {
 	srv := startAckServer(t, "")
 	logPath := filepath.Join(t.TempDir(), "acked.log")
-	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "260", "-w", "4", "-s", "64", "-d", "3s",
+	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "40", "-w", "4", "-s", "64", "-d", "2s",
 		"-json", "-acked-log", logPath, "-id-prefix", "lt")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
@@ -177,7 +179,7 @@ func TestLoad(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &sum); err != nil {
 		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
 	}
-	if sum.Acked == 0 || sum.Errors != 0 || sum.ConnectErrors != 0 || sum.Sent != sum.Acked || sum.Clients != 260 {
+	if sum.Acked == 0 || sum.Errors != 0 || sum.ConnectErrors != 0 || sum.Sent != sum.Acked || sum.Clients != 40 {
 		t.Fatalf("summary %+v", sum)
 	}
 	if sum.LatencyP50US <= 0 || sum.LatencyP50US > sum.LatencyP90US || sum.LatencyP90US > sum.LatencyP99US || sum.LatencyP99US > sum.LatencyMaxUS {
@@ -211,9 +213,36 @@ func TestLoad(t *testing.T) {
 			t.Fatalf("acked-log line %q: server saw it %d times", l, srv.seen[l])
 		}
 	}
-	// 260 clients, 250 per source address: two addresses.
-	if !srv.srcs["127.0.0.2"] || !srv.srcs["127.0.0.3"] || len(srv.srcs) != 2 {
-		t.Fatalf("source addresses %v, want 127.0.0.2 and 127.0.0.3", srv.srcs)
+	// -src-spread: the first 250 clients come from 127.0.0.2.
+	if !srv.srcs["127.0.0.2"] || len(srv.srcs) != 1 {
+		t.Fatalf("source addresses %v, want 127.0.0.2", srv.srcs)
+	}
+}
+
+func TestSpreadDialer(t *testing.T) {
+	srv := startAckServer(t, "")
+	for _, tc := range []struct {
+		i    int
+		want string
+	}{{0, "127.0.0.2"}, {249, "127.0.0.2"}, {250, "127.0.0.3"}, {999, "127.0.0.5"}, {250 * 199, "127.0.0.201"}, {250 * 200, "127.0.0.2"}} {
+		nc, err := spreadDialer(tc.i)(context.Background(), srv.ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := nc.LocalAddr().(*net.TCPAddr).IP.String()
+		nc.Close()
+		if got != tc.want {
+			t.Errorf("client %d dials from %s, want %s", tc.i, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		in, out string
+		ok      bool
+	}{{"127.0.0.1:7", "127.0.0.1:7", true}, {"localhost:7", "127.0.0.1:7", true}, {"127.9.9.9:7", "127.9.9.9:7", true},
+		{"[::1]:7", "[::1]:7", false}, {"10.0.0.1:7", "10.0.0.1:7", false}, {"example.com:7", "example.com:7", false}} {
+		if out, ok := loopback4(tc.in); out != tc.out || ok != tc.ok {
+			t.Errorf("loopback4(%q) = %q, %v", tc.in, out, ok)
+		}
 	}
 }
 
@@ -280,5 +309,53 @@ func TestHistogram(t *testing.T) {
 	}
 	if h.max.Load() != vals[len(vals)-1] || h.quantile(1) != vals[len(vals)-1] {
 		t.Fatalf("max %d, want %d", h.max.Load(), vals[len(vals)-1])
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestLoadStopsOnSignal(t *testing.T) {
+	srv := startAckServer(t, "")
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"load", "-addr", srv.ln.Addr().String(), "-c", "20", "-w", "4", "-d", "1m", "-json", "-src-spread=false"}, nil, &out, &errOut)
+	}()
+	// Progress lines start after the signal handler is installed.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(errOut.String(), "acked/s=") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress line: %s", errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGINT)
+	select {
+	case code := <-done:
+		var sum summary
+		if err := json.Unmarshal([]byte(out.String()), &sum); err != nil {
+			t.Fatalf("stdout %q: %v", out.String(), err)
+		}
+		if code != 0 || sum.Acked == 0 || sum.Errors != 0 || sum.Sent != sum.Acked {
+			t.Fatalf("exit %d, summary %+v; stderr %s", code, sum, errOut.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("load did not stop on SIGINT")
 	}
 }

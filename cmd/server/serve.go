@@ -16,8 +16,8 @@ import (
 
 	"github.com/hawk-agents/hawk/internal/admin"
 	"github.com/hawk-agents/hawk/internal/config"
-	"github.com/hawk-agents/hawk/internal/metrics"
 	"github.com/hawk-agents/hawk/internal/conn"
+	"github.com/hawk-agents/hawk/internal/metrics"
 	"github.com/hawk-agents/hawk/internal/spool"
 	"github.com/hawk-agents/hawk/internal/upgrade"
 )

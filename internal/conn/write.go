@@ -35,6 +35,10 @@ func (c *Conn) send(t protocol.Type, seq uint64, payload any) bool {
 	if c.out == nil {
 		c.out = getWriteBuf()
 	}
+	if len(*c.out) > maxPendingOut {
+		c.slowConsumerLocked()
+		return false
+	}
 	if payload == nil {
 		*c.out = protocol.AppendFrame(*c.out, t, seq, nil)
 	} else {
@@ -94,6 +98,11 @@ func (c *Conn) Committed(seqs []uint64, err error) {
 	if c.out == nil {
 		c.out = getWriteBuf()
 	}
+	if len(*c.out) > maxPendingOut {
+		c.slowConsumerLocked()
+		c.wmu.Unlock()
+		return
+	}
 	b := *c.out
 	if err == nil {
 		for _, s := range seqs {
@@ -133,4 +142,19 @@ func (c *Conn) finish() {
 		tc.CloseWrite()
 	}
 	c.nc.SetReadDeadline(time.Now().Add(lingerAfterError))
+}
+
+// maxPendingOut caps what may wait for a connection that does not read: past it the
+// client is a slow consumer and is cut at once, as nats-server does, rather than
+// holding memory until the write timeout.
+const maxPendingOut = 1 << 20
+
+// slowConsumerLocked closes c without a goodbye: it is not reading, so an ERROR
+// would only queue behind everything else. Caller holds wmu.
+func (c *Conn) slowConsumerLocked() {
+	c.closing = true
+	if c.reason == "" {
+		c.reason = ReasonWriteTimeout
+	}
+	go c.nc.Close()
 }

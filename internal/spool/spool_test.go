@@ -1,0 +1,732 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	zapobserver "go.uber.org/zap/zaptest/observer"
+)
+
+// TestGroupCommit has many goroutines submit at once to a real directory: every
+// Waiter is told exactly once, with its own seqs, and the segment holds every
+// record exactly once.
+func TestGroupCommit(t *testing.T) {
+	const goroutines, submits = 16, 200
+	obs := &observer{}
+	s := open(t, Options{Observer: obs})
+	dir := s.dir
+
+	type sub struct {
+		w    *waiter
+		seqs []uint64
+	}
+	subs := make([][]sub, goroutines)
+	want := map[key]bool{}
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		client := fmt.Sprintf("client-%d", g)
+		var seq uint64
+		for i := range submits {
+			var seqs []uint64
+			for range 1 + i%3 {
+				seq++
+				seqs = append(seqs, seq)
+				want[key{client, seq}] = true
+			}
+			subs[g] = append(subs[g], sub{newWaiter(), seqs})
+		}
+		wg.Go(func() {
+			var buf []byte
+			var seqBuf []uint64
+			for _, sb := range subs[g] {
+				// Reused buffers, as a connection does: Submit must copy.
+				buf = append(buf[:0], lines(client, sb.seqs...)...)
+				seqBuf = append(seqBuf[:0], sb.seqs...)
+				s.Submit(buf, seqBuf, sb.w)
+				clear(buf)
+				clear(seqBuf)
+			}
+		})
+	}
+	wg.Wait()
+	flush(t, s)
+	for g := range subs {
+		for i, sb := range subs[g] {
+			if !sb.w.told() {
+				t.Fatalf("goroutine %d submit %d: not told after Flush", g, i)
+			}
+			if n := sb.w.callCount(); n != 1 {
+				t.Errorf("goroutine %d submit %d: Committed called %d times", g, i, n)
+			}
+			if err := sb.w.wait(t); err != nil {
+				t.Errorf("goroutine %d submit %d: %v", g, i, err)
+			}
+			if !slices.Equal(sb.w.seqs, sb.seqs) {
+				t.Errorf("goroutine %d submit %d: told seqs %v, submitted %v", g, i, sb.w.seqs, sb.seqs)
+			}
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	exactlyOnce(t, readDir(t, dir), want)
+
+	st := s.Stats()
+	batches, _, _ := obs.snapshot()
+	t.Logf("%d submits of %d records went to disk in %d batches", goroutines*submits, len(want), st.Batches)
+	if st.Records != uint64(len(want)) || st.Batches != uint64(len(batches)) || st.Batches > goroutines*submits || st.WriteErrors != 0 {
+		t.Errorf("stats %+v, observed %d batches; want %d records", st, len(batches), len(want))
+	}
+	var records, bytes int
+	for _, b := range batches {
+		records += b.records
+		bytes += b.bytes
+	}
+	if records != len(want) || uint64(bytes) != st.Bytes {
+		t.Errorf("observer saw %d records, %d bytes; stats %+v", records, bytes, st)
+	}
+}
+
+// TestGroupCommitBatches shows the batching itself: while one write is in
+// progress, everything submitted meanwhile goes to disk in one write.
+func TestGroupCommitBatches(t *testing.T) {
+	fsys := &fakeFS{}
+	obs := &observer{}
+	s := openFake(t, fsys, Options{Observer: obs})
+	g := holdNextWrite(fsys)
+
+	first := newWaiter()
+	s.Submit(lines("c", 0), []uint64{0}, first)
+	g.waitEntered(t)
+
+	const goroutines, submits = 8, 50
+	waiters := make([]*waiter, goroutines*submits)
+	var wg sync.WaitGroup
+	for i := range goroutines {
+		wg.Go(func() {
+			for j := range submits {
+				n := uint64(1 + i*submits + j)
+				w := newWaiter()
+				waiters[n-1] = w
+				s.Submit(lines("c", n), []uint64{n}, w)
+			}
+		})
+	}
+	wg.Wait()
+	if first.told() {
+		t.Fatal("told before its write finished")
+	}
+	close(g.release)
+	for _, w := range append(waiters, first) {
+		if err := w.wait(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batches, _, _ := obs.snapshot()
+	if len(batches) != 2 || batches[0].records != 1 || batches[1].records != goroutines*submits {
+		t.Errorf("batches %+v, want one of 1 record and one of %d", batches, goroutines*submits)
+	}
+	if st := s.Stats(); st.Batches != 2 || st.Records != 1+goroutines*submits {
+		t.Errorf("stats %+v", st)
+	}
+	if f := fsys.file(0); f.writes != 2 {
+		t.Errorf("%d writes, want 2", f.writes)
+	}
+}
+
+func TestSubmitCopiesItsArguments(t *testing.T) {
+	fsys := &fakeFS{}
+	s := openFake(t, fsys, Options{})
+	g := holdNextWrite(fsys)
+	s.Submit(lines("c", 1), []uint64{1}, newWaiter())
+	g.waitEntered(t)
+
+	buf, seqs := lines("c", 2, 3), []uint64{2, 3}
+	w := newWaiter()
+	s.Submit(buf, seqs, w)
+	copy(buf, lines("x", 8, 9))
+	seqs[0], seqs[1] = 8, 9
+	close(g.release)
+	if err := w.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(w.seqs, []uint64{2, 3}) {
+		t.Errorf("told seqs %v, want [2 3]", w.seqs)
+	}
+	got := parseLines(t, fsys.file(0).data)
+	exactlyOnce(t, got, map[key]bool{{"c", 1}: true, {"c", 2}: true, {"c", 3}: true})
+}
+
+func TestFsyncPerBatch(t *testing.T) {
+	fsys := &fakeFS{}
+	obs := &observer{}
+	s := openFake(t, fsys, Options{Fsync: true, Observer: obs})
+	for i := range uint64(5) {
+		w := newWaiter()
+		s.Submit(lines("c", i), []uint64{i}, w)
+		if err := w.wait(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := fsys.file(0); f.syncs != 5 || f.writes != 5 {
+		t.Errorf("%d syncs for %d writes, want 5 for 5", f.syncs, f.writes)
+	}
+	if fsys.dirSyncs != 1 {
+		t.Errorf("directory synced %d times, want once per segment", fsys.dirSyncs)
+	}
+
+	s.SetFsync(false)
+	for i := range uint64(3) {
+		w := newWaiter()
+		s.Submit(lines("c", 10+i), []uint64{10 + i}, w)
+		if err := w.wait(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := fsys.file(0); f.syncs != 5 || f.writes != 8 {
+		t.Errorf("fsync off: %d syncs for %d writes, want 5 for 8", f.syncs, f.writes)
+	}
+	batches, _, _ := obs.snapshot()
+	for i, b := range batches[5:] {
+		if b.fsync != 0 {
+			t.Errorf("batch %d without fsync reported fsync time %v", 5+i, b.fsync)
+		}
+	}
+}
+
+// segName matches the documented segment name for this process.
+var segName = regexp.MustCompile(`^hawk-\d{8}T\d{6}\.\d{9}Z-` + strconv.Itoa(os.Getpid()) + `-\d{6,}\.jsonl$`)
+
+// stepClock is a wall clock that moves on by step at every reading.
+func stepClock(step time.Duration) func() time.Time {
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(step)
+		return now
+	}
+}
+
+func TestRotation(t *testing.T) {
+	const segSize = 1024
+	obs := &observer{}
+	s := open(t, Options{SegmentSize: segSize, Observer: obs, Now: stepClock(time.Millisecond)})
+	dir := s.dir
+	want := map[key]bool{}
+	for i := range uint64(100) {
+		seqs := []uint64{2 * i, 2*i + 1}
+		w := newWaiter()
+		s.Submit(lines("c", seqs...), seqs, w)
+		if err := w.wait(t); err != nil {
+			t.Fatal(err)
+		}
+		want[key{"c", 2 * i}], want[key{"c", 2*i + 1}] = true, true
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	names := segmentFiles(t, dir)
+	_, _, opened := obs.snapshot()
+	if len(names) < 5 {
+		t.Fatalf("%d segments, want many", len(names))
+	}
+	for i, name := range names {
+		if !segName.MatchString(name) {
+			t.Errorf("segment name %q does not match %s", name, segName)
+		}
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < len(names)-1 && fi.Size() < segSize {
+			t.Errorf("%s rotated at %d bytes, before reaching %d", name, fi.Size(), segSize)
+		}
+	}
+	// Name order is creation order; a last segment still empty at Close is removed.
+	if extra := len(opened) - len(names); extra < 0 || extra > 1 || !slices.Equal(opened[:len(names)], prefixed(dir, names)) {
+		t.Errorf("opened %v, found %v", opened, names)
+	}
+	got := readDir(t, dir)
+	exactlyOnce(t, got, want)
+	for i, l := range got {
+		if l.Seq != uint64(i) {
+			t.Fatalf("record %d has seq %d: name order is not write order", i, l.Seq)
+		}
+	}
+}
+
+func prefixed(dir string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = filepath.Join(dir, n)
+	}
+	return out
+}
+
+func TestSetSegmentSize(t *testing.T) {
+	s := open(t, Options{SegmentSize: 1 << 30})
+	commit := func(seq uint64) {
+		t.Helper()
+		w := newWaiter()
+		s.Submit(lines("c", seq), []uint64{seq}, w)
+		if err := w.wait(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(1)
+	if n := s.Stats().Segments; n != 1 {
+		t.Fatalf("%d segments, want 1", n)
+	}
+	s.SetSegmentSize(1)
+	commit(2)
+	if n := s.Stats().Segments; n != 2 {
+		t.Errorf("%d segments after lowering the size, want 2", n)
+	}
+}
+
+// TestTwoSpoolsShareADirectory runs two spools (standing in for the old and new
+// process of an upgrade) on one directory with the same frozen clock, rotating
+// at every batch: each segment is written by one spool only.
+func TestTwoSpoolsShareADirectory(t *testing.T) {
+	dir := t.TempDir()
+	frozen := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	now := func() time.Time { return frozen }
+	a := open(t, Options{Dir: dir, SegmentSize: 1, Now: now})
+	b := open(t, Options{Dir: dir, SegmentSize: 1, Now: now})
+
+	want := map[key]bool{}
+	var wg sync.WaitGroup
+	for _, sp := range []struct {
+		s      *Spool
+		client string
+	}{{a, "A"}, {b, "B"}} {
+		for i := range uint64(50) {
+			want[key{sp.client, i}] = true
+		}
+		wg.Go(func() {
+			for i := range uint64(50) {
+				w := newWaiter()
+				sp.s.Submit(lines(sp.client, i), []uint64{i}, w)
+				if err := w.wait(t); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, s := range []*Spool{a, b} {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := segmentFiles(t, dir)
+	if created := a.Stats().Segments + b.Stats().Segments; uint64(len(names)) != created-2 {
+		t.Errorf("%d files for %d segments created (two empty ones removed)", len(names), created)
+	}
+	for _, name := range names {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := parseLines(t, data)
+		if len(got) != 1 {
+			t.Errorf("%s holds %d records, want 1 (one batch per segment)", name, len(got))
+		}
+	}
+	exactlyOnce(t, readDir(t, dir), want)
+}
+
+// TestNameCollision stands in for another process that took the names this one
+// would try next (same pid, same start time): the spool skips them with O_EXCL
+// and leaves them alone.
+func TestNameCollision(t *testing.T) {
+	dir := t.TempDir()
+	frozen := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	next := segCounter.Load()
+	for i := range uint64(3) {
+		name := filepath.Join(dir, segmentName(frozen, os.Getpid(), next+i))
+		if err := os.WriteFile(name, []byte("taken\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := open(t, Options{Dir: dir, Now: func() time.Time { return frozen }})
+	w := newWaiter()
+	s.Submit(lines("c", 1), []uint64{1}, w)
+	if err := w.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	names := segmentFiles(t, dir)
+	if len(names) != 4 || names[3] != segmentName(frozen, os.Getpid(), next+3) {
+		t.Fatalf("files %v", names)
+	}
+	for _, name := range names[:3] {
+		if data, _ := os.ReadFile(filepath.Join(dir, name)); string(data) != "taken\n" {
+			t.Errorf("%s was overwritten: %q", name, data)
+		}
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := Open(Options{}); err == nil {
+		t.Error("Open without a directory succeeded")
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Options{Dir: filepath.Join(file, "spool")}); err == nil || !strings.HasPrefix(err.Error(), "spool: ") {
+		t.Errorf("Open under a regular file: %v", err)
+	}
+	_, err := Open(Options{Dir: t.TempDir(), OpenFile: func(string) (File, error) { return nil, syscall.EACCES }})
+	if !errors.Is(err, syscall.EACCES) || !strings.HasPrefix(err.Error(), "spool: create segment: ") {
+		t.Errorf("Open with a failing create: %v", err)
+	}
+	_, err = Open(Options{Dir: t.TempDir(), OpenFile: func(string) (File, error) { return nil, fs.ErrExist }})
+	if !errors.Is(err, fs.ErrExist) {
+		t.Errorf("Open with every name taken: %v", err)
+	}
+}
+
+// TestWriteFailure: a write that fails half way (disk full) is refused, rolled
+// back, logged, counted; the next batch is written normally.
+func TestWriteFailure(t *testing.T) {
+	fsys := &fakeFS{}
+	obs := &observer{}
+	core, logs := zapobserver.New(zap.ErrorLevel)
+	s := openFake(t, fsys, Options{Observer: obs, Logger: zap.New(core)})
+
+	fsys.set(func(fsys *fakeFS) {
+		fsys.writeErr = func(p []byte) (int, error) { return len(p) / 2, syscall.ENOSPC }
+	})
+	w1 := newWaiter()
+	s.Submit(lines("c", 1, 2), []uint64{1, 2}, w1)
+	err := w1.wait(t)
+	if !errors.Is(err, syscall.ENOSPC) || !strings.HasPrefix(err.Error(), "spool: write "+fsys.file(0).name+": ") {
+		t.Fatalf("got %v, want a spool write error wrapping ENOSPC", err)
+	}
+	if !slices.Equal(w1.seqs, []uint64{1, 2}) {
+		t.Errorf("failure told for seqs %v", w1.seqs)
+	}
+	if f := fsys.file(0); len(f.data) != 0 {
+		t.Errorf("the failed write was not rolled back: %q", f.data)
+	}
+	if st := s.Stats(); st.WriteErrors != 1 || st.Batches != 0 || st.Records != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	if _, failures, _ := obs.snapshot(); len(failures) != 1 || !errors.Is(failures[0], syscall.ENOSPC) {
+		t.Errorf("observer saw failures %v", failures)
+	}
+	if logs.Len() != 1 || !strings.Contains(logs.All()[0].ContextMap()["error"].(string), "no space") {
+		t.Errorf("logged %v", logs.All())
+	}
+
+	fsys.set(func(fsys *fakeFS) { fsys.writeErr = nil })
+	w2 := newWaiter()
+	s.Submit(lines("c", 3), []uint64{3}, w2)
+	if err := w2.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if fsys.count() != 1 {
+		t.Errorf("%d segments, want the first one kept", fsys.count())
+	}
+	exactlyOnce(t, parseLines(t, fsys.file(0).data), map[key]bool{{"c", 3}: true})
+	if st := s.Stats(); st.WriteErrors != 1 || st.Batches != 1 || st.Records != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestWriteFailureWithoutRollback: when the failed write cannot be truncated
+// away, the segment is given up (torn line last) and a new one takes the next batch.
+func TestWriteFailureWithoutRollback(t *testing.T) {
+	fsys := &fakeFS{}
+	s := openFake(t, fsys, Options{})
+	commit := func(seq uint64) error {
+		w := newWaiter()
+		s.Submit(lines("c", seq), []uint64{seq}, w)
+		return w.wait(t)
+	}
+	if err := commit(1); err != nil {
+		t.Fatal(err)
+	}
+	fsys.set(func(fsys *fakeFS) {
+		fsys.writeErr = func(p []byte) (int, error) { return 10, syscall.EIO }
+		fsys.truncErr = syscall.EIO
+	})
+	if err := commit(2); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("got %v, want EIO", err)
+	}
+	fsys.set(func(fsys *fakeFS) { fsys.writeErr, fsys.truncErr = nil, nil })
+	if err := commit(3); err != nil {
+		t.Fatal(err)
+	}
+	if fsys.count() != 2 {
+		t.Fatalf("%d segments, want 2", fsys.count())
+	}
+	old, cur := fsys.file(0), fsys.file(1)
+	if !old.closed {
+		t.Error("the abandoned segment was not closed")
+	}
+	good := lines("c", 1)
+	if string(old.data) != string(good)+string(lines("c", 2)[:10]) {
+		t.Errorf("abandoned segment holds %q", old.data)
+	}
+	exactlyOnce(t, parseLines(t, cur.data), map[key]bool{{"c", 3}: true})
+}
+
+func TestFsyncFailure(t *testing.T) {
+	fsys := &fakeFS{}
+	s := openFake(t, fsys, Options{Fsync: true})
+	fsys.set(func(fsys *fakeFS) { fsys.syncErr = syscall.EIO })
+	w := newWaiter()
+	s.Submit(lines("c", 1), []uint64{1}, w)
+	if err := w.wait(t); !errors.Is(err, syscall.EIO) || !strings.HasPrefix(err.Error(), "spool: fsync ") {
+		t.Fatalf("got %v, want a spool fsync error wrapping EIO", err)
+	}
+	if f := fsys.file(0); len(f.data) != 0 {
+		t.Errorf("the unsynced write was not rolled back: %q", f.data)
+	}
+	fsys.set(func(fsys *fakeFS) { fsys.syncErr = nil })
+	w = newWaiter()
+	s.Submit(lines("c", 2), []uint64{2}, w)
+	if err := w.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	exactlyOnce(t, parseLines(t, fsys.file(0).data), map[key]bool{{"c", 2}: true})
+}
+
+// TestNoSegment: after a segment is abandoned and a new one cannot be created
+// either, batches are refused until creating works again.
+func TestNoSegment(t *testing.T) {
+	fsys := &fakeFS{}
+	s := openFake(t, fsys, Options{})
+	commit := func(seq uint64) error {
+		w := newWaiter()
+		s.Submit(lines("c", seq), []uint64{seq}, w)
+		return w.wait(t)
+	}
+	fsys.set(func(fsys *fakeFS) {
+		fsys.writeErr = func(p []byte) (int, error) { return 0, syscall.EIO }
+		fsys.truncErr = syscall.EIO
+		fsys.openErr = func(string) error { return syscall.ENOSPC }
+	})
+	if err := commit(1); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("got %v, want EIO", err)
+	}
+	fsys.set(func(fsys *fakeFS) { fsys.writeErr, fsys.truncErr = nil, nil })
+	if err := commit(2); !errors.Is(err, syscall.ENOSPC) || !strings.HasPrefix(err.Error(), "spool: create segment: ") {
+		t.Fatalf("got %v, want a create error wrapping ENOSPC", err)
+	}
+	fsys.set(func(fsys *fakeFS) { fsys.openErr = nil })
+	if err := commit(3); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.WriteErrors != 2 || st.Segments != 2 || st.Records != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	exactlyOnce(t, parseLines(t, fsys.file(1).data), map[key]bool{{"c", 3}: true})
+}
+
+// TestRotationCreateFailure: when the next segment cannot be created, the spool
+// writes on to the full one rather than refusing reports.
+func TestRotationCreateFailure(t *testing.T) {
+	fsys := &fakeFS{}
+	s := openFake(t, fsys, Options{SegmentSize: 1})
+	commit := func(seq uint64) {
+		t.Helper()
+		w := newWaiter()
+		s.Submit(lines("c", seq), []uint64{seq}, w)
+		if err := w.wait(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fsys.set(func(fsys *fakeFS) { fsys.openErr = func(string) error { return syscall.ENOSPC } })
+	commit(1)
+	commit(2)
+	fsys.set(func(fsys *fakeFS) { fsys.openErr = nil })
+	commit(3)
+	if fsys.count() != 2 {
+		t.Fatalf("%d segments, want 2", fsys.count())
+	}
+	exactlyOnce(t, parseLines(t, fsys.file(0).data), map[key]bool{{"c", 1}: true, {"c", 2}: true, {"c", 3}: true})
+	if f := fsys.file(1); len(f.data) != 0 || !fsys.file(0).closed {
+		t.Errorf("rotation after recovery: new segment %q, old closed %v", f.data, fsys.file(0).closed)
+	}
+}
+
+func TestCloseCommitsPending(t *testing.T) {
+	fsys := &fakeFS{}
+	s := openFake(t, fsys, Options{})
+	g := holdNextWrite(fsys)
+	w1 := newWaiter()
+	s.Submit(lines("c", 1), []uint64{1}, w1)
+	g.waitEntered(t)
+	w2, w3 := newWaiter(), newWaiter()
+	s.Submit(lines("c", 2), []uint64{2}, w2)
+	s.Submit(lines("c", 3, 4), []uint64{3, 4}, w3)
+
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	// Close cannot finish while the committer is held; whether it has started
+	// does not matter, only that it does not return early.
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) with a write in progress", err)
+	default:
+	}
+	close(g.release)
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Close did not return")
+	}
+	for _, w := range []*waiter{w1, w2, w3} {
+		if !w.told() {
+			t.Fatal("Close returned before every Waiter was told")
+		}
+		if err := w.wait(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := fsys.file(0)
+	if !f.closed {
+		t.Error("segment not closed")
+	}
+	exactlyOnce(t, parseLines(t, f.data), map[key]bool{{"c", 1}: true, {"c", 2}: true, {"c", 3}: true, {"c", 4}: true})
+
+	w := newWaiter()
+	s.Submit(lines("c", 5), []uint64{5}, w)
+	if !w.told() {
+		t.Fatal("Submit after Close did not tell its Waiter at once")
+	}
+	if err := w.wait(t); !errors.Is(err, ErrClosed) || !slices.Equal(w.seqs, []uint64{5}) {
+		t.Errorf("Submit after Close: %v %v", w.seqs, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Errorf("Flush after Close: %v", err)
+	}
+}
+
+func TestCloseRemovesAnEmptySegment(t *testing.T) {
+	s := open(t, Options{})
+	if n := len(segmentFiles(t, s.dir)); n != 1 {
+		t.Fatalf("%d segments after Open, want 1", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if names := segmentFiles(t, s.dir); len(names) != 0 {
+		t.Errorf("empty segments left behind: %v", names)
+	}
+}
+
+func TestFlush(t *testing.T) {
+	fsys := &fakeFS{}
+	s := openFake(t, fsys, Options{})
+	flush(t, s) // nothing submitted: returns at once
+
+	g := holdNextWrite(fsys)
+	w1 := newWaiter()
+	s.Submit(lines("c", 1), []uint64{1}, w1)
+	g.waitEntered(t)
+	w2 := newWaiter()
+	s.Submit(lines("c", 2), []uint64{2}, w2)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Flush(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Flush with a write held and a canceled context: %v", err)
+	}
+
+	var count atomic.Int32
+	late := waiterFunc(func([]uint64, error) { count.Add(1) })
+	flushed := make(chan error, 1)
+	go func() { flushed <- s.Flush(context.Background()) }()
+	close(g.release)
+	select {
+	case err := <-flushed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Flush did not return")
+	}
+	if !w1.told() || !w2.told() {
+		t.Fatal("Flush returned before the Waiters were told")
+	}
+	s.Submit(lines("c", 3), []uint64{3}, late)
+	flush(t, s)
+	if count.Load() != 1 {
+		t.Errorf("late Waiter told %d times before Flush returned", count.Load())
+	}
+}
+
+type waiterFunc func([]uint64, error)
+
+func (f waiterFunc) Committed(seqs []uint64, err error) { f(seqs, err) }
+
+// BenchmarkSubmit measures the spool end to end on a real directory, fsync off:
+// parallel submitters (connections) each waiting for their ACK before sending
+// more, as an agent with a window of one batch would.
+func BenchmarkSubmit(b *testing.B) {
+	for _, perSubmit := range []int{1, 16} {
+		b.Run(fmt.Sprintf("records=%d", perSubmit), func(b *testing.B) {
+			s, err := Open(Options{Dir: b.TempDir(), Logger: zap.NewNop()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			var records atomic.Int64
+			b.SetParallelism(32) // connections per core
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				var buf []byte
+				seqs := make([]uint64, perSubmit)
+				acked := make(chan struct{}, 1)
+				w := waiterFunc(func([]uint64, error) { acked <- struct{}{} })
+				var seq uint64
+				for pb.Next() {
+					buf = buf[:0]
+					for i := range seqs {
+						seq++
+						seqs[i] = seq
+						buf = AppendRecord(buf, &Record{ClientID: "bench-agent", Seq: seq, ConnID: 1, Received: time.Now(), Payload: benchJSON})
+					}
+					s.Submit(buf, seqs, w)
+					<-acked
+					records.Add(int64(perSubmit))
+				}
+			})
+			b.StopTimer()
+			st := s.Stats()
+			b.ReportMetric(float64(records.Load())/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(float64(st.Records)/float64(max(st.Batches, 1)), "records/batch")
+		})
+	}
+}
