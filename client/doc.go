@@ -34,9 +34,14 @@
 //	}
 //	log.Printf("report %d persisted", seq)
 //
-// Cost per report: no goroutine, no timer, one pooled record (the payload is copied
-// once into it, and once into the connection's output buffer). One connection has a
-// reader and a writer goroutine; the writer sends everything queued since its last
-// write in one Write. A manager goroutine per Client reconnects and checks heartbeats
-// with one ticker.
+// Cost per report: no goroutine, no timer, no allocation in steady state (one
+// pooled record; the payload is copied once into it, for resends, and once into the
+// connection's output buffer). A connection has a reader goroutine, which decodes
+// in place and handles a whole read's worth of ACKs under one lock, and a writer
+// goroutine, which sends everything queued since its last write in one Write (it
+// yields once before each write, so reports released by the same burst of ACKs
+// share it). A manager goroutine per Client reconnects, resends after retryable
+// NACKs and checks heartbeats with one ticker (a quarter of the heartbeat
+// interval): it, not the writer, watches for dead connections, so a write stuck on
+// a hung server cannot hide one.
 package client

@@ -89,6 +89,8 @@ to its return).
   nacked       NACK frames received (retryable ones too; they are retried)
   errors       Report calls that returned an error (a non-retryable NACK, a
                report still unacked at the drain timeout, a refused reconnect)
+  connect_errors  clients that could not connect before -d ended (not those
+               a signal stopped while connecting)
   acked_per_s  acked / elapsed, elapsed being from the start to the end of the drain
 
 Exit status: 0 if every Report succeeded and every client connected; 1 if any
@@ -138,6 +140,7 @@ type loadRun struct {
 	tokens  chan struct{} // rate limit; nil = unlimited
 
 	stopping      atomic.Bool // no new reports
+	interrupted   atomic.Bool // stopped by a signal, not by -d
 	acked         atomic.Uint64
 	errs          atomic.Uint64
 	connectErrs   atomic.Uint64
@@ -199,6 +202,7 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 				n++
 				if n == 1 {
 					fmt.Fprintf(stderr, "load: %v: stopping (again to stop waiting for reports in flight)\n", s)
+					r.interrupted.Store(true)
 					stopIssuing()
 				} else {
 					abortReports()
@@ -227,7 +231,9 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 		case <-issueCtx.Done():
 		}
 		if issueCtx.Err() != nil {
-			r.connectErrs.Add(uint64(cfg.clients - i))
+			if !r.interrupted.Load() { // -d passed before every client could even start connecting
+				r.connectErrs.Add(uint64(cfg.clients - i))
+			}
 			break
 		}
 		dialers.Go(func() {
@@ -304,6 +310,9 @@ func (r *loadRun) startClient(issueCtx, reportCtx context.Context, i int, worker
 	}
 	c, err := client.Dial(issueCtx, opts)
 	if err != nil {
+		if r.interrupted.Load() && errors.Is(err, context.Canceled) {
+			return // the operator stopped the run; not a failure to connect
+		}
 		r.connectErrs.Add(1)
 		r.showError(fmt.Sprintf("connecting %s", id), err)
 		return

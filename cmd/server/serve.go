@@ -52,6 +52,10 @@ func serve(loader *config.Loader, cfg *config.Config) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	// A log pipe whose reader went away (a restarted log collector, the parent's
+	// pipe after an upgrade) must cost log lines, not 50,000 connections: without
+	// this, a write to a broken stderr kills a Go program with SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE)
 	level, err := zap.ParseAtomicLevel(cfg.Log.Level)
 	if err != nil {
 		return fmt.Errorf("log.level: %w", err)
@@ -68,13 +72,13 @@ func serve(loader *config.Loader, cfg *config.Config) error {
 		log.Info("started by an upgrade: inheriting listening sockets from the parent process")
 	}
 	// Every listener before Ready: sockets inherited and not claimed by then are closed.
-	s.ln, err = s.upg.Listen(cfg.Listen)
+	s.ln, err = s.upg.Listen("protocol", cfg.Listen)
 	if err != nil {
 		return err
 	}
 	var adminLn net.Listener
 	if cfg.Admin.Addr != "" {
-		if adminLn, err = s.upg.Listen(cfg.Admin.Addr); err != nil {
+		if adminLn, err = s.upg.Listen("admin", cfg.Admin.Addr); err != nil {
 			return err
 		}
 	}

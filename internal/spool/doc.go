@@ -24,7 +24,7 @@
 //	client_id    string   the agent's id from its HELLO
 //	seq          number   the agent's sequence number of the report (a uint64: it may not fit a float64)
 //	conn_id      number   the server's id of the connection the report came in on (a uint64)
-//	received     string   when the server read the report, UTC, RFC 3339 with up to nanoseconds
+//	received     string   when the server read the report: UTC, RFC 3339 with up to nanoseconds
 //	payload      any      the report's payload as the agent sent it, when it is valid JSON and UTF-8
 //	                      (whitespace removed when it contained a line break, so the line stays one line)
 //	payload_b64  string   otherwise: the payload's bytes in standard base64 with padding
@@ -40,7 +40,8 @@
 //
 // Lines are only ever appended. A segment receives no more bytes once a segment with
 // the same pid and a greater name exists, or once that process has exited; until then
-// it may be growing. Segments still empty when the server shuts down are removed.
+// it may be growing. A segment still empty when the server shuts down is removed
+// (a crash can leave an empty one behind).
 //
 // A last line without its '\n' means the write of that line did not finish: after a
 // crash, or after a failed write (disk full, I/O error) whose rollback also failed.

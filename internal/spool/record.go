@@ -53,8 +53,9 @@ const hex = "0123456789abcdef"
 
 // strSafe[c] is true for the ASCII bytes that stand for themselves inside a JSON
 // string. HTML characters (<, >, &) are not escaped: the lines are read by log
-// shippers, not embedded in web pages.
-var strSafe = func() (t [utf8.RuneSelf]bool) {
+// shippers, not embedded in web pages. 256 entries, so indexing by a byte needs
+// no bounds check.
+var strSafe = func() (t [256]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
@@ -254,11 +255,11 @@ func scanString(p []byte, i int) int {
 	i++
 	for i < len(p) {
 		c := p[i]
+		if strSafe[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if strSafe[c] {
-				i++
-				continue
-			}
 			switch c {
 			case '"':
 				return i + 1

@@ -291,11 +291,13 @@ func TestSetSegmentSize(t *testing.T) {
 		}
 	}
 	commit(1)
+	flush(t, s) // rotation follows the ACKs; Flush waits for it
 	if n := s.Stats().Segments; n != 1 {
 		t.Fatalf("%d segments, want 1", n)
 	}
 	s.SetSegmentSize(1)
 	commit(2)
+	flush(t, s)
 	if n := s.Stats().Segments; n != 2 {
 		t.Errorf("%d segments after lowering the size, want 2", n)
 	}
@@ -558,6 +560,7 @@ func TestRotationCreateFailure(t *testing.T) {
 		if err := w.wait(t); err != nil {
 			t.Fatal(err)
 		}
+		flush(t, s) // the rotation attempt follows the ACK; Flush waits for it
 	}
 	fsys.set(func(fsys *fakeFS) { fsys.openErr = func(string) error { return syscall.ENOSPC } })
 	commit(1)

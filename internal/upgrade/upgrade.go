@@ -58,12 +58,18 @@ func New(o Options) (*Upgrader, error) {
 	return &Upgrader{tf: tf, started: time.Now()}, nil
 }
 
-// Listen returns a TCP listener on addr, inherited from the parent process when it
-// had one for the same address, or a new one.
-func (u *Upgrader) Listen(addr string) (net.Listener, error) {
-	ln, err := u.tf.Listen("tcp", addr)
+// Listen returns the TCP listener called name on addr: the one inherited from the
+// parent process if it had the same name and address, else a new one.
+//
+// tableflip keys sockets by their address string alone, so two listeners on
+// "127.0.0.1:0" would overwrite each other and the new process would inherit the
+// admin socket as its protocol socket. The key here is name and address together.
+func (u *Upgrader) Listen(name, addr string) (net.Listener, error) {
+	ln, err := u.tf.ListenWithCallback("tcp", name+"@"+addr, func(network, _ string) (net.Listener, error) {
+		return net.Listen(network, addr)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("upgrade: listen %s: %w", addr, err)
+		return nil, fmt.Errorf("upgrade: listen %s on %s: %w", name, addr, err)
 	}
 	return ln, nil
 }

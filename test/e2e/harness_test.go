@@ -161,14 +161,18 @@ func (s *server) launch(flags []string) {
 	t.Helper()
 	s.cmd = exec.Command(s.binary, append([]string{"-config", s.cfgPath}, flags...)...)
 	s.cmd.Dir = s.dir
-	stderr, err := s.cmd.StderrPipe()
+	// Our own pipe, not StderrPipe: Wait closes that one when the first process
+	// exits, and the processes that replaced it share this stderr.
+	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.cmd.Stderr = w
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go s.readLogs(stderr)
+	w.Close()
+	go func() { defer r.Close(); s.readLogs(r) }()
 	go func() { s.waitErr <- s.cmd.Wait() }()
 	t.Cleanup(s.stopAll)
 	s.waitLog(10*time.Second, func(l logLine) bool { return l.str("msg") == "listening" && int(l.num("pid")) == s.cmd.Process.Pid })

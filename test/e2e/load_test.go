@@ -182,9 +182,10 @@ type loadSummary struct {
 	Goaways      int64   `json:"goaways"`
 	DialFailures int64   `json:"dial_failures"`
 	AckedPerS    float64 `json:"acked_per_s"`
-	P50us        float64 `json:"p50_us"`
-	P99us        float64 `json:"p99_us"`
-	Maxus        float64 `json:"max_us"`
+	ConnectErrs  int64   `json:"connect_errors"`
+	P50us        float64 `json:"latency_p50_us"`
+	P99us        float64 `json:"latency_p99_us"`
+	Maxus        float64 `json:"latency_max_us"`
 }
 
 // lockedBuffer is a bytes.Buffer safe to write from a process pipe and read from a test.

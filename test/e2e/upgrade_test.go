@@ -52,11 +52,20 @@ func (s *server) upgradeTo(binary string) (newPID int, sighupToReady time.Durati
 	return newPID, sighupToReady
 }
 
-func welcomeVersion(t *testing.T, addr string) string {
+// welcomeVersion connects a raw peer and returns the version its WELCOME names.
+func (s *server) welcomeVersion(t *testing.T, addr string) string {
 	t.Helper()
 	p := testutil.Dial(t, addr)
-	w := p.Hello("e2e-probe", "")
-	p.Conn.Close()
+	defer p.Conn.Close()
+	p.Write(protocol.AppendJSON(nil, protocol.TypeHello, 0, &protocol.Hello{ClientID: "e2e-probe"}))
+	f, err := p.Next(5 * time.Second)
+	if err != nil || f.Type != protocol.TypeWelcome {
+		t.Fatalf("probe: got %v, %v; want WELCOME; server log:\n%s", f.Type, err, s.logTextDump())
+	}
+	var w protocol.Welcome
+	if err := protocol.ParseJSON(f, &w); err != nil {
+		t.Fatal(err)
+	}
 	return w.ServerVersion
 }
 
@@ -64,7 +73,7 @@ func welcomeVersion(t *testing.T, addr string) string {
 func TestUpgradeUnderLoad(t *testing.T) {
 	s := startServer(t, bin.serverV1)
 	addr := s.addr()
-	if v := welcomeVersion(t, addr); v != "v1" {
+	if v := s.welcomeVersion(t, addr); v != "v1" {
 		t.Fatalf("WELCOME version %q, want v1", v)
 	}
 	load := startLoad(t, addr, "-c", "200", "-w", "8", "-s", "256", "-d", "60s")
@@ -74,7 +83,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if newPID == oldPID {
 		t.Fatal("PID file still names the old process")
 	}
-	if v := welcomeVersion(t, addr); v != "v2" {
+	if v := s.welcomeVersion(t, addr); v != "v2" {
 		t.Fatalf("after the upgrade WELCOME version %q, want v2", v)
 	}
 	if err := <-s.waitErr; err != nil {
@@ -87,7 +96,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	t.Logf("upgrade: sighup_to_ready=%s drain=%.3fs goaways=%v reconnects=%d summary=%+v",
 		ready, exitLog.num("drain"), exitLog["goaways"], sum.Reconnects, sum)
 	if sum.Errors != 0 || sum.DialFailures != 0 || sum.Nacked != 0 {
-		t.Fatalf("clients noticed the upgrade: %+v", sum)
+		t.Fatalf("clients noticed the upgrade: %+v\nload stderr:\n%s\nserver log:\n%s", sum, load.stderr, s.logTextDump())
 	}
 	if sum.Acked != sum.Sent || sum.Acked == 0 {
 		t.Fatalf("sent %d, acked %d: every report sent must be acked", sum.Sent, sum.Acked)
@@ -113,7 +122,7 @@ func TestFiveUpgradesBackToBack(t *testing.T) {
 	names := []string{"v2", "v1", "v2", "v1", "v2"}
 	for i, v := range versions {
 		s.upgradeTo(v)
-		if got := welcomeVersion(t, addr); got != names[i] {
+		if got := s.welcomeVersion(t, addr); got != names[i] {
 			t.Fatalf("upgrade %d: WELCOME version %q, want %q", i+1, got, names[i])
 		}
 		s.waitProgress(1000)
@@ -160,7 +169,7 @@ func TestFailedUpgradesKeepServing(t *testing.T) {
 	}
 	// A later good upgrade still works.
 	s.upgradeTo(bin.serverV2)
-	if v := welcomeVersion(t, addr); v != "v2" {
+	if v := s.welcomeVersion(t, addr); v != "v2" {
 		t.Fatalf("WELCOME version %q after the good upgrade, want v2", v)
 	}
 	sum := load.stop()
