@@ -733,3 +733,42 @@ func BenchmarkSubmit(b *testing.B) {
 		})
 	}
 }
+
+func TestFsyncRealDirectory(t *testing.T) {
+	s := open(t, Options{Fsync: true})
+	w := newWaiter()
+	s.Submit(lines("c", 1), []uint64{1}, w)
+	if err := w.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	exactlyOnce(t, readDir(t, s.dir), map[key]bool{{"c", 1}: true})
+}
+
+// TestBurstBufferNotRetained: a batch far larger than usual must not stay
+// allocated as the spare buffer.
+func TestBurstBufferNotRetained(t *testing.T) {
+	fsys := &fakeFS{}
+	s := openFake(t, fsys, Options{})
+	big := AppendRecord(nil, &Record{ClientID: "c", Seq: 1, Payload: make([]byte, maxRetained)})
+	w := newWaiter()
+	s.Submit(big, []uint64{1}, w)
+	if err := w.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, s)
+	if c := cap(s.spare.lines); c > maxRetained {
+		t.Errorf("spare buffer of %d bytes kept", c)
+	}
+	small := newWaiter()
+	s.Submit(lines("c", 2), []uint64{2}, small)
+	if err := small.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, s)
+	if c := cap(s.spare.lines); c == 0 {
+		t.Error("small buffers are not kept for reuse")
+	}
+}

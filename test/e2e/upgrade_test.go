@@ -156,12 +156,12 @@ func TestFailedUpgradesKeepServing(t *testing.T) {
 	for i, f := range failures {
 		f.setup()
 		s.signal(pid, syscall.SIGHUP)
-		s.waitLog(15*time.Second, func(l logLine) bool {
+		failed := func(l logLine) bool {
 			return int(l.num("pid")) == pid && l.str("msg") == "upgrade failed: this process keeps serving" && l.str("level") == "error"
-		})
-		if got := len(s.findLogs(func(l logLine) bool { return l.str("msg") == "upgrade failed: this process keeps serving" })); got != i+1 {
-			t.Fatalf("%s: %d failure lines, want %d", f.name, got, i+1)
 		}
+		testutil.Eventually(t, 15*time.Second, func() bool { return len(s.findLogs(failed)) == i+1 },
+			"%s: failure line %d; log:\n%s", f.name, i+1, s.logTextDump())
+		t.Logf("%s: %s", f.name, s.findLogs(failed)[i].str("error"))
 		if s.pid() != pid || !alive(pid) {
 			t.Fatalf("%s: serving PID %d, want the old process %d still serving", f.name, s.pid(), pid)
 		}
