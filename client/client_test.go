@@ -555,7 +555,7 @@ func TestGoawayRightAfterWelcomeDoesNotSpin(t *testing.T) {
 
 func TestHeartbeatPingWhenIdle(t *testing.T) {
 	srv := newFakeServer(t)
-	srv.hbMS = 100 // generous: a starved test machine must not look like a dead server
+	srv.hbMS = 250 // generous: a starved test machine must not look like a dead server
 	srv.start()
 	c := dial(t, testOptions(srv, "agent-1"))
 	waitFor(t, 5*time.Second, func() bool {

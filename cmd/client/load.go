@@ -70,7 +70,7 @@ func cmdLoad(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.idPrefix, "id-prefix", "load", "client ids are `PREFIX`-0 … PREFIX-(c-1)")
 	fs.StringVar(&cfg.token, "token", "", "auth token")
 	fs.BoolVar(&cfg.json, "json", false, "print the summary as one JSON object")
-	fs.StringVar(&cfg.ackedLog, "acked-log", "", "write one line `FILE`: \"client_id seq\" per acked report")
+	fs.StringVar(&cfg.ackedLog, "acked-log", "", "write to `FILE` one line \"client_id seq\" per acked report (flushed at exit)")
 	fs.BoolVar(&cfg.srcSpread, "src-spread", true, "spread source addresses over 127.0.0.2-201 when the target is IPv4 loopback")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "at the end, how long to wait for reports in flight before giving up on them (they count as errors)")
 	fs.Usage = func() {

@@ -78,6 +78,7 @@ type observer struct {
 	batches  []batchObs
 	failures []error
 	opened   []string
+	latRecs  int // records reported by AckLatency
 }
 
 type batchObs struct {
@@ -101,6 +102,21 @@ func (o *observer) SegmentOpened(name string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.opened = append(o.opened, name)
+}
+
+func (o *observer) AckLatency(d time.Duration, n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if d < 0 {
+		panic("negative ack latency")
+	}
+	o.latRecs += n
+}
+
+func (o *observer) ackLatencyRecords() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.latRecs
 }
 
 func (o *observer) snapshot() (batches []batchObs, failures []error, opened []string) {

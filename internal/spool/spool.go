@@ -46,6 +46,9 @@ type Observer interface {
 	BatchWritten(records int, bytes int, write time.Duration, fsync time.Duration) // fsync==0 when not fsyncing
 	WriteFailed(err error)
 	SegmentOpened(name string)
+	// AckLatency: n records waited d from their Submit until durable (once per
+	// Submit call whose batch succeeded).
+	AckLatency(d time.Duration, n int)
 }
 
 // Options configure Open.
@@ -118,7 +121,8 @@ type batch struct {
 
 type entry struct {
 	w          Waiter
-	start, end int // w's seqs are seqs[start:end]
+	start, end int       // w's seqs are seqs[start:end]
+	at         time.Time // when submitted, for the ack latency
 }
 
 func (b *batch) reset() {
@@ -194,7 +198,11 @@ func (s *Spool) Submit(lines []byte, seqs []uint64, w Waiter) {
 	start := len(p.seqs)
 	p.lines = append(p.lines, lines...)
 	p.seqs = append(p.seqs, seqs...)
-	p.entries = append(p.entries, entry{w: w, start: start, end: len(p.seqs)})
+	var at time.Time
+	if s.obs != nil {
+		at = time.Now()
+	}
+	p.entries = append(p.entries, entry{w: w, start: start, end: len(p.seqs), at: at})
 	s.submitted++
 	s.mu.Unlock()
 	// Only the first Submit after a swap needs to wake the committer: the ones
@@ -307,9 +315,16 @@ func (s *Spool) run() {
 
 func (s *Spool) commit(b *batch) {
 	err := s.write(b.lines, len(b.seqs))
+	var now time.Time
+	if s.obs != nil && err == nil {
+		now = time.Now()
+	}
 	for _, e := range b.entries {
 		// The full slice expression keeps a Waiter's append from writing into
 		// the next Waiter's seqs.
+		if !now.IsZero() {
+			s.obs.AckLatency(now.Sub(e.at), e.end-e.start)
+		}
 		e.w.Committed(b.seqs[e.start:e.end:e.end], err)
 	}
 	s.rotate()

@@ -96,6 +96,9 @@ func TestGroupCommit(t *testing.T) {
 		records += b.records
 		bytes += b.bytes
 	}
+	if n := obs.ackLatencyRecords(); n != len(want) {
+		t.Errorf("ack latency observed for %d records, want %d", n, len(want))
+	}
 	if records != len(want) || uint64(bytes) != st.Bytes {
 		t.Errorf("observer saw %d records, %d bytes; stats %+v", records, bytes, st)
 	}

@@ -76,7 +76,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if v := s.welcomeVersion(t, addr); v != "v1" {
 		t.Fatalf("WELCOME version %q, want v1", v)
 	}
-	load := startLoad(t, addr, "-c", "200", "-w", "8", "-s", "256", "-d", "60s")
+	load := startLoad(t, addr, "-c", "200", "-w", "8", "-s", "256", "-rate", "20000", "-d", "60s")
 	s.waitProgress(5000)
 	oldPID := s.cmd.Process.Pid
 	newPID, ready := s.upgradeTo(bin.serverV2)
@@ -116,7 +116,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 func TestFiveUpgradesBackToBack(t *testing.T) {
 	s := startServer(t, bin.serverV1)
 	addr := s.addr()
-	load := startLoad(t, addr, "-c", "200", "-w", "4", "-s", "256", "-d", "120s")
+	load := startLoad(t, addr, "-c", "200", "-w", "4", "-s", "256", "-rate", "20000", "-d", "120s")
 	s.waitProgress(2000)
 	versions := []string{bin.serverV2, bin.serverV1, bin.serverV2, bin.serverV1, bin.serverV2}
 	names := []string{"v2", "v1", "v2", "v1", "v2"}
@@ -142,7 +142,7 @@ func TestFailedUpgradesKeepServing(t *testing.T) {
 	s := startServer(t, bin.serverV1, "-upgrade.timeout=1s")
 	addr := s.addr()
 	pid := s.cmd.Process.Pid
-	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "128", "-d", "120s")
+	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "128", "-rate", "5000", "-d", "120s")
 	s.waitProgress(1000)
 
 	failures := []struct {
@@ -190,7 +190,7 @@ func TestFailedUpgradesKeepServing(t *testing.T) {
 func TestSigtermDrainsUnderLoad(t *testing.T) {
 	s := startServer(t, bin.serverV1, "-drain.timeout=3s")
 	addr := s.addr()
-	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-d", "120s")
+	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "20000", "-d", "120s")
 	s.waitProgress(3000)
 	start := time.Now()
 	s.signal(s.cmd.Process.Pid, syscall.SIGTERM)
@@ -214,7 +214,7 @@ func TestSigtermDrainsUnderLoad(t *testing.T) {
 func TestSigkillThenRestart(t *testing.T) {
 	s := startServer(t, bin.serverV1)
 	addr := s.addr()
-	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-d", "120s")
+	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "20000", "-d", "120s")
 	s.waitProgress(3000)
 	s.signal(s.cmd.Process.Pid, syscall.SIGKILL)
 	err := <-s.waitErr
