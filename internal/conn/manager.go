@@ -164,6 +164,9 @@ func (m *Manager) accept(nc net.Conn) {
 	c.lastSeen.Store(c.accepted)
 	c.readFn = c.readRaw
 	m.reg.add(c)
+	if ce := m.log.Check(zap.DebugLevel, "connection accepted"); ce != nil {
+		ce.Write(zap.Uint64("conn_id", c.id), zap.String("remote", c.remote))
+	}
 	go c.serve()
 }
 

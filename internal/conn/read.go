@@ -282,7 +282,13 @@ func (c *Conn) teardown() {
 	c.rbuf = nil
 	c.m.reg.remove(c)
 	c.m.obs.Closed(reason, handshaken)
-	if ce := c.m.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
+	// A peer leaving, or moving on during a drain, is routine: debug. Anything the
+	// server decided (timeouts, protocol errors, revocation) is worth a line at info.
+	level := zap.InfoLevel
+	if reason == ReasonClient || reason == ReasonDrain || reason == ReasonShutdown {
+		level = zap.DebugLevel
+	}
+	if ce := c.m.log.Check(level, "connection closed"); ce != nil {
 		ce.Write(zap.Uint64("conn_id", c.id), zap.String("client_id", c.Info().ClientID), zap.String("remote", c.remote),
 			zap.String("reason", string(reason)), zap.Uint64("frames_in", c.framesIn.Load()), zap.Uint64("frames_out", c.framesOut.Load()))
 	}
