@@ -91,7 +91,7 @@ type Stats struct {
 // Dial connects to opts.Addr and completes the handshake. Connection failures and
 // transient refusals (too many connections, shutting down) are retried with backoff
 // until ctx ends; a final refusal (unauthorized, bad payload, …) is returned at once
-// as the server's *protocol.ErrorPayload. ctx bounds only the connecting: the
+// as the server's *client.ServerError. ctx bounds only the connecting: the
 // returned Client reconnects on its own until Close.
 func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if err := opts.normalize(); err != nil {
@@ -146,7 +146,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 // the report is resent on the next connection and Report keeps waiting, as long as
 // ctx allows. Errors: ctx's error (the report may still be delivered), *NackError
 // for a non-retryable NACK, ErrTooLarge, ErrClosed, or the server's
-// *protocol.ErrorPayload if it refused a reconnect for good (e.g. token revoked).
+// *client.ServerError if it refused a reconnect for good (e.g. token revoked).
 func (c *Client) Report(ctx context.Context, payload []byte) (seq uint64, err error) {
 	if len(payload) > protocol.MaxPayloadLimit {
 		return 0, ErrTooLarge

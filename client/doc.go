@@ -19,13 +19,13 @@
 //
 // Errors that do reach the caller: the context's error, *NackError when the server
 // refuses a report for good, ErrTooLarge, ErrClosed after Close, and the server's
-// *protocol.ErrorPayload when it refuses the handshake for good (unauthorized).
+// *client.ServerError when it refuses the handshake for good (unauthorized).
 //
 // Example:
 //
 //	c, err := client.Dial(ctx, client.Options{Addr: "hawk.internal:7700", ClientID: "agent-42", Token: token})
 //	if err != nil {
-//		return err // e.g. *protocol.ErrorPayload{Code: "unauthorized"}
+//		return err // e.g. *client.ServerError with Code client.CodeUnauthorized
 //	}
 //	defer c.Close()
 //	seq, err := c.Report(ctx, []byte(`{"cpu":0.42}`))

@@ -63,7 +63,7 @@ func newSession(c *Client, nc net.Conn) *session {
 }
 
 // connect opens a connection and runs the handshake, both bounded by DialTimeout.
-// A refused handshake returns the server's *protocol.ErrorPayload.
+// A refused handshake returns the server's *client.ServerError.
 func (c *Client) connect(ctx context.Context) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	defer cancel()

@@ -1,0 +1,87 @@
+package conn
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hawk-agents/hawk/client"
+	"github.com/hawk-agents/hawk/internal/spool"
+)
+
+// BenchmarkEndToEnd pushes reports through a real Manager and a real spool (fsync off,
+// then on) on loopback, from client library connections each keeping 8 reports in
+// flight: the hot path of the whole server in one process.
+//
+//	go test -run - -bench EndToEnd -benchtime 200000x ./internal/conn/
+func BenchmarkEndToEnd(b *testing.B) {
+	for _, fsync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("fsync=%v", fsync), func(b *testing.B) { benchEndToEnd(b, 64, 8, 256, fsync) })
+	}
+}
+
+func benchEndToEnd(b *testing.B, conns, window, size int, fsync bool) {
+	sp, err := spool.Open(spool.Options{Dir: b.TempDir(), Fsync: fsync, Logger: zap.NewNop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sp.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := testSettings()
+	s.MaxConns = conns + 10
+	m := New(Options{Settings: s, Spool: sp})
+	served := make(chan struct{})
+	go func() { defer close(served); m.Serve(ln) }()
+	defer func() {
+		ln.Close()
+		<-served
+		m.CloseAll(ReasonShutdown, "shutdown", "benchmark over")
+	}()
+
+	ctx := context.Background()
+	clients := make([]*client.Client, conns)
+	for i := range clients {
+		c, err := client.Dial(ctx, client.Options{Addr: ln.Addr().String(), ClientID: fmt.Sprintf("bench-%d", i), MaxInFlight: window})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		clients[i] = c
+	}
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = 'a' + byte(i%26)
+	}
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		for range window {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for left.Add(-1) >= 0 {
+					if _, err := c.Report(ctx, payload); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "reports/s")
+}
