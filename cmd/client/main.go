@@ -29,6 +29,7 @@ const usage = `usage: client <command> [flags]
 commands:
   send   send one report and wait for its ACK
   load   generate load: many clients, each keeping a window of reports in flight
+  idle   hold many authenticated, heartbeating, idle connections (memory measurements)
   version
 
 Run "client <command> -h" for a command's flags.
@@ -44,6 +45,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdSend(args[1:], stdin, stdout, stderr)
 	case "load":
 		return cmdLoad(args[1:], stdout, stderr)
+	case "idle":
+		return cmdIdle(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "hawk client %s (library %s)\n", version, client.Version)
 		return 0
