@@ -25,11 +25,13 @@ type Client struct {
 
 	mu           sync.Mutex
 	nextSeq      uint64
-	pending      map[uint64]*pending // every report accepted by Report and not yet finished
+	pending      map[uint64]*pending // every report accepted by Report or Go and not yet finished
 	cur          *session            // where new reports go; nil while disconnected
 	sessions     []*session          // live sessions: cur and any draining after GOAWAY
 	retry        []*pending          // waiting to be resent after a retryable NACK
 	scratch      []*pending
+	cbHead       *pending // Go reports finished under c.mu whose done is still to be called
+	cbTail       *pending
 	welcome      protocol.Welcome
 	connected    bool  // a connection has been established once (Dial's)
 	failErr      error // a final handshake refusal on reconnect: the client is unusable
@@ -50,7 +52,7 @@ type Client struct {
 	wg        sync.WaitGroup // manager and session goroutines
 }
 
-// pending is one report between Report and its outcome. Records are pooled.
+// pending is one report between Report (or Go) and its outcome. Records are pooled.
 type pending struct {
 	seq       uint64
 	payload   []byte
@@ -61,6 +63,12 @@ type pending struct {
 	waiting   bool // in c.retry
 	retryAt   int64
 	attempts  int
+
+	// A report made by Go: its outcome goes to cb, not to the done channel.
+	async bool
+	cb    func(seq uint64, err error)
+	err   error    // the outcome, between completeLocked and the call to cb
+	next  *pending // in the c.cbHead list
 }
 
 var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan error, 1)} }}
@@ -168,15 +176,75 @@ func (c *Client) Report(ctx context.Context, payload []byte) (seq uint64, err er
 	}
 	rec := getPending()
 	rec.payload = append(rec.payload, payload...)
+	if seq, err = c.enqueue(rec); err != nil {
+		return 0, err
+	}
+	select {
+	case err = <-rec.done:
+		putPending(rec)
+		return seq, err
+	case <-ctx.Done():
+		return seq, c.abandon(rec, ctx.Err())
+	}
+}
 
+// Go is the asynchronous Report: it queues payload as a report and returns; done
+// is later called exactly once with the report's seq and its outcome, which is
+// what Report would have returned (nil once the server has persisted it). Go has
+// the same guarantees as Report — the window, seqs, resends after a lost
+// connection or a GOAWAY, retries after a retryable NACK — but no context: a
+// report made by Go waits for its ACK until Close gives up on it (ErrClosed).
+//
+// Go blocks only while the window (MaxInFlight) is full. It returns ErrTooLarge,
+// ErrClosed (after Close) or the server's *client.ServerError (after a reconnect
+// refused for good) at once, and then done is never called. The payload is
+// copied, so the caller may reuse it at once. done may be nil.
+//
+// done is called from the client's own goroutines — the connection's reader, as
+// the ACKs are read; from Close's caller for reports Close gives up on — never
+// from Go's caller, and possibly from two goroutines at once (for instance during
+// a GOAWAY handoff, when two connections are being read). It must not block and
+// must not call Close: until it returns, no more ACKs are read from its
+// connection. It may call Go: the report's window slot is free before done is
+// called, so a Go from done does not wait for a slot as long as nothing else took
+// it meanwhile (with other goroutines filling the same window, such a Go could
+// wait for an ACK that this very connection's reader is not reading).
+//
+// In steady state Go allocates nothing: the record is pooled and done is only
+// stored, so a done built once (a method value, a closure) is reused for free.
+func (c *Client) Go(payload []byte, done func(seq uint64, err error)) error {
+	if len(payload) > protocol.MaxPayloadLimit {
+		return ErrTooLarge
+	}
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		select {
+		case c.sem <- struct{}{}:
+		case <-c.closingCh:
+			return ErrClosed
+		}
+	}
+	rec := getPending()
+	rec.payload = append(rec.payload, payload...)
+	rec.async = true
+	rec.cb = done
+	_, err := c.enqueue(rec)
+	return err
+}
+
+// enqueue gives rec (holding a window slot, payload filled in) its seq and sends
+// it on the current connection, or leaves it queued for the next one. On error
+// the slot and the record are released.
+func (c *Client) enqueue(rec *pending) (uint64, error) {
 	c.mu.Lock()
-	if err := c.refuseLocked(len(payload)); err != nil {
+	if err := c.refuseLocked(len(rec.payload)); err != nil {
 		c.mu.Unlock()
 		<-c.sem
 		putPending(rec)
 		return 0, err
 	}
-	seq = c.nextSeq
+	seq := c.nextSeq
 	c.nextSeq++
 	rec.seq = seq
 	c.pending[seq] = rec
@@ -188,14 +256,7 @@ func (c *Client) Report(ctx context.Context, payload []byte) (seq uint64, err er
 		s.queueFrame(protocol.TypeReport, seq, rec.payload)
 	}
 	c.mu.Unlock()
-
-	select {
-	case err = <-rec.done:
-		putPending(rec)
-		return seq, err
-	case <-ctx.Done():
-		return seq, c.abandon(rec, ctx.Err())
-	}
+	return seq, nil
 }
 
 func (c *Client) refuseLocked(n int) error {
@@ -231,7 +292,9 @@ func (c *Client) abandon(rec *pending, ctxErr error) error {
 }
 
 // completeLocked finishes a report: out of the window, and the outcome to its
-// waiter (or back to the pool if the waiter is gone). Caller holds c.mu.
+// waiter (or back to the pool if the waiter is gone). The done of a report made by
+// Go is called later, by unlock: a caller that may complete reports releases c.mu
+// with c.unlock(), not c.mu.Unlock(). Caller holds c.mu.
 func (c *Client) completeLocked(rec *pending, err error) {
 	delete(c.pending, rec.seq)
 	if s := rec.sess; s != nil {
@@ -245,15 +308,43 @@ func (c *Client) completeLocked(rec *pending, err error) {
 			c.retry = slices.Delete(c.retry, i, i+1)
 		}
 	}
-	<-c.sem
-	if rec.abandoned {
+	<-c.sem // before done is called: a Go from done finds the slot free
+	switch {
+	case rec.abandoned:
 		putPending(rec)
-	} else {
+	case rec.async:
+		// done is called by unlock, once c.mu is released.
+		rec.err = err
+		if c.cbTail == nil {
+			c.cbHead = rec
+		} else {
+			c.cbTail.next = rec
+		}
+		c.cbTail = rec
+	default:
 		rec.done <- err // cap 1 and exactly one outcome per record: never blocks
 	}
 	if c.closing && len(c.pending) == 0 && !c.drainedSent {
 		c.drainedSent = true
 		close(c.drained)
+	}
+}
+
+// unlock releases c.mu, then calls the done of every report made by Go that
+// finished while it was held, in the order they finished. Each record goes back
+// to the pool before its done runs, so a Go from done may reuse it.
+func (c *Client) unlock() {
+	rec := c.cbHead
+	c.cbHead, c.cbTail = nil, nil
+	c.mu.Unlock()
+	for rec != nil {
+		next := rec.next
+		cb, seq, err := rec.cb, rec.seq, rec.err
+		putPending(rec)
+		if cb != nil {
+			cb(seq, err)
+		}
+		rec = next
 	}
 }
 
@@ -396,7 +487,7 @@ func (c *Client) sessionEnded(s *session) {
 	clear(moved)
 	c.scratch = moved[:0]
 	c.wakeManager()
-	c.mu.Unlock()
+	c.unlock()
 
 	planned := errors.Is(err, errRetired) || errors.Is(err, ErrClosed)
 	if planned {
@@ -615,12 +706,14 @@ func (c *Client) failAll(err error) {
 			c.completeLocked(r, c.failErr)
 		}
 	}
-	c.mu.Unlock()
+	c.unlock()
 }
 
 // Close stops new reports (they get ErrClosed), waits up to 5s for the reports in
 // flight to be acknowledged — reconnecting if need be — then closes the connections.
-// Reports still unacknowledged then return ErrClosed. Close is idempotent.
+// Reports still unacknowledged then return ErrClosed (the done of those made by Go
+// is called with ErrClosed, from Close's goroutine). When Close returns, every
+// done has been called. Close is idempotent; it must not be called from a done.
 func (c *Client) Close() error {
 	c.closeOnce.Do(c.close)
 	return nil
@@ -659,7 +752,7 @@ func (c *Client) close() {
 	for _, r := range c.pending {
 		c.completeLocked(r, ErrClosed)
 	}
-	c.mu.Unlock()
+	c.unlock()
 }
 
 // Stats returns the client's counters.

@@ -34,6 +34,15 @@
 //	}
 //	log.Printf("report %d persisted", seq)
 //
+// Report blocks its caller until the ACK, so keeping a window of w reports full
+// takes w goroutines. Go is the asynchronous form, for high-rate producers (the
+// load generator): it queues the report and returns at once (waiting only for a
+// window slot), and the outcome goes to a callback, called exactly once from the
+// client's reader goroutine as the ACK arrives; that callback may call Go again.
+// Same guarantees, no context:
+//
+//	err := c.Go(payload, func(seq uint64, err error) { /* quick; may call c.Go */ })
+//
 // Cost per report: no goroutine, no timer, no allocation in steady state (one
 // pooled record; the payload is copied once into it, for resends, and once into the
 // connection's output buffer). A connection has a reader goroutine, which decodes

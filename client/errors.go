@@ -7,15 +7,15 @@ import (
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
-// ErrClosed is returned by Report once Close has been called, and to Reports still
-// waiting for an ACK when Close gives up waiting.
+// ErrClosed is returned by Report and Go once Close has been called, and to Reports
+// (and the done of Go reports) still waiting for an ACK when Close gives up waiting.
 var ErrClosed = errors.New("hawk: client closed")
 
-// ErrTooLarge is returned by Report for a payload larger than the server accepts
+// ErrTooLarge is returned by Report and Go for a payload larger than the server accepts
 // (WELCOME max_frame_size) or than the protocol allows.
 var ErrTooLarge = errors.New("hawk: report payload too large")
 
-// NackError is returned by Report when the server refused the report with a
+// NackError is returned by Report (passed to Go's done) when the server refused the report with a
 // non-retryable NACK. Retryable NACKs never reach the caller: the report is resent.
 type NackError struct {
 	Seq uint64

@@ -307,7 +307,7 @@ func (s *session) process() error {
 		}
 	}
 	if locked {
-		c.mu.Unlock()
+		c.unlock() // and the done of the Go reports acked above
 	}
 	if off > 0 {
 		s.rlen = copy(s.rbuf, buf[off:])

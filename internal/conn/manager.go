@@ -167,7 +167,7 @@ func (m *Manager) accept(nc net.Conn) {
 	if ce := m.log.Check(zap.DebugLevel, "connection accepted"); ce != nil {
 		ce.Write(zap.Uint64("conn_id", c.id), zap.String("remote", c.remote))
 	}
-	go c.serve()
+	go c.serve(true)
 }
 
 // refuse tells a connection we will not serve it why, then closes it. It runs on
