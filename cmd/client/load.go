@@ -77,24 +77,24 @@ func cmdLoad(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, `usage: client load [flags]
 
 Runs c clients (ids PREFIX-0 … PREFIX-(c-1)); each keeps w reports in flight with
-w goroutines calling Report in a loop. Connections are set up 64 at a time. Every
-second a progress line goes to stderr. At -d (or on SIGINT/SIGTERM) no new reports
-are issued, the ones in flight are waited for (at most -drain-timeout; a second
-signal stops waiting), the clients are closed and a summary is printed on stdout:
-sent, acked, nacked, resent, errors, connect_errors, reconnects, goaways,
-dial_failures, acked_per_s, ack latency p50/p90/p99/max (µs, from the Report call
-to its return).
+the asynchronous client.Go: when a report is acked, its callback issues the next
+one (no goroutine per report). Connections are set up 64 at a time. Every second a
+progress line goes to stderr. At -d (or on SIGINT/SIGTERM) no new reports are
+issued, the ones in flight are waited for (at most -drain-timeout; a second signal
+stops waiting), the clients are closed and a summary is printed on stdout: sent,
+acked, nacked, resent, errors, connect_errors, reconnects, goaways, dial_failures,
+acked_per_s, ack latency p50/p90/p99/max (µs, from issuing a report to its ACK).
 
-  acked        reports whose Report returned nil (the lines of -acked-log)
+  acked        reports acknowledged (the lines of -acked-log)
   nacked       NACK frames received (retryable ones too; they are retried)
-  errors       Report calls that returned an error (a non-retryable NACK, a
-               report still unacked at the drain timeout, a refused reconnect)
+  errors       reports that failed (a non-retryable NACK, a report still
+               unacked at the drain timeout, a refused reconnect)
   connect_errors  clients that could not connect before -d ended (not those
                a signal stopped while connecting)
   acked_per_s  acked / elapsed, elapsed being from the start to the end of the drain
 
-Exit status: 0 if every Report succeeded and every client connected; 1 if any
-Report returned an error (errors > 0) or a client never connected
+Exit status: 0 if every report succeeded and every client connected; 1 if any
+report failed (errors > 0) or a client never connected
 (connect_errors > 0); 2 on bad usage.
 
 `)
@@ -139,12 +139,18 @@ type loadRun struct {
 	hists   [histShards]histogram
 	tokens  chan struct{} // rate limit; nil = unlimited
 
+	// With -rate, slots wait here (FIFO) for the dispatcher to get them a token.
+	waitMu   sync.Mutex
+	waitq    []*slot
+	waitKick chan struct{} // cap 1: waitq is not empty
+
 	stopping      atomic.Bool // no new reports
 	interrupted   atomic.Bool // stopped by a signal, not by -d
-	acked         atomic.Uint64
 	errs          atomic.Uint64
 	connectErrs   atomic.Uint64
 	connected     atomic.Int64
+	active        atomic.Int64  // live slots, plus one held by runLoad until it stops issuing
+	drained       chan struct{} // closed when active drops to 0
 	errorsShownMu sync.Mutex
 	errorsShown   int
 
@@ -152,10 +158,32 @@ type loadRun struct {
 	logW  *bufio.Writer
 
 	cmu     sync.Mutex
-	clients []*client.Client // nil where not (yet) connected
+	clients []*loadClient // nil where not (yet) connected
 }
 
-// ackBuf buffers one client's acked-log lines; its workers share it.
+// loadClient is one client and its window of slots.
+type loadClient struct {
+	r     *loadRun
+	c     *client.Client
+	id    string
+	hist  *histogram
+	ab    *ackBuf // nil without -acked-log
+	acked atomic.Uint64
+	slots []slot
+}
+
+// slot keeps one report of a client's window in flight: when its report is done,
+// its done callback (on the client's reader goroutine) records the outcome and
+// issues the next one with client.Go. No goroutine and no allocation per report:
+// the callback is a method value built once per slot.
+type slot struct {
+	lc   *loadClient
+	t0   time.Time   // when the report in flight was issued
+	busy atomic.Bool // a report is in flight; cleared by its done, or when the drain gives up on it
+	done func(seq uint64, err error)
+}
+
+// ackBuf buffers one client's acked-log lines; its slots share it.
 type ackBuf struct {
 	mu  sync.Mutex
 	buf []byte
@@ -163,9 +191,13 @@ type ackBuf struct {
 
 const ackBufFlush = 16 << 10
 
+// errGaveUp is the error counted for a report still unacked when the drain ends.
+var errGaveUp = errors.New("no ACK before the drain ended: giving up on it")
+
 func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	stderr = &lockedWriter{w: stderr}
-	r := &loadRun{cfg: cfg, stderr: stderr, clients: make([]*client.Client, cfg.clients)}
+	r := &loadRun{cfg: cfg, stderr: stderr, clients: make([]*loadClient, cfg.clients), drained: make(chan struct{})}
+	r.active.Store(1) // runLoad's own reference, dropped once issuing has stopped
 	// A JSON string of exactly cfg.size bytes (any payload is opaque to hawk; valid
 	// JSON keeps spool files readable).
 	r.payload = make([]byte, cfg.size)
@@ -187,7 +219,7 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	// First signal: stop issuing (graceful). Second: stop waiting for in-flight reports.
 	issueCtx, stopIssuing := context.WithTimeout(context.Background(), cfg.duration)
 	defer stopIssuing()
-	reportCtx, abortReports := context.WithCancel(context.Background())
+	abortCtx, abortReports := context.WithCancel(context.Background())
 	defer abortReports()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -214,16 +246,20 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	}()
 
 	start := time.Now()
+	var dispatcher sync.WaitGroup
+	quit := make(chan struct{}) // the dispatcher exits
 	if cfg.rate > 0 {
 		r.tokens = make(chan struct{}, max(1, int(cfg.rate/50)))
+		r.waitKick = make(chan struct{}, 1)
 		go r.pace(issueCtx, start)
+		dispatcher.Go(func() { r.dispatch(issueCtx.Done(), quit) })
 	}
 	progDone := make(chan struct{})
 	progStop := make(chan struct{})
 	go func() { defer close(progDone); r.progress(start, progStop) }()
 
-	// Connect, 64 at a time; each client starts its workers as soon as it is up.
-	var workers, dialers sync.WaitGroup
+	// Connect, 64 at a time; each client starts its slots as soon as it is up.
+	var dialers sync.WaitGroup
 	dialSem := make(chan struct{}, dialConcurrency)
 	for i := range cfg.clients {
 		select {
@@ -238,45 +274,55 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 		}
 		dialers.Go(func() {
 			defer func() { <-dialSem }()
-			r.startClient(issueCtx, reportCtx, i, &workers)
+			r.startClient(issueCtx, i)
 		})
 	}
 	dialers.Wait()
 
 	<-issueCtx.Done()
 	r.stopping.Store(true)
-	drained := make(chan struct{})
-	go func() { workers.Wait(); close(drained) }()
+	r.endSlot() // runLoad's reference: from here on, drained closes when the last slot ends
 	t := time.NewTimer(cfg.drainTimeout)
 	select {
-	case <-drained:
+	case <-r.drained:
 	case <-t.C:
 		fmt.Fprintf(stderr, "load: reports still in flight after %v: giving up on them\n", cfg.drainTimeout)
-		abortReports()
-	case <-reportCtx.Done():
+		r.giveUp()
+	case <-abortCtx.Done():
+		r.giveUp()
 	}
 	t.Stop()
-	<-drained
 	elapsed := time.Since(start)
 	close(progStop)
 	<-progDone
+	close(quit)
+	dispatcher.Wait()
 
 	var sum summary
 	var closers sync.WaitGroup
-	for _, c := range r.clients {
-		if c == nil {
+	for _, lc := range r.clients {
+		if lc == nil {
 			continue
 		}
-		st := c.Stats()
+		st := lc.c.Stats()
 		sum.Sent += st.Sent
 		sum.Nacked += st.Nacked
 		sum.Resent += st.Resent
 		sum.Reconnects += st.Reconnects
 		sum.Goaways += st.Goaways
 		sum.DialFailures += st.DialFailures
-		closers.Go(func() { c.Close() })
+		closers.Go(func() { lc.c.Close() })
 	}
+	// Close returns once every done callback has run: the counts are final after it.
 	closers.Wait()
+	for _, lc := range r.clients {
+		if lc != nil {
+			sum.Acked += lc.acked.Load()
+			if lc.ab != nil {
+				r.flushAcks(lc.ab, true) // this client's last lines
+			}
+		}
+	}
 	if r.logW != nil {
 		if err := r.logW.Flush(); err != nil {
 			return summary{}, fmt.Errorf("writing %s: %w", cfg.ackedLog, err)
@@ -288,7 +334,6 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	}
 	sum.Clients, sum.Window, sum.Size = cfg.clients, cfg.window, cfg.size
 	sum.ElapsedS = elapsed.Seconds()
-	sum.Acked = r.acked.Load()
 	sum.Errors = r.errs.Load()
 	sum.ConnectErrors = r.connectErrs.Load()
 	sum.AckedPerS = float64(sum.Acked) / elapsed.Seconds()
@@ -297,8 +342,8 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	return sum, nil
 }
 
-// startClient dials client i (retrying until the run ends) and starts its workers.
-func (r *loadRun) startClient(issueCtx, reportCtx context.Context, i int, workers *sync.WaitGroup) {
+// startClient dials client i (retrying until the run ends) and starts its slots.
+func (r *loadRun) startClient(issueCtx context.Context, i int) {
 	id := r.cfg.idPrefix + "-" + strconv.Itoa(i)
 	opts := client.Options{Addr: r.cfg.addr, ClientID: id, Token: r.cfg.token, MaxInFlight: r.cfg.window,
 		ClientVersion: "hawk-client-load/" + version}
@@ -317,55 +362,52 @@ func (r *loadRun) startClient(issueCtx, reportCtx context.Context, i int, worker
 		r.showError(fmt.Sprintf("connecting %s", id), err)
 		return
 	}
+	lc := &loadClient{r: r, c: c, id: id, hist: &r.hists[i%histShards], slots: make([]slot, r.cfg.window)}
+	if r.logW != nil {
+		lc.ab = &ackBuf{}
+	}
+	for j := range lc.slots {
+		s := &lc.slots[j]
+		s.lc = lc
+		s.done = s.finished
+	}
 	r.cmu.Lock()
-	r.clients[i] = c
+	r.clients[i] = lc
 	r.cmu.Unlock()
 	r.connected.Add(1)
-	var ab *ackBuf
-	if r.logW != nil {
-		ab = &ackBuf{}
+	// Still during dialing (before runLoad drops its reference): active cannot
+	// have reached 0 yet.
+	r.active.Add(int64(len(lc.slots)))
+	now := time.Now()
+	for j := range lc.slots {
+		r.next(&lc.slots[j], now)
 	}
-	var cw sync.WaitGroup // this client's workers
-	for range r.cfg.window {
-		cw.Go(func() { r.worker(issueCtx.Done(), reportCtx, c, id, &r.hists[i%histShards], ab) })
-	}
-	workers.Go(func() {
-		cw.Wait()
-		if ab != nil {
-			r.flushAcks(ab, true) // this client's last lines
-		}
-	})
 }
 
-// worker keeps one report in flight until the run stops.
-func (r *loadRun) worker(stop <-chan struct{}, ctx context.Context, c *client.Client, id string, h *histogram, ab *ackBuf) {
-	for !r.stopping.Load() {
-		if r.tokens != nil {
-			select {
-			case <-r.tokens:
-			case <-stop:
-				return
-			}
-			if r.stopping.Load() {
-				return
-			}
+// finished is a slot's done callback, called by the client's reader goroutine:
+// it records the outcome and issues the slot's next report.
+func (s *slot) finished(seq uint64, err error) {
+	if !s.busy.CompareAndSwap(true, false) {
+		return // the drain gave up on this report and counted it as an error
+	}
+	lc := s.lc
+	r := lc.r
+	now := time.Now()
+	if err != nil {
+		r.errs.Add(1)
+		r.showError("report from "+lc.id, err)
+		var ne *client.NackError
+		if !errors.As(err, &ne) {
+			r.endSlot() // closed, or refused for good: every later report would fail too
+			return
 		}
-		t0 := time.Now()
-		seq, err := c.Report(ctx, r.payload)
-		if err != nil {
-			r.errs.Add(1)
-			r.showError("report from "+id, err)
-			var ne *client.NackError
-			if errors.As(err, &ne) {
-				continue // that report was refused; the client works
-			}
-			return // closed, aborted, or refused for good: every later call would fail too
-		}
-		h.record(time.Since(t0))
-		r.acked.Add(1)
-		if ab != nil {
+		// That report was refused; the client works.
+	} else {
+		lc.hist.record(now.Sub(s.t0))
+		lc.acked.Add(1)
+		if ab := lc.ab; ab != nil {
 			ab.mu.Lock()
-			ab.buf = append(ab.buf, id...)
+			ab.buf = append(ab.buf, lc.id...)
 			ab.buf = append(ab.buf, ' ')
 			ab.buf = strconv.AppendUint(ab.buf, seq, 10)
 			ab.buf = append(ab.buf, '\n')
@@ -374,6 +416,98 @@ func (r *loadRun) worker(stop <-chan struct{}, ctx context.Context, c *client.Cl
 			if full {
 				r.flushAcks(ab, false)
 			}
+		}
+	}
+	r.next(s, now)
+}
+
+// next issues s's next report, hands s to the dispatcher to wait for a rate
+// token, or ends s when the run is stopping. Never blocks.
+func (r *loadRun) next(s *slot, now time.Time) {
+	switch {
+	case r.stopping.Load():
+		r.endSlot()
+	case r.tokens != nil:
+		r.waitMu.Lock()
+		r.waitq = append(r.waitq, s)
+		r.waitMu.Unlock()
+		select {
+		case r.waitKick <- struct{}{}:
+		default:
+		}
+	default:
+		r.issue(s, now)
+	}
+}
+
+// issue sends s's next report. Go does not block: a slot issues only once its
+// previous report is done, and a client has as many slots as its window.
+func (r *loadRun) issue(s *slot, now time.Time) {
+	s.t0 = now
+	s.busy.Store(true)
+	if err := s.lc.c.Go(r.payload, s.done); err != nil {
+		// done will not be called.
+		s.busy.Store(false)
+		r.errs.Add(1)
+		r.showError("report from "+s.lc.id, err)
+		r.endSlot()
+	}
+}
+
+// endSlot marks one slot (or runLoad's own reference) as ended.
+func (r *loadRun) endSlot() {
+	if r.active.Add(-1) == 0 {
+		close(r.drained)
+	}
+}
+
+// giveUp counts every report still in flight as an error; their done callbacks,
+// if they ever come, are ignored.
+func (r *loadRun) giveUp() {
+	r.cmu.Lock()
+	defer r.cmu.Unlock()
+	for _, lc := range r.clients {
+		if lc == nil {
+			continue
+		}
+		for j := range lc.slots {
+			if lc.slots[j].busy.CompareAndSwap(true, false) {
+				r.errs.Add(1)
+				r.showError("report from "+lc.id, errGaveUp)
+			}
+		}
+	}
+}
+
+// dispatch serves the slots waiting for a rate token, in arrival order, until
+// quit; once stop is closed it ends them instead.
+func (r *loadRun) dispatch(stop, quit <-chan struct{}) {
+	for {
+		r.waitMu.Lock()
+		var s *slot
+		if len(r.waitq) > 0 {
+			s = r.waitq[0]
+			r.waitq[0] = nil
+			r.waitq = r.waitq[1:]
+		}
+		r.waitMu.Unlock()
+		if s == nil {
+			select {
+			case <-r.waitKick:
+			case <-quit:
+				return
+			}
+			continue
+		}
+		select {
+		case <-r.tokens:
+		case <-stop:
+		}
+		select {
+		case <-stop:
+			r.endSlot()
+		default:
+			r.issue(s, time.Now())
 		}
 	}
 }
@@ -437,18 +571,18 @@ func (r *loadRun) progress(start time.Time, stop <-chan struct{}) {
 			return
 		case now := <-t.C:
 			var inflight int
-			var reconnects, goaways uint64
+			var acked, reconnects, goaways uint64
 			r.cmu.Lock()
-			for _, c := range r.clients {
-				if c != nil {
-					st := c.Stats()
+			for _, lc := range r.clients {
+				if lc != nil {
+					st := lc.c.Stats()
 					inflight += st.InFlight
 					reconnects += st.Reconnects
 					goaways += st.Goaways
+					acked += lc.acked.Load()
 				}
 			}
 			r.cmu.Unlock()
-			acked := r.acked.Load()
 			rate := float64(acked-lastAcked) / now.Sub(last).Seconds()
 			lastAcked, last = acked, now
 			fmt.Fprintf(r.stderr, "load: t=%.0fs connected=%d/%d acked/s=%.0f acked=%d in_flight=%d errors=%d reconnects=%d goaways=%d\n",

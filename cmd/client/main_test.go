@@ -24,19 +24,27 @@ import (
 type ackServer struct {
 	ln    net.Listener
 	token string
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-	seen  map[string]int // "client_id seq" → times received
-	srcs  map[string]bool
+	// ackDelay holds each read's answers back this long; nackEvery > 0 refuses
+	// every nackEvery-th report of a connection (non-retryable).
+	ackDelay  time.Duration
+	nackEvery int
+	wg        sync.WaitGroup
+	mu        sync.Mutex
+	conns     []net.Conn
+	seen      map[string]int // "client_id seq" → times received
+	srcs      map[string]bool
 }
 
 func startAckServer(t *testing.T, token string) *ackServer {
+	return startAckServerWith(t, token, 0, 0)
+}
+
+func startAckServerWith(t *testing.T, token string, ackDelay time.Duration, nackEvery int) *ackServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &ackServer{ln: ln, token: token, seen: map[string]int{}, srcs: map[string]bool{}}
+	s := &ackServer{ln: ln, token: token, ackDelay: ackDelay, nackEvery: nackEvery, seen: map[string]int{}, srcs: map[string]bool{}}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -71,6 +79,7 @@ func (s *ackServer) serve(nc net.Conn) {
 	buf := make([]byte, 64<<10)
 	n := 0
 	id := ""
+	reports := 0
 	var out []byte
 	for {
 		m, err := nc.Read(buf[n:])
@@ -80,6 +89,7 @@ func (s *ackServer) serve(nc net.Conn) {
 		n += m
 		off := 0
 		out = out[:0]
+		acking := false
 		for {
 			f, k, err := protocol.Decode(buf[off:n], 1<<20)
 			if err != nil {
@@ -100,7 +110,9 @@ func (s *ackServer) serve(nc net.Conn) {
 				id = h.ClientID
 				out = protocol.AppendJSON(out, protocol.TypeWelcome, 0, &protocol.Welcome{ServerID: "t", HeartbeatIntervalMS: 1000, MaxFrameSize: 1 << 20})
 			case protocol.TypeReport:
-				if string(f.Payload) == `"nack"` {
+				acking = true
+				reports++
+				if string(f.Payload) == `"nack"` || (s.nackEvery > 0 && reports%s.nackEvery == 0) {
 					out = protocol.AppendJSON(out, protocol.TypeNack, f.Seq, &protocol.Nack{Code: protocol.CodeBadPayload, Message: "no"})
 					continue
 				}
@@ -113,6 +125,9 @@ func (s *ackServer) serve(nc net.Conn) {
 			}
 		}
 		n = copy(buf, buf[off:n])
+		if acking && s.ackDelay > 0 {
+			time.Sleep(s.ackDelay)
+		}
 		if len(out) > 0 {
 			if _, err := nc.Write(out); err != nil {
 				return
@@ -357,5 +372,44 @@ func TestLoadStopsOnSignal(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("load did not stop on SIGINT")
+	}
+}
+
+// TestLoadDrainTimeout: reports still unacked when the drain times out count as
+// errors, once each, and their late ACKs are ignored.
+func TestLoadDrainTimeout(t *testing.T) {
+	srv := startAckServerWith(t, "", 1500*time.Millisecond, 0)
+	start := time.Now()
+	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "4", "-w", "2", "-d", "300ms", "-drain-timeout", "200ms", "-json", "-src-spread=false")
+	var sum summary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("stdout %q: %v\nstderr %s", out, err, errOut)
+	}
+	// Each client's 2 first reports wait 1.5s for their ACK.
+	if code != 1 || sum.Errors != 8 || sum.Acked != 0 || sum.ConnectErrors != 0 {
+		t.Fatalf("exit %d, summary %+v; want exit 1, 8 errors, nothing acked\nstderr %s", code, sum, errOut)
+	}
+	if !strings.Contains(errOut, "giving up on them") {
+		t.Fatalf("stderr %q", errOut)
+	}
+	if sum.ElapsedS > 3 {
+		t.Fatalf("elapsed %.2fs: the drain did not stop at its timeout", sum.ElapsedS)
+	}
+	t.Logf("took %v", time.Since(start))
+}
+
+// TestLoadNacked: a non-retryable NACK is an error, and the client goes on.
+func TestLoadNacked(t *testing.T) {
+	srv := startAckServerWith(t, "", 0, 10)
+	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "3", "-w", "4", "-d", "500ms", "-json", "-src-spread=false")
+	var sum summary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("stdout %q: %v\nstderr %s", out, err, errOut)
+	}
+	if code != 1 || sum.Acked < 100 || sum.Errors == 0 || sum.Nacked != sum.Errors || sum.Sent != sum.Acked+sum.Errors {
+		t.Fatalf("exit %d, summary %+v; want exit 1, a NACK every 10 reports, and the clients going on\nstderr %s", code, sum, errOut)
+	}
+	if !strings.Contains(errOut, "bad_payload") {
+		t.Fatalf("stderr %q", errOut)
 	}
 }

@@ -74,14 +74,3 @@ func (r *registry) snapshot(dst []*Conn) []*Conn {
 	r.mu.Unlock()
 	return dst
 }
-
-func (r *registry) get(id uint64) *Conn {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.all {
-		if c.id == id {
-			return c
-		}
-	}
-	return nil
-}
