@@ -10,10 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
 // loadRun is a `client load` process.
@@ -21,7 +22,7 @@ type loadRun struct {
 	t        testing.TB
 	cmd      *exec.Cmd
 	stdout   bytes.Buffer
-	stderr   *lockedBuffer
+	stderr   *testutil.Buffer
 	ackedLog string
 	done     chan struct{}
 	err      error
@@ -31,7 +32,7 @@ type loadRun struct {
 // test ends if it is still running.
 func startLoad(t testing.TB, addr string, args ...string) *loadRun {
 	t.Helper()
-	l := &loadRun{t: t, ackedLog: filepath.Join(t.TempDir(), "acked.log"), done: make(chan struct{}), stderr: &lockedBuffer{}}
+	l := &loadRun{t: t, ackedLog: filepath.Join(t.TempDir(), "acked.log"), done: make(chan struct{}), stderr: &testutil.Buffer{}}
 	all := append([]string{"load", "-addr", addr, "-json", "-acked-log", l.ackedLog}, args...)
 	l.cmd = exec.Command(bin.client, all...)
 	l.cmd.Stdout = &l.stdout
@@ -212,22 +213,4 @@ type loadSummary struct {
 	P50us        float64 `json:"latency_p50_us"`
 	P99us        float64 `json:"latency_p99_us"`
 	Maxus        float64 `json:"latency_max_us"`
-}
-
-// lockedBuffer is a bytes.Buffer safe to write from a process pipe and read from a test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
