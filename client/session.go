@@ -48,6 +48,10 @@ type session struct {
 	wmu  sync.Mutex
 	out  []byte
 	kick chan struct{} // cap 1: "out is not empty"
+	// While the reader calls done callbacks (which may queue reports with Go), the
+	// writer is not woken: held is set, and owed records that a kick was skipped.
+	// The reader kicks once when done, so one write carries the whole batch.
+	held, owed bool // guarded by wmu
 
 	failOnce sync.Once
 	err      error // why the session ended; read only after fail
@@ -173,8 +177,7 @@ func (s *session) fail(err error) {
 func (s *session) queueFrame(t protocol.Type, seq uint64, payload []byte) {
 	s.wmu.Lock()
 	s.out = protocol.AppendFrame(s.out, t, seq, payload)
-	s.wmu.Unlock()
-	s.signal()
+	s.kickUnlock()
 }
 
 // queueReports appends the REPORT frames of recs (in order) under one lock.
@@ -183,8 +186,38 @@ func (s *session) queueReports(recs []*pending) {
 	for _, r := range recs {
 		s.out = protocol.AppendFrame(s.out, protocol.TypeReport, r.seq, r.payload)
 	}
+	s.kickUnlock()
+}
+
+// kickUnlock releases wmu after output was queued and wakes the writer, unless
+// the reader is holding it back (then the reader wakes it). Caller holds wmu.
+func (s *session) kickUnlock() {
+	if s.held {
+		s.owed = true
+		s.wmu.Unlock()
+		return
+	}
 	s.wmu.Unlock()
 	s.signal()
+}
+
+// hold makes the writer wait until release: the reader calls it around a batch of
+// done callbacks.
+func (s *session) hold() {
+	s.wmu.Lock()
+	s.held = true
+	s.wmu.Unlock()
+}
+
+func (s *session) release() {
+	s.wmu.Lock()
+	s.held = false
+	owed := s.owed
+	s.owed = false
+	s.wmu.Unlock()
+	if owed {
+		s.signal()
+	}
 }
 
 // ping queues a PING unless output is already pending (then the connection is not
@@ -307,7 +340,14 @@ func (s *session) process() error {
 		}
 	}
 	if locked {
-		c.unlock() // and the done of the Go reports acked above
+		if c.cbHead == nil {
+			c.mu.Unlock()
+		} else {
+			// Reports made by Go from the done callbacks go out in one write.
+			s.hold()
+			c.unlock() // and call the done of the Go reports finished above
+			s.release()
+		}
 	}
 	if off > 0 {
 		s.rlen = copy(s.rbuf, buf[off:])

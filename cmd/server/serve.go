@@ -135,6 +135,9 @@ func serve(loader *config.Loader, cfg *config.Config) error {
 		s.upg.Stop() // no successor: kill an upgrade still starting, refuse new ones
 	}
 	log.Info("stopping", zap.String("reason", reason), zap.String("cause", stopped.Error()))
+	drained := make(chan struct{})
+	defer close(drained)
+	go s.signalsWhileDraining(sigs, drained)
 	s.ready.SetNotReady("draining: " + reason)
 	s.met.SetReady(false)
 	if reason == "upgrade" {
@@ -216,11 +219,32 @@ func (s *server) handleSignals(ctx context.Context, ch <-chan os.Signal) error {
 	}
 }
 
+// signalsWhileDraining answers signals that arrive once the drain has begun: there
+// is nothing left to upgrade or stop, but the operator must hear why nothing happens.
+func (s *server) signalsWhileDraining(sigs <-chan os.Signal, done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				s.met.Upgrade("refused")
+				s.log.Warn("upgrade refused", zap.Error(errors.New("this process is draining and about to exit; signal the new process once this one has exited")))
+			case syscall.SIGUSR1:
+				s.log.Warn("config reload refused: this process is draining")
+			default:
+				s.log.Warn("already draining; the drain ends by its deadline", zap.String("signal", sig.String()))
+			}
+		}
+	}
+}
+
 func (s *server) upgrade() {
 	start := time.Now()
 	s.log.Info("upgrade requested (SIGHUP): starting the new binary", zap.String("binary", os.Args[0]))
 	if err := s.upg.Upgrade(); err != nil {
-		if errors.Is(err, upgrade.ErrInProgress) || errors.Is(err, upgrade.ErrUpgraded) {
+		if errors.Is(err, upgrade.ErrInProgress) || errors.Is(err, upgrade.ErrUpgraded) || errors.Is(err, upgrade.ErrParentDraining) {
 			s.met.Upgrade("refused")
 			s.log.Warn("upgrade refused", zap.Error(err))
 			return

@@ -141,6 +141,13 @@ func (c *Conn) closeNow(reason CloseReason) {
 	c.nc.Close()
 }
 
+// flushed reports whether nothing is waiting to be written.
+func (c *Conn) flushed() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return !c.flushing && c.out == nil
+}
+
 func (c *Conn) isClosing() bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

@@ -97,16 +97,21 @@ func (m *Manager) Drain(ctx context.Context, reason string) DrainResult {
 		for _, c := range left {
 			c.fail(ReasonDrain, protocol.CodeDrainTimeout, "drain deadline passed")
 		}
-		// The ERROR goes out through the flusher; a peer that does not read is cut by
-		// the write timeout, and after that we stop asking.
-		grace := time.Now().Add(s.WriteTimeout + time.Second)
+		// The ERROR goes out through the flusher; once it is written the socket is
+		// closed (no lingering for the peer to hang up: the deadline has passed). A
+		// peer that does not read is cut at the write timeout.
+		grace := time.Now().Add(s.WriteTimeout)
 		for _, c := range left {
-			select {
-			case <-c.done:
-			case <-time.After(time.Until(grace)):
-				c.closeNow(ReasonDrain)
-				<-c.done
+			for !c.flushed() && time.Now().Before(grace) {
+				select {
+				case <-c.done:
+				case <-tick.C:
+				}
 			}
+			c.closeNow(ReasonDrain)
+		}
+		for _, c := range left {
+			<-c.done
 		}
 	}
 	res.Duration = time.Since(start)

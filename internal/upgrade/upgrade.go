@@ -38,15 +38,21 @@ type Options struct {
 // successful one is running.
 var ErrInProgress = errors.New("upgrade: an upgrade is already in progress")
 
+// ErrParentDraining is returned by Upgrade in a process started by an upgrade
+// while the process it replaced is still draining: tableflip allows one
+// generation change at a time.
+var ErrParentDraining = errors.New("upgrade: the previous process is still draining; try again once it has exited")
+
 // ErrUpgraded is returned by Upgrade once this process has handed over.
 var ErrUpgraded = errors.New("upgrade: this process has already been replaced and is draining")
 
 // Upgrader wraps tableflip with hawk's rules.
 type Upgrader struct {
-	tf      *tableflip.Upgrader
-	busy    atomic.Bool
-	handed  atomic.Bool
-	started time.Time
+	tf         *tableflip.Upgrader
+	busy       atomic.Bool
+	handed     atomic.Bool
+	parentGone chan struct{} // closed once the replaced process has exited (at once if none)
+	parentErr  error         // how it exited; read after parentGone is closed
 }
 
 // New creates the process's upgrader.
@@ -55,7 +61,16 @@ func New(o Options) (*Upgrader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upgrade: %w", err)
 	}
-	return &Upgrader{tf: tf, started: time.Now()}, nil
+	u := &Upgrader{tf: tf, parentGone: make(chan struct{})}
+	if !tf.HasParent() {
+		close(u.parentGone)
+	} else {
+		go func() {
+			u.parentErr = tf.WaitForParent(context.Background())
+			close(u.parentGone)
+		}()
+	}
+	return u, nil
 }
 
 // Listen returns the TCP listener called name on addr: the one inherited from the
@@ -85,8 +100,16 @@ func (u *Upgrader) Ready() error {
 	return nil
 }
 
-// WaitForParent blocks until the process this one replaced has exited.
-func (u *Upgrader) WaitForParent(ctx context.Context) error { return u.tf.WaitForParent(ctx) }
+// WaitForParent blocks until the process this one replaced has exited, and says
+// whether it ended cleanly.
+func (u *Upgrader) WaitForParent(ctx context.Context) error {
+	select {
+	case <-u.parentGone:
+		return u.parentErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // Upgrade starts the new binary and waits until it is ready or has failed. It
 // refuses at once, with ErrInProgress or ErrUpgraded, rather than queue behind a
@@ -94,6 +117,11 @@ func (u *Upgrader) WaitForParent(ctx context.Context) error { return u.tf.WaitFo
 func (u *Upgrader) Upgrade() error {
 	if u.handed.Load() {
 		return ErrUpgraded
+	}
+	select {
+	case <-u.parentGone:
+	default:
+		return ErrParentDraining
 	}
 	if !u.busy.CompareAndSwap(false, true) {
 		return ErrInProgress

@@ -41,7 +41,11 @@ func TestListenTwoSocketsOnOneAddress(t *testing.T) {
 }
 
 func TestUpgradeRefusedWhileBusyOrDone(t *testing.T) {
-	u := &Upgrader{}
+	u := &Upgrader{parentGone: make(chan struct{})}
+	if err := u.Upgrade(); !errors.Is(err, ErrParentDraining) {
+		t.Fatalf("parent draining: %v, want ErrParentDraining", err)
+	}
+	close(u.parentGone)
 	u.busy.Store(true)
 	if err := u.Upgrade(); !errors.Is(err, ErrInProgress) {
 		t.Fatalf("busy: %v, want ErrInProgress", err)

@@ -278,3 +278,38 @@ func TestStubbornClientsCutAtDrainTimeout(t *testing.T) {
 	}
 	t.Logf("exit %s after SIGTERM with stubborn clients", time.Since(start))
 }
+
+// A SIGHUP while the previous generation is still draining is refused, in either
+// process, with a log line saying why, and the upgrade after the drain works.
+func TestSighupDuringDrainRefused(t *testing.T) {
+	s := startServer(t, bin.serverV1, "-drain.timeout=3s")
+	addr := s.addr()
+	stubborn := testutil.Dial(t, addr) // keeps the old process draining until the deadline
+	stubborn.Hello("stubborn", "")
+	old := s.cmd.Process.Pid
+	install(t, bin.serverV2, s.binary)
+	s.signal(old, syscall.SIGHUP)
+	s.waitLog(10*time.Second, func(l logLine) bool {
+		return int(l.num("pid")) == old && l.str("msg") == "upgrade succeeded: new process is ready; draining this one"
+	})
+	stubborn.Expect(protocol.TypeGoaway)
+	testutil.Eventually(t, 5*time.Second, func() bool { return s.pid() != old }, "the PID file to name the new process")
+	next := s.pid()
+	s.signal(next, syscall.SIGHUP)
+	s.signal(old, syscall.SIGHUP)
+	for _, pid := range []int{next, old} {
+		s.waitLog(5*time.Second, func(l logLine) bool {
+			return int(l.num("pid")) == pid && l.str("msg") == "upgrade refused" && l.str("level") == "warn"
+		})
+	}
+	if !alive(old) || !alive(next) {
+		t.Fatal("a refused upgrade ended a process")
+	}
+	// After the drain deadline the old process is gone and upgrades work again.
+	stubborn.ExpectError(protocol.CodeDrainTimeout)
+	testutil.Eventually(t, 10*time.Second, func() bool { return !alive(old) }, "the old process to exit at its drain deadline")
+	s.upgradeTo(bin.serverV1)
+	if v := s.welcomeVersion(t, addr); v != "v1" {
+		t.Fatalf("version %q after the later upgrade", v)
+	}
+}
