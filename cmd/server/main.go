@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 
@@ -20,11 +21,12 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(runMain(os.Args[1:]))
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func runMain(args []string) int {
+func runMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	file := fs.String("config", "", "YAML configuration file")
 	check := fs.Bool("check-config", false, "validate the configuration and exit: 0 if valid, 1 naming each bad key")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -33,37 +35,37 @@ func runMain(args []string) int {
 		return 2
 	}
 	if *showVersion {
-		fmt.Printf("hawk %s (%s)\n", version, runtime.Version())
+		fmt.Fprintf(stdout, "hawk %s (%s)\n", version, runtime.Version())
 		return 0
 	}
 	loader := &config.Loader{File: *file, Flags: fs}
 	cfg, err := loader.Load() // validates: every bad key is named
 	if *check {
 		if err != nil {
-			printConfigError(err)
+			printConfigError(stderr, err)
 			return 1
 		}
-		fmt.Println("configuration is valid")
+		fmt.Fprintln(stdout, "configuration is valid")
 		return 0
 	}
 	if err != nil {
-		printConfigError(err)
+		printConfigError(stderr, err)
 		return 1
 	}
 	if err := serve(loader, cfg); err != nil {
-		fmt.Fprintf(os.Stderr, "hawk: %v\n", err)
+		fmt.Fprintf(stderr, "hawk: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func printConfigError(err error) {
+func printConfigError(w io.Writer, err error) {
 	var ve *config.ValidationError
 	if errors.As(err, &ve) {
 		for _, fe := range ve.Errors {
-			fmt.Fprintf(os.Stderr, "config: %s\n", fe.String())
+			fmt.Fprintf(w, "config: %s\n", fe.String())
 		}
 		return
 	}
-	fmt.Fprintf(os.Stderr, "%v\n", err)
+	fmt.Fprintf(w, "%v\n", err)
 }
