@@ -195,20 +195,22 @@ func (c *Client) Report(ctx context.Context, payload []byte) (seq uint64, err er
 // connection or a GOAWAY, retries after a retryable NACK — but no context: a
 // report made by Go waits for its ACK until Close gives up on it (ErrClosed).
 //
-// Go blocks only while the window (MaxInFlight) is full. It returns ErrTooLarge,
-// ErrClosed (after Close) or the server's *client.ServerError (after a reconnect
-// refused for good) at once, and then done is never called. The payload is
-// copied, so the caller may reuse it at once. done may be nil.
+// Go blocks only while the window (MaxInFlight) is full; Close ends that wait
+// with ErrClosed. It fails without waiting for an ACK with ErrTooLarge, ErrClosed
+// (after Close) or the server's *client.ServerError (once a reconnect was refused
+// for good), and then done is never called. The payload is copied, so the caller
+// may reuse it at once. done may be nil; it may run before Go returns.
 //
 // done is called from the client's own goroutines — the connection's reader, as
 // the ACKs are read; from Close's caller for reports Close gives up on — never
 // from Go's caller, and possibly from two goroutines at once (for instance during
 // a GOAWAY handoff, when two connections are being read). It must not block and
-// must not call Close: until it returns, no more ACKs are read from its
-// connection. It may call Go: the report's window slot is free before done is
-// called, so a Go from done does not wait for a slot as long as nothing else took
-// it meanwhile (with other goroutines filling the same window, such a Go could
-// wait for an ACK that this very connection's reader is not reading).
+// must not call Close: until it returns, its connection reads no more ACKs (and
+// writes none of the reports queued meanwhile: they go out together afterwards).
+// It may call Go: the report's window slot is free before done is called, so a Go
+// from done does not wait for a slot as long as nothing else took it meanwhile
+// (with other goroutines filling the same window, such a Go could wait for an ACK
+// that this very connection's reader is not reading).
 //
 // In steady state Go allocates nothing: the record is pooled and done is only
 // stored, so a done built once (a method value, a closure) is reused for free.

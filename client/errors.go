@@ -11,12 +11,13 @@ import (
 // (and the done of Go reports) still waiting for an ACK when Close gives up waiting.
 var ErrClosed = errors.New("hawk: client closed")
 
-// ErrTooLarge is returned by Report and Go for a payload larger than the server accepts
-// (WELCOME max_frame_size) or than the protocol allows.
+// ErrTooLarge is returned by Report and Go for a payload larger than the server
+// accepts (WELCOME max_frame_size) or than the protocol allows.
 var ErrTooLarge = errors.New("hawk: report payload too large")
 
-// NackError is returned by Report (passed to Go's done) when the server refused the report with a
-// non-retryable NACK. Retryable NACKs never reach the caller: the report is resent.
+// NackError is returned by Report (and passed to Go's done) when the server
+// refused the report with a non-retryable NACK. Retryable NACKs never reach the
+// caller: the report is resent.
 type NackError struct {
 	Seq uint64
 	protocol.Nack
