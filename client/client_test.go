@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/hawk-agents/hawk/internal/protocol"
+	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -119,7 +120,7 @@ func (l *eventLog) find(k EventKind) (Event, bool) {
 func (l *eventLog) wait(t *testing.T, k EventKind) Event {
 	t.Helper()
 	var e Event
-	waitFor(t, 5*time.Second, func() bool {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		var ok bool
 		e, ok = l.find(k)
 		return ok
@@ -278,23 +279,9 @@ func TestPayloadCopied(t *testing.T) {
 
 func TestReconnectResendsOnlyUnacked(t *testing.T) {
 	srv := newFakeServer(t)
+	// 30..35 are received, never acked; the 36th kills the connection.
 	var unackedAtCrash []uint64
-	srv.onReport = func(fc *fakeConn, seq uint64, _ []byte) {
-		if fc.idx > 0 {
-			fc.ack(seq)
-			return
-		}
-		n := len(fc.receivedSeqs())
-		switch {
-		case n < 30:
-			fc.ack(seq)
-		case n == 36:
-			fc.flush()
-			unackedAtCrash = fc.unackedSeqs()
-			fc.kill()
-		}
-		// 30..35: received, never acked
-	}
+	srv.crashWithUnacked(30, 36, &unackedAtCrash)
 	srv.start()
 	ev := &eventLog{}
 	opts := testOptions(srv, "agent-1")
@@ -306,24 +293,7 @@ func TestReconnectResendsOnlyUnacked(t *testing.T) {
 	if len(unackedAtCrash) != 7 {
 		t.Fatalf("unacked at the crash: %v, want 7", unackedAtCrash)
 	}
-	srv.mu.Lock()
-	var dups []uint64
-	for _, seq := range seqs {
-		switch n := len(srv.recv[seq]); {
-		case n == 0:
-			t.Errorf("seq %d never reached the server", seq)
-		case n > 1:
-			dups = append(dups, seq)
-		}
-		if srv.acked[seq] != 1 {
-			t.Errorf("seq %d acked %d times", seq, srv.acked[seq])
-		}
-	}
-	srv.mu.Unlock()
-	slices.Sort(dups)
-	if !slices.Equal(dups, unackedAtCrash) {
-		t.Fatalf("resent reports seen twice: %v, want exactly the unacked ones %v", dups, unackedAtCrash)
-	}
+	srv.checkResentOnce(t, seqs, unackedAtCrash)
 	st := c.Stats()
 	if st.Reconnects != 1 || st.Acked != 200 || st.Resent < uint64(len(unackedAtCrash)) || st.Resent > 8 {
 		t.Fatalf("stats %+v", st)
@@ -333,11 +303,6 @@ func TestReconnectResendsOnlyUnacked(t *testing.T) {
 	}
 	if e := ev.wait(t, EventResend); e.N != int(st.Resent) {
 		t.Fatalf("resend event %+v, stats %+v", e, st)
-	}
-	// The reports resent on the new connection come first, in seq order.
-	second := srv.conn(1).receivedSeqs()
-	if !slices.IsSorted(second) || !slices.Equal(second[:len(unackedAtCrash)], unackedAtCrash) {
-		t.Fatalf("second connection received %v first, want the resent %v in order", second[:min(len(second), 10)], unackedAtCrash)
 	}
 }
 
@@ -400,17 +365,7 @@ func TestNackNonRetryableReturned(t *testing.T) {
 
 func TestGoawayHandoff(t *testing.T) {
 	srv := newFakeServer(t)
-	srv.onReport = func(fc *fakeConn, seq uint64, _ []byte) {
-		if fc.idx > 0 {
-			fc.ack(seq)
-			return
-		}
-		// The old server keeps persisting and acking, slowly, after its GOAWAY.
-		fc.ackLater(seq, 20*time.Millisecond)
-		if len(fc.receivedSeqs()) == 40 {
-			fc.goaway(10 * time.Second)
-		}
-	}
+	srv.goawayAfter(40)
 	srv.start()
 	ev := &eventLog{}
 	opts := testOptions(srv, "agent-1")
@@ -558,7 +513,7 @@ func TestHeartbeatPingWhenIdle(t *testing.T) {
 	srv.hbMS = 250 // generous: a starved test machine must not look like a dead server
 	srv.start()
 	c := dial(t, testOptions(srv, "agent-1"))
-	waitFor(t, 5*time.Second, func() bool {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
 		return srv.pings >= 3
@@ -635,17 +590,7 @@ func TestServerErrorReconnects(t *testing.T) {
 
 func TestReconnectRefusedForGoodFailsReports(t *testing.T) {
 	srv := newFakeServer(t)
-	srv.onHello = func(fc *fakeConn, h protocol.Hello) *protocol.ErrorPayload {
-		if fc.idx > 0 {
-			return &protocol.ErrorPayload{Code: protocol.CodeUnauthorized, Message: "token revoked"}
-		}
-		return nil
-	}
-	srv.onReport = func(fc *fakeConn, seq uint64, _ []byte) {
-		fc.queueJSON(protocol.TypeError, &protocol.ErrorPayload{Code: protocol.CodeTokenRevoked, Message: "revoked"})
-		fc.flush()
-		fc.kill()
-	}
+	srv.revokeToken()
 	srv.start()
 	c := dial(t, testOptions(srv, "agent-1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -697,7 +642,7 @@ func TestReportContextCancelled(t *testing.T) {
 		t.Fatalf("Report with a full window: %v, want deadline exceeded", err)
 	}
 	close(release)
-	waitFor(t, 2*time.Second, func() bool { return c.Stats().InFlight == 0 }, "the window to free up")
+	testutil.Eventually(t, 2*time.Second, func() bool { return c.Stats().InFlight == 0 }, "the window to free up")
 	if _, err := c.Report(context.Background(), []byte("z")); err != nil {
 		t.Fatal(err)
 	}
@@ -715,7 +660,7 @@ func TestCloseWaitsForInFlight(t *testing.T) {
 			errs <- err
 		}()
 	}
-	waitFor(t, 2*time.Second, func() bool { return len(srv.conn(0).receivedSeqs()) == 4 }, "4 reports at the server")
+	testutil.Eventually(t, 2*time.Second, func() bool { return len(srv.conn(0).receivedSeqs()) == 4 }, "4 reports at the server")
 	c.Close()
 	for range 4 {
 		if err := <-errs; err != nil {
@@ -740,7 +685,7 @@ func TestCloseGivesUpAfterTimeout(t *testing.T) {
 		_, err := c.Report(context.Background(), []byte("x"))
 		errs <- err
 	}()
-	waitFor(t, 2*time.Second, func() bool { return len(srv.conn(0).receivedSeqs()) == 1 }, "a report at the server")
+	testutil.Eventually(t, 2*time.Second, func() bool { return len(srv.conn(0).receivedSeqs()) == 1 }, "a report at the server")
 	c.Close()
 	if err := <-errs; !errors.Is(err, ErrClosed) {
 		t.Fatalf("unacked report after Close: %v, want ErrClosed", err)
@@ -771,7 +716,7 @@ func TestReportsQueuedWhileDisconnected(t *testing.T) {
 	c := dial(t, opts)
 	done := make(chan []uint64)
 	go func() { done <- reportAll(t, c, 8, 50, nil) }()
-	waitFor(t, 5*time.Second, func() bool { return c.Stats().DialFailures >= 3 }, "failed reconnects")
+	testutil.Eventually(t, 5*time.Second, func() bool { return c.Stats().DialFailures >= 3 }, "failed reconnects")
 	down.Store(false)
 	var seqs []uint64
 	select {

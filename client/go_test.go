@@ -163,21 +163,7 @@ func TestGoPayloadCopied(t *testing.T) {
 func TestGoResendOnReconnect(t *testing.T) {
 	srv := newFakeServer(t)
 	var unackedAtCrash []uint64
-	srv.onReport = func(fc *fakeConn, seq uint64, _ []byte) {
-		if fc.idx > 0 {
-			fc.ack(seq)
-			return
-		}
-		n := len(fc.receivedSeqs())
-		switch {
-		case n < 30:
-			fc.ack(seq)
-		case n == 36:
-			fc.flush()
-			unackedAtCrash = fc.unackedSeqs()
-			fc.kill()
-		}
-	}
+	srv.crashWithUnacked(30, 36, &unackedAtCrash)
 	srv.start()
 	opts := testOptions(srv, "agent-1")
 	opts.MaxInFlight = 8
@@ -188,25 +174,7 @@ func TestGoResendOnReconnect(t *testing.T) {
 	if len(unackedAtCrash) != 7 {
 		t.Fatalf("unacked at the crash: %v, want 7", unackedAtCrash)
 	}
-	srv.mu.Lock()
-	var dups []uint64
-	for _, seq := range seqs {
-		if len(srv.recv[seq]) > 1 {
-			dups = append(dups, seq)
-		}
-		if srv.acked[seq] != 1 {
-			t.Errorf("seq %d acked %d times", seq, srv.acked[seq])
-		}
-	}
-	srv.mu.Unlock()
-	slices.Sort(dups)
-	if !slices.Equal(dups, unackedAtCrash) {
-		t.Fatalf("reports seen twice: %v, want exactly the unacked ones %v", dups, unackedAtCrash)
-	}
-	second := srv.conn(1).receivedSeqs()
-	if !slices.Equal(second[:len(unackedAtCrash)], unackedAtCrash) {
-		t.Fatalf("second connection received %v first, want the resent %v in order", second[:min(len(second), 10)], unackedAtCrash)
-	}
+	srv.checkResentOnce(t, seqs, unackedAtCrash)
 	if st := c.Stats(); st.Reconnects != 1 || st.Acked != 200 || st.Resent < 7 || st.Resent > 8 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -214,16 +182,7 @@ func TestGoResendOnReconnect(t *testing.T) {
 
 func TestGoGoawayHandoff(t *testing.T) {
 	srv := newFakeServer(t)
-	srv.onReport = func(fc *fakeConn, seq uint64, _ []byte) {
-		if fc.idx > 0 {
-			fc.ack(seq)
-			return
-		}
-		fc.ackLater(seq, 20*time.Millisecond)
-		if len(fc.receivedSeqs()) == 40 {
-			fc.goaway(10 * time.Second)
-		}
-	}
+	srv.goawayAfter(40)
 	srv.start()
 	opts := testOptions(srv, "agent-1")
 	opts.MaxInFlight = 8
@@ -415,17 +374,7 @@ func TestGoNack(t *testing.T) {
 
 func TestGoRefusedForGood(t *testing.T) {
 	srv := newFakeServer(t)
-	srv.onHello = func(fc *fakeConn, h protocol.Hello) *protocol.ErrorPayload {
-		if fc.idx > 0 {
-			return &protocol.ErrorPayload{Code: protocol.CodeUnauthorized, Message: "token revoked"}
-		}
-		return nil
-	}
-	srv.onReport = func(fc *fakeConn, seq uint64, _ []byte) {
-		fc.queueJSON(protocol.TypeError, &protocol.ErrorPayload{Code: protocol.CodeTokenRevoked, Message: "revoked"})
-		fc.flush()
-		fc.kill()
-	}
+	srv.revokeToken()
 	srv.start()
 	c := dial(t, testOptions(srv, "agent-1"))
 	l := newDoneLog(1)

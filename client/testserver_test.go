@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hawk-agents/hawk/internal/protocol"
+	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
 // fakeServer is a small hawk server for tests: it speaks the real wire format
@@ -131,7 +132,7 @@ func (s *fakeServer) accept() {
 func (s *fakeServer) conn(i int) *fakeConn {
 	s.t.Helper()
 	var fc *fakeConn
-	waitFor(s.t, 5*time.Second, func() bool {
+	testutil.Eventually(s.t, 5*time.Second, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if len(s.conns) > i {
@@ -413,14 +414,84 @@ func (fc *fakeConn) unackedSeqs() []uint64 {
 	return out
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for "+format, append([]any{d}, args...)...)
+// crashWithUnacked makes the server's first connection ack the first acked reports,
+// hold the rest, and die when it has received crashAt; the seqs it held unacked
+// when it died are stored in *unacked. Later connections ack everything.
+func (s *fakeServer) crashWithUnacked(acked, crashAt int, unacked *[]uint64) {
+	s.onReport = func(fc *fakeConn, seq uint64, _ []byte) {
+		if fc.idx > 0 {
+			fc.ack(seq)
+			return
 		}
-		time.Sleep(time.Millisecond)
+		n := len(fc.receivedSeqs())
+		switch {
+		case n < acked:
+			fc.ack(seq)
+		case n == crashAt:
+			fc.flush()
+			*unacked = fc.unackedSeqs()
+			fc.kill()
+		}
+	}
+}
+
+// checkResentOnce asserts that every one of seqs was acked exactly once, that
+// exactly the reports unacked at the crash reached the server twice, and that the
+// second connection received them first, in seq order.
+func (s *fakeServer) checkResentOnce(t testing.TB, seqs, unacked []uint64) {
+	t.Helper()
+	s.mu.Lock()
+	var dups []uint64
+	for _, seq := range seqs {
+		switch n := len(s.recv[seq]); {
+		case n == 0:
+			t.Errorf("seq %d never reached the server", seq)
+		case n > 1:
+			dups = append(dups, seq)
+		}
+		if s.acked[seq] != 1 {
+			t.Errorf("seq %d acked %d times", seq, s.acked[seq])
+		}
+	}
+	s.mu.Unlock()
+	slices.Sort(dups)
+	if !slices.Equal(dups, unacked) {
+		t.Fatalf("reports seen twice: %v, want exactly the unacked ones %v", dups, unacked)
+	}
+	second := s.conn(1).receivedSeqs()
+	if !slices.IsSorted(second) || len(second) < len(unacked) || !slices.Equal(second[:len(unacked)], unacked) {
+		t.Fatalf("second connection received %v first, want the resent %v in order", second[:min(len(second), 10)], unacked)
+	}
+}
+
+// revokeToken makes the server answer the first report with ERROR token_revoked and
+// refuse every later HELLO as unauthorized, as a server whose token was revoked.
+func (s *fakeServer) revokeToken() {
+	s.onHello = func(fc *fakeConn, h protocol.Hello) *protocol.ErrorPayload {
+		if fc.idx > 0 {
+			return &protocol.ErrorPayload{Code: protocol.CodeUnauthorized, Message: "token revoked"}
+		}
+		return nil
+	}
+	s.onReport = func(fc *fakeConn, seq uint64, _ []byte) {
+		fc.queueJSON(protocol.TypeError, &protocol.ErrorPayload{Code: protocol.CodeTokenRevoked, Message: "revoked"})
+		fc.flush()
+		fc.kill()
+	}
+}
+
+// goawayAfter makes the server's first connection say GOAWAY (10 s deadline) after
+// n reports and keep acking, slowly, as an old process persisting while it drains;
+// later connections ack at once.
+func (s *fakeServer) goawayAfter(n int) {
+	s.onReport = func(fc *fakeConn, seq uint64, _ []byte) {
+		if fc.idx > 0 {
+			fc.ack(seq)
+			return
+		}
+		fc.ackLater(seq, 20*time.Millisecond)
+		if len(fc.receivedSeqs()) == n {
+			fc.goaway(10 * time.Second)
+		}
 	}
 }

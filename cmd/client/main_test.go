@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hawk-agents/hawk/internal/protocol"
+	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
 // ackServer is a minimal hawk server: it checks the token and acks every report.
@@ -327,39 +328,15 @@ func TestHistogram(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestLoadStopsOnSignal(t *testing.T) {
 	srv := startAckServer(t, "")
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run([]string{"load", "-addr", srv.ln.Addr().String(), "-c", "20", "-w", "4", "-d", "1m", "-json", "-src-spread=false"}, nil, &out, &errOut)
 	}()
 	// Progress lines start after the signal handler is installed.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(errOut.String(), "acked/s=") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no progress line: %s", errOut.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(errOut.String(), "acked/s=") }, "no progress line: %s", &errOut)
 	syscall.Kill(os.Getpid(), syscall.SIGINT)
 	select {
 	case code := <-done:
