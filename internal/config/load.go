@@ -12,6 +12,7 @@ import (
 
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/confmap"
+	env "github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
 )
@@ -113,11 +114,11 @@ func (l *Loader) load() (*Config, []FieldError, error) {
 	}
 
 	// Environment.
-	env := l.Env
-	if env == nil {
-		env = os.Environ()
+	environ := l.Env
+	if environ == nil {
+		environ = os.Environ()
 	}
-	flat, src, fe := envLayer(env)
+	flat, src, fe := envLayer(environ)
 	ferrs = append(ferrs, fe...)
 	if err := merge(flat, src, "env"); err != nil {
 		return nil, nil, err
@@ -261,28 +262,32 @@ func sectionKeys(section string) string {
 
 // envLayer maps HAWK_* variables to keys through the known key set, which makes the
 // mapping unambiguous for keys with '_' in them (HAWK_SERVER_ID is server_id,
-// HAWK_LIMITS_MAX_CONNS is limits.max_conns). Values stay strings; decode parses them
+// HAWK_LIMITS_MAX_CONNS is limits.max_conns), where the provider's usual
+// replace-'_'-by-'.' would not be. Values stay strings; decode parses them
 // (HAWK_AUTH_TOKENS is comma separated). A later duplicate wins, as in os/exec.
-func envLayer(env []string) (map[string]any, map[string]string, []FieldError) {
-	flat := make(map[string]any)
+func envLayer(environ []string) (map[string]any, map[string]string, []FieldError) {
 	src := make(map[string]string)
 	var ferrs []FieldError
 	unknown := make(map[string]bool)
-	for _, kv := range env {
-		name, val, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(name, envPrefix) {
-			continue
-		}
-		s := specByEnv[name]
-		if s == nil {
-			if !unknown[name] {
-				unknown[name] = true
-				ferrs = append(ferrs, FieldError{Key: name, Reason: "unknown environment variable" + didYouMean(name, knownEnv())})
+	p := env.Provider("", env.Opt{
+		Prefix:      envPrefix,
+		EnvironFunc: func() []string { return environ },
+		TransformFunc: func(name, val string) (string, any) {
+			s := specByEnv[name]
+			if s == nil {
+				if !unknown[name] {
+					unknown[name] = true
+					ferrs = append(ferrs, FieldError{Key: name, Reason: "unknown environment variable" + didYouMean(name, knownEnv())})
+				}
+				return "", nil
 			}
-			continue
-		}
-		flat[s.key] = val
-		src[s.key] = sourceEnv + name
+			src[s.key] = sourceEnv + name
+			return s.key, val
+		},
+	})
+	flat, err := p.Read() // no delimiter: the map stays flat, keyed as merge wants
+	if err != nil {
+		ferrs = append(ferrs, FieldError{Key: "environment", Reason: err.Error()})
 	}
 	return flat, src, ferrs
 }
