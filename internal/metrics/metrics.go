@@ -19,28 +19,29 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	accepted      prometheus.Counter
-	closed        *prometheus.CounterVec
-	closedBy      map[conn.CloseReason]prometheus.Counter
-	framesIn      [16]prometheus.Counter
-	framesOut     [16]prometheus.Counter
-	bytesIn       prometheus.Counter
-	bytesOut      prometheus.Counter
-	acked         prometheus.Counter
-	nacked        prometheus.Counter
-	goaways       prometheus.Counter
-	ackLatency    prometheus.Histogram
-	spoolWrite    prometheus.Histogram
-	spoolFsync    prometheus.Histogram
-	spoolRecords  prometheus.Counter
-	spoolBytes    prometheus.Counter
-	spoolSegments prometheus.Counter
-	spoolErrors   prometheus.Counter
-	upgrades      *prometheus.CounterVec
-	drainDuration prometheus.Gauge
-	reloads       *prometheus.CounterVec
-	lastReload    prometheus.Gauge
-	ready         prometheus.Gauge
+	accepted       prometheus.Counter
+	closed         *prometheus.CounterVec
+	closedBy       map[conn.CloseReason]prometheus.Counter
+	framesIn       [16]prometheus.Counter
+	framesOut      [16]prometheus.Counter
+	bytesIn        prometheus.Counter
+	bytesOut       prometheus.Counter
+	acked          prometheus.Counter
+	nacked         prometheus.Counter
+	goaways        prometheus.Counter
+	ackLatency     prometheus.Histogram
+	spoolWrite     prometheus.Histogram
+	spoolFsync     prometheus.Histogram
+	spoolRecords   prometheus.Counter
+	spoolBytes     prometheus.Counter
+	spoolSegments  prometheus.Counter
+	spoolErrors    prometheus.Counter
+	spoolThrottled prometheus.Counter
+	upgrades       *prometheus.CounterVec
+	drainDuration  prometheus.Gauge
+	reloads        *prometheus.CounterVec
+	lastReload     prometheus.Gauge
+	ready          prometheus.Gauge
 }
 
 // Closed-connection reasons, pre-bound so the label set is known from the start.
@@ -84,6 +85,7 @@ func New(version string, connections func() int) *Metrics {
 	m.spoolBytes = f.counter("hawk_spool_written_bytes_total", "Bytes written to spool segments.")
 	m.spoolSegments = f.counter("hawk_spool_segments_opened_total", "Spool segment files opened (start and rotation).")
 	m.spoolErrors = f.counter("hawk_spool_write_errors_total", "Failed spool writes; each failed batch was NACKed as retryable.")
+	m.spoolThrottled = f.counter("hawk_spool_throttled_total", "Times a connection stopped reading because the spool had its limit of bytes waiting for the disk.")
 	m.upgrades = f.counterVec("hawk_upgrades_total", "Binary upgrades (SIGHUP) by result: success, failure, refused.", "result")
 	for _, res := range []string{"success", "failure", "refused"} {
 		m.upgrades.WithLabelValues(res)

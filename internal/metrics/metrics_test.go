@@ -18,7 +18,7 @@ var families = []string{
 	"hawk_reports_acked_total", "hawk_reports_nacked_total", "hawk_goaways_sent_total",
 	"hawk_ack_latency_seconds", "hawk_spool_write_seconds", "hawk_spool_fsync_seconds",
 	"hawk_spool_records_total", "hawk_spool_written_bytes_total", "hawk_spool_segments_opened_total",
-	"hawk_spool_write_errors_total", "hawk_upgrades_total", "hawk_drain_duration_seconds",
+	"hawk_spool_write_errors_total", "hawk_spool_throttled_total", "hawk_upgrades_total", "hawk_drain_duration_seconds",
 	"hawk_config_reloads_total", "hawk_config_last_reload_success_timestamp_seconds", "hawk_ready",
 	"hawk_build_info", "go_goroutines", "process_resident_memory_bytes",
 }
@@ -67,6 +67,7 @@ func TestObserversMoveCounters(t *testing.T) {
 	sp.WriteFailed(nil)
 	sp.SegmentOpened("x")
 	sp.AckLatency(3*time.Millisecond, 5)
+	sp.Throttled()
 	m.Upgrade("failure")
 	m.Reload(false)
 
@@ -87,6 +88,7 @@ func TestObserversMoveCounters(t *testing.T) {
 		{"spool records", testutil.ToFloat64(m.spoolRecords), 5},
 		{"spool errors", testutil.ToFloat64(m.spoolErrors), 1},
 		{"segments", testutil.ToFloat64(m.spoolSegments), 1},
+		{"spool throttled", testutil.ToFloat64(m.spoolThrottled), 1},
 		{"upgrade failures", testutil.ToFloat64(m.upgrades.WithLabelValues("failure")), 1},
 		{"reload failures", testutil.ToFloat64(m.reloads.WithLabelValues("failure")), 1},
 	}

@@ -64,6 +64,9 @@ func (o SpoolObserver) WriteFailed(error) { o.m.spoolErrors.Inc() }
 // SegmentOpened counts a new segment.
 func (o SpoolObserver) SegmentOpened(string) { o.m.spoolSegments.Inc() }
 
+// Throttled counts a Submit that waited for the disk to catch up.
+func (o SpoolObserver) Throttled() { o.m.spoolThrottled.Inc() }
+
 // AckLatency records the time n reports waited from arrival to ACK.
 func (o SpoolObserver) AckLatency(d time.Duration, n int) {
 	for range n {

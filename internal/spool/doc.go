@@ -2,6 +2,8 @@
 // group commit: the reports of every connection that arrive while one write is in
 // progress go to disk together in the next write, and each report is ACKed only
 // after the write holding it succeeded (and was fsynced, in fsync mode "always").
+// The bytes waiting for the next write are bounded (Options.MaxPending): past the
+// bound Submit blocks, which stops the submitting connection's reads.
 //
 // # Files (the contract with log shippers)
 //

@@ -104,6 +104,8 @@ func (o *observer) SegmentOpened(name string) {
 	o.opened = append(o.opened, name)
 }
 
+func (o *observer) Throttled() {}
+
 func (o *observer) AckLatency(d time.Duration, n int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -19,6 +19,10 @@ var ErrClosed = errors.New("spool: closed")
 // DefaultSegmentSize is the segment size used when Options.SegmentSize is not positive.
 const DefaultSegmentSize = 64 << 20
 
+// DefaultMaxPending is the pending-bytes bound used when Options.MaxPending is not
+// positive.
+const DefaultMaxPending = 64 << 20
+
 // maxRetained caps the batch buffers kept for reuse: a burst (say, a slow disk
 // while thousands of agents keep sending) must not pin its peak memory forever.
 const maxRetained = 8 << 20
@@ -49,6 +53,9 @@ type Observer interface {
 	// AckLatency: n records waited d from their Submit until durable (once per
 	// Submit call whose batch succeeded).
 	AckLatency(d time.Duration, n int)
+	// Throttled: a Submit found MaxPending bytes waiting and blocks until the
+	// committer takes them; the disk is not keeping up.
+	Throttled()
 }
 
 // Options configure Open.
@@ -56,7 +63,12 @@ type Options struct {
 	Dir         string
 	Fsync       bool  // fsync after every batch write
 	SegmentSize int64 // rotate when the current segment reaches this many bytes; DefaultSegmentSize if <= 0
-	Logger      *zap.Logger
+	// MaxPending bounds the bytes waiting for the next group commit; DefaultMaxPending
+	// if <= 0. Past it Submit blocks until the committer takes the batch: when the disk
+	// cannot keep up, connections stop being read and TCP pushes back on the agents,
+	// instead of the server buffering without limit.
+	MaxPending int
+	Logger     *zap.Logger
 	// OS calls behind fields so tests can inject failures (tableflip style); nil means the real os functions.
 	OpenFile func(name string) (File, error) // creates a NEW file (O_CREATE|O_EXCL|O_WRONLY|O_APPEND, 0o644)
 	Remove   func(name string) error         // removes an empty segment at Close
@@ -72,6 +84,7 @@ type Stats struct {
 	Batches     uint64 // successful batch writes (failed ones count in WriteErrors)
 	Records     uint64 // records in successful batches
 	WriteErrors uint64 // batches refused because a write, fsync or segment creation failed
+	Throttled   uint64 // Submit calls that waited because MaxPending bytes were pending
 }
 
 // Spool appends submitted lines to segment files with group commit. Its methods
@@ -86,13 +99,15 @@ type Spool struct {
 	syncDir  func(string) error
 	now      func() time.Time
 
-	fsync   atomic.Bool
-	segSize atomic.Int64
+	fsync      atomic.Bool
+	segSize    atomic.Int64
+	maxPending int
 
 	signal chan struct{} // cap 1: "pending went from empty to non-empty", or Close
 	done   chan struct{} // closed when the committer has exited
 
 	mu        sync.Mutex
+	room      sync.Cond // on mu: the committer took the pending batch, or Close
 	pending   batch
 	closed    bool
 	submitted uint64        // Submit calls accepted
@@ -107,7 +122,7 @@ type Spool struct {
 	suppressed int // write failures not logged since lastErrLog
 
 	stats struct {
-		segments, bytes, batches, records, writeErrors atomic.Uint64
+		segments, bytes, batches, records, writeErrors, throttled atomic.Uint64
 	}
 }
 
@@ -145,16 +160,21 @@ func Open(opts Options) (*Spool, error) {
 		return nil, fmt.Errorf("spool: create directory: %w", err)
 	}
 	s := &Spool{
-		dir:      opts.Dir,
-		pid:      os.Getpid(),
-		log:      opts.Logger,
-		obs:      opts.Observer,
-		openFile: opts.OpenFile,
-		remove:   opts.Remove,
-		syncDir:  opts.SyncDir,
-		now:      opts.Now,
-		signal:   make(chan struct{}, 1),
-		done:     make(chan struct{}),
+		dir:        opts.Dir,
+		pid:        os.Getpid(),
+		log:        opts.Logger,
+		obs:        opts.Observer,
+		openFile:   opts.OpenFile,
+		remove:     opts.Remove,
+		syncDir:    opts.SyncDir,
+		now:        opts.Now,
+		signal:     make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		maxPending: opts.MaxPending,
+	}
+	s.room.L = &s.mu
+	if s.maxPending <= 0 {
+		s.maxPending = DefaultMaxPending
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -185,9 +205,20 @@ func Open(opts Options) (*Spool, error) {
 // Submit hands lines (one or more whole JSON lines produced by AppendRecord) and
 // the seqs they carry to the next group commit. It copies both: the caller may
 // reuse its buffers at once. w.Committed is called exactly once for this call;
-// after Close, at once with ErrClosed.
+// after Close, at once with ErrClosed. While MaxPending bytes wait for the next
+// commit, Submit blocks until the committer takes them (a Submit into an empty
+// batch never blocks, however large).
 func (s *Spool) Submit(lines []byte, seqs []uint64, w Waiter) {
 	s.mu.Lock()
+	if len(s.pending.lines) >= s.maxPending && !s.closed {
+		s.stats.throttled.Add(1)
+		if s.obs != nil {
+			s.obs.Throttled()
+		}
+		for len(s.pending.lines) >= s.maxPending && !s.closed {
+			s.room.Wait()
+		}
+	}
 	if s.closed {
 		s.mu.Unlock()
 		w.Committed(seqs, ErrClosed)
@@ -259,6 +290,7 @@ func (s *Spool) Close() error {
 	s.mu.Lock()
 	first := !s.closed
 	s.closed = true
+	s.room.Broadcast()
 	s.mu.Unlock()
 	if first {
 		s.wake()
@@ -275,6 +307,7 @@ func (s *Spool) Stats() Stats {
 		Batches:     s.stats.batches.Load(),
 		Records:     s.stats.records.Load(),
 		WriteErrors: s.stats.writeErrors.Load(),
+		Throttled:   s.stats.throttled.Load(),
 	}
 }
 
@@ -296,6 +329,7 @@ func (s *Spool) run() {
 		}
 		b := s.pending
 		s.pending, s.spare = s.spare, batch{}
+		s.room.Broadcast()
 		s.mu.Unlock()
 
 		s.commit(&b)

@@ -1,0 +1,87 @@
+package spool
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/testutil"
+)
+
+// stuckWithFullPending opens a spool whose committer is held inside the write of
+// seq 0, with MaxPending bytes (seqs 1..3) waiting behind it, and starts a fourth
+// Submit (seq 4), returning once that Submit is waiting for room.
+func stuckWithFullPending(t *testing.T) (s *Spool, g *gate, ws []*waiter, returned chan struct{}) {
+	fsys := &fakeFS{}
+	s = openFake(t, fsys, Options{MaxPending: 3 * len(lines("c", 1))})
+	g = holdNextWrite(fsys)
+	ws = []*waiter{newWaiter(), newWaiter(), newWaiter(), newWaiter(), newWaiter()}
+	s.Submit(lines("c", 0), []uint64{0}, ws[0])
+	g.waitEntered(t) // the committer holds {0}; nothing is pending
+	for seq := uint64(1); seq <= 3; seq++ {
+		s.Submit(lines("c", seq), []uint64{seq}, ws[seq]) // up to MaxPending: no wait
+	}
+	returned = make(chan struct{})
+	go func() {
+		s.Submit(lines("c", 4), []uint64{4}, ws[4])
+		close(returned)
+	}()
+	testutil.Eventually(t, waitTimeout, func() bool { return s.Stats().Throttled == 1 }, "the fourth Submit to wait for room")
+	// The committer is held, so nothing can make room: the Submit is still waiting.
+	select {
+	case <-returned:
+		t.Fatal("Submit returned while MaxPending bytes were pending")
+	default:
+	}
+	return s, g, ws, returned
+}
+
+func TestMaxPendingPushesBack(t *testing.T) {
+	s, g, ws, returned := stuckWithFullPending(t)
+	close(g.release)
+	waitReturned(t, returned)
+	for seq, w := range ws {
+		if err := w.wait(t); err != nil {
+			t.Fatalf("seq %d: %v", seq, err)
+		}
+	}
+	flush(t, s)
+	if st := s.Stats(); st.Records != 5 || st.Throttled != 1 {
+		t.Fatalf("stats %+v, want 5 records and 1 throttled Submit", st)
+	}
+}
+
+func TestCloseReleasesAThrottledSubmit(t *testing.T) {
+	s, g, ws, returned := stuckWithFullPending(t)
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	// Close refuses the waiting Submit at once, though the committer is still held.
+	waitReturned(t, returned)
+	if err := ws[4].wait(t); !errors.Is(err, ErrClosed) {
+		t.Fatalf("throttled Submit after Close: %v, want ErrClosed", err)
+	}
+	close(g.release)
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Close did not return")
+	}
+	// What was submitted before Close is committed.
+	for seq, w := range ws[:4] {
+		if err := w.wait(t); err != nil {
+			t.Fatalf("seq %d: %v", seq, err)
+		}
+	}
+}
+
+func waitReturned(t *testing.T, returned chan struct{}) {
+	t.Helper()
+	select {
+	case <-returned:
+	case <-time.After(waitTimeout):
+		t.Fatal("the throttled Submit did not return")
+	}
+}
