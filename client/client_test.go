@@ -247,14 +247,7 @@ func TestPipelineWindow(t *testing.T) {
 
 func TestPayloadCopied(t *testing.T) {
 	srv := newFakeServer(t)
-	var mu sync.Mutex
-	got := map[uint64]string{}
-	srv.onReport = func(fc *fakeConn, seq uint64, p []byte) {
-		mu.Lock()
-		got[seq] = string(p)
-		mu.Unlock()
-		fc.ack(seq)
-	}
+	got := srv.recordPayloads(0)
 	srv.start()
 	c := dial(t, testOptions(srv, "agent-1"))
 	buf := []byte("first")
@@ -270,10 +263,8 @@ func TestPayloadCopied(t *testing.T) {
 	if seq2 <= seq1 {
 		t.Fatalf("seq %d after %d", seq2, seq1)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if got[seq1] != "first" || got[seq2] != "XXXXX" {
-		t.Fatalf("server got %v", got)
+	if got.of(seq1) != "first" || got.of(seq2) != "XXXXX" {
+		t.Fatalf("server got %q, %q", got.of(seq1), got.of(seq2))
 	}
 }
 

@@ -132,14 +132,7 @@ func TestGoDoneOncePerReport(t *testing.T) {
 
 func TestGoPayloadCopied(t *testing.T) {
 	srv := newFakeServer(t)
-	var mu sync.Mutex
-	got := map[uint64]string{}
-	srv.onReport = func(fc *fakeConn, seq uint64, p []byte) {
-		mu.Lock()
-		got[seq] = string(p)
-		mu.Unlock()
-		fc.ackLater(seq, 10*time.Millisecond)
-	}
+	got := srv.recordPayloads(10 * time.Millisecond)
 	srv.start()
 	c := dial(t, testOptions(srv, "agent-1"))
 	l := newDoneLog(2)
@@ -153,10 +146,8 @@ func TestGoPayloadCopied(t *testing.T) {
 	}
 	l.wait(t)
 	seqs := l.check(t)
-	mu.Lock()
-	defer mu.Unlock()
-	if got[seqs[0]] != "first" || got[seqs[1]] != "XXXXX" {
-		t.Fatalf("server got %v", got)
+	if got.of(seqs[0]) != "first" || got.of(seqs[1]) != "XXXXX" {
+		t.Fatalf("server got %q, %q", got.of(seqs[0]), got.of(seqs[1]))
 	}
 }
 

@@ -495,3 +495,32 @@ func (s *fakeServer) goawayAfter(n int) {
 		}
 	}
 }
+
+// payloadLog is what recordPayloads saw: each report's payload by seq.
+type payloadLog struct {
+	mu sync.Mutex
+	m  map[uint64]string
+}
+
+func (l *payloadLog) of(seq uint64) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m[seq]
+}
+
+// recordPayloads makes the server keep every report's payload and ack it after
+// delay (at once when 0).
+func (s *fakeServer) recordPayloads(delay time.Duration) *payloadLog {
+	l := &payloadLog{m: make(map[uint64]string)}
+	s.onReport = func(fc *fakeConn, seq uint64, p []byte) {
+		l.mu.Lock()
+		l.m[seq] = string(p)
+		l.mu.Unlock()
+		if delay > 0 {
+			fc.ackLater(seq, delay)
+		} else {
+			fc.ack(seq)
+		}
+	}
+	return l
+}
