@@ -149,6 +149,7 @@ func serve(loader *config.Loader, cfg *config.Config) error {
 	// The listeners are closed (each actor's interrupt did it): only a successor, if
 	// any, accepts now. Tell clients GOAWAY, spread out, and serve them until they go.
 	res := s.conns.Drain(context.Background(), reason)
+	s.conns.Wait() // every close logged and counted before "exiting"
 	s.met.Drained(res.Duration)
 	s.admin.close()
 	stopReaper()

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -239,8 +238,7 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 	s.WriteTimeout = 500 * time.Millisecond
 	s.HeartbeatTimeout = time.Minute
 	ts := startServer(t, s)
-	slow := testutil.Dial(t, ts.addr)
-	slow.Conn.(*net.TCPConn).SetReadBuffer(4096)
+	slow := testutil.DialReadBuffer(t, ts.addr, 4096)
 	slow.Hello("slow", "")
 	// Pings answered with pongs the slow peer never reads, until the server's writes block.
 	ping := protocol.AppendFrame(nil, protocol.TypePing, 1, nil)

@@ -101,6 +101,7 @@ func startServer(t *testing.T, s *Settings) *testServer {
 				<-c.Done()
 			}
 		}
+		ts.m.Wait()
 		cancel()
 		<-reaped
 		sp.wg.Wait()

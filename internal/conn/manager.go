@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -43,6 +44,9 @@ type Manager struct {
 	// Set before draining is: a handshake that sees draining reads them.
 	drainDeadline atomic.Value // time.Time
 	drainReason   atomic.Value // string
+	// live counts accepted connections until their teardown has finished, and the
+	// goroutines that refuse connections.
+	live sync.WaitGroup
 }
 
 // New returns a Manager; call Serve with a listener and run RunReaper beside it.
@@ -137,7 +141,9 @@ func (m *Manager) accept(nc net.Conn) {
 		m.log.Warn("connection refused", zap.String("remote", nc.RemoteAddr().String()),
 			zap.String("reason", "too many connections"), zap.Int("limit", s.MaxConns))
 		m.obs.Closed(ReasonLimit, false)
-		go refuse(nc, protocol.CodeTooManyConns, fmt.Sprintf("too many connections: limit %d reached", s.MaxConns))
+		m.live.Go(func() {
+			refuse(nc, protocol.CodeTooManyConns, fmt.Sprintf("too many connections: limit %d reached", s.MaxConns))
+		})
 		return
 	}
 	sc, ok := nc.(syscall.Conn)
@@ -167,8 +173,15 @@ func (m *Manager) accept(nc net.Conn) {
 	if ce := m.log.Check(zap.DebugLevel, "connection accepted"); ce != nil {
 		ce.Write(zap.Uint64("conn_id", c.id), zap.String("remote", c.remote))
 	}
+	m.live.Add(1)
 	go c.serve(true)
 }
+
+// Wait returns once every connection accepted so far is torn down: its reader has
+// stopped and its close is logged and counted. The registry forgets a connection
+// before that, so an empty registry does not mean the work is over. Call Wait after
+// the listener is closed and the connections have been told to go.
+func (m *Manager) Wait() { m.live.Wait() }
 
 // refuse tells a connection we will not serve it why, then closes it. It runs on
 // its own goroutine with a short deadline so a dead peer cannot stall accepting.

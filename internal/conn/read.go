@@ -306,4 +306,5 @@ func (c *Conn) teardown() {
 			zap.String("reason", string(reason)), zap.Uint64("frames_in", c.framesIn.Load()), zap.Uint64("frames_out", c.framesOut.Load()))
 	}
 	close(c.done)
+	c.m.live.Done()
 }

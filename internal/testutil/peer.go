@@ -3,6 +3,7 @@ package testutil
 import (
 	"errors"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +21,31 @@ type Peer struct {
 // Dial connects a Peer to addr; the connection is closed when the test ends.
 func Dial(t testing.TB, addr string) *Peer {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	return dial(t, &net.Dialer{Timeout: 5 * time.Second}, addr)
+}
+
+// DialReadBuffer connects a Peer whose socket receive buffer is n bytes, for a
+// peer that never reads and must make the server's writes block soon. The size is
+// set before connecting: shrinking it on an established connection, below the
+// window already advertised, makes the kernel drop the server's segments and back
+// off for seconds, which stalls the test rather than the server.
+func DialReadBuffer(t testing.TB, addr string, n int) *Peer {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	return dial(t, d, addr)
+}
+
+func dial(t testing.TB, d *net.Dialer, addr string) *Peer {
+	t.Helper()
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}

@@ -250,8 +250,7 @@ func TestStubbornClientsCutAtDrainTimeout(t *testing.T) {
 	addr := s.addr()
 	neverCloses := testutil.Dial(t, addr)
 	neverCloses.Hello("never-closes", "")
-	neverReads := testutil.Dial(t, addr)
-	neverReads.Conn.(interface{ SetReadBuffer(int) error }).SetReadBuffer(4096)
+	neverReads := testutil.DialReadBuffer(t, addr, 4096)
 	neverReads.Hello("never-reads", "")
 	// Pings whose pongs it never reads, until the server's writes to it block.
 	go func() {
