@@ -313,10 +313,8 @@ func TestNackRetryableIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Report after retryable NACKs: %v", err)
 	}
-	srv.mu.Lock()
-	recv, acked := len(srv.recv[seq]), srv.acked[seq]
-	srv.mu.Unlock()
-	if recv != 3 || acked != 1 {
+	on, acked := srv.seen(seq)
+	if recv := len(on); recv != 3 || acked != 1 {
 		t.Fatalf("server received seq %d times, acked %d; want 3 and 1", recv, acked)
 	}
 	if st := c.Stats(); st.Nacked != 2 || st.Resent != 2 || st.Acked != 1 || st.InFlight != 0 {
@@ -343,11 +341,8 @@ func TestNackNonRetryableReturned(t *testing.T) {
 	if _, err := c.Report(context.Background(), []byte("good")); err != nil {
 		t.Fatalf("a later report failed: %v", err)
 	}
-	srv.mu.Lock()
-	recv := len(srv.recv[seq])
-	srv.mu.Unlock()
-	if recv != 1 {
-		t.Fatalf("non-retryable report sent %d times", recv)
+	if on, _ := srv.seen(seq); len(on) != 1 {
+		t.Fatalf("non-retryable report sent %d times", len(on))
 	}
 	if st := c.Stats(); st.InFlight != 0 || st.Resent != 0 {
 		t.Fatalf("stats %+v", st)
@@ -381,16 +376,7 @@ func TestGoawayHandoff(t *testing.T) {
 	if !errors.Is(endErr, io.EOF) {
 		t.Fatalf("old connection ended with %v, want a clean EOF", endErr)
 	}
-	srv.mu.Lock()
-	for _, seq := range seqs {
-		if n := len(srv.recv[seq]); n != 1 {
-			t.Errorf("seq %d received %d times", seq, n)
-		}
-		if srv.acked[seq] != 1 {
-			t.Errorf("seq %d acked %d times", seq, srv.acked[seq])
-		}
-	}
-	srv.mu.Unlock()
+	srv.checkOnceEach(t, seqs)
 	a, b := old.receivedSeqs(), next.receivedSeqs()
 	if len(a) < 40 || len(b) == 0 || len(a)+len(b) != 300 {
 		t.Fatalf("old got %d reports, new %d", len(a), len(b))
@@ -539,10 +525,7 @@ func TestDeadServerDetected(t *testing.T) {
 	if el := time.Since(start); el < 150*time.Millisecond {
 		t.Fatalf("acked after %v, before the 3×50ms heartbeat timeout could pass", el)
 	}
-	srv.mu.Lock()
-	recv := srv.recv[seq]
-	srv.mu.Unlock()
-	if !slices.Equal(recv, []int{0, 1}) {
+	if recv, _ := srv.seen(seq); !slices.Equal(recv, []int{0, 1}) {
 		t.Fatalf("seq received on connections %v, want [0 1]", recv)
 	}
 	if e := ev.wait(t, EventDisconnected); !errors.Is(e.Err, errHeartbeatTimeout) {

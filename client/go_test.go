@@ -181,13 +181,7 @@ func TestGoGoawayHandoff(t *testing.T) {
 	l := goAll(t, c, 2, 300)
 	c.Close()
 	seqs := l.check(t)
-	srv.mu.Lock()
-	for _, seq := range seqs {
-		if n := len(srv.recv[seq]); n != 1 || srv.acked[seq] != 1 {
-			t.Errorf("seq %d received %d times, acked %d", seq, n, srv.acked[seq])
-		}
-	}
-	srv.mu.Unlock()
+	srv.checkOnceEach(t, seqs)
 	if st := c.Stats(); st.Goaways != 1 || st.Reconnects != 1 || st.Resent != 0 || st.Acked != 300 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -352,10 +346,9 @@ func TestGoNack(t *testing.T) {
 	if err := outcome["bad"]; !errors.As(err, &ne) || ne.Seq != seqOf["bad"] || ne.Code != protocol.CodeBadPayload {
 		t.Fatalf("refused report: %v, want *NackError bad_payload for seq %d", err, seqOf["bad"])
 	}
-	srv.mu.Lock()
-	recvFlaky, recvBad := len(srv.recv[seqOf["flaky"]]), len(srv.recv[seqOf["bad"]])
-	srv.mu.Unlock()
-	if recvFlaky != 3 || recvBad != 1 {
+	onFlaky, _ := srv.seen(seqOf["flaky"])
+	onBad, _ := srv.seen(seqOf["bad"])
+	if recvFlaky, recvBad := len(onFlaky), len(onBad); recvFlaky != 3 || recvBad != 1 {
 		t.Fatalf("server received flaky %d times (want 3), bad %d times (want 1)", recvFlaky, recvBad)
 	}
 	if st := c.Stats(); st.Nacked != 3 || st.Resent != 2 || st.Acked != 1 || st.InFlight != 0 {

@@ -440,20 +440,19 @@ func (s *fakeServer) crashWithUnacked(acked, crashAt int, unacked *[]uint64) {
 // second connection received them first, in seq order.
 func (s *fakeServer) checkResentOnce(t testing.TB, seqs, unacked []uint64) {
 	t.Helper()
-	s.mu.Lock()
 	var dups []uint64
 	for _, seq := range seqs {
-		switch n := len(s.recv[seq]); {
+		on, acks := s.seen(seq)
+		switch n := len(on); {
 		case n == 0:
 			t.Errorf("seq %d never reached the server", seq)
 		case n > 1:
 			dups = append(dups, seq)
 		}
-		if s.acked[seq] != 1 {
-			t.Errorf("seq %d acked %d times", seq, s.acked[seq])
+		if acks != 1 {
+			t.Errorf("seq %d acked %d times", seq, acks)
 		}
 	}
-	s.mu.Unlock()
 	slices.Sort(dups)
 	if !slices.Equal(dups, unacked) {
 		t.Fatalf("reports seen twice: %v, want exactly the unacked ones %v", dups, unacked)
@@ -523,4 +522,26 @@ func (s *fakeServer) recordPayloads(delay time.Duration) *payloadLog {
 		}
 	}
 	return l
+}
+
+// seen returns the connections (by index) that received seq, and how many ACKs the
+// server sent for it.
+func (s *fakeServer) seen(seq uint64) (on []int, acks int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.recv[seq]), s.acked[seq]
+}
+
+// checkOnceEach asserts that each of seqs reached the server once and was acked once.
+func (s *fakeServer) checkOnceEach(t testing.TB, seqs []uint64) {
+	t.Helper()
+	for _, seq := range seqs {
+		on, acks := s.seen(seq)
+		if len(on) != 1 {
+			t.Errorf("seq %d received %d times", seq, len(on))
+		}
+		if acks != 1 {
+			t.Errorf("seq %d acked %d times", seq, acks)
+		}
+	}
 }

@@ -287,6 +287,19 @@ func holdNextWrite(fsys *fakeFS) *gate {
 	return g
 }
 
+// recv returns what ch delivers (the zero value once it is closed), failing t if
+// nothing comes in time; what names the awaited event in the failure.
+func recv[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitTimeout):
+		t.Fatalf("%s did not happen in time", what)
+		panic("unreachable")
+	}
+}
+
 func (g *gate) waitEntered(t testing.TB) {
 	t.Helper()
 	select {

@@ -3,7 +3,6 @@ package spool
 import (
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
@@ -39,7 +38,7 @@ func stuckWithFullPending(t *testing.T) (s *Spool, g *gate, ws []*waiter, return
 func TestMaxPendingPushesBack(t *testing.T) {
 	s, g, ws, returned := stuckWithFullPending(t)
 	close(g.release)
-	waitReturned(t, returned)
+	recv(t, returned, "the throttled Submit returning")
 	for seq, w := range ws {
 		if err := w.wait(t); err != nil {
 			t.Fatalf("seq %d: %v", seq, err)
@@ -56,32 +55,18 @@ func TestCloseReleasesAThrottledSubmit(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
 	// Close refuses the waiting Submit at once, though the committer is still held.
-	waitReturned(t, returned)
+	recv(t, returned, "the throttled Submit returning")
 	if err := ws[4].wait(t); !errors.Is(err, ErrClosed) {
 		t.Fatalf("throttled Submit after Close: %v, want ErrClosed", err)
 	}
 	close(g.release)
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatalf("Close: %v", err)
-		}
-	case <-time.After(waitTimeout):
-		t.Fatal("Close did not return")
+	if err := recv(t, closed, "Close returning"); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 	// What was submitted before Close is committed.
 	for seq, w := range ws[:4] {
 		if err := w.wait(t); err != nil {
 			t.Fatalf("seq %d: %v", seq, err)
 		}
-	}
-}
-
-func waitReturned(t *testing.T, returned chan struct{}) {
-	t.Helper()
-	select {
-	case <-returned:
-	case <-time.After(waitTimeout):
-		t.Fatal("the throttled Submit did not return")
 	}
 }

@@ -600,13 +600,8 @@ func TestCloseCommitsPending(t *testing.T) {
 	default:
 	}
 	close(g.release)
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(waitTimeout):
-		t.Fatal("Close did not return")
+	if err := recv(t, closed, "Close returning"); err != nil {
+		t.Fatal(err)
 	}
 	for _, w := range []*waiter{w1, w2, w3} {
 		if !w.told() {
@@ -674,13 +669,8 @@ func TestFlush(t *testing.T) {
 	flushed := make(chan error, 1)
 	go func() { flushed <- s.Flush(context.Background()) }()
 	close(g.release)
-	select {
-	case err := <-flushed:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(waitTimeout):
-		t.Fatal("Flush did not return")
+	if err := recv(t, flushed, "Flush returning"); err != nil {
+		t.Fatal(err)
 	}
 	if !w1.told() || !w2.told() {
 		t.Fatal("Flush returned before the Waiters were told")
