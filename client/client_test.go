@@ -92,18 +92,6 @@ type eventLog struct {
 
 func (l *eventLog) add(e Event) { l.mu.Lock(); l.ev = append(l.ev, e); l.mu.Unlock() }
 
-func (l *eventLog) count(k EventKind) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, e := range l.ev {
-		if e.Kind == k {
-			n++
-		}
-	}
-	return n
-}
-
 func (l *eventLog) find(k EventKind) (Event, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

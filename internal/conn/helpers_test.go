@@ -20,7 +20,6 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type fakeSpool struct {
 	mu    sync.Mutex
 	lines []byte
-	seqs  []uint64
 	fail  error
 	hold  chan struct{} // when non-nil, commits wait for it to close
 	wg    sync.WaitGroup
@@ -29,7 +28,6 @@ type fakeSpool struct {
 func (f *fakeSpool) Submit(lines []byte, seqs []uint64, w spool.Waiter) {
 	f.mu.Lock()
 	f.lines = append(f.lines, lines...)
-	f.seqs = append(f.seqs, seqs...)
 	err, hold := f.fail, f.hold
 	f.mu.Unlock()
 	own := append([]uint64(nil), seqs...)
@@ -41,12 +39,6 @@ func (f *fakeSpool) Submit(lines []byte, seqs []uint64, w spool.Waiter) {
 		}
 		w.Committed(own, err)
 	}()
-}
-
-func (f *fakeSpool) submitted() []uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]uint64(nil), f.seqs...)
 }
 
 func testSettings() *Settings {

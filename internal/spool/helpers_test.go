@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -440,5 +439,3 @@ func exactlyOnce(t testing.TB, got []line, want map[key]bool) {
 		}
 	}
 }
-
-var errFake = errors.New("fake failure")
