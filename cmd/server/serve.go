@@ -123,10 +123,6 @@ func serve(loader *config.Loader, cfg *config.Config) error {
 		}()
 	}
 
-	reaperCtx, stopReaper := context.WithCancel(context.Background())
-	reaperDone := make(chan struct{})
-	go func() { defer close(reaperDone); s.conns.RunReaper(reaperCtx) }()
-
 	stopped := s.actors(sigs).Run()
 	reason := "shutdown"
 	if errors.Is(stopped, errUpgraded) {
@@ -149,11 +145,9 @@ func serve(loader *config.Loader, cfg *config.Config) error {
 	// The listeners are closed (each actor's interrupt did it): only a successor, if
 	// any, accepts now. Tell clients GOAWAY, spread out, and serve them until they go.
 	res := s.conns.Drain(context.Background(), reason)
-	s.conns.Wait() // every close logged and counted before "exiting"
+	s.conns.Close() // every close logged and counted before "exiting"
 	s.met.Drained(res.Duration)
 	s.admin.close()
-	stopReaper()
-	<-reaperDone
 	flushStart := time.Now()
 	if err := s.spool.Close(); err != nil {
 		log.Error("spool close failed", zap.Error(err))

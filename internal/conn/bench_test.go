@@ -44,7 +44,8 @@ func benchEndToEnd(b *testing.B, conns, window, size int, fsync bool) {
 	defer func() {
 		ln.Close()
 		<-served
-		m.CloseAll(ReasonShutdown, "shutdown", "benchmark over")
+		closeAll(m, "benchmark over")
+		m.Close()
 	}()
 
 	ctx := context.Background()

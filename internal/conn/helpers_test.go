@@ -1,7 +1,6 @@
 package conn
 
 import (
-	"context"
 	"net"
 	"sync"
 	"testing"
@@ -10,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/spool"
 )
 
@@ -41,6 +41,13 @@ func (f *fakeSpool) Submit(lines []byte, seqs []uint64, w spool.Waiter) {
 	}()
 }
 
+// closeAll tells every connection ERROR shutdown; the test's way to end them all.
+func closeAll(m *Manager, msg string) {
+	for _, c := range m.reg.snapshot(nil) {
+		c.fail(ReasonShutdown, protocol.CodeShutdown, msg)
+	}
+}
+
 func testSettings() *Settings {
 	return &Settings{
 		ServerID:          "test",
@@ -57,12 +64,11 @@ func testSettings() *Settings {
 }
 
 type testServer struct {
-	m     *Manager
-	sp    *fakeSpool
-	addr  string
-	ln    net.Listener
-	done  chan struct{}
-	stopR context.CancelFunc
+	m    *Manager
+	sp   *fakeSpool
+	addr string
+	ln   net.Listener
+	done chan struct{}
 }
 
 // startServer runs a Manager with a reaper on 127.0.0.1:0; everything stops at the
@@ -76,15 +82,11 @@ func startServer(t *testing.T, s *Settings) *testServer {
 	sp := &fakeSpool{}
 	ts := &testServer{sp: sp, addr: ln.Addr().String(), ln: ln, done: make(chan struct{})}
 	ts.m = New(Options{Settings: s, Spool: sp, Logger: zaptest.NewLogger(t)})
-	ctx, cancel := context.WithCancel(context.Background())
-	ts.stopR = cancel
-	reaped := make(chan struct{})
-	go func() { defer close(reaped); ts.m.RunReaper(ctx) }()
 	go func() { defer close(ts.done); ts.m.Serve(ln) }()
 	t.Cleanup(func() {
 		ln.Close()
 		<-ts.done
-		ts.m.CloseAll(ReasonShutdown, "shutdown", "test over")
+		closeAll(ts.m, "test over")
 		for _, c := range ts.m.reg.snapshot(nil) {
 			select {
 			case <-c.Done():
@@ -93,9 +95,7 @@ func startServer(t *testing.T, s *Settings) *testServer {
 				<-c.Done()
 			}
 		}
-		ts.m.Wait()
-		cancel()
-		<-reaped
+		ts.m.Close()
 		sp.wg.Wait()
 	})
 	return ts

@@ -4,6 +4,7 @@
 package conn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -47,11 +48,17 @@ type Manager struct {
 	// live counts accepted connections until their teardown has finished, and the
 	// goroutines that refuse connections.
 	live sync.WaitGroup
+
+	// The reaper is the Manager's own actor: New starts it, Close stops it.
+	stopReaper context.CancelFunc
+	reaperDone chan struct{}
+	closeOnce  sync.Once
 }
 
-// New returns a Manager; call Serve with a listener and run RunReaper beside it.
+// New returns a Manager with its reaper running; call Serve with a listener, and
+// Close once the connections are gone (after Drain).
 func New(o Options) *Manager {
-	m := &Manager{spool: o.Spool, log: o.Logger, obs: o.Observer, reg: newRegistry()}
+	m := &Manager{spool: o.Spool, log: o.Logger, obs: o.Observer, reg: newRegistry(), reaperDone: make(chan struct{})}
 	if m.log == nil {
 		m.log = zap.NewNop()
 	}
@@ -59,7 +66,26 @@ func New(o Options) *Manager {
 		m.obs = NopObserver{}
 	}
 	m.settings.Store(o.Settings)
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stopReaper = cancel
+	go func() {
+		defer close(m.reaperDone)
+		m.runReaper(ctx)
+	}()
 	return m
+}
+
+// Close waits until every connection accepted so far is torn down (its reader has
+// stopped, its close is logged and counted), then stops the reaper. The registry
+// forgets a connection before its teardown ends, so an empty registry does not mean
+// the work is over. Call Close after the listener is closed and the connections have
+// been told to go (Drain); later calls return at once.
+func (m *Manager) Close() {
+	m.closeOnce.Do(func() {
+		m.live.Wait()
+		m.stopReaper()
+		<-m.reaperDone
+	})
 }
 
 // Settings returns the settings in force.
@@ -177,12 +203,6 @@ func (m *Manager) accept(nc net.Conn) {
 	go c.serve(true)
 }
 
-// Wait returns once every connection accepted so far is torn down: its reader has
-// stopped and its close is logged and counted. The registry forgets a connection
-// before that, so an empty registry does not mean the work is over. Call Wait after
-// the listener is closed and the connections have been told to go.
-func (m *Manager) Wait() { m.live.Wait() }
-
 // refuse tells a connection we will not serve it why, then closes it. It runs on
 // its own goroutine with a short deadline so a dead peer cannot stall accepting.
 func refuse(nc net.Conn, code protocol.Code, msg string) {
@@ -201,12 +221,4 @@ func refuse(nc net.Conn, code protocol.Code, msg string) {
 
 func (m *Manager) handshakeFailed(c *Conn, reason string, fields ...zap.Field) {
 	m.log.Info("handshake failed", append(fields, zap.Uint64("conn_id", c.id), zap.String("remote", c.remote), zap.String("reason", reason))...)
-}
-
-// CloseAll closes every connection at once with ERROR shutdown; for tests and for
-// the last step of a drain that ran out of time.
-func (m *Manager) CloseAll(reason CloseReason, code protocol.Code, msg string) {
-	for _, c := range m.reg.snapshot(nil) {
-		c.fail(reason, code, msg)
-	}
 }

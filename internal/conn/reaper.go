@@ -8,11 +8,11 @@ import (
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
-// RunReaper enforces every per-connection deadline from one goroutine and one
+// runReaper enforces every per-connection deadline from one goroutine and one
 // ticker: handshake timeout, heartbeat timeout and stuck writes. The read loop only
 // stores a timestamp per read, so no timer is armed or reset per frame, and a pass
 // over 100,000 connections is a walk over a slice of pointers.
-func (m *Manager) RunReaper(ctx context.Context) error {
+func (m *Manager) runReaper(ctx context.Context) {
 	interval := m.reapInterval()
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -20,7 +20,7 @@ func (m *Manager) RunReaper(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 		buf = m.reap(buf)
