@@ -94,10 +94,10 @@ func serve(loader *config.Loader, cfg *config.Config) error {
 		return err
 	}
 	s.conns = conn.New(conn.Options{
-		Settings: settingsFrom(cfg, version),
-		Spool:    s.spool,
-		Logger:   log.Named("conn"),
-		Observer: s.met.Conn(),
+		Settings:    settingsFrom(cfg, version),
+		Destination: s.spool,
+		Logger:      log.Named("conn"),
+		Observer:    s.met.Conn(),
 	})
 	if adminLn != nil {
 		s.admin = startAdmin(adminLn, s.adminSource(), s.ready, log.Named("admin"))

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
@@ -18,12 +19,6 @@ const (
 	stateActive
 	stateClosed
 )
-
-// epoch anchors the monotonic clock the reaper compares against; wall-clock jumps
-// must never reap a healthy connection.
-var epoch = time.Now()
-
-func monoNow() int64 { return int64(time.Since(epoch)) }
 
 // Conn is one accepted connection. Its reader goroutine owns the read side; the write
 // side is shared under wmu by the reader (PONG, WELCOME), the spool committer (ACK,
@@ -36,16 +31,16 @@ type Conn struct {
 	rc       syscall.RawConn
 	remote   string
 	since    time.Time
-	accepted int64 // monoNow at accept
+	accepted int64 // mono.Now() at accept
 	maxFrame int   // copied at accept; a reload applies to new connections only
 
 	state    atomic.Int32
-	lastSeen atomic.Int64 // monoNow of the last read that returned bytes
-	// writeStart is monoNow when the in-progress write began, 0 when none: the reaper
+	lastSeen atomic.Int64 // mono.Now() of the last read that returned bytes
+	// writeStart is mono.Now() when the in-progress write began, 0 when none: the reaper
 	// closes a connection whose write has been stuck past the write timeout, so no
 	// write deadline (a runtime timer) is armed per write.
 	writeStart atomic.Int64
-	// goawayAt is monoNow when GOAWAY was queued (0: not told); the reaper cuts the
+	// goawayAt is mono.Now() when GOAWAY was queued (0: not told); the reaper cuts the
 	// connection at goawayAt + the drain timeout.
 	goawayAt atomic.Int64
 
@@ -73,9 +68,6 @@ type Conn struct {
 	done     chan struct{}
 }
 
-// ID is the server-assigned connection id.
-func (c *Conn) ID() uint64 { return c.id }
-
 // Info is a point-in-time view of a connection for the admin API.
 type Info struct {
 	ID        uint64    `json:"id"`
@@ -96,7 +88,7 @@ func (c *Conn) Info() Info {
 	st := c.state.Load()
 	in := Info{
 		ID: c.id, Remote: c.remote, Since: c.since,
-		LastSeen:  epoch.Add(time.Duration(c.lastSeen.Load())),
+		LastSeen:  mono.Time(c.lastSeen.Load()),
 		State:     [...]string{"handshake", "active", "closed"}[st],
 		Draining:  c.goawayAt.Load() != 0,
 		FramesIn:  c.framesIn.Load(),
@@ -114,18 +106,15 @@ func (c *Conn) Info() Info {
 // (and anything queued before it) is written. The first reason wins.
 func (c *Conn) fail(reason CloseReason, code protocol.Code, msg string) {
 	c.wmu.Lock()
-	if c.closing {
+	out := c.outLocked()
+	if out == nil {
 		c.wmu.Unlock()
 		return
 	}
 	c.closing = true
 	c.reason = reason
-	c.appendLocked(func(b []byte) []byte {
-		return protocol.AppendJSON(b, protocol.TypeError, 0, &protocol.ErrorPayload{Code: code, Message: msg})
-	})
-	c.framesOut.Add(1)
-	c.m.obs.FramesOut(protocol.TypeError, 1)
-	c.kickLocked()
+	*out = protocol.AppendJSON(*out, protocol.TypeError, 0, &protocol.ErrorPayload{Code: code, Message: msg})
+	c.queuedLocked(protocol.TypeError, 1)
 	c.wmu.Unlock()
 	c.m.log.Debug("closing connection", zap.Uint64("conn_id", c.id), zap.String("reason", string(reason)), zap.String("code", string(code)), zap.String("message", msg))
 }
@@ -139,13 +128,6 @@ func (c *Conn) closeNow(reason CloseReason) {
 	}
 	c.wmu.Unlock()
 	c.nc.Close()
-}
-
-// flushed reports whether nothing is waiting to be written.
-func (c *Conn) flushed() bool {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return !c.flushing && c.out == nil
 }
 
 func (c *Conn) isClosing() bool {

@@ -268,6 +268,35 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 		}
 		return true
 	}, "the non-reading client to be closed at the write timeout")
+	// Which of the two bounds it hits first depends on the kernel's socket buffers;
+	// either way the reason says which.
+	if got := ts.obs.closed(); len(got) != 1 || (got[0] != ReasonWriteTimeout && got[0] != ReasonSlowConsumer) {
+		t.Fatalf("closed with %v, want one close, write_timeout or slow_consumer", got)
+	}
+}
+
+// Output the peer does not read is capped for every producer: pings whose PONGs
+// pile up past maxPendingOut close the connection as a slow consumer, long before
+// the write timeout, and the close says so.
+func TestUnreadOutputPastTheCapIsASlowConsumer(t *testing.T) {
+	s := testSettings()
+	s.WriteTimeout = time.Hour
+	s.HeartbeatTimeout = time.Hour
+	ts := startServer(t, s)
+	slow := testutil.DialReadBuffer(t, ts.addr, 4096)
+	slow.Hello("slow", "")
+	burst := bytes.Repeat(protocol.AppendFrame(nil, protocol.TypePing, 1, nil), 4096)
+	go func() {
+		for {
+			if _, err := slow.Conn.Write(burst); err != nil {
+				return
+			}
+		}
+	}()
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(ts.obs.closed()) == 1 }, "the non-reading client to be closed")
+	if got := ts.obs.closed(); got[0] != ReasonSlowConsumer {
+		t.Fatalf("closed with %v, want slow_consumer", got)
+	}
 }
 
 func TestDrainGoawayThenServesUntilClientLeaves(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
@@ -22,7 +23,7 @@ type DrainResult struct {
 // sendGoaway tells c to move to a new connection. The reader keeps reading,
 // persisting and acking whatever c still sends.
 func (m *Manager) sendGoaway(c *Conn) {
-	if !c.goawayAt.CompareAndSwap(0, monoNow()) {
+	if !c.goawayAt.CompareAndSwap(0, mono.Now()) {
 		return
 	}
 	left := time.Until(m.drainDeadline.Load().(time.Time))
@@ -41,8 +42,9 @@ func (m *Manager) sendGoaway(c *Conn) {
 func (m *Manager) Drain(ctx context.Context, reason string) DrainResult {
 	s := m.Settings()
 	start := time.Now()
-	deadline := start.Add(s.DrainTimeout)
-	m.drainDeadline.Store(deadline)
+	ctx, cancel := context.WithDeadline(ctx, start.Add(s.DrainTimeout))
+	defer cancel()
+	m.drainDeadline.Store(start.Add(s.DrainTimeout))
 	m.drainReason.Store(reason)
 	m.draining.Store(true)
 
@@ -53,41 +55,13 @@ func (m *Manager) Drain(ctx context.Context, reason string) DrainResult {
 		zap.Duration("spread", s.DrainSpread), zap.Duration("timeout", s.DrainTimeout))
 
 	var res DrainResult
-	spread := min(s.DrainSpread, s.DrainTimeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	sent := 0
-	for sent < len(conns) {
-		due := len(conns)
-		if el := time.Since(start); spread > 0 && el < spread {
-			due = int(int64(len(conns)) * int64(el) / int64(spread))
-		}
-		for ; sent < due; sent++ {
-			if conns[sent].state.Load() == stateActive {
-				m.sendGoaway(conns[sent])
-				res.Goaways++
-			}
-			conns[sent] = nil
-		}
-		if sent == len(conns) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			deadline = time.Now()
-			sent = len(conns)
-		case <-tick.C:
-		}
-	}
+	res.Goaways = m.spreadGoaways(ctx, conns, min(s.DrainSpread, s.DrainTimeout))
 	m.log.Info("drain: GOAWAY sent", zap.Int("goaways", res.Goaways), zap.Duration("elapsed", time.Since(start)))
 
 	// Wait for clients to finish their in-flight reports and leave.
-	for m.reg.len() > 0 && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			deadline = time.Now()
-		case <-tick.C:
-		}
+	select {
+	case <-m.reg.emptied():
+	case <-ctx.Done():
 	}
 	left := m.reg.snapshot(nil)
 	res.Cut = len(left)
@@ -97,20 +71,21 @@ func (m *Manager) Drain(ctx context.Context, reason string) DrainResult {
 		for _, c := range left {
 			c.fail(ReasonDrain, protocol.CodeDrainTimeout, "drain deadline passed")
 		}
-		// The ERROR goes out through the flusher; once it is written the socket is
-		// closed (no lingering for the peer to hang up: the deadline has passed). A
-		// peer that does not read is cut at the write timeout.
-		grace := time.Now().Add(s.WriteTimeout)
+		// The ERROR goes out through the flusher, which closes the socket once it is
+		// written (no lingering: the deadline has passed). A peer that does not read
+		// gets the write timeout to take it.
+		grace := time.NewTimer(s.WriteTimeout)
+	wait:
 		for _, c := range left {
-			for !c.flushed() && time.Now().Before(grace) {
-				select {
-				case <-c.done:
-				case <-tick.C:
-				}
+			select {
+			case <-c.done:
+			case <-grace.C:
+				break wait
 			}
-			c.closeNow(ReasonDrain)
 		}
+		grace.Stop()
 		for _, c := range left {
+			c.closeNow(ReasonDrain)
 			<-c.done
 		}
 	}
@@ -118,6 +93,40 @@ func (m *Manager) Drain(ctx context.Context, reason string) DrainResult {
 	m.log.Info("drain finished", zap.Int("goaways", res.Goaways), zap.Int("closed_by_client", res.Closed),
 		zap.Int("cut_at_deadline", res.Cut), zap.Duration("duration", res.Duration))
 	return res
+}
+
+// spreadGoaways sends GOAWAY to each connection of conns still active, the i-th of
+// n at start + spread·i/n, sleeping until the next one is due rather than polling.
+// When ctx ends (the drain deadline, or the caller) it sends the rest at once.
+func (m *Manager) spreadGoaways(ctx context.Context, conns []*Conn, spread time.Duration) int {
+	start := time.Now()
+	sent := 0
+	var wait *time.Timer
+	defer func() {
+		if wait != nil {
+			wait.Stop()
+		}
+	}()
+	for i, c := range conns {
+		if due := start.Add(time.Duration(int64(spread) * int64(i) / int64(len(conns)))); spread > 0 && time.Until(due) > time.Millisecond {
+			if wait == nil {
+				wait = time.NewTimer(time.Until(due))
+			} else {
+				wait.Reset(time.Until(due))
+			}
+			select {
+			case <-wait.C:
+			case <-ctx.Done():
+				spread = 0
+			}
+		}
+		if c.state.Load() == stateActive {
+			m.sendGoaway(c)
+			sent++
+		}
+		conns[i] = nil // do not keep a closed connection reachable for the rest of the drain
+	}
+	return sent
 }
 
 func sortInfos(in []Info) {

@@ -9,15 +9,15 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/protocol"
-	"github.com/hawk-agents/hawk/internal/spool"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// fakeSpool records what was submitted and commits it on its own goroutine, like
-// the real spool's committer; fail makes every commit fail.
-type fakeSpool struct {
+// fakeDest records the record lines submitted and commits them on its own
+// goroutine, like the spool's committer; fail makes every commit fail.
+type fakeDest struct {
 	mu    sync.Mutex
 	lines []byte
 	fail  error
@@ -25,9 +25,10 @@ type fakeSpool struct {
 	wg    sync.WaitGroup
 }
 
-func (f *fakeSpool) Submit(lines []byte, seqs []uint64, w spool.Waiter) {
+func (f *fakeDest) Submit(b *ingest.Batch, w ingest.Waiter) {
+	seqs := b.Seqs()
 	f.mu.Lock()
-	f.lines = append(f.lines, lines...)
+	f.lines = append(f.lines, b.Lines()...)
 	err, hold := f.fail, f.hold
 	f.mu.Unlock()
 	own := append([]uint64(nil), seqs...)
@@ -65,7 +66,8 @@ func testSettings() *Settings {
 
 type testServer struct {
 	m    *Manager
-	sp   *fakeSpool
+	sp   *fakeDest
+	obs  *closeRecorder
 	addr string
 	ln   net.Listener
 	done chan struct{}
@@ -79,9 +81,9 @@ func startServer(t *testing.T, s *Settings) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp := &fakeSpool{}
-	ts := &testServer{sp: sp, addr: ln.Addr().String(), ln: ln, done: make(chan struct{})}
-	ts.m = New(Options{Settings: s, Spool: sp, Logger: zaptest.NewLogger(t)})
+	sp := &fakeDest{}
+	ts := &testServer{sp: sp, obs: &closeRecorder{}, addr: ln.Addr().String(), ln: ln, done: make(chan struct{})}
+	ts.m = New(Options{Settings: s, Destination: sp, Logger: zaptest.NewLogger(t), Observer: ts.obs})
 	go func() { defer close(ts.done); ts.m.Serve(ln) }()
 	t.Cleanup(func() {
 		ln.Close()
@@ -99,4 +101,24 @@ func startServer(t *testing.T, s *Settings) *testServer {
 		sp.wg.Wait()
 	})
 	return ts
+}
+
+// closeRecorder is an Observer that remembers why each connection closed.
+type closeRecorder struct {
+	NopObserver
+	mu      sync.Mutex
+	reasons []CloseReason
+}
+
+func (o *closeRecorder) Closed(r CloseReason, _ bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.reasons = append(o.reasons, r)
+}
+
+// closed returns the close reasons seen so far, in order.
+func (o *closeRecorder) closed() []CloseReason {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]CloseReason(nil), o.reasons...)
 }

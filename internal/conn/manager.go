@@ -1,6 +1,3 @@
-// Package conn runs hawk's connections: the handshake, the read loop that decodes
-// frames in place and hands reports to the spool, coalesced writes, the reaper that
-// enforces every per-connection deadline, and the drain that says GOAWAY.
 package conn
 
 import (
@@ -16,27 +13,24 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/ingest"
+	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
-	"github.com/hawk-agents/hawk/internal/spool"
 )
-
-// Spool is where reports go; *spool.Spool implements it.
-type Spool interface {
-	Submit(lines []byte, seqs []uint64, w spool.Waiter)
-}
 
 // Options configures a Manager.
 type Options struct {
 	Settings *Settings
-	Spool    Spool
-	Logger   *zap.Logger
-	Observer Observer // nil: NopObserver
+	// Destination makes reports durable: the spool, or a broker.
+	Destination ingest.Destination
+	Logger      *zap.Logger
+	Observer    Observer // nil: NopObserver
 }
 
 // Manager owns every connection of the process.
 type Manager struct {
 	settings atomic.Pointer[Settings]
-	spool    Spool
+	dest     ingest.Destination
 	log      *zap.Logger
 	obs      Observer
 	reg      *registry
@@ -58,7 +52,7 @@ type Manager struct {
 // New returns a Manager with its reaper running; call Serve with a listener, and
 // Close once the connections are gone (after Drain).
 func New(o Options) *Manager {
-	m := &Manager{spool: o.Spool, log: o.Logger, obs: o.Observer, reg: newRegistry(), reaperDone: make(chan struct{})}
+	m := &Manager{dest: o.Destination, log: o.Logger, obs: o.Observer, reg: newRegistry(), reaperDone: make(chan struct{})}
 	if m.log == nil {
 		m.log = zap.NewNop()
 	}
@@ -189,7 +183,7 @@ func (m *Manager) accept(nc net.Conn) {
 		rc:       rc,
 		remote:   nc.RemoteAddr().String(),
 		since:    time.Now(),
-		accepted: monoNow(),
+		accepted: mono.Now(),
 		maxFrame: s.MaxFrameSize,
 		done:     make(chan struct{}),
 	}
@@ -207,16 +201,12 @@ func (m *Manager) accept(nc net.Conn) {
 // its own goroutine with a short deadline so a dead peer cannot stall accepting.
 func refuse(nc net.Conn, code protocol.Code, msg string) {
 	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(lingerAfterError))
+	nc.SetWriteDeadline(time.Now().Add(lingerAfterError))
 	if _, err := nc.Write(protocol.AppendJSON(nil, protocol.TypeError, 0, &protocol.ErrorPayload{Code: code, Message: msg})); err != nil {
 		return
 	}
-	// As in Conn.finish: FIN after the ERROR, and drain what the peer sends until it
-	// closes, so no reset destroys the ERROR.
-	if tc, ok := nc.(interface{ CloseWrite() error }); ok {
-		tc.CloseWrite()
-	}
-	io.Copy(io.Discard, nc)
+	goodbye(nc)
+	io.Copy(io.Discard, nc) // until the peer closes or the linger deadline
 }
 
 func (m *Manager) handshakeFailed(c *Conn, reason string, fields ...zap.Field) {

@@ -11,8 +11,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/ingest"
+	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
-	"github.com/hawk-agents/hawk/internal/spool"
 )
 
 // readRaw is the syscall.RawConn read callback. It takes a buffer from the pool only
@@ -54,24 +55,21 @@ func (c *Conn) read() (int, error) {
 	return c.rn, nil
 }
 
-// batch is what one read turns into: spool lines and the seqs they carry. It is
-// pooled, not kept per connection, so an idle connection holds none.
+// batch is what one read turns into: the reports for the destination, and counts of
+// the frames for metrics. It is pooled, not kept per connection, so an idle
+// connection holds none.
 type batch struct {
-	lines []byte
-	seqs  []uint64
-	pings int
-	rep   int
+	ingest.Batch
+	pings, reports int
 }
 
-var batchPool = sync.Pool{New: func() any { return &batch{lines: make([]byte, 0, 8<<10), seqs: make([]uint64, 0, 64)} }}
+var batchPool = sync.Pool{New: func() any { return new(batch) }}
 
 func getBatch() *batch { return batchPool.Get().(*batch) }
 
 func putBatch(b *batch) {
-	if cap(b.lines) > 4*maxPooledSize {
-		return // one burst of huge reports must not stay pinned in the pool
-	}
-	b.lines, b.seqs, b.pings, b.rep = b.lines[:0], b.seqs[:0], 0, 0
+	b.Reset() // drops buffers grown by a burst of huge reports
+	b.pings, b.reports = 0, 0
 	batchPool.Put(b)
 }
 
@@ -100,15 +98,14 @@ func (c *Conn) serve(handshaking bool) {
 			continue
 		}
 		c.rlen += n
-		now := monoNow()
-		c.lastSeen.Store(now)
+		c.lastSeen.Store(mono.Now())
 		c.bytesIn.Add(uint64(n))
 		c.m.obs.BytesIn(n)
 
 		b := getBatch()
 		ok := c.parse(b, time.Now())
-		if len(b.seqs) > 0 {
-			c.m.spool.Submit(b.lines, b.seqs, c)
+		if b.Len() > 0 {
+			c.m.dest.Submit(&b.Batch, c)
 		}
 		c.account(b)
 		putBatch(b)
@@ -123,18 +120,17 @@ func (c *Conn) serve(handshaking bool) {
 }
 
 func (c *Conn) account(b *batch) {
-	total := b.pings + b.rep
+	total := b.pings + b.reports
 	if total == 0 {
 		return
 	}
 	c.framesIn.Add(uint64(total))
-	if b.rep > 0 {
-		c.m.obs.FramesIn(protocol.TypeReport, b.rep)
+	if b.reports > 0 {
+		c.m.obs.FramesIn(protocol.TypeReport, b.reports)
 	}
 	if b.pings > 0 {
 		c.m.obs.FramesIn(protocol.TypePing, b.pings)
 	}
-	b.pings, b.rep = 0, 0
 }
 
 // parse decodes every whole frame in the read buffer. It returns false when the
@@ -202,9 +198,8 @@ func (c *Conn) handle(f protocol.Frame, b *batch, recv time.Time) bool {
 	}
 	switch f.Type {
 	case protocol.TypeReport:
-		b.lines = spool.AppendRecord(b.lines, &spool.Record{ClientID: c.clientID, Seq: f.Seq, ConnID: c.id, Received: recv, Payload: f.Payload})
-		b.seqs = append(b.seqs, f.Seq)
-		b.rep++
+		b.Add(&ingest.Record{ClientID: c.clientID, Seq: f.Seq, ConnID: c.id, Received: recv, Payload: f.Payload})
+		b.reports++
 	case protocol.TypePing:
 		c.send(protocol.TypePong, f.Seq, nil)
 		b.pings++

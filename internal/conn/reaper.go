@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
@@ -42,7 +43,7 @@ func (m *Manager) reapInterval() time.Duration {
 
 func (m *Manager) reap(buf []*Conn) []*Conn {
 	s := m.Settings()
-	now := monoNow()
+	now := mono.Now()
 	hs, hb, wt := int64(s.HandshakeTimeout), int64(s.HeartbeatTimeout), int64(s.WriteTimeout)
 	buf = m.reg.snapshot(buf)
 	for _, c := range buf {

@@ -3,6 +3,8 @@ package conn
 import (
 	"testing"
 	"time"
+
+	"github.com/hawk-agents/hawk/internal/mono"
 )
 
 // BenchmarkReap is one reaper pass over 15,000 live connections that are all within
@@ -18,9 +20,9 @@ func BenchmarkReap(b *testing.B) {
 	m := New(Options{Settings: s})
 	const n = 15000
 	for i := range n {
-		c := &Conn{id: uint64(i + 1), m: m, accepted: monoNow(), done: make(chan struct{})}
+		c := &Conn{id: uint64(i + 1), m: m, accepted: mono.Now(), done: make(chan struct{})}
 		c.state.Store(stateActive)
-		c.lastSeen.Store(monoNow())
+		c.lastSeen.Store(mono.Now())
 		m.reg.add(c)
 	}
 	var buf []*Conn

@@ -12,17 +12,16 @@ type registry struct {
 	mu       sync.Mutex
 	all      []*Conn
 	byClient map[string]*Conn
+	empty    chan struct{} // closed when all becomes empty; made by emptied
 }
 
 func newRegistry() *registry { return &registry{byClient: make(map[string]*Conn)} }
 
-func (r *registry) add(c *Conn) int {
+func (r *registry) add(c *Conn) {
 	r.mu.Lock()
 	c.regIdx = len(r.all)
 	r.all = append(r.all, c)
-	n := len(r.all)
 	r.mu.Unlock()
-	return n
 }
 
 // bind records c as the connection of its client id; an older connection with the
@@ -54,10 +53,30 @@ func (r *registry) remove(c *Conn) {
 		r.all[last] = nil
 		r.all = r.all[:last]
 		c.regIdx = -1
+		if last == 0 && r.empty != nil {
+			close(r.empty)
+			r.empty = nil
+		}
 	}
 	if r.byClient[c.clientID] == c {
 		delete(r.byClient, c.clientID)
 	}
+}
+
+// emptied returns a channel that is closed once no connection is left (at once if
+// none is): the drain waits on it instead of polling.
+func (r *registry) emptied() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.all) == 0 {
+		done := make(chan struct{})
+		close(done)
+		return done
+	}
+	if r.empty == nil {
+		r.empty = make(chan struct{})
+	}
+	return r.empty
 }
 
 func (r *registry) len() int {

@@ -1,53 +1,113 @@
 package conn
 
 import (
-	"errors"
+	"net"
 	"time"
 
+	"github.com/hawk-agents/hawk/internal/ingest"
+	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
-	"github.com/hawk-agents/hawk/internal/spool"
 )
 
-// appendLocked appends to the pending output, taking a buffer from the pool if the
-// connection holds none. Caller holds wmu.
-func (c *Conn) appendLocked(enc func([]byte) []byte) {
-	if c.out == nil {
+// maxPendingOut caps what may wait for a connection that does not read: past it the
+// client is a slow consumer and is cut at once, as nats-server does, rather than
+// holding memory until the write timeout.
+const maxPendingOut = 1 << 20
+
+// lingerAfterError bounds how long a connection told ERROR may keep sending before
+// its socket is closed.
+const lingerAfterError = 2 * time.Second
+
+// outLocked is the one way onto a connection's pending output, for every producer:
+// the reader (WELCOME, PONG), the destination's committer (ACK, NACK), the drain
+// (GOAWAY) and every ERROR. As nats-server's queueOutbound, it is where the output
+// cap is enforced: it returns the buffer to append to, or nil when nothing more may
+// be queued because the connection is closing, or because its unread output passed
+// maxPendingOut, in which case the connection is closed now as a slow consumer.
+// The caller holds wmu, appends, and calls queuedLocked.
+func (c *Conn) outLocked() *[]byte {
+	switch {
+	case c.closing:
+		return nil
+	case c.out == nil:
 		c.out = getWriteBuf()
+	case len(*c.out) > maxPendingOut:
+		c.slowConsumerLocked()
+		return nil
 	}
-	*c.out = enc(*c.out)
+	return c.out
 }
 
-// kickLocked makes sure a flusher is running. Caller holds wmu.
-func (c *Conn) kickLocked() {
+// queuedLocked counts n frames of type t just appended by the caller of outLocked
+// and makes sure a flusher is running. Caller holds wmu.
+func (c *Conn) queuedLocked(t protocol.Type, n int) {
+	c.framesOut.Add(uint64(n))
+	c.m.obs.FramesOut(t, n)
 	if !c.flushing {
 		c.flushing = true
 		go c.flush()
 	}
 }
 
-// send queues one control frame (PONG, WELCOME, GOAWAY) unless the connection is closing.
+// slowConsumerLocked closes c without a goodbye: it is not reading, so an ERROR
+// would only queue behind everything else. Caller holds wmu.
+func (c *Conn) slowConsumerLocked() {
+	c.closing = true
+	if c.reason == "" {
+		c.reason = ReasonSlowConsumer
+	}
+	go c.nc.Close() // not under wmu: the reader may be blocked on it
+}
+
+// send queues one control frame (PONG, WELCOME, GOAWAY); false if it was not queued.
 func (c *Conn) send(t protocol.Type, seq uint64, payload any) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.closing {
-		return false
-	}
-	if c.out == nil {
-		c.out = getWriteBuf()
-	}
-	if len(*c.out) > maxPendingOut {
-		c.slowConsumerLocked()
+	out := c.outLocked()
+	if out == nil {
 		return false
 	}
 	if payload == nil {
-		*c.out = protocol.AppendFrame(*c.out, t, seq, nil)
+		*out = protocol.AppendFrame(*out, t, seq, nil)
 	} else {
-		*c.out = protocol.AppendJSON(*c.out, t, seq, payload)
+		*out = protocol.AppendJSON(*out, t, seq, payload)
 	}
-	c.framesOut.Add(1)
-	c.m.obs.FramesOut(t, 1)
-	c.kickLocked()
+	c.queuedLocked(t, 1)
 	return true
+}
+
+// Committed implements ingest.Waiter: the destination calls it once the batch
+// holding these reports is durable (err == nil) or failed.
+func (c *Conn) Committed(seqs []uint64, err error) {
+	c.wmu.Lock()
+	out := c.outLocked()
+	if out == nil {
+		// The connection is gone or going: the client resends whatever it has not
+		// seen acked, and (client id, seq) tells a duplicate apart.
+		c.wmu.Unlock()
+		return
+	}
+	b := *out
+	t := protocol.TypeAck
+	if err == nil {
+		for _, s := range seqs {
+			b = protocol.AppendFrame(b, protocol.TypeAck, s, nil)
+		}
+	} else {
+		t = protocol.TypeNack
+		nack := ingest.Nack(err)
+		for _, s := range seqs {
+			b = protocol.AppendJSON(b, protocol.TypeNack, s, nack)
+		}
+	}
+	*out = b
+	c.queuedLocked(t, len(seqs))
+	c.wmu.Unlock()
+	if err == nil {
+		c.m.obs.Acked(len(seqs))
+	} else {
+		c.m.obs.Nacked(len(seqs))
+	}
 }
 
 // flush writes everything pending in one write, again and again until nothing is
@@ -59,17 +119,17 @@ func (c *Conn) flush() {
 		c.out = nil
 		if buf == nil || len(*buf) == 0 {
 			c.flushing = false
-			closing := c.closing
+			closing, reason := c.closing, c.reason
 			c.wmu.Unlock()
 			putWriteBuf(buf)
 			if closing {
-				c.finish()
+				c.finish(reason)
 			}
 			return
 		}
 		c.wmu.Unlock()
 
-		c.writeStart.Store(monoNow())
+		c.writeStart.Store(mono.Now())
 		n, err := c.nc.Write(*buf)
 		c.writeStart.Store(0)
 		putWriteBuf(buf)
@@ -85,76 +145,24 @@ func (c *Conn) flush() {
 	}
 }
 
-// Committed implements spool.Waiter: called by the spool's committer once the
-// batch holding these reports is durable (err == nil) or failed.
-func (c *Conn) Committed(seqs []uint64, err error) {
-	c.wmu.Lock()
-	if c.closing {
-		// The connection is gone or going: the client resends whatever it has not
-		// seen acked, and (client id, seq) tells a duplicate apart.
-		c.wmu.Unlock()
+// finish runs once the final ERROR (and everything queued before it) is written.
+// At the drain deadline the socket is closed at once: the time to leave is over.
+// Otherwise the peer gets a goodbye, so that it reads the ERROR before the end.
+func (c *Conn) finish(reason CloseReason) {
+	if reason == ReasonDrain {
+		c.nc.Close()
 		return
 	}
-	if c.out == nil {
-		c.out = getWriteBuf()
-	}
-	if len(*c.out) > maxPendingOut {
-		c.slowConsumerLocked()
-		c.wmu.Unlock()
-		return
-	}
-	b := *c.out
-	if err == nil {
-		for _, s := range seqs {
-			b = protocol.AppendFrame(b, protocol.TypeAck, s, nil)
-		}
-	} else {
-		nack := &protocol.Nack{Code: protocol.CodeSpoolWrite, Message: err.Error(), Retryable: true}
-		if errors.Is(err, spool.ErrClosed) {
-			nack.Code, nack.Message = protocol.CodeUnavailable, "server is shutting down; resend on a new connection"
-		}
-		for _, s := range seqs {
-			b = protocol.AppendJSON(b, protocol.TypeNack, s, nack)
-		}
-	}
-	*c.out = b
-	c.framesOut.Add(uint64(len(seqs)))
-	c.kickLocked()
-	c.wmu.Unlock()
-	if err == nil {
-		c.m.obs.Acked(len(seqs))
-		c.m.obs.FramesOut(protocol.TypeAck, len(seqs))
-	} else {
-		c.m.obs.Nacked(len(seqs))
-		c.m.obs.FramesOut(protocol.TypeNack, len(seqs))
-	}
+	goodbye(c.nc)
 }
 
-// lingerAfterError bounds how long a connection told ERROR may keep sending before
-// its socket is closed.
-const lingerAfterError = 2 * time.Second
-
-// finish runs once the final ERROR (and everything queued before it) is written:
-// send FIN so the peer reads the ERROR and then end-of-stream, and give the reader
-// a deadline to see the peer close, after which the socket is closed regardless.
-func (c *Conn) finish() {
-	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+// goodbye sends FIN after what was written, so the peer reads it and then
+// end-of-stream, and gives the reader lingerAfterError to see the peer close: a
+// socket closed with unread input sends a reset, which can destroy the last frame
+// before the peer reads it.
+func goodbye(nc net.Conn) {
+	if tc, ok := nc.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
 	}
-	c.nc.SetReadDeadline(time.Now().Add(lingerAfterError))
-}
-
-// maxPendingOut caps what may wait for a connection that does not read: past it the
-// client is a slow consumer and is cut at once, as nats-server does, rather than
-// holding memory until the write timeout.
-const maxPendingOut = 1 << 20
-
-// slowConsumerLocked closes c without a goodbye: it is not reading, so an ERROR
-// would only queue behind everything else. Caller holds wmu.
-func (c *Conn) slowConsumerLocked() {
-	c.closing = true
-	if c.reason == "" {
-		c.reason = ReasonWriteTimeout
-	}
-	go c.nc.Close()
+	nc.SetReadDeadline(time.Now().Add(lingerAfterError))
 }

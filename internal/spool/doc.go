@@ -20,21 +20,9 @@
 // roughly by creation time; within one pid the order is exact unless the wall clock
 // stepped back.
 //
-// Every line is one JSON object encoded as UTF-8 and ends in '\n'. The keys, always
-// in this order:
-//
-//	client_id    string   the agent's id from its HELLO
-//	seq          number   the agent's sequence number of the report (a uint64: it may not fit a float64)
-//	conn_id      number   the server's id of the connection the report came in on (a uint64)
-//	received     string   when the server read the report: UTC, RFC 3339 with up to nanoseconds
-//	payload      any      the report's payload as the agent sent it, when it is valid JSON and UTF-8
-//	                      (whitespace removed when it contained a line break, so the line stays one line)
-//	payload_b64  string   otherwise: the payload's bytes in standard base64 with padding
-//
-// Exactly one of payload and payload_b64 is present. For example:
-//
-//	{"client_id":"a1","seq":12,"conn_id":5,"received":"2026-11-23T08:00:00.123456789Z","payload":{"cpu":0.5}}
-//	{"client_id":"a1","seq":13,"conn_id":5,"received":"2026-11-23T08:00:00.2Z","payload_b64":"AAEC"}
+// Every line is one record, a JSON object ending in '\n', in the format package
+// ingest documents (internal/ingest, the package doc): the spool writes the lines of
+// an ingest.Batch verbatim.
 //
 // Delivery is at least once: a report whose ACK was lost, or that was refused with
 // a retryable NACK after a failed write, is sent again, so the same (client_id, seq)

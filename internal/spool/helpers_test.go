@@ -2,7 +2,6 @@ package spool
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
+
+	"github.com/hawk-agents/hawk/internal/ingest"
 )
 
 // waitTimeout bounds every wait in these tests: long enough for a loaded CI
@@ -71,13 +72,15 @@ func (w *waiter) callCount() int {
 	return w.calls
 }
 
-// observer records what the spool reports.
+// observer records what the spool reports. open installs one when a test gives
+// none, so that stats can tell what the spool did.
 type observer struct {
-	mu       sync.Mutex
-	batches  []batchObs
-	failures []error
-	opened   []string
-	latRecs  int // records reported by AckLatency
+	mu        sync.Mutex
+	batches   []batchObs
+	failures  []error
+	opened    []string
+	latRecs   int // records reported by AckLatency
+	throttled int // Throttled calls
 }
 
 type batchObs struct {
@@ -103,7 +106,11 @@ func (o *observer) SegmentOpened(name string) {
 	o.opened = append(o.opened, name)
 }
 
-func (o *observer) Throttled() {}
+func (o *observer) Throttled() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.throttled++
+}
 
 func (o *observer) AckLatency(d time.Duration, n int) {
 	o.mu.Lock()
@@ -124,6 +131,45 @@ func (o *observer) snapshot() (batches []batchObs, failures []error, opened []st
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return append([]batchObs(nil), o.batches...), append([]error(nil), o.failures...), append([]string(nil), o.opened...)
+}
+
+// spoolStats are running totals since Open, as the observer saw them.
+type spoolStats struct {
+	Segments    uint64 // segments created (SegmentOpened)
+	Bytes       uint64 // bytes written in successful batches
+	Batches     uint64 // successful batch writes (failed ones count in WriteErrors)
+	Records     uint64 // records in successful batches
+	WriteErrors uint64 // batches refused because a write, fsync or segment creation failed
+	Throttled   uint64 // Submit calls that waited because MaxPending bytes were pending
+}
+
+func (o *observer) stats() spoolStats {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	st := spoolStats{
+		Segments:    uint64(len(o.opened)),
+		Batches:     uint64(len(o.batches)),
+		WriteErrors: uint64(len(o.failures)),
+		Throttled:   uint64(o.throttled),
+	}
+	for _, b := range o.batches {
+		st.Records += uint64(b.records)
+		st.Bytes += uint64(b.bytes)
+	}
+	return st
+}
+
+// stats returns what s's observer (the test observer open installs, or the one
+// the test gave) has seen so far. The observer is called on the committer
+// goroutine: what a batch reports is seen once a Waiter of that batch was told
+// (BatchWritten, WriteFailed), or once flush returned (SegmentOpened of a rotation).
+func stats(t testing.TB, s *Spool) spoolStats {
+	t.Helper()
+	o, ok := s.obs.(*observer)
+	if !ok {
+		t.Fatalf("the spool's observer is a %T, not the test observer", s.obs)
+	}
+	return o.stats()
 }
 
 // fakeFS is an in-memory directory whose calls can be made to fail or block.
@@ -328,6 +374,9 @@ func open(t testing.TB, opts Options) *Spool {
 	if opts.Logger == nil {
 		opts.Logger = zaptest.NewLogger(t)
 	}
+	if opts.Observer == nil {
+		opts.Observer = &observer{}
+	}
 	s, err := Open(opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -336,26 +385,59 @@ func open(t testing.TB, opts Options) *Spool {
 	return s
 }
 
+// flush returns once every Waiter of a Submit made before it has been told
+// (committed or failed) and the committer has finished the work that follows
+// those Committed calls (the rotation check after a batch). It submits an empty
+// batch and waits for its Waiter, twice: the first is told once every earlier
+// Submit was (they are in its batch or an earlier one), but possibly in the same
+// batch, before that batch's rotation; the second is submitted after the first
+// was told, so it lands in a later batch, which the committer starts only after
+// finishing the first's. After Close both are told at once (with ErrClosed).
+//
+// What flush does not wait for is the end of the second empty batch itself: its
+// rotation check and the committer's bookkeeping (the spare buffer) may still be
+// running when flush returns. That check writes nothing and rotates only a
+// segment already full (one whose rotation failed, or after SetSegmentSize
+// lowered the size), so a test that changes what rotation does (the size, a
+// failing create) does it while the committer is held inside a later batch, not
+// right after flush. An empty batch counts as a Submit: with MaxPending bytes
+// pending it waits for room like any other (and is counted as Throttled).
 func flush(t testing.TB, s *Spool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	if err := s.Flush(ctx); err != nil {
-		t.Fatalf("Flush: %v", err)
-	}
+	recv(t, flushing(s), "flush returning")
 }
 
-// lines encodes one record per seq for client, as a connection would.
-func lines(client string, seqs ...uint64) []byte {
-	var b []byte
+// flushing does what flush does on a goroutine of its own, and closes the
+// returned channel when flush would return.
+func flushing(s *Spool) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 2 {
+			w := newWaiter()
+			s.Submit(&ingest.Batch{}, w)
+			<-w.done // an error (a failed batch, ErrClosed) still means told
+		}
+	}()
+	return done
+}
+
+// batchOf encodes one record per seq for client, as a connection would.
+func batchOf(client string, seqs ...uint64) *ingest.Batch {
+	b := &ingest.Batch{}
 	for _, seq := range seqs {
-		b = AppendRecord(b, &Record{
-			ClientID: client, Seq: seq, ConnID: 7,
-			Received: time.Date(2026, 11, 23, 8, 0, 0, int(seq), time.UTC),
-			Payload:  fmt.Appendf(nil, `{"n":%d}`, seq),
-		})
+		addRecord(b, client, seq)
 	}
 	return b
+}
+
+// addRecord adds the record batchOf makes for (client, seq) to b.
+func addRecord(b *ingest.Batch, client string, seq uint64) {
+	b.Add(&ingest.Record{
+		ClientID: client, Seq: seq, ConnID: 7,
+		Received: time.Date(2026, 11, 23, 8, 0, 0, int(seq), time.UTC),
+		Payload:  fmt.Appendf(nil, `{"n":%d}`, seq),
+	})
 }
 
 // line is a spool line decoded.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
@@ -12,20 +13,20 @@ import (
 // Submit (seq 4), returning once that Submit is waiting for room.
 func stuckWithFullPending(t *testing.T) (s *Spool, g *gate, ws []*waiter, returned chan struct{}) {
 	fsys := &fakeFS{}
-	s = openFake(t, fsys, Options{MaxPending: 3 * len(lines("c", 1))})
+	s = openFake(t, fsys, Options{MaxPending: 3 * len(batchOf("c", 1).Lines())})
 	g = holdNextWrite(fsys)
 	ws = []*waiter{newWaiter(), newWaiter(), newWaiter(), newWaiter(), newWaiter()}
-	s.Submit(lines("c", 0), []uint64{0}, ws[0])
+	s.Submit(batchOf("c", 0), ws[0])
 	g.waitEntered(t) // the committer holds {0}; nothing is pending
 	for seq := uint64(1); seq <= 3; seq++ {
-		s.Submit(lines("c", seq), []uint64{seq}, ws[seq]) // up to MaxPending: no wait
+		s.Submit(batchOf("c", seq), ws[seq]) // up to MaxPending: no wait
 	}
 	returned = make(chan struct{})
 	go func() {
-		s.Submit(lines("c", 4), []uint64{4}, ws[4])
+		s.Submit(batchOf("c", 4), ws[4])
 		close(returned)
 	}()
-	testutil.Eventually(t, waitTimeout, func() bool { return s.Stats().Throttled == 1 }, "the fourth Submit to wait for room")
+	testutil.Eventually(t, waitTimeout, func() bool { return stats(t, s).Throttled == 1 }, "the fourth Submit to wait for room")
 	// The committer is held, so nothing can make room: the Submit is still waiting.
 	select {
 	case <-returned:
@@ -45,7 +46,7 @@ func TestMaxPendingPushesBack(t *testing.T) {
 		}
 	}
 	flush(t, s)
-	if st := s.Stats(); st.Records != 5 || st.Throttled != 1 {
+	if st := stats(t, s); st.Records != 5 || st.Throttled != 1 {
 		t.Fatalf("stats %+v, want 5 records and 1 throttled Submit", st)
 	}
 }
@@ -56,7 +57,7 @@ func TestCloseReleasesAThrottledSubmit(t *testing.T) {
 	go func() { closed <- s.Close() }()
 	// Close refuses the waiting Submit at once, though the committer is still held.
 	recv(t, returned, "the throttled Submit returning")
-	if err := ws[4].wait(t); !errors.Is(err, ErrClosed) {
+	if err := ws[4].wait(t); !errors.Is(err, ingest.ErrClosed) {
 		t.Fatalf("throttled Submit after Close: %v, want ErrClosed", err)
 	}
 	close(g.release)

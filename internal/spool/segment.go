@@ -52,7 +52,6 @@ func (s *Spool) openSegment() (*segment, error) {
 		var f File
 		f, err = s.openFile(name)
 		if err == nil {
-			s.stats.segments.Add(1)
 			if s.obs != nil {
 				s.obs.SegmentOpened(name)
 			}

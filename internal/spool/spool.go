@@ -1,7 +1,6 @@
 package spool
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,10 +10,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-)
 
-// ErrClosed is the error a Waiter gets for lines submitted after Close.
-var ErrClosed = errors.New("spool: closed")
+	"github.com/hawk-agents/hawk/internal/ingest"
+)
 
 // DefaultSegmentSize is the segment size used when Options.SegmentSize is not positive.
 const DefaultSegmentSize = 64 << 20
@@ -26,14 +24,6 @@ const DefaultMaxPending = 64 << 20
 // maxRetained caps the batch buffers kept for reuse: a burst (say, a slow disk
 // while thousands of agents keep sending) must not pin its peak memory forever.
 const maxRetained = 8 << 20
-
-// Waiter is told once per Submit call whether its records are durable.
-type Waiter interface {
-	// Committed is called from the committer goroutine after the batch holding the
-	// submitted lines was written (and fsynced if configured): err == nil, or the write failed: err != nil.
-	// seqs is owned by the spool and valid only during the call. It must not block for long.
-	Committed(seqs []uint64, err error)
-}
 
 // File is the part of *os.File the spool uses.
 type File interface {
@@ -77,16 +67,6 @@ type Options struct {
 	Observer Observer                        // optional, may be nil
 }
 
-// Stats are running totals since Open.
-type Stats struct {
-	Segments    uint64 // segments created
-	Bytes       uint64 // bytes written in successful batches
-	Batches     uint64 // successful batch writes (failed ones count in WriteErrors)
-	Records     uint64 // records in successful batches
-	WriteErrors uint64 // batches refused because a write, fsync or segment creation failed
-	Throttled   uint64 // Submit calls that waited because MaxPending bytes were pending
-}
-
 // Spool appends submitted lines to segment files with group commit. Its methods
 // are safe for concurrent use.
 type Spool struct {
@@ -106,13 +86,10 @@ type Spool struct {
 	signal chan struct{} // cap 1: "pending went from empty to non-empty", or Close
 	done   chan struct{} // closed when the committer has exited
 
-	mu        sync.Mutex
-	room      sync.Cond // on mu: the committer took the pending batch, or Close
-	pending   batch
-	closed    bool
-	submitted uint64        // Submit calls accepted
-	committed uint64        // of those, the ones whose Waiter has been told
-	flushed   chan struct{} // closed after the next batch; made only when Flush waits
+	mu      sync.Mutex
+	room    sync.Cond // on mu: the committer took the pending batch, or Close
+	pending batch
+	closed  bool
 
 	// Owned by the committer goroutine.
 	spare      batch
@@ -120,10 +97,6 @@ type Spool struct {
 	closeErr   error    // set before done is closed
 	lastErrLog time.Time
 	suppressed int // write failures not logged since lastErrLog
-
-	stats struct {
-		segments, bytes, batches, records, writeErrors, throttled atomic.Uint64
-	}
 }
 
 // batch is what one group commit writes: the lines of many Submit calls, their
@@ -135,7 +108,7 @@ type batch struct {
 }
 
 type entry struct {
-	w          Waiter
+	w          ingest.Waiter
 	start, end int       // w's seqs are seqs[start:end]
 	at         time.Time // when submitted, for the ack latency
 }
@@ -202,16 +175,15 @@ func Open(opts Options) (*Spool, error) {
 	return s, nil
 }
 
-// Submit hands lines (one or more whole JSON lines produced by AppendRecord) and
-// the seqs they carry to the next group commit. It copies both: the caller may
-// reuse its buffers at once. w.Committed is called exactly once for this call;
-// after Close, at once with ErrClosed. While MaxPending bytes wait for the next
-// commit, Submit blocks until the committer takes them (a Submit into an empty
-// batch never blocks, however large).
-func (s *Spool) Submit(lines []byte, seqs []uint64, w Waiter) {
+// Submit implements ingest.Destination: it adds b's record lines and seqs to the
+// next group commit, copying both (the caller may reuse b at once). w.Committed is
+// called exactly once for this call; after Close, at once with ingest.ErrClosed.
+// While MaxPending bytes wait for the next commit, Submit blocks until the
+// committer takes them (a Submit into an empty batch never blocks, however large).
+func (s *Spool) Submit(b *ingest.Batch, w ingest.Waiter) {
+	lines, seqs := b.Lines(), b.Seqs()
 	s.mu.Lock()
 	if len(s.pending.lines) >= s.maxPending && !s.closed {
-		s.stats.throttled.Add(1)
 		if s.obs != nil {
 			s.obs.Throttled()
 		}
@@ -221,7 +193,7 @@ func (s *Spool) Submit(lines []byte, seqs []uint64, w Waiter) {
 	}
 	if s.closed {
 		s.mu.Unlock()
-		w.Committed(seqs, ErrClosed)
+		w.Committed(seqs, ingest.ErrClosed)
 		return
 	}
 	p := &s.pending
@@ -234,7 +206,6 @@ func (s *Spool) Submit(lines []byte, seqs []uint64, w Waiter) {
 		at = time.Now()
 	}
 	p.entries = append(p.entries, entry{w: w, start: start, end: len(p.seqs), at: at})
-	s.submitted++
 	s.mu.Unlock()
 	// Only the first Submit after a swap needs to wake the committer: the ones
 	// after it are picked up by the same swap.
@@ -262,28 +233,6 @@ func (s *Spool) SetSegmentSize(n int64) {
 	s.segSize.Store(n)
 }
 
-// Flush returns once every Waiter of a Submit made before the call has been told
-// (committed or failed), or with ctx's error.
-func (s *Spool) Flush(ctx context.Context) error {
-	s.mu.Lock()
-	target := s.submitted
-	for s.committed < target {
-		if s.flushed == nil {
-			s.flushed = make(chan struct{})
-		}
-		ch := s.flushed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("spool: flush: %w", ctx.Err())
-		}
-		s.mu.Lock()
-	}
-	s.mu.Unlock()
-	return nil
-}
-
 // Close commits everything submitted before it, closes the segment and stops the
 // committer. Later calls wait for the first to finish and return its result.
 func (s *Spool) Close() error {
@@ -297,18 +246,6 @@ func (s *Spool) Close() error {
 	}
 	<-s.done
 	return s.closeErr
-}
-
-// Stats returns the running totals.
-func (s *Spool) Stats() Stats {
-	return Stats{
-		Segments:    s.stats.segments.Load(),
-		Bytes:       s.stats.bytes.Load(),
-		Batches:     s.stats.batches.Load(),
-		Records:     s.stats.records.Load(),
-		WriteErrors: s.stats.writeErrors.Load(),
-		Throttled:   s.stats.throttled.Load(),
-	}
 }
 
 // run is the committer: it takes everything pending, writes it in one write,
@@ -333,17 +270,8 @@ func (s *Spool) run() {
 		s.mu.Unlock()
 
 		s.commit(&b)
-
-		n := uint64(len(b.entries))
 		b.reset()
 		s.spare = b
-		s.mu.Lock()
-		s.committed += n
-		if s.flushed != nil {
-			close(s.flushed)
-			s.flushed = nil
-		}
-		s.mu.Unlock()
 	}
 }
 
@@ -403,9 +331,6 @@ func (s *Spool) write(p []byte, records int) error {
 		syncTime = time.Since(written)
 	}
 	seg.size += int64(len(p))
-	s.stats.batches.Add(1)
-	s.stats.records.Add(uint64(records))
-	s.stats.bytes.Add(uint64(len(p)))
 	if s.obs != nil {
 		s.obs.BatchWritten(records, len(p), written.Sub(start), syncTime)
 	}
@@ -418,7 +343,6 @@ func (s *Spool) write(p []byte, records int) error {
 // segment that cannot be truncated is abandoned, and the next batch goes to a
 // new one, so that the torn line stays the last line of its file.
 func (s *Spool) failed(seg *segment, err error, records, bytes int) error {
-	s.stats.writeErrors.Add(1)
 	if s.obs != nil {
 		s.obs.WriteFailed(err)
 	}

@@ -1,7 +1,6 @@
 package spool
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,6 +18,8 @@ import (
 
 	"go.uber.org/zap"
 	zapobserver "go.uber.org/zap/zaptest/observer"
+
+	"github.com/hawk-agents/hawk/internal/ingest"
 )
 
 // TestGroupCommit has many goroutines submit at once to a real directory: every
@@ -50,15 +51,17 @@ func TestGroupCommit(t *testing.T) {
 			subs[g] = append(subs[g], sub{newWaiter(), seqs})
 		}
 		wg.Go(func() {
-			var buf []byte
-			var seqBuf []uint64
+			var b ingest.Batch
 			for _, sb := range subs[g] {
-				// Reused buffers, as a connection does: Submit must copy.
-				buf = append(buf[:0], lines(client, sb.seqs...)...)
-				seqBuf = append(seqBuf[:0], sb.seqs...)
-				s.Submit(buf, seqBuf, sb.w)
-				clear(buf)
-				clear(seqBuf)
+				// A reused batch, as a connection does: Submit must copy.
+				b.Reset()
+				for _, seq := range sb.seqs {
+					addRecord(&b, client, seq)
+				}
+				s.Submit(&b, sb.w)
+				// Scribble over what Submit was given before the batch is reused.
+				clear(b.Lines())
+				clear(b.Seqs())
 			}
 		})
 	}
@@ -67,7 +70,7 @@ func TestGroupCommit(t *testing.T) {
 	for g := range subs {
 		for i, sb := range subs[g] {
 			if !sb.w.told() {
-				t.Fatalf("goroutine %d submit %d: not told after Flush", g, i)
+				t.Fatalf("goroutine %d submit %d: not told after flush", g, i)
 			}
 			if n := sb.w.callCount(); n != 1 {
 				t.Errorf("goroutine %d submit %d: Committed called %d times", g, i, n)
@@ -85,7 +88,7 @@ func TestGroupCommit(t *testing.T) {
 	}
 	exactlyOnce(t, readDir(t, dir), want)
 
-	st := s.Stats()
+	st := stats(t, s)
 	batches, _, _ := obs.snapshot()
 	t.Logf("%d submits of %d records went to disk in %d batches", goroutines*submits, len(want), st.Batches)
 	if st.Records != uint64(len(want)) || st.Batches != uint64(len(batches)) || st.Batches > goroutines*submits || st.WriteErrors != 0 {
@@ -113,7 +116,7 @@ func TestGroupCommitBatches(t *testing.T) {
 	g := holdNextWrite(fsys)
 
 	first := newWaiter()
-	s.Submit(lines("c", 0), []uint64{0}, first)
+	s.Submit(batchOf("c", 0), first)
 	g.waitEntered(t)
 
 	const goroutines, submits = 8, 50
@@ -125,7 +128,7 @@ func TestGroupCommitBatches(t *testing.T) {
 				n := uint64(1 + i*submits + j)
 				w := newWaiter()
 				waiters[n-1] = w
-				s.Submit(lines("c", n), []uint64{n}, w)
+				s.Submit(batchOf("c", n), w)
 			}
 		})
 	}
@@ -143,7 +146,7 @@ func TestGroupCommitBatches(t *testing.T) {
 	if len(batches) != 2 || batches[0].records != 1 || batches[1].records != goroutines*submits {
 		t.Errorf("batches %+v, want one of 1 record and one of %d", batches, goroutines*submits)
 	}
-	if st := s.Stats(); st.Batches != 2 || st.Records != 1+goroutines*submits {
+	if st := stats(t, s); st.Batches != 2 || st.Records != 1+goroutines*submits {
 		t.Errorf("stats %+v", st)
 	}
 	if f := fsys.file(0); f.writes != 2 {
@@ -155,14 +158,16 @@ func TestSubmitCopiesItsArguments(t *testing.T) {
 	fsys := &fakeFS{}
 	s := openFake(t, fsys, Options{})
 	g := holdNextWrite(fsys)
-	s.Submit(lines("c", 1), []uint64{1}, newWaiter())
+	s.Submit(batchOf("c", 1), newWaiter())
 	g.waitEntered(t)
 
-	buf, seqs := lines("c", 2, 3), []uint64{2, 3}
+	b := batchOf("c", 2, 3)
 	w := newWaiter()
-	s.Submit(buf, seqs, w)
-	copy(buf, lines("x", 8, 9))
-	seqs[0], seqs[1] = 8, 9
+	s.Submit(b, w)
+	// Reuse the batch at once, as a connection does: same buffers, other records.
+	b.Reset()
+	addRecord(b, "x", 8)
+	addRecord(b, "x", 9)
 	close(g.release)
 	if err := w.wait(t); err != nil {
 		t.Fatal(err)
@@ -180,7 +185,7 @@ func TestFsyncPerBatch(t *testing.T) {
 	s := openFake(t, fsys, Options{Fsync: true, Observer: obs})
 	for i := range uint64(5) {
 		w := newWaiter()
-		s.Submit(lines("c", i), []uint64{i}, w)
+		s.Submit(batchOf("c", i), w)
 		if err := w.wait(t); err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +200,7 @@ func TestFsyncPerBatch(t *testing.T) {
 	s.SetFsync(false)
 	for i := range uint64(3) {
 		w := newWaiter()
-		s.Submit(lines("c", 10+i), []uint64{10 + i}, w)
+		s.Submit(batchOf("c", 10+i), w)
 		if err := w.wait(t); err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +240,7 @@ func TestRotation(t *testing.T) {
 	for i := range uint64(100) {
 		seqs := []uint64{2 * i, 2*i + 1}
 		w := newWaiter()
-		s.Submit(lines("c", seqs...), seqs, w)
+		s.Submit(batchOf("c", seqs...), w)
 		if err := w.wait(t); err != nil {
 			t.Fatal(err)
 		}
@@ -288,20 +293,35 @@ func TestSetSegmentSize(t *testing.T) {
 	commit := func(seq uint64) {
 		t.Helper()
 		w := newWaiter()
-		s.Submit(lines("c", seq), []uint64{seq}, w)
+		s.Submit(batchOf("c", seq), w)
 		if err := w.wait(t); err != nil {
 			t.Fatal(err)
 		}
 	}
 	commit(1)
-	flush(t, s) // rotation follows the ACKs; Flush waits for it
-	if n := s.Stats().Segments; n != 1 {
+	flush(t, s) // rotation follows the ACKs; flush waits for it
+	if n := stats(t, s).Segments; n != 1 {
 		t.Fatalf("%d segments, want 1", n)
 	}
+	// Lower the size while the committer is inside the batch of seq 2, between
+	// its ACK and its rotation check. Lowering it right after flush could let the
+	// rotation check after flush's own (empty) batch rotate first, and then seq 2
+	// would go to a second segment and rotate to a third.
+	acked, release := make(chan struct{}), make(chan struct{})
+	var ackErr error
+	s.Submit(batchOf("c", 2), waiterFunc(func(_ []uint64, err error) {
+		ackErr = err
+		close(acked)
+		<-release
+	}))
+	recv(t, acked, "the ACK of seq 2")
+	if ackErr != nil {
+		t.Fatal(ackErr)
+	}
 	s.SetSegmentSize(1)
-	commit(2)
+	close(release)
 	flush(t, s)
-	if n := s.Stats().Segments; n != 2 {
+	if n := stats(t, s).Segments; n != 2 {
 		t.Errorf("%d segments after lowering the size, want 2", n)
 	}
 }
@@ -328,7 +348,7 @@ func TestTwoSpoolsShareADirectory(t *testing.T) {
 		wg.Go(func() {
 			for i := range uint64(50) {
 				w := newWaiter()
-				sp.s.Submit(lines(sp.client, i), []uint64{i}, w)
+				sp.s.Submit(batchOf(sp.client, i), w)
 				if err := w.wait(t); err != nil {
 					t.Error(err)
 				}
@@ -342,7 +362,7 @@ func TestTwoSpoolsShareADirectory(t *testing.T) {
 		}
 	}
 	names := segmentFiles(t, dir)
-	if created := a.Stats().Segments + b.Stats().Segments; uint64(len(names)) != created-2 {
+	if created := stats(t, a).Segments + stats(t, b).Segments; uint64(len(names)) != created-2 {
 		t.Errorf("%d files for %d segments created (two empty ones removed)", len(names), created)
 	}
 	for _, name := range names {
@@ -373,7 +393,7 @@ func TestNameCollision(t *testing.T) {
 	}
 	s := open(t, Options{Dir: dir, Now: func() time.Time { return frozen }})
 	w := newWaiter()
-	s.Submit(lines("c", 1), []uint64{1}, w)
+	s.Submit(batchOf("c", 1), w)
 	if err := w.wait(t); err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +444,7 @@ func TestWriteFailure(t *testing.T) {
 		fsys.writeErr = func(p []byte) (int, error) { return len(p) / 2, syscall.ENOSPC }
 	})
 	w1 := newWaiter()
-	s.Submit(lines("c", 1, 2), []uint64{1, 2}, w1)
+	s.Submit(batchOf("c", 1, 2), w1)
 	err := w1.wait(t)
 	if !errors.Is(err, syscall.ENOSPC) || !strings.HasPrefix(err.Error(), "spool: write "+fsys.file(0).name+": ") {
 		t.Fatalf("got %v, want a spool write error wrapping ENOSPC", err)
@@ -435,7 +455,7 @@ func TestWriteFailure(t *testing.T) {
 	if f := fsys.file(0); len(f.data) != 0 {
 		t.Errorf("the failed write was not rolled back: %q", f.data)
 	}
-	if st := s.Stats(); st.WriteErrors != 1 || st.Batches != 0 || st.Records != 0 {
+	if st := stats(t, s); st.WriteErrors != 1 || st.Batches != 0 || st.Records != 0 {
 		t.Errorf("stats %+v", st)
 	}
 	if _, failures, _ := obs.snapshot(); len(failures) != 1 || !errors.Is(failures[0], syscall.ENOSPC) {
@@ -447,7 +467,7 @@ func TestWriteFailure(t *testing.T) {
 
 	fsys.set(func(fsys *fakeFS) { fsys.writeErr = nil })
 	w2 := newWaiter()
-	s.Submit(lines("c", 3), []uint64{3}, w2)
+	s.Submit(batchOf("c", 3), w2)
 	if err := w2.wait(t); err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +475,7 @@ func TestWriteFailure(t *testing.T) {
 		t.Errorf("%d segments, want the first one kept", fsys.count())
 	}
 	exactlyOnce(t, parseLines(t, fsys.file(0).data), map[key]bool{{"c", 3}: true})
-	if st := s.Stats(); st.WriteErrors != 1 || st.Batches != 1 || st.Records != 1 {
+	if st := stats(t, s); st.WriteErrors != 1 || st.Batches != 1 || st.Records != 1 {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -467,7 +487,7 @@ func TestWriteFailureWithoutRollback(t *testing.T) {
 	s := openFake(t, fsys, Options{})
 	commit := func(seq uint64) error {
 		w := newWaiter()
-		s.Submit(lines("c", seq), []uint64{seq}, w)
+		s.Submit(batchOf("c", seq), w)
 		return w.wait(t)
 	}
 	if err := commit(1); err != nil {
@@ -491,8 +511,8 @@ func TestWriteFailureWithoutRollback(t *testing.T) {
 	if !old.closed {
 		t.Error("the abandoned segment was not closed")
 	}
-	good := lines("c", 1)
-	if string(old.data) != string(good)+string(lines("c", 2)[:10]) {
+	good := batchOf("c", 1).Lines()
+	if string(old.data) != string(good)+string(batchOf("c", 2).Lines()[:10]) {
 		t.Errorf("abandoned segment holds %q", old.data)
 	}
 	exactlyOnce(t, parseLines(t, cur.data), map[key]bool{{"c", 3}: true})
@@ -503,7 +523,7 @@ func TestFsyncFailure(t *testing.T) {
 	s := openFake(t, fsys, Options{Fsync: true})
 	fsys.set(func(fsys *fakeFS) { fsys.syncErr = syscall.EIO })
 	w := newWaiter()
-	s.Submit(lines("c", 1), []uint64{1}, w)
+	s.Submit(batchOf("c", 1), w)
 	if err := w.wait(t); !errors.Is(err, syscall.EIO) || !strings.HasPrefix(err.Error(), "spool: fsync ") {
 		t.Fatalf("got %v, want a spool fsync error wrapping EIO", err)
 	}
@@ -512,7 +532,7 @@ func TestFsyncFailure(t *testing.T) {
 	}
 	fsys.set(func(fsys *fakeFS) { fsys.syncErr = nil })
 	w = newWaiter()
-	s.Submit(lines("c", 2), []uint64{2}, w)
+	s.Submit(batchOf("c", 2), w)
 	if err := w.wait(t); err != nil {
 		t.Fatal(err)
 	}
@@ -526,7 +546,7 @@ func TestNoSegment(t *testing.T) {
 	s := openFake(t, fsys, Options{})
 	commit := func(seq uint64) error {
 		w := newWaiter()
-		s.Submit(lines("c", seq), []uint64{seq}, w)
+		s.Submit(batchOf("c", seq), w)
 		return w.wait(t)
 	}
 	fsys.set(func(fsys *fakeFS) {
@@ -545,7 +565,7 @@ func TestNoSegment(t *testing.T) {
 	if err := commit(3); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Stats(); st.WriteErrors != 2 || st.Segments != 2 || st.Records != 1 {
+	if st := stats(t, s); st.WriteErrors != 2 || st.Segments != 2 || st.Records != 1 {
 		t.Errorf("stats %+v", st)
 	}
 	exactlyOnce(t, parseLines(t, fsys.file(1).data), map[key]bool{{"c", 3}: true})
@@ -559,17 +579,28 @@ func TestRotationCreateFailure(t *testing.T) {
 	commit := func(seq uint64) {
 		t.Helper()
 		w := newWaiter()
-		s.Submit(lines("c", seq), []uint64{seq}, w)
+		s.Submit(batchOf("c", seq), w)
 		if err := w.wait(t); err != nil {
 			t.Fatal(err)
 		}
-		flush(t, s) // the rotation attempt follows the ACK; Flush waits for it
+		flush(t, s) // the rotation attempt follows the ACK; flush waits for it
 	}
 	fsys.set(func(fsys *fakeFS) { fsys.openErr = func(string) error { return syscall.ENOSPC } })
 	commit(1)
 	commit(2)
+	// Let creating work again while seq 3 is being written: right after flush,
+	// the rotation check after flush's own (empty) batch could still be to come,
+	// and it would create the next segment before seq 3 is written.
+	g := holdNextWrite(fsys)
+	w := newWaiter()
+	s.Submit(batchOf("c", 3), w)
+	g.waitEntered(t)
 	fsys.set(func(fsys *fakeFS) { fsys.openErr = nil })
-	commit(3)
+	close(g.release)
+	if err := w.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, s) // the rotation after seq 3
 	if fsys.count() != 2 {
 		t.Fatalf("%d segments, want 2", fsys.count())
 	}
@@ -584,11 +615,11 @@ func TestCloseCommitsPending(t *testing.T) {
 	s := openFake(t, fsys, Options{})
 	g := holdNextWrite(fsys)
 	w1 := newWaiter()
-	s.Submit(lines("c", 1), []uint64{1}, w1)
+	s.Submit(batchOf("c", 1), w1)
 	g.waitEntered(t)
 	w2, w3 := newWaiter(), newWaiter()
-	s.Submit(lines("c", 2), []uint64{2}, w2)
-	s.Submit(lines("c", 3, 4), []uint64{3, 4}, w3)
+	s.Submit(batchOf("c", 2), w2)
+	s.Submit(batchOf("c", 3, 4), w3)
 
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
@@ -618,19 +649,17 @@ func TestCloseCommitsPending(t *testing.T) {
 	exactlyOnce(t, parseLines(t, f.data), map[key]bool{{"c", 1}: true, {"c", 2}: true, {"c", 3}: true, {"c", 4}: true})
 
 	w := newWaiter()
-	s.Submit(lines("c", 5), []uint64{5}, w)
+	s.Submit(batchOf("c", 5), w)
 	if !w.told() {
 		t.Fatal("Submit after Close did not tell its Waiter at once")
 	}
-	if err := w.wait(t); !errors.Is(err, ErrClosed) || !slices.Equal(w.seqs, []uint64{5}) {
+	if err := w.wait(t); !errors.Is(err, ingest.ErrClosed) || !slices.Equal(w.seqs, []uint64{5}) {
 		t.Errorf("Submit after Close: %v %v", w.seqs, err)
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if err := s.Flush(context.Background()); err != nil {
-		t.Errorf("Flush after Close: %v", err)
-	}
+	flush(t, s) // after Close, returns at once
 }
 
 func TestCloseRemovesAnEmptySegment(t *testing.T) {
@@ -646,39 +675,84 @@ func TestCloseRemovesAnEmptySegment(t *testing.T) {
 	}
 }
 
+// TestFlush checks the premise of the flush helper (Flush itself is gone):
+// the Waiter of an empty batch is told only after every Submit before it, but
+// possibly before the rotation that follows its batch; a second empty batch,
+// submitted once the first was told, is told only after that rotation.
 func TestFlush(t *testing.T) {
 	fsys := &fakeFS{}
-	s := openFake(t, fsys, Options{})
-	flush(t, s) // nothing submitted: returns at once
+	s := openFake(t, fsys, Options{SegmentSize: 1}) // rotate after every batch
+	flush(t, s)                                     // nothing submitted: returns at once
 
 	g := holdNextWrite(fsys)
 	w1 := newWaiter()
-	s.Submit(lines("c", 1), []uint64{1}, w1)
+	s.Submit(batchOf("c", 1), w1)
 	g.waitEntered(t)
-	w2 := newWaiter()
-	s.Submit(lines("c", 2), []uint64{2}, w2)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := s.Flush(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Flush with a write held and a canceled context: %v", err)
+	// w2 and the first sentinel go to disk in one batch, after {1}; each notes
+	// how many segments exist when it is told.
+	segmentsWhenTold := func(w *waiter, n *atomic.Int64) waiterFunc {
+		return func(seqs []uint64, err error) {
+			n.Store(int64(fsys.count()))
+			w.Committed(seqs, err)
+		}
 	}
-
-	var count atomic.Int32
-	late := waiterFunc(func([]uint64, error) { count.Add(1) })
-	flushed := make(chan error, 1)
-	go func() { flushed <- s.Flush(context.Background()) }()
+	var atW2, atFirst, atSecond atomic.Int64
+	w2, first := newWaiter(), newWaiter()
+	s.Submit(batchOf("c", 2), segmentsWhenTold(w2, &atW2))
+	s.Submit(&ingest.Batch{}, segmentsWhenTold(first, &atFirst))
+	if first.told() {
+		t.Fatal("an empty batch was told while a write submitted before it was in progress")
+	}
 	close(g.release)
-	if err := recv(t, flushed, "Flush returning"); err != nil {
+	if err := first.wait(t); err != nil {
 		t.Fatal(err)
 	}
 	if !w1.told() || !w2.told() {
-		t.Fatal("Flush returned before the Waiters were told")
+		t.Fatal("an empty batch was told before the Submits made before it")
 	}
-	s.Submit(lines("c", 3), []uint64{3}, late)
-	flush(t, s)
-	if count.Load() != 1 {
-		t.Errorf("late Waiter told %d times before Flush returned", count.Load())
+	// {1} rotated before its successor batch started; the rotation after {2} had
+	// not run when the batch's Waiters were told.
+	if atW2.Load() != 2 || atFirst.Load() != 2 {
+		t.Errorf("segments when told: %d for seq 2, %d for the empty batch; want 2 (rotation follows the Committed calls)", atW2.Load(), atFirst.Load())
+	}
+	second := newWaiter()
+	s.Submit(&ingest.Batch{}, segmentsWhenTold(second, &atSecond))
+	if err := second.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if atSecond.Load() != 3 {
+		t.Errorf("%d segments when the second empty batch was told, want 3 (the first's batch rotated)", atSecond.Load())
+	}
+	// An empty batch writes nothing and is no batch in the stats.
+	if st := stats(t, s); st.Batches != 2 || st.Records != 2 || st.Segments != 3 {
+		t.Errorf("stats %+v, want 2 batches of 1 record and 3 segments", st)
+	}
+	for i := range 2 {
+		if f := fsys.file(i); f.writes != 1 {
+			t.Errorf("segment %d: %d writes, want 1", i, f.writes)
+		}
+	}
+
+	// flush itself: it returns only after every Waiter before it was told.
+	g = holdNextWrite(fsys)
+	w3 := newWaiter()
+	s.Submit(batchOf("c", 3), w3)
+	g.waitEntered(t)
+	w4 := newWaiter()
+	s.Submit(batchOf("c", 4), w4)
+	flushed := flushing(s)
+	select {
+	case <-flushed:
+		t.Fatal("flush returned with a write held")
+	default:
+	}
+	close(g.release)
+	recv(t, flushed, "flush returning")
+	if !w3.told() || !w4.told() {
+		t.Fatal("flush returned before the Waiters were told")
+	}
+	if n := fsys.count(); n != 5 {
+		t.Errorf("%d segments after flush, want 5 (the rotations after {3} and {4} done)", n)
 	}
 }
 
@@ -686,13 +760,20 @@ type waiterFunc func([]uint64, error)
 
 func (f waiterFunc) Committed(seqs []uint64, err error) { f(seqs, err) }
 
+// benchJSON is a typical 256-byte report payload (the one internal/ingest's
+// encoding benchmarks use).
+var benchJSON = []byte(`{"host":"web-01.eu-west-1.prod","cpu":0.53,"load":[1.25,0.98,0.75],"mem":{"used":123456789,"free":987654321},` +
+	`"disks":[{"dev":"sda","util":12.5},{"dev":"sdb","util":3.25}],"tags":["prod","eu-west-1","k8s"],"msg":"` +
+	strings.Repeat("x", 256-214) + `"}`)
+
 // BenchmarkSubmit measures the spool end to end on a real directory, fsync off:
 // parallel submitters (connections) each waiting for their ACK before sending
 // more, as an agent with a window of one batch would.
 func BenchmarkSubmit(b *testing.B) {
 	for _, perSubmit := range []int{1, 16} {
 		b.Run(fmt.Sprintf("records=%d", perSubmit), func(b *testing.B) {
-			s, err := Open(Options{Dir: b.TempDir(), Logger: zap.NewNop()})
+			obs := &observer{}
+			s, err := Open(Options{Dir: b.TempDir(), Logger: zap.NewNop(), Observer: obs})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -702,25 +783,23 @@ func BenchmarkSubmit(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
-				var buf []byte
-				seqs := make([]uint64, perSubmit)
+				var batch ingest.Batch
 				acked := make(chan struct{}, 1)
 				w := waiterFunc(func([]uint64, error) { acked <- struct{}{} })
 				var seq uint64
 				for pb.Next() {
-					buf = buf[:0]
-					for i := range seqs {
+					batch.Reset()
+					for range perSubmit {
 						seq++
-						seqs[i] = seq
-						buf = AppendRecord(buf, &Record{ClientID: "bench-agent", Seq: seq, ConnID: 1, Received: time.Now(), Payload: benchJSON})
+						batch.Add(&ingest.Record{ClientID: "bench-agent", Seq: seq, ConnID: 1, Received: time.Now(), Payload: benchJSON})
 					}
-					s.Submit(buf, seqs, w)
+					s.Submit(&batch, w)
 					<-acked
 					records.Add(int64(perSubmit))
 				}
 			})
 			b.StopTimer()
-			st := s.Stats()
+			st := obs.stats()
 			b.ReportMetric(float64(records.Load())/b.Elapsed().Seconds(), "records/s")
 			b.ReportMetric(float64(st.Records)/float64(max(st.Batches, 1)), "records/batch")
 		})
@@ -730,7 +809,7 @@ func BenchmarkSubmit(b *testing.B) {
 func TestFsyncRealDirectory(t *testing.T) {
 	s := open(t, Options{Fsync: true})
 	w := newWaiter()
-	s.Submit(lines("c", 1), []uint64{1}, w)
+	s.Submit(batchOf("c", 1), w)
 	if err := w.wait(t); err != nil {
 		t.Fatal(err)
 	}
@@ -745,23 +824,46 @@ func TestFsyncRealDirectory(t *testing.T) {
 func TestBurstBufferNotRetained(t *testing.T) {
 	fsys := &fakeFS{}
 	s := openFake(t, fsys, Options{})
-	big := AppendRecord(nil, &Record{ClientID: "c", Seq: 1, Payload: make([]byte, maxRetained)})
+	var big ingest.Batch
+	big.Add(&ingest.Record{ClientID: "c", Seq: 1, Payload: make([]byte, maxRetained)})
 	w := newWaiter()
-	s.Submit(big, []uint64{1}, w)
+	s.Submit(&big, w)
 	if err := w.wait(t); err != nil {
 		t.Fatal(err)
 	}
-	flush(t, s)
-	if c := cap(s.spare.lines); c > maxRetained {
+	if c := spareCap(t, s, fsys, 100); c > maxRetained {
 		t.Errorf("spare buffer of %d bytes kept", c)
 	}
 	small := newWaiter()
-	s.Submit(lines("c", 2), []uint64{2}, small)
+	s.Submit(batchOf("c", 2), small)
 	if err := small.wait(t); err != nil {
 		t.Fatal(err)
 	}
-	flush(t, s)
-	if c := cap(s.spare.lines); c == 0 {
+	if c := spareCap(t, s, fsys, 101); c == 0 {
 		t.Error("small buffers are not kept for reuse")
 	}
+}
+
+// spareCap returns the capacity of the lines buffer the last batch left behind
+// as the committer's spare. The committer owns the spare, so it is read where
+// the spool hands it over: the next batch (a probe record, seq) swaps it in as
+// the pending buffer, and while the committer is held inside the probe's write
+// nothing is submitted into it.
+func spareCap(t *testing.T, s *Spool, fsys *fakeFS, seq uint64) int {
+	t.Helper()
+	g := holdNextWrite(fsys)
+	probe := newWaiter()
+	s.Submit(batchOf("probe", seq), probe)
+	g.waitEntered(t)
+	s.mu.Lock()
+	c, empty := cap(s.pending.lines), len(s.pending.entries) == 0
+	s.mu.Unlock()
+	close(g.release)
+	if err := probe.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if !empty {
+		t.Fatal("something was submitted into the spare buffer while the probe was written")
+	}
+	return c
 }

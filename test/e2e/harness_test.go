@@ -114,7 +114,6 @@ type server struct {
 	mu   sync.Mutex
 	logs []logLine
 	raw  bytes.Buffer
-	cond *sync.Cond
 }
 
 // serverConfig is the YAML the tests start servers with; tests change single keys
@@ -146,7 +145,6 @@ func startServer(t testing.TB, version string, flags ...string) *server {
 	dir := t.TempDir()
 	s := &server{t: t, dir: dir, binary: filepath.Join(dir, "hawk"), cfgPath: filepath.Join(dir, "hawk.yaml"),
 		pidFile: filepath.Join(dir, "hawk.pid"), spool: filepath.Join(dir, "spool"), waitErr: make(chan error, 1)}
-	s.cond = sync.NewCond(&s.mu)
 	install(t, version, s.binary)
 	if err := os.WriteFile(s.cfgPath, []byte(serverConfig(dir)), 0o644); err != nil {
 		t.Fatal(err)
@@ -190,12 +188,10 @@ func (s *server) readLogs(r io.Reader) {
 		if json.Unmarshal(line, &l) == nil {
 			s.logs = append(s.logs, l)
 		}
-		s.cond.Broadcast()
 		s.mu.Unlock()
 	}
 	s.mu.Lock()
 	s.logs = append(s.logs, logLine{"msg": "<stderr closed>"})
-	s.cond.Broadcast()
 	s.mu.Unlock()
 }
 

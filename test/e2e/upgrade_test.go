@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -238,7 +237,6 @@ func TestSigkillThenRestart(t *testing.T) {
 func restartServer(t testing.TB, s *server, flags ...string) *server {
 	t.Helper()
 	n := &server{t: t, dir: s.dir, binary: s.binary, cfgPath: s.cfgPath, pidFile: s.pidFile, spool: s.spool, waitErr: make(chan error, 1)}
-	n.cond = sync.NewCond(&n.mu)
 	n.launch(flags)
 	return n
 }

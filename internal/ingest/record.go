@@ -1,4 +1,4 @@
-package spool
+package ingest
 
 import (
 	"bytes"
@@ -18,14 +18,25 @@ type Record struct {
 	Payload  []byte
 }
 
-// AppendRecord appends r as one JSON line (ending in '\n') to dst and returns it.
-// It does not allocate when dst has room for the line.
+// AppendRecord appends r as one record line (ending in '\n', the format in doc.go)
+// to dst and returns it. It does not allocate when dst has room for the line.
 //
 // The payload is embedded as a JSON value when it is valid JSON (json.Valid) and
 // valid UTF-8, and otherwise written as "payload_b64". Valid JSON that is not
 // valid UTF-8 goes to payload_b64 too: a JSON reader would replace the bad bytes
 // with U+FFFD, and the record would silently no longer hold what the agent sent.
 func AppendRecord(dst []byte, r *Record) []byte {
+	var stamp [len(time.RFC3339Nano) + 8]byte
+	return appendRecord(dst, r, appendStamp(stamp[:0], r.Received))
+}
+
+// appendStamp formats a receive time as records carry it.
+func appendStamp(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, time.RFC3339Nano)
+}
+
+// appendRecord is AppendRecord with r.Received already formatted by appendStamp.
+func appendRecord(dst []byte, r *Record, stamp []byte) []byte {
 	dst = append(dst, `{"client_id":`...)
 	dst = appendString(dst, r.ClientID)
 	dst = append(dst, `,"seq":`...)
@@ -33,7 +44,7 @@ func AppendRecord(dst []byte, r *Record) []byte {
 	dst = append(dst, `,"conn_id":`...)
 	dst = strconv.AppendUint(dst, r.ConnID, 10)
 	dst = append(dst, `,"received":"`...)
-	dst = r.Received.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, stamp...)
 	if ok, lineBreak := scanJSON(r.Payload); ok {
 		dst = append(dst, `","payload":`...)
 		if lineBreak {

@@ -1,5 +1,5 @@
 //go:build race
 
-package spool
+package ingest
 
 const raceEnabled = true

@@ -1,0 +1,40 @@
+package ingest
+
+import (
+	"errors"
+
+	"github.com/hawk-agents/hawk/internal/protocol"
+)
+
+// Destination is where reports go to become durable: the local spool, or a broker.
+type Destination interface {
+	// Submit hands b to the destination, which copies what it needs: the caller may
+	// reuse b as soon as Submit returns. w.Committed is called exactly once for the
+	// call, from the destination's goroutine, once the batch is durable or has failed.
+	// Submit may block while the destination is full (that is how a slow disk or
+	// broker pushes back on the agents: their connections stop being read).
+	Submit(b *Batch, w Waiter)
+}
+
+// Waiter learns the outcome of one Submit.
+type Waiter interface {
+	// Committed reports that the reports with these seqs are durable (err == nil) or
+	// are not (err != nil: the agent must send them again). seqs belongs to the
+	// destination and is valid only during the call; Committed must not block for long.
+	Committed(seqs []uint64, err error)
+}
+
+// ErrClosed is the error a Waiter gets for a batch submitted after the destination
+// was closed: the server is shutting down.
+var ErrClosed = errors.New("destination closed")
+
+// Nack is how a connection answers reports whose batch failed: every failure is
+// retryable (the report was not stored, so sending it again cannot duplicate it), and
+// the code tells an agent whether to resend here (spool_write) or on a new
+// connection (unavailable: this server is going away).
+func Nack(err error) *protocol.Nack {
+	if errors.Is(err, ErrClosed) {
+		return &protocol.Nack{Code: protocol.CodeUnavailable, Message: "server is shutting down; resend on a new connection", Retryable: true}
+	}
+	return &protocol.Nack{Code: protocol.CodeSpoolWrite, Message: err.Error(), Retryable: true}
+}

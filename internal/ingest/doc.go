@@ -1,0 +1,30 @@
+// Package ingest is the boundary between connections and the destination of their
+// reports. A connection knows reports (Record) and batches of them (Batch); a
+// Destination makes a batch durable and tells its Waiter, once, whether it is. The
+// connection never sees a byte format on disk or on a broker, and a second
+// destination plugs in by implementing Destination.
+//
+// # The record format
+//
+// A Batch holds its reports already encoded, as JSON Lines, because the encoding runs
+// on the connection's reader goroutine (spread over every connection, in parallel)
+// rather than on a destination's one committer. The invariant that ties the two
+// halves together (the i-th line carries the i-th seq) lives in Batch.Add and
+// nowhere else. Every line is one JSON object encoded as UTF-8, ending in '\n', with
+// the keys, always in this order:
+//
+//	client_id    string   the agent's id from its HELLO
+//	seq          number   the agent's sequence number of the report (a uint64: it may not fit a float64)
+//	conn_id      number   the server's id of the connection the report came in on (a uint64)
+//	received     string   when the server read the report: UTC, RFC 3339 with up to nanoseconds
+//	payload      any      the report's payload as the agent sent it, when it is valid JSON and UTF-8
+//	                      (whitespace removed when it contained a line break, so the line stays one line)
+//	payload_b64  string   otherwise: the payload's bytes in standard base64 with padding
+//
+// Exactly one of payload and payload_b64 is present. For example:
+//
+//	{"client_id":"a1","seq":12,"conn_id":5,"received":"2026-11-23T08:00:00.123456789Z","payload":{"cpu":0.5}}
+//	{"client_id":"a1","seq":13,"conn_id":5,"received":"2026-11-23T08:00:00.2Z","payload_b64":"AAEC"}
+//
+// internal/spool writes these lines to its segment files verbatim.
+package ingest
