@@ -18,10 +18,12 @@
 //	conn_id      number   the server's id of the connection the report came in on (a uint64)
 //	received     string   when the server read the report: UTC, RFC 3339 with up to nanoseconds
 //	payload      any      the report's payload as the agent sent it, when it is valid JSON and UTF-8
-//	                      (whitespace removed when it contained a line break, so the line stays one line)
+//	                      nested at most MaxPayloadDepth (256) levels deep (whitespace removed when it
+//	                      contained a line break, so the line stays one line)
 //	payload_b64  string   otherwise: the payload's bytes in standard base64 with padding
 //
-// Exactly one of payload and payload_b64 is present. For example:
+// Exactly one of payload and payload_b64 is present. The depth bound keeps every line
+// readable by Go's encoding/json and by Python's json module. For example:
 //
 //	{"client_id":"a1","seq":12,"conn_id":5,"received":"2026-11-23T08:00:00.123456789Z","payload":{"cpu":0.5}}
 //	{"client_id":"a1","seq":13,"conn_id":5,"received":"2026-11-23T08:00:00.2Z","payload_b64":"AAEC"}

@@ -1,9 +1,7 @@
 package ingest
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -21,8 +19,9 @@ type Record struct {
 // AppendRecord appends r as one record line (ending in '\n', the format in doc.go)
 // to dst and returns it. It does not allocate when dst has room for the line.
 //
-// The payload is embedded as a JSON value when it is valid JSON (json.Valid) and
-// valid UTF-8, and otherwise written as "payload_b64". Valid JSON that is not
+// The payload is embedded as a JSON value when it is valid JSON (json.Valid), valid
+// UTF-8 and nested no deeper than MaxPayloadDepth, and otherwise written as
+// "payload_b64". Valid JSON that is not
 // valid UTF-8 goes to payload_b64 too: a JSON reader would replace the bad bytes
 // with U+FFFD, and the record would silently no longer hold what the agent sent.
 func AppendRecord(dst []byte, r *Record) []byte {
@@ -127,17 +126,23 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// scanJSON reports whether p is exactly one JSON value that json.Valid accepts
-// and that is valid UTF-8, and whether it holds a raw '\n' or '\r' (in valid JSON
-// those can only be whitespace between tokens).
+// MaxPayloadDepth is the deepest nesting of arrays and objects a payload may have to
+// be embedded in a record as JSON; a deeper one is stored as payload_b64. The record
+// adds a level of its own, and every line must stay readable by common JSON readers:
+// Python's json module fails from about 1,000 levels, Go's encoding/json from 10,000.
+const MaxPayloadDepth = 256
+
+// scanJSON reports whether p is exactly one JSON value that json.Valid accepts,
+// that is valid UTF-8 and nested no deeper than MaxPayloadDepth, and whether it
+// holds a raw '\n' or '\r' (in valid JSON those can only be whitespace between
+// tokens).
 //
 // It exists because json.Valid costs about three times as much (its scanner calls
 // a function per byte) and this runs for every report; FuzzScanJSON holds it to
 // json.Valid's answers.
 func scanJSON(p []byte) (ok, lineBreak bool) {
-	// One bit per open container, set for an object. Payloads nested deeper than
-	// this are rare enough to leave to json.Valid (and its own depth limit).
-	var stack [4]uint64
+	// One bit per open container, set for an object.
+	var stack [MaxPayloadDepth / 64]uint64
 	depth := 0
 	i := 0
 	ws := func() {
@@ -160,8 +165,8 @@ value:
 	}
 	switch c := p[i]; {
 	case c == '{' || c == '[':
-		if depth == len(stack)*64 {
-			return scanJSONSlow(p)
+		if depth == MaxPayloadDepth {
+			return false, false
 		}
 		if c == '{' {
 			stack[depth/64] |= 1 << (depth % 64)
@@ -251,13 +256,6 @@ key: // at an object member's name
 	i++
 	ws()
 	goto value
-}
-
-func scanJSONSlow(p []byte) (ok, lineBreak bool) {
-	if !json.Valid(p) || !utf8.Valid(p) {
-		return false, false
-	}
-	return true, bytes.ContainsAny(p, "\n\r")
 }
 
 // scanString returns the index after the string starting with the quote at p[i],
