@@ -181,7 +181,7 @@ var keys = []Key{
 		DefaultNote: "(none)"},
 	{Name: "upgrade.timeout", kind: kindDuration, Default: "60s", Example: "90s", Reload: RestartOnly,
 		Doc: "The new binary must be ready within this long, or the upgrade is abandoned and this process keeps serving. " +
-			"It needs an upgrade to change: the upgrader reads it once, at start."},
+			"The upgrader reads it once, at start."},
 
 	{Name: "admin.addr", kind: kindString, Default: "127.0.0.1:7374", Example: "127.0.0.1:9090", Reload: RestartOnly,
 		Doc:         `Admin HTTP listener (health, metrics, /v1/config), host:port; "" disables it.`,
