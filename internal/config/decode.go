@@ -20,9 +20,10 @@ import (
 // mapstructure walks Config by its koanf tags, and names each failing field by its
 // key ("limits.max_conns"), which is all we need from it. The conversions are ours,
 // in one decode hook: mapstructure's own would refuse sizes ("64MiB"), accept what hawk
-// refuses (WeaklyTypedInput turns "" into 0 and 1.5 into 1), and word errors in Go
-// types ("expected type 'int'") instead of for whoever wrote the file. The hook is told
-// the target field but not its name, so it finds the key by the field's address in c.
+// refuses (1.5 as the integer 1; "" as 0 with WeaklyTypedInput), and word errors in Go
+// types ("expected type 'int'") instead of for whoever wrote the file; and secrets must
+// never be quoted. The hook is given the target field but not its key, so it finds the
+// key by the field's address in c (int and size fields share Go types).
 func unmarshal(ko *koanf.Koanf, c *Config) ([]FieldError, error) {
 	type fieldRef struct {
 		addr uintptr
