@@ -5,43 +5,42 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sort"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
-
-	"go.uber.org/zap/zapcore"
 )
 
 // Config is one complete, typed configuration. It is immutable once Load returns it:
 // nobody writes to it (the Tokens slice included); a reload builds a new one and swaps
 // the pointer (see Holder).
+//
+// Each field's koanf tag is its key's name (nested by section); what a key means, its
+// default and whether a reload applies it are in the keys table (see Keys).
 type Config struct {
-	Listen    string // listen: protocol listener address (restart-only)
-	ServerID  string // server_id: "" means the hostname, see EffectiveServerID (restart-only)
-	Log       Log
-	Auth      Auth
-	Heartbeat Heartbeat
-	Handshake Handshake
-	Limits    Limits
-	Spool     Spool
-	Drain     Drain
-	Upgrade   Upgrade
-	Admin     Admin
+	Listen    string    `koanf:"listen"`
+	ServerID  string    `koanf:"server_id"` // "" means the hostname: see EffectiveServerID
+	Log       Log       `koanf:"log"`
+	Auth      Auth      `koanf:"auth"`
+	Heartbeat Heartbeat `koanf:"heartbeat"`
+	Handshake Handshake `koanf:"handshake"`
+	Limits    Limits    `koanf:"limits"`
+	Spool     Spool     `koanf:"spool"`
+	Drain     Drain     `koanf:"drain"`
+	Upgrade   Upgrade   `koanf:"upgrade"`
+	Admin     Admin     `koanf:"admin"`
 }
 
 // Log is the log.* section.
 type Log struct {
-	Level  string // log.level: debug|info|warn|error (live)
-	Format string // log.format: console|json (restart-only)
+	Level  string `koanf:"level"`  // debug|info|warn|error
+	Format string `koanf:"format"` // console|json
 }
 
 // Auth is the auth.* section.
 type Auth struct {
-	// Tokens (auth.tokens) are the accepted tokens; empty means an open server. Secret:
-	// never log them; Redacted and Diff replace them by a count.
-	Tokens Secrets
+	// Tokens are the accepted tokens; empty means an open server. Secret: never log
+	// them; Redacted and Diff replace them by a count.
+	Tokens Secrets `koanf:"tokens"`
 }
 
 // Secrets is a list of secret strings. It ranges and indexes like a []string, but
@@ -57,45 +56,45 @@ func (s Secrets) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(red
 
 // Heartbeat is the heartbeat.* section.
 type Heartbeat struct {
-	Interval time.Duration // heartbeat.interval: announced in WELCOME (live, new connections)
-	Timeout  time.Duration // heartbeat.timeout: 0 means 3 × Interval; use Config.HeartbeatTimeout (live)
+	Interval time.Duration `koanf:"interval"`
+	Timeout  time.Duration `koanf:"timeout"` // 0 means 3 × Interval: use Config.HeartbeatTimeout
 }
 
 // Handshake is the handshake.* section.
 type Handshake struct {
-	Timeout time.Duration // handshake.timeout: HELLO must arrive within (live)
+	Timeout time.Duration `koanf:"timeout"`
 }
 
 // Limits is the limits.* section.
 type Limits struct {
-	MaxConns     int           // limits.max_conns (live; connections above a lowered limit stay)
-	MaxFrameSize int           // limits.max_frame_size: payload bytes, 64..64 MiB (live, new connections)
-	WriteTimeout time.Duration // limits.write_timeout (live)
+	MaxConns     int           `koanf:"max_conns"`
+	MaxFrameSize int           `koanf:"max_frame_size"` // payload bytes
+	WriteTimeout time.Duration `koanf:"write_timeout"`
 }
 
 // Spool is the spool.* section.
 type Spool struct {
-	Dir         string // spool.dir (restart-only)
-	Fsync       string // spool.fsync: FsyncNever|FsyncAlways (live)
-	SegmentSize int64  // spool.segment_size: bytes, >= 4096 (live)
+	Dir         string `koanf:"dir"`
+	Fsync       string `koanf:"fsync"`        // FsyncNever|FsyncAlways
+	SegmentSize int64  `koanf:"segment_size"` // bytes
 }
 
 // Drain is the drain.* section.
 type Drain struct {
-	Timeout time.Duration // drain.timeout (live)
-	Spread  time.Duration // drain.spread: GOAWAYs are spread over this window, <= Timeout (live)
+	Timeout time.Duration `koanf:"timeout"`
+	Spread  time.Duration `koanf:"spread"` // <= Timeout
 }
 
 // Upgrade is the upgrade.* section.
 type Upgrade struct {
-	PIDFile string        // upgrade.pid_file: "" means none (restart-only)
-	Timeout time.Duration // upgrade.timeout: the new binary must be ready within (restart-only: tableflip takes it once per process)
+	PIDFile string        `koanf:"pid_file"` // "" means none
+	Timeout time.Duration `koanf:"timeout"`
 }
 
 // Admin is the admin.* section.
 type Admin struct {
-	Addr  string // admin.addr: "" disables the admin listener (restart-only)
-	Pprof bool   // admin.pprof: serve /debug/pprof on the admin listener (live)
+	Addr  string `koanf:"addr"` // "" disables the admin listener
+	Pprof bool   `koanf:"pprof"`
 }
 
 // Values of spool.fsync.
@@ -125,32 +124,22 @@ func (c *Config) EffectiveServerID() (string, error) {
 	return h, nil
 }
 
-// ZapLevel is log.level as a zap level (the value is validated, so never fails; an
-// unexpected value maps to info).
-func (l Log) ZapLevel() zapcore.Level {
-	lvl, err := zapcore.ParseLevel(l.Level)
-	if err != nil {
-		return zapcore.InfoLevel
-	}
-	return lvl
-}
-
 // Redacted returns every key with its value, flat ("limits.max_conns" → 100000), for logs
 // and /v1/config. Secrets are replaced: auth.tokens becomes "[redacted N tokens]".
 // Durations are strings ("10s"), sizes and counts are int64, bools are bools, strings
 // are strings; the map is the caller's to keep.
 func (c *Config) Redacted() map[string]any {
-	out := make(map[string]any, len(specs))
-	for i := range specs {
-		s := &specs[i]
-		v := s.get(c)
+	out := make(map[string]any, len(keys))
+	for i := range keys {
+		k := &keys[i]
+		v := k.get(c)
 		switch {
-		case s.secret:
-			out[s.key] = redact(v)
-		case s.kind == kindDuration:
-			out[s.key] = v.(time.Duration).String()
+		case k.Secret:
+			out[k.Name] = redact(v)
+		case k.kind == kindDuration:
+			out[k.Name] = v.(time.Duration).String()
 		default:
-			out[s.key] = v
+			out[k.Name] = v
 		}
 	}
 	return out
@@ -177,27 +166,9 @@ var defaultConfig = mustDefaults()
 func Default() *Config { return defaultConfig.Clone() }
 
 func mustDefaults() *Config {
-	flat, ferrs, err := parseYAML(defaultsYAML, sourceDefaults)
-	if err != nil || len(ferrs) > 0 {
-		panic(fmt.Sprintf("config: embedded defaults.yaml is broken: %v %v", err, ferrs))
-	}
-	c := &Config{}
-	for i := range specs {
-		s := &specs[i]
-		raw, ok := flat[s.key]
-		if !ok {
-			panic("config: embedded defaults.yaml has no value for " + s.key)
-		}
-		v, reason := s.decode(raw)
-		if reason == "" {
-			reason = s.set(c, v)
-		}
-		if reason != "" {
-			panic("config: embedded defaults.yaml: " + s.key + ": " + reason)
-		}
-	}
-	if err := Validate(c); err != nil {
-		panic("config: embedded defaults.yaml is invalid: " + err.Error())
+	c, err := decodeDefaults(defaultsYAML)
+	if err != nil {
+		panic("config: embedded defaults.yaml: " + err.Error())
 	}
 	return c
 }
@@ -223,225 +194,4 @@ func (h *Holder) Store(c *Config) {
 		panic("config: Holder.Store(nil)")
 	}
 	h.p.Store(c)
-}
-
-// kind is how a key's value is typed and parsed.
-type kind uint8
-
-const (
-	kindString   kind = iota
-	kindDuration      // Go duration string: "10s", "1m30s"
-	kindInt           // integer
-	kindSize          // byte count: integer or "64MiB", see ParseSize
-	kindBool          // true|false
-	kindList          // list of strings; a string is split on commas
-)
-
-func (k kind) String() string {
-	switch k {
-	case kindString:
-		return "a string"
-	case kindDuration:
-		return "a duration"
-	case kindInt:
-		return "an integer"
-	case kindSize:
-		return "a size"
-	case kindBool:
-		return "a boolean"
-	case kindList:
-		return "a list of strings"
-	}
-	return "?"
-}
-
-// spec describes one configuration key. The table below is the single source of truth:
-// defaults.yaml must hold exactly these keys, and flags, env names, decoding, Redacted
-// and Diff are all driven by it.
-type spec struct {
-	key     string
-	kind    kind
-	restart bool // a change needs an upgrade (SIGHUP), a reload refuses it
-	secret  bool // never printed: Redacted, Diff and errors show a count only
-	usage   string
-	field   func(*Config) any // pointer to the Config field
-}
-
-var specs = []spec{
-	{key: "listen", kind: kindString, restart: true, usage: "protocol listener address, host:port",
-		field: func(c *Config) any { return &c.Listen }},
-	{key: "server_id", kind: kindString, restart: true, usage: `server id sent to clients; "" means the hostname`,
-		field: func(c *Config) any { return &c.ServerID }},
-	{key: "log.level", kind: kindString, usage: "log level: debug|info|warn|error",
-		field: func(c *Config) any { return &c.Log.Level }},
-	{key: "log.format", kind: kindString, restart: true, usage: "log format: console|json",
-		field: func(c *Config) any { return &c.Log.Format }},
-	{key: "auth.tokens", kind: kindList, secret: true, usage: "accepted tokens, comma separated; none means an open server (prefer the file or HAWK_AUTH_TOKENS: flags show in ps)",
-		field: func(c *Config) any { return &c.Auth.Tokens }},
-	{key: "heartbeat.interval", kind: kindDuration, usage: "heartbeat interval announced to clients",
-		field: func(c *Config) any { return &c.Heartbeat.Interval }},
-	{key: "heartbeat.timeout", kind: kindDuration, usage: "close a connection silent this long; 0 means 3 × heartbeat.interval",
-		field: func(c *Config) any { return &c.Heartbeat.Timeout }},
-	{key: "handshake.timeout", kind: kindDuration, usage: "HELLO must arrive within",
-		field: func(c *Config) any { return &c.Handshake.Timeout }},
-	{key: "limits.max_conns", kind: kindInt, usage: "maximum concurrent connections",
-		field: func(c *Config) any { return &c.Limits.MaxConns }},
-	{key: "limits.max_frame_size", kind: kindSize, usage: "maximum frame payload (bytes or 1MiB), 64..64MiB",
-		field: func(c *Config) any { return &c.Limits.MaxFrameSize }},
-	{key: "limits.write_timeout", kind: kindDuration, usage: "close a client that does not read for this long",
-		field: func(c *Config) any { return &c.Limits.WriteTimeout }},
-	{key: "spool.dir", kind: kindString, restart: true, usage: "spool directory",
-		field: func(c *Config) any { return &c.Spool.Dir }},
-	{key: "spool.fsync", kind: kindString, usage: "fsync mode: never|always",
-		field: func(c *Config) any { return &c.Spool.Fsync }},
-	{key: "spool.segment_size", kind: kindSize, usage: "segment size (bytes or 64MiB), >= 4096",
-		field: func(c *Config) any { return &c.Spool.SegmentSize }},
-	{key: "drain.timeout", kind: kindDuration, usage: "drain deadline",
-		field: func(c *Config) any { return &c.Drain.Timeout }},
-	{key: "drain.spread", kind: kindDuration, usage: "spread GOAWAYs over this window, <= drain.timeout",
-		field: func(c *Config) any { return &c.Drain.Spread }},
-	{key: "upgrade.pid_file", kind: kindString, restart: true, usage: `PID file; "" means none`,
-		field: func(c *Config) any { return &c.Upgrade.PIDFile }},
-	{key: "upgrade.timeout", kind: kindDuration, restart: true, usage: "the new binary must be ready within (read once per process)",
-		field: func(c *Config) any { return &c.Upgrade.Timeout }},
-	{key: "admin.addr", kind: kindString, restart: true, usage: `admin HTTP listener address; "" disables it`,
-		field: func(c *Config) any { return &c.Admin.Addr }},
-	{key: "admin.pprof", kind: kindBool, usage: "serve /debug/pprof on the admin listener",
-		field: func(c *Config) any { return &c.Admin.Pprof }},
-}
-
-// Indexes over specs. They are initialized by a var initializer, not init(), because
-// defaultConfig's initializer (which runs before any init function) needs them.
-var specByKey, specByEnv, sections = indexSpecs()
-
-const envPrefix = "HAWK_"
-
-// indexSpecs returns key → spec, env variable → spec, and the set of sections (every
-// proper prefix of a key: "limits"). It panics on an ambiguous table.
-func indexSpecs() (map[string]*spec, map[string]*spec, map[string]bool) {
-	byKey := map[string]*spec{}
-	byEnv := map[string]*spec{}
-	secs := map[string]bool{}
-	for i := range specs {
-		s := &specs[i]
-		if _, dup := byKey[s.key]; dup {
-			panic("config: key " + s.key + " defined twice")
-		}
-		byKey[s.key] = s
-		env := envName(s.key)
-		if o, dup := byEnv[env]; dup {
-			panic("config: keys " + o.key + " and " + s.key + " map to the same variable " + env)
-		}
-		byEnv[env] = s
-		parts := strings.Split(s.key, ".")
-		for j := 1; j < len(parts); j++ {
-			secs[strings.Join(parts[:j], ".")] = true
-		}
-	}
-	for k := range byKey {
-		if secs[k] {
-			panic("config: key " + k + " is also a section")
-		}
-	}
-	return byKey, byEnv, secs
-}
-
-// envName is the environment variable for a key: limits.max_conns → HAWK_LIMITS_MAX_CONNS.
-func envName(key string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
-}
-
-// get returns the key's value in c: string, time.Duration, int64 (for ints and sizes),
-// bool or []string.
-func (s *spec) get(c *Config) any {
-	switch p := s.field(c).(type) {
-	case *string:
-		return *p
-	case *time.Duration:
-		return *p
-	case *int:
-		return int64(*p)
-	case *int64:
-		return *p
-	case *bool:
-		return *p
-	case *Secrets:
-		return []string(*p)
-	}
-	panic("config: unhandled field type for " + s.key)
-}
-
-// set stores a value produced by decode into c; it returns a reason if it does not fit.
-func (s *spec) set(c *Config, v any) string {
-	switch p := s.field(c).(type) {
-	case *string:
-		*p = v.(string)
-	case *time.Duration:
-		*p = v.(time.Duration)
-	case *int:
-		n := v.(int64)
-		if int64(int(n)) != n {
-			return fmt.Sprintf("%d is out of range", n)
-		}
-		*p = int(n)
-	case *int64:
-		*p = v.(int64)
-	case *bool:
-		*p = v.(bool)
-	case *Secrets:
-		*p = Secrets(v.([]string))
-	default:
-		panic("config: unhandled field type for " + s.key)
-	}
-	return ""
-}
-
-// format renders a value for Diff and error messages; secrets are redacted.
-func (s *spec) format(v any) string {
-	if s.secret {
-		return redact(v)
-	}
-	switch v := v.(type) {
-	case string:
-		return v
-	case time.Duration:
-		return v.String()
-	case int64:
-		if s.kind == kindSize {
-			return FormatSize(v)
-		}
-		return strconv.FormatInt(v, 10)
-	case bool:
-		return strconv.FormatBool(v)
-	case []string:
-		return strings.Join(v, ",")
-	}
-	return fmt.Sprint(v)
-}
-
-// equal compares two values of the key; lists compare as sets (order and duplicates do
-// not matter to a token list).
-func (s *spec) equal(a, b any) bool {
-	if la, ok := a.([]string); ok {
-		lb := b.([]string)
-		return slices.Equal(setOf(la), setOf(lb))
-	}
-	return a == b
-}
-
-func setOf(l []string) []string {
-	out := slices.Clone(l)
-	sort.Strings(out)
-	return slices.Compact(out)
-}
-
-func redact(v any) string {
-	n := 0
-	switch l := v.(type) {
-	case []string:
-		n = len(l)
-	case Secrets:
-		n = len(l)
-	}
-	return fmt.Sprintf("[redacted %d tokens]", n)
 }

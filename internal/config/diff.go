@@ -22,13 +22,13 @@ func Diff(old, new *Config) []Change {
 		new = &Config{}
 	}
 	var out []Change
-	for i := range specs {
-		s := &specs[i]
-		a, b := s.get(old), s.get(new)
-		if s.equal(a, b) {
+	for i := range keys {
+		k := &keys[i]
+		a, b := k.get(old), k.get(new)
+		if k.equal(a, b) {
 			continue
 		}
-		out = append(out, Change{Key: s.key, Old: s.format(a), New: s.format(b), RestartOnly: s.restart})
+		out = append(out, Change{Key: k.Name, Old: k.format(a), New: k.format(b), RestartOnly: k.Reload == RestartOnly})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out

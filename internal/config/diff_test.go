@@ -35,8 +35,8 @@ var changedValues = map[string]string{
 var restartOnly = []string{"admin.addr", "listen", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout"}
 
 func TestDiffEveryKey(t *testing.T) {
-	if len(changedValues) != len(specs) {
-		t.Fatalf("test covers %d keys, there are %d", len(changedValues), len(specs))
+	if len(changedValues) != len(keys) {
+		t.Fatalf("test covers %d keys, there are %d", len(changedValues), len(keys))
 	}
 	running := Default()
 	for key, v := range changedValues {

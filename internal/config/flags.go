@@ -15,21 +15,25 @@ import (
 // set, so an unset flag cannot mask the file or the environment.
 func RegisterFlags(fs *flag.FlagSet) {
 	def := defaultConfig
-	for i := range specs {
-		s := &specs[i]
-		v := &flagValue{s: s}
-		if !s.secret {
-			v.raw = s.format(s.get(def))
+	for i := range keys {
+		k := &keys[i]
+		v := &flagValue{k: k}
+		if !k.Secret {
+			v.raw = k.format(k.get(def))
+		}
+		usage := strings.TrimSuffix(k.Doc, ".")
+		if k.Secret {
+			usage += "; comma separated (prefer the file or " + k.Env() + ": flags show in ps)"
 		}
 		class := "live"
-		if s.restart {
+		if k.Reload == RestartOnly {
 			class = "restart-only"
 		}
 		// The back-quoted word is what -help shows as the value's name.
-		if s.kind != kindBool {
-			class = "`" + flagTypeNames[s.kind] + "`, " + class
+		if k.kind != kindBool {
+			class = "`" + flagTypeNames[k.kind] + "`, " + class
 		}
-		fs.Var(v, s.key, s.usage+" ("+class+")")
+		fs.Var(v, k.Name, usage+" ("+class+")")
 	}
 }
 
@@ -39,7 +43,7 @@ var flagTypeNames = map[kind]string{
 
 // flagValue holds a flag's text; Loader decodes it like an environment variable.
 type flagValue struct {
-	s   *spec
+	k   *Key
 	raw string
 }
 
@@ -54,8 +58,8 @@ func (v *flagValue) String() string {
 // name. Token lists are not checked here: the flag package would quote the whole value
 // (secrets and all) in its error; Load reports them by index instead.
 func (v *flagValue) Set(s string) error {
-	if !v.s.secret {
-		if _, reason := v.s.decode(s); reason != "" {
+	if !v.k.Secret {
+		if _, reason := v.k.decode(s); reason != "" {
 			return flagError(reason)
 		}
 	}
@@ -64,8 +68,27 @@ func (v *flagValue) Set(s string) error {
 }
 
 // IsBoolFlag lets -admin.pprof stand alone.
-func (v *flagValue) IsBoolFlag() bool { return v != nil && v.s != nil && v.s.kind == kindBool }
+func (v *flagValue) IsBoolFlag() bool { return v != nil && v.k != nil && v.k.kind == kindBool }
 
 type flagError string
 
 func (e flagError) Error() string { return strings.TrimSpace(string(e)) }
+
+// flagLayer takes the flags that were set, and only those naming a key: fs.Visit, not
+// VisitAll. (koanf's basicflag provider walks VisitAll: it merges every flag's default
+// unless its key already exists, and merges unrelated flags such as -config as keys.)
+func flagLayer(fs *flag.FlagSet) (map[string]any, map[string]string) {
+	flat := make(map[string]any)
+	src := make(map[string]string)
+	if fs == nil {
+		return flat, src
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if keyByName[f.Name] == nil {
+			return
+		}
+		flat[f.Name] = f.Value.String()
+		src[f.Name] = sourceFlag + f.Name
+	})
+	return flat, src
+}

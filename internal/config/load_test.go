@@ -182,8 +182,8 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		Upgrade:   Upgrade{PIDFile: "/run/hawk.pid", Timeout: 11 * time.Second},
 		Admin:     Admin{Addr: ":9001", Pprof: true},
 	}
-	if len(values) != len(specs) {
-		t.Fatalf("test covers %d keys, there are %d", len(values), len(specs))
+	if len(values) != len(keys) {
+		t.Fatalf("test covers %d keys, there are %d", len(values), len(keys))
 	}
 	var env, args []string
 	for k, v := range values {
@@ -206,7 +206,7 @@ func TestEnvNames(t *testing.T) {
 		"HAWK_UPGRADE_PID_FILE": "upgrade.pid_file",
 		"HAWK_AUTH_TOKENS":      "auth.tokens",
 	} {
-		if s := specByEnv[name]; s == nil || s.key != key {
+		if s := keyByEnv[name]; s == nil || s.Name != key {
 			t.Errorf("%s maps to %v, want %s", name, s, key)
 		}
 	}
@@ -422,9 +422,9 @@ func TestFlags(t *testing.T) {
 	if got := fs.Lookup("heartbeat.interval").DefValue; got != "10s" {
 		t.Errorf("heartbeat.interval default shown as %q", got)
 	}
-	for i := range specs {
-		if fs.Lookup(specs[i].key) == nil {
-			t.Errorf("no flag -%s", specs[i].key)
+	for i := range keys {
+		if fs.Lookup(keys[i].Name) == nil {
+			t.Errorf("no flag -%s", keys[i].Name)
 		}
 	}
 
@@ -483,8 +483,8 @@ func TestRedacted(t *testing.T) {
 	c := Default()
 	c.Auth.Tokens = Secrets{"s3cr3t-one", "s3cr3t-two"}
 	r := c.Redacted()
-	if len(r) != len(specs) {
-		t.Errorf("Redacted has %d keys, want %d", len(r), len(specs))
+	if len(r) != len(keys) {
+		t.Errorf("Redacted has %d keys, want %d", len(r), len(keys))
 	}
 	if r["auth.tokens"] != "[redacted 2 tokens]" {
 		t.Errorf("auth.tokens = %v", r["auth.tokens"])

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -197,4 +198,8 @@ func checkServerID(id string) string {
 		return fmt.Sprintf("must be printable without spaces, not %q", id)
 	}
 	return ""
+}
+
+func sortFieldErrors(e []FieldError) {
+	sort.SliceStable(e, func(i, j int) bool { return e[i].Key < e[j].Key })
 }

@@ -32,13 +32,13 @@ var badValues = map[string][]string{
 
 // Every key has bad values, and each is refused with an error naming that key.
 func TestValidateEveryKey(t *testing.T) {
-	for i := range specs {
-		if len(badValues[specs[i].key]) == 0 {
-			t.Errorf("no bad values tested for %s", specs[i].key)
+	for i := range keys {
+		if len(badValues[keys[i].Name]) == 0 {
+			t.Errorf("no bad values tested for %s", keys[i].Name)
 		}
 	}
 	for key, vals := range badValues {
-		s := specByKey[key]
+		s := keyByName[key]
 		if s == nil {
 			t.Errorf("unknown key %s in test table", key)
 			continue
@@ -46,7 +46,7 @@ func TestValidateEveryKey(t *testing.T) {
 		for _, v := range vals {
 			if strings.ContainsRune(v, 0) { // not representable in an environment
 				c := Default()
-				s.set(c, v)
+				s.field(c).SetString(v) // only string keys can hold a NUL
 				wantKeys(t, Validate(c), key)
 				continue
 			}

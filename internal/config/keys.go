@@ -1,0 +1,346 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The generated files (defaults.yaml, the key table in doc.go and README.md's
+// "Configuration" table) are rendered from the keys table below by a test, which also
+// fails when a committed copy disagrees with the table.
+//go:generate go test -run ^TestGeneratedFiles$ -update
+
+// Reload says what it takes for a change of a key to apply.
+type Reload uint8
+
+const (
+	// Live keys are applied by a reload (the config file changed, or SIGUSR1).
+	Live Reload = iota + 1
+	// RestartOnly keys are refused by a reload: a change needs an upgrade (SIGHUP),
+	// which starts a new process that reads them.
+	RestartOnly
+)
+
+func (r Reload) String() string {
+	switch r {
+	case Live:
+		return "live"
+	case RestartOnly:
+		return "restart-only"
+	}
+	return "Reload(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Key is everything about one configuration key. The keys table is the single source of
+// these facts: loading, flags, environment names, Redacted, Diff and Prepare are driven
+// by it, and defaults.yaml, doc.go's and README.md's key tables are generated from it.
+// The Config field a key decodes into is the one whose koanf tags spell its Name
+// (Listen `koanf:"listen"`, Limits `koanf:"limits"` / MaxConns `koanf:"max_conns"`).
+type Key struct {
+	// Name is the key: its path in the YAML file, and the flag's name
+	// (-limits.max_conns). Env gives its environment variable.
+	Name string
+	// Default is the default as text, in the form the environment and flags take
+	// ("10s", "1MiB", "a,b"); for a list, "" is the empty list (the environment cannot
+	// say that: HAWK_AUTH_TOKENS= is one empty token).
+	Default string
+	// Example is a valid value other than Default, as text like Default (it is also
+	// accepted as a quoted YAML string). It is valid together with every other key's
+	// default, so setting it alone in a config file makes a valid configuration, and a
+	// reload applies it if the key is Live.
+	Example string
+	// Reload says whether a reload applies a change (Live) or refuses it (RestartOnly).
+	Reload Reload
+	// Secret values are never shown: Redacted, Diff and errors give a count only.
+	Secret bool
+	// Doc says what the key does, in sentences; its first sentence is the flag's help.
+	Doc string
+	// DefaultNote and ReloadNote qualify the default and the reload class in the
+	// generated tables: "(debug, info, warn, error)", " (new connections)".
+	DefaultNote, ReloadNote string
+
+	kind  kind
+	index []int // the Config field, for reflect.Value.FieldByIndex; set by indexKeys
+}
+
+// Keys returns every key, in the order of defaults.yaml. The slice is a copy, the
+// caller's to keep.
+func Keys() []Key { return slices.Clone(keys) }
+
+// Live reports whether a reload applies a change of the key.
+func (k Key) Live() bool { return k.Reload == Live }
+
+// Env is the environment variable setting the key: limits.max_conns →
+// HAWK_LIMITS_MAX_CONNS.
+func (k Key) Env() string { return envName(k.Name) }
+
+// kind is how a key's value is written and parsed.
+type kind uint8
+
+const (
+	kindString   kind = iota + 1
+	kindDuration      // Go duration: "10s", "1m30s"
+	kindInt           // integer
+	kindSize          // byte count: an integer, or "64MiB" (see ParseSize)
+	kindBool          // true|false
+	kindList          // list of strings; as text, comma separated
+)
+
+func (k kind) String() string {
+	switch k {
+	case kindString:
+		return "a string"
+	case kindDuration:
+		return "a duration"
+	case kindInt:
+		return "an integer"
+	case kindSize:
+		return "a size"
+	case kindBool:
+		return "a boolean"
+	case kindList:
+		return "a list of strings"
+	}
+	return "?"
+}
+
+// fieldTypes are the Go types each kind may decode into.
+var fieldTypes = map[kind][]reflect.Type{
+	kindString:   {reflect.TypeFor[string]()},
+	kindDuration: {reflect.TypeFor[time.Duration]()},
+	kindInt:      {reflect.TypeFor[int](), reflect.TypeFor[int64]()},
+	kindSize:     {reflect.TypeFor[int](), reflect.TypeFor[int64]()},
+	kindBool:     {reflect.TypeFor[bool]()},
+	kindList:     {reflect.TypeFor[Secrets]()},
+}
+
+// keys is the table. Keep the order of the sections: defaults.yaml and the tables follow
+// it. Examples must stay valid with every other default (drain.spread ≤ drain.timeout,
+// heartbeat.timeout > heartbeat.interval); TestKeyExamples checks.
+var keys = []Key{
+	{Name: "listen", kind: kindString, Default: "127.0.0.1:7373", Example: "127.0.0.1:8000", Reload: RestartOnly,
+		Doc: "Protocol listener, host:port. An empty host listens on every interface."},
+	{Name: "server_id", kind: kindString, Default: "", Example: "edge-1", Reload: RestartOnly,
+		Doc:         `Server id sent to clients in WELCOME; "" means the machine's hostname.`,
+		DefaultNote: "(hostname)"},
+
+	{Name: "log.level", kind: kindString, Default: "info", Example: "debug", Reload: Live,
+		Doc:         "Log level: debug, info, warn or error.",
+		DefaultNote: "(debug, info, warn, error)"},
+	{Name: "log.format", kind: kindString, Default: "console", Example: "json", Reload: RestartOnly,
+		Doc:         "Log format: console (human) or json.",
+		DefaultNote: "(console, json)"},
+
+	{Name: "auth.tokens", kind: kindList, Default: "", Example: "example-token-1,example-token-2", Reload: Live, Secret: true,
+		Doc: "Accepted client tokens. Empty means an open server, which is only meant for development. " +
+			`Secret: logs and /v1/config show "[redacted N tokens]".`,
+		DefaultNote: "(open server: development only)",
+		ReloadNote:  "; removed tokens close their connections"},
+
+	{Name: "heartbeat.interval", kind: kindDuration, Default: "10s", Example: "3s", Reload: Live,
+		Doc:        "Heartbeat interval announced to clients in WELCOME.",
+		ReloadNote: " (new connections)"},
+	{Name: "heartbeat.timeout", kind: kindDuration, Default: "0s", Example: "20s", Reload: Live,
+		Doc:         "A connection silent this long is closed. 0 means 3 x interval; otherwise it must be longer than interval.",
+		DefaultNote: "= 3 × interval"},
+
+	{Name: "handshake.timeout", kind: kindDuration, Default: "5s", Example: "2s", Reload: Live,
+		Doc: "HELLO must arrive within this long after accept."},
+
+	{Name: "limits.max_conns", kind: kindInt, Default: "100000", Example: "50", Reload: Live,
+		Doc:        "Maximum concurrent connections. Lowering it does not close the connections already above the new limit.",
+		ReloadNote: " (existing connections stay)"},
+	{Name: "limits.max_frame_size", kind: kindSize, Default: "1MiB", Example: "128KiB", Reload: Live,
+		Doc:         "Maximum frame payload in bytes, 64 to 64MiB.",
+		DefaultNote: "(64 B – 64 MiB)",
+		ReloadNote:  " (new connections)"},
+	{Name: "limits.write_timeout", kind: kindDuration, Default: "10s", Example: "4s", Reload: Live,
+		Doc: "A client that does not read what the server writes for this long is closed."},
+
+	{Name: "spool.dir", kind: kindString, Default: "./data", Example: "/var/lib/hawk/spool", Reload: RestartOnly,
+		Doc: "Directory of the spool segments."},
+	{Name: "spool.fsync", kind: kindString, Default: FsyncNever, Example: FsyncAlways, Reload: Live,
+		Doc:         "Fsync mode. never: the OS flushes in its own time; always: fsync before acknowledging.",
+		DefaultNote: "(never, always)"},
+	{Name: "spool.segment_size", kind: kindSize, Default: "64MiB", Example: "1MiB", Reload: Live,
+		Doc: "A segment is rotated past this size, at least 4096 bytes."},
+
+	{Name: "drain.timeout", kind: kindDuration, Default: "30s", Example: "20s", Reload: Live,
+		Doc: "How long a drain waits for clients to move before closing them."},
+	{Name: "drain.spread", kind: kindDuration, Default: "5s", Example: "1s", Reload: Live,
+		Doc:         "GOAWAYs are spread over this window, so clients do not reconnect all at once. At most drain.timeout.",
+		DefaultNote: "(≤ drain.timeout)"},
+
+	{Name: "upgrade.pid_file", kind: kindString, Default: "", Example: "/run/hawk/hawk.pid", Reload: RestartOnly,
+		Doc:         `PID file, rewritten by each new process; "" means none.`,
+		DefaultNote: "(none)"},
+	{Name: "upgrade.timeout", kind: kindDuration, Default: "60s", Example: "90s", Reload: RestartOnly,
+		Doc: "The new binary must be ready within this long, or the upgrade is abandoned and this process keeps serving. " +
+			"The upgrader reads it once, at start."},
+
+	{Name: "admin.addr", kind: kindString, Default: "127.0.0.1:7374", Example: "127.0.0.1:9090", Reload: RestartOnly,
+		Doc:         `Admin HTTP listener (health, metrics, /v1/config), host:port; "" disables it.`,
+		DefaultNote: "(`\"\"` disables)"},
+	{Name: "admin.pprof", kind: kindBool, Default: "false", Example: "true", Reload: Live,
+		Doc: "Serve /debug/pprof on the admin listener."},
+}
+
+// Indexes over keys. They are built by a var initializer, not init(), because
+// defaultConfig's initializer (which runs before any init function) needs them.
+var keyByName, keyByEnv, sections = indexKeys()
+
+// indexKeys finds each key's Config field, and returns name → key, environment variable
+// → key, and the set of sections (every proper prefix of a key: "limits"). It panics on
+// an inconsistent table: a key without a field or a field without a key, a field of the
+// wrong type, a duplicate, a key that is also a section, a missing Reload.
+func indexKeys() (map[string]*Key, map[string]*Key, map[string]bool) {
+	fields := tagPaths(reflect.TypeFor[Config](), "", nil)
+	byName := map[string]*Key{}
+	byEnv := map[string]*Key{}
+	secs := map[string]bool{}
+	for i := range keys {
+		k := &keys[i]
+		if _, dup := byName[k.Name]; dup {
+			panic("config: key " + k.Name + " defined twice")
+		}
+		byName[k.Name] = k
+		f, ok := fields[k.Name]
+		if !ok {
+			panic("config: key " + k.Name + " has no Config field (koanf tags)")
+		}
+		if !slices.Contains(fieldTypes[k.kind], f.Type) {
+			panic(fmt.Sprintf("config: key %s is %s, but its field is a %s", k.Name, k.kind, f.Type))
+		}
+		k.index = f.Index
+		if k.Reload != Live && k.Reload != RestartOnly {
+			panic("config: key " + k.Name + " says neither Live nor RestartOnly")
+		}
+		env := envName(k.Name)
+		if o, dup := byEnv[env]; dup {
+			panic("config: keys " + o.Name + " and " + k.Name + " map to the same variable " + env)
+		}
+		byEnv[env] = k
+		parts := strings.Split(k.Name, ".")
+		for j := 1; j < len(parts); j++ {
+			secs[strings.Join(parts[:j], ".")] = true
+		}
+	}
+	for name := range fields {
+		if byName[name] == nil {
+			panic("config: Config field " + name + " has no key in the table")
+		}
+	}
+	for name := range byName {
+		if secs[name] {
+			panic("config: key " + name + " is also a section")
+		}
+	}
+	return byName, byEnv, secs
+}
+
+// tagPaths maps the dotted koanf-tag path of every non-struct field of t (recursively)
+// to the field, with Index set to the full index path from the top.
+func tagPaths(t reflect.Type, prefix string, index []int) map[string]reflect.StructField {
+	out := map[string]reflect.StructField{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("koanf")
+		if tag == "" {
+			panic("config: field " + t.Name() + "." + f.Name + " has no koanf tag")
+		}
+		path := prefix + tag
+		f.Index = append(slices.Clone(index), i)
+		if f.Type.Kind() == reflect.Struct {
+			for k, v := range tagPaths(f.Type, path+".", f.Index) {
+				out[k] = v
+			}
+			continue
+		}
+		out[path] = f
+	}
+	return out
+}
+
+// field is the key's field in c.
+func (k *Key) field(c *Config) reflect.Value { return reflect.ValueOf(c).Elem().FieldByIndex(k.index) }
+
+// get returns the key's value in c: string, time.Duration, int64 (ints and sizes), bool
+// or []string.
+func (k *Key) get(c *Config) any {
+	f := k.field(c)
+	switch k.kind {
+	case kindString:
+		return f.String()
+	case kindDuration:
+		return time.Duration(f.Int())
+	case kindInt, kindSize:
+		return f.Int()
+	case kindBool:
+		return f.Bool()
+	case kindList:
+		return slices.Clone([]string(f.Interface().(Secrets)))
+	}
+	panic("config: unhandled kind for " + k.Name)
+}
+
+// format renders a value from get for Diff and flags' defaults; secrets are redacted.
+func (k *Key) format(v any) string {
+	if k.Secret {
+		return redact(v)
+	}
+	switch v := v.(type) {
+	case string:
+		return v
+	case time.Duration:
+		return v.String()
+	case int64:
+		if k.kind == kindSize {
+			return FormatSize(v)
+		}
+		return strconv.FormatInt(v, 10)
+	case bool:
+		return strconv.FormatBool(v)
+	case []string:
+		return strings.Join(v, ",")
+	}
+	return fmt.Sprint(v)
+}
+
+// equal compares two values from get; lists compare as sets (order and duplicates do
+// not matter to a token list).
+func (k *Key) equal(a, b any) bool {
+	if la, ok := a.([]string); ok {
+		return slices.Equal(setOf(la), setOf(b.([]string)))
+	}
+	return a == b
+}
+
+func setOf(l []string) []string {
+	out := slices.Clone(l)
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+func redact(v any) string {
+	n := 0
+	switch l := v.(type) {
+	case []string:
+		n = len(l)
+	case Secrets:
+		n = len(l)
+	}
+	return fmt.Sprintf("[redacted %d tokens]", n)
+}
+
+func knownKeys() []string {
+	out := make([]string, len(keys))
+	for i := range keys {
+		out[i] = keys[i].Name
+	}
+	return out
+}
