@@ -89,7 +89,7 @@ func (c *Client) sessionEvents(s *session, evs []sessionEvent) {
 			if ev.nack.Retryable && !rec.abandoned {
 				c.retryLaterLocked(rec)
 			} else {
-				c.completeLocked(rec, &NackError{Seq: ev.seq, Nack: ev.nack})
+				c.completeLocked(rec, &NackError{Seq: ev.seq, Nack: *ev.nack})
 			}
 		case eventGoaway:
 			c.stats.goaways.Add(1)

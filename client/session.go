@@ -94,7 +94,7 @@ const (
 type sessionEvent struct {
 	kind   eventKind
 	seq    uint64
-	nack   protocol.Nack
+	nack   *protocol.Nack // by pointer: NACKs are rare, ACKs are not, and the slice is copied per ACK
 	goaway *protocol.Goaway
 	// worked: an ACK or PONG had arrived on this connection before the GOAWAY,
 	// so the connection was not one that says GOAWAY right after WELCOME.
@@ -392,10 +392,11 @@ func (s *session) handle(f protocol.Frame, evs []sessionEvent) ([]sessionEvent, 
 		s.progress.Store(true)
 		evs = append(evs, sessionEvent{kind: eventAcked, seq: f.Seq})
 	case protocol.TypeNack:
-		evs = append(evs, sessionEvent{kind: eventNacked, seq: f.Seq})
-		if err := protocol.ParseJSON(f, &evs[len(evs)-1].nack); err != nil {
-			return evs[:len(evs)-1], fmt.Errorf("hawk: NACK for seq %d: %w", f.Seq, err)
+		nk := new(protocol.Nack)
+		if err := protocol.ParseJSON(f, nk); err != nil {
+			return evs, fmt.Errorf("hawk: NACK for seq %d: %w", f.Seq, err)
 		}
+		evs = append(evs, sessionEvent{kind: eventNacked, seq: f.Seq, nack: nk})
 	case protocol.TypePing:
 		s.queueFrame(protocol.TypePong, f.Seq, nil)
 	case protocol.TypePong:

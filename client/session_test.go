@@ -108,7 +108,7 @@ func TestSessionReportsEvents(t *testing.T) {
 	if owner.batches != 1 {
 		t.Fatalf("%d batches for one read, want 1", owner.batches)
 	}
-	if nk := owner.evs[1].nack; nk.Code != protocol.CodeSpoolWrite || !nk.Retryable {
+	if nk := owner.evs[1].nack; nk == nil || nk.Code != protocol.CodeSpoolWrite || !nk.Retryable {
 		t.Fatalf("NACK event %+v", nk)
 	}
 	if g := owner.evs[2]; g.goaway == nil || g.goaway.Reason != "upgrade" || g.goaway.DeadlineMS != 500 || !g.worked {
