@@ -24,14 +24,21 @@ const (
 
 // session is one connection: a reader goroutine, a writer goroutine, and the
 // reports in flight on it (the pending records whose sess points here).
+//
+// A session owns its socket, its buffers and its liveness readings; it never
+// touches its owner's state. What the server says that matters to the owner (an
+// ACK, a NACK, a GOAWAY) it reports as events, a read's worth at a time, and its
+// end it reports once (sessionOwner).
 type session struct {
-	c       *Client
+	owner   sessionOwner
+	wg      *sync.WaitGroup // the owner's: counts the reader and the writer
 	nc      net.Conn
 	welcome protocol.Welcome
 	hb      time.Duration // heartbeat interval in force on this connection
 	born    int64         // mono() at the end of the handshake
 
-	// Guarded by c.mu.
+	// The owner's bookkeeping about this connection, guarded by the owner's lock
+	// (the Client's mu). The session itself never reads or writes it.
 	inflight     int   // reports sent here and not yet acked, nacked or moved elsewhere
 	goaway       bool  // the server asked us to leave
 	goawayEnd    int64 // mono() deadline from the GOAWAY; 0 = none given
@@ -48,9 +55,9 @@ type session struct {
 	wmu  sync.Mutex
 	out  []byte
 	kick chan struct{} // cap 1: "out is not empty"
-	// While the reader calls done callbacks (which may queue reports with Go), the
+	// While the owner calls done callbacks (which may queue reports with Go), the
 	// writer is not woken: held is set, and owed records that a kick was skipped.
-	// The reader kicks once when done, so one write carries the whole batch.
+	// release kicks once, so one write carries the whole batch.
 	held, owed bool // guarded by wmu
 
 	failOnce sync.Once
@@ -60,10 +67,42 @@ type session struct {
 	// Read side, owned by the handshake and then by the reader goroutine.
 	rbuf []byte
 	rlen int
+	evs  []sessionEvent // the events of one read, reused
 }
 
-func newSession(c *Client, nc net.Conn) *session {
-	return &session{c: c, nc: nc, kick: make(chan struct{}, 1), done: make(chan struct{}), rbuf: make([]byte, readBufSize)}
+// sessionOwner is what a session reports to (the Client). Both methods are called
+// from the session's reader goroutine.
+type sessionOwner interface {
+	// sessionEvents acts on the events decoded from one read, in order. evs is
+	// only valid during the call.
+	sessionEvents(s *session, evs []sessionEvent)
+	// sessionEnded is called once, after the socket is closed and the last events
+	// were delivered; s.err says why it ended.
+	sessionEnded(s *session)
+}
+
+// eventKind says what a sessionEvent reports.
+type eventKind uint8
+
+const (
+	eventAcked  eventKind = iota + 1 // the server persisted report seq
+	eventNacked                      // the server refused report seq: nack says why
+	eventGoaway                      // the server asked us to move: goaway says how soon
+)
+
+// sessionEvent is one thing the server said that its owner must act on.
+type sessionEvent struct {
+	kind   eventKind
+	seq    uint64
+	nack   *protocol.Nack // by pointer: NACKs are rare, ACKs are not, and the slice is copied per ACK
+	goaway *protocol.Goaway
+	// worked: an ACK or PONG had arrived on this connection before the GOAWAY,
+	// so the connection was not one that says GOAWAY right after WELCOME.
+	worked bool
+}
+
+func newSession(owner sessionOwner, wg *sync.WaitGroup, nc net.Conn) *session {
+	return &session{owner: owner, wg: wg, nc: nc, kick: make(chan struct{}, 1), done: make(chan struct{}), rbuf: make([]byte, readBufSize)}
 }
 
 // connect opens a connection and runs the handshake, both bounded by DialTimeout.
@@ -75,20 +114,21 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := newSession(c, nc)
-	if err := s.handshake(ctx); err != nil {
+	s := newSession(c, &c.wg, nc)
+	if err := s.handshake(ctx, &c.opts); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *session) handshake(ctx context.Context) error {
+// handshake sends HELLO and waits for WELCOME (or the server's ERROR), then fixes
+// the heartbeat interval: the one in opts, else the server's, else the default.
+func (s *session) handshake(ctx context.Context, opts *Options) error {
 	if dl, ok := ctx.Deadline(); ok {
 		s.nc.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { s.nc.SetDeadline(time.Unix(1, 0)) })
-	opts := &s.c.opts
 	hello := protocol.AppendJSON(nil, protocol.TypeHello, 0, &protocol.Hello{ClientID: opts.ClientID, Token: opts.Token, ClientVersion: opts.ClientVersion})
 	if _, err := s.nc.Write(hello); err != nil {
 		stop()
@@ -164,7 +204,7 @@ func (s *session) grow(need int) {
 }
 
 // fail ends the session: the first error wins, the socket is closed, and the reader
-// and writer exit. Safe from any goroutine, also under c.mu.
+// and writer exit. Safe from any goroutine, also under the owner's lock.
 func (s *session) fail(err error) {
 	s.failOnce.Do(func() {
 		s.err = err
@@ -201,8 +241,8 @@ func (s *session) kickUnlock() {
 	s.signal()
 }
 
-// hold makes the writer wait until release: the reader calls it around a batch of
-// done callbacks.
+// hold makes the writer wait until release: the owner calls it around a batch of
+// done callbacks run on this session's reader.
 func (s *session) hold() {
 	s.wmu.Lock()
 	s.held = true
@@ -246,7 +286,7 @@ func (s *session) signal() {
 // output buffer is double-buffered: out and the writer's spare are swapped, so
 // steady state allocates nothing.
 func (s *session) writeLoop() {
-	defer s.c.wg.Done()
+	defer s.wg.Done()
 	var spare []byte
 	for {
 		select {
@@ -281,11 +321,10 @@ func (s *session) writeLoop() {
 	}
 }
 
-// readLoop decodes server frames in place from one reused buffer, handles a whole
-// read's worth of frames under one lock, and ends the session on any error.
+// readLoop decodes server frames in place from one reused buffer, hands a whole
+// read's worth of events to the owner at once, and ends the session on any error.
 func (s *session) readLoop() {
-	c := s.c
-	defer c.wg.Done()
+	defer s.wg.Done()
 	var err error
 	for {
 		if err = s.process(); err != nil {
@@ -310,17 +349,16 @@ func (s *session) readLoop() {
 		}
 	}
 	s.fail(err)
-	c.sessionEnded(s)
+	s.owner.sessionEnded(s)
 }
 
 // process handles every whole frame in the read buffer and keeps a partial one.
+// The events of the frames before an error are still delivered.
 func (s *session) process() error {
-	c := s.c
 	buf := s.rbuf[:s.rlen]
 	off := 0
+	evs := s.evs[:0]
 	var err error
-	var gw *protocol.Goaway
-	locked := false
 	for off < len(buf) {
 		f, n, derr := protocol.Decode(buf[off:], maxServerFrame)
 		if derr != nil {
@@ -331,61 +369,34 @@ func (s *session) process() error {
 			break
 		}
 		off += n
-		if !locked {
-			c.mu.Lock()
-			locked = true
-		}
-		if err = s.handleLocked(f, &gw); err != nil {
+		if evs, err = s.handle(f, evs); err != nil {
 			break
 		}
 	}
-	if locked {
-		if c.cbHead == nil {
-			c.mu.Unlock()
-		} else {
-			// Reports made by Go from the done callbacks go out in one write.
-			s.hold()
-			c.unlock() // and call the done of the Go reports finished above
-			s.release()
-		}
+	if len(evs) > 0 {
+		s.owner.sessionEvents(s, evs)
+		clear(evs) // keep no NACK message or GOAWAY alive until the next read
 	}
+	s.evs = evs[:0]
 	if off > 0 {
 		s.rlen = copy(s.rbuf, buf[off:])
-	}
-	if gw != nil {
-		c.opts.Logger.Info("hawk: server sent GOAWAY", "addr", c.opts.Addr, "conn_id", s.welcome.ConnID, "reason", gw.Reason, "deadline_ms", gw.DeadlineMS)
-		c.emit(Event{Kind: EventGoaway, ConnID: s.welcome.ConnID, Reason: gw.Reason})
 	}
 	return err
 }
 
-// handleLocked acts on one frame from the server. Caller holds c.mu.
-func (s *session) handleLocked(f protocol.Frame, gw **protocol.Goaway) error {
-	c := s.c
+// handle acts on one frame from the server: liveness and PINGs here, the rest
+// appended to evs for the owner. An ERROR from the server ends the session.
+func (s *session) handle(f protocol.Frame, evs []sessionEvent) ([]sessionEvent, error) {
 	switch f.Type {
 	case protocol.TypeAck:
 		s.progress.Store(true)
-		// An ACK from any connection means the server has the report, whichever
-		// connection it was last sent on.
-		if rec := c.pending[f.Seq]; rec != nil {
-			c.stats.acked.Add(1)
-			c.completeLocked(rec, nil)
-		}
+		evs = append(evs, sessionEvent{kind: eventAcked, seq: f.Seq})
 	case protocol.TypeNack:
-		var nk protocol.Nack
-		if err := protocol.ParseJSON(f, &nk); err != nil {
-			return err
+		nk := new(protocol.Nack)
+		if err := protocol.ParseJSON(f, nk); err != nil {
+			return evs, fmt.Errorf("hawk: NACK for seq %d: %w", f.Seq, err)
 		}
-		c.stats.nacked.Add(1)
-		rec := c.pending[f.Seq]
-		if rec == nil || rec.sess != s {
-			return nil // stale: the report has moved on
-		}
-		if nk.Retryable && !rec.abandoned {
-			c.retryLaterLocked(rec)
-		} else {
-			c.completeLocked(rec, &NackError{Seq: f.Seq, Nack: nk})
-		}
+		evs = append(evs, sessionEvent{kind: eventNacked, seq: f.Seq, nack: nk})
 	case protocol.TypePing:
 		s.queueFrame(protocol.TypePong, f.Seq, nil)
 	case protocol.TypePong:
@@ -393,28 +404,17 @@ func (s *session) handleLocked(f protocol.Frame, gw **protocol.Goaway) error {
 	case protocol.TypeGoaway:
 		g := new(protocol.Goaway)
 		if err := protocol.ParseJSON(f, g); err != nil {
-			return err
+			return evs, fmt.Errorf("hawk: GOAWAY: %w", err)
 		}
-		c.stats.goaways.Add(1)
-		if g.DeadlineMS > 0 {
-			s.goawayEnd = mono() + g.DeadlineMS*int64(time.Millisecond)
-		}
-		if !s.goaway {
-			s.goaway = true
-			if s.progress.Load() {
-				c.goawayStreak = 0 // this connection worked: move at once
-			}
-			c.wakeManager()
-		}
-		*gw = g
+		evs = append(evs, sessionEvent{kind: eventGoaway, goaway: g, worked: s.progress.Load()})
 	case protocol.TypeError:
 		ep := new(protocol.ErrorPayload)
 		if err := protocol.ParseJSON(f, ep); err != nil {
-			return err
+			return evs, fmt.Errorf("hawk: server ERROR: %w", err)
 		}
-		return ep
+		return evs, ep
 	default:
-		return &protocol.DecodeError{Code: protocol.CodeProtocol, Msg: fmt.Sprintf("server sent %s on an established connection", f.Type)}
+		return evs, &protocol.DecodeError{Code: protocol.CodeProtocol, Msg: fmt.Sprintf("server sent %s on an established connection", f.Type)}
 	}
-	return nil
+	return evs, nil
 }

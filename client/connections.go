@@ -1,0 +1,192 @@
+package client
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/protocol"
+)
+
+// This file is the Client's side of its connections: which one new reports go
+// to, what a session's events do to the reports and the client, and how a
+// connection told GOAWAY is retired once drained.
+
+// install makes s the current connection: every report not in flight anywhere
+// (queued while disconnected, left over from a dead connection, waiting to retry)
+// goes out first, in seq order, then new reports follow.
+func (c *Client) install(s *session) {
+	c.mu.Lock()
+	if c.life.state == stateStopped {
+		c.mu.Unlock()
+		s.nc.Close()
+		return
+	}
+	first := c.life.to(stateOpen) // only Dial's connection leaves stateDialing
+	old := c.conns.cur
+	c.conns.cur = s
+	c.conns.live = append(c.conns.live, s)
+	c.conns.welcome = s.welcome
+	queued := c.out.takeUnplaced()
+	resent := c.sendLocked(s, queued)
+	c.out.recycle(queued)
+	if old != nil {
+		old.goaway = true // a replaced connection only drains
+		c.maybeRetireLocked(old)
+	}
+	if !first {
+		c.stats.reconnects.Add(1)
+	}
+	c.wg.Add(2)
+	c.mu.Unlock()
+	go s.readLoop()
+	go s.writeLoop()
+
+	w := s.welcome
+	c.opts.Logger.Info("hawk: connected", "addr", c.opts.Addr, "server_id", w.ServerID, "server_version", w.ServerVersion,
+		"conn_id", w.ConnID, "heartbeat", s.hb, "resent", resent)
+	c.emit(Event{Kind: EventConnected, ConnID: w.ConnID})
+	if resent > 0 {
+		c.emit(Event{Kind: EventResend, ConnID: w.ConnID, N: resent})
+	}
+}
+
+// sendLocked sends recs (sorted by seq) on s and returns how many were resends.
+// Caller holds c.mu.
+func (c *Client) sendLocked(s *session, recs []*pending) (resent int) {
+	if len(recs) == 0 {
+		return 0
+	}
+	resent = c.out.sendAllOn(s, recs)
+	c.stats.resent.Add(uint64(resent))
+	c.stats.sent.Add(uint64(len(recs) - resent))
+	s.queueReports(recs)
+	return resent
+}
+
+// sessionEvents acts on a read's worth of events from s under one lock, then calls
+// the done of the Go reports they finished. The writer of s is held meanwhile, so
+// the reports those callbacks make go out in one write.
+func (c *Client) sessionEvents(s *session, evs []sessionEvent) {
+	var gw *protocol.Goaway
+	c.mu.Lock()
+	for i := range evs {
+		ev := &evs[i]
+		switch ev.kind {
+		case eventAcked:
+			// An ACK from any connection means the server has the report, whichever
+			// connection it was last sent on.
+			if rec := c.out.lookup(ev.seq); rec != nil {
+				c.stats.acked.Add(1)
+				c.completeLocked(rec, nil)
+			}
+		case eventNacked:
+			c.stats.nacked.Add(1)
+			rec := c.out.lookup(ev.seq)
+			if rec == nil || rec.sess != s {
+				continue // stale: the report has moved on
+			}
+			if ev.nack.Retryable && !rec.abandoned {
+				c.retryLaterLocked(rec)
+			} else {
+				c.completeLocked(rec, &NackError{Seq: ev.seq, Nack: *ev.nack})
+			}
+		case eventGoaway:
+			c.stats.goaways.Add(1)
+			gw = ev.goaway
+			if gw.DeadlineMS > 0 {
+				s.goawayEnd = mono() + gw.DeadlineMS*int64(time.Millisecond)
+			}
+			if !s.goaway {
+				s.goaway = true
+				if ev.worked {
+					c.policy.goawayStreak = 0 // this connection worked: move at once
+				}
+				c.wakeManager()
+			}
+		}
+	}
+	if c.calls.empty() {
+		c.mu.Unlock()
+	} else {
+		s.hold()
+		c.unlock()
+		s.release()
+	}
+	if gw != nil {
+		c.opts.Logger.Info("hawk: server sent GOAWAY", "addr", c.opts.Addr, "conn_id", s.welcome.ConnID, "reason", gw.Reason, "deadline_ms", gw.DeadlineMS)
+		c.emit(Event{Kind: EventGoaway, ConnID: s.welcome.ConnID, Reason: gw.Reason})
+	}
+}
+
+// retryLaterLocked takes a report off its connection after a retryable NACK; the
+// manager resends it on the current connection after a short backoff.
+func (c *Client) retryLaterLocked(rec *pending) {
+	if s := c.out.retryLater(rec, mono()); s != nil {
+		c.maybeRetireLocked(s)
+	}
+	c.wakeManager()
+}
+
+// maybeRetireLocked closes a connection that was told GOAWAY once it has been
+// replaced and has nothing left in flight.
+func (c *Client) maybeRetireLocked(s *session) {
+	if s != c.conns.cur && s.goaway && s.inflight == 0 && !s.retiring {
+		s.retiring = true
+		s.fail(errRetired)
+	}
+}
+
+// sessionEnded runs once per session, on its reader goroutine, after the socket is
+// closed. Whatever was in flight on it and not acked goes to the current connection
+// (or waits for the next one): acked reports are never resent.
+func (c *Client) sessionEnded(s *session) {
+	err := s.err
+	c.mu.Lock()
+	if i := slices.Index(c.conns.live, s); i >= 0 {
+		c.conns.live = slices.Delete(c.conns.live, i, i+1)
+	}
+	if c.conns.cur == s {
+		c.conns.cur = nil
+		if s.progress.Load() || mono()-s.born > int64(c.opts.MaxBackoff) {
+			c.policy.attempt = 0
+		}
+	}
+	moved := c.out.takeFrom(s)
+	kept := moved[:0]
+	for _, r := range moved {
+		if r.abandoned {
+			c.completeLocked(r, nil) // its caller is gone: not worth a resend
+			continue
+		}
+		kept = append(kept, r)
+	}
+	resent := 0
+	var to *session
+	switch {
+	case c.life.failErr != nil:
+		for _, r := range kept {
+			c.completeLocked(r, c.life.failErr)
+		}
+	case c.life.state == stateStopped:
+		// Close fails them.
+	case c.conns.cur != nil:
+		to = c.conns.cur
+		resent = c.sendLocked(to, kept)
+	}
+	c.out.recycle(moved)
+	c.wakeManager()
+	c.unlock()
+
+	planned := errors.Is(err, errRetired) || errors.Is(err, ErrClosed)
+	if planned {
+		c.opts.Logger.Debug("hawk: connection closed", "addr", c.opts.Addr, "conn_id", s.welcome.ConnID, "reason", err)
+		err = nil
+	} else {
+		c.opts.Logger.Info("hawk: connection lost", "addr", c.opts.Addr, "conn_id", s.welcome.ConnID, "err", err)
+	}
+	c.emit(Event{Kind: EventDisconnected, ConnID: s.welcome.ConnID, Err: err})
+	if resent > 0 {
+		c.emit(Event{Kind: EventResend, ConnID: to.welcome.ConnID, N: resent})
+	}
+}
