@@ -21,9 +21,3 @@ func backoff(n int, lo, hi time.Duration) time.Duration {
 	}
 	return time.Duration(rand.Int64N(int64(ceil)))
 }
-
-// epoch anchors the monotonic clock: heartbeat checks compare these readings and
-// must never be fooled by a wall-clock step.
-var epoch = time.Now()
-
-func mono() int64 { return int64(time.Since(epoch)) }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
@@ -95,7 +96,7 @@ func (c *Client) sessionEvents(s *session, evs []sessionEvent) {
 			c.stats.goaways.Add(1)
 			gw = ev.goaway
 			if gw.DeadlineMS > 0 {
-				s.goawayEnd = mono() + gw.DeadlineMS*int64(time.Millisecond)
+				s.goawayEnd = mono.Now() + gw.DeadlineMS*int64(time.Millisecond)
 			}
 			if !s.goaway {
 				s.goaway = true
@@ -122,7 +123,7 @@ func (c *Client) sessionEvents(s *session, evs []sessionEvent) {
 // retryLaterLocked takes a report off its connection after a retryable NACK; the
 // manager resends it on the current connection after a short backoff.
 func (c *Client) retryLaterLocked(rec *pending) {
-	if s := c.out.retryLater(rec, mono()); s != nil {
+	if s := c.out.retryLater(rec, mono.Now()); s != nil {
 		c.maybeRetireLocked(s)
 	}
 	c.wakeManager()
@@ -148,7 +149,7 @@ func (c *Client) sessionEnded(s *session) {
 	}
 	if c.conns.cur == s {
 		c.conns.cur = nil
-		if s.progress.Load() || mono()-s.born > int64(c.opts.MaxBackoff) {
+		if s.progress.Load() || mono.Now()-s.born > int64(c.opts.MaxBackoff) {
 			c.policy.attempt = 0
 		}
 	}

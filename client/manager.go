@@ -1,6 +1,10 @@
 package client
 
-import "time"
+import (
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/mono"
+)
 
 // This file is the manager goroutine, one per Client, and the policy it applies:
 // when to reconnect (backoff, or at once after a GOAWAY), when to resend a NACKed
@@ -24,7 +28,7 @@ func (c *Client) run() {
 	defer retryT.Stop()
 	dialArmed := false
 	for {
-		now := mono()
+		now := mono.Now()
 		c.mu.Lock()
 		need, delay := c.dialPlanLocked()
 		next, resent := c.flushRetriesLocked(now)
@@ -116,7 +120,7 @@ func (c *Client) tickPeriodLocked() time.Duration {
 // received) for an interval, close when the server has been silent for 3 intervals,
 // when a write is stuck, or past a GOAWAY deadline.
 func (c *Client) heartbeat() {
-	now := mono()
+	now := mono.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range c.conns.live {

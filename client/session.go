@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
@@ -35,19 +36,19 @@ type session struct {
 	nc      net.Conn
 	welcome protocol.Welcome
 	hb      time.Duration // heartbeat interval in force on this connection
-	born    int64         // mono() at the end of the handshake
+	born    int64         // mono.Now() at the end of the handshake
 
 	// The owner's bookkeeping about this connection, guarded by the owner's lock
 	// (the Client's mu). The session itself never reads or writes it.
 	inflight     int   // reports sent here and not yet acked, nacked or moved elsewhere
 	goaway       bool  // the server asked us to leave
-	goawayEnd    int64 // mono() deadline from the GOAWAY; 0 = none given
+	goawayEnd    int64 // mono.Now() deadline from the GOAWAY; 0 = none given
 	handoffTried bool  // a replacement connection was attempted for this GOAWAY
 	retiring     bool  // we are closing it on purpose (handoff complete)
 
-	lastSend   atomic.Int64 // mono() at the end of the last write
-	lastRecv   atomic.Int64 // mono() of the last read that returned bytes
-	writeStart atomic.Int64 // mono() when the write in progress began; 0 = none
+	lastSend   atomic.Int64 // mono.Now() at the end of the last write
+	lastRecv   atomic.Int64 // mono.Now() of the last read that returned bytes
+	writeStart atomic.Int64 // mono.Now() when the write in progress began; 0 = none
 	progress   atomic.Bool  // an ACK or PONG arrived: this connection really works
 
 	// Coalesced output: frames are appended to out under wmu and the writer takes
@@ -183,7 +184,7 @@ func (s *session) handshake(ctx context.Context, opts *Options) error {
 	if s.hb <= 0 {
 		s.hb = DefaultHeartbeatInterval
 	}
-	now := mono()
+	now := mono.Now()
 	s.born = now
 	s.lastRecv.Store(now)
 	s.lastSend.Store(now)
@@ -307,10 +308,10 @@ func (s *session) writeLoop() {
 			spare = buf[:0]
 			continue
 		}
-		s.writeStart.Store(mono())
+		s.writeStart.Store(mono.Now())
 		_, err := s.nc.Write(buf)
 		s.writeStart.Store(0)
-		s.lastSend.Store(mono())
+		s.lastSend.Store(mono.Now())
 		if err != nil {
 			s.fail(err)
 			return
@@ -338,7 +339,7 @@ func (s *session) readLoop() {
 		n, rerr := s.nc.Read(s.rbuf[s.rlen:])
 		if n > 0 {
 			s.rlen += n
-			s.lastRecv.Store(mono())
+			s.lastRecv.Store(mono.Now())
 		}
 		if rerr != nil {
 			if n > 0 {

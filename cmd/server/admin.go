@@ -1,10 +1,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -12,40 +12,73 @@ import (
 	"github.com/hawk-agents/hawk/internal/admin"
 )
 
-// adminServer is the admin HTTP endpoint on a listener from the upgrader.
+// adminCloseTimeout bounds how long close waits for requests in flight.
+const adminCloseTimeout = 2 * time.Second
+
+// adminServer is the admin HTTP endpoint on a listener from the upgrader. It owns
+// its Serve goroutine and the connections it accepts; close stops all of them.
 type adminServer struct {
-	srv  *http.Server
-	done chan struct{}
+	srv   *http.Server
+	ln    net.Listener
+	done  chan struct{}  // closed when Serve has returned
+	conns sync.WaitGroup // accepted connections not yet closed (ConnState)
+	once  sync.Once
 }
 
 func startAdmin(ln net.Listener, src admin.Source, ready *admin.Readiness, log *zap.Logger) *adminServer {
-	a := &adminServer{
-		srv: &http.Server{
-			Handler:           admin.Handler(src, ready),
-			ReadHeaderTimeout: 5 * time.Second,
-			ErrorLog:          zap.NewStdLog(log),
+	a := &adminServer{ln: ln, done: make(chan struct{})}
+	a.srv = &http.Server{
+		Handler:           admin.Handler(src, ready),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          zap.NewStdLog(log),
+		// Called on Serve's goroutine for StateNew, before its next Accept: once
+		// Serve has returned, every accepted connection has been counted.
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				a.conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				a.conns.Done()
+			}
 		},
-		done: make(chan struct{}),
 	}
 	go func() {
 		defer close(a.done)
-		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin server stopped", zap.Error(err))
 		}
 	}()
 	return a
 }
 
-// close stops accepting and lets in-flight requests finish briefly. Safe on nil and
-// when called twice.
+// close stops accepting, answers every request already accepted, then closes what
+// is left after adminCloseTimeout. Safe on nil; later calls wait for the first.
+//
+// Not http.Server.Shutdown: a connection that Shutdown finds new (accepted, request
+// not yet read) is left to finish, but once its request has been read the server
+// sees it is shutting down and closes the connection without an answer (net/http
+// conn.serve: "if c.server.shuttingDown() { return }" after readRequest). During an
+// upgrade the socket is shared with the successor, so requests keep arriving until
+// the last moment, and some client got EOF instead of its answer. Here the listener
+// closes first (the successor accepts from then on), keep-alives end (answers say
+// "Connection: close", idle connections are closed), and the accepted connections
+// are answered and waited for.
 func (a *adminServer) close() {
 	if a == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	a.srv.Shutdown(ctx)
-	<-a.done
+	a.once.Do(func() {
+		a.srv.SetKeepAlivesEnabled(false)
+		a.ln.Close()
+		<-a.done
+		served := make(chan struct{})
+		go func() { a.conns.Wait(); close(served) }()
+		select {
+		case <-served:
+		case <-time.After(adminCloseTimeout):
+		}
+		a.srv.Close() // what did not finish in time; the waiter above then ends too
+	})
 }
 
 func (s *server) adminSource() admin.Source {

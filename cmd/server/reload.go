@@ -4,7 +4,81 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/config"
+	"github.com/hawk-agents/hawk/internal/conn"
 )
+
+// A live option is what a changed live key does to the running server, as in
+// nats-server's reload.go: each kind of change is a type that applies itself.
+// Several keys may share one option (every connection setting is one conns.Apply);
+// a reload applies each option once, however many of its keys changed.
+type liveOption interface {
+	apply(s *server, r *reloading)
+}
+
+// reloading is one reload being applied: the new configuration, what derives from
+// it, and what applying did (for the "config reloaded" line).
+type reloading struct {
+	next     *config.Config
+	settings *conn.Settings // the connections' part of next
+	revoked  int            // connections closed because their token was removed
+}
+
+// liveOptions maps every live key to its option. A live key missing here would be
+// accepted by a reload and then ignored; TestEveryLiveKeyHasAnOption guards it.
+var liveOptions = map[string]liveOption{
+	"log.level":             logLevelOption{},
+	"spool.fsync":           spoolFsyncOption{},
+	"spool.segment_size":    spoolSegmentSizeOption{},
+	"auth.tokens":           connSettingsOption{},
+	"heartbeat.interval":    connSettingsOption{},
+	"heartbeat.timeout":     connSettingsOption{},
+	"handshake.timeout":     connSettingsOption{},
+	"limits.max_conns":      connSettingsOption{},
+	"limits.max_frame_size": connSettingsOption{},
+	"limits.write_timeout":  connSettingsOption{},
+	"drain.timeout":         connSettingsOption{},
+	"drain.spread":          connSettingsOption{},
+	"admin.pprof":           readLiveOption{},
+}
+
+// logLevelOption: the logger's level is an AtomicLevel.
+type logLevelOption struct{}
+
+func (logLevelOption) apply(s *server, r *reloading) {
+	// Prepare validated the level, so this cannot fail; if it ever did, say so.
+	if err := s.level.UnmarshalText([]byte(r.next.Log.Level)); err != nil {
+		s.log.Error("log.level not applied", zap.Error(err))
+	}
+}
+
+// spoolFsyncOption: from the spool's next batch on.
+type spoolFsyncOption struct{}
+
+func (spoolFsyncOption) apply(s *server, r *reloading) {
+	s.spool.SetFsync(r.next.Spool.Fsync == config.FsyncAlways)
+}
+
+// spoolSegmentSizeOption: from the spool's next rotation check on.
+type spoolSegmentSizeOption struct{}
+
+func (spoolSegmentSizeOption) apply(s *server, r *reloading) {
+	s.spool.SetSegmentSize(r.next.Spool.SegmentSize)
+}
+
+// connSettingsOption: connections see one atomic snapshot of their settings;
+// those holding a removed token are closed.
+type connSettingsOption struct{}
+
+func (connSettingsOption) apply(s *server, r *reloading) {
+	r.revoked = s.conns.Apply(r.settings)
+}
+
+// readLiveOption: the value is read from the configuration in force whenever it
+// is used (admin.pprof, on every request), so storing the new configuration is
+// all it takes.
+type readLiveOption struct{}
+
+func (readLiveOption) apply(*server, *reloading) {}
 
 // reload rebuilds the configuration from its sources, validates and diffs it, and
 // applies it only if every change can be made in a running process. Nothing is
@@ -18,6 +92,12 @@ func (s *server) reload(trigger string) {
 	}
 	running := s.cfg.Load()
 	next, changes, err := config.Prepare(s.loader, running)
+	r := &reloading{next: next}
+	if err == nil {
+		// Derived before anything is applied: the hostname (an empty server_id) is
+		// the one thing Prepare cannot vouch for.
+		r.settings, err = settingsFrom(next, version)
+	}
 	if err != nil {
 		s.met.Reload(false)
 		s.log.Error("config reload rejected; the running configuration is unchanged", zap.String("trigger", trigger),
@@ -29,18 +109,22 @@ func (s *server) reload(trigger string) {
 		s.log.Info("config reload: no changes", zap.String("trigger", trigger))
 		return
 	}
-	// Connections see one atomic snapshot of their settings; the spool and the
-	// logger take their own values.
-	if next.Log.Level != running.Log.Level {
-		s.level.UnmarshalText([]byte(next.Log.Level)) // validated by Prepare
+	applied := make(map[liveOption]bool, len(changes))
+	for _, c := range changes { // Prepare refused restart-only keys: all of these are live
+		opt, ok := liveOptions[c.Key]
+		if !ok {
+			s.log.Error("config reload: live key has no option; its new value is stored but not applied", zap.String("key", c.Key))
+			continue
+		}
+		if !applied[opt] {
+			applied[opt] = true
+			opt.apply(s, r)
+		}
 	}
-	s.spool.SetFsync(next.Spool.Fsync == "always")
-	s.spool.SetSegmentSize(next.Spool.SegmentSize)
-	revoked := s.conns.Apply(settingsFrom(next, version))
 	s.cfg.Store(next)
 	for _, c := range changes {
 		s.log.Info("config changed", zap.String("key", c.Key), zap.String("old", c.Old), zap.String("new", c.New))
 	}
 	s.met.Reload(true)
-	s.log.Info("config reloaded", zap.String("trigger", trigger), zap.Int("changes", len(changes)), zap.Int("connections_revoked", revoked))
+	s.log.Info("config reloaded", zap.String("trigger", trigger), zap.Int("changes", len(changes)), zap.Int("connections_revoked", r.revoked))
 }
