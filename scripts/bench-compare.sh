@@ -1,82 +1,104 @@
 #!/usr/bin/env bash
 # bench-compare.sh: hawk beside the limit reference (../shared/bench), in one series.
 #
-#   scripts/bench-compare.sh [-runs N] [-d 5s] [-skip-idle]
+#   scripts/bench-compare.sh [-runs N] [-d 5s] [-skip-idle] [-tree DIR ...]
 #
-# Builds hawk (this tree) and the reference, then alternates runs of each:
-#   1,000 conns x 8 in flight x 256 B, spool.fsync never and always; 100 x 32 x 128 B;
-# and holds 15,000 idle connections on each. Prints one line per run and the medians:
-# acked/s, the ratio to the reference, and server CPU per report (utime+stime of the
-# server process over the run / acked). Every server it starts it stops.
+# Builds hawk from each -tree (default: this tree; give two, say a worktree of the
+# previous commit and this one, to compare before and after in the same series) and
+# the reference, then for each workload alternates runs of the reference and of each
+# hawk: 1,000 conns x 8 in flight x 256 B with spool.fsync never and always, and
+# 100 x 32 x 128 B; then holds 15,000 idle connections on each. Prints one line per
+# run and the medians: acked/s, the ratio to the reference in the same run, and
+# server CPU per report (the server process's utime+stime over the run / acked).
+# Every process it starts it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=3 dur=5s idle=1
+runs=3 dur=5s idle=1 trees=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -runs) runs=$2; shift 2 ;;
     -d) dur=$2; shift 2 ;;
     -skip-idle) idle=0; shift ;;
-    *) echo "usage: $0 [-runs N] [-d 5s] [-skip-idle]" >&2; exit 2 ;;
+    -tree) trees+=("$(cd "$2" && pwd)"); shift 2 ;;
+    *) echo "usage: $0 [-runs N] [-d 5s] [-skip-idle] [-tree DIR ...]" >&2; exit 2 ;;
   esac
 done
+[ ${#trees[@]} -gt 0 ] || trees=("$PWD")
 ref=../shared/bench
 [ -d "$ref" ] || { echo "no $ref beside the project" >&2; exit 1; }
 W=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
-go build -o "$W/hawk" ./cmd/server
-go build -o "$W/hawkc" ./cmd/client
+
+labels=()
+for i in "${!trees[@]}"; do
+  label="hawk$i@$(git -C "${trees[$i]}" rev-parse --short HEAD)"
+  labels+=("$label")
+  (cd "${trees[$i]}" && go build -o "$W/$label" ./cmd/server)
+  echo "$label: ${trees[$i]}"
+done
+go build -o "$W/hawkc" ./cmd/client # one load generator for every hawk
 (cd "$ref" && go build -o "$W/baseline" ./baseline && go build -o "$W/bload" ./load && go build -o "$W/bidle" ./idle)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
-hz=$(getconf CLK_TCK)
 # wait_open FILE: until the idle holder prints "open N", then 4 s for the heartbeats
 # and the runtime to settle.
 wait_open() { for _ in $(seq 1200); do grep -q '^open' "$1" 2>/dev/null && { sleep 4; return 0; }; sleep 0.1; done; echo "idle holder never opened: $(cat "$1")" >&2; exit 1; }
+median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+hz=$(getconf CLK_TCK)
+secs=$(echo "$dur" | tr -d s)
 
 bport=$(free_port)
 "$W/baseline" -addr "127.0.0.1:$bport" & bpid=$!; pids+=("$bpid"); wait_port "$bport"
 
-start_hawk() { # fsync
-  hport=$(free_port)
-  rm -rf "$W/data"
-  "$W/hawk" -listen="127.0.0.1:$hport" -admin.addr= -spool.dir="$W/data" -spool.fsync="$1" -log.level=warn -limits.max_conns=200000 & hpid=$!
-  pids+=("$hpid"); wait_port "$hport"
+declare -A hport hpid
+start_hawks() { # fsync
+  for l in "${labels[@]}"; do
+    hport[$l]=$(free_port)
+    rm -rf "$W/data-$l"
+    "$W/$l" -listen="127.0.0.1:${hport[$l]}" -admin.addr= -spool.dir="$W/data-$l" -spool.fsync="$1" -log.level=warn -limits.max_conns=200000 &
+    hpid[$l]=$!; pids+=("${hpid[$l]}"); wait_port "${hport[$l]}"
+  done
 }
-stop_hawk() { kill "$hpid"; wait "$hpid" 2>/dev/null || true; }
-
-median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+stop_hawks() { for l in "${labels[@]}"; do kill "${hpid[$l]}"; wait "${hpid[$l]}" 2>/dev/null || true; done; }
 
 series() { # name fsync conns window size
   local name=$1 fsync=$2 c=$3 w=$4 s=$5
-  start_hawk "$fsync"
-  : > "$W/$name.ratio"; : > "$W/$name.hawk"; : > "$W/$name.ref"; : > "$W/$name.hcpu"; : > "$W/$name.bcpu"
+  start_hawks "$fsync"
+  : > "$W/$name.ref"; : > "$W/$name.refcpu"
+  for l in "${labels[@]}"; do : > "$W/$name.$l"; : > "$W/$name.$l.cpu"; : > "$W/$name.$l.ratio"; done
   for i in $(seq "$runs"); do
     t0=$(cpu_ticks "$bpid")
     b=$("$W/bload" -addr "127.0.0.1:$bport" -c "$c" -w "$w" -s "$s" -d "$dur" | awk '{print $3}')
     t1=$(cpu_ticks "$bpid")
-    bsec=$(echo "$dur" | tr -d s)
-    bcpu=$(awk -v d="$((t1-t0))" -v hz="$hz" -v r="$b" -v s="$bsec" 'BEGIN{printf "%.2f", d/hz*1e6/(r*s)}')
-    t0=$(cpu_ticks "$hpid")
-    out=$("$W/hawkc" load -addr "127.0.0.1:$hport" -c "$c" -w "$w" -s "$s" -d "$dur" -json 2>/dev/null | tail -1)
-    t1=$(cpu_ticks "$hpid")
-    h=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["acked_per_s"])' "$out")
-    acked=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["acked"])' "$out")
-    hcpu=$(awk -v d="$((t1-t0))" -v hz="$hz" -v a="$acked" 'BEGIN{printf "%.2f", d/hz*1e6/a}')
-    ratio=$(awk -v h="$h" -v b="$b" 'BEGIN{printf "%.3f", h/b}')
-    echo "$name run $i: hawk $h acked/s ($hcpu us CPU/report), reference $b ($bcpu us CPU/report), ratio $ratio"
-    echo "$h" >> "$W/$name.hawk"; echo "$b" >> "$W/$name.ref"; echo "$ratio" >> "$W/$name.ratio"
-    echo "$hcpu" >> "$W/$name.hcpu"; echo "$bcpu" >> "$W/$name.bcpu"
+    bcpu=$(awk -v d="$((t1-t0))" -v hz="$hz" -v r="$b" -v s="$secs" 'BEGIN{printf "%.2f", d/hz*1e6/(r*s)}')
+    echo "$b" >> "$W/$name.ref"; echo "$bcpu" >> "$W/$name.refcpu"
+    line="$name run $i: reference $b acked/s ($bcpu us CPU/report)"
+    for l in "${labels[@]}"; do
+      t0=$(cpu_ticks "${hpid[$l]}")
+      out=$("$W/hawkc" load -addr "127.0.0.1:${hport[$l]}" -c "$c" -w "$w" -s "$s" -d "$dur" -json 2>/dev/null | tail -1)
+      t1=$(cpu_ticks "${hpid[$l]}")
+      h=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["acked_per_s"]))' "$out")
+      acked=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["acked"])' "$out")
+      hcpu=$(awk -v d="$((t1-t0))" -v hz="$hz" -v a="$acked" 'BEGIN{printf "%.2f", d/hz*1e6/a}')
+      ratio=$(awk -v h="$h" -v b="$b" 'BEGIN{printf "%.3f", h/b}')
+      echo "$h" >> "$W/$name.$l"; echo "$hcpu" >> "$W/$name.$l.cpu"; echo "$ratio" >> "$W/$name.$l.ratio"
+      line="$line; $l $h ($hcpu us, ratio $ratio)"
+    done
+    echo "$line"
   done
-  stop_hawk
-  printf 'MEDIAN %-28s hawk %8.0f  ref %8.0f  ratio %s  cpu/report hawk %s us ref %s us (x%s)\n' "$name" \
-    "$(median < "$W/$name.hawk")" "$(median < "$W/$name.ref")" "$(median < "$W/$name.ratio")" \
-    "$(median < "$W/$name.hcpu")" "$(median < "$W/$name.bcpu")" \
-    "$(awk -v a="$(median < "$W/$name.hcpu")" -v b="$(median < "$W/$name.bcpu")" 'BEGIN{printf "%.2f", a/b}')"
+  stop_hawks
+  rm=$(median < "$W/$name.ref"); rc=$(median < "$W/$name.refcpu")
+  for l in "${labels[@]}"; do
+    hc=$(median < "$W/$name.$l.cpu")
+    printf 'MEDIAN %-24s %-16s %8.0f acked/s  ratio %s  (reference %8.0f)  CPU/report %s us = x%s the reference (%s us)\n' \
+      "$name" "$l" "$(median < "$W/$name.$l")" "$(median < "$W/$name.$l.ratio")" "$rm" "$hc" \
+      "$(awk -v a="$hc" -v b="$rc" 'BEGIN{printf "%.2f", a/b}')" "$rc"
+  done
 }
 
 series "1000x8x256-fsync-never" never 1000 8 256
@@ -85,15 +107,16 @@ series "100x32x128-fsync-never" never 100 32 128
 
 if [ "$idle" = 1 ]; then
   n=15000
-  start_hawk never
-  before=$(rss_kib "$hpid")
-  "$W/hawkc" idle -addr "127.0.0.1:$hport" -n "$n" -hold 8s > "$W/idle.out" 2>&1 & ipid=$!; pids+=("$ipid")
-  wait_open "$W/idle.out"; during=$(rss_kib "$hpid"); wait "$ipid" || true
-  stop_hawk
-  hk=$(awk -v a="$before" -v b="$during" -v n="$n" 'BEGIN{printf "%.2f", (b-a)/n}')
   before=$(rss_kib "$bpid")
   "$W/bidle" -addr "127.0.0.1:$bport" -n "$n" -hold 8s > "$W/bidle.out" 2>&1 & ipid=$!; pids+=("$ipid")
   wait_open "$W/bidle.out"; during=$(rss_kib "$bpid"); wait "$ipid" || true
-  bk=$(awk -v a="$before" -v b="$during" -v n="$n" 'BEGIN{printf "%.2f", (b-a)/n}')
-  echo "IDLE 15000: hawk $hk KiB/conn, reference $bk KiB/conn"
+  echo "IDLE $n reference: $(awk -v a="$before" -v b="$during" -v n="$n" 'BEGIN{printf "%.2f", (b-a)/n}') KiB/conn (raw connections)"
+  start_hawks never
+  for l in "${labels[@]}"; do
+    before=$(rss_kib "${hpid[$l]}")
+    "$W/hawkc" idle -addr "127.0.0.1:${hport[$l]}" -n "$n" -hold 8s > "$W/idle.out" 2>&1 & ipid=$!; pids+=("$ipid")
+    wait_open "$W/idle.out"; during=$(rss_kib "${hpid[$l]}"); wait "$ipid" || true
+    echo "IDLE $n $l: $(awk -v a="$before" -v b="$during" -v n="$n" 'BEGIN{printf "%.2f", (b-a)/n}') KiB/conn (authenticated, heartbeating)"
+  done
+  stop_hawks
 fi
