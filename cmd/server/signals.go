@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"syscall"
 
 	"github.com/oklog/run"
@@ -23,33 +24,41 @@ import (
 
 // signalRouter is the serving phase's signal actor.
 func (s *server) signalRouter(upgrades chan<- struct{}) (func() error, func(error)) {
-	ctx, cancel := context.WithCancel(context.Background())
-	return func() error {
-		for {
+	return s.signalActor(func(ctx context.Context, sig os.Signal) error {
+		switch sig {
+		case syscall.SIGHUP:
 			select {
+			case upgrades <- struct{}{}:
 			case <-ctx.Done():
-				return nil
-			case sig := <-s.sigs:
-				switch sig {
-				case syscall.SIGHUP:
-					select {
-					case upgrades <- struct{}{}:
-					case <-ctx.Done():
-						return nil
-					}
-				case syscall.SIGUSR1:
-					s.reload("SIGUSR1")
-				default:
-					return run.SignalError{Signal: sig}
-				}
 			}
+		case syscall.SIGUSR1:
+			s.reload("SIGUSR1")
+		default:
+			return run.SignalError{Signal: sig}
 		}
-	}, func(error) { cancel() }
+		return nil
+	})
 }
 
 // drainSignals is the draining phase's signal actor: there is nothing left to
 // upgrade, reload or stop, but the operator must hear why nothing happens.
 func (s *server) drainSignals() (func() error, func(error)) {
+	return s.signalActor(func(_ context.Context, sig os.Signal) error {
+		switch sig {
+		case syscall.SIGHUP:
+			s.refuseUpgrade(errDraining)
+		case syscall.SIGUSR1:
+			s.log.Warn("config reload refused: this process is draining")
+		default:
+			s.log.Warn("already draining; the drain ends by its deadline", zap.String("signal", sig.String()))
+		}
+		return nil
+	})
+}
+
+// signalActor is an oklog/run actor that hands each signal to handle until handle
+// returns an error (which ends the group) or the actor is interrupted.
+func (s *server) signalActor(handle func(ctx context.Context, sig os.Signal) error) (func() error, func(error)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return func() error {
 		for {
@@ -57,13 +66,8 @@ func (s *server) drainSignals() (func() error, func(error)) {
 			case <-ctx.Done():
 				return nil
 			case sig := <-s.sigs:
-				switch sig {
-				case syscall.SIGHUP:
-					s.refuseUpgrade(errDraining)
-				case syscall.SIGUSR1:
-					s.log.Warn("config reload refused: this process is draining")
-				default:
-					s.log.Warn("already draining; the drain ends by its deadline", zap.String("signal", sig.String()))
+				if err := handle(ctx, sig); err != nil {
+					return err
 				}
 			}
 		}
