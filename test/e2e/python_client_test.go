@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/testutil"
+)
+
+// The Python client (clients/python) is written from docs/PROTOCOL.md alone: these
+// tests run it against the real server, so the document stays enough to write an
+// agent in another language.
+
+const pythonDir = "../../clients/python"
+
+// python3 returns the interpreter's path, or fails: a missing Python is an error of
+// the machine, not a reason to skip.
+func python3(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3 not found in PATH (%v): the Python client tests need Python 3.11 or later "+
+			"(Debian/Ubuntu: apt-get install python3; macOS: brew install python; or see https://www.python.org/downloads/)", err)
+	}
+	return p
+}
+
+// pythonEnv is the environment of a Python process talking to s.
+func pythonEnv(s *server) []string {
+	return append(exec.Command("true").Environ(),
+		"HAWK_ADDR="+s.addr(),
+		"HAWK_SPOOL_DIR="+s.spool,
+		"HAWK_REQUIRE_SERVER=1",
+		"PYTHONDONTWRITEBYTECODE=1",
+		"PYTHONUNBUFFERED=1",
+	)
+}
+
+// TestPythonClient runs the Python client's unittest suite against a real server.
+func TestPythonClient(t *testing.T) {
+	py := python3(t)
+	s := startServer(t, bin.serverV1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, py, "-m", "unittest", "-v")
+	cmd.Dir = pythonDir
+	cmd.Env = pythonEnv(s)
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("python3 -m unittest -v in clients/python: %v (context: %v)\n%s\nserver log:\n%s", err, ctx.Err(), out, s.logTextDump())
+	}
+	text := string(out)
+	if strings.Contains(text, "skipped") {
+		t.Fatalf("Python tests were skipped, none may be:\n%s", text)
+	}
+	if !strings.Contains(text, "\nOK") {
+		t.Fatalf("no OK from unittest:\n%s", text)
+	}
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	for _, l := range lines {
+		if strings.HasPrefix(l, "Ran ") {
+			t.Logf("python: %s", l)
+		}
+	}
+}
+
+// pythonSummary is the last line upgrade_driver.py prints.
+type pythonSummary struct {
+	ClientID       string           `json:"client_id"`
+	Acked          []json.Number    `json:"acked"`
+	Failed         []map[string]any `json:"failed"`
+	Events         map[string]int   `json:"events"`
+	ServerVersions []string         `json:"server_versions"`
+	ConnIDs        []json.Number    `json:"conn_ids"`
+	Errors         []string         `json:"errors"`
+}
+
+// TestPythonClientGoaway upgrades the server while the Python client streams
+// reports: the client follows the GOAWAY to the new process, and every report is
+// acked and in the spool exactly once.
+//
+// Handshake: the driver prints "streaming" once reports are flowing; the test then
+// upgrades (SIGHUP, new process ready, old process drained and exited) and writes
+// "stop" to the driver's stdin; the driver waits for its last ACKs and prints a JSON
+// summary.
+func TestPythonClientGoaway(t *testing.T) {
+	py := python3(t)
+	s := startServer(t, bin.serverV1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, py, "upgrade_driver.py")
+	cmd.Dir = pythonDir
+	cmd.Env = pythonEnv(s)
+	cmd.WaitDelay = 5 * time.Second
+	stderr := &testutil.Buffer{}
+	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The reader reads stdout to EOF, then waits for the process (Wait must not
+	// run before the pipe is drained).
+	done := make(chan error, 1)
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		done <- cmd.Wait()
+	}()
+	waited, waitErr := false, error(nil)
+	wait := func() error {
+		if !waited {
+			waitErr, waited = <-done, true
+		}
+		return waitErr
+	}
+	t.Cleanup(func() {
+		cancel() // kills the driver if it is still running
+		wait()
+	})
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("driver exited before %s: %v; stderr:\n%s\nserver log:\n%s", what, wait(), stderr.String(), s.logTextDump())
+			}
+			return l
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no %s from the driver within 30s; stderr:\n%s", what, stderr.String())
+		}
+		return ""
+	}
+
+	if l := next(`"streaming"`); l != "streaming" {
+		t.Fatalf("driver said %q, want \"streaming\"; stderr:\n%s", l, stderr.String())
+	}
+	s.upgradeTo(bin.serverV2)
+	base := s.spoolLines()
+	// The client carries on on the new process before it is told to stop.
+	testutil.Eventually(t, 20*time.Second, func() bool { return s.spoolLines() >= base+500 }, "500 more records after the upgrade")
+	if _, err := io.WriteString(stdin, "stop\n"); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Close()
+	summaryLine := next("JSON summary")
+	for range lines { // to EOF
+	}
+	if err := wait(); err != nil {
+		t.Fatalf("driver failed: %v\nstdout: %s\nstderr:\n%s", err, summaryLine, stderr.String())
+	}
+
+	var sum pythonSummary
+	dec := json.NewDecoder(strings.NewReader(summaryLine))
+	dec.UseNumber()
+	if err := dec.Decode(&sum); err != nil {
+		t.Fatalf("driver summary %q: %v", summaryLine, err)
+	}
+	t.Logf("python through upgrade: acked=%d events=%v server_versions=%v conn_ids=%v errors=%v",
+		len(sum.Acked), sum.Events, sum.ServerVersions, sum.ConnIDs, sum.Errors)
+	if len(sum.Failed) != 0 {
+		t.Fatalf("%d reports failed, e.g. %v", len(sum.Failed), sum.Failed[0])
+	}
+	if sum.Events["goaways"] < 1 {
+		t.Fatalf("the client saw no GOAWAY: %+v", sum)
+	}
+	if n := len(sum.ServerVersions); n < 2 || sum.ServerVersions[0] != "v1" || sum.ServerVersions[n-1] != "v2" {
+		t.Fatalf("WELCOME versions %v: want v1 first and v2 last", sum.ServerVersions)
+	}
+	acked := map[string]int{}
+	for _, seq := range sum.Acked {
+		if _, err := strconv.ParseUint(seq.String(), 10, 64); err != nil {
+			t.Fatalf("acked seq %q: %v", seq, err)
+		}
+		acked[fmt.Sprintf("%s %s", sum.ClientID, seq)]++
+	}
+	if len(acked) != len(sum.Acked) || len(acked) == 0 {
+		t.Fatalf("%d acked seqs, %d distinct", len(sum.Acked), len(acked))
+	}
+	s.stopAll()
+	checkSpool(t, spoolRecords(t, s.spool), acked, true)
+	if t.Failed() {
+		t.Logf("spool dir %s; driver stderr:\n%s", filepath.Clean(s.spool), stderr.String())
+	}
+}
