@@ -34,7 +34,11 @@ type Conn struct {
 	accepted int64 // mono.Now() at accept
 	maxFrame int   // copied at accept; a reload applies to new connections only
 
-	state    atomic.Int32
+	state atomic.Int32
+	// slot is true while c counts against limits.max_conns: from accept until the
+	// server decides to close it (an ERROR queued, or the socket closed), not until its
+	// teardown ends, which a lingering ERROR can delay by seconds.
+	slot     atomic.Bool
 	lastSeen atomic.Int64 // mono.Now() of the last read that returned bytes
 	// writeStart is mono.Now() when the in-progress write began, 0 when none: the reaper
 	// closes a connection whose write has been stuck past the write timeout, so no
@@ -64,7 +68,8 @@ type Conn struct {
 	flushing bool
 	closing  bool // an ERROR is queued or the socket is closed: queue nothing more
 	reason   CloseReason
-	regIdx   int // position in the registry's slice, under the registry's lock
+	code     protocol.Code // the ERROR the server sent, if it sent one
+	regIdx   int           // position in the registry's slice, under the registry's lock
 	done     chan struct{}
 }
 
@@ -103,24 +108,36 @@ func (c *Conn) Info() Info {
 }
 
 // fail queues an ERROR frame naming the problem and closes the connection once it
-// (and anything queued before it) is written. The first reason wins.
-func (c *Conn) fail(reason CloseReason, code protocol.Code, msg string) {
+// (and anything queued before it) is written. The first reason wins: fail reports
+// whether this call decided the close (false: the connection was already closing).
+func (c *Conn) fail(reason CloseReason, code protocol.Code, msg string) bool {
 	c.wmu.Lock()
 	out := c.outLocked()
 	if out == nil {
 		c.wmu.Unlock()
-		return
+		return false
 	}
 	c.closing = true
 	c.reason = reason
+	c.code = code
+	c.releaseSlot()
 	*out = protocol.AppendJSON(*out, protocol.TypeError, 0, &protocol.ErrorPayload{Code: code, Message: msg})
 	c.queuedLocked(protocol.TypeError, 1)
 	c.wmu.Unlock()
 	c.m.log.Debug("closing connection", zap.Uint64("conn_id", c.id), zap.String("reason", string(reason)), zap.String("code", string(code)), zap.String("message", msg))
+	return true
+}
+
+// releaseSlot gives c's place under limits.max_conns back, once.
+func (c *Conn) releaseSlot() {
+	if c.slot.CompareAndSwap(true, false) {
+		c.m.slots.Add(-1)
+	}
 }
 
 // closeNow closes the socket without a goodbye; the reader then tears down.
 func (c *Conn) closeNow(reason CloseReason) {
+	c.releaseSlot()
 	c.wmu.Lock()
 	c.closing = true
 	if c.reason == "" {

@@ -7,7 +7,10 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/protocol"
@@ -68,6 +71,7 @@ type testServer struct {
 	m    *Manager
 	sp   *fakeDest
 	obs  *closeRecorder
+	logs *observer.ObservedLogs // every line the Manager logged, at debug and above
 	addr string
 	ln   net.Listener
 	done chan struct{}
@@ -83,7 +87,10 @@ func startServer(t *testing.T, s *Settings) *testServer {
 	}
 	sp := &fakeDest{}
 	ts := &testServer{sp: sp, obs: &closeRecorder{}, addr: ln.Addr().String(), ln: ln, done: make(chan struct{})}
-	ts.m = New(Options{Settings: s, Destination: sp, Logger: zaptest.NewLogger(t), Observer: ts.obs})
+	core, logs := observer.New(zap.DebugLevel)
+	ts.logs = logs
+	logger := zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), core))
+	ts.m = New(Options{Settings: s, Destination: sp, Logger: logger, Observer: ts.obs})
 	go func() { defer close(ts.done); ts.m.Serve(ln) }()
 	t.Cleanup(func() {
 		ln.Close()

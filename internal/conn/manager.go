@@ -35,6 +35,7 @@ type Manager struct {
 	obs      Observer
 	reg      *registry
 	nextID   atomic.Uint64
+	slots    atomic.Int64 // connections counting against limits.max_conns (see Conn.slot)
 	draining atomic.Bool
 	// Set before draining is: a handshake that sees draining reads them.
 	drainDeadline atomic.Value // time.Time
@@ -157,7 +158,7 @@ func (m *Manager) Serve(ln net.Listener) error {
 func (m *Manager) accept(nc net.Conn) {
 	m.obs.Accepted()
 	s := m.Settings()
-	if n := m.reg.len(); n >= s.MaxConns {
+	if n := m.slots.Load(); n >= int64(s.MaxConns) {
 		m.log.Warn("connection refused", zap.String("remote", nc.RemoteAddr().String()),
 			zap.String("reason", "too many connections"), zap.Int("limit", s.MaxConns))
 		m.obs.Closed(ReasonLimit, false)
@@ -188,6 +189,8 @@ func (m *Manager) accept(nc net.Conn) {
 		done:     make(chan struct{}),
 	}
 	c.lastSeen.Store(c.accepted)
+	c.slot.Store(true)
+	m.slots.Add(1)
 	c.readFn = c.readRaw
 	m.reg.add(c)
 	if ce := m.log.Check(zap.DebugLevel, "connection accepted"); ce != nil {

@@ -140,7 +140,7 @@ func (c *Conn) parse(b *batch, recv time.Time) bool {
 	off := 0
 	limit := c.maxFrame
 	if c.state.Load() == stateHandshake {
-		limit = min(limit, maxHelloSize)
+		limit = maxHelloSize
 	}
 	for off < len(buf) {
 		f, n, err := protocol.Decode(buf[off:], limit)
@@ -278,12 +278,13 @@ func (c *Conn) handshake(f protocol.Frame) bool {
 // teardown runs once, when the reader has stopped.
 func (c *Conn) teardown() {
 	c.nc.Close()
+	c.releaseSlot()
 	c.wmu.Lock()
 	c.closing = true
 	if c.reason == "" {
 		c.reason = ReasonClient
 	}
-	reason := c.reason
+	reason, code := c.reason, c.code
 	c.wmu.Unlock()
 	handshaken := c.state.Swap(stateClosed) == stateActive
 	putReadBuf(c.rbuf)
@@ -298,7 +299,8 @@ func (c *Conn) teardown() {
 	}
 	if ce := c.m.log.Check(level, "connection closed"); ce != nil {
 		ce.Write(zap.Uint64("conn_id", c.id), zap.String("client_id", c.Info().ClientID), zap.String("remote", c.remote),
-			zap.String("reason", string(reason)), zap.Uint64("frames_in", c.framesIn.Load()), zap.Uint64("frames_out", c.framesOut.Load()))
+			zap.String("reason", string(reason)), zap.String("code", string(code)),
+			zap.Uint64("frames_in", c.framesIn.Load()), zap.Uint64("frames_out", c.framesOut.Load()))
 	}
 	close(c.done)
 	c.m.live.Done()

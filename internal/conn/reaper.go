@@ -53,9 +53,10 @@ func (m *Manager) reap(buf []*Conn) []*Conn {
 		}
 		switch c.state.Load() {
 		case stateHandshake:
-			if now-c.accepted > hs {
+			// Logged once: the connection stays in the registry while its ERROR
+			// lingers, and later passes find it closing already.
+			if now-c.accepted > hs && c.fail(ReasonHandshake, protocol.CodeHandshakeTimeout, fmt.Sprintf("no HELLO within %s", s.HandshakeTimeout)) {
 				m.handshakeFailed(c, "handshake timeout")
-				c.fail(ReasonHandshake, protocol.CodeHandshakeTimeout, fmt.Sprintf("no HELLO within %s", s.HandshakeTimeout))
 			}
 		case stateActive:
 			if now-c.lastSeen.Load() > hb {

@@ -30,6 +30,7 @@ func (s *Settings) tokenOK(tok string) bool {
 	return ok
 }
 
-// maxHelloSize caps the first frame: nothing is known about the peer before HELLO,
-// so it gets no more than a HELLO can need, whatever the configured frame limit.
+// maxHelloSize is the first frame's limit: nothing is known about the peer before
+// HELLO, so it gets what a HELLO can need, and no more. limits.max_frame_size bounds
+// the frames after the handshake; a small one must not refuse a valid HELLO.
 const maxHelloSize = 16 << 10

@@ -52,6 +52,7 @@ func (c *Conn) queuedLocked(t protocol.Type, n int) {
 // slowConsumerLocked closes c without a goodbye: it is not reading, so an ERROR
 // would only queue behind everything else. Caller holds wmu.
 func (c *Conn) slowConsumerLocked() {
+	c.releaseSlot()
 	c.closing = true
 	if c.reason == "" {
 		c.reason = ReasonSlowConsumer
