@@ -1,6 +1,8 @@
 package conn
 
 import (
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -60,4 +62,51 @@ func TestSmallFrameLimitAcceptsAValidHello(t *testing.T) {
 	}
 	p.Send(protocol.TypeReport, 1, make([]byte, 65))
 	p.ExpectError(protocol.CodeFrameTooLarge)
+}
+
+// A frame header announcing a large payload pins no buffer of that size: the read
+// buffer grows with the bytes that arrive. 20 connections each announce a 4 MiB
+// frame and send its first bytes; the heap must not grow by anything like 80 MiB.
+func TestFrameHeaderPinsNoLargeBuffer(t *testing.T) {
+	s := testSettings()
+	s.MaxFrameSize = 4 << 20
+	s.HeartbeatTimeout = time.Minute // the last peers wait while the first send their frames
+	ts := startServer(t, s)
+	const conns = 20
+	peers := make([]*testutil.Peer, conns)
+	for i := range peers {
+		peers[i] = testutil.Dial(t, ts.addr)
+		peers[i].Hello(fmt.Sprintf("c%d", i), "")
+	}
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	frame := protocol.AppendFrame(nil, protocol.TypeReport, 1, make([]byte, 4<<20-64))
+	for _, p := range peers {
+		p.Write(frame[:100]) // the header and a few payload bytes
+	}
+	// The frames are incomplete, so nothing answers them: wait until the server has
+	// read every header (BytesIn counts them).
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		n := uint64(0)
+		for _, in := range ts.m.Connections(0, conns) {
+			n += in.BytesIn
+		}
+		return n >= conns*100
+	}, "the server to read every header")
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 16<<20 {
+		t.Fatalf("heap in use grew by %d MiB for %d frame headers", grown>>20, conns)
+	}
+	// The frames still complete, through a growing buffer.
+	for _, p := range peers {
+		p.Write(frame[100:])
+	}
+	for _, p := range peers {
+		if f := p.Expect(protocol.TypeAck); f.Seq != 1 {
+			t.Fatalf("ack %d, want 1", f.Seq)
+		}
+	}
 }

@@ -175,9 +175,11 @@ func (c *Conn) parse(b *batch, recv time.Time) bool {
 		copy(*c.rbuf, buf[off:])
 		c.rlen = rest
 	}
-	if need := protocol.Needed((*c.rbuf)[:c.rlen]); need > len(*c.rbuf) {
-		// A frame larger than a pooled buffer: give it a buffer of its own, for now.
-		big := make([]byte, need)
+	if need := protocol.Needed((*c.rbuf)[:c.rlen]); need > len(*c.rbuf) && c.rlen == len(*c.rbuf) {
+		// A frame larger than the buffer, which its bytes have filled: grow the buffer
+		// with the bytes that arrived (doubling, up to the frame's size), never to the
+		// size a header merely announces, so a header alone pins no large buffer.
+		big := make([]byte, min(need, 2*len(*c.rbuf)))
 		copy(big, (*c.rbuf)[:c.rlen])
 		putReadBuf(c.rbuf)
 		c.rbuf = &big
