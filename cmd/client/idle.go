@@ -50,7 +50,11 @@ func cmdIdle(args []string, stdout, stderr io.Writer) int {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := client.Dial(ctx, client.Options{Addr: *addr, ClientID: fmt.Sprintf("%s-%d", *prefix, i), Token: *token, Dialer: spreadDialer(i)})
+			opts := client.Options{Addr: *addr, ClientID: fmt.Sprintf("%s-%d", *prefix, i), Token: *token}
+			if a, ok := loopback4(*addr); ok { // source addresses 127.0.0.x only reach IPv4 loopback
+				opts.Addr, opts.Dialer = a, spreadDialer(i)
+			}
+			c, err := client.Dial(ctx, opts)
 			if err != nil {
 				if failed.Add(1) == 1 {
 					fmt.Fprintf(stderr, "idle: client %d: %v\n", i, err)

@@ -608,8 +608,15 @@ func loopback4(addr string) (string, bool) {
 // spreadDialer binds client i's connections to source address 127.0.0.(2+(i/250)%200),
 // 250 clients per address, so many thousands of connections do not exhaust one
 // source address's ephemeral ports and look like many hosts to the server.
+// On Linux the socket gets IP_BIND_ADDRESS_NO_PORT before the bind (see
+// bindNoPort), so the kernel chooses the port at connect() time by 4-tuple
+// instead of bind() searching for a port free for any destination, which stalls
+// once a source address has thousands of TIME_WAIT sockets.
 func spreadDialer(i int) func(ctx context.Context, addr string) (net.Conn, error) {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+(i/250)%200))}}
+	d := net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+(i/250)%200))},
+		Control:   bindNoPort,
+	}
 	return func(ctx context.Context, addr string) (net.Conn, error) {
 		return d.DialContext(ctx, "tcp4", addr)
 	}
