@@ -110,3 +110,22 @@ func TestFrameHeaderPinsNoLargeBuffer(t *testing.T) {
 		}
 	}
 }
+
+// HELLO is parsed exactly: keys are case-sensitive, a duplicate is refused, and raw
+// bytes are validated before decoding, so two ids differing in an invalid byte are
+// not folded into one client.
+func TestHelloParsedExactly(t *testing.T) {
+	ts := startServer(t, testSettings())
+	for _, payload := range []string{
+		`{"Client_ID":"a"}`,
+		`{"client_id":"a","client_id":"b"}`,
+		"{\"client_id\":\"coll\xffX\"}",
+		`{"client_id":"\ud800"}`,
+	} {
+		p := testutil.Dial(t, ts.addr)
+		p.Send(protocol.TypeHello, 0, []byte(payload))
+		if e := p.ExpectError(protocol.CodeBadPayload); !strings.Contains(e.Message, "HELLO") {
+			t.Errorf("%q: ERROR %q does not name the HELLO", payload, e.Message)
+		}
+	}
+}

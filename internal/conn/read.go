@@ -238,8 +238,8 @@ func validClientID(id string) error {
 }
 
 func (c *Conn) handshake(f protocol.Frame) bool {
-	var h protocol.Hello
-	if err := protocol.ParseJSON(f, &h); err != nil {
+	h, err := protocol.ParseHello(f.Payload)
+	if err != nil {
 		c.m.handshakeFailed(c, "bad HELLO payload")
 		c.fail(ReasonHandshake, protocol.CodeBadPayload, err.Error())
 		return false
