@@ -7,7 +7,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -226,9 +225,7 @@ func validClientID(id string) error {
 	if len(id) > maxClientIDLen {
 		return fmt.Errorf("client_id is %d bytes, the limit is %d", len(id), maxClientIDLen)
 	}
-	if !utf8.ValidString(id) {
-		return errors.New("client_id is not valid UTF-8")
-	}
+	// UTF-8 validity is ParseHello's: it checks the raw payload before decoding.
 	for _, r := range id {
 		if r < 0x20 || r == 0x7f {
 			return errors.New("client_id contains a control character")
