@@ -43,7 +43,7 @@ var goldenFrames = []goldenFrame{
 	{name: "hello", typ: TypeHello, seq: 0, what: "client -> server, first frame on a connection",
 		v: &Hello{ClientID: "agent-42", Token: "s3cret", ClientVersion: "1.0.0"}},
 	{name: "welcome", typ: TypeWelcome, seq: 0, what: "server -> client, HELLO accepted",
-		v: &Welcome{ServerID: "hawk-1", ServerVersion: "1.0.0", ConnID: 7, HeartbeatIntervalMS: 10000, MaxFrameSize: 1 << 20}},
+		v: &Welcome{ServerID: "hawk-1", ServerVersion: "1.0.0", ConnID: 7, HeartbeatIntervalMS: 10000, MaxFrameSize: 1 << 20, MaxInFlight: 1024}},
 	{name: "ping_seq1", typ: TypePing, seq: 1, what: "heartbeat, either way; the answer echoes the seq"},
 	{name: "pong_seq1", typ: TypePong, seq: 1, what: "answer to PING seq 1"},
 	{name: "report_seq42", typ: TypeReport, seq: 42, raw: []byte(`{"cpu":0.42}`),
@@ -54,10 +54,12 @@ var goldenFrames = []goldenFrame{
 	{name: "ack_seq42", typ: TypeAck, seq: 42, what: "server -> client, REPORT seq 42 is persisted"},
 	{name: "nack_seq43", typ: TypeNack, seq: 43, what: "server -> client, REPORT seq 43 refused, may be resent",
 		v: &Nack{Code: CodeSpoolWrite, Message: "no space left on device", Retryable: true}},
-	{name: "goaway", typ: TypeGoaway, seq: 0, what: "server -> client, move to a new connection within 30 s",
-		v: &Goaway{Reason: "upgrade", DeadlineMS: 30000}},
+	{name: "goaway", typ: TypeGoaway, seq: 0, what: "server -> client, move to a new connection 1.234 s from now, within 30 s",
+		v: &Goaway{Reason: "upgrade", DeadlineMS: 30000, ReconnectAfterMS: 1234}},
 	{name: "error", typ: TypeError, seq: 0, what: "server -> client, sent just before the server closes",
 		v: &ErrorPayload{Code: CodeUnauthorized, Message: "unauthorized: unknown token"}},
+	{name: "error_busy", typ: TypeError, seq: 0, what: "server -> client, handshake not admitted now; reconnect after 250 ms or later",
+		v: &ErrorPayload{Code: CodeBusy, Message: "busy: admitting 2000 handshakes/s", RetryAfterMS: 250}},
 }
 
 // invalidFrame is one malformed input of testdata/golden/invalid/<name>.hex: a

@@ -5,30 +5,6 @@ import (
 	"fmt"
 )
 
-// Code names a NACK or ERROR condition. Codes are stable strings; agents match on them.
-type Code string
-
-// Error and NACK codes.
-const (
-	CodeBadMagic           Code = "bad_magic"
-	CodeUnsupportedVersion Code = "unsupported_version"
-	CodeUnknownType        Code = "unknown_type"
-	CodeFrameTooLarge      Code = "frame_too_large"
-	CodeBadCRC             Code = "bad_crc"
-	CodeBadPayload         Code = "bad_payload"        // a control payload that is not the JSON it must be
-	CodeProtocol           Code = "protocol_violation" // a valid frame at the wrong time (REPORT before HELLO, …)
-	CodeHandshakeTimeout   Code = "handshake_timeout"
-	CodeUnauthorized       Code = "unauthorized"
-	CodeHeartbeatTimeout   Code = "heartbeat_timeout"
-	CodeTooManyConns       Code = "too_many_connections"
-	CodeReplaced           Code = "replaced" // a newer connection with the same client id arrived
-	CodeTokenRevoked       Code = "token_revoked"
-	CodeDrainTimeout       Code = "drain_timeout"
-	CodeShutdown           Code = "shutdown"
-	CodeSpoolWrite         Code = "spool_write_failed" // NACK, retryable
-	CodeUnavailable        Code = "unavailable"        // NACK, retryable: server is shutting down
-)
-
 // Hello is the HELLO payload, the first frame a client sends.
 type Hello struct {
 	ClientID      string `json:"client_id"`
@@ -43,6 +19,10 @@ type Welcome struct {
 	ConnID              uint64 `json:"conn_id"`
 	HeartbeatIntervalMS int64  `json:"heartbeat_interval_ms"`
 	MaxFrameSize        int    `json:"max_frame_size"` // largest payload the server accepts
+	// MaxInFlight is the most REPORTs a client may have sent and not yet seen
+	// answered (ACK or NACK) on this connection, as MQTT 5's Receive Maximum. 0 means
+	// the server did not say (an older server): the client keeps its own bound.
+	MaxInFlight int `json:"max_in_flight"`
 }
 
 // Nack refuses one report (the frame's seq). Retryable means the same report may
@@ -59,12 +39,19 @@ type Nack struct {
 type Goaway struct {
 	Reason     string `json:"reason"`
 	DeadlineMS int64  `json:"deadline_ms"`
+	// ReconnectAfterMS is a jittered delay the server chose for this connection: the
+	// client opens its new connection that long after the GOAWAY (never later than
+	// the deadline), so that a whole fleet does not hit the new process at once.
+	ReconnectAfterMS int64 `json:"reconnect_after_ms"`
 }
 
 // ErrorPayload is the ERROR payload: why the server is about to close the connection.
 type ErrorPayload struct {
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+	// RetryAfterMS, when not 0, is the least time the client waits before it
+	// reconnects (ERROR busy carries it).
+	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 }
 
 func (e *ErrorPayload) Error() string { return fmt.Sprintf("hawk: %s: %s", e.Code, e.Message) }

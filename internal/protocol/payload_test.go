@@ -50,10 +50,11 @@ func TestJSONFieldNames(t *testing.T) {
 		{&Hello{ClientID: "a"}, `{"client_id":"a"}`},
 		{&Hello{ClientID: "a", Token: "t", ClientVersion: "v"}, `{"client_id":"a","token":"t","client_version":"v"}`},
 		{&Hello{}, `{"client_id":""}`},
-		{&Welcome{}, `{"server_id":"","server_version":"","conn_id":0,"heartbeat_interval_ms":0,"max_frame_size":0}`},
+		{&Welcome{}, `{"server_id":"","server_version":"","conn_id":0,"heartbeat_interval_ms":0,"max_frame_size":0,"max_in_flight":0}`},
 		{&Nack{}, `{"code":"","message":"","retryable":false}`},
-		{&Goaway{}, `{"reason":"","deadline_ms":0}`},
+		{&Goaway{}, `{"reason":"","deadline_ms":0,"reconnect_after_ms":0}`},
 		{&ErrorPayload{}, `{"code":"","message":""}`},
+		{&ErrorPayload{RetryAfterMS: 5}, `{"code":"","message":"","retry_after_ms":5}`},
 	}
 	for _, c := range cases {
 		frame := AppendJSON(nil, TypeError, 0, c.v)
