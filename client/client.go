@@ -41,9 +41,15 @@ type Client struct {
 		welcome protocol.Welcome
 	}
 	policy struct {
-		attempt      int // reconnect attempts since the last connection that worked
-		goawayStreak int // GOAWAY handoffs in a row from connections that never worked
-		pingSeq      uint64
+		attempt int // reconnect attempts since the last connection that worked
+		// goawayStreak counts connections in a row that got GOAWAY before any ACK
+		// or PONG. It only guards against a broken server that sends every new
+		// connection GOAWAY with reconnect_after_ms 0 (see handoffDelayLocked).
+		goawayStreak int
+		// notBefore is the mono.Now() before which no connection is attempted: the
+		// server's retry_after_ms (ERROR busy); 0 = none.
+		notBefore int64
+		pingSeq   uint64
 	}
 
 	wake      chan struct{} // cap 1: the manager has something to look at
@@ -100,7 +106,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		}
 		opts.Logger.Debug("hawk: connect failed", "addr", opts.Addr, "attempt", attempt, "err", err)
 		if ctx.Err() == nil {
-			t := time.NewTimer(backoff(attempt, opts.MinBackoff, opts.MaxBackoff))
+			t := time.NewTimer(retryAfter(err) + backoff(attempt, opts.MinBackoff, opts.MaxBackoff))
 			select {
 			case <-t.C:
 				continue
@@ -205,9 +211,13 @@ func (c *Client) enqueue(rec *pending) (uint64, error) {
 	}
 	seq := c.out.add(rec)
 	if s := c.conns.cur; s != nil {
-		c.out.sendOn(s, rec) // a new report: never a resend
-		c.stats.sent.Add(1)
-		s.queueFrame(protocol.TypeReport, seq, rec.payload)
+		if s.inflight < s.limit && len(c.out.held) == 0 {
+			c.out.sendOn(s, rec) // a new report: never a resend
+			c.stats.sent.Add(1)
+			s.queueFrame(protocol.TypeReport, seq, rec.payload)
+		} else {
+			c.out.holdOne(rec) // the connection is at the server's max_in_flight
+		}
 	}
 	c.mu.Unlock()
 	return seq, nil

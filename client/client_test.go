@@ -552,7 +552,7 @@ func TestServerErrorReconnects(t *testing.T) {
 
 func TestReconnectRefusedForGoodFailsReports(t *testing.T) {
 	srv := newFakeServer(t)
-	srv.revokeToken()
+	srv.dropThenRefuse(protocol.CodeReplaced) // retryable: the client reconnects, and is refused
 	srv.start()
 	c := dial(t, testOptions(srv, "agent-1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

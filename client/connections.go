@@ -53,8 +53,13 @@ func (c *Client) install(s *session) {
 }
 
 // sendLocked sends recs (sorted by seq) on s and returns how many were resends.
-// Caller holds c.mu.
+// What does not fit in s's limit (the server's max_in_flight) is held until ACKs
+// make room (pumpLocked). Caller holds c.mu.
 func (c *Client) sendLocked(s *session, recs []*pending) (resent int) {
+	if room := max(s.limit-s.inflight, 0); len(recs) > room {
+		c.out.hold(recs[room:])
+		recs = recs[:room]
+	}
 	if len(recs) == 0 {
 		return 0
 	}
@@ -62,6 +67,19 @@ func (c *Client) sendLocked(s *session, recs []*pending) (resent int) {
 	c.stats.resent.Add(uint64(resent))
 	c.stats.sent.Add(uint64(len(recs) - resent))
 	s.queueReports(recs)
+	return resent
+}
+
+// pumpLocked sends held reports on the current connection as far as its limit
+// allows. Caller holds c.mu.
+func (c *Client) pumpLocked() (resent int) {
+	s := c.conns.cur
+	if s == nil || len(c.out.held) == 0 || s.inflight >= s.limit {
+		return 0
+	}
+	batch := c.out.takeHeld(s.limit - s.inflight)
+	resent = c.sendLocked(s, batch)
+	c.out.recycle(batch)
 	return resent
 }
 
@@ -95,18 +113,10 @@ func (c *Client) sessionEvents(s *session, evs []sessionEvent) {
 		case eventGoaway:
 			c.stats.goaways.Add(1)
 			gw = ev.goaway
-			if gw.DeadlineMS > 0 {
-				s.goawayEnd = mono.Now() + gw.DeadlineMS*int64(time.Millisecond)
-			}
-			if !s.goaway {
-				s.goaway = true
-				if ev.worked {
-					c.policy.goawayStreak = 0 // this connection worked: move at once
-				}
-				c.wakeManager()
-			}
+			c.goawayLocked(s, gw, ev.worked)
 		}
 	}
+	c.pumpLocked()
 	if c.calls.empty() {
 		c.mu.Unlock()
 	} else {
@@ -120,12 +130,46 @@ func (c *Client) sessionEvents(s *session, evs []sessionEvent) {
 	}
 }
 
+// goawayLocked records the server's GOAWAY on s (PROTOCOL.md 6.5). The deadline
+// is counted from receipt; deadline_ms 0 means it has passed: move now. Reason
+// upgrade: the manager dials the successor reconnect_after_ms after receipt (never
+// after the deadline), without the reconnect backoff, and s stays current until
+// the successor has WELCOME. Reason shutdown: there is no successor; s takes no
+// new report, is read until its reports are answered or the deadline, and the
+// manager reconnects with the normal backoff. A repeated GOAWAY is ignored.
+func (c *Client) goawayLocked(s *session, gw *protocol.Goaway, worked bool) {
+	if s.hasDeadline {
+		return
+	}
+	now := mono.Now()
+	deadline := max(gw.DeadlineMS, 0)
+	s.hasDeadline = true
+	s.goawayEnd = now + deadline*int64(time.Millisecond)
+	s.moveAt = now + min(max(gw.ReconnectAfterMS, 0), deadline)*int64(time.Millisecond)
+	s.goaway = true
+	s.shutdown = gw.Reason == "shutdown"
+	if worked {
+		c.policy.goawayStreak = 0
+	} else {
+		c.policy.goawayStreak++
+	}
+	if s.shutdown && c.conns.cur == s {
+		c.conns.cur = nil // new reports wait for the next connection
+		if s.progress.Load() {
+			c.policy.attempt = 0
+		}
+		c.maybeRetireLocked(s)
+	}
+	c.wakeManager()
+}
+
 // retryLaterLocked takes a report off its connection after a retryable NACK; the
 // manager resends it on the current connection after a short backoff.
 func (c *Client) retryLaterLocked(rec *pending) {
 	if s := c.out.retryLater(rec, mono.Now()); s != nil {
 		c.maybeRetireLocked(s)
 	}
+	c.pumpLocked()
 	c.wakeManager()
 }
 
@@ -153,6 +197,14 @@ func (c *Client) sessionEnded(s *session) {
 			c.policy.attempt = 0
 		}
 	}
+	if ep, final := finalRefusal(err); final {
+		// A final ERROR on an established connection (token revoked, a protocol
+		// error): retrying cannot help. Reports fail with it; no reconnect.
+		c.opts.Logger.Error("hawk: server refused for good; failing reports", "addr", c.opts.Addr, "code", ep.Code, "message", ep.Message)
+		c.failLocked(ep)
+	} else if d := retryAfter(err); d > 0 {
+		c.policy.notBefore = max(c.policy.notBefore, mono.Now()+int64(d))
+	}
 	moved := c.out.takeFrom(s)
 	kept := moved[:0]
 	for _, r := range moved {
@@ -174,6 +226,7 @@ func (c *Client) sessionEnded(s *session) {
 	case c.conns.cur != nil:
 		to = c.conns.cur
 		resent = c.sendLocked(to, kept)
+		resent += c.pumpLocked()
 	}
 	c.out.recycle(moved)
 	c.wakeManager()

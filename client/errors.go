@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
@@ -35,26 +36,24 @@ var (
 	errRetired          = errors.New("hawk: connection retired after GOAWAY") // ended on purpose: not a failure
 )
 
-// refusalIsFinal reports whether an ERROR received in answer to HELLO means that
-// trying again cannot help (a bad token, a malformed HELLO, a protocol mismatch).
-// Load and lifecycle conditions (too many connections, shutting down, …) are
-// retried with backoff. An unknown code is taken as final: retrying what we do not
-// understand could hammer a server that is refusing us for a good reason.
-func refusalIsFinal(code protocol.Code) bool {
-	switch code {
-	case protocol.CodeTooManyConns, protocol.CodeShutdown, protocol.CodeDrainTimeout,
-		protocol.CodeHandshakeTimeout, protocol.CodeUnavailable, protocol.CodeReplaced,
-		protocol.CodeHeartbeatTimeout, protocol.CodeSpoolWrite:
-		return false
-	}
-	return true
-}
-
-// finalRefusal returns the server's ERROR if err is a final handshake refusal.
+// finalRefusal returns the server's ERROR if err is one whose code is final: not
+// retryable per the protocol's retry table (protocol.Code.Retryable, PROTOCOL.md
+// section 5), whenever it arrives, in answer to HELLO or on an established
+// connection. A code this version does not know is final.
 func finalRefusal(err error) (*protocol.ErrorPayload, bool) {
 	var ep *protocol.ErrorPayload
-	if errors.As(err, &ep) && refusalIsFinal(ep.Code) {
+	if errors.As(err, &ep) && !ep.Code.Retryable() {
 		return ep, true
 	}
 	return nil, false
+}
+
+// retryAfter is the least wait the server asked for before the next connection
+// attempt (ERROR retry_after_ms, sent with busy), or 0.
+func retryAfter(err error) time.Duration {
+	var ep *protocol.ErrorPayload
+	if errors.As(err, &ep) && ep.RetryAfterMS > 0 {
+		return time.Duration(ep.RetryAfterMS) * time.Millisecond
+	}
+	return 0
 }

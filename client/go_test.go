@@ -369,13 +369,16 @@ func TestGoRefusedForGood(t *testing.T) {
 	var ep *protocol.ErrorPayload
 	l.mu.Lock()
 	for _, err := range l.errs {
-		if !errors.As(err, &ep) || ep.Code != protocol.CodeUnauthorized {
-			t.Errorf("done got %v, want the unauthorized refusal", err)
+		if !errors.As(err, &ep) || ep.Code != protocol.CodeTokenRevoked {
+			t.Errorf("done got %v, want the token_revoked ERROR (final)", err)
 		}
 	}
 	l.mu.Unlock()
 	if err := c.Go([]byte("y"), func(uint64, error) { t.Error("done of a refused Go called") }); !errors.As(err, &ep) {
 		t.Fatalf("later Go: %v, want the refusal", err)
+	}
+	if n := srv.numConns(); n != 1 {
+		t.Fatalf("%d connections: token_revoked is final, the client must not reconnect", n)
 	}
 }
 

@@ -70,19 +70,49 @@ func (c *Client) dialPlanLocked() (bool, time.Duration) {
 	if !c.life.wantsConnection() {
 		return false, 0
 	}
+	now := mono.Now()
 	cur := c.conns.cur
 	if cur == nil {
-		return true, backoff(c.policy.attempt, c.opts.MinBackoff, c.opts.MaxBackoff)
-	}
-	if cur.goaway && !cur.handoffTried {
-		if c.policy.goawayStreak == 0 {
-			return true, 0
+		d := backoff(c.policy.attempt, c.opts.MinBackoff, c.opts.MaxBackoff)
+		if c.policy.notBefore > now {
+			d += time.Duration(c.policy.notBefore - now) // the server's retry_after_ms, then jitter
 		}
-		// The connection that sent this GOAWAY never worked (a server that says
-		// GOAWAY right after WELCOME): do not spin.
-		return true, backoff(c.policy.goawayStreak-1, c.opts.MinBackoff, c.opts.MaxBackoff)
+		return true, d
+	}
+	if cur.goaway && !cur.shutdown && cur.hasDeadline {
+		return true, c.handoffDelayLocked(cur, now)
 	}
 	return false, 0
+}
+
+// handoffDelayLocked is how long to wait before the next attempt to open the
+// successor of cur, which the server told GOAWAY (reason upgrade). The first
+// attempt starts reconnect_after_ms after the GOAWAY, with no reconnect backoff;
+// after a failed attempt the backoff is capped at half the time left before the
+// deadline, so every attempt starts before it and the migration completes within
+// the deadline the server gave. Once the deadline has passed, the normal backoff
+// applies (and busy's retry_after_ms).
+func (c *Client) handoffDelayLocked(cur *session, now int64) time.Duration {
+	var d time.Duration
+	if cur.handoffFails == 0 {
+		d = time.Duration(max(cur.moveAt-now, 0))
+		// A server that sends GOAWAY, with reconnect_after_ms 0, to every new
+		// connection before it answers anything is broken; do not spin on it. The
+		// floor is MinBackoff, still capped by the deadline. A real upgrade never
+		// gets here: its new connection reaches a process that is not draining.
+		if c.policy.goawayStreak > 3 && d < c.opts.MinBackoff {
+			d = min(c.opts.MinBackoff, time.Duration(max(cur.goawayEnd-now, 0)/2))
+		}
+		return d
+	}
+	d = backoff(cur.handoffFails-1, c.opts.MinBackoff, c.opts.MaxBackoff)
+	if left := time.Duration(cur.goawayEnd - now); left > 0 {
+		return min(d, left/2)
+	}
+	if c.policy.notBefore > now {
+		d += time.Duration(c.policy.notBefore - now)
+	}
+	return d
 }
 
 // flushRetriesLocked resends the retries that are due on the current connection
@@ -116,9 +146,10 @@ func (c *Client) tickPeriodLocked() time.Duration {
 	return p
 }
 
-// heartbeat checks every live connection: PING when nothing was sent (or nothing
-// received) for an interval, close when the server has been silent for 3 intervals,
-// when a write is stuck, or past a GOAWAY deadline.
+// heartbeat checks every live connection (PROTOCOL.md 6.4): PING when nothing was
+// sent or nothing was received for an interval, close when the server has been
+// silent for 3 intervals, when a write is stuck, or when the server kept a
+// connection open past its GOAWAY deadline.
 func (c *Client) heartbeat() {
 	now := mono.Now()
 	c.mu.Lock()
@@ -130,7 +161,10 @@ func (c *Client) heartbeat() {
 			s.fail(errHeartbeatTimeout)
 		case ws != 0 && now-ws > 3*hb:
 			s.fail(errWriteStuck)
-		case s.goawayEnd != 0 && now > s.goawayEnd:
+		case s.hasDeadline && now > s.goawayEnd+int64(goawayGrace):
+			// The server closes at the deadline, after the ACKs it queued before it:
+			// the connection is read until then, and given up only if the server
+			// does not close it.
 			s.fail(errGoawayDeadline)
 		case now-s.lastSend.Load() >= hb || now-s.lastRecv.Load() >= hb:
 			// Idle, or silent server: a PONG proves the connection alive even when
@@ -148,11 +182,9 @@ func (c *Client) redial() {
 		c.mu.Unlock()
 		return
 	}
-	handoff := c.conns.cur != nil
-	if handoff {
-		c.conns.cur.handoffTried = true
-		c.policy.goawayStreak++
-	} else {
+	from := c.conns.cur // the connection told GOAWAY (upgrade), or nil: a reconnect
+	handoff := from != nil
+	if !handoff {
 		c.policy.attempt++
 	}
 	c.mu.Unlock()
@@ -167,10 +199,22 @@ func (c *Client) redial() {
 			c.failAll(ep)
 			return
 		}
-		// After a failed handoff the old connection stays in use until it ends.
+		c.mu.Lock()
+		if d := retryAfter(err); d > 0 {
+			c.policy.notBefore = max(c.policy.notBefore, mono.Now()+int64(d))
+		}
+		if handoff {
+			// The old connection stays in use meanwhile; the next attempt comes
+			// before the deadline (handoffDelayLocked).
+			from.handoffFails++
+		}
+		c.mu.Unlock()
 		c.opts.Logger.Info("hawk: connect failed", "addr", c.opts.Addr, "handoff", handoff, "err", err)
 		return
 	}
+	c.mu.Lock()
+	c.policy.notBefore = 0
+	c.mu.Unlock()
 	c.install(s)
 }
 
@@ -178,11 +222,16 @@ func (c *Client) redial() {
 // flight on a live connection fails with err, and so do later ones.
 func (c *Client) failAll(err error) {
 	c.mu.Lock()
+	c.failLocked(err)
+	c.unlock()
+}
+
+// failLocked is failAll with c.mu held.
+func (c *Client) failLocked(err error) {
 	c.life.fail(err)
 	unplaced := c.out.takeUnplaced()
 	for _, r := range unplaced {
 		c.completeLocked(r, c.life.failErr)
 	}
 	c.out.recycle(unplaced)
-	c.unlock()
 }

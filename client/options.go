@@ -24,6 +24,13 @@ const (
 // closeWait bounds how long Close waits for reports in flight (a variable for tests).
 var closeWait = 5 * time.Second
 
+// goawayGrace is how long past a GOAWAY deadline the client keeps reading a
+// connection the server has not closed yet: the server closes it at the deadline
+// (ERROR drain_timeout, after the ACKs queued before it), but checks its deadlines
+// only every so often (up to 1 s late) and measures from the sending, we from the
+// receipt.
+var goawayGrace = time.Second
+
 // Options configures a Client. Addr and ClientID are required; every other field
 // has a usable zero value.
 type Options struct {
@@ -31,12 +38,15 @@ type Options struct {
 	ClientID string // the agent's identity; the server keys reports by (ClientID, seq)
 	Token    string // auth token; empty for an open server
 
-	// HeartbeatInterval: when nothing was sent for this long, a PING is sent; when
-	// nothing was received for 3× this long, the connection is taken for dead and
-	// replaced. 0 uses the interval the server announces in WELCOME.
+	// HeartbeatInterval: when nothing was sent or nothing was received for this
+	// long, a PING is sent; when nothing was received for 3× this long, the
+	// connection is taken for dead and replaced. 0 uses the interval the server
+	// announces in WELCOME.
 	HeartbeatInterval time.Duration
 	// MaxInFlight is the window: how many reports may be unacknowledged at once
-	// (default 64). Report blocks while the window is full.
+	// (default 64). Report blocks while the window is full. On each connection the
+	// client also keeps at most the server's WELCOME max_in_flight unanswered;
+	// reports beyond it wait in the client until ACKs make room.
 	MaxInFlight int
 	// DialTimeout bounds one connection attempt: TCP connect plus HELLO/WELCOME
 	// (default 5s).

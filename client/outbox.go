@@ -17,6 +17,7 @@ type pending struct {
 	sent      bool // sent at least once (the next send counts as a resend)
 	abandoned bool // the caller's ctx ended; the report finishes silently
 	waiting   bool // in outbox.retry
+	held      bool // in outbox.held: waiting for room on the current connection
 	retryAt   int64
 	attempts  int // retryable NACKs so far: the retry backoff grows with them
 
@@ -44,8 +45,9 @@ func bySeq(a, b *pending) int { return cmp.Compare(a.seq, b.seq) }
 
 // outbox holds every report accepted by Report or Go and not yet finished, assigns
 // their seqs, and knows where each one is: in flight on a connection (rec.sess),
-// waiting to be resent after a retryable NACK (in retry), or queued for the next
-// connection (neither).
+// waiting to be resent after a retryable NACK (in retry), waiting for room on the
+// current connection, whose server allows fewer reports in flight than the
+// client's window (in held), or queued for the next connection (none of these).
 //
 // It has no lock of its own: the Client's mu guards it, because a report's place
 // changes together with the connection state the Client keeps (a GOAWAY, a dead
@@ -60,6 +62,7 @@ type outbox struct {
 	nextSeq uint64
 	pending map[uint64]*pending
 	retry   []*pending // waiting for their retryAt, in NACK order
+	held    []*pending // waiting for room on the current connection, in seq order
 	scratch []*pending
 
 	// The backoff between retries of a NACKed report.
@@ -130,7 +133,49 @@ func (o *outbox) remove(rec *pending) *session {
 			o.retry = slices.Delete(o.retry, i, i+1)
 		}
 	}
+	if rec.held {
+		rec.held = false
+		if i := slices.Index(o.held, rec); i >= 0 {
+			o.held = slices.Delete(o.held, i, i+1)
+		}
+	}
 	return o.leave(rec)
+}
+
+// hold parks recs (unplaced, in seq order) until the current connection has room
+// for them; takeHeld gives them back, oldest first.
+func (o *outbox) hold(recs []*pending) {
+	if len(recs) == 0 {
+		return
+	}
+	sorted := len(o.held) == 0 || o.held[len(o.held)-1].seq < recs[0].seq
+	for _, r := range recs {
+		r.held = true
+		o.held = append(o.held, r)
+	}
+	if !sorted {
+		slices.SortFunc(o.held, bySeq)
+	}
+}
+
+// holdOne parks a new report, the newest of all, until the current connection has
+// room for it.
+func (o *outbox) holdOne(rec *pending) {
+	rec.held = true
+	o.held = append(o.held, rec)
+}
+
+// takeHeld takes up to n held reports, oldest first.
+func (o *outbox) takeHeld(n int) []*pending {
+	n = min(n, len(o.held))
+	batch := append(o.scratch[:0], o.held[:n]...)
+	for _, r := range batch {
+		r.held = false
+	}
+	rest := copy(o.held, o.held[n:])
+	clear(o.held[rest:])
+	o.held = o.held[:rest]
+	return batch
 }
 
 // retryLater takes rec off its connection after a retryable NACK and parks it for
@@ -146,18 +191,21 @@ func (o *outbox) retryLater(rec *pending, now int64) *session {
 }
 
 // takeUnplaced returns, in seq order, every report in flight nowhere: queued while
-// disconnected, left over from a dead connection, or waiting to retry. Their
-// retry waits are cancelled: a new connection takes them at once.
+// disconnected, left over from a dead connection, held for room, or waiting to
+// retry. Their retry waits are cancelled: a new connection takes them at once.
 func (o *outbox) takeUnplaced() []*pending {
 	batch := o.scratch[:0]
 	for _, r := range o.pending {
 		if r.sess == nil {
 			r.waiting = false
+			r.held = false
 			batch = append(batch, r)
 		}
 	}
 	clear(o.retry)
 	o.retry = o.retry[:0]
+	clear(o.held)
+	o.held = o.held[:0]
 	slices.SortFunc(batch, bySeq)
 	return batch
 }

@@ -40,11 +40,16 @@ type session struct {
 
 	// The owner's bookkeeping about this connection, guarded by the owner's lock
 	// (the Client's mu). The session itself never reads or writes it.
-	inflight     int   // reports sent here and not yet acked, nacked or moved elsewhere
-	goaway       bool  // the server asked us to leave
-	goawayEnd    int64 // mono.Now() deadline from the GOAWAY; 0 = none given
-	handoffTried bool  // a replacement connection was attempted for this GOAWAY
-	retiring     bool  // we are closing it on purpose (handoff complete)
+	inflight int  // reports sent here and not yet acked, nacked or moved elsewhere
+	limit    int  // most reports in flight here: min(Options.MaxInFlight, WELCOME max_in_flight)
+	goaway   bool // the server asked us to leave, or a newer connection replaced it
+	retiring bool // we are closing it on purpose (handoff complete)
+	// Set by the server's GOAWAY (the first one; a repeat is ignored).
+	shutdown     bool  // reason shutdown: no successor to move to, reconnect with backoff
+	hasDeadline  bool  // goawayEnd is set
+	goawayEnd    int64 // mono.Now() of the deadline: receipt + deadline_ms (0 ms: at receipt)
+	moveAt       int64 // mono.Now() at which to dial the successor: receipt + reconnect_after_ms
+	handoffFails int   // failed attempts to open the successor
 
 	lastSend   atomic.Int64 // mono.Now() at the end of the last write
 	lastRecv   atomic.Int64 // mono.Now() of the last read that returned bytes
@@ -184,6 +189,10 @@ func (s *session) handshake(ctx context.Context, opts *Options) error {
 	if s.hb <= 0 {
 		s.hb = DefaultHeartbeatInterval
 	}
+	s.limit = opts.MaxInFlight
+	if m := s.welcome.MaxInFlight; m > 0 && m < s.limit {
+		s.limit = m
+	}
 	now := mono.Now()
 	s.born = now
 	s.lastRecv.Store(now)
@@ -261,18 +270,11 @@ func (s *session) release() {
 	}
 }
 
-// ping queues a PING unless output is already pending (then the connection is not
-// idle, or its writer is stuck and the heartbeat check will catch it).
+// ping queues a PING, behind any output already pending: a PING is also due when
+// the client streams but the server has been silent, and only its PONG proves the
+// server alive then.
 func (s *session) ping(seq uint64) {
-	s.wmu.Lock()
-	idle := len(s.out) == 0
-	if idle {
-		s.out = protocol.AppendFrame(s.out, protocol.TypePing, seq, nil)
-	}
-	s.wmu.Unlock()
-	if idle {
-		s.signal()
-	}
+	s.queueFrame(protocol.TypePing, seq, nil)
 }
 
 func (s *session) signal() {

@@ -463,9 +463,14 @@ func (s *fakeServer) checkResentOnce(t testing.TB, seqs, unacked []uint64) {
 	}
 }
 
-// revokeToken makes the server answer the first report with ERROR token_revoked and
-// refuse every later HELLO as unauthorized, as a server whose token was revoked.
-func (s *fakeServer) revokeToken() {
+// revokeToken makes the server answer the first report with ERROR token_revoked
+// (final: the client must not reconnect) and refuse every later HELLO as
+// unauthorized, as a server whose token was revoked.
+func (s *fakeServer) revokeToken() { s.dropThenRefuse(protocol.CodeTokenRevoked) }
+
+// dropThenRefuse makes the server answer the first report with ERROR code and
+// refuse every later HELLO as unauthorized.
+func (s *fakeServer) dropThenRefuse(code protocol.Code) {
 	s.onHello = func(fc *fakeConn, h protocol.Hello) *protocol.ErrorPayload {
 		if fc.idx > 0 {
 			return &protocol.ErrorPayload{Code: protocol.CodeUnauthorized, Message: "token revoked"}
@@ -473,7 +478,7 @@ func (s *fakeServer) revokeToken() {
 		return nil
 	}
 	s.onReport = func(fc *fakeConn, seq uint64, _ []byte) {
-		fc.queueJSON(protocol.TypeError, &protocol.ErrorPayload{Code: protocol.CodeTokenRevoked, Message: "revoked"})
+		fc.queueJSON(protocol.TypeError, &protocol.ErrorPayload{Code: code, Message: "dropped"})
 		fc.flush()
 		fc.kill()
 	}
