@@ -25,9 +25,10 @@ type fakeServer struct {
 	done chan struct{}
 
 	// Hooks and settings; set them before clients connect.
-	token    string // required token; "" = open server
-	hbMS     int64  // heartbeat_interval_ms in WELCOME
-	maxFrame int
+	token       string // required token; "" = open server
+	hbMS        int64  // heartbeat_interval_ms in WELCOME
+	maxFrame    int
+	maxInFlight int // max_in_flight in WELCOME; 0 = not said
 	// light: keep no per-report records (benchmarks).
 	light bool
 	// onHello may refuse a handshake by returning an ERROR payload.
@@ -59,11 +60,14 @@ type fakeConn struct {
 	ackq     chan uint64
 	ackDelay time.Duration
 	ackOnce  sync.Once
+	accepted time.Time // when the server accepted it
 
 	mu       sync.Mutex // guards out, received, unacked and writes to nc
 	out      []byte
 	received []uint64 // seqs in arrival order
 	unacked  map[uint64]bool
+	// maxUnacked is the most reports this connection held unanswered at once.
+	maxUnacked int
 	// unackedAtEOF is len(unacked) when the reader saw the connection end.
 	unackedAtEOF int
 	endErr       error
@@ -115,7 +119,7 @@ func (s *fakeServer) accept() {
 			return
 		}
 		s.mu.Lock()
-		fc := &fakeConn{srv: s, idx: len(s.conns), nc: nc, eof: make(chan struct{}), unacked: make(map[uint64]bool), ackq: make(chan uint64, 4096)}
+		fc := &fakeConn{srv: s, idx: len(s.conns), nc: nc, accepted: time.Now(), eof: make(chan struct{}), unacked: make(map[uint64]bool), ackq: make(chan uint64, 4096)}
 		s.conns = append(s.conns, fc)
 		s.mu.Unlock()
 		select {
@@ -252,7 +256,7 @@ func (fc *fakeConn) handshake(f protocol.Frame) bool {
 		}
 	}
 	fc.queueJSON(protocol.TypeWelcome, &protocol.Welcome{ServerID: "fake", ServerVersion: "test", ConnID: uint64(fc.idx + 1),
-		HeartbeatIntervalMS: s.hbMS, MaxFrameSize: s.maxFrame})
+		HeartbeatIntervalMS: s.hbMS, MaxFrameSize: s.maxFrame, MaxInFlight: s.maxInFlight})
 	if s.afterWelcome != nil {
 		s.afterWelcome(fc)
 	}
@@ -275,6 +279,7 @@ func (fc *fakeConn) noteReport(seq uint64) {
 	fc.mu.Lock()
 	fc.received = append(fc.received, seq)
 	fc.unacked[seq] = true
+	fc.maxUnacked = max(fc.maxUnacked, len(fc.unacked))
 	fc.mu.Unlock()
 	s.mu.Lock()
 	s.recv[seq] = append(s.recv[seq], fc.idx)
@@ -384,6 +389,16 @@ func (fc *fakeConn) goaway(deadline time.Duration) {
 
 func (fc *fakeConn) queueGoaway(deadline time.Duration) {
 	fc.queueJSON(protocol.TypeGoaway, &protocol.Goaway{Reason: "upgrade", DeadlineMS: deadline.Milliseconds()})
+}
+
+// errorClose writes ERROR ep after everything queued and closes the connection.
+func (fc *fakeConn) errorClose(ep *protocol.ErrorPayload) {
+	fc.queueJSON(protocol.TypeError, ep)
+	fc.flush()
+	fc.mu.Lock()
+	fc.endErr = errClosedByServer
+	fc.mu.Unlock()
+	fc.nc.Close() // FIN, not RST: the client reads the ERROR
 }
 
 // kill closes the connection abruptly (a crash), from the reader goroutine.
