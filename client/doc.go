@@ -3,23 +3,30 @@
 //
 // A Client keeps one framed TCP connection to the server and pipelines reports over
 // it: up to Options.MaxInFlight reports may be unacknowledged at once, and Report
-// blocks while that window is full. Each report carries a seq chosen by the client,
+// blocks while that window is full; on each connection at most the server's
+// WELCOME max_in_flight are unanswered (the rest wait in the client). Each report carries a seq chosen by the client,
 // strictly increasing per client (also across reconnects, and across agent restarts
 // when FirstSeq is derived from the clock), so the server can tell a resent report
 // from a new one.
 //
 // Failures are handled inside the client and never reach a Report caller as an
-// error: a lost connection is replaced with exponential backoff and full jitter,
-// and every unacknowledged report is resent, in seq order, before new ones. When a
-// server being upgraded sends GOAWAY, the client opens the replacement connection at
-// once and sends new reports there, while the old connection stays open until the
-// reports in flight on it are acknowledged: a graceful handoff loses and duplicates
-// nothing. After a crash, only reports that were unacknowledged at the crash may be
-// delivered twice. Reports wait as long as their context allows.
+// error: a lost connection is replaced with exponential backoff and full jitter
+// (never sooner than the retry_after_ms of an ERROR busy), and every
+// unacknowledged report is resent, in seq order, before new ones. When a server
+// being upgraded sends GOAWAY, the client opens the replacement connection after
+// the GOAWAY's reconnect_after_ms, with no backoff and within its deadline, and
+// sends new reports there once it has WELCOME, while the old connection stays
+// open until the reports in flight on it are acknowledged: a graceful handoff
+// loses and duplicates nothing. A GOAWAY shutdown has no successor: no new report
+// goes to the old connection, and the client reconnects with backoff. After a
+// crash, only reports that were unacknowledged at the crash may be delivered
+// twice. Reports wait as long as their context allows.
 //
 // Errors that do reach the caller: the context's error, *NackError when the server
 // refuses a report for good, ErrTooLarge, ErrClosed after Close, and the server's
-// *client.ServerError when it refuses the handshake for good (unauthorized).
+// *client.ServerError when it sends an ERROR whose code is final (not retryable in
+// docs/PROTOCOL.md section 5: unauthorized, token_revoked, a protocol error, …),
+// in answer to HELLO or later: the client then stops reconnecting.
 //
 // Example:
 //
