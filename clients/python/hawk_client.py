@@ -5,8 +5,9 @@ Two layers:
 * the wire format: :func:`crc32c`, :func:`encode_frame`, :func:`decode_frame` and the
   streaming :class:`Decoder` (PROTOCOL.md sections 2 and 3);
 * :class:`Connection`, one synchronous framed TCP connection (for tests and tools),
-  and :class:`Client`, the agent: handshake, pipelined reports acknowledged by seq,
-  heartbeats, NACK retries, reconnects and GOAWAY handoff (sections 4 to 6).
+  and :class:`Client`, the agent: handshake, pipelined reports acknowledged by seq
+  (at most WELCOME max_in_flight unanswered per connection), heartbeats, NACK
+  retries, the ERROR retry table, reconnects and GOAWAY handoff (sections 4 to 6).
 
 Example::
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import collections
 import json
 import queue
+import random
 import socket
 import struct
 import threading
@@ -196,22 +198,43 @@ class Decoder:
 # ---------------------------------------------------------------------------
 # Errors and codes (section 5)
 
-# ERROR codes for which reconnecting (with backoff) can help. An unknown code is
-# treated as non-retryable when it answers HELLO (section 5).
-RETRYABLE_ERRORS = frozenset({"handshake_timeout", "heartbeat_timeout", "too_many_connections",
-                              "replaced", "drain_timeout", "shutdown"})
+# The retry column of section 5: the ERROR codes for which reconnecting (with
+# backoff, at least retry_after_ms) and resending can help, whenever the ERROR
+# arrives (in answer to HELLO or later). Every other code, and a code this client
+# does not know, is final: the client stops reconnecting and fails its reports.
+RETRYABLE_ERRORS = frozenset({
+    "bad_crc", "handshake_timeout", "heartbeat_timeout", "too_many_connections", "replaced",
+    "drain_timeout", "shutdown", "slow_consumer", "frame_timeout", "busy",
+    "spool_write_failed", "unavailable",
+})
+FINAL_ERRORS = frozenset({
+    "bad_magic", "unsupported_version", "unknown_type", "frame_too_large", "bad_payload",
+    "protocol_violation", "unauthorized", "token_revoked", "too_many_in_flight",
+})
+
+GOAWAY_GRACE = 1.0      # seconds a connection is still read past its GOAWAY deadline
+MIN_BACKOFF = 0.01      # reconnect backoff: full jitter in [0, min(MAX, MIN * 2**n))
+MAX_BACKOFF = 1.0
+
+
+def backoff(attempt):
+    """Full-jitter backoff before attempt n (0-based), in seconds."""
+    return random.uniform(0, min(MAX_BACKOFF, MIN_BACKOFF * (1 << min(attempt, 40))))
 
 
 class ServerError(HawkError):
-    """An ERROR frame from the server: code (section 5) and message."""
+    """An ERROR frame from the server: code (section 5), message and retry_after_ms
+    (the least wait before the next connection attempt, 0 if not given)."""
 
-    def __init__(self, code, message=""):
+    def __init__(self, code, message="", retry_after_ms=0):
         super().__init__("server error %s: %s" % (code, message))
         self.code = code
         self.message = message
+        self.retry_after_ms = retry_after_ms
 
     @property
     def retryable(self):
+        """Section 5's retry column; an unknown code is final."""
         return self.code in RETRYABLE_ERRORS
 
 
@@ -261,7 +284,8 @@ def _field(obj, name, kind, default):
 def server_error(frame):
     """The ServerError an ERROR frame carries."""
     obj = _parse_json_object(frame)
-    return ServerError(_field(obj, "code", str, ""), _field(obj, "message", str, ""))
+    return ServerError(_field(obj, "code", str, ""), _field(obj, "message", str, ""),
+                       max(_field(obj, "retry_after_ms", int, 0), 0))
 
 
 def _parse_addr(addr):
@@ -356,6 +380,7 @@ class Connection:
             "conn_id": _field(obj, "conn_id", int, 0),
             "heartbeat_interval_ms": _field(obj, "heartbeat_interval_ms", int, 0),
             "max_frame_size": _field(obj, "max_frame_size", int, 0),
+            "max_in_flight": _field(obj, "max_in_flight", int, 0),
         }
 
     def close(self):
@@ -402,8 +427,12 @@ class _Conn:
         self.welcome = welcome
         self.conn_id = welcome["conn_id"]
         self.inflight = set()      # seqs sent here and not yet answered
-        self.draining = False
-        self.deadline = None
+        # At most this many unanswered REPORTs here: WELCOME max_in_flight (0: not said).
+        self.limit = welcome["max_in_flight"] or None
+        self.draining = False      # told GOAWAY (or replaced): no longer the target of new reports
+        self.shutdown = False      # the GOAWAY said shutdown: there is no successor
+        self.deadline = None       # monotonic time of the GOAWAY deadline
+        self.move_at = None        # monotonic time to dial the successor (reconnect_after_ms)
         self.dead = False
         now = time.monotonic()
         self.last_sent = now
@@ -474,6 +503,7 @@ class Client:
         self._next_seq = time.time_ns() if seq_start is None else seq_start
         self._ping_seq = 0
         self._reconnecting = False
+        self._not_before = 0.0                  # no dial before this (ERROR retry_after_ms)
         self._closed = threading.Event()
         self._fatal = None
         self._hb_thread = None
@@ -558,19 +588,28 @@ class Client:
         return _Conn(self, c, welcome)
 
     def _install(self, c):
-        """Make c the current connection and send the queued reports there (lock held)."""
+        """Make c the current connection and send the queued reports there (lock held).
+        A previous current connection (told GOAWAY upgrade) now only drains."""
+        old = self._current
         self._current = c
         self._conns.add(c)
         self.welcome = c.welcome
         self.welcomes.append(c.welcome)
         self.max_frame_size = c.welcome["max_frame_size"]
         self.events["connects"] += 1
+        self._not_before = 0.0
         c.start()
+        if old is not None and old is not c:
+            old.draining = True
+            self._retire_if_idle(old)
         self._flush_queue()
 
     def _dispatch(self, r):
+        """Send r on the current connection if it has room (WELCOME max_in_flight),
+        else queue it (lock held)."""
         c = self._current
-        if c is not None and not c.dead and not c.draining:
+        if (c is not None and not c.dead and not c.shutdown
+                and (c.limit is None or len(c.inflight) < c.limit)):
             r.conn = c
             c.inflight.add(r.seq)
             c.send(encode_frame(REPORT, r.seq, r.payload))
@@ -578,7 +617,8 @@ class Client:
             self._queue.append(r)
 
     def _flush_queue(self):
-        if self._current is None:
+        """Send queued reports, oldest first, as far as the current connection has room."""
+        if self._current is None or not self._queue:
             return
         q = sorted(self._queue, key=lambda r: r.seq)
         self._queue.clear()
@@ -613,6 +653,7 @@ class Client:
                     self.events["acked"] += 1
                     self._finish(r)
                 self._retire_if_idle(c)
+                self._flush_queue()
             return True
         if f.type == NACK:
             obj = _parse_json_object(f)
@@ -631,6 +672,7 @@ class Client:
                     else:
                         self._finish(r, NackError(r.seq, code, msg))
                 self._retire_if_idle(c)
+                self._flush_queue()
             return True
         if f.type == PING:
             c.send(encode_frame(PONG, f.seq))
@@ -641,17 +683,34 @@ class Client:
             return True
         if f.type == GOAWAY:
             obj = _parse_json_object(f)
-            deadline_ms = _field(obj, "deadline_ms", int, 0)
+            reason = _field(obj, "reason", str, "")
+            deadline_ms = max(_field(obj, "deadline_ms", int, 0), 0)
+            after_ms = min(max(_field(obj, "reconnect_after_ms", int, 0), 0), deadline_ms)
+            now = time.monotonic()
             with self._lock:
                 self.events["goaways"] += 1
-                if c.draining or c.dead:
+                if c.deadline is not None or c.dead:
                     return True  # a repeat: tolerated
-                c.draining = True
-                c.deadline = time.monotonic() + max(deadline_ms, 0) / 1000.0
-                if c is self._current:
-                    self._current = None
+                # deadline_ms counts from the sending; we count from receipt. 0 means
+                # the deadline has passed: move now (section 6.5).
+                c.deadline = now + deadline_ms / 1000.0
+                c.move_at = now + after_ms / 1000.0
+                if reason == "shutdown":
+                    # No successor: no new reports here; read until answered or the
+                    # deadline; reconnect with the normal backoff.
+                    c.shutdown = True
+                    c.draining = True
+                    if c is self._current:
+                        self._current = None
+                        self._start_reconnect()
+                    self._retire_if_idle(c)
+                elif c is self._current:
+                    # upgrade: new reports keep going here until the successor has
+                    # WELCOME; it is dialled reconnect_after_ms from now, no backoff.
                     self._start_reconnect()
-                self._retire_if_idle(c)
+                else:
+                    c.draining = True
+                    self._retire_if_idle(c)
             return True
         if f.type == ERROR:
             raise server_error(f)
@@ -665,7 +724,7 @@ class Client:
 
     def _retire_if_idle(self, c):
         """Close a draining connection once nothing is in flight on it (lock held)."""
-        if c.draining and not c.inflight and not c.dead:
+        if c.draining and c is not self._current and not c.inflight and not c.dead:
             self._drop(c, None)
 
     def _conn_lost(self, c, err):
@@ -673,7 +732,8 @@ class Client:
             self._drop(c, err)
 
     def _drop(self, c, err):
-        """End c and move its unacknowledged reports to the next connection (lock held)."""
+        """End c and move its unacknowledged reports to the next connection (lock held).
+        A final ERROR (section 5) ends the client instead."""
         if c.dead:
             return
         c.dead = True
@@ -682,6 +742,14 @@ class Client:
         if err is not None and not self._closed.is_set():
             self.errors.append(err)
             self.events["connection_errors"] += 1
+        if isinstance(err, ServerError):
+            if not err.retryable:
+                self._fatal = err
+                self._current = None if c is self._current else self._current
+                self._fail_all(err)
+                return
+            if err.retry_after_ms:
+                self._not_before = max(self._not_before, time.monotonic() + err.retry_after_ms / 1000.0)
         for seq in sorted(c.inflight):
             r = self._pending.get(seq)
             if r is not None and r.conn is c:
@@ -703,9 +771,36 @@ class Client:
         self._reconnecting = True
         threading.Thread(target=self._reconnect_loop, name="hawk-reconnect", daemon=True).start()
 
+    def _dial_delay(self, attempt, fails):
+        """Seconds to wait before the next dial (lock held), or None: no dial needed.
+
+        A migration (GOAWAY upgrade on the current connection) dials at
+        reconnect_after_ms without backoff, and retries a failed dial with a backoff
+        capped at half the time left, so that it completes before the deadline.
+        Otherwise (no connection): the normal backoff, never before retry_after_ms.
+        """
+        now = time.monotonic()
+        c = self._current
+        if c is not None:
+            if c.dead or c.deadline is None or c.shutdown:
+                return None  # a working connection (or nothing to migrate from)
+            if fails == 0:
+                return max(c.move_at - now, 0.0)
+            left = c.deadline - now
+            if left > 0:
+                return min(backoff(fails - 1), left / 2)
+        return backoff(attempt) + max(self._not_before - now, 0.0)
+
     def _reconnect_loop(self):
-        backoff = 0.01
+        attempt = fails = 0
         while not self._closed.is_set():
+            with self._lock:
+                delay = self._dial_delay(attempt, fails)
+                if delay is None or self._fatal is not None:
+                    self._reconnecting = False
+                    return
+            if delay > 0 and self._closed.wait(delay):
+                break
             try:
                 c = self._dial()
             except ServerError as e:
@@ -717,20 +812,25 @@ class Client:
                         self._reconnecting = False
                         self._fail_all(e)
                         return
+                    if e.retry_after_ms:
+                        self._not_before = max(self._not_before, time.monotonic() + e.retry_after_ms / 1000.0)
             except (OSError, HawkError, ValueError) as e:
                 with self._lock:
                     self.errors.append(e)
             else:
                 with self._lock:
                     self._reconnecting = False
-                    if self._closed.is_set():
+                    if self._closed.is_set() or self._fatal is not None:
                         c.conn.close()
                         return
                     self.events["reconnects"] += 1
                     self._install(c)
                 return
-            self._closed.wait(backoff)
-            backoff = min(backoff * 2, 1.0)
+            with self._lock:
+                if self._current is not None:
+                    fails += 1
+                else:
+                    attempt += 1
         with self._lock:
             self._reconnecting = False
 
@@ -743,19 +843,21 @@ class Client:
         return 10.0
 
     def _heartbeat_loop(self):
-        """PING when idle for an interval; give a connection up after 3 silent intervals;
-        close a draining connection at its GOAWAY deadline (sections 6.4, 6.5)."""
+        """Section 6.4: PING when nothing was sent or nothing was received for an
+        interval (checked 4 times per interval); give a connection up after 3
+        intervals with nothing received, or when the server kept it open past its
+        GOAWAY deadline (section 6.5)."""
         while not self._closed.wait(self._heartbeat_interval() / 4):
             interval = self._heartbeat_interval()
             now = time.monotonic()
             with self._lock:
                 for c in list(self._conns):
-                    if c.draining and now >= c.deadline:
+                    if c.deadline is not None and now >= c.deadline + GOAWAY_GRACE:
                         self._drop(c, HawkError("GOAWAY deadline passed on conn %d" % c.conn_id))
                     elif now - c.last_recv >= 3 * interval:
                         self._drop(c, HawkError("nothing received on conn %d for %.1fs"
                                                 % (c.conn_id, now - c.last_recv)))
-                    elif now - c.last_sent >= interval:
+                    elif now - c.last_sent >= interval or now - c.last_recv >= interval:
                         self._ping_seq += 1
                         self.events["pings"] += 1
                         c.send(encode_frame(PING, self._ping_seq))

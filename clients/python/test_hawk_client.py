@@ -294,15 +294,53 @@ class ServerTest(ServerTestCase):
         self.assertTrue({r.seq for r in seqs} <= got)
 
 
+def wait_until(cond, what, timeout=10.0):
+    """Wait for cond() to hold, failing after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        time.sleep(0.005)
+
+
+def read_reports(conn, into, until=None):
+    """Read frames, answering PINGs, appending REPORT seqs to into, until until()
+    holds after a REPORT (or the connection ends)."""
+    while True:
+        f = conn.recv()
+        if f.type == hk.PING:
+            conn.send(hk.PONG, f.seq)
+        elif f.type == hk.REPORT:
+            into.append(f.seq)
+            if until is not None and until():
+                return
+
+
+def ack_all(conn):
+    """Answer every REPORT with an ACK and every PING with a PONG, until the end."""
+    try:
+        while True:
+            f = conn.recv()
+            if f.type == hk.REPORT:
+                conn.send(hk.ACK, f.seq)
+            elif f.type == hk.PING:
+                conn.send(hk.PONG, f.seq)
+    except hk.ConnectionClosed:
+        pass
+
+
 class FakeServer:
     """A scripted server on 127.0.0.1:0 for what a real one will not do on demand
     (NACKs, GOAWAY). handler(conn, index) runs per accepted connection."""
 
-    def __init__(self, handler):
+    def __init__(self, handler, welcome=None):
         self.lsock = socket.create_server(("127.0.0.1", 0))
         self.addr = "127.0.0.1:%d" % self.lsock.getsockname()[1]
         self.handler = handler
+        self.welcome = welcome or {}
         self.conns = []
+        self.accepted = []  # monotonic time of each accept
+        self.refuse_hello = None  # i -> an ERROR payload to refuse connection i with, or None
         self.errors = []
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
@@ -315,6 +353,7 @@ class FakeServer:
             except OSError:
                 return
             conn = hk.Connection(s, limit=1 << 20)
+            self.accepted.append(time.monotonic())
             self.conns.append(conn)
             threading.Thread(target=self._run, args=(conn, i), daemon=True).start()
             i += 1
@@ -323,8 +362,14 @@ class FakeServer:
         try:
             f = conn.recv(5)
             assert f.type == hk.HELLO, f
-            conn.send_json(hk.WELCOME, 0, {"server_id": "fake", "server_version": "0", "conn_id": i + 1,
-                                           "heartbeat_interval_ms": 10000, "max_frame_size": 1 << 20})
+            if self.refuse_hello is not None and self.refuse_hello(i) is not None:
+                conn.send_json(hk.ERROR, 0, self.refuse_hello(i))
+                conn.close()
+                return
+            welcome = {"server_id": "fake", "server_version": "0", "conn_id": i + 1,
+                       "heartbeat_interval_ms": 10000, "max_frame_size": 1 << 20}
+            welcome.update(self.welcome)
+            conn.send_json(hk.WELCOME, 0, welcome)
             self.handler(conn, i)
         except (hk.HawkError, OSError, AssertionError) as e:
             self.errors.append(e)
@@ -336,8 +381,8 @@ class FakeServer:
 
 
 class FakeServerTest(unittest.TestCase):
-    def fake(self, handler):
-        s = FakeServer(handler)
+    def fake(self, handler, welcome=None):
+        s = FakeServer(handler, welcome)
         self.addCleanup(s.close)
         return s
 
@@ -404,9 +449,8 @@ class FakeServerTest(unittest.TestCase):
         s = self.fake(handler)
         with hk.Client(s.addr, "mover", heartbeat_interval=0.2) as c:
             first = [c.submit(b"a%d" % i) for i in range(3)]
-            deadline = time.monotonic() + 5
-            while c.events["goaways"] < 1 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            # New reports go to the new connection once it has WELCOME.
+            wait_until(lambda: c.events["goaways"] >= 1 and c.events["connects"] >= 2, "the new connection")
             later = [c.submit(b"b%d" % i) for i in range(3)]
             for r in first + later:
                 r.wait(10)
@@ -415,6 +459,241 @@ class FakeServerTest(unittest.TestCase):
         self.assertEqual(got[0], [r.seq for r in first])
         self.assertEqual(sorted(got[1]), sorted([r.seq for r in first[1:]] + [r.seq for r in later]))
 
+
+    def patch(self, name, value):
+        old = getattr(hk, name)
+        setattr(hk, name, value)
+        self.addCleanup(setattr, hk, name, old)
+
+    def test_deadline_zero_means_now(self):
+        # deadline_ms 0: the deadline has passed. The client dials at once and gives
+        # the old connection up (after its grace) even though this server neither
+        # answers nor closes it: its reports are resent on the new connection.
+        self.patch("GOAWAY_GRACE", 0.05)
+        got = {0: [], 1: []}
+
+        def handler(conn, i):
+            if i == 0:
+                read_reports(conn, got[0], lambda: len(got[0]) == 2)
+                conn.send_json(hk.GOAWAY, 0, {"reason": "upgrade", "deadline_ms": 0})
+                try:
+                    read_reports(conn, got[0])
+                except hk.ConnectionClosed:
+                    pass
+                return
+            ack_all(conn)
+
+        s = self.fake(handler)
+        with hk.Client(s.addr, "zero") as c:
+            rs = [c.submit(b"r%d" % i) for i in range(2)]
+            for r in rs:
+                r.wait(10)
+            self.assertGreaterEqual(c.events["connects"], 2)
+        self.assertEqual(got[0], [r.seq for r in rs])
+
+    def test_goaway_right_after_welcome_waits_reconnect_after_only(self):
+        # GOAWAY before any ACK or PONG: the successor is dialled reconnect_after_ms
+        # later, with no backoff (an hour here), and reports then go there.
+        self.patch("MIN_BACKOFF", 3600.0)
+        self.patch("MAX_BACKOFF", 3600.0)
+        sent = []
+
+        def handler(conn, i):
+            if i == 0:
+                sent.append(time.monotonic())
+                conn.send_json(hk.GOAWAY, 0, {"reason": "upgrade", "deadline_ms": 10000,
+                                              "reconnect_after_ms": 200})
+            ack_all(conn)
+
+        s = self.fake(handler)
+        with hk.Client(s.addr, "early") as c:
+            wait_until(lambda: c.events["connects"] >= 2, "the new connection")
+            self.assertGreaterEqual(s.accepted[1] - sent[0], 0.2)
+            c.report(b"x", timeout=10)
+
+    def test_shutdown_sends_no_new_reports_on_old(self):
+        got = {0: [], 1: []}
+
+        def handler(conn, i):
+            if i == 0:
+                read_reports(conn, got[0], lambda: len(got[0]) == 2)
+                conn.send_json(hk.GOAWAY, 0, {"reason": "shutdown", "deadline_ms": 10000})
+                for seq in got[0]:
+                    conn.send(hk.ACK, seq)  # after the GOAWAY: still read and processed
+                try:
+                    read_reports(conn, got[0])
+                except hk.ConnectionClosed:
+                    pass
+                return
+            while True:
+                f = conn.recv()
+                if f.type == hk.REPORT:
+                    got[1].append(f.seq)
+                    conn.send(hk.ACK, f.seq)
+
+        s = self.fake(handler)
+        with hk.Client(s.addr, "shut") as c:
+            first = [c.submit(b"a%d" % i) for i in range(2)]
+            for r in first:
+                r.wait(10)
+            later = [c.submit(b"b%d" % i) for i in range(3)]
+            for r in later:
+                r.wait(10)
+            self.assertEqual(c.events["resent"], 0)
+        self.assertEqual(got[0], [r.seq for r in first])
+        self.assertEqual(got[1], [r.seq for r in later])
+
+    def test_pings_while_streaming_and_acks_stall(self):
+        # The client streams but the server answers nothing except PONGs: the client
+        # has sent recently yet received nothing, so it PINGs, and the PONGs keep
+        # the connection (3 silent intervals would have ended it).
+        got = []
+        stall = threading.Event()
+        stall.set()
+
+        def handler(conn, _):
+            while True:
+                f = conn.recv()
+                if f.type == hk.PING:
+                    conn.send(hk.PONG, f.seq)
+                elif f.type == hk.REPORT:
+                    got.append(f.seq)
+                    if not stall.is_set():
+                        for seq in got:
+                            conn.send(hk.ACK, seq)
+                        got.clear()
+
+        s = self.fake(handler)
+        with hk.Client(s.addr, "stream", heartbeat_interval=0.2, window=10000) as c:
+            rs = []
+            deadline = time.monotonic() + 10
+            while c.events["pings"] < 4:
+                self.assertLess(time.monotonic(), deadline, "no PINGs while streaming")
+                rs.append(c.submit(b"s"))
+                time.sleep(0.01)
+            stall.clear()
+            rs.append(c.submit(b"last"))
+            for r in rs:
+                r.wait(10)
+            self.assertEqual(c.events["connects"], 1)
+            self.assertEqual(c.events["connection_errors"], 0)
+
+    def test_error_retry_follows_the_table(self):
+        codes = sorted(hk.RETRYABLE_ERRORS | hk.FINAL_ERRORS | {"no_such_code"})
+        for code in codes:
+            with self.subTest(code=code):
+                def handler(conn, i, code=code):
+                    if i == 0:
+                        while conn.recv().type != hk.REPORT:
+                            pass
+                        conn.send_json(hk.ERROR, 0, {"code": code, "message": "test"})
+                        conn.close()
+                        return
+                    ack_all(conn)
+
+                s = self.fake(handler)
+                with hk.Client(s.addr, "codes") as c:
+                    r = c.submit(b"x")
+                    if code in hk.RETRYABLE_ERRORS:
+                        r.wait(10)
+                        self.assertEqual(len(s.accepted), 2)
+                    else:
+                        with self.assertRaises(hk.ServerError) as cm:
+                            r.wait(10)
+                        self.assertEqual(cm.exception.code, code)
+                        with self.assertRaises(hk.ServerError):
+                            c.submit(b"y")
+                        self.assertEqual(len(s.accepted), 1)
+
+    def test_retry_table_matches_protocol_md(self):
+        with open(os.path.join(HERE, "..", "..", "docs", "PROTOCOL.md"), encoding="utf-8") as f:
+            text = f.read()
+        section = text[text.index("\n## 5. Codes"):]
+        section = section[:section.index("\n## 6.")]
+        table = {}
+        for m in re.finditer(r"^\| `([a-z_]+)` \|[^|]*\|[^|]*\|([^|]*)\|\s*$", section, re.M):
+            table[m.group(1)] = m.group(2).strip().startswith("yes")
+        self.assertEqual({c for c, y in table.items() if y}, set(hk.RETRYABLE_ERRORS))
+        self.assertEqual({c for c, y in table.items() if not y}, set(hk.FINAL_ERRORS))
+
+    def test_busy_retry_after_delays_the_next_dial(self):
+        closed = []
+
+        def handler(conn, i):
+            if i == 0:
+                while conn.recv().type != hk.REPORT:
+                    pass
+                closed.append(time.monotonic())
+                conn.send_json(hk.ERROR, 0, {"code": "busy", "message": "busy", "retry_after_ms": 300})
+                conn.close()
+                return
+            ack_all(conn)
+
+        s = self.fake(handler)
+        with hk.Client(s.addr, "busy") as c:
+            c.report(b"x", timeout=10)
+        self.assertGreaterEqual(s.accepted[1] - closed[0], 0.3)
+
+    def test_busy_at_hello_delays_the_next_dial(self):
+        refused = []
+
+        def refuse(i):
+            if i == 1:
+                if not refused:
+                    refused.append(time.monotonic())
+                return {"code": "busy", "message": "busy", "retry_after_ms": 300}
+            return None
+
+        def handler(conn, i):
+            if i == 0:
+                while conn.recv().type != hk.REPORT:
+                    pass
+                conn.send_json(hk.ERROR, 0, {"code": "replaced", "message": "test"})
+                conn.close()
+                return
+            ack_all(conn)
+
+        s = self.fake(handler)
+        s.refuse_hello = refuse
+        with hk.Client(s.addr, "busy") as c:
+            c.report(b"x", timeout=10)
+        self.assertGreaterEqual(s.accepted[2] - refused[0], 0.3)
+
+    def test_max_in_flight_from_welcome(self):
+        most = [0]
+
+        def handler(conn, _):
+            unacked = []
+            while True:
+                f = conn.recv()
+                if f.type == hk.PING:
+                    conn.send(hk.PONG, f.seq)
+                elif f.type == hk.REPORT:
+                    unacked.append(f.seq)
+                    most[0] = max(most[0], len(unacked))
+                    if len(unacked) < 2:
+                        continue
+                    # At the bound: a client ignoring it sends more meanwhile.
+                    try:
+                        while True:
+                            g = conn.recv(0.05)
+                            if g.type == hk.REPORT:
+                                unacked.append(g.seq)
+                                most[0] = max(most[0], len(unacked))
+                            elif g.type == hk.PING:
+                                conn.send(hk.PONG, g.seq)
+                    except TimeoutError:
+                        pass
+                    for seq in unacked:
+                        conn.send(hk.ACK, seq)
+                    unacked.clear()
+
+        s = self.fake(handler, welcome={"max_in_flight": 2})
+        with hk.Client(s.addr, "bounded", window=16) as c:
+            rs = [c.submit(b"r%d" % i) for i in range(20)]
+            for r in rs:
+                r.wait(10)
+        self.assertEqual(most[0], 2)
 
 if __name__ == "__main__":
     unittest.main()
