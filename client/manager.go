@@ -91,26 +91,27 @@ func (c *Client) dialPlanLocked() (bool, time.Duration) {
 // after a failed attempt the backoff is capped at half the time left before the
 // deadline, so every attempt starts before it and the migration completes within
 // the deadline the server gave. Once the deadline has passed, the normal backoff
-// applies (and busy's retry_after_ms).
+// applies. An ERROR busy's retry_after_ms is the server's explicit word and is
+// honoured in every case.
 func (c *Client) handoffDelayLocked(cur *session, now int64) time.Duration {
 	var d time.Duration
-	if cur.handoffFails == 0 {
+	switch left := time.Duration(cur.goawayEnd - now); {
+	case cur.handoffFails == 0:
 		d = time.Duration(max(cur.moveAt-now, 0))
 		// A server that sends GOAWAY, with reconnect_after_ms 0, to every new
 		// connection before it answers anything is broken; do not spin on it. The
 		// floor is MinBackoff, still capped by the deadline. A real upgrade never
 		// gets here: its new connection reaches a process that is not draining.
 		if c.policy.goawayStreak > 3 && d < c.opts.MinBackoff {
-			d = min(c.opts.MinBackoff, time.Duration(max(cur.goawayEnd-now, 0)/2))
+			d = min(c.opts.MinBackoff, max(left, 0)/2)
 		}
-		return d
-	}
-	d = backoff(cur.handoffFails-1, c.opts.MinBackoff, c.opts.MaxBackoff)
-	if left := time.Duration(cur.goawayEnd - now); left > 0 {
-		return min(d, left/2)
+	case left > 0:
+		d = min(backoff(cur.handoffFails-1, c.opts.MinBackoff, c.opts.MaxBackoff), left/2)
+	default:
+		d = backoff(cur.handoffFails-1, c.opts.MinBackoff, c.opts.MaxBackoff)
 	}
 	if c.policy.notBefore > now {
-		d += time.Duration(c.policy.notBefore - now)
+		d = max(d, time.Duration(c.policy.notBefore-now)+backoff(0, c.opts.MinBackoff, c.opts.MaxBackoff))
 	}
 	return d
 }

@@ -780,16 +780,20 @@ class Client:
         Otherwise (no connection): the normal backoff, never before retry_after_ms.
         """
         now = time.monotonic()
+        wait = max(self._not_before - now, 0.0)  # the server's retry_after_ms, always honoured
         c = self._current
         if c is not None:
             if c.dead or c.deadline is None or c.shutdown:
                 return None  # a working connection (or nothing to migrate from)
-            if fails == 0:
-                return max(c.move_at - now, 0.0)
             left = c.deadline - now
-            if left > 0:
-                return min(backoff(fails - 1), left / 2)
-        return backoff(attempt) + max(self._not_before - now, 0.0)
+            if fails == 0:
+                d = max(c.move_at - now, 0.0)
+            elif left > 0:
+                d = min(backoff(fails - 1), left / 2)
+            else:
+                d = backoff(fails - 1)
+            return max(d, wait + backoff(0)) if wait else d
+        return backoff(attempt) + wait
 
     def _reconnect_loop(self):
         attempt = fails = 0
