@@ -133,31 +133,10 @@ func TestFiveUpgradesBackToBack(t *testing.T) {
 	names := []string{"v2", "v1", "v2", "v1", "v2"}
 	var drains []string
 	for i, v := range versions {
-		old := s.pid()
-		install(t, v, s.binary)
-		s.signal(old, syscall.SIGHUP)
-		// The SIGHUP is either accepted or refused; a refusal is a failure here.
-		var outcome logLine
-		testutil.Eventually(t, 10*time.Second, func() bool {
-			ls := s.findLogs(func(l logLine) bool {
-				return int(l.num("pid")) == old && (l.str("msg") == "upgrade succeeded: new process is ready; draining this one" ||
-					l.str("msg") == "upgrade refused" || l.str("msg") == "upgrade failed: this process keeps serving")
-			})
-			if len(ls) > 0 {
-				outcome = ls[0]
-			}
-			return len(ls) > 0
-		}, "upgrade %d: the outcome of the SIGHUP", i+1)
-		if outcome.str("msg") != "upgrade succeeded: new process is ready; draining this one" {
-			t.Fatalf("upgrade %d: SIGHUP to %d right after the previous process exited: %s: %s\nlog:\n%s",
-				i+1, old, outcome.str("msg"), outcome.str("error"), s.logTextDump())
-		}
-		waitGone(t, old, 15*time.Second, fmt.Sprintf("upgrade %d: the old process", i+1))
-		exit := s.waitLog(5*time.Second, byPID(old, "exiting"))
+		exit := s.upgradeRightAway(v, i+1)
 		drains = append(drains, fmt.Sprintf("%.2fs/%v cut", exit.num("drain"), exit["cut_at_deadline"]))
 		// Every client moved by itself: none was still on the old process at its
-		// drain deadline. A client whose handoff is delayed by a backoff that grew
-		// over the previous upgrades shows here.
+		// drain deadline.
 		if cut := exit.num("cut_at_deadline"); cut != 0 {
 			t.Errorf("upgrade %d: %v clients still on the old process at its drain deadline (drain %v)", i+1, cut, exit["drain"])
 		}
@@ -186,6 +165,63 @@ func TestFiveUpgradesBackToBack(t *testing.T) {
 	}
 	s.stopAll()
 	checkSpool(t, spoolRecords(t, s.spool), acked, true)
+}
+
+// upgradeRightAway installs binary and sends SIGHUP to the serving process, which
+// must accept it (a refusal or failure fails the test), then waits for the old
+// process to exit and returns its "exiting" log line.
+func (s *server) upgradeRightAway(binary string, n int) logLine {
+	t := s.t
+	t.Helper()
+	old := s.pid()
+	install(t, binary, s.binary)
+	s.signal(old, syscall.SIGHUP)
+	var outcome logLine
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		ls := s.findLogs(func(l logLine) bool {
+			return int(l.num("pid")) == old && (l.str("msg") == "upgrade succeeded: new process is ready; draining this one" ||
+				l.str("msg") == "upgrade refused" || l.str("msg") == "upgrade failed: this process keeps serving")
+		})
+		if len(ls) > 0 {
+			outcome = ls[0]
+		}
+		return len(ls) > 0
+	}, "upgrade %d: the outcome of the SIGHUP", n)
+	if outcome.str("msg") != "upgrade succeeded: new process is ready; draining this one" {
+		t.Fatalf("upgrade %d: SIGHUP to %d right after the previous process exited: %s: %s\nlog:\n%s",
+			n, old, outcome.str("msg"), outcome.str("error"), s.logTextDump())
+	}
+	waitGone(t, old, 15*time.Second, fmt.Sprintf("upgrade %d: the old process", n))
+	return s.waitLog(5*time.Second, byPID(old, "exiting"))
+}
+
+// Agents that report rarely (idle between upgrades) follow back-to-back upgrades
+// as promptly as busy ones: PROTOCOL.md 6.5 has a client open its new connection
+// at once on GOAWAY, so every one leaves the old process within drain.spread, far
+// inside drain.timeout. A reconnect delay that grows with each upgrade (a backoff
+// kept across handoffs) makes them miss the deadline after a few upgrades: the old
+// process then cuts them (cut_at_deadline > 0).
+func TestIdleClientsFollowBackToBackUpgrades(t *testing.T) {
+	s := startServer(t, bin.serverV1, "-drain.timeout=1s")
+	addr, admin := s.addr(), s.adminAddr()
+	idle := startLoad(t, addr, "-c", "30", "-w", "1", "-s", "64", "-rate", "10", "-d", "120s", "-id-prefix", "idle")
+	testutil.Eventually(t, 10*time.Second, func() bool { return metric(t, admin, "hawk_connections") == 30 }, "30 clients connected")
+	versions := []string{bin.serverV2, bin.serverV1}
+	var drains []string
+	for i := range 7 {
+		exit := s.upgradeRightAway(versions[i%2], i+1)
+		drains = append(drains, fmt.Sprintf("%.2fs/%v cut", exit.num("drain"), exit["cut_at_deadline"]))
+		if cut := exit.num("cut_at_deadline"); cut != 0 {
+			t.Errorf("upgrade %d: %v of 30 idle clients had not moved when the old process reached its 1s drain deadline (drain.spread 200ms); drains so far (duration/cut): %v",
+				i+1, cut, drains)
+			break
+		}
+	}
+	t.Logf("drains (duration/cut at deadline): %v", drains)
+	sum := idle.stop()
+	if sum.Errors != 0 || sum.ConnectErrs != 0 || sum.Acked != sum.Sent {
+		t.Errorf("idle clients lost reports: %+v", sum)
+	}
 }
 
 // 3. Failed upgrades leave the old process serving the same clients; each failure
@@ -397,7 +433,9 @@ func TestStubbornClientsCutAtDrainTimeout(t *testing.T) {
 // A SIGHUP while the previous generation is still draining is refused, in either
 // process, with a log line saying why, and the upgrade after the drain works.
 func TestSighupDuringDrainRefused(t *testing.T) {
-	s := startServer(t, bin.serverV1, "-drain.timeout=3s")
+	// The stubborn client sends nothing: its heartbeat timeout must not come before
+	// the drain deadline it is there to wait for.
+	s := startServer(t, bin.serverV1, "-drain.timeout=3s", "-heartbeat.timeout=30s")
 	addr := s.addr()
 	stubborn := testutil.Dial(t, addr) // keeps the old process draining until the deadline
 	stubborn.Hello("stubborn", "")
