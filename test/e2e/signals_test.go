@@ -155,7 +155,9 @@ func TestUnhandledSignalsIgnored(t *testing.T) {
 	load := startLoad(t, addr, "-c", "20", "-w", "4", "-s", "128", "-rate", "2000", "-d", "60s")
 	s.waitProgress(300)
 	pid := s.pid()
-	sigs := []syscall.Signal{syscall.SIGUSR1, syscall.SIGWINCH, syscall.SIGURG, syscall.SIGCHLD, syscall.SIGPIPE, syscall.SIGCONT}
+	// hawk does not use SIGUSR2 (nginx and HAProxy upgrade or reload on it): it must
+	// not stop the process.
+	sigs := []syscall.Signal{syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGURG, syscall.SIGCHLD, syscall.SIGPIPE, syscall.SIGCONT}
 	for range 5 {
 		for _, sig := range sigs {
 			s.signal(pid, sig)
@@ -170,4 +172,44 @@ func TestUnhandledSignalsIgnored(t *testing.T) {
 	if sum.Errors != 0 || sum.Reconnects != 0 || sum.Acked != sum.Sent {
 		t.Fatalf("clients noticed the signals: %+v", sum)
 	}
+}
+
+// SIGHUP and SIGTERM back to back with a real new binary: whichever wins, the tree
+// ends consistent: either the upgrade went through and exactly the new process
+// serves, or it was abandoned and nothing of the tree runs; the old process exits
+// 0 either way and everything acked is on disk.
+func TestSighupThenSigtermRace(t *testing.T) {
+	s := startServer(t, bin.serverV1, "-drain.timeout=2s")
+	addr := s.addr()
+	load := startLoad(t, addr, "-c", "20", "-w", "4", "-s", "128", "-rate", "2000", "-d", "60s", "-drain-timeout", "1s")
+	s.waitProgress(300)
+	old := s.pid()
+	install(t, bin.serverV2, s.binary)
+	s.signal(old, syscall.SIGHUP)
+	s.signal(old, syscall.SIGTERM)
+	select {
+	case err := <-s.waitErr:
+		s.waitErr <- err
+		if err != nil {
+			t.Fatalf("old process exit: %v, want 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the old process still runs 10s after SIGTERM; log:\n%s", s.logTextDump())
+	}
+	upgraded := len(s.findLogs(byPID(old, "upgrade succeeded: new process is ready; draining this one"))) == 1
+	if upgraded {
+		s.onlyServing(t, "v2")
+	} else {
+		testutil.Eventually(t, 5*time.Second, func() bool { return len(s.processes()) == 0 },
+			"no hawk process after an abandoned upgrade and a shutdown (left: %v)", s.processes())
+	}
+	t0 := time.Now()
+	sum := load.stop()
+	t.Logf("upgrade went through: %v; load: %+v (stop took %s)", upgraded, sum, time.Since(t0))
+	if upgraded && (sum.Errors != 0 || sum.Acked != sum.Sent) {
+		t.Fatalf("clients lost reports although a new process serves: %+v", sum)
+	}
+	acked := load.acked()
+	s.stopAll()
+	checkSpool(t, readSpool(t, s.spool).records, acked, false)
 }
