@@ -18,7 +18,9 @@
 //     refuses at once, never queues:
 //     ErrInProgress while another upgrade runs,
 //     ErrParentDraining in a process started by an upgrade until the process it
-//     replaced has exited (see WaitForParent),
+//     replaced has exited (see WaitForParent); this one refusal waits up to
+//     parentExitGrace (500ms) first, so that a SIGHUP sent just as the parent
+//     exits, before tableflip has noticed, is an upgrade and not a refusal,
 //     ErrNotReady before Ready,
 //     ErrUpgraded once this process has been replaced,
 //     ErrStopped after Stop.

@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -77,10 +78,40 @@ func (u *Upgrader) WaitForParent(ctx context.Context) error {
 }
 
 // Upgrade starts the new binary and waits until it is ready or has failed. A
-// refusal (IsRefusal) comes at once: a second SIGHUP must never crash or stack up.
+// refusal (IsRefusal) comes at once, or within parentExitGrace for
+// ErrParentDraining: a second SIGHUP must never crash or stack up.
 func (u *Upgrader) Upgrade() error {
 	err := u.tf.Upgrade()
+	if err != nil && err.Error() == tfParentAlive {
+		err = u.upgradeOnceParentGone(err)
+	}
 	return upgradeError(err, u.stopped.Load())
+}
+
+// parentExitGrace is how long Upgrade waits for a parent tableflip still counts as
+// alive. The parent's exit reaches this process as the end of a pipe, read by one
+// tableflip goroutine and handed to another: for a moment after the old process
+// has exited (and longer after it logged "exiting", which the README tells
+// operators to wait for), tableflip still refuses. A SIGHUP sent then is the
+// right SIGHUP at the right time, and must not be refused; one sent while the
+// parent still drains is refused after this grace.
+const parentExitGrace = 500 * time.Millisecond
+
+// upgradeOnceParentGone waits up to parentExitGrace for the parent to exit, then
+// upgrades as soon as tableflip has noticed it; refused is tableflip's refusal.
+func (u *Upgrader) upgradeOnceParentGone(refused error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), parentExitGrace)
+	defer cancel()
+	if err := u.tf.WaitForParent(ctx); errors.Is(err, context.DeadlineExceeded) {
+		return refused // still draining
+	}
+	err := refused
+	for err != nil && err.Error() == tfParentAlive && ctx.Err() == nil {
+		if err = u.tf.Upgrade(); err != nil && err.Error() == tfParentAlive {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return err
 }
 
 // Exit is closed when this process has been replaced, and by Stop.

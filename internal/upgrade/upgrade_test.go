@@ -193,6 +193,30 @@ func TestParentDrainingThenUpgrade(t *testing.T) {
 	}
 }
 
+// A SIGHUP that arrives as the parent exits, before tableflip has noticed, is an
+// upgrade, not a refusal (e2e: TestFiveUpgradesBackToBack sends each SIGHUP as soon
+// as the previous process has exited).
+func TestUpgradeAsParentExits(t *testing.T) {
+	f := newFake().withParent()
+	f.Ready()
+	u := newUpgrader(f)
+	done := make(chan error, 1)
+	go func() { done <- u.Upgrade() }()
+	time.Sleep(parentExitGrace / 5)
+	f.parentExited(nil)
+	for !f.isUpgrading() {
+		select {
+		case err := <-done:
+			t.Fatalf("Upgrade returned %v before the child was started", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	f.child <- nil
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestReadyErrorWrapped(t *testing.T) {
 	f := newFake()
 	f.readyErr = errors.New("tableflip: can't write PID file: permission denied")

@@ -7,8 +7,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
@@ -316,4 +320,282 @@ func (s *server) reaped(pid int) bool {
 	default:
 		return false
 	}
+}
+
+// ---- Helpers shared by the tests of issue 10 (protocol dialer, spool reader
+// honoring the torn-line rule, metrics scraper, process inspection). ----
+
+// protoErr is an ERROR frame the server sent, as an error.
+type protoErr struct{ protocol.ErrorPayload }
+
+func (e *protoErr) Error() string { return fmt.Sprintf("ERROR %s: %s", e.Code, e.Message) }
+
+// protoConn is a raw protocol connection that reports problems as errors instead
+// of failing the test, so it can be used from any goroutine (testutil.Peer calls
+// t.Fatal).
+type protoConn struct {
+	net.Conn
+	buf []byte
+}
+
+// dialProto opens a TCP connection to addr.
+func dialProto(addr string, timeout time.Duration) (*protoConn, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &protoConn{Conn: c}, nil
+}
+
+// write writes raw bytes.
+func (p *protoConn) write(b []byte) error {
+	p.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := p.Conn.Write(b)
+	return err
+}
+
+// next reads the next frame, waiting up to timeout; io.EOF (or a reset) when the
+// server closed the connection.
+func (p *protoConn) next(timeout time.Duration) (protocol.Frame, error) {
+	p.SetReadDeadline(time.Now().Add(timeout))
+	chunk := make([]byte, 16<<10)
+	for {
+		f, n, err := protocol.Decode(p.buf, protocol.MaxPayloadLimit)
+		if err != nil {
+			return f, err
+		}
+		if n > 0 {
+			f.Payload = append([]byte(nil), f.Payload...)
+			p.buf = p.buf[n:]
+			return f, nil
+		}
+		m, err := p.Read(chunk)
+		p.buf = append(p.buf, chunk[:m]...)
+		if err != nil && m == 0 {
+			return f, err
+		}
+	}
+}
+
+// hello sends HELLO and waits for WELCOME; an ERROR comes back as *protoErr.
+func (p *protoConn) hello(clientID string, timeout time.Duration) (protocol.Welcome, error) {
+	var w protocol.Welcome
+	if err := p.write(protocol.AppendJSON(nil, protocol.TypeHello, 0, &protocol.Hello{ClientID: clientID, ClientVersion: "e2e"})); err != nil {
+		return w, fmt.Errorf("sending HELLO: %w", err)
+	}
+	f, err := p.next(timeout)
+	if err != nil {
+		return w, fmt.Errorf("waiting for WELCOME: %w", err)
+	}
+	switch f.Type {
+	case protocol.TypeWelcome:
+		return w, protocol.ParseJSON(f, &w)
+	case protocol.TypeError:
+		e := &protoErr{}
+		protocol.ParseJSON(f, &e.ErrorPayload)
+		return w, e
+	}
+	return w, fmt.Errorf("got %s in answer to HELLO, want WELCOME", f.Type)
+}
+
+// report sends one REPORT and returns the ACK or NACK answering it, skipping
+// GOAWAY, PONG and answers to other seqs; an ERROR comes back as *protoErr.
+func (p *protoConn) report(seq uint64, payload []byte, timeout time.Duration) (protocol.Frame, error) {
+	if err := p.write(protocol.AppendFrame(nil, protocol.TypeReport, seq, payload)); err != nil {
+		return protocol.Frame{}, fmt.Errorf("sending REPORT: %w", err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		f, err := p.next(time.Until(deadline))
+		if err != nil {
+			return f, fmt.Errorf("waiting for the ACK of %d: %w", seq, err)
+		}
+		switch {
+		case f.Type == protocol.TypeError:
+			e := &protoErr{}
+			protocol.ParseJSON(f, &e.ErrorPayload)
+			return f, e
+		case (f.Type == protocol.TypeAck || f.Type == protocol.TypeNack) && f.Seq == seq:
+			return f, nil
+		}
+	}
+}
+
+// expectError reads until an ERROR arrives, checks its code, then expects the
+// server to close the connection.
+func (p *protoConn) expectError(code protocol.Code, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		f, err := p.next(time.Until(deadline))
+		if err != nil {
+			return fmt.Errorf("waiting for ERROR %s: %w", code, err)
+		}
+		if f.Type != protocol.TypeError {
+			continue
+		}
+		var e protocol.ErrorPayload
+		if err := protocol.ParseJSON(f, &e); err != nil {
+			return fmt.Errorf("ERROR payload %q: %w", f.Payload, err)
+		}
+		if e.Code != code {
+			return fmt.Errorf("ERROR %s (%s), want %s", e.Code, e.Message, code)
+		}
+		return p.expectClosed(time.Until(deadline))
+	}
+}
+
+// expectClosed reads until the server closes the connection; any frame but
+// another ERROR is an error.
+func (p *protoConn) expectClosed(timeout time.Duration) error {
+	for {
+		f, err := p.next(timeout)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return fmt.Errorf("connection still open after ERROR: %w", err)
+			}
+			return nil
+		}
+		return fmt.Errorf("%s after ERROR", f.Type)
+	}
+}
+
+// freshDial is one complete short visit of an agent: connect, HELLO, WELCOME,
+// one REPORT and its ACK, close. It returns the WELCOME.
+func freshDial(addr, clientID string, seq uint64) (protocol.Welcome, error) {
+	p, err := dialProto(addr, 5*time.Second)
+	if err != nil {
+		return protocol.Welcome{}, err
+	}
+	defer p.Close()
+	w, err := p.hello(clientID, 5*time.Second)
+	if err != nil {
+		return w, err
+	}
+	f, err := p.report(seq, []byte(`{"fresh":true}`), 5*time.Second)
+	if err != nil {
+		return w, err
+	}
+	if f.Type != protocol.TypeAck {
+		return w, fmt.Errorf("REPORT %d answered with %s %s", seq, f.Type, f.Payload)
+	}
+	return w, nil
+}
+
+// spoolContents is what readSpool found in a spool directory.
+type spoolContents struct {
+	records map[string]int // "client_id seq" → how many times
+	lines   int            // complete records
+	torn    []string       // segments whose last line has no '\n' (ignored, as the contract says)
+}
+
+// readSpool reads every segment the way the spool contract (internal/spool/doc.go)
+// tells consumers to: a last line without '\n' is an unfinished write and is
+// ignored; every complete line must be a record.
+func readSpool(t testing.TB, dir string) spoolContents {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := spoolContents{records: map[string]int{}}
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.LastIndexByte(data, '\n'); i < len(data)-1 {
+			out.torn = append(out.torn, fmt.Sprintf("%s: %q", filepath.Base(name), data[i+1:]))
+			data = data[:i+1]
+		}
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			if len(line) == 0 {
+				continue
+			}
+			key, err := recordKey(line)
+			if err != nil {
+				t.Fatalf("%s: bad record %q: %v", name, line, err)
+			}
+			out.records[key]++
+			out.lines++
+		}
+	}
+	return out
+}
+
+// scrapeMetrics fetches /metrics from an admin address and returns every sample,
+// keyed as exposed ("name" or `name{label="v"}`).
+func scrapeMetrics(adminAddr string) (map[string]float64, error) {
+	resp, err := adminClient.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: %s", resp.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		out[line[:i]] = v
+	}
+	return out, sc.Err()
+}
+
+// metric scrapes one sample, failing the test if it is not exposed.
+func metric(t testing.TB, adminAddr, sample string) float64 {
+	t.Helper()
+	m, err := scrapeMetrics(adminAddr)
+	if err != nil {
+		t.Fatalf("scraping %s: %v", adminAddr, err)
+	}
+	v, ok := m[sample]
+	if !ok {
+		t.Fatalf("sample %s not in /metrics", sample)
+	}
+	return v
+}
+
+// byPID matches the log lines of one process with one message.
+func byPID(pid int, msg string) func(logLine) bool {
+	return func(l logLine) bool { return int(l.num("pid")) == pid && l.str("msg") == msg }
+}
+
+// processes returns the live (not zombie) hawk processes of this server tree: every
+// process whose command line names its config file.
+func (s *server) processes() []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	want := []byte("\x00-config\x00" + s.cfgPath + "\x00")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !bytes.Contains(cl, want) || !alive(pid) {
+			continue
+		}
+		out = append(out, pid)
+	}
+	return out
+}
+
+// waitGone waits until pid no longer runs (exited, or a zombie).
+func waitGone(t testing.TB, pid int, timeout time.Duration, what string) {
+	t.Helper()
+	testutil.Eventually(t, timeout, func() bool { return !alive(pid) }, "%s (pid %d) to exit", what, pid)
 }

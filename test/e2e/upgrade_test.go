@@ -3,9 +3,13 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -111,46 +115,136 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	checkSpool(t, spoolRecords(t, s.spool), acked, true)
 }
 
-// 2. Five upgrades back to back under the same load.
+// 2. Upgrades back to back: each SIGHUP goes to the new process as soon as the
+// previous upgrade is complete (the old process has exited; that is when an upgrade
+// is allowed again), under load from busy clients and from idle-ish ones that send
+// a report every few seconds. Every SIGHUP is accepted, every client ends up
+// connected to the last process, and nothing is lost.
 func TestFiveUpgradesBackToBack(t *testing.T) {
 	s := startServer(t, bin.serverV1)
-	addr := s.addr()
-	load := startLoad(t, addr, "-c", "200", "-w", "4", "-s", "256", "-rate", "20000", "-d", "120s")
+	addr, admin := s.addr(), s.adminAddr()
+	busy := startLoad(t, addr, "-c", "100", "-w", "4", "-s", "256", "-rate", "10000", "-d", "120s", "-id-prefix", "busy")
+	// 50 clients, one report in flight each, 25 reports/s in all: each client is
+	// idle for about 2s between reports, longer than an upgrade takes.
+	idle := startLoad(t, addr, "-c", "50", "-w", "1", "-s", "64", "-rate", "25", "-d", "120s", "-id-prefix", "idle")
+	testutil.Eventually(t, 10*time.Second, func() bool { return metric(t, admin, "hawk_connections") == 150 }, "150 clients connected")
 	s.waitProgress(2000)
 	versions := []string{bin.serverV2, bin.serverV1, bin.serverV2, bin.serverV1, bin.serverV2}
 	names := []string{"v2", "v1", "v2", "v1", "v2"}
+	var drains []string
 	for i, v := range versions {
-		s.upgradeTo(v)
+		exit := s.upgradeRightAway(v, i+1)
+		drains = append(drains, fmt.Sprintf("%.2fs/%v cut", exit.num("drain"), exit["cut_at_deadline"]))
+		// Every client moved by itself: none was still on the old process at its
+		// drain deadline.
+		if cut := exit.num("cut_at_deadline"); cut != 0 {
+			t.Errorf("upgrade %d: %v clients still on the old process at its drain deadline (drain %v)", i+1, cut, exit["drain"])
+		}
 		if got := s.welcomeVersion(t, addr); got != names[i] {
 			t.Fatalf("upgrade %d: WELCOME version %q, want %q", i+1, got, names[i])
 		}
-		s.waitProgress(1000)
 	}
-	sum := load.stop()
-	t.Logf("five upgrades: %+v", sum)
-	if sum.Errors != 0 || sum.DialFailures != 0 || sum.Nacked != 0 || sum.Acked != sum.Sent {
-		t.Fatalf("clients noticed the upgrades: %+v", sum)
+	t.Logf("drains (duration/cut at deadline): %v", drains)
+	if r := s.findLogs(func(l logLine) bool { return l.str("msg") == "upgrade refused" }); len(r) > 0 {
+		t.Fatalf("%d SIGHUPs refused, first: %v", len(r), r[0])
 	}
-	acked := load.acked()
+	// Every client ends connected to the last process.
+	testutil.Eventually(t, 10*time.Second, func() bool { return metric(t, admin, "hawk_connections") == 150 },
+		"all 150 clients connected to the last process")
+	s.waitProgress(1000)
+	acked := map[string]int{}
+	for name, l := range map[string]*loadRun{"busy": busy, "idle": idle} {
+		sum := l.stop()
+		t.Logf("%s clients: %+v", name, sum)
+		if sum.Errors != 0 || sum.ConnectErrs != 0 || sum.Nacked != 0 || sum.Acked != sum.Sent || sum.Acked == 0 {
+			t.Errorf("%s clients noticed the upgrades: %+v", name, sum)
+		}
+		for k, n := range l.acked() {
+			acked[k] += n
+		}
+	}
 	s.stopAll()
 	checkSpool(t, spoolRecords(t, s.spool), acked, true)
 }
 
-// 3. Failed upgrades leave the old process serving the same clients.
+// upgradeRightAway installs binary and sends SIGHUP to the serving process, which
+// must accept it (a refusal or failure fails the test), then waits for the old
+// process to exit and returns its "exiting" log line.
+func (s *server) upgradeRightAway(binary string, n int) logLine {
+	t := s.t
+	t.Helper()
+	old := s.pid()
+	install(t, binary, s.binary)
+	s.signal(old, syscall.SIGHUP)
+	var outcome logLine
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		ls := s.findLogs(func(l logLine) bool {
+			return int(l.num("pid")) == old && (l.str("msg") == "upgrade succeeded: new process is ready; draining this one" ||
+				l.str("msg") == "upgrade refused" || l.str("msg") == "upgrade failed: this process keeps serving")
+		})
+		if len(ls) > 0 {
+			outcome = ls[0]
+		}
+		return len(ls) > 0
+	}, "upgrade %d: the outcome of the SIGHUP", n)
+	if outcome.str("msg") != "upgrade succeeded: new process is ready; draining this one" {
+		t.Fatalf("upgrade %d: SIGHUP to %d right after the previous process exited: %s: %s\nlog:\n%s",
+			n, old, outcome.str("msg"), outcome.str("error"), s.logTextDump())
+	}
+	waitGone(t, old, 15*time.Second, fmt.Sprintf("upgrade %d: the old process", n))
+	return s.waitLog(5*time.Second, byPID(old, "exiting"))
+}
+
+// Agents that report rarely (idle between upgrades) follow back-to-back upgrades
+// as promptly as busy ones: PROTOCOL.md 6.5 has a client open its new connection
+// at once on GOAWAY, so every one leaves the old process within drain.spread, far
+// inside drain.timeout. A reconnect delay that grows with each upgrade (a backoff
+// kept across handoffs) makes them miss the deadline after a few upgrades: the old
+// process then cuts them (cut_at_deadline > 0).
+func TestIdleClientsFollowBackToBackUpgrades(t *testing.T) {
+	s := startServer(t, bin.serverV1, "-drain.timeout=1s")
+	addr, admin := s.addr(), s.adminAddr()
+	idle := startLoad(t, addr, "-c", "30", "-w", "1", "-s", "64", "-rate", "10", "-d", "120s", "-id-prefix", "idle")
+	testutil.Eventually(t, 10*time.Second, func() bool { return metric(t, admin, "hawk_connections") == 30 }, "30 clients connected")
+	versions := []string{bin.serverV2, bin.serverV1}
+	var drains []string
+	for i := range 7 {
+		exit := s.upgradeRightAway(versions[i%2], i+1)
+		drains = append(drains, fmt.Sprintf("%.2fs/%v cut", exit.num("drain"), exit["cut_at_deadline"]))
+		if cut := exit.num("cut_at_deadline"); cut != 0 {
+			t.Errorf("upgrade %d: %v of 30 idle clients had not moved when the old process reached its 1s drain deadline (drain.spread 200ms); drains so far (duration/cut): %v",
+				i+1, cut, drains)
+			break
+		}
+	}
+	t.Logf("drains (duration/cut at deadline): %v", drains)
+	sum := idle.stop()
+	if sum.Errors != 0 || sum.ConnectErrs != 0 || sum.Acked != sum.Sent {
+		t.Errorf("idle clients lost reports: %+v", sum)
+	}
+}
+
+// 3. Failed upgrades leave the old process serving the same clients; each failure
+// is logged with its reason and counted, and a new binary that never becomes ready
+// is killed.
 func TestFailedUpgradesKeepServing(t *testing.T) {
 	s := startServer(t, bin.serverV1, "-upgrade.timeout=1s")
-	addr := s.addr()
+	addr, admin := s.addr(), s.adminAddr()
 	pid := s.cmd.Process.Pid
 	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "128", "-rate", "5000", "-d", "120s")
 	s.waitProgress(1000)
 
 	failures := []struct {
-		name  string
-		setup func()
+		name   string
+		setup  func()
+		reason *regexp.Regexp // the README's table of reasons
 	}{
-		{"new binary exits at start", func() { installScript(t, s.binary, "echo 'simulated bad build' >&2; exit 3") }},
-		{"new binary never becomes ready", func() { installScript(t, s.binary, "exec sleep 30") }},
-		{"binary file missing", func() { os.Remove(s.binary) }},
+		{"new binary exits at start", func() { installScript(t, s.binary, "echo 'simulated bad build' >&2; exit 3") },
+			regexp.MustCompile(`^child pid=\d+ exited: exit status 3$`)},
+		{"new binary never becomes ready", func() { installScript(t, s.binary, "exec sleep 30") },
+			regexp.MustCompile(`^new child pid=(\d+) timed out$`)},
+		{"binary file missing", func() { os.Remove(s.binary) },
+			regexp.MustCompile(`^can't start child: .*no such file or directory`)},
 	}
 	for i, f := range failures {
 		f.setup()
@@ -160,9 +254,26 @@ func TestFailedUpgradesKeepServing(t *testing.T) {
 		}
 		testutil.Eventually(t, 15*time.Second, func() bool { return len(s.findLogs(failed)) == i+1 },
 			"%s: failure line %d; log:\n%s", f.name, i+1, s.logTextDump())
-		t.Logf("%s: %s", f.name, s.findLogs(failed)[i].str("error"))
+		reason := s.findLogs(failed)[i].str("error")
+		m := f.reason.FindStringSubmatch(strings.TrimPrefix(reason, "upgrade: "))
+		if m == nil {
+			t.Fatalf("%s: reason %q, want it to match %s", f.name, reason, f.reason)
+		}
+		if len(m) > 1 { // the hung child: killed at upgrade.timeout, not left behind
+			child, _ := strconv.Atoi(m[1])
+			waitGone(t, child, 5*time.Second, f.name+": the child that never became ready")
+		}
+		if got := metric(t, admin, `hawk_upgrades_total{result="failure"}`); got != float64(i+1) {
+			t.Fatalf("%s: hawk_upgrades_total{result=\"failure\"} = %v, want %d", f.name, got, i+1)
+		}
+		if got := metric(t, admin, `hawk_upgrades_total{result="success"}`); got != 0 {
+			t.Fatalf("%s: hawk_upgrades_total{result=\"success\"} = %v, want 0", f.name, got)
+		}
 		if s.pid() != pid || !alive(pid) {
 			t.Fatalf("%s: serving PID %d, want the old process %d still serving", f.name, s.pid(), pid)
+		}
+		if procs := s.processes(); len(procs) != 1 || procs[0] != pid {
+			t.Fatalf("%s: hawk processes %v, want only %d", f.name, procs, pid)
 		}
 		s.waitProgress(500)
 	}
@@ -184,53 +295,96 @@ func TestFailedUpgradesKeepServing(t *testing.T) {
 	checkSpool(t, spoolRecords(t, s.spool), acked, true)
 }
 
-// 4. SIGTERM under load: every acked report is on disk and the process exits 0
-// within the drain timeout.
+// 4. SIGTERM under load, then start again (systemctl restart): the process drains
+// and exits 0 within the drain timeout while clients keep sending; every acked
+// report is on disk; and no report fails: what the drain could not answer, the
+// clients resend to the restarted server.
 func TestSigtermDrainsUnderLoad(t *testing.T) {
-	s := startServer(t, bin.serverV1, "-drain.timeout=3s")
+	s := startServer(t, bin.serverV1, "-drain.timeout=2s")
 	addr := s.addr()
+	pid := s.cmd.Process.Pid
 	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "20000", "-d", "120s")
 	s.waitProgress(3000)
 	start := time.Now()
-	s.signal(s.cmd.Process.Pid, syscall.SIGTERM)
+	s.signal(pid, syscall.SIGTERM)
 	select {
 	case err := <-s.waitErr:
 		s.waitErr <- err
 		if err != nil {
 			t.Fatalf("exit: %v, want 0", err)
 		}
-	case <-time.After(3*time.Second + 5*time.Second):
+	case <-time.After(2*time.Second + 5*time.Second):
 		t.Fatal("server still running long after drain.timeout")
 	}
 	took := time.Since(start)
-	load.stop()
-	checkSpool(t, spoolRecords(t, s.spool), load.acked(), false)
-	t.Logf("SIGTERM to exit: %s", took)
+	exit := s.waitLog(5*time.Second, byPID(pid, "exiting"))
+	if exit.str("reason") != "shutdown" || exit.num("goaways") != 100 {
+		t.Fatalf("exiting line %v: want reason shutdown and 100 GOAWAYs", exit)
+	}
+	drained := readSpool(t, s.spool)
+	if len(drained.torn) > 0 {
+		t.Errorf("torn lines after a drain: %v", drained.torn)
+	}
+	// Start again on the same address and spool: the clients come back.
+	s2 := restartServer(t, s, "-listen="+addr)
+	s2.waitProgress(2000)
+	sum := load.stop()
+	t.Logf("SIGTERM to exit: %s; exiting: drain=%vs goaways=%v cut=%v; load: %+v", took, exit["drain"], exit["goaways"], exit["cut_at_deadline"], sum)
+	if sum.Errors != 0 || sum.ConnectErrs != 0 || sum.Nacked != 0 || sum.Acked != sum.Sent || sum.Acked == 0 {
+		t.Fatalf("reports failed across the drain and restart: %+v\nload stderr:\n%s", sum, load.stderr)
+	}
+	s2.stopAll()
+	sp := readSpool(t, s.spool)
+	if len(sp.torn) > 0 {
+		t.Errorf("torn lines after clean stops: %v", sp.torn)
+	}
+	checkSpool(t, sp.records, load.acked(), false)
 }
 
-// 5. SIGKILL under load, then start again: every report acked before or after the
-// kill is on disk, and clients carry on.
+// 5. SIGKILL under load, three times, each time starting again on the same spool
+// and address: the clients reconnect and resend by themselves (no report fails),
+// and every report acked before or after a kill is on disk. A kill may tear the
+// last line of a segment; the spool contract tells readers to ignore exactly that.
 func TestSigkillThenRestart(t *testing.T) {
 	s := startServer(t, bin.serverV1)
 	addr := s.addr()
+	// The load generator keeps running across the kills: its clients reconnect
+	// with backoff and resend what was not acked.
 	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "20000", "-d", "120s")
 	s.waitProgress(3000)
-	s.signal(s.cmd.Process.Pid, syscall.SIGKILL)
-	err := <-s.waitErr
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		t.Fatalf("after SIGKILL: %v", err)
+	cur := s
+	const rounds = 3
+	for round := 1; round <= rounds; round++ {
+		cur.signal(cur.cmd.Process.Pid, syscall.SIGKILL)
+		err := <-cur.waitErr
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("round %d: after SIGKILL: %v", round, err)
+		}
+		cur.waitErr <- err
+		// Same address, same spool.
+		cur = restartServer(t, s, "-listen="+addr)
+		// Every client is back before the next kill.
+		admin := cur.adminAddr()
+		testutil.Eventually(t, 15*time.Second, func() bool { return metric(t, admin, "hawk_connections") == 100 },
+			"round %d: the 100 clients to reconnect", round)
+		cur.waitProgress(2000)
 	}
-	s.waitErr <- err
-	// Same address, same spool.
-	s2 := restartServer(t, s, "-listen="+addr)
-	s2.waitProgress(3000)
 	sum := load.stop()
-	if sum.Reconnects == 0 {
-		t.Fatalf("no reconnects after SIGKILL: %+v", sum)
+	t.Logf("%d kills: %+v", rounds, sum)
+	if sum.Errors != 0 || sum.ConnectErrs != 0 || sum.Acked != sum.Sent || sum.Acked == 0 {
+		t.Fatalf("reports failed across the kills (the clients must resend them): %+v\nload stderr:\n%s", sum, load.stderr)
 	}
-	s2.stopAll()
-	checkSpool(t, spoolRecords(t, s.spool), load.acked(), false)
+	if sum.Reconnects < rounds*100 {
+		t.Fatalf("%d reconnects after %d kills of 100 clients' server", sum.Reconnects, rounds)
+	}
+	cur.stopAll()
+	sp := readSpool(t, s.spool)
+	if len(sp.torn) > rounds {
+		t.Errorf("%d torn last lines after %d kills: %v", len(sp.torn), rounds, sp.torn)
+	}
+	t.Logf("spool: %d records, torn last lines ignored: %v", sp.lines, sp.torn)
+	checkSpool(t, sp.records, load.acked(), false)
 }
 
 // restartServer starts the same binary, config and spool as s, as a new process tree.
@@ -279,7 +433,9 @@ func TestStubbornClientsCutAtDrainTimeout(t *testing.T) {
 // A SIGHUP while the previous generation is still draining is refused, in either
 // process, with a log line saying why, and the upgrade after the drain works.
 func TestSighupDuringDrainRefused(t *testing.T) {
-	s := startServer(t, bin.serverV1, "-drain.timeout=3s")
+	// The stubborn client sends nothing: its heartbeat timeout must not come before
+	// the drain deadline it is there to wait for.
+	s := startServer(t, bin.serverV1, "-drain.timeout=3s", "-heartbeat.timeout=30s")
 	addr := s.addr()
 	stubborn := testutil.Dial(t, addr) // keeps the old process draining until the deadline
 	stubborn.Hello("stubborn", "")
