@@ -57,6 +57,7 @@ type summary struct {
 	LatencyMaxUS  int64   `json:"latency_max_us"`
 	// A reconnect storm, as the clients saw it (storm.go).
 	Busy              uint64  `json:"busy"`                 // ERROR busy received (dials and reconnects)
+	BusyAfterGoaway   uint64  `json:"busy_after_goaway"`    // of which after the first GOAWAY seen
 	ReconnectPeakPerS int     `json:"reconnect_peak_per_s"` // most reconnects completed in any one second
 	MoveS             float64 `json:"move_s"`               // first GOAWAY seen to the last reconnect
 }
@@ -87,8 +88,8 @@ progress line goes to stderr. At -d (or on SIGINT/SIGTERM) no new reports are
 issued, the ones in flight are waited for (at most -drain-timeout; a second signal
 stops waiting), the clients are closed and a summary is printed on stdout: sent,
 acked, nacked, resent, errors, connect_errors, reconnects, goaways, dial_failures,
-busy, reconnect_peak_per_s, move_s, acked_per_s, ack latency p50/p90/p99/max (µs,
-from issuing a report to its ACK).
+busy, busy_after_goaway, reconnect_peak_per_s, move_s, acked_per_s, ack latency
+p50/p90/p99/max (µs, from issuing a report to its ACK).
 
   acked        reports acknowledged (the lines of -acked-log)
   nacked       NACK frames received (retryable ones too; they are retried)
@@ -98,7 +99,8 @@ from issuing a report to its ACK).
                a signal stopped while connecting)
   busy         ERROR busy refusals received (the server admits handshakes at
                limits.handshake_rate); a first dial refused busy waits the
-               retry_after_ms it names and dials again
+               retry_after_ms it names and dials again. busy_after_goaway:
+               those after the first GOAWAY (the storm, at the new process)
   reconnect_peak_per_s  the most reconnects completed within one second (sliding
                window): after a SIGHUP, the handshakes the new process admitted,
                as the clients saw them
@@ -134,7 +136,7 @@ report failed (errors > 0) or a client never connected
 		fmt.Fprintf(stdout, "clients=%d window=%d size=%d elapsed_s=%.2f\n", sum.Clients, sum.Window, sum.Size, sum.ElapsedS)
 		fmt.Fprintf(stdout, "sent=%d acked=%d nacked=%d resent=%d errors=%d connect_errors=%d\n", sum.Sent, sum.Acked, sum.Nacked, sum.Resent, sum.Errors, sum.ConnectErrors)
 		fmt.Fprintf(stdout, "reconnects=%d goaways=%d dial_failures=%d\n", sum.Reconnects, sum.Goaways, sum.DialFailures)
-		fmt.Fprintf(stdout, "busy=%d reconnect_peak_per_s=%d move_s=%.2f\n", sum.Busy, sum.ReconnectPeakPerS, sum.MoveS)
+		fmt.Fprintf(stdout, "busy=%d busy_after_goaway=%d reconnect_peak_per_s=%d move_s=%.2f\n", sum.Busy, sum.BusyAfterGoaway, sum.ReconnectPeakPerS, sum.MoveS)
 		fmt.Fprintf(stdout, "acked_per_s=%.1f\n", sum.AckedPerS)
 		fmt.Fprintf(stdout, "latency_us p50=%d p90=%d p99=%d max=%d\n", sum.LatencyP50US, sum.LatencyP90US, sum.LatencyP99US, sum.LatencyMaxUS)
 	}
@@ -356,7 +358,7 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	sum.AckedPerS = float64(sum.Acked) / elapsed.Seconds()
 	sum.LatencyP50US, sum.LatencyP90US, sum.LatencyP99US = h.quantile(0.50), h.quantile(0.90), h.quantile(0.99)
 	sum.LatencyMaxUS = h.max.Load()
-	sum.Busy = r.storm.busy.Load()
+	sum.Busy, sum.BusyAfterGoaway = r.storm.busy.Load(), r.storm.busyStorm.Load()
 	peak, move := r.storm.result()
 	sum.ReconnectPeakPerS, sum.MoveS = peak, move.Seconds()
 	return sum, nil
@@ -373,7 +375,7 @@ func (r *loadRun) startClient(issueCtx context.Context, i int) {
 			opts.Dialer = spreadDialer(i)
 		}
 	}
-	c, err := dialAdmitted(issueCtx, opts, func() { r.storm.busy.Add(1) })
+	c, err := dialAdmitted(issueCtx, opts, r.storm.addBusy)
 	if err != nil {
 		if r.interrupted.Load() && errors.Is(err, context.Canceled) {
 			return // the operator stopped the run; not a failure to connect

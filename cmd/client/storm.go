@@ -21,6 +21,7 @@ import (
 // goroutines, so it only takes atomics and one short lock per reconnect.
 type stormStats struct {
 	busy        atomic.Uint64 // ERROR busy received, at the first dial or at a reconnect
+	busyStorm   atomic.Uint64 // of which after the first GOAWAY: refused by the new process
 	firstGoaway atomic.Int64  // time.Since(start) of the first GOAWAY seen, +1 (0: none yet)
 
 	mu         sync.Mutex
@@ -42,9 +43,17 @@ func (st *stormStats) onEvent(start time.Time) func(client.Event) {
 			}
 		case client.EventDialFailed:
 			if isBusy(e.Err) {
-				st.busy.Add(1)
+				st.addBusy()
 			}
 		}
+	}
+}
+
+// addBusy counts one ERROR busy.
+func (st *stormStats) addBusy() {
+	st.busy.Add(1)
+	if st.firstGoaway.Load() != 0 {
+		st.busyStorm.Add(1)
 	}
 }
 

@@ -77,7 +77,9 @@ func (m *Manager) Drain(ctx context.Context, reason string) DrainResult {
 	m.log.Info("drain started", zap.String("reason", reason), zap.Int("connections", before),
 		zap.Duration("spread", spread), zap.Duration("timeout", s.DrainTimeout))
 
-	res.Goaways = m.spreadGoaways(ctx, conns, spread)
+	// Late GOAWAYs may push the schedule back, until three quarters of the timeout:
+	// the last clients to move keep a quarter of it for their reports.
+	res.Goaways = m.spreadGoaways(ctx, conns, spread, max(s.DrainTimeout*3/4, spread))
 	m.log.Info("drain: GOAWAY sent", zap.Int("goaways", res.Goaways), zap.Duration("elapsed", time.Since(start)))
 
 	// Wait for clients to finish their in-flight reports and leave.
@@ -117,12 +119,21 @@ func (m *Manager) Drain(ctx context.Context, reason string) DrainResult {
 	return res
 }
 
+// maxLate is how late a GOAWAY may go out before the drain shifts the rest of its
+// schedule instead of catching up. A drain goroutine starved for 150 ms (a busy
+// process, 50,000 connections) would otherwise send 150 ms worth of GOAWAYs at once,
+// and their clients would reach the successor as one burst, over what its bucket
+// absorbs (a tenth of a second's worth); 10 ms worth is well within it.
+const maxLate = 10 * time.Millisecond
+
 // spreadGoaways sends GOAWAY to each connection of conns still active, the i-th of
 // n at start + spread·i/n, sleeping until the next one is due rather than polling,
-// its reconnect hint within [its turn, the next turn). When ctx ends (the drain
-// deadline, or the caller) it sends the rest at once; their hints still point at
-// their turns, within the deadline.
-func (m *Manager) spreadGoaways(ctx context.Context, conns []*Conn, spread time.Duration) int {
+// its reconnect hint within [its turn, the next turn). When it falls behind by more
+// than maxLate it does not catch up: the rest of the schedule moves later, so the
+// pace never exceeds n/spread, as long as the last GOAWAY still goes out by latest
+// (from start). When ctx ends (the drain deadline, or the caller) it sends the rest
+// at once; their hints still point at their turns, within the deadline.
+func (m *Manager) spreadGoaways(ctx context.Context, conns []*Conn, spread, latest time.Duration) int {
 	start := time.Now()
 	startMono := mono.Now()
 	var slot time.Duration
@@ -130,7 +141,8 @@ func (m *Manager) spreadGoaways(ctx context.Context, conns []*Conn, spread time.
 		slot = spread / time.Duration(len(conns))
 	}
 	m.dst.slot.Store(int64(slot))
-	sched := spread // the schedule; spread becomes 0 when ctx ends
+	sched := spread         // the schedule; spread becomes 0 when ctx ends
+	var shift time.Duration // how much later than planned the schedule runs
 	sent := 0
 	var wait *time.Timer
 	defer func() {
@@ -139,8 +151,9 @@ func (m *Manager) spreadGoaways(ctx context.Context, conns []*Conn, spread time.
 		}
 	}()
 	for i, c := range conns {
-		offset := time.Duration(int64(sched) * int64(i) / int64(len(conns)))
-		if due := start.Add(offset); spread > 0 && time.Until(due) > time.Millisecond {
+		offset := shift + time.Duration(int64(sched)*int64(i)/int64(len(conns)))
+		due := start.Add(offset)
+		if spread > 0 && time.Until(due) > time.Millisecond {
 			if wait == nil {
 				wait = time.NewTimer(time.Until(due))
 			} else {
@@ -151,6 +164,11 @@ func (m *Manager) spreadGoaways(ctx context.Context, conns []*Conn, spread time.
 			case <-ctx.Done():
 				spread = 0
 			}
+		}
+		if late := time.Since(due); spread > 0 && late > maxLate {
+			more := min(late, max(latest-sched-shift, 0))
+			shift += more
+			offset += more
 		}
 		if c.state.Load() == stateActive {
 			m.sendGoawayAt(c, startMono+int64(offset), slot)

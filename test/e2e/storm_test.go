@@ -25,6 +25,7 @@ func scrape(t testing.TB, admin string) string {
 // stormSummary is what `client load -json` says of a storm, beside loadSummary.
 type stormSummary struct {
 	Busy              int64   `json:"busy"`
+	BusyAfterGoaway   int64   `json:"busy_after_goaway"`
 	ReconnectPeakPerS int64   `json:"reconnect_peak_per_s"`
 	MoveS             float64 `json:"move_s"`
 }
@@ -101,9 +102,9 @@ func TestReconnectStorm(t *testing.T) {
 	sum := load.stop()
 	st := load.storm()
 	t.Logf("storm: %d connections GOAWAYed (%s); new process: peak %.0f handshakes admitted/s (limit %d + burst %d), %.0f refused busy; "+
-		"clients: %d reconnects, peak %d reconnects/s, moved in %.2fs (SIGHUP to old process exit %.2fs), busy seen %d, errors %d, connect_errors %d; summary %+v",
+		"clients: %d reconnects, peak %d reconnects/s, moved in %.2fs (SIGHUP to old process exit %.2fs), busy seen %d (%d after the first GOAWAY), errors %d, connect_errors %d; summary %+v",
 		conns, raised.str("msg"), peak, rate, rate/10, busy, sum.Reconnects, st.ReconnectPeakPerS, st.MoveS, moved.Seconds(),
-		st.Busy, sum.Errors, sum.ConnectErrs, sum)
+		st.Busy, st.BusyAfterGoaway, sum.Errors, sum.ConnectErrs, sum)
 	if peak > rate*1.1 {
 		t.Errorf("the new process admitted %.0f handshakes in one second, over limits.handshake_rate %d + its burst", peak, rate)
 	}
