@@ -157,7 +157,9 @@ func (m *Manager) admit(nc net.Conn, s *Settings) bool {
 		return true
 	}
 	wait := m.adm.reserveRetry(now, free, s.HandshakeRate)
-	ms := max(wait.Milliseconds(), 1) // 0 would read as "no hint"
+	// Rounded up: a client back a fraction of a millisecond before its turn would be
+	// refused again. Never 0, which would read as "no hint".
+	ms := max(int64((wait+time.Millisecond-1)/time.Millisecond), 1)
 	m.refused(nc, ReasonBusy, protocol.CodeBusy,
 		fmt.Sprintf("busy: admitting %d handshakes/s; retry in %d ms", s.HandshakeRate, ms), ms)
 	m.logBusy(now, s.HandshakeRate)
