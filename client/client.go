@@ -99,6 +99,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 			return c, nil
 		}
 		c.stats.dialFailures.Add(1)
+		c.emit(Event{Kind: EventDialFailed, Err: err})
 		if ep, final := finalRefusal(err); final {
 			c.cancel()
 			opts.Logger.Warn("hawk: handshake refused", "addr", opts.Addr, "code", ep.Code, "message", ep.Message)

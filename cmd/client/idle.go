@@ -54,7 +54,7 @@ func cmdIdle(args []string, stdout, stderr io.Writer) int {
 			if a, ok := loopback4(*addr); ok { // source addresses 127.0.0.x only reach IPv4 loopback
 				opts.Addr, opts.Dialer = a, spreadDialer(i)
 			}
-			c, err := client.Dial(ctx, opts)
+			c, err := client.Dial(ctx, opts) // waits out ERROR busy itself
 			if err != nil {
 				if failed.Add(1) == 1 {
 					fmt.Fprintf(stderr, "idle: client %d: %v\n", i, err)

@@ -55,6 +55,11 @@ type summary struct {
 	LatencyP90US  int64   `json:"latency_p90_us"`
 	LatencyP99US  int64   `json:"latency_p99_us"`
 	LatencyMaxUS  int64   `json:"latency_max_us"`
+	// A reconnect storm, as the clients saw it (storm.go).
+	Busy              uint64  `json:"busy"`                 // ERROR busy received (dials and reconnects)
+	BusyAfterGoaway   uint64  `json:"busy_after_goaway"`    // of which after the first GOAWAY seen
+	ReconnectPeakPerS int     `json:"reconnect_peak_per_s"` // most reconnects completed in any one second
+	MoveS             float64 `json:"move_s"`               // first GOAWAY seen to the last reconnect
 }
 
 func cmdLoad(args []string, stdout, stderr io.Writer) int {
@@ -83,7 +88,8 @@ progress line goes to stderr. At -d (or on SIGINT/SIGTERM) no new reports are
 issued, the ones in flight are waited for (at most -drain-timeout; a second signal
 stops waiting), the clients are closed and a summary is printed on stdout: sent,
 acked, nacked, resent, errors, connect_errors, reconnects, goaways, dial_failures,
-acked_per_s, ack latency p50/p90/p99/max (µs, from issuing a report to its ACK).
+busy, busy_after_goaway, reconnect_peak_per_s, move_s, acked_per_s, ack latency
+p50/p90/p99/max (µs, from issuing a report to its ACK).
 
   acked        reports acknowledged (the lines of -acked-log)
   nacked       NACK frames received (retryable ones too; they are retried)
@@ -91,6 +97,14 @@ acked_per_s, ack latency p50/p90/p99/max (µs, from issuing a report to its ACK)
                unacked at the drain timeout, a refused reconnect)
   connect_errors  clients that could not connect before -d ended (not those
                a signal stopped while connecting)
+  busy         ERROR busy refusals received (the server admits handshakes at
+               limits.handshake_rate); a first dial refused busy waits the
+               retry_after_ms it names and dials again. busy_after_goaway:
+               those after the first GOAWAY (the storm, at the new process)
+  reconnect_peak_per_s  the most reconnects completed within one second (sliding
+               window): after a SIGHUP, the handshakes the new process admitted,
+               as the clients saw them
+  move_s       from the first GOAWAY any client saw to the last reconnect
   acked_per_s  acked / elapsed, elapsed being from the start to the end of the drain
 
 Exit status: 0 if every report succeeded and every client connected; 1 if any
@@ -122,6 +136,7 @@ report failed (errors > 0) or a client never connected
 		fmt.Fprintf(stdout, "clients=%d window=%d size=%d elapsed_s=%.2f\n", sum.Clients, sum.Window, sum.Size, sum.ElapsedS)
 		fmt.Fprintf(stdout, "sent=%d acked=%d nacked=%d resent=%d errors=%d connect_errors=%d\n", sum.Sent, sum.Acked, sum.Nacked, sum.Resent, sum.Errors, sum.ConnectErrors)
 		fmt.Fprintf(stdout, "reconnects=%d goaways=%d dial_failures=%d\n", sum.Reconnects, sum.Goaways, sum.DialFailures)
+		fmt.Fprintf(stdout, "busy=%d busy_after_goaway=%d reconnect_peak_per_s=%d move_s=%.2f\n", sum.Busy, sum.BusyAfterGoaway, sum.ReconnectPeakPerS, sum.MoveS)
 		fmt.Fprintf(stdout, "acked_per_s=%.1f\n", sum.AckedPerS)
 		fmt.Fprintf(stdout, "latency_us p50=%d p90=%d p99=%d max=%d\n", sum.LatencyP50US, sum.LatencyP90US, sum.LatencyP99US, sum.LatencyMaxUS)
 	}
@@ -159,6 +174,9 @@ type loadRun struct {
 
 	cmu     sync.Mutex
 	clients []*loadClient // nil where not (yet) connected
+
+	start time.Time
+	storm stormStats
 }
 
 // loadClient is one client and its window of slots.
@@ -246,6 +264,7 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	}()
 
 	start := time.Now()
+	r.start = start
 	var dispatcher sync.WaitGroup
 	quit := make(chan struct{}) // the dispatcher exits
 	if cfg.rate > 0 {
@@ -339,6 +358,9 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	sum.AckedPerS = float64(sum.Acked) / elapsed.Seconds()
 	sum.LatencyP50US, sum.LatencyP90US, sum.LatencyP99US = h.quantile(0.50), h.quantile(0.90), h.quantile(0.99)
 	sum.LatencyMaxUS = h.max.Load()
+	sum.Busy, sum.BusyAfterGoaway = r.storm.busy.Load(), r.storm.busyStorm.Load()
+	peak, move := r.storm.result()
+	sum.ReconnectPeakPerS, sum.MoveS = peak, move.Seconds()
 	return sum, nil
 }
 
@@ -346,14 +368,14 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 func (r *loadRun) startClient(issueCtx context.Context, i int) {
 	id := r.cfg.idPrefix + "-" + strconv.Itoa(i)
 	opts := client.Options{Addr: r.cfg.addr, ClientID: id, Token: r.cfg.token, MaxInFlight: r.cfg.window,
-		ClientVersion: "hawk-client-load/" + version}
+		ClientVersion: "hawk-client-load/" + version, OnEvent: r.storm.onEvent(r.start)}
 	if r.cfg.srcSpread {
 		if addr, ok := loopback4(r.cfg.addr); ok {
 			opts.Addr = addr
 			opts.Dialer = spreadDialer(i)
 		}
 	}
-	c, err := client.Dial(issueCtx, opts)
+	c, err := client.Dial(issueCtx, opts) // waits out ERROR busy itself; OnEvent counts it
 	if err != nil {
 		if r.interrupted.Load() && errors.Is(err, context.Canceled) {
 			return // the operator stopped the run; not a failure to connect

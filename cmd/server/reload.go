@@ -34,6 +34,7 @@ var liveOptions = map[string]liveOption{
 	"heartbeat.timeout":     connSettingsOption{},
 	"handshake.timeout":     connSettingsOption{},
 	"limits.max_conns":      connSettingsOption{},
+	"limits.handshake_rate": connSettingsOption{},
 	"limits.max_frame_size": connSettingsOption{},
 	"limits.write_timeout":  connSettingsOption{},
 	"drain.timeout":         connSettingsOption{},

@@ -112,6 +112,7 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 		Observer:    s.met.Conn(),
 	})
 	undo = append(undo, s.conns.Close)
+	s.met.ReadConns(s.conns)
 	// The admin socket is served before Ready: from Ready on, the parent may close
 	// its copy, and a request must find someone answering.
 	if adminLn != nil {

@@ -29,5 +29,6 @@ func settingsFrom(c *config.Config, version string) (*conn.Settings, error) {
 		Tokens:            tokens,
 		DrainTimeout:      c.Drain.Timeout,
 		DrainSpread:       c.Drain.Spread,
+		HandshakeRate:     c.Limits.HandshakeRate,
 	}, nil
 }

@@ -67,9 +67,11 @@ type Handshake struct {
 
 // Limits is the limits.* section.
 type Limits struct {
-	MaxConns     int           `koanf:"max_conns"`
-	MaxFrameSize int           `koanf:"max_frame_size"` // payload bytes
-	WriteTimeout time.Duration `koanf:"write_timeout"`
+	MaxConns int `koanf:"max_conns"`
+	// HandshakeRate is new connections admitted per second; 0 means unlimited.
+	HandshakeRate int           `koanf:"handshake_rate"`
+	MaxFrameSize  int           `koanf:"max_frame_size"` // payload bytes
+	WriteTimeout  time.Duration `koanf:"write_timeout"`
 }
 
 // Spool is the spool.* section.

@@ -19,6 +19,7 @@ var changedValues = map[string]string{
 	"heartbeat.timeout":     "20s",
 	"handshake.timeout":     "2s",
 	"limits.max_conns":      "50",
+	"limits.handshake_rate": "2000",
 	"limits.max_frame_size": "128KiB",
 	"limits.write_timeout":  "4s",
 	"spool.dir":             "/tmp/spool",

@@ -36,6 +36,7 @@
 //	heartbeat.timeout      0s = 3 × interval                   live
 //	handshake.timeout      5s                                  live
 //	limits.max_conns       100000                              live (existing connections stay)
+//	limits.handshake_rate  5000 (0: unlimited)                 live
 //	limits.max_frame_size  1MiB (64 B – 64 MiB)                live (new connections)
 //	limits.write_timeout   10s                                 live
 //	spool.dir              ./data                              restart-only

@@ -155,6 +155,11 @@ var keys = []Key{
 	{Name: "limits.max_conns", kind: kindInt, Default: "100000", Example: "50", Reload: Live,
 		Doc:        "Maximum concurrent connections. Lowering it does not close the connections already above the new limit.",
 		ReloadNote: " (existing connections stay)"},
+	{Name: "limits.handshake_rate", kind: kindInt, Default: "5000", Example: "2000", Reload: Live,
+		Doc: "New connections admitted per second (a token bucket with a tenth of a second's worth of burst); " +
+			"a connection over the rate gets ERROR busy with retry_after_ms before its HELLO, and a drain " +
+			"spreads its GOAWAYs so that its clients reconnect within 90% of the rate. 0 means unlimited.",
+		DefaultNote: "(0: unlimited)"},
 	{Name: "limits.max_frame_size", kind: kindSize, Default: "1MiB", Example: "128KiB", Reload: Live,
 		Doc:         "Maximum frame payload in bytes, 64 to 64MiB.",
 		DefaultNote: "(64 B – 64 MiB)",

@@ -66,6 +66,9 @@ const (
 	maxTokenLen     = 4096 // a token travels in HELLO, which is capped at 16 KiB
 	maxServerIDLen  = 255
 	minHeartbeatInt = time.Millisecond // WELCOME announces it in whole milliseconds
+	// maxHandshakeRate keeps the admission interval (1s/rate) a whole number of
+	// nanoseconds; a faster limit is no limit: use 0.
+	maxHandshakeRate = 1_000_000_000
 )
 
 // Validate checks every key of c and returns nil or a *ValidationError naming each bad
@@ -114,6 +117,9 @@ func Validate(c *Config) error {
 	positive(bad, "handshake.timeout", c.Handshake.Timeout)
 	if c.Limits.MaxConns < 1 {
 		bad("limits.max_conns", "must be at least 1, not %d", c.Limits.MaxConns)
+	}
+	if n := c.Limits.HandshakeRate; n < 0 || n > maxHandshakeRate {
+		bad("limits.handshake_rate", "must be between 0 (unlimited) and %d, not %d", maxHandshakeRate, n)
 	}
 	if n := c.Limits.MaxFrameSize; n < minFrameSize || n > maxFrameSize {
 		bad("limits.max_frame_size", "must be between %d and %d (64MiB), not %d", minFrameSize, maxFrameSize, n)

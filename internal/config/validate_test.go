@@ -17,6 +17,7 @@ var badValues = map[string][]string{
 	"heartbeat.timeout":     {"-1s", "5s", "10s", "soon"},
 	"handshake.timeout":     {"0s", "-5s", "5"},
 	"limits.max_conns":      {"0", "-3", "many", "1.5"},
+	"limits.handshake_rate": {"-1", "1000000001", "fast", "2.5"},
 	"limits.max_frame_size": {"32", "65MiB", "12XB", "-1"},
 	"limits.write_timeout":  {"0s", "forever"},
 	"spool.dir":             {"", "   "},

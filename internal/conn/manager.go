@@ -43,6 +43,8 @@ type Manager struct {
 	// live counts accepted connections until their teardown has finished, and the
 	// goroutines that refuse connections.
 	live sync.WaitGroup
+	adm  admission  // limits.handshake_rate (admission.go)
+	dst  drainState // what a drain publishes for late GOAWAYs (admission.go)
 
 	// The reaper is the Manager's own actor: New starts it, Close stops it.
 	stopReaper context.CancelFunc
@@ -161,10 +163,11 @@ func (m *Manager) accept(nc net.Conn) {
 	if n := m.slots.Load(); n >= int64(s.MaxConns) {
 		m.log.Warn("connection refused", zap.String("remote", nc.RemoteAddr().String()),
 			zap.String("reason", "too many connections"), zap.Int("limit", s.MaxConns))
-		m.obs.Closed(ReasonLimit, false)
-		m.live.Go(func() {
-			refuse(nc, protocol.CodeTooManyConns, fmt.Sprintf("too many connections: limit %d reached", s.MaxConns))
-		})
+		m.refused(nc, ReasonLimit, protocol.CodeTooManyConns, fmt.Sprintf("too many connections: limit %d reached", s.MaxConns), 0)
+		return
+	}
+	// After the connection limit, so that a connection refused for it takes no token.
+	if !m.admit(nc, s) {
 		return
 	}
 	sc, ok := nc.(syscall.Conn)
@@ -202,10 +205,10 @@ func (m *Manager) accept(nc net.Conn) {
 
 // refuse tells a connection we will not serve it why, then closes it. It runs on
 // its own goroutine with a short deadline so a dead peer cannot stall accepting.
-func refuse(nc net.Conn, code protocol.Code, msg string) {
+func refuse(nc net.Conn, ep *protocol.ErrorPayload) {
 	defer nc.Close()
 	nc.SetWriteDeadline(time.Now().Add(lingerAfterError))
-	if _, err := nc.Write(protocol.AppendJSON(nil, protocol.TypeError, 0, &protocol.ErrorPayload{Code: code, Message: msg})); err != nil {
+	if _, err := nc.Write(protocol.AppendJSON(nil, protocol.TypeError, 0, ep)); err != nil {
 		return
 	}
 	goodbye(nc)

@@ -20,6 +20,9 @@ type Settings struct {
 	// DrainTimeout bounds a drain; DrainSpread is the window GOAWAYs are spread over.
 	DrainTimeout time.Duration
 	DrainSpread  time.Duration
+	// HandshakeRate is new connections admitted per second (limits.handshake_rate);
+	// 0 admits every connection. It also stretches a drain's spread (admission.go).
+	HandshakeRate int
 }
 
 func (s *Settings) tokenOK(tok string) bool {

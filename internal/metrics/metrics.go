@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,13 +43,30 @@ type Metrics struct {
 	reloads        *prometheus.CounterVec
 	lastReload     prometheus.Gauge
 	ready          prometheus.Gauge
+	refused        map[protocol.Code]prometheus.Counter
+	refusedVec     *prometheus.CounterVec
+	// gauges read from the connection manager on scrape; nil until ReadConns
+	conns atomic.Pointer[ConnGauges]
 }
+
+// ConnGauges is the connection manager's state the gauges read on scrape
+// (*conn.Manager implements it).
+type ConnGauges interface {
+	// DrainRemaining is the connections a drain still waits for; 0 when not draining.
+	DrainRemaining() int
+	// PeakAdmissionsPerSecond is the most connections admitted in one second.
+	PeakAdmissionsPerSecond() int
+}
+
+// refusalCodes are the codes a connection is refused with at accept, before its
+// HELLO: hawk_admissions_refused_total's reason label, pre-bound.
+var refusalCodes = []protocol.Code{protocol.CodeBusy, protocol.CodeTooManyConns}
 
 // Closed-connection reasons, pre-bound so the label set is known from the start.
 var closeReasons = []conn.CloseReason{
 	conn.ReasonClient, conn.ReasonHeartbeatTimeout, conn.ReasonHandshake, conn.ReasonProtocol,
 	conn.ReasonSlowConsumer, conn.ReasonWriteTimeout, conn.ReasonDrain, conn.ReasonRevoked, conn.ReasonReplaced,
-	conn.ReasonLimit, conn.ReasonShutdown,
+	conn.ReasonLimit, conn.ReasonBusy, conn.ReasonShutdown,
 }
 
 // latencyBuckets spans 50µs to ~13s: an ack without fsync is tens of µs, with
@@ -62,7 +80,7 @@ func New(version string, connections func() int) *Metrics {
 	m := &Metrics{Registry: r}
 	m.accepted = f.counter("hawk_connections_accepted_total", "TCP connections accepted by the listener.")
 	f.gaugeFunc("hawk_connections", "Connections open now, handshaking ones included.", func() float64 { return float64(connections()) })
-	m.closed = f.counterVec("hawk_connections_closed_total", "Connections closed, by reason (client, heartbeat_timeout, handshake, protocol, slow_consumer, write_timeout, drain, revoked, replaced, limit, shutdown).", "reason")
+	m.closed = f.counterVec("hawk_connections_closed_total", "Connections closed, by reason (client, heartbeat_timeout, handshake, protocol, slow_consumer, write_timeout, drain, revoked, replaced, limit, busy, shutdown).", "reason")
 	m.closedBy = make(map[conn.CloseReason]prometheus.Counter, len(closeReasons))
 	for _, r := range closeReasons {
 		m.closedBy[r] = m.closed.WithLabelValues(string(r))
@@ -96,6 +114,15 @@ func New(version string, connections func() int) *Metrics {
 	m.reloads.WithLabelValues("failure")
 	m.lastReload = f.gauge("hawk_config_last_reload_success_timestamp_seconds", "Unix time of the last successful configuration reload (process start until the first).")
 	m.lastReload.SetToCurrentTime()
+	m.refusedVec = f.counterVec("hawk_admissions_refused_total", "Connections refused at accept, before HELLO, by the ERROR code they got: busy (over limits.handshake_rate), too_many_connections (limits.max_conns). Each is also counted in hawk_connections_closed_total (reason busy, limit).", "reason")
+	m.refused = make(map[protocol.Code]prometheus.Counter, len(refusalCodes))
+	for _, c := range refusalCodes {
+		m.refused[c] = m.refusedVec.WithLabelValues(string(c))
+	}
+	f.gaugeFunc("hawk_admissions_peak_per_second", "The most connections admitted in one second since the process started (past limits.max_conns and limits.handshake_rate): a reconnect storm's peak, which rate() over a scrape interval averages away.",
+		func() float64 { return m.readConns(ConnGauges.PeakAdmissionsPerSecond) })
+	f.gaugeFunc("hawk_drain_connections_remaining", "Connections the drain in progress still waits for (told GOAWAY or about to be); 0 when not draining.",
+		func() float64 { return m.readConns(ConnGauges.DrainRemaining) })
 	m.ready = f.gauge("hawk_ready", "1 while this process serves (between Ready and the start of a drain), else 0.")
 	bi := f.gaugeVec("hawk_build_info", "Build information; the value is always 1.", "version", "goversion")
 	bi.WithLabelValues(version, runtime.Version()).Set(1)
@@ -137,6 +164,16 @@ func (f factory) histogram(name, help string) prometheus.Histogram {
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: latencyBuckets})
 	f.r.MustRegister(h)
 	return h
+}
+
+// ReadConns makes the gauges that follow the connection manager's state read src.
+func (m *Metrics) ReadConns(src ConnGauges) { m.conns.Store(&src) }
+
+func (m *Metrics) readConns(get func(ConnGauges) int) float64 {
+	if src := m.conns.Load(); src != nil {
+		return float64(get(*src))
+	}
+	return 0
 }
 
 // Upgrade counts an upgrade attempt: result is success, failure or refused.

@@ -21,6 +21,7 @@ var families = []string{
 	"hawk_spool_write_errors_total", "hawk_spool_throttled_total", "hawk_upgrades_total", "hawk_drain_duration_seconds",
 	"hawk_config_reloads_total", "hawk_config_last_reload_success_timestamp_seconds", "hawk_ready",
 	"hawk_build_info", "go_goroutines", "process_resident_memory_bytes",
+	"hawk_admissions_refused_total", "hawk_admissions_peak_per_second", "hawk_drain_connections_remaining",
 }
 
 func TestFamiliesPresentAndLintClean(t *testing.T) {
@@ -109,6 +110,63 @@ func TestObserversMoveCounters(t *testing.T) {
 # TYPE hawk_connections gauge
 hawk_connections 7
 `), "hawk_connections"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fakeConns stands for the connection manager the gauges read.
+type fakeConns struct{ remaining, peak int }
+
+func (f fakeConns) DrainRemaining() int          { return f.remaining }
+func (f fakeConns) PeakAdmissionsPerSecond() int { return f.peak }
+
+// Refusals at accept are counted by code, each also as a close (reason busy or
+// limit); the storm gauges read the manager on scrape, 0 before it is bound.
+func TestAdmissionAndDrainMetrics(t *testing.T) {
+	m := New("v-test", func() int { return 0 })
+	o := m.Conn()
+	ao, ok := o.(conn.AdmissionObserver)
+	if !ok {
+		t.Fatal("the conn observer does not count refusals")
+	}
+	for range 3 {
+		ao.Refused(protocol.CodeBusy)
+		o.Closed(conn.ReasonBusy, false)
+	}
+	ao.Refused(protocol.CodeTooManyConns)
+	o.Closed(conn.ReasonLimit, false)
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(`
+# HELP hawk_drain_connections_remaining Connections the drain in progress still waits for (told GOAWAY or about to be); 0 when not draining.
+# TYPE hawk_drain_connections_remaining gauge
+hawk_drain_connections_remaining 0
+# HELP hawk_admissions_peak_per_second The most connections admitted in one second since the process started (past limits.max_conns and limits.handshake_rate): a reconnect storm's peak, which rate() over a scrape interval averages away.
+# TYPE hawk_admissions_peak_per_second gauge
+hawk_admissions_peak_per_second 0
+`), "hawk_drain_connections_remaining", "hawk_admissions_peak_per_second"); err != nil {
+		t.Fatal(err)
+	}
+	m.ReadConns(fakeConns{remaining: 1234, peak: 4500})
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"refused busy", testutil.ToFloat64(m.refusedVec.WithLabelValues("busy")), 3},
+		{"refused too_many_connections", testutil.ToFloat64(m.refusedVec.WithLabelValues("too_many_connections")), 1},
+		{"closed busy", testutil.ToFloat64(m.closed.WithLabelValues("busy")), 3},
+		{"closed limit", testutil.ToFloat64(m.closed.WithLabelValues("limit")), 1},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(`
+# HELP hawk_drain_connections_remaining Connections the drain in progress still waits for (told GOAWAY or about to be); 0 when not draining.
+# TYPE hawk_drain_connections_remaining gauge
+hawk_drain_connections_remaining 1234
+# HELP hawk_admissions_peak_per_second The most connections admitted in one second since the process started (past limits.max_conns and limits.handshake_rate): a reconnect storm's peak, which rate() over a scrape interval averages away.
+# TYPE hawk_admissions_peak_per_second gauge
+hawk_admissions_peak_per_second 4500
+`), "hawk_drain_connections_remaining", "hawk_admissions_peak_per_second"); err != nil {
 		t.Fatal(err)
 	}
 }

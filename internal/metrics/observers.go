@@ -12,7 +12,10 @@ func (m *Metrics) Conn() conn.Observer { return connObserver{m} }
 
 type connObserver struct{ m *Metrics }
 
-var _ conn.Observer = connObserver{}
+var (
+	_ conn.Observer          = connObserver{}
+	_ conn.AdmissionObserver = connObserver{}
+)
 
 func (o connObserver) Accepted() { o.m.accepted.Inc() }
 
@@ -41,6 +44,15 @@ func (o connObserver) BytesOut(n int) { o.m.bytesOut.Add(float64(n)) }
 func (o connObserver) Acked(n int)    { o.m.acked.Add(float64(n)) }
 func (o connObserver) Nacked(n int)   { o.m.nacked.Add(float64(n)) }
 func (o connObserver) GoawaySent()    { o.m.goaways.Inc() }
+
+// Refused counts a connection refused at accept with code.
+func (o connObserver) Refused(code protocol.Code) {
+	if c, ok := o.m.refused[code]; ok {
+		c.Inc()
+		return
+	}
+	o.m.refusedVec.WithLabelValues(string(code)).Inc()
+}
 
 // Spool returns the spool.Observer that feeds m.
 func (m *Metrics) Spool() SpoolObserver { return SpoolObserver{m} }
