@@ -25,6 +25,7 @@ type Config struct {
 	Handshake Handshake `koanf:"handshake"`
 	Limits    Limits    `koanf:"limits"`
 	Spool     Spool     `koanf:"spool"`
+	Dedup     Dedup     `koanf:"dedup"`
 	Drain     Drain     `koanf:"drain"`
 	Upgrade   Upgrade   `koanf:"upgrade"`
 	Admin     Admin     `koanf:"admin"`
@@ -77,6 +78,13 @@ type Spool struct {
 	Dir         string `koanf:"dir"`
 	Fsync       string `koanf:"fsync"`        // FsyncNever|FsyncAlways
 	SegmentSize int64  `koanf:"segment_size"` // bytes
+}
+
+// Dedup is the dedup.* section.
+type Dedup struct {
+	Window       int   `koanf:"window"`        // seqs, a power of two
+	MaxClients   int   `koanf:"max_clients"`   // clients remembered
+	RebuildBytes int64 `koanf:"rebuild_bytes"` // bytes of spool tail read at start
 }
 
 // Drain is the drain.* section.

@@ -24,6 +24,9 @@ var changedValues = map[string]string{
 	"spool.dir":             "/tmp/spool",
 	"spool.fsync":           "always",
 	"spool.segment_size":    "1MiB",
+	"dedup.window":          "1024",
+	"dedup.max_clients":     "50000",
+	"dedup.rebuild_bytes":   "64MiB",
 	"drain.timeout":         "20s",
 	"drain.spread":          "1s",
 	"upgrade.pid_file":      "/run/hawk.pid",
@@ -32,7 +35,7 @@ var changedValues = map[string]string{
 	"admin.pprof":           "true",
 }
 
-var restartOnly = []string{"admin.addr", "listen", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout"}
+var restartOnly = []string{"admin.addr", "listen", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout", "dedup.window", "dedup.rebuild_bytes"}
 
 func TestDiffEveryKey(t *testing.T) {
 	if len(changedValues) != len(keys) {

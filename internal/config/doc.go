@@ -41,6 +41,9 @@
 //	spool.dir              ./data                              restart-only
 //	spool.fsync            never (never, always)               live
 //	spool.segment_size     64MiB                               live
+//	dedup.window           4096 (power of two)                 restart-only
+//	dedup.max_clients      200000                              live (from the next new client)
+//	dedup.rebuild_bytes    256MiB                              restart-only
 //	drain.timeout          30s                                 live
 //	drain.spread           5s (≤ drain.timeout)                live
 //	upgrade.pid_file       "" (none)                           restart-only

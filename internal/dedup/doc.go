@@ -1,0 +1,78 @@
+// Package dedup makes ingest effectively-once: it remembers, per client_id, which
+// seqs are durable, so that a report resent after a lost ACK is acknowledged again
+// instead of being stored a second time.
+//
+// # The contract
+//
+// A Table holds one Client per client_id. A connection looks its Client up once, at
+// the handshake (Attach), keeps the pointer, and gives it back when it ends
+// (Detach). For every REPORT it calls Client.Check, and for every commit of its
+// batches Client.Committed; both are a short critical section on that one client's
+// state, with no map lookup and no allocation.
+//
+// Check answers, for one (client_id, seq):
+//
+//   - Store: the seq is not known to be durable, nor on its way to the destination:
+//     store it. It is now pending: a second arrival is not stored until its commit
+//     is known. Seqs older than the window are always Store (see below).
+//   - Durable: a report with this seq was made durable (by this process, or by a
+//     process whose spool lines the table was rebuilt from or followed). ACK it
+//     again; do not store it.
+//   - Pending: a copy of this seq is in a batch whose commit is not known yet (the
+//     same report arrived on two connections: a GOAWAY move, a reconnect after a
+//     cut). Store nothing; the Waiter is answered once that commit is known: ACK if
+//     it succeeded, a retryable NACK if it failed (the client resends, and the
+//     resend is stored).
+//
+// # The window
+//
+// Each Client keeps the highest seq it has seen (durable or pending) and two
+// bitmaps of the Window seqs below and including it: durable and pending. A seq more
+// than Window below the highest is unknown: it is stored (a report is never dropped
+// for being old; it may be a duplicate). The Go client keeps its seqs strictly
+// increasing and resends only reports still in flight, so a Window of at least
+// limits.max_in_flight (the most reports a client may have unacknowledged) covers
+// every resend of a well-behaved client; the default, 4096, leaves room for clients
+// that keep older reports to resend. A client whose seq jumps forward by more than
+// Window (a restarted agent whose clock-based seqs moved on) forgets its past: its
+// older seqs are unknown from then on.
+//
+// The durable bitmap costs Window/8 bytes per remembered client; the pending one
+// exists only while the client has a connection or a report pending. The number of
+// clients remembered is bounded (Options.MaxClients): past it the least recently
+// used clients without a connection and with nothing pending are forgotten, 1/16 of
+// the bound at a time. Clients with a live connection are never forgotten, so the
+// table may exceed the bound when more clients than that are connected.
+//
+// # Rebuilding after a restart, following during an upgrade
+//
+// A new process rebuilds the table from the spool's tail (Rebuild): the newest
+// segments, at most RebuildBytes of them, read oldest first, one line at a time,
+// with only client_id and seq parsed (ParseKey). A last line without '\n' is ignored
+// (it was never ACKed). Until the rebuild is done, Check waits (SetReady opens the
+// gate): no report is checked against an incomplete window. Readiness of the
+// process (the upgrade's "ready") does not wait for it: the listener is handed over
+// at once, and the first reports wait for the rebuild instead.
+//
+// A process started by an upgrade also follows (Follow) the segments of its parent,
+// which keeps writing and ACKing on its old connections for up to drain.timeout:
+// it reads their new lines every FollowInterval until the parent has exited, and
+// marks them durable.
+//
+// Residual races (what this package cannot close):
+//
+//   - A report the parent writes after the new process has checked a resend of it
+//     (the parent's connection was cut, at drain.timeout or by the client at its
+//     GOAWAY deadline, while the report sat in the parent's commit; or the resend
+//     reached the new process less than one FollowInterval after the parent's
+//     write) is stored by both: a duplicate. A graceful handoff (the client waits for
+//     the ACKs of the reports in flight on the old connection) has no resends and so
+//     no such duplicate.
+//   - If a write of the parent fails after part of it reached the file, and the
+//     follower read those lines before the parent truncated them, the follower has
+//     marked durable reports the parent NACKs; their resends are ACKed by the new
+//     process without being stored. This needs a failed write (disk full, I/O error)
+//     during an upgrade.
+//   - Reports more than RebuildBytes back in the spool, or more than Window seqs
+//     below their client's highest seq, are unknown: a resend of one is stored again.
+package dedup
