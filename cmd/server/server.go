@@ -129,6 +129,9 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 		s.admin = startAdmin(adminLn, s.adminSource(), s.ready, s.log.Named("admin"))
 		undo = append(undo, s.admin.close)
 	}
+	if cfg.Dedup.BeforeReady {
+		<-s.dedup.Ready() // the rebuild and a first pass over an upgrading parent's segments
+	}
 	if err := s.upg.Ready(); err != nil {
 		return nil, err
 	}

@@ -85,6 +85,7 @@ type Dedup struct {
 	Window       int   `koanf:"window"`        // seqs, a power of two
 	MaxClients   int   `koanf:"max_clients"`   // clients remembered
 	RebuildBytes int64 `koanf:"rebuild_bytes"` // bytes of spool tail read at start
+	BeforeReady  bool  `koanf:"rebuild_before_ready"`
 }
 
 // Drain is the drain.* section.

@@ -182,6 +182,10 @@ var keys = []Key{
 	{Name: "dedup.rebuild_bytes", kind: kindSize, Default: "256MiB", Example: "64MiB", Reload: RestartOnly,
 		Doc: "At start, the windows are rebuilt from this many bytes of the newest spool segments; reports wait until " +
 			"it is done. 0 rebuilds nothing."},
+	{Name: "dedup.rebuild_before_ready", kind: kindBool, Default: "false", Example: "true", Reload: RestartOnly,
+		Doc: "Rebuild (and, after an upgrade, read the old process's segments once) before declaring the process ready. " +
+			"false: ready at once, and the first reports wait for the rebuild; true: an upgrade's old process keeps " +
+			"serving until the rebuild is done, so no report waits, and SIGHUP-to-ready grows by the rebuild time."},
 
 	{Name: "drain.timeout", kind: kindDuration, Default: "30s", Example: "20s", Reload: Live,
 		Doc: "How long a drain waits for clients to move before closing them."},
