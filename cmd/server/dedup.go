@@ -25,8 +25,24 @@ func (s *server) startDedup(cfg *config.Config, began time.Time) {
 	done := make(chan struct{})
 	s.stopDedup = func() { cancel(); <-done }
 	parent := 0
+	parentGone := make(chan struct{})
 	if s.upg.Inherited() {
 		parent = os.Getppid()
+		// tableflip's word that the parent exited (a pipe, so a reused pid cannot
+		// fool it); the pid check is the fallback.
+		go func() {
+			if s.upg.WaitForParent(ctx) == nil || ctx.Err() == nil {
+				close(parentGone)
+			}
+		}()
+	}
+	alive := func(pid int) bool {
+		select {
+		case <-parentGone:
+			return false
+		default:
+			return dedup.ProcessAlive(pid)
+		}
 	}
 	log := s.log.Named("dedup")
 	go func() {
@@ -44,7 +60,7 @@ func (s *server) startDedup(cfg *config.Config, began time.Time) {
 			log.Info("dedup ready", zap.Duration("since_start", time.Since(began)))
 			return
 		}
-		fs, err := s.dedup.Follow(ctx, cfg.Spool.Dir, parent, segs, followInterval, dedup.ProcessAlive, func() {
+		fs, err := s.dedup.Follow(ctx, cfg.Spool.Dir, parent, segs, followInterval, alive, func() {
 			s.dedup.SetReady()
 			log.Info("dedup ready", zap.Duration("since_start", time.Since(began)), zap.Int("following_pid", parent))
 		})
