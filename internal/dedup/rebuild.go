@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -92,38 +94,56 @@ type FollowStats struct {
 // every interval, until alive reports pid gone (then it reads once more, to the
 // end) or ctx is done. first is called after the first pass, which reads
 // everything pid wrote so far: open the gate then.
+//
+// A pass reads only what can still grow: a process appends to its newest segment
+// only (internal/spool's doc), so the older ones are read to their end once and
+// left. The directory is listed again only when the newest segment did not grow
+// in the last pass (the process may have rotated) or listInterval has passed, so a
+// pass costs one read of one file while the process is busy, however many
+// segments the directory holds.
 func (t *Table) Follow(ctx context.Context, dir string, pid int, from []segmentFile, interval time.Duration, alive func(int) bool, first func()) (FollowStats, error) {
 	began := time.Now()
 	r := &reader{t: t}
-	known := map[string]*segmentFile{}
-	for i := range from {
-		if from[i].pid == pid {
-			f := from[i]
-			known[f.name] = &f
+	var segs []segmentFile // pid's segments by name; segs[done:] may still grow
+	known := map[string]bool{}
+	for _, f := range from {
+		if f.pid == pid {
+			segs = append(segs, f)
+			known[f.name] = true
 		}
 	}
-	pass := func() error {
-		segs, err := listSegments(dir)
-		if err != nil {
-			return err
-		}
-		for _, s := range segs {
-			if s.pid != pid {
-				continue
-			}
-			f := known[s.name]
-			if f == nil {
-				f = &segmentFile{name: s.name, pid: pid}
-				known[s.name] = f
-			}
-			if err := r.scan(dir, f); err != nil {
+	slices.SortFunc(segs, func(a, b segmentFile) int { return strings.Compare(a.name, b.name) })
+	done := max(0, len(segs)-1) // the older ones were read to their end by Rebuild
+	var listed time.Time
+	grew := false
+	pass := func(final bool) error {
+		if final || !grew || time.Since(listed) >= listInterval {
+			all, err := listSegments(dir)
+			if err != nil {
 				return err
 			}
+			listed = time.Now()
+			for _, f := range all {
+				if f.pid == pid && !known[f.name] {
+					known[f.name] = true
+					segs = append(segs, f) // names sort by time: a new one is the newest
+				}
+			}
 		}
+		before := r.bytes
+		for i := done; i < len(segs); i++ {
+			if err := r.scan(dir, &segs[i]); err != nil {
+				return err
+			}
+			if i < len(segs)-1 {
+				done = i + 1 // a newer segment exists: this one is complete
+			}
+		}
+		grew = r.bytes > before
 		return nil
 	}
 	stats := func() FollowStats { return FollowStats{Bytes: r.bytes, Lines: r.lines, Took: time.Since(began)} }
-	err := pass()
+	err := pass(true)
 	first()
 	if err != nil {
 		return stats(), fmt.Errorf("dedup: follow pid %d: %w", pid, err)
@@ -132,7 +152,7 @@ func (t *Table) Follow(ctx context.Context, dir string, pid int, from []segmentF
 	defer tick.Stop()
 	for {
 		gone := !alive(pid)
-		if err := pass(); err != nil {
+		if err := pass(gone); err != nil {
 			return stats(), fmt.Errorf("dedup: follow pid %d: %w", pid, err)
 		}
 		if gone {
@@ -145,3 +165,6 @@ func (t *Table) Follow(ctx context.Context, dir string, pid int, from []segmentF
 		}
 	}
 }
+
+// listInterval bounds how long Follow goes without listing the directory.
+const listInterval = 100 * time.Millisecond

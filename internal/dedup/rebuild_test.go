@@ -133,9 +133,10 @@ func TestFollowParentUntilItExits(t *testing.T) {
 		return c.has
 	}, "the follower to read the parent's new segment")
 	tb.Detach(c)
-	alive.Store(false)
-	// Written before the parent is seen gone: the last pass reads it.
+	// The parent's last write, then its exit: whichever pass comes next, the
+	// follower reads to the end after it sees the parent gone.
 	writeSeg(t, dir, segName(2, parent), record("b", 8, `1`))
+	alive.Store(false)
 	st := <-done
 	if st.Lines != 4 {
 		t.Fatalf("followed %d records, want 4", st.Lines)
