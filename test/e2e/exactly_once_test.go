@@ -236,6 +236,9 @@ func TestUpgradesExactlyOnce(t *testing.T) {
 		s.waitLog(10*time.Second, func(l logLine) bool {
 			return int(l.num("pid")) == old && l.str("msg") == "upgrade succeeded: new process is ready; draining this one"
 		})
+		testutil.Eventually(t, 5*time.Second, func() bool { p := s.pid(); return p != old && alive(p) }, "the PID file to name the new process")
+		pid := s.pid()
+		s.waitLog(10*time.Second, func(l logLine) bool { return int(l.num("pid")) == pid && l.str("msg") == "dedup ready" })
 		// Written by the old process after the new one rebuilt: only following finds them.
 		la.peer.Write(la.stream())
 		testutil.Eventually(t, 10*time.Second, func() bool {
@@ -243,13 +246,14 @@ func TestUpgradesExactlyOnce(t *testing.T) {
 			return keys[la.id+" 50"] == 1
 		}, "the old process to store %s's reports", la.id)
 		la.peer.Conn.Close()
-		testutil.Eventually(t, 5*time.Second, func() bool { p := s.pid(); return p != old && alive(p) }, "the PID file to name the new process")
-		pid := s.pid()
 		testutil.Eventually(t, 10*time.Second, func() bool { return !alive(old) }, "the old process %d to exit after its drain", old)
 		l := s.waitLog(10*time.Second, func(l logLine) bool {
 			return int(l.num("pid")) == pid && l.str("msg") == "stopped following the previous process's spool"
 		})
 		r := s.waitLog(10*time.Second, func(l logLine) bool { return int(l.num("pid")) == pid && l.str("msg") == "dedup ready" })
+		if n := l.num("records"); n < 50 {
+			t.Fatalf("upgrade %d: the new process followed %v records of the old one, want at least the 50 written after its rebuild", i+1, n)
+		}
 		t.Logf("upgrade %d: dedup ready %vs after start; followed %v records of the old process over %vs",
 			i+1, r["since_start"], l["records"], l["took"])
 		la.resend(addr, lost)
