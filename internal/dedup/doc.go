@@ -61,23 +61,27 @@
 //
 // A process started by an upgrade also follows (Follow) the segments of its parent,
 // which keeps writing and ACKing on its old connections for up to drain.timeout:
-// it reads their new lines every FollowInterval until the parent has exited, and
-// marks them durable.
+// it reads their new lines every follow interval (cmd/server: 2 ms) until the
+// parent has exited (then once more, to the end), and marks them durable. Only the
+// parent's newest segment can grow, so a pass reads one file.
 //
 // Residual races (what this package cannot close):
 //
-//   - A report the parent writes after the new process has checked a resend of it
-//     (the parent's connection was cut, at drain.timeout or by the client at its
-//     GOAWAY deadline, while the report sat in the parent's commit; or the resend
-//     reached the new process less than one FollowInterval after the parent's
-//     write) is stored by both: a duplicate. A graceful handoff (the client waits for
-//     the ACKs of the reports in flight on the old connection) has no resends and so
-//     no such duplicate.
+//   - A resend the new process checks before it has read the parent's line for the
+//     same report is stored again: a duplicate. That happens when the parent writes
+//     the report after the resend was checked (the old connection was cut, at
+//     drain.timeout or by the client at its GOAWAY deadline, while the report sat in
+//     the parent's commit), or less than one follow interval before. Only a
+//     connection that ends with reports unacknowledged leads to a resend: a graceful
+//     handoff (the client waits for the ACKs of the reports in flight on the old
+//     connection) has none, and so no such duplicate.
 //   - If a write of the parent fails after part of it reached the file, and the
 //     follower read those lines before the parent truncated them, the follower has
 //     marked durable reports the parent NACKs; their resends are ACKed by the new
 //     process without being stored. This needs a failed write (disk full, I/O error)
-//     during an upgrade.
-//   - Reports more than RebuildBytes back in the spool, or more than Window seqs
-//     below their client's highest seq, are unknown: a resend of one is stored again.
+//     during an upgrade. (Lines the parent writes over a truncated part before the
+//     follower's next pass are not read: their resends are stored again.)
+//   - Reports more than RebuildBytes back in the spool, more than Window seqs below
+//     their client's highest seq, or of a client forgotten past MaxClients, are
+//     unknown: a resend of one is stored again.
 package dedup
