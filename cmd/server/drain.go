@@ -42,6 +42,7 @@ func (s *server) drain(reason string) {
 	if reason != reasonUpgrade {
 		s.admin.close()
 	}
+	s.stopDedup()
 	flushStart := time.Now()
 	if err := s.spool.Close(); err != nil {
 		s.log.Error("spool close failed", zap.Error(err))

@@ -40,6 +40,7 @@ var liveOptions = map[string]liveOption{
 	"drain.timeout":         connSettingsOption{},
 	"drain.spread":          connSettingsOption{},
 	"admin.pprof":           readLiveOption{},
+	"dedup.max_clients":     dedupMaxClientsOption{},
 }
 
 // logLevelOption: the logger's level is an AtomicLevel.
@@ -64,6 +65,13 @@ type spoolSegmentSizeOption struct{}
 
 func (spoolSegmentSizeOption) apply(s *server, r *reloading) {
 	s.spool.SetSegmentSize(r.next.Spool.SegmentSize)
+}
+
+// dedupMaxClientsOption: from the next client the table has not seen on.
+type dedupMaxClientsOption struct{}
+
+func (dedupMaxClientsOption) apply(s *server, r *reloading) {
+	s.dedup.SetMaxClients(r.next.Dedup.MaxClients)
 }
 
 // connSettingsOption: connections see one atomic snapshot of their settings;

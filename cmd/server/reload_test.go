@@ -17,6 +17,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/admin"
 	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/conn"
+	"github.com/hawk-agents/hawk/internal/dedup"
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/metrics"
 	"github.com/hawk-agents/hawk/internal/spool"
@@ -69,6 +70,11 @@ func TestReloadAppliesEveryLiveKey(t *testing.T) {
 			ts.submit(t, 1)
 			if n := ts.opened.Load(); n < 2 {
 				t.Errorf("%d segments after writing more than segment_size, want a rotation", n)
+			}
+		},
+		"dedup.max_clients": func(t *testing.T, ts *testServer, want *config.Config) {
+			if got := ts.dedup.MaxClients(); got != want.Dedup.MaxClients {
+				t.Errorf("the dedup table remembers up to %d clients, want %d", got, want.Dedup.MaxClients)
 			}
 		},
 		"admin.pprof": func(t *testing.T, ts *testServer, want *config.Config) {
@@ -181,7 +187,11 @@ func newTestServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.conns = conn.New(conn.Options{Settings: settings, Destination: ts.spool})
+	if ts.dedup, err = dedup.New(dedup.Options{Window: cfg.Dedup.Window, MaxClients: cfg.Dedup.MaxClients}); err != nil {
+		t.Fatal(err)
+	}
+	ts.dedup.SetReady()
+	ts.conns = conn.New(conn.Options{Settings: settings, Destination: ts.spool, Dedup: ts.dedup})
 	t.Cleanup(func() {
 		ts.conns.Close()
 		ts.spool.Close()

@@ -14,6 +14,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/admin"
 	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/conn"
+	"github.com/hawk-agents/hawk/internal/dedup"
 	"github.com/hawk-agents/hawk/internal/metrics"
 	"github.com/hawk-agents/hawk/internal/spool"
 	"github.com/hawk-agents/hawk/internal/upgrade"
@@ -29,11 +30,14 @@ type server struct {
 	sigs   chan os.Signal // HUP, USR1, INT, TERM for the whole life of the process
 	upg    *upgrade.Upgrader
 	spool  *spool.Spool
-	conns  *conn.Manager
-	ln     net.Listener
-	admin  *adminServer // nil when admin.addr is empty
-	met    *metrics.Metrics
-	ready  *admin.Readiness
+	dedup  *dedup.Table
+	// stopDedup stops following the previous process's spool (startDedup).
+	stopDedup func()
+	conns     *conn.Manager
+	ln        net.Listener
+	admin     *adminServer // nil when admin.addr is empty
+	met       *metrics.Metrics
+	ready     *admin.Readiness
 
 	reloadMu sync.Mutex // one reload at a time: file watch and SIGUSR1 may coincide
 }
@@ -105,11 +109,18 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 		return nil, err
 	}
 	undo = append(undo, func() { s.spool.Close() })
+	if s.dedup, err = dedup.New(dedup.Options{Window: cfg.Dedup.Window, MaxClients: cfg.Dedup.MaxClients}); err != nil {
+		return nil, err
+	}
+	s.met.Dedup(s.dedup)
+	s.startDedup(cfg, began)
+	undo = append(undo, s.stopDedup)
 	s.conns = conn.New(conn.Options{
 		Settings:    settings,
 		Destination: s.spool,
 		Logger:      s.log.Named("conn"),
 		Observer:    s.met.Conn(),
+		Dedup:       s.dedup,
 	})
 	undo = append(undo, s.conns.Close)
 	s.met.ReadConns(s.conns)
@@ -118,6 +129,9 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 	if adminLn != nil {
 		s.admin = startAdmin(adminLn, s.adminSource(), s.ready, s.log.Named("admin"))
 		undo = append(undo, s.admin.close)
+	}
+	if cfg.Dedup.BeforeReady {
+		<-s.dedup.Ready() // the rebuild and a first pass over an upgrading parent's segments
 	}
 	if err := s.upg.Ready(); err != nil {
 		return nil, err

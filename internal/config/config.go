@@ -25,6 +25,7 @@ type Config struct {
 	Handshake Handshake `koanf:"handshake"`
 	Limits    Limits    `koanf:"limits"`
 	Spool     Spool     `koanf:"spool"`
+	Dedup     Dedup     `koanf:"dedup"`
 	Drain     Drain     `koanf:"drain"`
 	Upgrade   Upgrade   `koanf:"upgrade"`
 	Admin     Admin     `koanf:"admin"`
@@ -79,6 +80,14 @@ type Spool struct {
 	Dir         string `koanf:"dir"`
 	Fsync       string `koanf:"fsync"`        // FsyncNever|FsyncAlways
 	SegmentSize int64  `koanf:"segment_size"` // bytes
+}
+
+// Dedup is the dedup.* section.
+type Dedup struct {
+	Window       int   `koanf:"window"`        // seqs, a power of two
+	MaxClients   int   `koanf:"max_clients"`   // clients remembered
+	RebuildBytes int64 `koanf:"rebuild_bytes"` // bytes of spool tail read at start
+	BeforeReady  bool  `koanf:"rebuild_before_ready"`
 }
 
 // Drain is the drain.* section.

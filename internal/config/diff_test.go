@@ -10,30 +10,34 @@ import (
 
 // changedValues holds, for every key, a valid value different from the default.
 var changedValues = map[string]string{
-	"listen":                "127.0.0.1:8000",
-	"server_id":             "other",
-	"log.level":             "debug",
-	"log.format":            "json",
-	"auth.tokens":           "s3cr3t-a,s3cr3t-b",
-	"heartbeat.interval":    "3s",
-	"heartbeat.timeout":     "20s",
-	"handshake.timeout":     "2s",
-	"limits.max_conns":      "50",
-	"limits.handshake_rate": "2000",
-	"limits.max_frame_size": "128KiB",
-	"limits.write_timeout":  "4s",
-	"spool.dir":             "/tmp/spool",
-	"spool.fsync":           "always",
-	"spool.segment_size":    "1MiB",
-	"drain.timeout":         "20s",
-	"drain.spread":          "1s",
-	"upgrade.pid_file":      "/run/hawk.pid",
-	"upgrade.timeout":       "5s",
-	"admin.addr":            "",
-	"admin.pprof":           "true",
+	"listen":                     "127.0.0.1:8000",
+	"server_id":                  "other",
+	"log.level":                  "debug",
+	"log.format":                 "json",
+	"auth.tokens":                "s3cr3t-a,s3cr3t-b",
+	"heartbeat.interval":         "3s",
+	"heartbeat.timeout":          "20s",
+	"handshake.timeout":          "2s",
+	"limits.max_conns":           "50",
+	"limits.handshake_rate":      "2000",
+	"limits.max_frame_size":      "128KiB",
+	"limits.write_timeout":       "4s",
+	"spool.dir":                  "/tmp/spool",
+	"spool.fsync":                "always",
+	"spool.segment_size":         "1MiB",
+	"dedup.window":               "1024",
+	"dedup.max_clients":          "50000",
+	"dedup.rebuild_bytes":        "64MiB",
+	"dedup.rebuild_before_ready": "true",
+	"drain.timeout":              "20s",
+	"drain.spread":               "1s",
+	"upgrade.pid_file":           "/run/hawk.pid",
+	"upgrade.timeout":            "5s",
+	"admin.addr":                 "",
+	"admin.pprof":                "true",
 }
 
-var restartOnly = []string{"admin.addr", "listen", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout"}
+var restartOnly = []string{"admin.addr", "listen", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout", "dedup.window", "dedup.rebuild_bytes", "dedup.rebuild_before_ready"}
 
 func TestDiffEveryKey(t *testing.T) {
 	if len(changedValues) != len(keys) {

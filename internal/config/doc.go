@@ -26,28 +26,32 @@
 // Keys returns every key with its default, doc and reload class; this table and
 // defaults.yaml are generated from it (go generate).
 //
-//	key                    default                             reload
-//	listen                 127.0.0.1:7373                      restart-only
-//	server_id              "" (hostname)                       restart-only
-//	log.level              info (debug, info, warn, error)     live
-//	log.format             console (console, json)             restart-only
-//	auth.tokens            [] (open server: development only)  live; removed tokens close their connections
-//	heartbeat.interval     10s                                 live (new connections)
-//	heartbeat.timeout      0s = 3 × interval                   live
-//	handshake.timeout      5s                                  live
-//	limits.max_conns       100000                              live (existing connections stay)
-//	limits.handshake_rate  5000 (0: unlimited)                 live
-//	limits.max_frame_size  1MiB (64 B – 64 MiB)                live (new connections)
-//	limits.write_timeout   10s                                 live
-//	spool.dir              ./data                              restart-only
-//	spool.fsync            never (never, always)               live
-//	spool.segment_size     64MiB                               live
-//	drain.timeout          30s                                 live
-//	drain.spread           5s (≤ drain.timeout)                live
-//	upgrade.pid_file       "" (none)                           restart-only
-//	upgrade.timeout        60s                                 restart-only
-//	admin.addr             127.0.0.1:7374 ("" disables)        restart-only
-//	admin.pprof            false                               live
+//	key                         default                             reload
+//	listen                      127.0.0.1:7373                      restart-only
+//	server_id                   "" (hostname)                       restart-only
+//	log.level                   info (debug, info, warn, error)     live
+//	log.format                  console (console, json)             restart-only
+//	auth.tokens                 [] (open server: development only)  live; removed tokens close their connections
+//	heartbeat.interval          10s                                 live (new connections)
+//	heartbeat.timeout           0s = 3 × interval                   live
+//	handshake.timeout           5s                                  live
+//	limits.max_conns            100000                              live (existing connections stay)
+//	limits.handshake_rate       5000 (0: unlimited)                 live
+//	limits.max_frame_size       1MiB (64 B – 64 MiB)                live (new connections)
+//	limits.write_timeout        10s                                 live
+//	spool.dir                   ./data                              restart-only
+//	spool.fsync                 never (never, always)               live
+//	spool.segment_size          64MiB                               live
+//	dedup.window                4096 (power of two)                 restart-only
+//	dedup.max_clients           200000                              live (from the next new client)
+//	dedup.rebuild_bytes         256MiB                              restart-only
+//	dedup.rebuild_before_ready  false                               restart-only
+//	drain.timeout               30s                                 live
+//	drain.spread                5s (≤ drain.timeout)                live
+//	upgrade.pid_file            "" (none)                           restart-only
+//	upgrade.timeout             60s                                 restart-only
+//	admin.addr                  127.0.0.1:7374 ("" disables)        restart-only
+//	admin.pprof                 false                               live
 //
 // # Reload
 //

@@ -175,6 +175,23 @@ var keys = []Key{
 	{Name: "spool.segment_size", kind: kindSize, Default: "64MiB", Example: "1MiB", Reload: Live,
 		Doc: "A segment is rotated past this size, at least 4096 bytes."},
 
+	{Name: "dedup.window", kind: kindInt, Default: "4096", Example: "1024", Reload: RestartOnly,
+		Doc: "Per client, how many seqs below its highest the server remembers as durable, so that a resend of one is " +
+			"ACKed again instead of stored twice: a power of two, 64 to 16777216. Keep it at least the most reports a " +
+			"client has unacknowledged (limits.max_in_flight); older seqs are stored again. Costs window/8 bytes per client remembered.",
+		DefaultNote: "(power of two)"},
+	{Name: "dedup.max_clients", kind: kindInt, Default: "200000", Example: "50000", Reload: Live,
+		Doc: "Most clients whose windows are remembered; past it, the least recently used ones without a connection " +
+			"are forgotten (their resends are stored again). Connected clients are always remembered.",
+		ReloadNote: " (from the next new client)"},
+	{Name: "dedup.rebuild_bytes", kind: kindSize, Default: "256MiB", Example: "64MiB", Reload: RestartOnly,
+		Doc: "At start, the windows are rebuilt from this many bytes of the newest spool segments; reports wait until " +
+			"it is done. 0 rebuilds nothing."},
+	{Name: "dedup.rebuild_before_ready", kind: kindBool, Default: "false", Example: "true", Reload: RestartOnly,
+		Doc: "Rebuild (and, after an upgrade, read the old process's segments once) before declaring the process ready. " +
+			"false: ready at once, and the first reports wait for the rebuild; true: an upgrade's old process keeps " +
+			"serving until the rebuild is done, so no report waits, and SIGHUP-to-ready grows by the rebuild time."},
+
 	{Name: "drain.timeout", kind: kindDuration, Default: "30s", Example: "20s", Reload: Live,
 		Doc: "How long a drain waits for clients to move before closing them."},
 	{Name: "drain.spread", kind: kindDuration, Default: "5s", Example: "1s", Reload: Live,

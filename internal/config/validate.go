@@ -136,6 +136,15 @@ func Validate(c *Config) error {
 	if c.Spool.SegmentSize < minSegmentSize {
 		bad("spool.segment_size", "must be at least %d, not %d", minSegmentSize, c.Spool.SegmentSize)
 	}
+	if w := c.Dedup.Window; w < 64 || w > 1<<24 || w&(w-1) != 0 {
+		bad("dedup.window", "must be a power of two between 64 and 16777216, not %d", w)
+	}
+	if c.Dedup.MaxClients < 1 {
+		bad("dedup.max_clients", "must be at least 1, not %d", c.Dedup.MaxClients)
+	}
+	if c.Dedup.RebuildBytes < 0 {
+		bad("dedup.rebuild_bytes", "must not be negative, not %d", c.Dedup.RebuildBytes)
+	}
 	positive(bad, "drain.timeout", c.Drain.Timeout)
 	switch s := c.Drain.Spread; {
 	case s < 0:

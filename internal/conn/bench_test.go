@@ -38,7 +38,7 @@ func benchEndToEnd(b *testing.B, conns, window, size int, fsync bool) {
 	}
 	s := testSettings()
 	s.MaxConns = conns + 10
-	m := New(Options{Settings: s, Destination: sp})
+	m := New(Options{Settings: s, Destination: sp, Dedup: benchDedup(b)})
 	served := make(chan struct{})
 	go func() { defer close(served); m.Serve(ln) }()
 	defer func() {

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/dedup"
 	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
@@ -52,6 +53,7 @@ type Conn struct {
 	// read by others only after loading state.
 	clientID string
 	token    string
+	dd       *dedup.Client // the client's dedup window; nil when dedup is off
 
 	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
 

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/dedup"
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
@@ -25,12 +26,16 @@ type Options struct {
 	Destination ingest.Destination
 	Logger      *zap.Logger
 	Observer    Observer // nil: NopObserver
+	// Dedup remembers which reports are durable, so resends are not stored twice;
+	// nil: every report is stored (at least once).
+	Dedup *dedup.Table
 }
 
 // Manager owns every connection of the process.
 type Manager struct {
 	settings atomic.Pointer[Settings]
 	dest     ingest.Destination
+	dedup    *dedup.Table
 	log      *zap.Logger
 	obs      Observer
 	reg      *registry
@@ -55,7 +60,7 @@ type Manager struct {
 // New returns a Manager with its reaper running; call Serve with a listener, and
 // Close once the connections are gone (after Drain).
 func New(o Options) *Manager {
-	m := &Manager{dest: o.Destination, log: o.Logger, obs: o.Observer, reg: newRegistry(), reaperDone: make(chan struct{})}
+	m := &Manager{dest: o.Destination, dedup: o.Dedup, log: o.Logger, obs: o.Observer, reg: newRegistry(), reaperDone: make(chan struct{})}
 	if m.log == nil {
 		m.log = zap.NewNop()
 	}

@@ -199,7 +199,9 @@ func (c *Conn) handle(f protocol.Frame, b *batch, recv time.Time) bool {
 	}
 	switch f.Type {
 	case protocol.TypeReport:
-		b.Add(&ingest.Record{ClientID: c.clientID, Seq: f.Seq, ConnID: c.id, Received: recv, Payload: f.Payload})
+		if c.storeReport(f.Seq) {
+			b.Add(&ingest.Record{ClientID: c.clientID, Seq: f.Seq, ConnID: c.id, Received: recv, Payload: f.Payload})
+		}
 		b.reports++
 	case protocol.TypePing:
 		c.send(protocol.TypePong, f.Seq, nil)
@@ -253,6 +255,7 @@ func (c *Conn) handshake(f protocol.Frame) bool {
 		return false
 	}
 	c.clientID, c.token = h.ClientID, h.Token
+	c.attachDedup()
 	if !c.m.reg.bind(c) {
 		return false // closed meanwhile
 	}
@@ -289,6 +292,7 @@ func (c *Conn) teardown() {
 	putReadBuf(c.rbuf)
 	c.rbuf = nil
 	c.m.reg.remove(c)
+	c.detachDedup()
 	c.m.obs.Closed(reason, handshaken)
 	// A peer leaving, or moving on during a drain, is routine: debug. Anything the
 	// server decided (timeouts, protocol errors, revocation) is worth a line at info.

@@ -80,6 +80,7 @@ func (c *Conn) send(t protocol.Type, seq uint64, payload any) bool {
 // Committed implements ingest.Waiter: the destination calls it once the batch
 // holding these reports is durable (err == nil) or failed.
 func (c *Conn) Committed(seqs []uint64, err error) {
+	c.committedDedup(seqs, err)
 	c.wmu.Lock()
 	out := c.outLocked()
 	if out == nil {

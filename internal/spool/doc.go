@@ -24,9 +24,18 @@
 // ingest documents (internal/ingest, the package doc): the spool writes the lines of
 // an ingest.Batch verbatim.
 //
-// Delivery is at least once: a report whose ACK was lost, or that was refused with
-// a retryable NACK after a failed write, is sent again, so the same (client_id, seq)
-// can appear more than once, in the same segment or another. Deduplicate on that pair.
+// Delivery is effectively once within a window (internal/dedup): a report whose
+// ACK was lost is sent again, and the server ACKs a resend of a report it already
+// stored without writing it again, across reconnects, upgrades and restarts. The
+// exceptions are bounded (a resend older than dedup.window seqs of its client, a
+// report further back than dedup.rebuild_bytes before a restart, a client forgotten
+// past dedup.max_clients, and a narrow race during an upgrade; see internal/dedup):
+// then the same (client_id, seq) can appear more than once, in the same segment or
+// another. A consumer that must never see a duplicate still deduplicates on that pair.
+//
+// At start, the server reads the newest dedup.rebuild_bytes of these segments to
+// learn what is already stored; a process started by an upgrade also reads its
+// parent's segments as they grow, until the parent exits.
 //
 // Lines are only ever appended. A segment receives no more bytes once a segment with
 // the same pid and a greater name exists, or once that process has exited; until then

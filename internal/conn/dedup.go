@@ -1,0 +1,73 @@
+package conn
+
+import (
+	"github.com/hawk-agents/hawk/internal/dedup"
+	"github.com/hawk-agents/hawk/internal/ingest"
+	"github.com/hawk-agents/hawk/internal/protocol"
+)
+
+// The glue between a connection and its client's dedup window (internal/dedup):
+// looked up once at the handshake, asked once per REPORT, told once per commit.
+
+// attachDedup looks the client's window up; at the handshake, on the reader.
+func (c *Conn) attachDedup() {
+	if c.m.dedup != nil {
+		c.dd = c.m.dedup.Attach(c.clientID)
+	}
+}
+
+// detachDedup gives the window back; at teardown, on the reader.
+func (c *Conn) detachDedup() {
+	if c.dd != nil {
+		c.m.dedup.Detach(c.dd)
+	}
+}
+
+// storeReport reports whether a REPORT with this seq goes to the destination. A
+// duplicate already durable is ACKed at once; one still pending is answered with
+// the first copy's outcome (Answer).
+func (c *Conn) storeReport(seq uint64) bool {
+	if c.dd == nil {
+		return true
+	}
+	switch c.dd.Check(seq, c) {
+	case dedup.Durable:
+		c.Answer(seq, nil)
+		return false
+	case dedup.Pending:
+		return false
+	}
+	return true
+}
+
+// committedDedup records a commit of this connection's reports in the window.
+func (c *Conn) committedDedup(seqs []uint64, err error) {
+	if c.dd != nil {
+		c.dd.Committed(seqs, err)
+	}
+}
+
+// Answer implements dedup.Waiter: one ACK (or retryable NACK) for a duplicate
+// report that was not stored.
+func (c *Conn) Answer(seq uint64, err error) {
+	c.wmu.Lock()
+	out := c.outLocked()
+	if out == nil {
+		c.wmu.Unlock()
+		return
+	}
+	t := protocol.TypeAck
+	if err == nil {
+		*out = protocol.AppendFrame(*out, protocol.TypeAck, seq, nil)
+	} else {
+		t = protocol.TypeNack
+		*out = protocol.AppendJSON(*out, protocol.TypeNack, seq, ingest.Nack(err))
+	}
+	c.queuedLocked(t, 1)
+	c.wmu.Unlock()
+	if err == nil {
+		c.m.obs.Acked(1)
+	} else {
+		c.m.obs.Nacked(1)
+	}
+}

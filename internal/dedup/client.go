@@ -1,0 +1,222 @@
+package dedup
+
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+)
+
+// Verdict is what Check decides about one report.
+type Verdict uint8
+
+const (
+	// Store: not known to be durable or pending; store it (it is now pending).
+	Store Verdict = iota
+	// Durable: already durable; ACK it again, store nothing.
+	Durable
+	// Pending: a copy is on its way to the destination; store nothing, the Waiter
+	// is answered when that copy's commit is known.
+	Pending
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Store:
+		return "store"
+	case Durable:
+		return "durable"
+	case Pending:
+		return "pending"
+	}
+	return "?"
+}
+
+// Waiter is answered for a report Check found Pending, once the commit of the
+// copy already pending is known: err == nil means durable (ACK), otherwise the
+// copy was not stored (NACK, retryable).
+type Waiter interface {
+	Answer(seq uint64, err error)
+}
+
+type waiting struct {
+	seq uint64
+	w   Waiter
+}
+
+// Client is one client_id's window. Its methods are safe for concurrent use.
+type Client struct {
+	t  *Table
+	id string
+
+	mu       sync.Mutex
+	has      bool   // hi is set: some seq was seen
+	hi       uint64 // the highest seq seen, durable or pending
+	durable  []uint64
+	pending  []uint64 // nil while detached with nothing pending
+	npending int
+	waiters  []waiting
+
+	refs atomic.Int32 // connections holding c
+	used int64        // the table's clock at the last Attach or Detach; under t.mu
+}
+
+// ID is the client_id.
+func (c *Client) ID() string { return c.id }
+
+// slot is the bitmap word and bit of seq s.
+func (c *Client) slot(s uint64) (int, uint64) {
+	i := s & (c.t.window - 1)
+	return int(i >> 6), 1 << (i & 63)
+}
+
+// inWindowLocked reports whether s is within the window below hi.
+func (c *Client) inWindowLocked(s uint64) bool {
+	return c.has && s <= c.hi && c.hi-s < c.t.window
+}
+
+// advanceLocked moves the window up so that s is its highest seq, forgetting the
+// seqs that fall out of it (a pending one among them stays pending for its Waiter,
+// but its commit will no longer mark anything).
+func (c *Client) advanceLocked(s uint64) {
+	if !c.has {
+		c.has, c.hi = true, s
+		return
+	}
+	if n := s - c.hi; n >= c.t.window {
+		clear(c.durable)
+		for _, w := range c.pending {
+			c.npending -= bits.OnesCount64(w)
+		}
+		clear(c.pending)
+	} else {
+		for x := c.hi + 1; x <= s; x++ {
+			w, m := c.slot(x)
+			c.durable[w] &^= m
+			if c.pending != nil && c.pending[w]&m != 0 {
+				c.pending[w] &^= m
+				c.npending--
+			}
+		}
+	}
+	c.hi = s
+}
+
+func (c *Client) setPendingLocked(s uint64) {
+	if c.pending == nil {
+		c.pending = make([]uint64, len(c.durable))
+	}
+	w, m := c.slot(s)
+	c.pending[w] |= m
+	c.npending++
+}
+
+// Check decides what to do with a report of this client with seq s (see Verdict).
+// Until the table is ready (its rebuild is done) it waits. w is kept, and answered
+// later, only when the verdict is Pending.
+func (c *Client) Check(s uint64, w Waiter) Verdict {
+	if !c.t.ready.Load() {
+		<-c.t.readyCh
+	}
+	v := Store
+	c.mu.Lock()
+	switch {
+	case !c.has || s > c.hi:
+		c.advanceLocked(s)
+		c.setPendingLocked(s)
+	case c.hi-s >= c.t.window:
+		// Older than the window: unknown, stored, not tracked.
+	default:
+		word, m := c.slot(s)
+		switch {
+		case c.durable[word]&m != 0:
+			v = Durable
+		case c.pending != nil && c.pending[word]&m != 0:
+			v = Pending
+			c.waiters = append(c.waiters, waiting{s, w})
+		default:
+			c.setPendingLocked(s)
+		}
+	}
+	c.mu.Unlock()
+	if v != Store {
+		c.t.duplicates.Add(1)
+	}
+	return v
+}
+
+// Committed records the outcome of a commit holding these seqs of this client
+// (each one Check said Store for): durable when err is nil, otherwise no longer
+// pending (a resend will be stored). Waiters for these seqs are answered, outside
+// the lock.
+func (c *Client) Committed(seqs []uint64, err error) {
+	var answerBuf [8]waiting
+	answer := answerBuf[:0]
+	c.mu.Lock()
+	for _, s := range seqs {
+		if !c.inWindowLocked(s) {
+			continue
+		}
+		w, m := c.slot(s)
+		if c.pending != nil && c.pending[w]&m != 0 {
+			c.pending[w] &^= m
+			c.npending--
+		}
+		if err == nil {
+			c.durable[w] |= m
+		}
+	}
+	if len(c.waiters) > 0 {
+		kept := c.waiters[:0]
+		for _, wt := range c.waiters {
+			if containsSeq(seqs, wt.seq) {
+				answer = append(answer, wt)
+			} else {
+				kept = append(kept, wt)
+			}
+		}
+		clear(c.waiters[len(kept):])
+		c.waiters = kept
+		if len(kept) == 0 {
+			c.waiters = nil
+		}
+	}
+	if c.npending == 0 && c.refs.Load() == 0 {
+		c.pending = nil
+	}
+	c.mu.Unlock()
+	for _, wt := range answer {
+		wt.w.Answer(wt.seq, err)
+	}
+}
+
+func containsSeq(seqs []uint64, s uint64) bool {
+	for _, x := range seqs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// markDurable records s as durable, found in the spool (rebuild, follow).
+func (c *Client) markDurable(s uint64) {
+	c.mu.Lock()
+	if !c.has || s > c.hi {
+		c.advanceLocked(s)
+	}
+	if c.inWindowLocked(s) {
+		w, m := c.slot(s)
+		c.durable[w] |= m
+	}
+	c.mu.Unlock()
+}
+
+// idle reports whether c may be forgotten: no connection, nothing pending.
+func (c *Client) idle() bool {
+	if c.refs.Load() != 0 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.npending == 0 && len(c.waiters) == 0
+}
