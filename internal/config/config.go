@@ -69,7 +69,9 @@ type Handshake struct {
 type Limits struct {
 	MaxConns     int           `koanf:"max_conns"`
 	MaxFrameSize int           `koanf:"max_frame_size"` // payload bytes
+	MaxInFlight  int           `koanf:"max_in_flight"`  // unanswered REPORTs per connection
 	WriteTimeout time.Duration `koanf:"write_timeout"`
+	FrameTimeout time.Duration `koanf:"frame_timeout"`
 }
 
 // Spool is the spool.* section.

@@ -32,7 +32,9 @@ type Conn struct {
 	remote   string
 	since    time.Time
 	accepted int64 // mono.Now() at accept
-	maxFrame int   // copied at accept; a reload applies to new connections only
+	// Copied at accept, as announced in WELCOME; a reload applies to new connections only.
+	maxFrame    int
+	maxInFlight int
 
 	state atomic.Int32
 	// slot is true while c counts against limits.max_conns: from accept until the
@@ -40,10 +42,30 @@ type Conn struct {
 	// teardown ends, which a lingering ERROR can delay by seconds.
 	slot     atomic.Bool
 	lastSeen atomic.Int64 // mono.Now() of the last read that returned bytes
-	// writeStart is mono.Now() when the in-progress write began, 0 when none: the reaper
-	// closes a connection whose write has been stuck past the write timeout, so no
-	// write deadline (a runtime timer) is armed per write.
-	writeStart atomic.Int64
+	// writeAt is mono.Now() when the in-progress write last made progress (it began, or
+	// the kernel took some of its bytes), 0 when no write is in progress: the reaper
+	// closes a connection whose write has made no progress for the write timeout, so
+	// no write deadline (a runtime timer) is armed per write, and a client that reads
+	// slowly is not cut while it reads.
+	writeAt atomic.Int64
+	// frameStart is mono.Now() of the read that brought the first byte of the partial
+	// frame the reader holds, 0 when it holds none; frameHave packs how many of that
+	// frame's bytes have arrived (high 32 bits) and its size (low 32 bits; 0 while the
+	// header is incomplete). The reaper closes a connection whose frame stays
+	// incomplete past the frame timeout, however many bytes trickle in.
+	frameStart atomic.Int64
+	frameHave  atomic.Uint64
+	// answered counts the REPORTs Committed has answered (or dropped, the connection
+	// closing). The reader compares it with reportsRead once per read: the difference
+	// is what the client has in flight.
+	answered atomic.Uint64
+	// outFull is set by a producer whose output took the pending output past
+	// maxPendingOut, and cleared by the flusher once it is down to resumeOutBelow: the
+	// reader does not read while it is set. paused is true while the reader waits on
+	// it: the client's silence is then the server's doing, so the reaper applies no
+	// heartbeat or frame timeout (the write timeout still applies).
+	outFull atomic.Bool
+	paused  atomic.Bool
 	// goawayAt is mono.Now() when GOAWAY was queued (0: not told); the reaper cuts the
 	// connection at goawayAt + the drain timeout.
 	goawayAt atomic.Int64
@@ -61,16 +83,37 @@ type Conn struct {
 	rn     int     // result of the last raw read
 	rerr   error
 	readFn func(fd uintptr) bool // c.readRaw, bound once so waiting allocates nothing
+	readAt int64                 // mono.Now() of the last read that returned bytes
+	// reportsRead counts the REPORTs read; partialAt is the reader's copy of frameStart,
+	// so that the atomic is stored only when it changes.
+	reportsRead uint64
+	partialAt   int64
+
+	// flusher-owned: the write in progress (see write)
+	wbuf    []byte
+	wsent   int // bytes of wbuf written
+	wmark   int // wsent when writeAt was last stored
+	werr    error
+	writeFn func(fd uintptr) bool // c.writeRaw, bound once
 
 	// write side
 	wmu      sync.Mutex
 	out      *[]byte // pending output, nil when none
 	flushing bool
+	writing  int  // bytes handed to the flusher's write in progress, 0 when none
 	closing  bool // an ERROR is queued or the socket is closed: queue nothing more
-	reason   CloseReason
-	code     protocol.Code // the ERROR the server sent, if it sent one
-	regIdx   int           // position in the registry's slice, under the registry's lock
-	done     chan struct{}
+	// stalled: the reaper cut a write that made no progress for the write timeout; the
+	// flusher ends the connection (see endStalled). stallMsg is the ERROR slow_consumer
+	// message to try to send, "" when the connection was already closing.
+	stalled  bool
+	stallMsg string
+	// resume, while the reader waits for output to drain, is closed to wake it: by the
+	// flusher once output is below resumeOutBelow, or by whoever closes the connection.
+	resume chan struct{}
+	reason CloseReason
+	code   protocol.Code // the ERROR the server sent, if it sent one
+	regIdx int           // position in the registry's slice, under the registry's lock
+	done   chan struct{}
 }
 
 // Info is a point-in-time view of a connection for the admin API.
@@ -121,6 +164,7 @@ func (c *Conn) fail(reason CloseReason, code protocol.Code, msg string) bool {
 	c.reason = reason
 	c.code = code
 	c.releaseSlot()
+	c.wakeReaderLocked() // to read and drop what the peer still sends, until it leaves
 	*out = protocol.AppendJSON(*out, protocol.TypeError, 0, &protocol.ErrorPayload{Code: code, Message: msg})
 	c.queuedLocked(protocol.TypeError, 1)
 	c.wmu.Unlock()
@@ -143,6 +187,7 @@ func (c *Conn) closeNow(reason CloseReason) {
 	if c.reason == "" {
 		c.reason = reason
 	}
+	c.wakeReaderLocked() // its next read fails on the closed socket: teardown
 	c.wmu.Unlock()
 	c.nc.Close()
 }

@@ -60,6 +60,9 @@ func (c *Conn) read() (int, error) {
 type batch struct {
 	ingest.Batch
 	pings, reports int
+	// unanswered is what the client had in flight when this read's first REPORT was
+	// decoded (reports read before this read, less those answered).
+	unanswered uint64
 }
 
 var batchPool = sync.Pool{New: func() any { return new(batch) }}
@@ -68,7 +71,7 @@ func getBatch() *batch { return batchPool.Get().(*batch) }
 
 func putBatch(b *batch) {
 	b.Reset() // drops buffers grown by a burst of huge reports
-	b.pings, b.reports = 0, 0
+	b.pings, b.reports, b.unanswered = 0, 0, 0
 	batchPool.Put(b)
 }
 
@@ -82,6 +85,11 @@ func putBatch(b *batch) {
 // 15,000 connections that is the difference between ~10 KiB and ~6 KiB each.
 func (c *Conn) serve(handshaking bool) {
 	for {
+		if c.outFull.Load() {
+			// The client is not reading what it is sent: stop reading what it sends
+			// until it does, so that TCP pushes back on it (see maxPendingOut).
+			c.waitOutput()
+		}
 		n, err := c.read()
 		if err != nil {
 			c.closeNow(ReasonClient)
@@ -97,7 +105,8 @@ func (c *Conn) serve(handshaking bool) {
 			continue
 		}
 		c.rlen += n
-		c.lastSeen.Store(mono.Now())
+		c.readAt = mono.Now()
+		c.lastSeen.Store(c.readAt)
 		c.bytesIn.Add(uint64(n))
 		c.m.obs.BytesIn(n)
 
@@ -106,6 +115,7 @@ func (c *Conn) serve(handshaking bool) {
 		if b.Len() > 0 {
 			c.m.dest.Submit(&b.Batch, c)
 		}
+		c.reportsRead += uint64(b.reports)
 		c.account(b)
 		putBatch(b)
 		if !ok {
@@ -185,7 +195,29 @@ func (c *Conn) parse(b *batch, recv time.Time) bool {
 	} else if c.rlen == 0 && cap(*c.rbuf) != readBufSize {
 		c.rbuf = nil // done with a one-off big buffer
 	}
+	c.trackPartial(off > 0)
 	return true
+}
+
+// trackPartial tells the reaper about the partial frame the reader now holds (see
+// frameStart). Its clock starts with the read that brought its first byte: this one,
+// unless no frame was completed (done == false) and a partial frame was already held,
+// which then is the same frame. The atomics are stored only when there is a partial
+// frame, so whole-frame reads cost nothing.
+func (c *Conn) trackPartial(done bool) {
+	if c.rlen == 0 {
+		if c.partialAt != 0 {
+			c.partialAt = 0
+			c.frameStart.Store(0)
+		}
+		return
+	}
+	if done || c.partialAt == 0 {
+		c.partialAt = c.readAt
+		c.frameStart.Store(c.readAt)
+	}
+	held := (*c.rbuf)[:c.rlen]
+	c.frameHave.Store(uint64(len(held))<<32 | uint64(uint32(protocol.Needed(held))))
 }
 
 // handle acts on one frame. It returns false when the connection must end.
@@ -199,6 +231,20 @@ func (c *Conn) handle(f protocol.Frame, b *batch, recv time.Time) bool {
 	}
 	switch f.Type {
 	case protocol.TypeReport:
+		// Flow control, as MQTT 5's Receive Maximum: one atomic load per read, when
+		// its first REPORT arrives. answered is counted before an ACK is queued, so
+		// this count is never above what the client itself has in flight.
+		if b.reports == 0 {
+			b.unanswered = c.reportsRead - c.answered.Load()
+		}
+		if n := b.unanswered + uint64(b.reports); n >= uint64(c.maxInFlight) {
+			// The reports before this one in the read are persisted (serve submits
+			// them) but, the ERROR being queued first, not answered: the client
+			// resends them, as after any ERROR (PROTOCOL.md 6.2).
+			c.fail(ReasonProtocol, protocol.CodeTooManyInFlight,
+				fmt.Sprintf("%d reports unanswered, max_in_flight is %d", n+1, c.maxInFlight))
+			return false
+		}
 		b.Add(&ingest.Record{ClientID: c.clientID, Seq: f.Seq, ConnID: c.id, Received: recv, Payload: f.Payload})
 		b.reports++
 	case protocol.TypePing:
@@ -263,6 +309,7 @@ func (c *Conn) handshake(f protocol.Frame) bool {
 		ConnID:              c.id,
 		HeartbeatIntervalMS: s.HeartbeatInterval.Milliseconds(),
 		MaxFrameSize:        c.maxFrame,
+		MaxInFlight:         c.maxInFlight,
 	})
 	c.framesIn.Add(1)
 	c.m.obs.FramesIn(protocol.TypeHello, 1)

@@ -12,9 +12,16 @@ type Settings struct {
 	HandshakeTimeout  time.Duration
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration
-	WriteTimeout      time.Duration
-	MaxConns          int
-	MaxFrameSize      int
+	// WriteTimeout closes a connection whose writes make no progress for this long.
+	WriteTimeout time.Duration
+	// FrameTimeout closes a connection whose started frame is not complete this long
+	// after its first byte arrived.
+	FrameTimeout time.Duration
+	MaxConns     int
+	MaxFrameSize int
+	// MaxInFlight is the most REPORTs a client may have unanswered; announced in
+	// WELCOME and copied at accept, like MaxFrameSize.
+	MaxInFlight int
 	// Tokens are the accepted auth tokens; empty means an open server.
 	Tokens map[string]struct{}
 	// DrainTimeout bounds a drain; DrainSpread is the window GOAWAYs are spread over.
