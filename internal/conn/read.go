@@ -105,13 +105,13 @@ func (c *Conn) serve(handshaking bool) {
 			continue
 		}
 		c.rlen += n
-		c.readAt = mono.Now()
-		c.lastSeen.Store(c.readAt)
+		now := mono.Now()
+		c.lastSeen.Store(now)
 		c.bytesIn.Add(uint64(n))
 		c.m.obs.BytesIn(n)
 
 		b := getBatch()
-		ok := c.parse(b, time.Now())
+		ok := c.parse(b, time.Now(), now)
 		if b.Len() > 0 {
 			c.m.dest.Submit(&b.Batch, c)
 		}
@@ -142,9 +142,9 @@ func (c *Conn) account(b *batch) {
 	}
 }
 
-// parse decodes every whole frame in the read buffer. It returns false when the
-// connection must end (an ERROR has been queued).
-func (c *Conn) parse(b *batch, recv time.Time) bool {
+// parse decodes every whole frame in the read buffer, which the read at now (mono)
+// filled. It returns false when the connection must end (an ERROR has been queued).
+func (c *Conn) parse(b *batch, recv time.Time, now int64) bool {
 	buf := (*c.rbuf)[:c.rlen]
 	off := 0
 	limit := c.maxFrame
@@ -195,29 +195,29 @@ func (c *Conn) parse(b *batch, recv time.Time) bool {
 	} else if c.rlen == 0 && cap(*c.rbuf) != readBufSize {
 		c.rbuf = nil // done with a one-off big buffer
 	}
-	c.trackPartial(off > 0)
+	c.trackPartial(off > 0, now)
 	return true
 }
 
 // trackPartial tells the reaper about the partial frame the reader now holds (see
-// frameStart). Its clock starts with the read that brought its first byte: this one,
-// unless no frame was completed (done == false) and a partial frame was already held,
-// which then is the same frame. The atomics are stored only when there is a partial
-// frame, so whole-frame reads cost nothing.
-func (c *Conn) trackPartial(done bool) {
+// frameStart). Its clock starts with the read that brought its first byte: this one
+// (at now), unless no frame was completed (done == false) and a partial frame was
+// already held, which then is the same frame. Only the reader stores frameStart (and
+// waitOutput, on the reader too), so loading it is exact; the atomics are stored only
+// while a partial frame is held, so whole-frame reads cost one load.
+func (c *Conn) trackPartial(done bool, now int64) {
+	held := c.frameStart.Load() != 0
 	if c.rlen == 0 {
-		if c.partialAt != 0 {
-			c.partialAt = 0
+		if held {
 			c.frameStart.Store(0)
 		}
 		return
 	}
-	if done || c.partialAt == 0 {
-		c.partialAt = c.readAt
-		c.frameStart.Store(c.readAt)
+	if done || !held {
+		c.frameStart.Store(now)
 	}
-	held := (*c.rbuf)[:c.rlen]
-	c.frameHave.Store(uint64(len(held))<<32 | uint64(uint32(protocol.Needed(held))))
+	buf := (*c.rbuf)[:c.rlen]
+	c.frameHave.Store(uint64(len(buf))<<32 | uint64(uint32(protocol.Needed(buf))))
 }
 
 // handle acts on one frame. It returns false when the connection must end.

@@ -118,8 +118,7 @@ func (c *Conn) waitOutput() {
 	// it did not read: their clocks start again now.
 	now := mono.Now()
 	c.lastSeen.Store(now)
-	if c.partialAt != 0 {
-		c.partialAt = now
+	if c.frameStart.Load() != 0 {
 		c.frameStart.Store(now)
 	}
 	c.paused.Store(false)
@@ -210,7 +209,7 @@ func (c *Conn) flush() {
 		c.drainedLocked()
 		c.wmu.Unlock()
 
-		n, err := c.write(*buf)
+		n, err := c.write(buf)
 		c.bytesOut.Add(uint64(n))
 		c.m.obs.BytesOut(n)
 		if err != nil {
@@ -231,18 +230,18 @@ func (c *Conn) flush() {
 	}
 }
 
-// write writes all of p through the raw socket, so that it can record each bit of
-// progress for the reaper: net.Conn.Write would only say when all of p is written,
+// write writes all of *p through the raw socket, so that it can record each bit of
+// progress for the reaper: net.Conn.Write would only say when all of it is written,
 // and a client reading a large write slowly would look stuck. It returns how many
 // bytes were written.
-func (c *Conn) write(p []byte) (int, error) {
-	c.wbuf, c.wsent, c.wmark, c.werr = p, 0, 0, nil
+func (c *Conn) write(p *[]byte) (int, error) {
+	c.wbuf, c.wsent, c.werr = p, 0, 0
 	c.writeAt.Store(mono.Now())
 	err := c.rc.Write(c.writeFn)
 	c.writeAt.Store(0)
 	n := c.wsent
 	c.wbuf = nil
-	if err == nil {
+	if err == nil && c.werr != 0 {
 		err = c.werr
 	}
 	if err != nil {
@@ -252,11 +251,13 @@ func (c *Conn) write(p []byte) (int, error) {
 }
 
 // writeRaw is the syscall.RawConn write callback: it writes what the kernel takes
-// and, when the socket is full, records the progress made before the goroutine parks
-// until the socket is writable (or the reaper's past deadline cancels the wait).
+// and, when the socket is full, records any progress this call made before the
+// goroutine parks until the socket is writable again (or the reaper's past deadline
+// cancels the wait).
 func (c *Conn) writeRaw(fd uintptr) bool {
-	for c.wsent < len(c.wbuf) {
-		n, err := syscall.Write(int(fd), c.wbuf[c.wsent:])
+	buf, start := *c.wbuf, c.wsent
+	for c.wsent < len(buf) {
+		n, err := syscall.Write(int(fd), buf[c.wsent:])
 		if n > 0 {
 			c.wsent += n
 		}
@@ -264,13 +265,12 @@ func (c *Conn) writeRaw(fd uintptr) bool {
 		case nil:
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			if c.wsent != c.wmark {
-				c.wmark = c.wsent
+			if c.wsent != start {
 				c.writeAt.Store(mono.Now())
 			}
 			return false
 		default:
-			c.werr = err
+			c.werr = err.(syscall.Errno)
 			return true
 		}
 	}
@@ -307,7 +307,7 @@ func (c *Conn) stall(now int64, timeout time.Duration) {
 	if !c.closing {
 		c.closing = true
 		c.reason = ReasonSlowConsumer
-		c.stallMsg = fmt.Sprintf("slow consumer: no write progress for %s (limits.write_timeout): the client does not read", timeout)
+		c.stallFor = timeout
 	}
 	pending := c.writing // the write in progress, whatever part of it is written
 	if c.out != nil {
@@ -329,12 +329,13 @@ func (c *Conn) stall(now int64, timeout time.Duration) {
 // connection was already closing) the socket is just closed.
 func (c *Conn) endStalled(onFrame bool) {
 	c.wmu.Lock()
-	msg := c.stallMsg
+	timeout := c.stallFor
 	c.wmu.Unlock()
-	if msg == "" || !onFrame {
+	if timeout == 0 || !onFrame {
 		c.nc.Close()
 		return
 	}
+	msg := fmt.Sprintf("slow consumer: no write progress for %s (limits.write_timeout): the client does not read", timeout)
 	frame := protocol.AppendJSON(nil, protocol.TypeError, 0, &protocol.ErrorPayload{Code: protocol.CodeSlowConsumer, Message: msg})
 	c.nc.SetWriteDeadline(time.Now().Add(stallErrorGrace))
 	n, err := c.nc.Write(frame)
