@@ -4,8 +4,9 @@ import "time"
 
 // Settings is the part of the configuration connections obey. It is immutable once
 // handed to Manager.Apply; a reload builds a new one. Values a connection must keep
-// for its whole life (the frame limit) are copied into it at accept, as nats-server
-// copies per-client limits, so a reload never changes the rules under a live parser.
+// for its whole life (the frame limit and max_in_flight, both announced in WELCOME)
+// are copied into it at accept, as nats-server copies per-client limits, so a reload
+// never changes the rules under a live parser or behind a client's back.
 type Settings struct {
 	ServerID          string
 	Version           string
