@@ -208,24 +208,67 @@ func TestNeverReadingClientIsASlowConsumer(t *testing.T) {
 	}
 }
 
-// ERROR slow_consumer can follow only whole frames: endsOnFrame walks the headers.
-func TestEndsOnFrame(t *testing.T) {
+// ERROR slow_consumer can follow only whole frames: frameEnd walks the headers to
+// where the frame a cut write was in ends.
+func TestFrameEnd(t *testing.T) {
 	var out []byte
-	out = protocol.AppendFrame(out, protocol.TypeAck, 1, nil)                                // 20 bytes
-	out = protocol.AppendJSON(out, protocol.TypeError, 0, &protocol.ErrorPayload{Code: "x"}) // 20 + payload
+	out = protocol.AppendFrame(out, protocol.TypeAck, 1, nil)
+	out = protocol.AppendJSON(out, protocol.TypeError, 0, &protocol.ErrorPayload{Code: "x"})
 	out = protocol.AppendFrame(out, protocol.TypePong, 2, nil)
 	first := protocol.HeaderSize + protocol.TrailerSize
 	second := first + protocol.Needed(out[first:])
-	for _, tc := range []struct {
-		n    int
-		want bool
-	}{
-		{0, true}, {1, false}, {first - 1, false}, {first, true}, {first + 16, false},
-		{second, true}, {second + 3, false}, {len(out), true},
+	for _, tc := range []struct{ n, want int }{
+		{0, 0}, {1, first}, {first - 1, first}, {first, first}, {first + 16, second},
+		{second, second}, {second + 3, len(out)}, {len(out), len(out)},
 	} {
-		if got := endsOnFrame(out, tc.n); got != tc.want {
-			t.Errorf("endsOnFrame(%d) = %v, want %v", tc.n, got, tc.want)
+		if got := frameEnd(out, tc.n); got != tc.want {
+			t.Errorf("frameEnd(%d) = %d, want %d", tc.n, got, tc.want)
 		}
+	}
+}
+
+// A slow consumer that starts reading once it has been cut gets the rest of the
+// frame the cut write was in, then ERROR slow_consumer, then end-of-stream: the cut
+// never leaves a torn frame before an ERROR.
+func TestSlowConsumerToldWhenItReadsAgain(t *testing.T) {
+	s := testSettings()
+	s.WriteTimeout = 300 * time.Millisecond
+	s.HeartbeatTimeout = time.Hour
+	s.stallErrorGrace = time.Minute // in production 100ms: the client must read at once
+	ts := startServer(t, s)
+	p := testutil.DialReadBuffer(t, ts.addr, 4096)
+	p.Hello("late", "")
+	if err := serverConn(t, ts, "late").nc.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	go p.Conn.Write(bytes.Repeat(protocol.AppendFrame(nil, protocol.TypePing, 1, nil), 20000)) // until the server stops reading
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		return ts.logs.FilterMessage("closing a connection whose writes made no progress").Len() == 1
+	}, "the write to be cut")
+	pongs := 0
+	for {
+		f, err := p.Next(5 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d PONGs: %v, want ERROR slow_consumer", pongs, err)
+		}
+		if f.Type == protocol.TypePong {
+			pongs++
+			continue
+		}
+		var e protocol.ErrorPayload
+		if f.Type != protocol.TypeError || protocol.ParseJSON(f, &e) != nil || e.Code != protocol.CodeSlowConsumer {
+			t.Fatalf("got %s %q after %d PONGs, want ERROR slow_consumer", f.Type, f.Payload, pongs)
+		}
+		if !strings.Contains(e.Message, "300ms") {
+			t.Errorf("message %q does not name the write timeout", e.Message)
+		}
+		break
+	}
+	p.ExpectClosed()
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(ts.obs.closed()) == 1 }, "the close")
+	closed := ts.logs.FilterMessage("connection closed").All()
+	if got := closed[0].ContextMap(); got["reason"] != string(ReasonSlowConsumer) || got["code"] != string(protocol.CodeSlowConsumer) {
+		t.Errorf("close logged with %v, want reason and code slow_consumer", got)
 	}
 }
 

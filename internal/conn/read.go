@@ -101,7 +101,7 @@ func (c *Conn) serve(handshaking bool) {
 			// still sends: closing a socket with unread input makes the kernel send a
 			// reset, which can destroy the ERROR before the peer reads it. The
 			// flusher bounds this with a read deadline once the ERROR is written.
-			c.rlen = 0
+			c.dropInput()
 			continue
 		}
 		c.rlen += n
@@ -119,7 +119,7 @@ func (c *Conn) serve(handshaking bool) {
 		c.account(b)
 		putBatch(b)
 		if !ok {
-			c.rlen = 0
+			c.dropInput()
 		}
 		if handshaking && c.state.Load() == stateActive {
 			go c.serve(false) // read side (rbuf, rlen) moves with it
@@ -218,6 +218,15 @@ func (c *Conn) trackPartial(done bool, now int64) {
 	}
 	buf := (*c.rbuf)[:c.rlen]
 	c.frameHave.Store(uint64(len(buf))<<32 | uint64(uint32(protocol.Needed(buf))))
+}
+
+// dropInput forgets the unparsed input of a connection that is closing, and its
+// partial frame: the frame timeout has nothing left to enforce.
+func (c *Conn) dropInput() {
+	c.rlen = 0
+	if c.frameStart.Load() != 0 {
+		c.frameStart.Store(0)
+	}
 }
 
 // handle acts on one frame. It returns false when the connection must end.

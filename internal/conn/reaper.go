@@ -11,9 +11,9 @@ import (
 
 // runReaper enforces every per-connection deadline from one goroutine and one
 // ticker: handshake timeout, heartbeat timeout, frame timeout and writes that make
-// no progress. The read loop only
-// stores a timestamp per read, so no timer is armed or reset per frame, and a pass
-// over 100,000 connections is a walk over a slice of pointers.
+// no progress. The read and write paths only store timestamps, so no timer is armed
+// or reset per frame, and a pass over 100,000 connections is a walk over a slice of
+// pointers.
 func (m *Manager) runReaper(ctx context.Context) {
 	interval := m.reapInterval()
 	t := time.NewTicker(interval)

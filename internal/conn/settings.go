@@ -28,6 +28,10 @@ type Settings struct {
 	// DrainTimeout bounds a drain; DrainSpread is the window GOAWAYs are spread over.
 	DrainTimeout time.Duration
 	DrainSpread  time.Duration
+
+	// stallErrorGrace, when set, replaces stallErrorGrace: tests give a slow consumer
+	// the time to start reading and see its ERROR.
+	stallErrorGrace time.Duration
 }
 
 func (s *Settings) tokenOK(tok string) bool {

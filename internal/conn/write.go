@@ -39,7 +39,7 @@ const lingerAfterError = 2 * time.Second
 
 // stallErrorGrace bounds the attempt to tell a slow consumer ERROR slow_consumer:
 // it has read nothing for the write timeout, so the ERROR goes out only if the
-// kernel has room for it now.
+// client reads now (Settings.stallErrorGrace overrides it in tests).
 const stallErrorGrace = 100 * time.Millisecond
 
 // aLongTimeAgo is a deadline in the past: setting it cancels a blocked write.
@@ -189,7 +189,7 @@ func (c *Conn) flush() {
 			// Cut between two writes: what was written ends with a whole frame.
 			c.flushing = false
 			c.wmu.Unlock()
-			c.endStalled(true)
+			c.endStalled(nil)
 			return
 		}
 		buf := c.out
@@ -219,7 +219,7 @@ func (c *Conn) flush() {
 			stalled := c.stalled
 			c.wmu.Unlock()
 			if stalled {
-				c.endStalled(endsOnFrame(*buf, n))
+				c.endStalled((*buf)[n:frameEnd(*buf, n)])
 			} else {
 				c.closeNow(ReasonClient)
 			}
@@ -277,18 +277,19 @@ func (c *Conn) writeRaw(fd uintptr) bool {
 	return true
 }
 
-// endsOnFrame reports whether the first n bytes of out, which holds whole frames,
-// end where a frame ends: only then can another frame follow them on the wire.
-func endsOnFrame(out []byte, n int) bool {
+// frameEnd returns where the frame of out holding byte n-1 ends: n itself when the
+// first n bytes of out end on a frame boundary. out holds whole frames, so it walks
+// their headers; a malformed run (never queued) ends at len(out).
+func frameEnd(out []byte, n int) int {
 	off := 0
 	for off < n {
 		size := protocol.Needed(out[off:])
 		if size == 0 {
-			return false
+			return len(out)
 		}
 		off += size
 	}
-	return off == n
+	return min(off, len(out))
 }
 
 // stall is the reaper's verdict on a connection whose write has made no progress
@@ -323,21 +324,28 @@ func (c *Conn) stall(now int64, timeout time.Duration) {
 		zap.Duration("write_timeout", timeout), zap.Int("pending_bytes", pending))
 }
 
-// endStalled runs on the flusher once the reaper has cut its write. If what was
-// written ends on a frame boundary the client can still parse an ERROR after it, so
-// ERROR slow_consumer is tried, with a short deadline; otherwise (or if the
-// connection was already closing) the socket is just closed.
-func (c *Conn) endStalled(onFrame bool) {
+// endStalled runs on the flusher once the reaper has cut its write; tail is the rest
+// of the frame the cut write was in (nil when the cut fell between frames), at most
+// one small server frame. The client can parse an ERROR only after whole frames, so
+// tail and ERROR slow_consumer are tried together with a short deadline: they go out
+// if the client reads now. Otherwise (or if the connection was already closing with
+// its own ERROR) the socket is just closed.
+func (c *Conn) endStalled(tail []byte) {
 	c.wmu.Lock()
 	timeout := c.stallFor
 	c.wmu.Unlock()
-	if timeout == 0 || !onFrame {
+	if timeout == 0 {
 		c.nc.Close()
 		return
 	}
+	grace := stallErrorGrace
+	if g := c.m.Settings().stallErrorGrace; g > 0 {
+		grace = g
+	}
 	msg := fmt.Sprintf("slow consumer: no write progress for %s (limits.write_timeout): the client does not read", timeout)
-	frame := protocol.AppendJSON(nil, protocol.TypeError, 0, &protocol.ErrorPayload{Code: protocol.CodeSlowConsumer, Message: msg})
-	c.nc.SetWriteDeadline(time.Now().Add(stallErrorGrace))
+	frame := protocol.AppendJSON(append([]byte(nil), tail...), protocol.TypeError, 0,
+		&protocol.ErrorPayload{Code: protocol.CodeSlowConsumer, Message: msg})
+	c.nc.SetWriteDeadline(time.Now().Add(grace))
 	n, err := c.nc.Write(frame)
 	c.bytesOut.Add(uint64(n))
 	c.m.obs.BytesOut(n)
