@@ -147,7 +147,7 @@ func TestNonReadingClientIsPushedBackNotClosed(t *testing.T) {
 // longer than it to drain.
 func TestSlowlyReadingClientIsNotCut(t *testing.T) {
 	s := testSettings()
-	s.WriteTimeout = 200 * time.Millisecond
+	s.WriteTimeout = 500 * time.Millisecond
 	s.HeartbeatTimeout = time.Minute
 	ts := startServer(t, s)
 	p := testutil.DialReadBuffer(t, ts.addr, 4096)
@@ -155,7 +155,7 @@ func TestSlowlyReadingClientIsNotCut(t *testing.T) {
 	if err := serverConn(t, ts, "sipper").nc.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
-	const pings = 10000 // 200 KB of PONGs, read at about 200 KB/s: ~1 s, 5 write timeouts
+	const pings = 20000 // 400 KB of PONGs, read at under 200 KB/s: over 2 s, 4 write timeouts
 	p.Write(bytes.Repeat(protocol.AppendFrame(nil, protocol.TypePing, 1, nil), pings))
 	var got int
 	buf := make([]byte, 1024)
@@ -447,7 +447,7 @@ func TestFrameTimeoutOnDrip(t *testing.T) {
 // frame (so a new partial frame starts in a read that completes another).
 func TestFrameTimeoutIsPerFrame(t *testing.T) {
 	s := testSettings()
-	s.FrameTimeout = 300 * time.Millisecond
+	s.FrameTimeout = 600 * time.Millisecond
 	ts := startServer(t, s)
 	p := testutil.Dial(t, ts.addr)
 	p.Hello("steady", "")
@@ -460,17 +460,17 @@ func TestFrameTimeoutIsPerFrame(t *testing.T) {
 	half := size / 2
 	start := time.Now()
 	// Each write completes a frame and ends halfway through the next; the writes are
-	// 100 ms apart, so the stream takes 1 s, over three frame timeouts, while each
-	// frame takes 100 ms.
+	// 150 ms apart, so the stream takes 1.5 s, over two frame timeouts, while each
+	// frame takes 150 ms.
 	p.Write(stream[:half])
 	for i := 1; i <= frames; i++ {
-		time.Sleep(100 * time.Millisecond) // pacing the stream, not waiting for the server
+		time.Sleep(150 * time.Millisecond) // pacing the stream, not waiting for the server
 		p.Write(stream[(i-1)*size+half : min(i*size+half, len(stream))])
 	}
 	for range frames {
 		p.Expect(protocol.TypeAck)
 	}
-	if time.Since(start) < 3*s.FrameTimeout {
+	if time.Since(start) < 2*s.FrameTimeout {
 		t.Fatalf("the stream took %s, too short to prove anything", time.Since(start))
 	}
 	if got := ts.obs.closed(); len(got) != 0 {
