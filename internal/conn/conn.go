@@ -25,8 +25,17 @@ const (
 // NACK) and the drain (GOAWAY), and drained by a flusher goroutine that exists only
 // while there is something to write.
 type Conn struct {
-	// What the reaper reads on every pass comes first, together, so that a pass over
-	// 100,000 connections touches one cache line of each.
+	id     uint64
+	m      *Manager
+	nc     net.Conn
+	rc     syscall.RawConn
+	remote string
+	since  time.Time
+
+	// What the reaper reads on every pass is kept together (offsets 88..128, within
+	// one cache line of a 448-byte object), so that a pass over 100,000 connections
+	// touches one line of each. BenchmarkReap measured the object's first line as
+	// slower for it.
 	state atomic.Int32
 	// slot is true while c counts against limits.max_conns: from accept until the
 	// server decides to close it (an ERROR queued, or the socket closed), not until its
@@ -47,12 +56,6 @@ type Conn struct {
 	frameStart atomic.Int64
 	accepted   int64 // mono.Now() at accept
 
-	id     uint64
-	m      *Manager
-	nc     net.Conn
-	rc     syscall.RawConn
-	remote string
-	since  time.Time
 	// Copied at accept, as announced in WELCOME; a reload applies to new connections only.
 	maxFrame    int
 	maxInFlight int
