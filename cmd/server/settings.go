@@ -26,6 +26,8 @@ func settingsFrom(c *config.Config, version string) (*conn.Settings, error) {
 		WriteTimeout:      c.Limits.WriteTimeout,
 		MaxConns:          c.Limits.MaxConns,
 		MaxFrameSize:      c.Limits.MaxFrameSize,
+		MaxInFlight:       c.Limits.MaxInFlight,
+		FrameTimeout:      c.Limits.FrameTimeout,
 		Tokens:            tokens,
 		DrainTimeout:      c.Drain.Timeout,
 		DrainSpread:       c.Drain.Spread,

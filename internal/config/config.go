@@ -72,7 +72,9 @@ type Limits struct {
 	// HandshakeRate is new connections admitted per second; 0 means unlimited.
 	HandshakeRate int           `koanf:"handshake_rate"`
 	MaxFrameSize  int           `koanf:"max_frame_size"` // payload bytes
+	MaxInFlight   int           `koanf:"max_in_flight"`  // unanswered REPORTs per connection
 	WriteTimeout  time.Duration `koanf:"write_timeout"`
+	FrameTimeout  time.Duration `koanf:"frame_timeout"`
 }
 
 // Spool is the spool.* section.

@@ -21,6 +21,8 @@ var changedValues = map[string]string{
 	"limits.max_conns":           "50",
 	"limits.handshake_rate":      "2000",
 	"limits.max_frame_size":      "128KiB",
+	"limits.max_in_flight":       "256",
+	"limits.frame_timeout":       "10s",
 	"limits.write_timeout":       "4s",
 	"spool.dir":                  "/tmp/spool",
 	"spool.fsync":                "always",

@@ -38,7 +38,9 @@
 //	limits.max_conns            100000                              live (existing connections stay)
 //	limits.handshake_rate       5000 (0: unlimited)                 live
 //	limits.max_frame_size       1MiB (64 B – 64 MiB)                live (new connections)
+//	limits.max_in_flight        1024 (1 – 65535)                    live (new connections)
 //	limits.write_timeout        10s                                 live
+//	limits.frame_timeout        30s                                 live
 //	spool.dir                   ./data                              restart-only
 //	spool.fsync                 never (never, always)               live
 //	spool.segment_size          64MiB                               live

@@ -164,8 +164,19 @@ var keys = []Key{
 		Doc:         "Maximum frame payload in bytes, 64 to 64MiB.",
 		DefaultNote: "(64 B – 64 MiB)",
 		ReloadNote:  " (new connections)"},
+	{Name: "limits.max_in_flight", kind: kindInt, Default: "1024", Example: "256", Reload: Live,
+		Doc: "Most REPORTs a client may have sent and not yet seen answered (ACK or NACK) on one connection, 1 to 65535; " +
+			"announced in WELCOME. One more closes the connection with ERROR too_many_in_flight. " +
+			"It also bounds the ACKs and NACKs a connection can have queued for a client that stopped reading.",
+		DefaultNote: "(1 – 65535)",
+		ReloadNote:  " (new connections)"},
 	{Name: "limits.write_timeout", kind: kindDuration, Default: "10s", Example: "4s", Reload: Live,
-		Doc: "A client that does not read what the server writes for this long is closed."},
+		Doc: "A connection whose writes make no progress for this long (the client reads nothing) is closed as a slow consumer, " +
+			"with ERROR slow_consumer when it can still be written. A client that reads, however slowly, is not cut."},
+	{Name: "limits.frame_timeout", kind: kindDuration, Default: "30s", Example: "10s", Reload: Live,
+		Doc: "A frame whose first byte has arrived must be complete within this long, or the connection is closed with ERROR frame_timeout. " +
+			"Unlike heartbeat.timeout, which any byte resets, it stops a client that drips bytes and never finishes a frame; " +
+			"it must leave time for a max_frame_size frame on the slowest link (1 MiB in 30s is 35 KB/s)."},
 
 	{Name: "spool.dir", kind: kindString, Default: "./data", Example: "/var/lib/hawk/spool", Reload: RestartOnly,
 		Doc: "Directory of the spool segments."},

@@ -69,6 +69,9 @@ const (
 	// maxHandshakeRate keeps the admission interval (1s/rate) a whole number of
 	// nanoseconds; a faster limit is no limit: use 0.
 	maxHandshakeRate = 1_000_000_000
+	// maxInFlight is MQTT 5's Receive Maximum bound; it also caps the ACKs and NACKs
+	// queued for a client that stopped reading (65535 NACKs are a few MiB).
+	maxInFlight = 65535
 )
 
 // Validate checks every key of c and returns nil or a *ValidationError naming each bad
@@ -124,7 +127,11 @@ func Validate(c *Config) error {
 	if n := c.Limits.MaxFrameSize; n < minFrameSize || n > maxFrameSize {
 		bad("limits.max_frame_size", "must be between %d and %d (64MiB), not %d", minFrameSize, maxFrameSize, n)
 	}
+	if n := c.Limits.MaxInFlight; n < 1 || n > maxInFlight {
+		bad("limits.max_in_flight", "must be between 1 and %d, not %d", maxInFlight, n)
+	}
 	positive(bad, "limits.write_timeout", c.Limits.WriteTimeout)
+	positive(bad, "limits.frame_timeout", c.Limits.FrameTimeout)
 	if strings.TrimSpace(c.Spool.Dir) == "" {
 		bad("spool.dir", "must not be empty")
 	}

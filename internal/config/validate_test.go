@@ -19,6 +19,8 @@ var badValues = map[string][]string{
 	"limits.max_conns":           {"0", "-3", "many", "1.5"},
 	"limits.handshake_rate":      {"-1", "1000000001", "fast", "2.5"},
 	"limits.max_frame_size":      {"32", "65MiB", "12XB", "-1"},
+	"limits.max_in_flight":       {"0", "-1", "65536", "lots"},
+	"limits.frame_timeout":       {"0s", "-1s", "30"},
 	"limits.write_timeout":       {"0s", "forever"},
 	"spool.dir":                  {"", "   "},
 	"spool.fsync":                {"sometimes", "true", ""},

@@ -19,7 +19,7 @@ func TestHandshakeWelcome(t *testing.T) {
 	ts := startServer(t, testSettings())
 	p := testutil.Dial(t, ts.addr)
 	w := p.Hello("agent-1", "")
-	if w.ServerID != "test" || w.ServerVersion != "v-test" || w.HeartbeatIntervalMS != 1000 || w.MaxFrameSize != 1<<20 || w.ConnID == 0 {
+	if w.ServerID != "test" || w.ServerVersion != "v-test" || w.HeartbeatIntervalMS != 1000 || w.MaxFrameSize != 1<<20 || w.MaxInFlight != 1024 || w.ConnID == 0 {
 		t.Fatalf("WELCOME = %+v", w)
 	}
 }
@@ -232,7 +232,8 @@ func TestMalformedFramesGetPreciseErrors(t *testing.T) {
 	}
 }
 
-// A client that never reads must not stall anyone else; it is cut at the write timeout.
+// A client that never reads must not stall anyone else; it is cut once the server's
+// writes to it have made no progress for the write timeout.
 func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 	s := testSettings()
 	s.WriteTimeout = 500 * time.Millisecond
@@ -260,40 +261,8 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 		}
 	}
 	// The slow peer is eventually closed by the reaper.
-	testutil.Eventually(t, 10*time.Second, func() bool {
-		for _, in := range ts.m.Connections(0, 10) {
-			if in.ClientID == "slow" {
-				return false
-			}
-		}
-		return true
-	}, "the non-reading client to be closed at the write timeout")
-	// Which of the two bounds it hits first depends on the kernel's socket buffers;
-	// either way the reason says which.
-	if got := ts.obs.closed(); len(got) != 1 || (got[0] != ReasonWriteTimeout && got[0] != ReasonSlowConsumer) {
-		t.Fatalf("closed with %v, want one close, write_timeout or slow_consumer", got)
-	}
-}
-
-// Output the peer does not read is capped for every producer: pings whose PONGs
-// pile up past maxPendingOut close the connection as a slow consumer, long before
-// the write timeout, and the close says so.
-func TestUnreadOutputPastTheCapIsASlowConsumer(t *testing.T) {
-	s := testSettings()
-	s.WriteTimeout = time.Hour
-	s.HeartbeatTimeout = time.Hour
-	ts := startServer(t, s)
-	slow := testutil.DialReadBuffer(t, ts.addr, 4096)
-	slow.Hello("slow", "")
-	burst := bytes.Repeat(protocol.AppendFrame(nil, protocol.TypePing, 1, nil), 4096)
-	go func() {
-		for {
-			if _, err := slow.Conn.Write(burst); err != nil {
-				return
-			}
-		}
-	}()
-	testutil.Eventually(t, 10*time.Second, func() bool { return len(ts.obs.closed()) == 1 }, "the non-reading client to be closed")
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(ts.obs.closed()) == 1 },
+		"the non-reading client to be closed at the write timeout")
 	if got := ts.obs.closed(); got[0] != ReasonSlowConsumer {
 		t.Fatalf("closed with %v, want slow_consumer", got)
 	}

@@ -50,6 +50,7 @@ func (c *Conn) committedDedup(seqs []uint64, err error) {
 // Answer implements dedup.Waiter: one ACK (or retryable NACK) for a duplicate
 // report that was not stored.
 func (c *Conn) Answer(seq uint64, err error) {
+	c.answered.Add(1) // before the answer is queued, as in Committed
 	c.wmu.Lock()
 	out := c.outLocked()
 	if out == nil {

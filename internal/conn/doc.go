@@ -14,9 +14,21 @@
 // pending output. A flusher goroutine, started when output is queued and gone when
 // none is left, writes everything pending in one write.
 //
+// # Flow control
+//
+// A client may have limits.max_in_flight REPORTs unanswered (announced in WELCOME);
+// the reader counts the reports it read against those Committed answered and closes
+// the connection with ERROR too_many_in_flight at the one beyond. Output is never
+// refused for its size: past maxPendingOut the reader stops reading until the
+// flusher has written it down, so TCP pushes back on a client that does not read.
+// Only a connection whose writes make no progress for limits.write_timeout is closed
+// (slow_consumer), and one whose started frame stays incomplete past
+// limits.frame_timeout (frame_timeout); the reaper enforces both.
+//
 // # Goroutines
 //
-// Per connection: its reader, and a flusher only while output is pending. Per
+// Per connection: its reader (parked on a channel while output drains, never
+// polling), and a flusher only while output is pending. Per
 // Manager: the reaper (started by New, stopped by Close) and whoever calls Serve and
 // Drain. Nothing else.
 package conn

@@ -60,8 +60,10 @@ func testSettings() *Settings {
 		HeartbeatInterval: time.Second,
 		HeartbeatTimeout:  3 * time.Second,
 		WriteTimeout:      2 * time.Second,
+		FrameTimeout:      30 * time.Second,
 		MaxConns:          100,
 		MaxFrameSize:      1 << 20,
+		MaxInFlight:       1024,
 		DrainTimeout:      3 * time.Second,
 		DrainSpread:       100 * time.Millisecond,
 	}

@@ -186,20 +186,22 @@ func (m *Manager) accept(nc net.Conn) {
 		return
 	}
 	c := &Conn{
-		id:       m.nextID.Add(1),
-		m:        m,
-		nc:       nc,
-		rc:       rc,
-		remote:   nc.RemoteAddr().String(),
-		since:    time.Now(),
-		accepted: mono.Now(),
-		maxFrame: s.MaxFrameSize,
-		done:     make(chan struct{}),
+		id:          m.nextID.Add(1),
+		m:           m,
+		nc:          nc,
+		rc:          rc,
+		remote:      nc.RemoteAddr().String(),
+		since:       time.Now(),
+		accepted:    mono.Now(),
+		maxFrame:    s.MaxFrameSize,
+		maxInFlight: s.MaxInFlight,
+		done:        make(chan struct{}),
 	}
 	c.lastSeen.Store(c.accepted)
 	c.slot.Store(true)
 	m.slots.Add(1)
 	c.readFn = c.readRaw
+	c.writeFn = c.writeRaw
 	m.reg.add(c)
 	if ce := m.log.Check(zap.DebugLevel, "connection accepted"); ce != nil {
 		ce.Write(zap.Uint64("conn_id", c.id), zap.String("remote", c.remote))

@@ -60,6 +60,9 @@ func (c *Conn) read() (int, error) {
 type batch struct {
 	ingest.Batch
 	pings, reports int
+	// unanswered is what the client had in flight when this read's first REPORT was
+	// decoded (reports read before this read, less those answered).
+	unanswered uint64
 }
 
 var batchPool = sync.Pool{New: func() any { return new(batch) }}
@@ -68,7 +71,7 @@ func getBatch() *batch { return batchPool.Get().(*batch) }
 
 func putBatch(b *batch) {
 	b.Reset() // drops buffers grown by a burst of huge reports
-	b.pings, b.reports = 0, 0
+	b.pings, b.reports, b.unanswered = 0, 0, 0
 	batchPool.Put(b)
 }
 
@@ -82,6 +85,11 @@ func putBatch(b *batch) {
 // 15,000 connections that is the difference between ~10 KiB and ~6 KiB each.
 func (c *Conn) serve(handshaking bool) {
 	for {
+		if c.outFull.Load() {
+			// The client is not reading what it is sent: stop reading what it sends
+			// until it does, so that TCP pushes back on it (see maxPendingOut).
+			c.waitOutput()
+		}
 		n, err := c.read()
 		if err != nil {
 			c.closeNow(ReasonClient)
@@ -93,23 +101,25 @@ func (c *Conn) serve(handshaking bool) {
 			// still sends: closing a socket with unread input makes the kernel send a
 			// reset, which can destroy the ERROR before the peer reads it. The
 			// flusher bounds this with a read deadline once the ERROR is written.
-			c.rlen = 0
+			c.dropInput()
 			continue
 		}
 		c.rlen += n
-		c.lastSeen.Store(mono.Now())
+		now := mono.Now()
+		c.lastSeen.Store(now)
 		c.bytesIn.Add(uint64(n))
 		c.m.obs.BytesIn(n)
 
 		b := getBatch()
-		ok := c.parse(b, time.Now())
+		ok := c.parse(b, time.Now(), now)
 		if b.Len() > 0 {
 			c.m.dest.Submit(&b.Batch, c)
 		}
+		c.reportsRead += uint64(b.reports)
 		c.account(b)
 		putBatch(b)
 		if !ok {
-			c.rlen = 0
+			c.dropInput()
 		}
 		if handshaking && c.state.Load() == stateActive {
 			go c.serve(false) // read side (rbuf, rlen) moves with it
@@ -132,9 +142,9 @@ func (c *Conn) account(b *batch) {
 	}
 }
 
-// parse decodes every whole frame in the read buffer. It returns false when the
-// connection must end (an ERROR has been queued).
-func (c *Conn) parse(b *batch, recv time.Time) bool {
+// parse decodes every whole frame in the read buffer, which the read at now (mono)
+// filled. It returns false when the connection must end (an ERROR has been queued).
+func (c *Conn) parse(b *batch, recv time.Time, now int64) bool {
 	buf := (*c.rbuf)[:c.rlen]
 	off := 0
 	limit := c.maxFrame
@@ -185,7 +195,38 @@ func (c *Conn) parse(b *batch, recv time.Time) bool {
 	} else if c.rlen == 0 && cap(*c.rbuf) != readBufSize {
 		c.rbuf = nil // done with a one-off big buffer
 	}
+	c.trackPartial(off > 0, now)
 	return true
+}
+
+// trackPartial tells the reaper about the partial frame the reader now holds (see
+// frameStart). Its clock starts with the read that brought its first byte: this one
+// (at now), unless no frame was completed (done == false) and a partial frame was
+// already held, which then is the same frame. Only the reader stores frameStart (and
+// waitOutput, on the reader too), so loading it is exact; the atomics are stored only
+// while a partial frame is held, so whole-frame reads cost one load.
+func (c *Conn) trackPartial(done bool, now int64) {
+	held := c.frameStart.Load() != 0
+	if c.rlen == 0 {
+		if held {
+			c.frameStart.Store(0)
+		}
+		return
+	}
+	if done || !held {
+		c.frameStart.Store(now)
+	}
+	buf := (*c.rbuf)[:c.rlen]
+	c.frameHave.Store(uint64(len(buf))<<32 | uint64(uint32(protocol.Needed(buf))))
+}
+
+// dropInput forgets the unparsed input of a connection that is closing, and its
+// partial frame: the frame timeout has nothing left to enforce.
+func (c *Conn) dropInput() {
+	c.rlen = 0
+	if c.frameStart.Load() != 0 {
+		c.frameStart.Store(0)
+	}
 }
 
 // handle acts on one frame. It returns false when the connection must end.
@@ -199,6 +240,20 @@ func (c *Conn) handle(f protocol.Frame, b *batch, recv time.Time) bool {
 	}
 	switch f.Type {
 	case protocol.TypeReport:
+		// Flow control, as MQTT 5's Receive Maximum: one atomic load per read, when
+		// its first REPORT arrives. answered is counted before an ACK is queued, so
+		// this count is never above what the client itself has in flight.
+		if b.reports == 0 {
+			b.unanswered = c.reportsRead - c.answered.Load()
+		}
+		if n := b.unanswered + uint64(b.reports); n >= uint64(c.maxInFlight) {
+			// The reports before this one in the read are persisted (serve submits
+			// them) but, the ERROR being queued first, not answered: the client
+			// resends them, as after any ERROR (PROTOCOL.md 6.2).
+			c.fail(ReasonProtocol, protocol.CodeTooManyInFlight,
+				fmt.Sprintf("%d reports unanswered, max_in_flight is %d", n+1, c.maxInFlight))
+			return false
+		}
 		if c.storeReport(f.Seq) {
 			b.Add(&ingest.Record{ClientID: c.clientID, Seq: f.Seq, ConnID: c.id, Received: recv, Payload: f.Payload})
 		}
@@ -266,6 +321,7 @@ func (c *Conn) handshake(f protocol.Frame) bool {
 		ConnID:              c.id,
 		HeartbeatIntervalMS: s.HeartbeatInterval.Milliseconds(),
 		MaxFrameSize:        c.maxFrame,
+		MaxInFlight:         c.maxInFlight,
 	})
 	c.framesIn.Add(1)
 	c.m.obs.FramesIn(protocol.TypeHello, 1)

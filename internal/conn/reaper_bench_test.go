@@ -18,6 +18,7 @@ func BenchmarkReap(b *testing.B) {
 	s.HandshakeTimeout = time.Hour
 	s.WriteTimeout = time.Hour
 	m := New(Options{Settings: s})
+	defer m.Close() // stops the reaper; goleak checks
 	const n = 15000
 	for i := range n {
 		c := &Conn{id: uint64(i + 1), m: m, accepted: mono.Now(), done: make(chan struct{})}

@@ -9,8 +9,8 @@ const (
 	ReasonHeartbeatTimeout CloseReason = "heartbeat_timeout" // silent past heartbeat.timeout
 	ReasonHandshake        CloseReason = "handshake"         // no valid HELLO (timeout, refused)
 	ReasonProtocol         CloseReason = "protocol"          // malformed frame or protocol violation
-	ReasonSlowConsumer     CloseReason = "slow_consumer"     // its unread output passed the cap
-	ReasonWriteTimeout     CloseReason = "write_timeout"     // a write made no progress for limits.write_timeout
+	ReasonSlowConsumer     CloseReason = "slow_consumer"     // its writes made no progress for limits.write_timeout
+	ReasonFrameTimeout     CloseReason = "frame_timeout"     // a started frame stayed incomplete past limits.frame_timeout
 	ReasonDrain            CloseReason = "drain"             // cut at the drain deadline
 	ReasonRevoked          CloseReason = "revoked"           // its token was removed
 	ReasonReplaced         CloseReason = "replaced"          // a newer connection took its client id

@@ -4,17 +4,25 @@ import "time"
 
 // Settings is the part of the configuration connections obey. It is immutable once
 // handed to Manager.Apply; a reload builds a new one. Values a connection must keep
-// for its whole life (the frame limit) are copied into it at accept, as nats-server
-// copies per-client limits, so a reload never changes the rules under a live parser.
+// for its whole life (the frame limit and max_in_flight, both announced in WELCOME)
+// are copied into it at accept, as nats-server copies per-client limits, so a reload
+// never changes the rules under a live parser or behind a client's back.
 type Settings struct {
 	ServerID          string
 	Version           string
 	HandshakeTimeout  time.Duration
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration
-	WriteTimeout      time.Duration
-	MaxConns          int
-	MaxFrameSize      int
+	// WriteTimeout closes a connection whose writes make no progress for this long.
+	WriteTimeout time.Duration
+	// FrameTimeout closes a connection whose started frame is not complete this long
+	// after its first byte arrived.
+	FrameTimeout time.Duration
+	MaxConns     int
+	MaxFrameSize int
+	// MaxInFlight is the most REPORTs a client may have unanswered; announced in
+	// WELCOME and copied at accept, like MaxFrameSize.
+	MaxInFlight int
 	// Tokens are the accepted auth tokens; empty means an open server.
 	Tokens map[string]struct{}
 	// DrainTimeout bounds a drain; DrainSpread is the window GOAWAYs are spread over.
@@ -23,6 +31,10 @@ type Settings struct {
 	// HandshakeRate is new connections admitted per second (limits.handshake_rate);
 	// 0 admits every connection. It also stretches a drain's spread (admission.go).
 	HandshakeRate int
+
+	// stallErrorGrace, when set, replaces stallErrorGrace: tests give a slow consumer
+	// the time to start reading and see its ERROR.
+	stallErrorGrace time.Duration
 }
 
 func (s *Settings) tokenOK(tok string) bool {

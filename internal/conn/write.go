@@ -1,45 +1,69 @@
 package conn
 
 import (
+	"fmt"
 	"net"
+	"syscall"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
-// maxPendingOut caps what may wait for a connection that does not read: past it the
-// client is a slow consumer and is cut at once, as nats-server does, rather than
-// holding memory until the write timeout.
-const maxPendingOut = 1 << 20
+// maxPendingOut is how much output may wait for a connection (queued, or in the
+// write in progress) before its reader stops reading: a client that does not read
+// its ACKs is pushed back on by TCP, through the reader, instead of being cut. The
+// flusher writes everything pending in one write, so output waits here only once
+// the kernel's send buffer (hundreds of KiB to MiBs, autotuned) is full; buffering
+// much more in user space would only pin memory. 256 KiB holds the answers to a full
+// default window twice over even as NACKs (1024 × ~100 B), so a client that reads,
+// even through a burst of NACKs, is not slowed, and 13,000 ACKs.
+//
+// It is a soft bound: once the reader stops, output still grows by what the last
+// read produced (PONGs for the PINGs it held: at most the read buffer's size) and by
+// the answers to the reports in flight (at most max_in_flight ACKs or NACKs), plus a
+// GOAWAY and an ERROR. No producer but the reader is ever refused: an ACK is never
+// dropped while the connection lives.
+const maxPendingOut = 256 << 10
+
+// resumeOutBelow is where the stopped reader starts again: half the bound, so that
+// a client reading slowly does not stop and start the reader for every write.
+const resumeOutBelow = maxPendingOut / 2
 
 // lingerAfterError bounds how long a connection told ERROR may keep sending before
 // its socket is closed.
 const lingerAfterError = 2 * time.Second
 
+// stallErrorGrace bounds the attempt to tell a slow consumer ERROR slow_consumer:
+// it has read nothing for the write timeout, so the ERROR goes out only if the
+// client reads now (Settings.stallErrorGrace overrides it in tests).
+const stallErrorGrace = 100 * time.Millisecond
+
+// aLongTimeAgo is a deadline in the past: setting it cancels a blocked write.
+var aLongTimeAgo = time.Unix(1, 0)
+
 // outLocked is the one way onto a connection's pending output, for every producer:
 // the reader (WELCOME, PONG), the destination's committer (ACK, NACK), the drain
-// (GOAWAY) and every ERROR. As nats-server's queueOutbound, it is where the output
-// cap is enforced: it returns the buffer to append to, or nil when nothing more may
-// be queued because the connection is closing, or because its unread output passed
-// maxPendingOut, in which case the connection is closed now as a slow consumer.
-// The caller holds wmu, appends, and calls queuedLocked.
+// (GOAWAY) and every ERROR. It returns the buffer to append to, or nil when nothing
+// more may be queued because the connection is closing. It never refuses output
+// for its size: the reader stops reading instead (see maxPendingOut). The caller
+// holds wmu, appends, and calls queuedLocked.
 func (c *Conn) outLocked() *[]byte {
 	switch {
 	case c.closing:
 		return nil
 	case c.out == nil:
 		c.out = getWriteBuf()
-	case len(*c.out) > maxPendingOut:
-		c.slowConsumerLocked()
-		return nil
 	}
 	return c.out
 }
 
-// queuedLocked counts n frames of type t just appended by the caller of outLocked
-// and makes sure a flusher is running. Caller holds wmu.
+// queuedLocked counts n frames of type t just appended by the caller of outLocked,
+// makes sure a flusher is running, and tells the reader to stop reading when the
+// pending output passed maxPendingOut. Caller holds wmu.
 func (c *Conn) queuedLocked(t protocol.Type, n int) {
 	c.framesOut.Add(uint64(n))
 	c.m.obs.FramesOut(t, n)
@@ -47,17 +71,57 @@ func (c *Conn) queuedLocked(t protocol.Type, n int) {
 		c.flushing = true
 		go c.flush()
 	}
+	if len(*c.out)+c.writing > maxPendingOut && !c.outFull.Load() {
+		c.outFull.Store(true)
+	}
 }
 
-// slowConsumerLocked closes c without a goodbye: it is not reading, so an ERROR
-// would only queue behind everything else. Caller holds wmu.
-func (c *Conn) slowConsumerLocked() {
-	c.releaseSlot()
-	c.closing = true
-	if c.reason == "" {
-		c.reason = ReasonSlowConsumer
+// drainedLocked wakes the stopped reader once the pending output is down to
+// resumeOutBelow. Caller (the flusher) holds wmu.
+func (c *Conn) drainedLocked() {
+	if !c.outFull.Load() {
+		return
 	}
-	go c.nc.Close() // not under wmu: the reader may be blocked on it
+	pending := c.writing
+	if c.out != nil {
+		pending += len(*c.out)
+	}
+	if pending <= resumeOutBelow {
+		c.outFull.Store(false)
+		c.wakeReaderLocked()
+	}
+}
+
+// wakeReaderLocked wakes the reader if it waits for output to drain. Caller holds wmu.
+func (c *Conn) wakeReaderLocked() {
+	if c.resume != nil {
+		close(c.resume)
+		c.resume = nil
+	}
+}
+
+// waitOutput is where the reader stops while outFull is set: until the flusher has
+// brought the output down, or the connection closes. It parks on a channel made
+// only now, so a reader that never has to wait costs nothing, and nothing polls.
+func (c *Conn) waitOutput() {
+	c.wmu.Lock()
+	if c.closing || !c.outFull.Load() {
+		c.wmu.Unlock()
+		return
+	}
+	wake := make(chan struct{})
+	c.resume = wake
+	c.paused.Store(true)
+	c.wmu.Unlock()
+	<-wake
+	// The client's silence and its unfinished frame were the server's doing while
+	// it did not read: their clocks start again now.
+	now := mono.Now()
+	c.lastSeen.Store(now)
+	if c.frameStart.Load() != 0 {
+		c.frameStart.Store(now)
+	}
+	c.paused.Store(false)
 }
 
 // send queues one control frame (PONG, WELCOME, GOAWAY); false if it was not queued.
@@ -80,6 +144,9 @@ func (c *Conn) send(t protocol.Type, seq uint64, payload any) bool {
 // Committed implements ingest.Waiter: the destination calls it once the batch
 // holding these reports is durable (err == nil) or failed.
 func (c *Conn) Committed(seqs []uint64, err error) {
+	// Counted before the answers are queued, so that a client which has seen them
+	// and sends more is never judged on a stale count (see handle).
+	c.answered.Add(uint64(len(seqs)))
 	c.committedDedup(seqs, err)
 	c.wmu.Lock()
 	out := c.outLocked()
@@ -113,14 +180,24 @@ func (c *Conn) Committed(seqs []uint64, err error) {
 }
 
 // flush writes everything pending in one write, again and again until nothing is
-// pending, then exits. A stuck write is cut by the reaper, not by a deadline.
+// pending, then exits. A write that makes no progress is cut by the reaper (stall),
+// not by a deadline.
 func (c *Conn) flush() {
 	for {
 		c.wmu.Lock()
+		c.writing = 0
+		if c.stalled {
+			// Cut between two writes: what was written ends with a whole frame.
+			c.flushing = false
+			c.wmu.Unlock()
+			c.endStalled(nil)
+			return
+		}
 		buf := c.out
 		c.out = nil
 		if buf == nil || len(*buf) == 0 {
 			c.flushing = false
+			c.drainedLocked()
 			closing, reason := c.closing, c.reason
 			c.wmu.Unlock()
 			putWriteBuf(buf)
@@ -129,22 +206,160 @@ func (c *Conn) flush() {
 			}
 			return
 		}
+		c.writing = len(*buf)
+		c.drainedLocked()
 		c.wmu.Unlock()
 
-		c.writeStart.Store(mono.Now())
-		n, err := c.nc.Write(*buf)
-		c.writeStart.Store(0)
-		putWriteBuf(buf)
+		n, err := c.write(buf)
 		c.bytesOut.Add(uint64(n))
 		c.m.obs.BytesOut(n)
 		if err != nil {
 			c.wmu.Lock()
 			c.flushing = false
+			c.writing = 0
+			stalled := c.stalled
 			c.wmu.Unlock()
-			c.closeNow(ReasonClient)
+			if stalled {
+				c.endStalled((*buf)[n:frameEnd(*buf, n)])
+			} else {
+				c.closeNow(ReasonClient)
+			}
+			putWriteBuf(buf)
 			return
 		}
+		putWriteBuf(buf)
 	}
+}
+
+// write writes all of *p through the raw socket, so that it can record each bit of
+// progress for the reaper: net.Conn.Write would only say when all of it is written,
+// and a client reading a large write slowly would look stuck. It returns how many
+// bytes were written.
+func (c *Conn) write(p *[]byte) (int, error) {
+	c.wbuf, c.wsent, c.werr = p, 0, 0
+	c.writeAt.Store(mono.Now())
+	err := c.rc.Write(c.writeFn)
+	c.writeAt.Store(0)
+	n := c.wsent
+	c.wbuf = nil
+	if err == nil && c.werr != 0 {
+		err = c.werr
+	}
+	if err != nil {
+		return n, fmt.Errorf("conn %d: write: %w", c.id, err)
+	}
+	return n, nil
+}
+
+// writeRaw is the syscall.RawConn write callback: it writes what the kernel takes
+// and, when the socket is full, records any progress this call made before the
+// goroutine parks until the socket is writable again (or the reaper's past deadline
+// cancels the wait).
+func (c *Conn) writeRaw(fd uintptr) bool {
+	buf, start := *c.wbuf, c.wsent
+	for c.wsent < len(buf) {
+		n, err := syscall.Write(int(fd), buf[c.wsent:])
+		if n > 0 {
+			c.wsent += n
+		}
+		switch err {
+		case nil:
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			if c.wsent != start {
+				c.writeAt.Store(mono.Now())
+			}
+			return false
+		default:
+			c.werr = err.(syscall.Errno)
+			return true
+		}
+	}
+	return true
+}
+
+// frameEnd returns where the frame of out holding byte n-1 ends: n itself when the
+// first n bytes of out end on a frame boundary. out holds whole frames, so it walks
+// their headers; a malformed run (never queued) ends at len(out).
+func frameEnd(out []byte, n int) int {
+	off := 0
+	for off < n {
+		size := protocol.Needed(out[off:])
+		if size == 0 {
+			return len(out)
+		}
+		off += size
+	}
+	return min(off, len(out))
+}
+
+// stall is the reaper's verdict on a connection whose write has made no progress
+// since writeAt (now - writeAt > timeout): the client is not reading. It cancels the
+// write with a past deadline; the flusher then ends the connection (endStalled). A
+// connection already closing for another reason (its ERROR queued behind what the
+// client does not read) keeps that reason.
+func (c *Conn) stall(now int64, timeout time.Duration) {
+	c.wmu.Lock()
+	// Re-checked under wmu: the write may have completed since the reaper looked.
+	if wa := c.writeAt.Load(); c.stalled || !c.flushing || wa == 0 || now-wa <= int64(timeout) {
+		c.wmu.Unlock()
+		return
+	}
+	c.stalled = true
+	if !c.closing {
+		c.closing = true
+		c.reason = ReasonSlowConsumer
+		c.stallFor = timeout
+	}
+	pending := c.writing // the write in progress, whatever part of it is written
+	if c.out != nil {
+		pending += len(*c.out)
+	}
+	reason := c.reason
+	c.releaseSlot()
+	c.wakeReaderLocked()
+	c.nc.SetWriteDeadline(aLongTimeAgo) // under wmu: endStalled's own deadline comes after it
+	c.wmu.Unlock()
+	c.m.log.Info("closing a connection whose writes made no progress", zap.Uint64("conn_id", c.id),
+		zap.String("client_id", c.Info().ClientID), zap.String("remote", c.remote), zap.String("reason", string(reason)),
+		zap.Duration("write_timeout", timeout), zap.Int("pending_bytes", pending))
+}
+
+// endStalled runs on the flusher once the reaper has cut its write; tail is the rest
+// of the frame the cut write was in (nil when the cut fell between frames), at most
+// one small server frame. The client can parse an ERROR only after whole frames, so
+// tail and ERROR slow_consumer are tried together with a short deadline: they go out
+// if the client reads now. Otherwise (or if the connection was already closing with
+// its own ERROR) the socket is just closed.
+func (c *Conn) endStalled(tail []byte) {
+	c.wmu.Lock()
+	timeout := c.stallFor
+	c.wmu.Unlock()
+	if timeout == 0 {
+		c.nc.Close()
+		return
+	}
+	grace := stallErrorGrace
+	if g := c.m.Settings().stallErrorGrace; g > 0 {
+		grace = g
+	}
+	msg := fmt.Sprintf("slow consumer: no write progress for %s (limits.write_timeout): the client does not read", timeout)
+	frame := protocol.AppendJSON(append([]byte(nil), tail...), protocol.TypeError, 0,
+		&protocol.ErrorPayload{Code: protocol.CodeSlowConsumer, Message: msg})
+	c.nc.SetWriteDeadline(time.Now().Add(grace))
+	n, err := c.nc.Write(frame)
+	c.bytesOut.Add(uint64(n))
+	c.m.obs.BytesOut(n)
+	if err != nil {
+		c.nc.Close()
+		return
+	}
+	c.wmu.Lock()
+	c.code = protocol.CodeSlowConsumer
+	c.wmu.Unlock()
+	c.framesOut.Add(1)
+	c.m.obs.FramesOut(protocol.TypeError, 1)
+	goodbye(c.nc)
 }
 
 // finish runs once the final ERROR (and everything queued before it) is written.

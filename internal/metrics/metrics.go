@@ -65,7 +65,7 @@ var refusalCodes = []protocol.Code{protocol.CodeBusy, protocol.CodeTooManyConns}
 // Closed-connection reasons, pre-bound so the label set is known from the start.
 var closeReasons = []conn.CloseReason{
 	conn.ReasonClient, conn.ReasonHeartbeatTimeout, conn.ReasonHandshake, conn.ReasonProtocol,
-	conn.ReasonSlowConsumer, conn.ReasonWriteTimeout, conn.ReasonDrain, conn.ReasonRevoked, conn.ReasonReplaced,
+	conn.ReasonSlowConsumer, conn.ReasonFrameTimeout, conn.ReasonDrain, conn.ReasonRevoked, conn.ReasonReplaced,
 	conn.ReasonLimit, conn.ReasonBusy, conn.ReasonShutdown,
 }
 
@@ -80,7 +80,7 @@ func New(version string, connections func() int) *Metrics {
 	m := &Metrics{Registry: r}
 	m.accepted = f.counter("hawk_connections_accepted_total", "TCP connections accepted by the listener.")
 	f.gaugeFunc("hawk_connections", "Connections open now, handshaking ones included.", func() float64 { return float64(connections()) })
-	m.closed = f.counterVec("hawk_connections_closed_total", "Connections closed, by reason (client, heartbeat_timeout, handshake, protocol, slow_consumer, write_timeout, drain, revoked, replaced, limit, busy, shutdown).", "reason")
+	m.closed = f.counterVec("hawk_connections_closed_total", "Connections closed, by reason (client, heartbeat_timeout, handshake, protocol, slow_consumer, frame_timeout, drain, revoked, replaced, limit, busy, shutdown).", "reason")
 	m.closedBy = make(map[conn.CloseReason]prometheus.Counter, len(closeReasons))
 	for _, r := range closeReasons {
 		m.closedBy[r] = m.closed.WithLabelValues(string(r))
