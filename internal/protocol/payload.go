@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Hello is the HELLO payload, the first frame a client sends.
@@ -59,11 +60,45 @@ func (e *ErrorPayload) Error() string { return fmt.Sprintf("hawk: %s: %s", e.Cod
 // AppendJSON appends a frame whose payload is v encoded as JSON. Control frames are
 // rare, so the allocation in json.Marshal does not matter.
 func AppendJSON(dst []byte, t Type, seq uint64, v any) []byte {
+	// Messages can quote what a peer sent; clipping them here, where every ERROR and
+	// NACK is encoded, is what lets PROTOCOL.md bound every server frame.
+	switch p := v.(type) {
+	case *ErrorPayload:
+		if len(p.Message) > MaxMessageLen {
+			c := *p
+			c.Message = clipMessage(c.Message)
+			v = &c
+		}
+	case *Nack:
+		if len(p.Message) > MaxMessageLen {
+			c := *p
+			c.Message = clipMessage(c.Message)
+			v = &c
+		}
+	}
 	p, err := json.Marshal(v)
 	if err != nil {
 		panic(fmt.Sprintf("protocol: encoding %s payload: %v", t, err)) // only our own types reach here
 	}
 	return AppendFrame(dst, t, seq, p)
+}
+
+// MaxMessageLen bounds the message of an ERROR or NACK, in bytes; a longer one is
+// cut at a UTF-8 boundary and ends in "…". With it, no payload the server sends
+// exceeds MaxServerPayload.
+const MaxMessageLen = 1024
+
+// MaxServerPayload is the most payload bytes of any frame the server sends
+// (PROTOCOL.md 3.2): a client may use it as its limit for server frames.
+const MaxServerPayload = 4096
+
+func clipMessage(m string) string {
+	const ellipsis = "…"
+	cut := MaxMessageLen - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(m[cut]) {
+		cut--
+	}
+	return m[:cut] + ellipsis
 }
 
 // ParseJSON decodes a control payload into v, with an error that names the frame type.

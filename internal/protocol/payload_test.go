@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestJSONRoundTrip(t *testing.T) {
@@ -153,5 +154,33 @@ func TestCodesAreStable(t *testing.T) {
 		if string(c) != s {
 			t.Errorf("code %q, want %q", c, s)
 		}
+	}
+}
+
+// Every ERROR and NACK message is clipped, at a rune boundary, so that no server
+// frame exceeds MaxServerPayload whatever a peer made it quote.
+func TestMessagesAreClipped(t *testing.T) {
+	long := strings.Repeat("é", 4000) // 2 bytes a rune: a cut at 1021 falls inside one
+	ep := &ErrorPayload{Code: CodeBadPayload, Message: long, RetryAfterMS: 1 << 62}
+	nack := &Nack{Code: CodeSpoolWrite, Message: long, Retryable: true}
+	for _, v := range []any{ep, nack} {
+		frame := AppendJSON(nil, TypeError, 0, v)
+		f, _, err := Decode(frame, MaxServerPayload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(f.Payload) > MaxServerPayload {
+			t.Fatalf("%T payload is %d bytes, more than %d", v, len(f.Payload), MaxServerPayload)
+		}
+		var got struct{ Message string }
+		if err := ParseJSON(f, &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Message) > MaxMessageLen || !utf8.ValidString(got.Message) || !strings.HasSuffix(got.Message, "…") {
+			t.Fatalf("%T message: %d bytes, valid UTF-8 %v, %q…", v, len(got.Message), utf8.ValidString(got.Message), got.Message[:20])
+		}
+	}
+	if ep.Message != long || nack.Message != long {
+		t.Fatal("AppendJSON changed its argument")
 	}
 }
