@@ -42,6 +42,7 @@ type Metrics struct {
 	reloads        *prometheus.CounterVec
 	lastReload     prometheus.Gauge
 	ready          prometheus.Gauge
+	legacy         legacyVecs
 }
 
 // Closed-connection reasons, pre-bound so the label set is known from the start.
@@ -99,6 +100,7 @@ func New(version string, connections func() int) *Metrics {
 	m.ready = f.gauge("hawk_ready", "1 while this process serves (between Ready and the start of a drain), else 0.")
 	bi := f.gaugeVec("hawk_build_info", "Build information; the value is always 1.", "version", "goversion")
 	bi.WithLabelValues(version, runtime.Version()).Set(1)
+	m.legacy = newLegacyVecs(f)
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
