@@ -126,8 +126,34 @@ func TestLegacyFFFFListenerAcrossUpgrade(t *testing.T) {
 	}
 	a.nc.Close()
 	testutil.Eventually(t, 10*time.Second, func() bool { return !alive(old) }, "the old process to exit once its legacy agent left")
+	// Not cut at the deadline: it left by itself (before or during the drain,
+	// depending on when the old process got to it).
 	s.waitLog(5*time.Second, func(l logLine) bool {
-		return int(l.num("pid")) == old && l.str("msg") == "legacy listener drained" && l.num("closed_by_client") == 1
+		return int(l.num("pid")) == old && l.str("msg") == "legacy listener drained" && l.num("cut_at_deadline") == 0
 	})
 	b.report(5, "later")
+}
+
+// On a stop, a legacy agent is served through the drain (no GOAWAY exists to tell
+// it to go) and cut at drain.timeout.
+func TestLegacyConnectionCutAtDrainTimeout(t *testing.T) {
+	s := startServer(t, bin.serverV1, "-drain.timeout=3s",
+		`-legacy.listeners=[{name: metrics, address: "127.0.0.1:0", format: ffff, allow: [127.0.0.0/8]}]`)
+	addr := s.waitLog(10*time.Second, func(l logLine) bool { return l.str("msg") == "legacy listening" }).str("addr")
+	a := dialFFFF(t, addr)
+	a.report(5, "before")
+	pid := s.pid()
+	s.signal(pid, syscall.SIGTERM)
+	s.waitLog(5*time.Second, func(l logLine) bool { return l.str("msg") == "drain started" })
+	a.report(5, "draining") // still stored and receipted
+	a.nc.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if line, err := a.rd.ReadString('\n'); err == nil {
+		t.Fatalf("read %q; want the connection cut at drain.timeout", line)
+	}
+	s.waitLog(10*time.Second, func(l logLine) bool {
+		return l.str("msg") == "legacy listener drained" && l.num("cut_at_deadline") == 1
+	})
+	if n := spoolLinesOf(t, s.spool, 0, `"client_id":"`+a.id+`"`); n != 10 {
+		t.Errorf("%d records of the agent, want 10", n)
+	}
 }
