@@ -139,7 +139,7 @@ func (c *Config) Redacted() map[string]any {
 			out[k.Name] = redact(v)
 		case k.kind == kindDuration:
 			out[k.Name] = v.(time.Duration).String()
-		case k.kind == kindListeners:
+		case k.kind == kindObjects:
 			out[k.Name] = redactedListeners(v.([]LegacyListener))
 		default:
 			out[k.Name] = v

@@ -199,7 +199,7 @@ func (k *Key) decode(raw any) (any, string) {
 			}
 			return b, ""
 		}
-	case kindListeners:
+	case kindObjects:
 		return decodeListeners(raw)
 	case kindList:
 		switch v := raw.(type) {

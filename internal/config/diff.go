@@ -24,7 +24,7 @@ func Diff(old, new *Config) []Change {
 	var out []Change
 	for i := range keys {
 		k := &keys[i]
-		if k.kind == kindListeners {
+		if k.kind == kindObjects {
 			out = append(out, diffListeners(old.Legacy.Listeners, new.Legacy.Listeners)...)
 			continue
 		}

@@ -83,13 +83,13 @@ func (k Key) Env() string { return envName(k.Name) }
 type kind uint8
 
 const (
-	kindString    kind = iota + 1
-	kindDuration       // Go duration: "10s", "1m30s"
-	kindInt            // integer
-	kindSize           // byte count: an integer, or "64MiB" (see ParseSize)
-	kindBool           // true|false
-	kindList           // list of strings; as text, comma separated
-	kindListeners      // legacy.listeners: a list of objects; as text, YAML flow (see decodeListeners)
+	kindString   kind = iota + 1
+	kindDuration      // Go duration: "10s", "1m30s"
+	kindInt           // integer
+	kindSize          // byte count: an integer, or "64MiB" (see ParseSize)
+	kindBool          // true|false
+	kindList          // list of strings; as text, comma separated
+	kindObjects       // a list of objects (legacy.listeners); as text, YAML flow (see decodeListeners)
 )
 
 func (k kind) String() string {
@@ -106,7 +106,7 @@ func (k kind) String() string {
 		return "a boolean"
 	case kindList:
 		return "a list of strings"
-	case kindListeners:
+	case kindObjects:
 		return "a list of listeners"
 	}
 	return "?"
@@ -114,13 +114,13 @@ func (k kind) String() string {
 
 // fieldTypes are the Go types each kind may decode into.
 var fieldTypes = map[kind][]reflect.Type{
-	kindString:    {reflect.TypeFor[string]()},
-	kindDuration:  {reflect.TypeFor[time.Duration]()},
-	kindInt:       {reflect.TypeFor[int](), reflect.TypeFor[int64]()},
-	kindSize:      {reflect.TypeFor[int](), reflect.TypeFor[int64]()},
-	kindBool:      {reflect.TypeFor[bool]()},
-	kindList:      {reflect.TypeFor[Secrets]()},
-	kindListeners: {reflect.TypeFor[[]LegacyListener]()},
+	kindString:   {reflect.TypeFor[string]()},
+	kindDuration: {reflect.TypeFor[time.Duration]()},
+	kindInt:      {reflect.TypeFor[int](), reflect.TypeFor[int64]()},
+	kindSize:     {reflect.TypeFor[int](), reflect.TypeFor[int64]()},
+	kindBool:     {reflect.TypeFor[bool]()},
+	kindList:     {reflect.TypeFor[Secrets]()},
+	kindObjects:  {reflect.TypeFor[[]LegacyListener]()},
 }
 
 // keys is the table. Keep the order of the sections: defaults.yaml and the tables follow
@@ -193,7 +193,7 @@ var keys = []Key{
 	{Name: "admin.pprof", kind: kindBool, Default: "false", Example: "true", Reload: Live,
 		Doc: "Serve /debug/pprof on the admin listener."},
 
-	{Name: "legacy.listeners", kind: kindListeners, Default: "", Reload: RestartOnly,
+	{Name: "legacy.listeners", kind: kindObjects, Default: "", Reload: RestartOnly,
 		Example: `[{name: metrics, address: "127.0.0.1:7380", format: ffff, allow: [127.0.0.1/32]}]`,
 		Doc: "Listeners for the older wire formats (docs/PROTOCOL.md, Legacy formats), a list of objects: " +
 			"name (a-z, 0-9, _, -; labels metrics and records), address (host:port), format (ffff, c8c9 or headers), " +
@@ -302,7 +302,7 @@ func (k *Key) get(c *Config) any {
 		return f.Bool()
 	case kindList:
 		return slices.Clone([]string(f.Interface().(Secrets)))
-	case kindListeners:
+	case kindObjects:
 		return cloneListeners(f.Interface().([]LegacyListener))
 	}
 	panic("config: unhandled kind for " + k.Name)
@@ -336,7 +336,7 @@ func (k *Key) format(v any) string {
 // equal compares two values from get; lists compare as sets (order and duplicates do
 // not matter to a token list).
 func (k *Key) equal(a, b any) bool {
-	if k.kind == kindListeners {
+	if k.kind == kindObjects {
 		return listenersEqual(a, b)
 	}
 	if la, ok := a.([]string); ok {

@@ -347,3 +347,12 @@ func FuzzC8C9(f *testing.F) {
 func FuzzHeaders(f *testing.F) {
 	fuzzCodec(f, headersCodec{}, [][]byte{AppendHeaders(nil, []byte("hello")), []byte("HeadersHeaders\x00\x00\x00\x00")})
 }
+
+// The ffff CRC against a value computed elsewhere: CRC-32 (IEEE) of "123456789" is
+// 0xCBF43926, so the frame's CRC is 0xCBF4. (The golden vectors' CRCs, 0x991a and
+// 0x169d, were checked the same way with Python's zlib.crc32.)
+func TestFFFFCRCCheckValue(t *testing.T) {
+	if got := FFFFCRC([]byte("123456789")); got != 0xCBF4 {
+		t.Errorf("FFFFCRC(123456789) = %#04x, want 0xcbf4", got)
+	}
+}
