@@ -356,3 +356,46 @@ func TestFFFFCRCCheckValue(t *testing.T) {
 		t.Errorf("FFFFCRC(123456789) = %#04x, want 0xcbf4", got)
 	}
 }
+
+// BenchmarkFFFFDecode is the decoder's cost per report frame (a 256-byte inner JSON).
+func BenchmarkFFFFDecode(b *testing.B) {
+	content := fmt.Appendf(nil, `{"content":"%s","rand":123,"timestamp":1700000000}`, strings.Repeat("x", 206))
+	f := AppendFFFFPacket(nil, FFFFReport, content)
+	var scratch []byte
+	b.SetBytes(int64(len(f)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var d decoded
+		d, scratch = ffffCodec{}.decode(f, maxFFFFData, scratch)
+		if d.N != len(f) || d.Frame.Kind != kindReport {
+			b.Fatal(d)
+		}
+	}
+}
+
+// Envelopes written by other encoders than Go's (escaped '/', other key order, more
+// keys, spaces) read as encoding/json reads them.
+func TestFFFFEnvelopeVariants(t *testing.T) {
+	for env, want := range map[string]string{
+		`{"PacketType":1,"PacketContent":"e30="}`:         "{}",
+		`{"PacketType":1,"PacketContent":"\/\/8="}`:       "\xff\xff",
+		`{"PacketContent":"e30=","PacketType":1}`:         "{}",
+		`{ "PacketType" : 1 , "PacketContent" : "e30=" }`: "{}",
+		`{"PacketType":1,"PacketContent":"e30=","x":"y"}`: "{}",
+		`{"packettype":1,"packetcontent":"e30="}`:         "{}", // encoding/json matches keys case-insensitively
+		`{"PacketType":1,"PacketContent":"e30"}`:          "",   // bad base64: dropped
+		`{"PacketType":1}`:                                "",   // a report with no content: stored empty
+		`{"PacketType":01,"PacketContent":"e30="}`:        "",   // not JSON
+		`{"PacketType":256,"PacketContent":"e30="}`:       "",   // not a byte
+	} {
+		frames, drops := decodeAll(t, ffffCodec{}, AppendFFFF(nil, []byte(env)), 1, 4096)
+		switch {
+		case want != "" && (len(frames) != 1 || string(frames[0].Payload) != want):
+			t.Errorf("%s: frames %+v drops %v, want payload %q", env, frames, drops, want)
+		case want == "" && env == `{"PacketType":1}` && (len(frames) != 1 || len(frames[0].Payload) != 0):
+			t.Errorf("%s: frames %+v drops %v, want an empty report", env, frames, drops)
+		case want == "" && env != `{"PacketType":1}` && (len(frames) != 0 || len(drops) != 1 || drops[0] != DropEnvelope):
+			t.Errorf("%s: frames %+v drops %v, want an envelope drop", env, frames, drops)
+		}
+	}
+}
