@@ -59,6 +59,9 @@ type c8c9Codec struct{}
 func (c8c9Codec) replies() bool { return true }
 
 func (c8c9Codec) decode(buf []byte, maxData int, scratch []byte) (decoded, []byte) {
+	if len(buf) == 0 {
+		return decoded{}, scratch
+	}
 	if buf[0] != c8c9Head {
 		return decoded{N: resync(buf, "\xc8"), Drop: DropSync}, scratch
 	}

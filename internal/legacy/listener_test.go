@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -505,5 +506,74 @@ func TestDrainCutsAtTimeout(t *testing.T) {
 	res := h.l.Drain(context.Background(), 20*time.Millisecond)
 	if res.Cut != 1 || h.l.Count() != 0 {
 		t.Errorf("drain %+v, %d left", res, h.l.Count())
+	}
+}
+
+// reversing commits its batches in pairs, the second first, as a destination that
+// completes out of order (a broker) might.
+type reversing struct {
+	mu      sync.Mutex
+	held    []func()
+	submits chan struct{}
+}
+
+func (d *reversing) Submit(b *ingest.Batch, w ingest.Waiter) {
+	seqs := slices.Clone(b.Seqs())
+	d.mu.Lock()
+	d.held = append(d.held, func() { w.Committed(seqs, nil) })
+	var run []func()
+	if len(d.held) == 2 {
+		run = []func(){d.held[1], d.held[0]}
+		d.held = nil
+	}
+	d.mu.Unlock()
+	for _, f := range run {
+		f()
+	}
+	d.submits <- struct{}{}
+}
+
+// Replies leave in the order of the frames even when the destination commits the
+// later read first: the seqs in the c8c9 results come back in order.
+func TestRepliesInFrameOrderWhateverTheCommitOrder(t *testing.T) {
+	d := &reversing{submits: make(chan struct{}, 2)}
+	h := newHarness(t, FormatC8C9, nil, func(ingest.Destination) ingest.Destination { return d })
+	nc := h.dial()
+	for i := range 2 {
+		if _, err := nc.Write(AppendC8C9(nil, int16(0x10+i), []byte(`{}`))); err != nil {
+			t.Fatal(err)
+		}
+		select { // one read, one batch: the second frame goes in a read of its own
+		case <-d.submits:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no submit")
+		}
+	}
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var buf []byte
+	var types []int16
+	var seqs []uint64
+	for len(types) < 2 {
+		chunk := make([]byte, 512)
+		n, err := nc.Read(chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf = append(buf, chunk[:n]...)
+		for {
+			dd, _ := c8c9Codec{}.decode(buf, 1<<20, nil)
+			if dd.N == 0 {
+				break
+			}
+			var res struct{ Data struct{ Seq uint64 } }
+			if err := json.Unmarshal(dd.Frame.Payload, &res); err != nil {
+				t.Fatal(err)
+			}
+			types, seqs = append(types, dd.Frame.Type), append(seqs, res.Data.Seq)
+			buf = buf[dd.N:]
+		}
+	}
+	if types[0] != 0x10 || types[1] != 0x11 || seqs[0]+1 != seqs[1] {
+		t.Errorf("replies of types %#x with seqs %v, want 0x10 then 0x11, consecutive seqs", types, seqs)
 	}
 }
