@@ -261,8 +261,11 @@ func (c *lconn) parse(recv time.Time) {
 	c.framesIn.Add(uint64(reports + heartbeats))
 	e.reports = reports
 
-	// Queue before Submit: the commit may come back before Submit returns.
-	if len(e.replies) > 0 {
+	// Queue before Submit: the commit may come back before Submit returns. From the
+	// moment e is queued it may be released and recycled (at once, for a read of
+	// heartbeats only), so only locals decide what follows.
+	queued := len(e.replies) > 0
+	if queued {
 		e.queued = true
 		c.mu.Lock()
 		c.queue = append(c.queue, e)
@@ -275,7 +278,7 @@ func (c *lconn) parse(recv time.Time) {
 	switch {
 	case reports > 0:
 		l.dest.Submit(b, e) // e may be recycled from here on
-	case !e.queued:
+	case !queued:
 		putEntry(e)
 	}
 	b.Reset()
