@@ -50,9 +50,10 @@ type lconn struct {
 
 	mu sync.Mutex
 	// queue holds the reads whose replies wait for their commit, in read order:
-	// replies leave only from its head, so the n-th receipt line on the wire always
-	// answers the n-th report of the stream, whatever order a destination commits
-	// in (the spool's single committer commits in order anyway).
+	// replies leave only from its head, so they go out in the order of the frames
+	// whatever order a destination commits in (the spool's single committer
+	// commits in order anyway): with every report stored, the n-th ffff receipt
+	// line answers the n-th report of the stream.
 	queue    []*entry
 	out      []byte
 	flushing bool
@@ -129,14 +130,15 @@ func (c *lconn) releaseLocked() {
 		if !c.closing {
 			receipts += c.appendReplies(e)
 		}
-		c.queue[n] = nil
 		putEntry(e)
 		n++
 	}
 	if n == 0 {
 		return
 	}
-	c.queue = append(c.queue[:0], c.queue[n:]...)
+	m := copy(c.queue, c.queue[n:])
+	clear(c.queue[m:]) // released entries must not stay reachable from here
+	c.queue = c.queue[:m]
 	if receipts > 0 {
 		c.l.obs.Receipts(receipts)
 	}
