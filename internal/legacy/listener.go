@@ -167,8 +167,9 @@ func (l *Listener) accept(nc net.Conn) {
 	peer := peerAddr(nc)
 	if !s.allowed(peer.Addr()) {
 		// These formats carry no credentials: the source network is the only check.
-		nc.Close()
+		// Counted before the close, so whoever sees the close sees the count.
 		l.obs.Refused(RefusedNotAllowed)
+		nc.Close()
 		// A scan must not flood the log: one line a second, the counter has the rest.
 		if now := mono.Now(); now-l.lastRefuse.Load() >= int64(time.Second) {
 			l.lastRefuse.Store(now)

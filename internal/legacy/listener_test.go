@@ -454,7 +454,8 @@ func TestAllowList(t *testing.T) {
 	if _, err := nc.Read(make([]byte, 1)); err == nil {
 		t.Fatal("a refused connection read data")
 	}
-	if h.obs.refused.Load() != 1 || h.obs.accepted.Load() != 0 {
+	testutil.Eventually(t, 5*time.Second, func() bool { return h.obs.refused.Load() == 1 }, "the refusal counted")
+	if h.obs.accepted.Load() != 0 {
 		t.Errorf("refused %d, accepted %d", h.obs.refused.Load(), h.obs.accepted.Load())
 	}
 
