@@ -30,6 +30,7 @@ commands:
   send   send one report and wait for its ACK
   load   generate load: many clients, each keeping a window of reports in flight
   idle   hold many authenticated, heartbeating, idle connections (memory measurements)
+  legacy-load  generate load on a legacy ffff listener, as the metrics agents send
   version
 
 Run "client <command> -h" for a command's flags.
@@ -47,6 +48,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdLoad(args[1:], stdout, stderr)
 	case "idle":
 		return cmdIdle(args[1:], stdout, stderr)
+	case "legacy-load":
+		return cmdLegacyLoad(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "hawk client %s (library %s)\n", version, client.Version)
 		return 0

@@ -84,7 +84,7 @@ func (a *adminServer) close() {
 func (s *server) adminSource() admin.Source {
 	return admin.Source{
 		Gatherer:    s.met.Registry,
-		Connections: s.conns.Connections,
+		Connections: s.connections,
 		Config:      func() map[string]any { return s.cfg.Load().Redacted() },
 		Pprof:       func() bool { return s.cfg.Load().Admin.Pprof },
 	}

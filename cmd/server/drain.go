@@ -31,8 +31,10 @@ func (s *server) drain(reason string) {
 	var g run.Group
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Add(func() error {
+		legacyDone := s.drainLegacy(ctx) // alongside: legacy agents get no GOAWAY, only time
 		res = s.conns.Drain(ctx, reason)
 		s.conns.Close() // every close logged and counted before "exiting"
+		<-legacyDone
 		return errDrained
 	}, func(error) { cancel() })
 	g.Add(s.drainSignals())

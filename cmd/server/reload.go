@@ -124,6 +124,9 @@ func (s *server) reload(trigger string) {
 	for _, c := range changes { // Prepare refused restart-only keys: all of these are live
 		opt, ok := liveOptions[c.Key]
 		if !ok {
+			opt, ok = partlyLiveOptions[c.Key] // legacy.listeners: its live parts
+		}
+		if !ok {
 			s.log.Error("config reload: live key has no option; its new value is stored but not applied", zap.String("key", c.Key))
 			continue
 		}

@@ -46,6 +46,14 @@ func (s *server) serve() string {
 	}, func(error) {
 		s.ln.Close()
 	})
+	// Legacy listeners, closed on the way out like the protocol listener.
+	for _, ll := range s.legacy {
+		g.Add(func() error {
+			return ll.l.Serve(ll.ln)
+		}, func(error) {
+			ll.ln.Close()
+		})
+	}
 	// Upgrades: runs SIGHUP's upgrades; ends the phase once a successor is ready.
 	upgrades := make(chan struct{})
 	g.Add(s.upgrader(upgrades))

@@ -38,6 +38,7 @@ type server struct {
 	admin     *adminServer // nil when admin.addr is empty
 	met       *metrics.Metrics
 	ready     *admin.Readiness
+	legacy    []*legacyListener // legacy.listeners, in configuration order
 
 	reloadMu sync.Mutex // one reload at a time: file watch and SIGUSR1 may coincide
 }
@@ -96,6 +97,10 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 		}
 		undo = append(undo, func() { adminLn.Close() })
 	}
+	undo = append(undo, s.closeLegacy)
+	if err = s.listenLegacy(cfg); err != nil {
+		return nil, err
+	}
 
 	s.met = metrics.New(version, func() int { return s.conns.Count() })
 	s.spool, err = spool.Open(spool.Options{
@@ -124,6 +129,9 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 	})
 	undo = append(undo, s.conns.Close)
 	s.met.ReadConns(s.conns)
+	if err = s.startLegacy(); err != nil {
+		return nil, err
+	}
 	// The admin socket is served before Ready: from Ready on, the parent may close
 	// its copy, and a request must find someone answering.
 	if adminLn != nil {
@@ -140,6 +148,7 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 	s.met.SetReady(true)
 	s.log.Info("listening", zap.String("addr", s.ln.Addr().String()), zap.String("spool_dir", cfg.Spool.Dir),
 		zap.Bool("inherited", s.upg.Inherited()), zap.Duration("startup", time.Since(began)))
+	s.logLegacyListening()
 	if s.admin != nil {
 		s.log.Info("admin listening", zap.String("addr", adminLn.Addr().String()), zap.Bool("pprof", cfg.Admin.Pprof))
 	}

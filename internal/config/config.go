@@ -29,6 +29,7 @@ type Config struct {
 	Drain     Drain     `koanf:"drain"`
 	Upgrade   Upgrade   `koanf:"upgrade"`
 	Admin     Admin     `koanf:"admin"`
+	Legacy    Legacy    `koanf:"legacy"`
 }
 
 // Log is the log.* section.
@@ -151,6 +152,8 @@ func (c *Config) Redacted() map[string]any {
 			out[k.Name] = redact(v)
 		case k.kind == kindDuration:
 			out[k.Name] = v.(time.Duration).String()
+		case k.kind == kindObjects:
+			out[k.Name] = redactedListeners(v.([]LegacyListener))
 		default:
 			out[k.Name] = v
 		}
@@ -162,6 +165,7 @@ func (c *Config) Redacted() map[string]any {
 func (c *Config) Clone() *Config {
 	n := *c
 	n.Auth.Tokens = slices.Clone(c.Auth.Tokens)
+	n.Legacy.Listeners = cloneListeners(c.Legacy.Listeners)
 	return &n
 }
 

@@ -80,7 +80,12 @@ func (e reasonError) Error() string { return string(e) }
 func collectDecodeErrors(err error, ferrs *[]FieldError, other *[]error) {
 	if de, ok := err.(*mapstructure.DecodeError); ok {
 		if r, ok := de.Unwrap().(reasonError); ok {
-			*ferrs = append(*ferrs, FieldError{Key: de.Name(), Reason: string(r)})
+			key, reason := de.Name(), string(r)
+			// A list element's reason names it: "[1].allow: …" → legacy.listeners[1].allow.
+			if sub, rest, ok := strings.Cut(reason, ": "); ok && strings.HasPrefix(sub, "[") {
+				key, reason = key+sub, rest
+			}
+			*ferrs = append(*ferrs, FieldError{Key: key, Reason: reason})
 			return
 		}
 	}
@@ -194,6 +199,8 @@ func (k *Key) decode(raw any) (any, string) {
 			}
 			return b, ""
 		}
+	case kindObjects:
+		return decodeListeners(raw)
 	case kindList:
 		switch v := raw.(type) {
 		case string:

@@ -24,13 +24,17 @@ func Diff(old, new *Config) []Change {
 	var out []Change
 	for i := range keys {
 		k := &keys[i]
+		if k.kind == kindObjects {
+			out = append(out, diffListeners(old.Legacy.Listeners, new.Legacy.Listeners)...)
+			continue
+		}
 		a, b := k.get(old), k.get(new)
 		if k.equal(a, b) {
 			continue
 		}
 		out = append(out, Change{Key: k.Name, Old: k.format(a), New: k.format(b), RestartOnly: k.Reload == RestartOnly})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
 }
 

@@ -54,6 +54,7 @@
 //	upgrade.timeout             60s                                 restart-only
 //	admin.addr                  127.0.0.1:7374 ("" disables)        restart-only
 //	admin.pprof                 false                               live
+//	legacy.listeners            [] (none)                           restart-only; allow, idle_timeout, max_frame_size: live
 //
 // # Reload
 //

@@ -39,6 +39,7 @@ func RegisterFlags(fs *flag.FlagSet) {
 
 var flagTypeNames = map[kind]string{
 	kindString: "string", kindDuration: "duration", kindInt: "int", kindSize: "size", kindList: "list",
+	kindObjects: "yaml",
 }
 
 // flagValue holds a flag's text; Loader decodes it like an environment variable.

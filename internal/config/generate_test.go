@@ -150,6 +150,9 @@ func renderDefaultsYAML() string {
 // yamlValue is the key's default as YAML: quoted when YAML would read the bare text
 // as something else (a number, a boolean, a mapping).
 func yamlValue(k *Key) string {
+	if k.kind == kindObjects && k.Default == "" {
+		return "[]"
+	}
 	if k.kind == kindList {
 		if k.Default == "" {
 			return "[]"
@@ -191,7 +194,7 @@ func displayDefault(k *Key) string {
 	switch {
 	case k.Default != "":
 		return k.Default
-	case k.kind == kindList:
+	case k.kind == kindList || k.kind == kindObjects:
 		return "[]"
 	}
 	return `""`

@@ -89,6 +89,7 @@ const (
 	kindSize          // byte count: an integer, or "64MiB" (see ParseSize)
 	kindBool          // true|false
 	kindList          // list of strings; as text, comma separated
+	kindObjects       // a list of objects (legacy.listeners); as text, YAML flow (see decodeListeners)
 )
 
 func (k kind) String() string {
@@ -105,6 +106,8 @@ func (k kind) String() string {
 		return "a boolean"
 	case kindList:
 		return "a list of strings"
+	case kindObjects:
+		return "a list of listeners"
 	}
 	return "?"
 }
@@ -117,6 +120,7 @@ var fieldTypes = map[kind][]reflect.Type{
 	kindSize:     {reflect.TypeFor[int](), reflect.TypeFor[int64]()},
 	kindBool:     {reflect.TypeFor[bool]()},
 	kindList:     {reflect.TypeFor[Secrets]()},
+	kindObjects:  {reflect.TypeFor[[]LegacyListener]()},
 }
 
 // keys is the table. Keep the order of the sections: defaults.yaml and the tables follow
@@ -221,6 +225,20 @@ var keys = []Key{
 		DefaultNote: "(`\"\"` disables)"},
 	{Name: "admin.pprof", kind: kindBool, Default: "false", Example: "true", Reload: Live,
 		Doc: "Serve /debug/pprof on the admin listener."},
+
+	{Name: "legacy.listeners", kind: kindObjects, Default: "", Reload: RestartOnly,
+		Example: `[{name: metrics, address: "127.0.0.1:7380", format: ffff, allow: [127.0.0.1/32]}]`,
+		Doc: "Listeners for the older wire formats (docs/PROTOCOL.md, Legacy formats), a list of objects: " +
+			"name (a-z, 0-9, _, -; labels metrics and records), address (host:port), format (ffff, c8c9 or headers), " +
+			"allow (required: the source networks permitted, as CIDRs; a connection from elsewhere is closed at accept), " +
+			"max_frame_size (the largest data of a frame; default and ceiling 65535 for ffff, default 1MiB otherwise) and " +
+			"idle_timeout (a connection silent this long is closed; for ffff the heartbeat timeout, default 10s; 5m otherwise). " +
+			"In the environment and flags the list is YAML flow text, e.g. " +
+			`HAWK_LEGACY_LISTENERS='[{name: m, address: ":7380", format: ffff, allow: [10.0.0.0/8]}]'. ` +
+			"A reload applies allow (closing connections from networks no longer allowed), idle_timeout and max_frame_size " +
+			"(new connections) of a listener, matched by name; adding or removing a listener, or changing its address or format, needs an upgrade.",
+		DefaultNote: "(none)",
+		ReloadNote:  "; allow, idle_timeout, max_frame_size: live"},
 }
 
 // Indexes over keys. They are built by a var initializer, not init(), because
@@ -317,6 +335,8 @@ func (k *Key) get(c *Config) any {
 		return f.Bool()
 	case kindList:
 		return slices.Clone([]string(f.Interface().(Secrets)))
+	case kindObjects:
+		return cloneListeners(f.Interface().([]LegacyListener))
 	}
 	panic("config: unhandled kind for " + k.Name)
 }
@@ -340,6 +360,8 @@ func (k *Key) format(v any) string {
 		return strconv.FormatBool(v)
 	case []string:
 		return strings.Join(v, ",")
+	case []LegacyListener:
+		return formatListeners(v)
 	}
 	return fmt.Sprint(v)
 }
@@ -347,6 +369,9 @@ func (k *Key) format(v any) string {
 // equal compares two values from get; lists compare as sets (order and duplicates do
 // not matter to a token list).
 func (k *Key) equal(a, b any) bool {
+	if k.kind == kindObjects {
+		return listenersEqual(a, b)
+	}
 	if la, ok := a.([]string); ok {
 		return slices.Equal(setOf(la), setOf(b.([]string)))
 	}

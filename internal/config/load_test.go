@@ -177,6 +177,7 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		"upgrade.timeout":            "11s",
 		"admin.addr":                 ":9001",
 		"admin.pprof":                "true",
+		"legacy.listeners":           `[{name: m, address: ":7380", format: c8c9, allow: [10.0.0.0/8, "::1/128"], idle_timeout: 1m}]`,
 	}
 	want := Config{
 		Listen: "0.0.0.0:9000", ServerID: "edge-1",
@@ -190,6 +191,8 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		Drain:     Drain{Timeout: 9 * time.Second, Spread: 4 * time.Second},
 		Upgrade:   Upgrade{PIDFile: "/run/hawk.pid", Timeout: 11 * time.Second},
 		Admin:     Admin{Addr: ":9001", Pprof: true},
+		Legacy: Legacy{Listeners: []LegacyListener{{Name: "m", Address: ":7380", Format: "c8c9",
+			Allow: []string{"10.0.0.0/8", "::1/128"}, MaxFrameSize: 1 << 20, IdleTimeout: time.Minute}}},
 	}
 	if len(values) != len(keys) {
 		t.Fatalf("test covers %d keys, there are %d", len(values), len(keys))

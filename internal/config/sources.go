@@ -140,7 +140,7 @@ func (l *Loader) load() (*Config, []FieldError, error) {
 		return nil, nil, err
 	}
 	for _, e := range fe {
-		e.Source = prov[e.Key]
+		e.Source = prov[baseKey(e.Key)]
 		ferrs = append(ferrs, e)
 		bad[e.Key] = true
 	}
@@ -149,12 +149,20 @@ func (l *Loader) load() (*Config, []FieldError, error) {
 			if bad[e.Key] {
 				continue
 			}
-			e.Source = prov[e.Key]
+			e.Source = prov[baseKey(e.Key)]
 			ferrs = append(ferrs, e)
 		}
 	}
 	sortFieldErrors(ferrs)
 	return c, ferrs, nil
+}
+
+// baseKey is the key an error names: legacy.listeners[1].allow → legacy.listeners.
+func baseKey(k string) string {
+	if i := strings.IndexByte(k, '['); i >= 0 {
+		return k[:i]
+	}
+	return k
 }
 
 // loadFlat merges flat keys ("limits.max_conns") into ko; confmap unflattens them, and

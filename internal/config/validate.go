@@ -170,6 +170,7 @@ func Validate(c *Config) error {
 			bad("admin.addr", "must not be the protocol listener's address (%s)", c.Listen)
 		}
 	}
+	validateLegacy(c, bad)
 
 	if len(errs) == 0 {
 		return nil

@@ -35,6 +35,7 @@ var badValues = map[string][]string{
 	"upgrade.timeout":            {"0s", "1"},
 	"admin.addr":                 {"nope", "127.0.0.1:7373", "0.0.0.0:7373", ":99999"},
 	"admin.pprof":                {"maybe", "yes", ""},
+	"legacy.listeners":           {"{name: m}", "[[", "7"}, // element errors: TestLegacyListenerErrors
 }
 
 // Every key has bad values, and each is refused with an error naming that key.

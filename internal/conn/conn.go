@@ -134,6 +134,10 @@ type Info struct {
 	FramesOut uint64    `json:"frames_out"`
 	BytesIn   uint64    `json:"bytes_in"`
 	BytesOut  uint64    `json:"bytes_out"`
+	// Listener and Format name a legacy listener and its wire format
+	// (internal/legacy); both are absent for a native connection.
+	Listener string `json:"listener,omitempty"`
+	Format   string `json:"format,omitempty"`
 }
 
 // Info returns a snapshot of c.

@@ -90,6 +90,11 @@ func (m *Manager) Close() {
 	})
 }
 
+// NewID returns a connection id no other connection of this Manager has: legacy
+// listeners (internal/legacy) number their connections from the same sequence, so
+// ids are unique in records, logs and /v1/connections.
+func (m *Manager) NewID() uint64 { return m.nextID.Add(1) }
+
 // Settings returns the settings in force.
 func (m *Manager) Settings() *Settings { return m.settings.Load() }
 

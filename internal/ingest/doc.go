@@ -16,17 +16,24 @@
 //	client_id    string   the agent's id from its HELLO
 //	seq          number   the agent's sequence number of the report (a uint64: it may not fit a float64)
 //	conn_id      number   the server's id of the connection the report came in on (a uint64)
+//	listener     string   only for a report from a legacy listener: the listener's name (legacy.listeners)
+//	format       string   only with listener: the legacy wire format, ffff, c8c9 or headers
 //	received     string   when the server read the report: UTC, RFC 3339 with up to nanoseconds
 //	payload      any      the report's payload as the agent sent it, when it is valid JSON and UTF-8
 //	                      nested at most MaxPayloadDepth (256) levels deep (whitespace removed when it
 //	                      contained a line break, so the line stays one line)
 //	payload_b64  string   otherwise: the payload's bytes in standard base64 with padding
 //
-// Exactly one of payload and payload_b64 is present. The depth bound keeps every line
+// Exactly one of payload and payload_b64 is present. listener and format are both
+// present or both absent: a native report's line carries neither, byte for byte as
+// before they existed. A legacy report's client_id is "<format>:<peer ip>:<peer
+// port>" and its seq is assigned by the server (see internal/legacy), so the pair
+// still identifies the report. The depth bound keeps every line
 // readable by Go's encoding/json and by Python's json module. For example:
 //
 //	{"client_id":"a1","seq":12,"conn_id":5,"received":"2026-11-23T08:00:00.123456789Z","payload":{"cpu":0.5}}
 //	{"client_id":"a1","seq":13,"conn_id":5,"received":"2026-11-23T08:00:00.2Z","payload_b64":"AAEC"}
+//	{"client_id":"ffff:10.1.2.3:54321","seq":1763884800000000000,"conn_id":6,"listener":"metrics","format":"ffff","received":"2026-11-23T08:00:00.3Z","payload":{"content":"x","rand":7,"timestamp":1700000000}}
 //
 // internal/spool writes these lines to its segment files verbatim.
 package ingest

@@ -14,6 +14,11 @@ type Record struct {
 	ConnID   uint64
 	Received time.Time
 	Payload  []byte
+	// Listener and Format are set for a report that came in on a legacy listener
+	// (internal/legacy): the listener's name and its wire format. Empty for native
+	// reports, whose lines then carry neither key.
+	Listener string
+	Format   string
 }
 
 // AppendRecord appends r as one record line (ending in '\n', the format in doc.go)
@@ -42,6 +47,12 @@ func appendRecord(dst []byte, r *Record, stamp []byte) []byte {
 	dst = strconv.AppendUint(dst, r.Seq, 10)
 	dst = append(dst, `,"conn_id":`...)
 	dst = strconv.AppendUint(dst, r.ConnID, 10)
+	if r.Listener != "" || r.Format != "" {
+		dst = append(dst, `,"listener":`...)
+		dst = appendString(dst, r.Listener)
+		dst = append(dst, `,"format":`...)
+		dst = appendString(dst, r.Format)
+	}
 	dst = append(dst, `,"received":"`...)
 	dst = append(dst, stamp...)
 	if ok, lineBreak := scanJSON(r.Payload); ok {

@@ -388,3 +388,23 @@ func TestDeepestPayloadReadsInPython(t *testing.T) {
 		}
 	}
 }
+
+// A legacy report's line carries its listener and format after conn_id; a native
+// one's is unchanged (TestAppendRecordFormat pins it byte for byte).
+func TestAppendRecordLegacyKeys(t *testing.T) {
+	r := &Record{
+		ClientID: "ffff:10.1.2.3:54321", Seq: 7, ConnID: 6, Listener: "metrics", Format: "ffff",
+		Received: time.Date(2026, 11, 23, 8, 0, 0, 300000000, time.UTC),
+		Payload:  []byte(`{"content":"x","rand":7,"timestamp":1700000000}`),
+	}
+	got := string(AppendRecord(nil, r))
+	want := `{"client_id":"ffff:10.1.2.3:54321","seq":7,"conn_id":6,"listener":"metrics","format":"ffff","received":"2026-11-23T08:00:00.3Z","payload":{"content":"x","rand":7,"timestamp":1700000000}}` + "\n"
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	var b Batch
+	b.Add(r)
+	if string(b.Lines()) != want {
+		t.Errorf("Batch.Add wrote %s", b.Lines())
+	}
+}

@@ -46,7 +46,8 @@ type Metrics struct {
 	refused        map[protocol.Code]prometheus.Counter
 	refusedVec     *prometheus.CounterVec
 	// gauges read from the connection manager on scrape; nil until ReadConns
-	conns atomic.Pointer[ConnGauges]
+	conns  atomic.Pointer[ConnGauges]
+	legacy legacyVecs
 }
 
 // ConnGauges is the connection manager's state the gauges read on scrape
@@ -126,6 +127,7 @@ func New(version string, connections func() int) *Metrics {
 	m.ready = f.gauge("hawk_ready", "1 while this process serves (between Ready and the start of a drain), else 0.")
 	bi := f.gaugeVec("hawk_build_info", "Build information; the value is always 1.", "version", "goversion")
 	bi.WithLabelValues(version, runtime.Version()).Set(1)
+	m.legacy = newLegacyVecs(f)
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

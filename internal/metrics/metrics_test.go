@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/hawk-agents/hawk/internal/conn"
+	"github.com/hawk-agents/hawk/internal/legacy"
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
@@ -168,5 +170,47 @@ hawk_drain_connections_remaining 1234
 hawk_admissions_peak_per_second 4500
 `), "hawk_drain_connections_remaining", "hawk_admissions_peak_per_second"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A legacy listener's observer feeds its labelled series.
+func TestLegacyObserver(t *testing.T) {
+	m := New("test", func() int { return 0 })
+	o := m.Legacy("metrics", func() int { return 3 })
+	o.Accepted()
+	o.Refused(legacy.RefusedNotAllowed)
+	o.Frames(legacy.FrameReport, 5)
+	o.Receipts(5)
+	o.Dropped(legacy.DropCRC, 2)
+	o.Closed(legacy.ReasonIdleTimeout)
+	for name, want := range map[string]string{
+		"hawk_legacy_connections":                `hawk_legacy_connections{listener="metrics"} 3`,
+		"hawk_legacy_connections_refused_total":  `hawk_legacy_connections_refused_total{listener="metrics",reason="not_allowed"} 1`,
+		"hawk_legacy_frames_received_total":      `hawk_legacy_frames_received_total{kind="report",listener="metrics"} 5`,
+		"hawk_legacy_receipts_sent_total":        `hawk_legacy_receipts_sent_total{listener="metrics"} 5`,
+		"hawk_legacy_frames_dropped_total":       `hawk_legacy_frames_dropped_total{listener="metrics",reason="crc"} 2`,
+		"hawk_legacy_connections_closed_total":   `hawk_legacy_connections_closed_total{listener="metrics",reason="idle_timeout"} 1`,
+		"hawk_legacy_connections_accepted_total": `hawk_legacy_connections_accepted_total{listener="metrics"} 1`,
+	} {
+		var b strings.Builder
+		mfs, err := m.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				for _, mm := range mf.GetMetric() {
+					var labels []string
+					for _, l := range mm.GetLabel() {
+						labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+					}
+					v := mm.GetCounter().GetValue() + mm.GetGauge().GetValue()
+					fmt.Fprintf(&b, "%s{%s} %v\n", name, strings.Join(labels, ","), v)
+				}
+			}
+		}
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("%s:\n%s\nwant %s", name, b.String(), want)
+		}
 	}
 }

@@ -1,0 +1,279 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+)
+
+// Legacy is the legacy.* section: listeners for the older wire formats
+// (internal/legacy, docs/PROTOCOL.md "Legacy formats").
+type Legacy struct {
+	Listeners []LegacyListener `koanf:"listeners"`
+}
+
+// LegacyListener is one element of legacy.listeners. Unlike every other key, the
+// list is one key whose value is a list of objects; its elements are named in errors
+// as legacy.listeners[i].field.
+//
+// A reload may change Allow, MaxFrameSize (new connections) and IdleTimeout of a
+// listener, matched by Name; adding or removing a listener, or changing its Address
+// or Format, needs an upgrade (SIGHUP).
+type LegacyListener struct {
+	Name    string `koanf:"name" json:"name"`
+	Address string `koanf:"address" json:"address"`
+	Format  string `koanf:"format" json:"format"`
+	// Allow lists the source networks (CIDR) permitted to connect: these formats
+	// carry no credentials, so it is required.
+	Allow        []string      `koanf:"allow" json:"allow"`
+	MaxFrameSize int           `koanf:"max_frame_size" json:"max_frame_size"`
+	IdleTimeout  time.Duration `koanf:"idle_timeout" json:"idle_timeout"`
+}
+
+// Legacy formats, their largest data and their defaults.
+var legacyFormats = map[string]struct {
+	maxData     int
+	defaultMax  int
+	defaultIdle time.Duration
+}{
+	"ffff":    {maxData: 0xFFFF, defaultMax: 0xFFFF, defaultIdle: 10 * time.Second}, // agents heartbeat every 2 s
+	"c8c9":    {maxData: maxFrameSize, defaultMax: 1 << 20, defaultIdle: 5 * time.Minute},
+	"headers": {maxData: maxFrameSize, defaultMax: 1 << 20, defaultIdle: 5 * time.Minute},
+}
+
+var legacyFields = []string{"name", "address", "format", "allow", "max_frame_size", "idle_timeout"}
+
+// decodeListeners turns the raw value of legacy.listeners into []LegacyListener: a
+// YAML list of mappings from a file, or the same as YAML flow text (JSON works) from
+// the environment, a flag or a quoted string. A missing max_frame_size or
+// idle_timeout takes the format's default. A reason for one element starts with
+// "[i].field: ", which collectDecodeErrors turns into the key
+// legacy.listeners[i].field.
+func decodeListeners(raw any) (any, string) {
+	if s, ok := raw.(string); ok {
+		if strings.TrimSpace(s) == "" {
+			return []LegacyListener(nil), ""
+		}
+		m, err := yaml.Parser().Unmarshal([]byte("v: " + s))
+		if err != nil {
+			return nil, "must be a YAML list of listeners such as [{name: m, address: \":7380\", format: ffff, allow: [10.0.0.0/8]}]: " + err.Error()
+		}
+		raw = m["v"]
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return nil, "must be a list of listeners (name, address, format, allow, max_frame_size, idle_timeout), not " + describe(raw)
+	}
+	var out []LegacyListener
+	for i, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return nil, fmt.Sprintf("[%d]: must be a mapping (%s), not %s", i, strings.Join(legacyFields, ", "), describe(e))
+		}
+		var l LegacyListener
+		for _, f := range slices.Sorted(func(yield func(string) bool) {
+			for k := range m {
+				if !yield(k) {
+					return
+				}
+			}
+		}) {
+			v := m[f]
+			var kd kind
+			switch f {
+			case "name", "address", "format":
+				kd = kindString
+			case "allow":
+				kd = kindList
+			case "max_frame_size":
+				kd = kindSize
+			case "idle_timeout":
+				kd = kindDuration
+			default:
+				return nil, fmt.Sprintf("[%d].%s: unknown field%s", i, f, didYouMean(f, legacyFields))
+			}
+			if v == nil {
+				continue
+			}
+			dv, reason := (&Key{kind: kd}).decode(v)
+			if reason != "" {
+				return nil, fmt.Sprintf("[%d].%s: %s", i, f, reason)
+			}
+			switch f {
+			case "name":
+				l.Name = dv.(string)
+			case "address":
+				l.Address = dv.(string)
+			case "format":
+				l.Format = dv.(string)
+			case "allow":
+				l.Allow = dv.([]string)
+			case "max_frame_size":
+				n := dv.(int64)
+				if n < 0 || n > maxFrameSize {
+					return nil, fmt.Sprintf("[%d].%s: %d is out of range", i, f, n)
+				}
+				l.MaxFrameSize = int(n)
+			case "idle_timeout":
+				l.IdleTimeout = dv.(time.Duration)
+			}
+		}
+		if def, ok := legacyFormats[l.Format]; ok {
+			if _, set := m["max_frame_size"]; !set || m["max_frame_size"] == nil {
+				l.MaxFrameSize = def.defaultMax
+			}
+			if _, set := m["idle_timeout"]; !set || m["idle_timeout"] == nil {
+				l.IdleTimeout = def.defaultIdle
+			}
+		}
+		out = append(out, l)
+	}
+	return out, ""
+}
+
+var legacyNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// validateLegacy checks every listener, naming each bad field as
+// legacy.listeners[i].field.
+func validateLegacy(c *Config, bad func(key, format string, args ...any)) {
+	names := map[string]int{}
+	for i, l := range c.Legacy.Listeners {
+		key := func(f string) string { return fmt.Sprintf("legacy.listeners[%d].%s", i, f) }
+		switch j, dup := names[l.Name]; {
+		case !legacyNameRE.MatchString(l.Name):
+			bad(key("name"), "must be 1-64 of a-z, 0-9, _ and - (starting with a letter or digit), not %q", l.Name)
+		case dup:
+			bad(key("name"), "%q is also the name of legacy.listeners[%d]", l.Name, j)
+		default:
+			names[l.Name] = i
+		}
+		if reason := checkAddr(l.Address); reason != "" {
+			bad(key("address"), "%s", reason)
+		} else {
+			switch {
+			case sameListener(l.Address, c.Listen):
+				bad(key("address"), "must not be the protocol listener's address (%s)", c.Listen)
+			case c.Admin.Addr != "" && sameListener(l.Address, c.Admin.Addr):
+				bad(key("address"), "must not be the admin listener's address (%s)", c.Admin.Addr)
+			}
+			for j := range i {
+				if sameListener(l.Address, c.Legacy.Listeners[j].Address) {
+					bad(key("address"), "must not be the address of legacy.listeners[%d] (%s)", j, c.Legacy.Listeners[j].Address)
+				}
+			}
+		}
+		f, okFormat := legacyFormats[l.Format]
+		if !okFormat {
+			bad(key("format"), "must be ffff, c8c9 or headers, not %q", l.Format)
+		}
+		if len(l.Allow) == 0 {
+			bad(key("allow"), "must list the source networks permitted (CIDR, e.g. 10.0.0.0/8): these formats carry no credentials")
+		}
+		for _, a := range l.Allow {
+			if _, err := netip.ParsePrefix(a); err != nil {
+				bad(key("allow"), "%q is not a CIDR (such as 10.0.0.0/8 or 192.0.2.7/32)", a)
+			}
+		}
+		if okFormat && (l.MaxFrameSize < 1 || l.MaxFrameSize > f.maxData) {
+			bad(key("max_frame_size"), "must be between 1 and %d for %s, not %d", f.maxData, l.Format, l.MaxFrameSize)
+		}
+		if l.IdleTimeout <= 0 {
+			bad(key("idle_timeout"), "must be positive, not %s", l.IdleTimeout)
+		}
+	}
+}
+
+// AllowPrefixes parses Allow (validated: every entry is a CIDR).
+func (l *LegacyListener) AllowPrefixes() ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(l.Allow))
+	for _, a := range l.Allow {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			return nil, fmt.Errorf("legacy listener %s: allow: %w", l.Name, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func cloneListeners(ls []LegacyListener) []LegacyListener {
+	if ls == nil {
+		return nil
+	}
+	out := slices.Clone(ls)
+	for i := range out {
+		out[i].Allow = slices.Clone(out[i].Allow)
+	}
+	return out
+}
+
+// formatListeners renders the list for Diff and flags' defaults.
+func formatListeners(ls []LegacyListener) string {
+	if len(ls) == 0 {
+		return "[]"
+	}
+	parts := make([]string, len(ls))
+	for i, l := range ls {
+		parts[i] = fmt.Sprintf("{name: %s, address: %s, format: %s, allow: [%s], max_frame_size: %d, idle_timeout: %s}",
+			l.Name, strconv.Quote(l.Address), l.Format, strings.Join(l.Allow, ", "), l.MaxFrameSize, l.IdleTimeout)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// redactedListeners is the list as /v1/config shows it.
+func redactedListeners(ls []LegacyListener) []map[string]any {
+	out := make([]map[string]any, len(ls))
+	for i, l := range ls {
+		out[i] = map[string]any{"name": l.Name, "address": l.Address, "format": l.Format, "allow": slices.Clone(l.Allow),
+			"max_frame_size": int64(l.MaxFrameSize), "idle_timeout": l.IdleTimeout.String()}
+	}
+	return out
+}
+
+// diffListeners compares two lists by listener name. Adding or removing a listener
+// is one restart-only change of legacy.listeners; a changed address or format is a
+// restart-only change of legacy.listeners[i].address or .format (i in the new
+// list); changes of allow, max_frame_size and idle_timeout are one live change of
+// legacy.listeners.
+func diffListeners(old, new []LegacyListener) []Change {
+	byName := make(map[string]*LegacyListener, len(old))
+	for i := range old {
+		byName[old[i].Name] = &old[i]
+	}
+	var out []Change
+	membership, live := len(old) != len(new), false
+	for i := range new {
+		n := &new[i]
+		o := byName[n.Name]
+		if o == nil {
+			membership = true
+			continue
+		}
+		if o.Address != n.Address {
+			out = append(out, Change{Key: fmt.Sprintf("legacy.listeners[%d].address", i), Old: o.Address, New: n.Address, RestartOnly: true})
+		}
+		if o.Format != n.Format {
+			out = append(out, Change{Key: fmt.Sprintf("legacy.listeners[%d].format", i), Old: o.Format, New: n.Format, RestartOnly: true})
+		}
+		if !slices.Equal(o.Allow, n.Allow) || o.MaxFrameSize != n.MaxFrameSize || o.IdleTimeout != n.IdleTimeout {
+			live = true
+		}
+	}
+	if membership {
+		out = append(out, Change{Key: "legacy.listeners", Old: formatListeners(old), New: formatListeners(new), RestartOnly: true})
+	}
+	if live {
+		out = append(out, Change{Key: "legacy.listeners", Old: formatListeners(old), New: formatListeners(new)})
+	}
+	return out
+}
+
+// listenersEqual is equal for legacy.listeners.
+func listenersEqual(a, b any) bool { return reflect.DeepEqual(a, b) }

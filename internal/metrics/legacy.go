@@ -1,0 +1,90 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hawk-agents/hawk/internal/legacy"
+)
+
+// legacyVecs are the legacy listeners' metrics, labelled by listener name.
+type legacyVecs struct {
+	accepted  *prometheus.CounterVec
+	refused   *prometheus.CounterVec
+	closed    *prometheus.CounterVec
+	frames    *prometheus.CounterVec
+	dropped   *prometheus.CounterVec
+	receipts  *prometheus.CounterVec
+	stored    *prometheus.CounterVec
+	notStored *prometheus.CounterVec
+}
+
+func newLegacyVecs(f factory) legacyVecs {
+	return legacyVecs{
+		accepted:  f.counterVec("hawk_legacy_connections_accepted_total", "Connections accepted by a legacy listener.", "listener"),
+		refused:   f.counterVec("hawk_legacy_connections_refused_total", "Connections closed at accept by a legacy listener, by reason (not_allowed: the source is outside allow).", "listener", "reason"),
+		closed:    f.counterVec("hawk_legacy_connections_closed_total", "Legacy connections closed, by reason (client, idle_timeout, write_timeout, slow_consumer, not_allowed, drain).", "listener", "reason"),
+		frames:    f.counterVec("hawk_legacy_frames_received_total", "Frames received on a legacy listener, by kind (report, heartbeat).", "listener", "kind"),
+		dropped:   f.counterVec("hawk_legacy_frames_dropped_total", "Frames (or runs of junk) a legacy listener dropped without a reply, by reason (sync, too_large, trailer, crc, envelope, packet_type).", "listener", "reason"),
+		receipts:  f.counterVec("hawk_legacy_receipts_sent_total", "Receipts sent for stored reports (ffff lines, c8c9 results with status 200); headers has none.", "listener"),
+		stored:    f.counterVec("hawk_legacy_reports_stored_total", "Reports from a legacy listener written to the spool.", "listener"),
+		notStored: f.counterVec("hawk_legacy_reports_not_stored_total", "Reports from a legacy listener whose spool write failed (ffff: no receipt; c8c9: status 503).", "listener"),
+	}
+}
+
+// Legacy returns the legacy.Observer of the listener called name, its counters
+// pre-bound, and count, the listener's connection count, reported on scrape.
+func (m *Metrics) Legacy(name string, count func() int) legacy.Observer {
+	v := &m.legacy
+	o := &legacyObserver{
+		accepted: v.accepted.WithLabelValues(name), refused: v.refused.WithLabelValues(name, legacy.RefusedNotAllowed),
+		receipts: v.receipts.WithLabelValues(name), stored: v.stored.WithLabelValues(name), notStored: v.notStored.WithLabelValues(name),
+		report: v.frames.WithLabelValues(name, legacy.FrameReport), heartbeat: v.frames.WithLabelValues(name, legacy.FrameHeartbeat),
+		closed: map[legacy.CloseReason]prometheus.Counter{}, dropped: map[string]prometheus.Counter{},
+		bytesIn: m.bytesIn, bytesOut: m.bytesOut,
+	}
+	for _, r := range legacy.CloseReasons {
+		o.closed[r] = v.closed.WithLabelValues(name, string(r))
+	}
+	for _, r := range legacy.DropReasons {
+		o.dropped[r] = v.dropped.WithLabelValues(name, r)
+	}
+	// hawk_legacy_connections: a gauge function per listener, read on scrape.
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hawk_legacy_connections",
+		Help: "Connections open now on a legacy listener.", ConstLabels: prometheus.Labels{"listener": name}},
+		func() float64 { return float64(count()) }))
+	return o
+}
+
+type legacyObserver struct {
+	accepted, refused, receipts, stored, notStored, report, heartbeat, bytesIn, bytesOut prometheus.Counter
+	closed                                                                               map[legacy.CloseReason]prometheus.Counter
+	dropped                                                                              map[string]prometheus.Counter
+}
+
+func (o *legacyObserver) Accepted()       { o.accepted.Inc() }
+func (o *legacyObserver) Refused(string)  { o.refused.Inc() }
+func (o *legacyObserver) Receipts(n int)  { o.receipts.Add(float64(n)) }
+func (o *legacyObserver) Stored(n int)    { o.stored.Add(float64(n)) }
+func (o *legacyObserver) NotStored(n int) { o.notStored.Add(float64(n)) }
+func (o *legacyObserver) BytesIn(n int)   { o.bytesIn.Add(float64(n)) }
+func (o *legacyObserver) BytesOut(n int)  { o.bytesOut.Add(float64(n)) }
+
+func (o *legacyObserver) Closed(r legacy.CloseReason) {
+	if c, ok := o.closed[r]; ok {
+		c.Inc()
+	}
+}
+
+func (o *legacyObserver) Frames(kind string, n int) {
+	if kind == legacy.FrameHeartbeat {
+		o.heartbeat.Add(float64(n))
+		return
+	}
+	o.report.Add(float64(n))
+}
+
+func (o *legacyObserver) Dropped(reason string, n int) {
+	if c, ok := o.dropped[reason]; ok {
+		c.Add(float64(n))
+	}
+}
