@@ -2,7 +2,6 @@ package conn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/accept"
 	"github.com/hawk-agents/hawk/internal/dedup"
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/mono"
@@ -148,23 +148,7 @@ func (m *Manager) Connections(after uint64, limit int) []Info {
 
 // Serve accepts connections on ln until ln is closed, then returns nil.
 func (m *Manager) Serve(ln net.Listener) error {
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// Out of file descriptors and the like: back off as net/http does, rather
-			// than spin, and keep serving the connections we have.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			m.log.Error("accept failed", zap.Error(err), zap.Duration("retry_in", backoff))
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
-		m.accept(nc)
-	}
+	return accept.Loop(ln, m.log, m.accept)
 }
 
 func (m *Manager) accept(nc net.Conn) {

@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/accept"
 	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/mono"
@@ -136,22 +137,7 @@ func (l *Listener) Apply(s *Settings) int {
 
 // Serve accepts connections on ln until ln is closed, then returns nil.
 func (l *Listener) Serve(ln net.Listener) error {
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// Out of file descriptors and the like: back off as conn.Manager does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			l.log.Error("accept failed", zap.String("listener", l.name), zap.Error(err), zap.Duration("retry_in", backoff))
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
-		l.accept(nc)
-	}
+	return accept.Loop(ln, l.log, l.accept, zap.String("listener", l.name))
 }
 
 func peerAddr(nc net.Conn) netip.AddrPort {

@@ -83,20 +83,31 @@ func (p *Peer) Hello(clientID, token string) protocol.Welcome {
 // Next reads the next frame, waiting up to timeout. err is io.EOF (or another
 // read error) when the server closed the connection.
 func (p *Peer) Next(timeout time.Duration) (protocol.Frame, error) {
-	p.Conn.SetReadDeadline(time.Now().Add(timeout))
+	return NextFrame(p.Conn, &p.buf, timeout)
+}
+
+// NextFrame reads the next whole frame from c, keeping what follows it in *buf for
+// the next call, and waits up to timeout. It returns errors rather than failing a
+// test, so that tests can use it from any goroutine. err is io.EOF (or another read
+// error) when the peer closed the connection.
+func NextFrame(c net.Conn, buf *[]byte, timeout time.Duration) (protocol.Frame, error) {
+	c.SetReadDeadline(time.Now().Add(timeout))
+	var chunk []byte
 	for {
-		f, n, err := protocol.Decode(p.buf, protocol.MaxPayloadLimit)
+		f, n, err := protocol.Decode(*buf, protocol.MaxPayloadLimit)
 		if err != nil {
 			return f, err
 		}
 		if n > 0 {
 			f.Payload = append([]byte(nil), f.Payload...)
-			p.buf = p.buf[n:]
+			*buf = (*buf)[n:]
 			return f, nil
 		}
-		chunk := make([]byte, 64<<10)
-		m, err := p.Conn.Read(chunk)
-		p.buf = append(p.buf, chunk[:m]...)
+		if chunk == nil {
+			chunk = make([]byte, 64<<10)
+		}
+		m, err := c.Read(chunk)
+		*buf = append(*buf, chunk[:m]...)
 		if err != nil && m == 0 {
 			return f, err
 		}

@@ -357,24 +357,7 @@ func (p *protoConn) write(b []byte) error {
 // next reads the next frame, waiting up to timeout; io.EOF (or a reset) when the
 // server closed the connection.
 func (p *protoConn) next(timeout time.Duration) (protocol.Frame, error) {
-	p.SetReadDeadline(time.Now().Add(timeout))
-	chunk := make([]byte, 16<<10)
-	for {
-		f, n, err := protocol.Decode(p.buf, protocol.MaxPayloadLimit)
-		if err != nil {
-			return f, err
-		}
-		if n > 0 {
-			f.Payload = append([]byte(nil), f.Payload...)
-			p.buf = p.buf[n:]
-			return f, nil
-		}
-		m, err := p.Read(chunk)
-		p.buf = append(p.buf, chunk[:m]...)
-		if err != nil && m == 0 {
-			return f, err
-		}
-	}
+	return testutil.NextFrame(p.Conn, &p.buf, timeout)
 }
 
 // hello sends HELLO and waits for WELCOME; an ERROR comes back as *protoErr.
