@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/config"
+)
+
+const commandList = "upgrade, reload, status, help"
+
+func usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, `hawk %s: a TCP server for fleets of long-lived agents
+
+usage:
+  hawk [-config FILE] [-<key>=<value> ...]    run the server
+  hawk -check-config [-config FILE]           validate the configuration, exit 0 or 1
+  hawk -version                               print the version
+  hawk upgrade [-config FILE | -socket PATH]  upgrade the running server in place to the binary
+                                              at its path; wait and print the outcome (exit 0/1)
+  hawk reload  [-config FILE | -socket PATH]  reload its configuration; print the changed keys
+                                              or the rejection (exit 0/1)
+  hawk status  [-config FILE | -socket PATH]  pid, version, generation, readiness, connections,
+                                              last upgrade and reload (-json for JSON)
+  hawk help                                   this text
+
+The commands talk to the server over control.socket (read from -config, HAWK_* or -socket).
+
+server flags:
+`, version)
+	fs.PrintDefaults()
+}
+
+// runCommand runs one of the commands that talk to a running server.
+func runCommand(cmd string, args []string, stdout, stderr io.Writer) int {
+	switch cmd {
+	case "help":
+		fs := flag.NewFlagSet("hawk", flag.ContinueOnError)
+		fs.String("config", "", "YAML configuration file")
+		fs.Bool("check-config", false, "validate the configuration and exit: 0 if valid, 1 naming each bad key")
+		fs.Bool("version", false, "print the version and exit")
+		config.RegisterFlags(fs)
+		fs.SetOutput(stdout)
+		usage(stdout, fs)
+		return 0
+	case "upgrade", "reload", "status":
+	default:
+		fmt.Fprintf(stderr, "hawk: unknown command %q; commands are %s (hawk -h)\n", cmd, commandList)
+		return 2
+	}
+	fs := flag.NewFlagSet("hawk "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", "", "the server's configuration file: control.socket is read from it")
+	socket := fs.String("socket", "", "the control socket (overrides control.socket)")
+	timeout := fs.Duration("timeout", 5*time.Minute, "give up waiting for the answer after this long")
+	asJSON := fs.Bool("json", false, "print the server's answer as JSON")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "hawk %s: unexpected argument %q\n", cmd, fs.Arg(0))
+		return 2
+	}
+	path := *socket
+	if path == "" {
+		cfg, err := (&config.Loader{File: *file}).Load()
+		if err != nil {
+			fmt.Fprintf(stderr, "hawk %s: reading control.socket:\n", cmd)
+			printConfigError(stderr, err)
+			return 1
+		}
+		path = cfg.Control.Socket
+	}
+	rep, err := queryControl(path, cmd, *timeout)
+	if err != nil {
+		fmt.Fprintf(stderr, "hawk %s: %v\n", cmd, err)
+		return 1
+	}
+	if *asJSON {
+		out, _ := json.MarshalIndent(rep, "", "  ")
+		fmt.Fprintln(stdout, string(out))
+	} else if rep.Status != nil {
+		st := rep.Status
+		ready := "yes"
+		if !st.Ready {
+			ready = "no (" + st.NotReady + ")"
+		}
+		fmt.Fprintf(stdout, "pid %d\nversion %s\ngeneration %d\nready %s\nconnections %d\nlast upgrade %s\nlast reload %s\n",
+			st.PID, st.Version, st.Generation, ready, st.Connections, orNone(st.LastUpgrade), orNone(st.LastReload))
+	} else {
+		w := stdout
+		if !rep.OK {
+			w = stderr
+		}
+		fmt.Fprintln(w, rep.Message)
+	}
+	if !rep.OK {
+		return 1
+	}
+	return 0
+}
+
+func orNone(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "none since this process started"
+	}
+	return s
+}
