@@ -19,10 +19,10 @@ import (
 // systemd's notify protocol (deploy/hawk.service: Type=notify, NotifyAccess=all):
 //
 //	first process   READY=1 once it serves
-//	upgrade         the old process: STATUS=upgrading…; on failure MAINPID=<itself>
-//	                and STATUS=…upgrade failed: reason. The new process: MAINPID=<itself>
-//	                before it tells the old one it is ready (so that systemd follows
-//	                it before the old one can exit), then READY=1 and STATUS.
+//	upgrade         the old process: STATUS=upgrading…; on failure STATUS=…upgrade
+//	                failed: reason. The new process: READY=1 and STATUS once ready.
+//	                No MAINPID=: systemd follows the new process through the PID
+//	                file when the old one exits (pidfile.go).
 //	serving         STATUS=serving N connections when the count changes
 //	stop            STOPPING=1, then EXTEND_TIMEOUT_USEC while the drain runs (it
 //	                ends by drain.timeout on its own)

@@ -103,6 +103,9 @@ func (s *server) parentWatch() (func() error, func(error)) {
 		default:
 			s.log.Info("upgrade handoff finished: the previous process has exited")
 		}
+		if ctx.Err() == nil {
+			s.pidFileAfterParent()
+		}
 		<-ctx.Done()
 		return nil
 	}, func(error) { cancel() }

@@ -53,6 +53,7 @@ type server struct {
 	// closed: from then on only a successor accepts.
 	servingDone chan struct{}
 	watch       *configWatch // nil without -config
+	parentPID   int          // the process this one replaced (getppid at start), when started by an upgrade
 	upgraded    atomic.Bool  // an upgrade succeeded: a successor serves
 	stopping    atomic.Bool  // a stop signal ended (or is ending) the serving phase
 	lastUpgrade atomic.Pointer[string]
@@ -95,7 +96,9 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 		return nil, err
 	}
 
-	if s.upg, err = upgrade.New(upgrade.Options{PIDFile: cfg.Upgrade.PIDFile, Timeout: cfg.Upgrade.Timeout}); err != nil {
+	// hawk writes the PID file itself (pidfile.go): under systemd it must name the
+	// new process only from the old one's exit, not from the new one's Ready.
+	if s.upg, err = upgrade.New(upgrade.Options{Timeout: cfg.Upgrade.Timeout}); err != nil {
 		return nil, err
 	}
 	undo = append(undo, s.upg.Stop)
@@ -106,6 +109,7 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 		return nil, fmt.Errorf("set %s: %w", config.GenerationEnv, err)
 	}
 	if s.upg.Inherited() {
+		s.parentPID = os.Getppid()
 		s.log.Info("started by an upgrade: inheriting listening sockets from the parent process")
 	}
 	// Every listener before Ready: sockets inherited and not claimed by then are closed.
@@ -192,16 +196,10 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 		<-s.dedup.Ready() // the rebuild and a first pass over an upgrading parent's segments
 	}
 	s.met.SetGeneration(s.generation)
-	if s.upg.Inherited() {
-		// Before Ready: once the parent learns this process is ready it drains and
-		// may exit, and systemd must by then follow this process, not count the
-		// parent's exit as the service's. Should Ready fail after this, the parent
-		// names itself again (upgrade).
-		s.notify(sdnotify.MainPID(os.Getpid()))
-	}
 	if err := s.upg.Ready(); err != nil {
 		return nil, err
 	}
+	s.pidFileAtReady()
 	s.ready.SetReady()
 	s.met.SetReady(true)
 	if s.upg.Inherited() {
@@ -209,6 +207,8 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 		sum := time.Now().UTC().Format(time.RFC3339) + " success: this process (generation " + strconv.Itoa(s.generation) + ") took over"
 		s.lastUpgrade.Store(&sum)
 	}
+	// The new process of an upgrade says READY=1 too, but not MAINPID=: the old
+	// process stays the main process until it exits (pidfile.go says why).
 	s.notify(sdnotify.Ready, sdnotify.Status(s.servingStatus()))
 	s.log.Info("listening", zap.String("addr", s.ln.Addr().String()), zap.String("spool_dir", cfg.Spool.Dir),
 		zap.Bool("inherited", inherited), zap.Duration("startup", time.Since(began)))

@@ -82,9 +82,7 @@ func (s *server) upgrade(trigger string) error {
 	default:
 		s.met.Upgrade("failure")
 		s.log.Error("upgrade failed: this process keeps serving", zap.Error(err), zap.Duration("after", time.Since(start)))
-		// The new process may have named itself the main process before it failed:
-		// this one is the main process again.
-		s.notify(sdnotify.MainPID(os.Getpid()), sdnotify.Status("serving; upgrade failed: "+err.Error()))
+		s.notify(sdnotify.Status("serving; upgrade failed: " + err.Error()))
 	}
 	verdict := "success"
 	if err != nil {

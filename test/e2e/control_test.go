@@ -96,8 +96,9 @@ func hawkCmd(t *testing.T, args ...string) (stdout, stderr string, code int) {
 }
 
 // TestControlUpgradeAndNotify: hawk upgrade waits for the verdict and exits 0 or
-// 1 for each kind of outcome, and systemd hears READY=1, then MAINPID=<new pid>
-// before the new process's READY=1, and STOPPING=1 only from a stop.
+// 1 for each kind of outcome; systemd hears READY=1 from each process, no
+// MAINPID= until the old process has exited (then the new one sends it), and
+// and STOPPING=1 only from a stop.
 func TestControlUpgradeAndNotify(t *testing.T) {
 	sd := newFakeSystemd(t)
 	sock := filepath.Join(t.TempDir(), "control.sock")
@@ -133,7 +134,10 @@ func TestControlUpgradeAndNotify(t *testing.T) {
 		if code != 1 || !strings.Contains(errOut, "upgrade failed: ") || !strings.Contains(errOut, f.want) {
 			t.Fatalf("%s: exit %d, stdout %q, stderr %q; want 1 and %q", f.name, code, out, errOut, f.want)
 		}
-		sd.wait(t, mark, fmt.Sprintf("MAINPID=%d", first), "STATUS=serving; upgrade failed")
+		sd.wait(t, mark, "STATUS=serving; upgrade failed")
+		if got := s.pid(); got != first {
+			t.Fatalf("%s: PID file names %d, want %d", f.name, got, first)
+		}
 	}
 	if got := metric(t, admin, `hawk_upgrades_total{result="failure"}`); got != 3 {
 		t.Fatalf("failures counted: %v, want 3", got)
@@ -159,8 +163,15 @@ func TestControlUpgradeAndNotify(t *testing.T) {
 	if second == first || !alive(second) {
 		t.Fatalf("new pid %d (first %d)", second, first)
 	}
-	mainAt := sd.wait(t, mark, fmt.Sprintf("MAINPID=%d", second))
-	sd.wait(t, mainAt+1, "READY=1", "generation 2")
+	sd.wait(t, mark, "READY=1", "generation 2")
+	// Under systemd the old process stays the main process while it drains: the
+	// PID file still names it, and no MAINPID= was sent.
+	if got := s.pid(); got != first {
+		t.Fatalf("PID file names %d while the old process %d drains; want the old one", got, first)
+	}
+	if i := sd.index(0, "MAINPID="); i >= 0 {
+		t.Fatalf("MAINPID= sent (#%d): %s", i, sd)
+	}
 	// The new process reports the upgrade and its generation (the old one's
 	// metrics leave with it).
 	if got := metric(t, admin, `hawk_upgrades_total{result="success"}`); got != 1 {
@@ -176,6 +187,14 @@ func TestControlUpgradeAndNotify(t *testing.T) {
 		t.Fatalf("upgrade during the drain: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	waitGone(t, first, 15*time.Second, "the old process")
+	// Then the new process names itself, reparented by now.
+	sd.wait(t, mark, fmt.Sprintf("MAINPID=%d", second))
+	s.waitLog(5*time.Second, func(l logLine) bool {
+		return int(l.num("pid")) == second && l.str("msg") == "PID file written" && int(l.num("names_pid")) == second
+	})
+	if got := s.pid(); got != second {
+		t.Fatalf("PID file names %d after the old process exited; want the new one, %d", got, second)
+	}
 	if i := sd.index(0, "STOPPING=1"); i >= 0 {
 		t.Fatalf("the old process of an upgrade sent STOPPING=1 (#%d): %s", i, sd)
 	}
