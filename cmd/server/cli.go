@@ -6,13 +6,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hawk-agents/hawk/internal/config"
 )
 
 const commandList = "upgrade, reload, status, help"
+
+// verdict is set once hawk upgrade has its (successful) verdict.
+var verdict atomic.Bool
 
 func usage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, `hawk %s: a TCP server for fleets of long-lived agents
@@ -59,6 +67,7 @@ func runCommand(cmd string, args []string, stdout, stderr io.Writer) int {
 	socket := fs.String("socket", "", "the control socket (overrides control.socket)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up waiting for the answer after this long")
 	asJSON := fs.Bool("json", false, "print the server's answer as JSON")
+	wait := fs.Bool("wait", true, "upgrade: after the verdict, wait until the previous process has drained and exited (what systemd's ExecReload= needs)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -79,11 +88,33 @@ func runCommand(cmd string, args []string, stdout, stderr io.Writer) int {
 		}
 		path = cfg.Control.Socket
 	}
-	rep, err := queryControl(path, cmd, *timeout)
+	if cmd == "upgrade" {
+		// Under systemd, hawk upgrade is ExecReload='s control process, and a stop
+		// during the reload sends it SIGTERM too: a killed control process would make
+		// the stop's Result "signal". Once the verdict is in, a stop has nothing to
+		// interrupt (exit 0); before it, the stop abandons the upgrade (exit 1).
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(stop)
+		go func() {
+			sig, ok := <-stop
+			if !ok {
+				return
+			}
+			if verdict.Load() {
+				fmt.Fprintf(stdout, "%s: the service is stopping; the upgrade had succeeded\n", sig)
+				os.Exit(0)
+			}
+			fmt.Fprintf(stderr, "%s: the service is stopping; the upgrade is abandoned\n", sig)
+			os.Exit(1)
+		}()
+	}
+	rep, nc, err := queryControlConn(path, cmd, *timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "hawk %s: %v\n", cmd, err)
 		return 1
 	}
+	defer nc.Close()
 	if *asJSON {
 		out, _ := json.MarshalIndent(rep, "", "  ")
 		fmt.Fprintln(stdout, string(out))
@@ -105,7 +136,50 @@ func runCommand(cmd string, args []string, stdout, stderr io.Writer) int {
 	if !rep.OK {
 		return 1
 	}
+	verdict.Store(true)
+	if rep.Upgrade != nil && *wait {
+		waitPrevious(nc, rep.Upgrade.PreviousPID, rep.Upgrade.PID, stdout, stderr)
+	}
 	return 0
+}
+
+// waitPrevious waits until the process that upgraded has exited: the server keeps
+// the connection open until then. Under systemd this orders ExecReload='s end
+// after the old process's exit (pidfile.go). Its drain is bounded by
+// drain.timeout, and the wait by -timeout.
+func waitPrevious(nc io.Reader, old, successor int, stdout, stderr io.Writer) {
+	start := time.Now()
+	fmt.Fprintf(stdout, "waiting for the previous process (pid %d) to drain and exit\n", old)
+	io.Copy(io.Discard, nc) // EOF: its files are closed, its exit under way
+	// The kernel closes a process's files before it reparents its children, and
+	// reparents them to another of its threads while one is left: wait (bounded)
+	// until the new process's parent is no longer the old one.
+	for deadline := time.Now().Add(5 * time.Second); parentOf(successor) == old && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if parentOf(successor) == old {
+		fmt.Fprintf(stderr, "the previous process (pid %d) still runs after %s\n", old, time.Since(start).Round(time.Millisecond))
+		return
+	}
+	fmt.Fprintf(stdout, "the previous process (pid %d) exited after %s\n", old, time.Since(start).Round(time.Millisecond))
+}
+
+// parentOf is pid's parent from /proc (0 when pid is gone).
+func parentOf(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 func orNone(s string) string {

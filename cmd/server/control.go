@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -48,9 +49,10 @@ type statusReply struct {
 
 // upgradeReply names the process that took over.
 type upgradeReply struct {
-	PID        int    `json:"pid"`
-	Version    string `json:"version"`
-	Generation int    `json:"generation"`
+	PreviousPID int    `json:"previous_pid"` // the process that upgraded, now draining
+	PID         int    `json:"pid"`
+	Version     string `json:"version"`
+	Generation  int    `json:"generation"`
 }
 
 // controlServer serves the control socket until its listener is closed.
@@ -98,7 +100,12 @@ func (c *controlServer) wait(d time.Duration) {
 }
 
 func (s *server) serveControl(nc net.Conn) {
-	defer nc.Close()
+	keep := false
+	defer func() {
+		if !keep {
+			nc.Close()
+		}
+	}()
 	// A request is one short line; a peer that sends nothing is not waited for
 	// long. The reply may take an upgrade's time (bounded by upgrade.timeout).
 	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -127,6 +134,11 @@ func (s *server) serveControl(nc net.Conn) {
 	}
 	out, _ := json.Marshal(rep)
 	nc.Write(append(out, '\n'))
+	// After a successful upgrade the connection stays open until this process
+	// exits (the kernel closes it): hawk upgrade waits for that, so that systemd,
+	// which re-reads PIDFile= when ExecReload= ends, reads it only once this
+	// process has written the new pid into it and exited (pidfile.go).
+	keep = rep.Upgrade != nil
 }
 
 func (s *server) status() statusReply {
@@ -175,13 +187,23 @@ func (s *server) controlUpgrade() controlReply {
 	c := child.Status
 	msg := fmt.Sprintf("upgrade succeeded: new pid %d, version %s, generation %d", c.PID, c.Version, c.Generation)
 	s.log.Info(msg)
-	return controlReply{OK: true, Message: msg, Upgrade: &upgradeReply{PID: c.PID, Version: c.Version, Generation: c.Generation}}
+	return controlReply{OK: true, Message: msg, Upgrade: &upgradeReply{PreviousPID: os.Getpid(), PID: c.PID, Version: c.Version, Generation: c.Generation}}
 }
 
 // queryControl sends one request to the control socket at path and reads the reply.
 func queryControl(path, cmd string, timeout time.Duration) (*controlReply, error) {
+	rep, nc, err := queryControlConn(path, cmd, timeout)
+	if nc != nil {
+		nc.Close()
+	}
+	return rep, err
+}
+
+// queryControlConn is queryControl leaving the connection open (nil on error), for
+// hawk upgrade to wait on.
+func queryControlConn(path, cmd string, timeout time.Duration) (*controlReply, net.Conn, error) {
 	if path == "" {
-		return nil, errors.New("no control socket: set control.socket in the configuration (or -socket)")
+		return nil, nil, errors.New("no control socket: set control.socket in the configuration (or -socket)")
 	}
 	ctx := context.Background()
 	if timeout > 0 {
@@ -192,23 +214,44 @@ func queryControl(path, cmd string, timeout time.Duration) (*controlReply, error
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("control socket %s: %w (is hawk running, and may this user connect?)", path, err)
+		return nil, nil, fmt.Errorf("control socket %s: %w (is hawk running, and may this user connect?)", path, err)
 	}
-	defer nc.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 	}
 	req, _ := json.Marshal(controlRequest{Cmd: cmd})
 	if _, err := nc.Write(append(req, '\n')); err != nil {
-		return nil, fmt.Errorf("control socket %s: send: %w", path, err)
+		nc.Close()
+		return nil, nil, fmt.Errorf("control socket %s: send: %w", path, err)
 	}
-	line, err := bufio.NewReader(nc).ReadBytes('\n')
+	// One byte at a time: nothing past the reply's newline may be consumed, the
+	// caller may read on (hawk upgrade waits for EOF).
+	line, err := readLine(nc)
 	if err != nil {
-		return nil, fmt.Errorf("control socket %s: no answer (the server may have exited): %w", path, err)
+		nc.Close()
+		return nil, nil, fmt.Errorf("control socket %s: no answer (the server may have exited): %w", path, err)
 	}
 	var rep controlReply
 	if err := json.Unmarshal(line, &rep); err != nil {
-		return nil, fmt.Errorf("control socket %s: bad answer: %w", path, err)
+		nc.Close()
+		return nil, nil, fmt.Errorf("control socket %s: bad answer: %w", path, err)
 	}
-	return &rep, nil
+	return &rep, nc, nil
+}
+
+func readLine(r io.Reader) ([]byte, error) {
+	var line []byte
+	b := make([]byte, 1)
+	for {
+		if _, err := r.Read(b); err != nil {
+			return nil, err
+		}
+		if b[0] == '\n' {
+			return line, nil
+		}
+		line = append(line, b[0])
+		if len(line) > 1<<20 {
+			return nil, errors.New("reply too long")
+		}
+	}
 }

@@ -58,4 +58,7 @@ func (s *server) drain(reason string) {
 	s.log.Info("exiting", zap.String("reason", reason), zap.Duration("drain", res.Duration),
 		zap.Duration("spool_flush", time.Since(flushStart)), zap.Duration("spread", res.Spread), zap.Int("goaways", res.Goaways),
 		zap.Int("closed_by_client", res.Closed), zap.Int("cut_at_deadline", res.Cut))
+	if reason == reasonUpgrade {
+		s.pidFileToSuccessor() // last: systemd reads it as this process exits
+	}
 }

@@ -13,24 +13,26 @@ import (
 )
 
 // How systemd follows hawk across an upgrade (deploy/hawk.service: Type=notify,
-// no PIDFile=), found by running the unit under systemd 252 (deploy/test-systemd.sh):
+// PIDFile=), found by running the unit under systemd 252 (deploy/test-systemd.sh):
 //
 //   - Not by the PID file at the new process's Ready (tableflip's way): systemd
 //     re-reads PIDFile= as soon as ExecReload= ends and adopts the new process
 //     while the old one still drains ("Supervising process N which is not our
-//     child"). Writing it from the old process just before it exits races the same
-//     read when the drain is short.
-//   - Not by MAINPID= at takeover: systemd records then that the process is not
-//     its child (its parent is the old process) and never looks again for the same
-//     pid (service_set_main_pid), so at a stop it does not wait for it (on the
+//     child"): systemd then neither reaps it nor waits for it at a stop (on the
 //     legacy cgroup hierarchy in a container it SIGKILLs at once).
+//   - Not by MAINPID= at takeover: the same "not our child", recorded once; systemd
+//     does not look again for the same pid (service_set_main_pid).
+//   - Not by MAINPID= after the old process exits: systemd has by then seen its
+//     main process exit and stopped the service.
 //
-// So the old process stays the main process for its whole drain. When it exits,
-// systemd finds the unit's cgroup still populated (the new process) and keeps the
-// service running; the new process, told of its parent's exit and by then
-// reparented to PID 1, sends MAINPID=<itself>, which systemd records as its own
-// child. The PID file (upgrade.pid_file), for scripts and other supervisors, is
-// written at the same moment under systemd, and at Ready otherwise.
+// So the old process stays the main process for its whole drain and, as the last
+// thing before it exits, writes the new process's pid into the PID file. systemd
+// reads it when the main process exits (the kernel has reparented the new process
+// to PID 1 by then, so it is systemd's child) and when ExecReload= ends, which
+// hawk upgrade makes wait for the old process's exit (control.go). The new process
+// also sends MAINPID= once its parent is gone (the same pid: a no-op, or the
+// adoption if its SIGCHLD came first). Outside systemd the file names the serving
+// process from its Ready on (scripts signal the process that serves).
 
 // pidFileAtReady writes this process's pid when it starts serving: always for a
 // first process, and after an upgrade only when no service manager follows the
@@ -40,6 +42,23 @@ func (s *server) pidFileAtReady() {
 		return
 	}
 	s.writePIDFile(os.Getpid(), "ready")
+}
+
+// pidFileToSuccessor names the new process, as the old one is about to exit.
+func (s *server) pidFileToSuccessor() {
+	if !s.sd.Enabled() {
+		return
+	}
+	kids := childPIDs()
+	if len(kids) == 0 {
+		s.log.Info("PID file left as it is: the new process has exited already (the service is stopping)")
+		return
+	}
+	if len(kids) != 1 {
+		s.log.Error("PID file not handed to the new process: it is not this process's only child", zap.Ints("children", kids))
+		return
+	}
+	s.writePIDFile(kids[0], "handed to the new process")
 }
 
 // pidFileAfterParent names this process the main process once the process it

@@ -174,13 +174,13 @@ func checkUnitAgainstConfig(t *testing.T, text string, lines []unitLine) {
 			t.Errorf("%s=%s, want %s", key, got.value, want)
 		}
 	}
-	// No PIDFile=: systemd re-reads it when ExecReload= ends and would adopt the
-	// new process while the old one drains; the new process sends MAINPID= once
-	// the old one has exited.
-	for _, l := range lines {
-		if l.key == "PIDFile" {
-			t.Errorf("PIDFile=%s: systemd would adopt the new process from it while the old one drains", l.value)
-		}
+	// systemd follows the new process of an upgrade through the PID file, which
+	// the old process rewrites as it exits.
+	if cfg.Upgrade.PIDFile == "" {
+		t.Errorf("%s: upgrade.pid_file is empty: systemd cannot follow the process across an upgrade", deployConfig)
+	}
+	if pid := unitValue(t, lines, "Service", "PIDFile"); pid.value != cfg.Upgrade.PIDFile {
+		t.Errorf("PIDFile=%s, but %s has upgrade.pid_file: %s", pid.value, deployConfig, cfg.Upgrade.PIDFile)
 	}
 	if !strings.HasPrefix(cfg.Control.Socket, "/run/hawk/") {
 		t.Errorf("%s: control.socket %q: hawk upgrade (ExecReload=) needs it, in RuntimeDirectory=hawk", deployConfig, cfg.Control.Socket)
