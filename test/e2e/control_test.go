@@ -153,13 +153,26 @@ func TestControlUpgradeAndNotify(t *testing.T) {
 	if _, err := held.hello("held", 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// hawk upgrade prints the verdict as soon as the new process is ready, then
+	// waits for the old one to exit (what ExecReload= needs).
 	mark := len(sd.all())
-	out, errOut, code = hawkCmd(t, "upgrade", "-socket", sock)
-	if code != 0 || !strings.HasPrefix(out, "upgrade succeeded: new pid ") || !strings.Contains(out, "version v2, generation 2") {
-		t.Fatalf("upgrade: exit %d, stdout %q, stderr %q", code, out, errOut)
+	var upOut, upErr bytes.Buffer
+	up := exec.Command(bin.serverV1, "upgrade", "-socket", sock)
+	up.Stdout, up.Stderr = &upOut, &upErr
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	upDone := make(chan error, 1)
+	go func() { upDone <- up.Wait() }()
+	t.Cleanup(func() { up.Process.Kill() })
+	verdict := s.waitLog(10*time.Second, func(l logLine) bool {
+		return int(l.num("pid")) == first && strings.HasPrefix(l.str("msg"), "upgrade succeeded: new pid ")
+	}).str("msg")
+	if !strings.HasSuffix(verdict, "version v2, generation 2") {
+		t.Fatalf("verdict %q", verdict)
 	}
 	var second int
-	fmt.Sscanf(strings.TrimPrefix(out, "upgrade succeeded: new pid "), "%d", &second)
+	fmt.Sscanf(strings.TrimPrefix(verdict, "upgrade succeeded: new pid "), "%d", &second)
 	if second == first || !alive(second) {
 		t.Fatalf("new pid %d (first %d)", second, first)
 	}
@@ -186,7 +199,24 @@ func TestControlUpgradeAndNotify(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "upgrade refused: ") || !strings.Contains(errOut, "still draining") {
 		t.Fatalf("upgrade during the drain: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+	// The held client leaves: the drain ends, the old process exits, and hawk
+	// upgrade with it.
+	held.Close()
+	select {
+	case err := <-upDone:
+		if err != nil {
+			t.Fatalf("hawk upgrade: %v\n%s%s", err, upOut.String(), upErr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("hawk upgrade still waits 15s after the last client left:\n%s", upOut.String())
+	}
+	if o := upOut.String(); !strings.HasPrefix(o, verdict+"\n") || !strings.Contains(o, fmt.Sprintf("the previous process (pid %d) exited after ", first)) {
+		t.Fatalf("hawk upgrade printed %q", o)
+	}
 	waitGone(t, first, 15*time.Second, "the old process")
+	s.waitLog(5*time.Second, func(l logLine) bool {
+		return int(l.num("pid")) == first && l.str("msg") == "PID file written" && int(l.num("names_pid")) == second
+	})
 	// Then the new process names itself, reparented by now.
 	sd.wait(t, mark, fmt.Sprintf("MAINPID=%d", second))
 	s.waitLog(5*time.Second, func(l logLine) bool {
