@@ -43,9 +43,9 @@ func (u *Upgrader) ListenUnix(path string, mode os.FileMode) (net.Listener, bool
 		if err != nil {
 			return nil, err
 		}
-		// Listen creates the file with the umask's permissions: narrow them before
-		// anyone can have connected through a wider mode is not possible without a
-		// umask change (process-wide), so chmod at once and accept the instant.
+		// Listen creates the file with the umask's permissions; narrowing the umask
+		// instead would be process-wide. Nothing is accepted before this chmod, and
+		// /run/hawk itself is the hawk user's (RuntimeDirectory=).
 		if err := os.Chmod(path, mode); err != nil {
 			ln.Close()
 			return nil, err

@@ -291,3 +291,34 @@ func TestControlReload(t *testing.T) {
 		t.Fatalf("log.level changed %d times", n)
 	}
 }
+
+// An upgrade that moves the listener says so: the new process opened the new
+// address afresh (inherited: false) and warns that the old socket closes with the
+// old process's drain.
+func TestUpgradeMovingListenerIsLogged(t *testing.T) {
+	s := startServer(t, bin.serverV1)
+	old := s.pid()
+	raw, err := os.ReadFile(s.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := strings.Replace(string(raw), `listen: "127.0.0.1:0"`, `listen: "127.0.0.2:0"`, 1)
+	if moved == string(raw) {
+		t.Fatal("test config has no listen line to move")
+	}
+	if err := os.WriteFile(s.cfgPath, []byte(moved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.waitLog(10*time.Second, func(l logLine) bool {
+		return l.str("msg") == "config reload rejected; the running configuration is unchanged" && strings.Contains(l.str("error"), "listen: requires an upgrade")
+	})
+	install(t, bin.serverV2, s.binary)
+	s.signal(old, syscall.SIGHUP)
+	l := s.waitLog(10*time.Second, func(l logLine) bool { return l.str("msg") == "listening" && int(l.num("pid")) != old })
+	if inh, _ := l["inherited"].(bool); inh || !strings.HasPrefix(l.str("addr"), "127.0.0.2:") {
+		t.Fatalf("new process: listening %v", l)
+	}
+	s.waitLog(5*time.Second, func(l logLine) bool {
+		return int(l.num("pid")) != old && strings.HasPrefix(l.str("msg"), "listen is not the previous process's protocol address: opened it afresh")
+	})
+}
