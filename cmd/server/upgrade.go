@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -63,7 +64,12 @@ func (s *server) upgrade(trigger string) error {
 	start := time.Now()
 	s.log.Info("upgrade requested ("+trigger+"): starting the new binary", zap.String("binary", os.Args[0]))
 	s.notify(sdnotify.Status(fmt.Sprintf("upgrading (%s): starting %s", trigger, os.Args[0])))
+	moved := s.warnListenerMoves()
 	err := s.upg.Upgrade()
+	if err == nil && moved != "" {
+		s.log.Warn("upgrade moved the protocol listener: this process's agents are told GOAWAY and reconnect to the address they know, "+
+			"which closes with this drain", zap.String("moved", moved))
+	}
 	switch {
 	case err == nil:
 		s.upgraded.Store(true)
@@ -91,6 +97,28 @@ func (s *server) upgrade(trigger string) error {
 	sum := time.Now().UTC().Format(time.RFC3339) + " " + verdict
 	s.lastUpgrade.Store(&sum)
 	return err
+}
+
+// warnListenerMoves says, before the new process starts, that it will serve the
+// protocol on another address than this one (listen changed in the file): the
+// socket this process's agents use is not inherited and closes with the drain.
+// It returns "A -> B", or "" when listen stays (or the file cannot be read: the
+// new process will say why).
+func (s *server) warnListenerMoves() string {
+	if s.loader.File == "" {
+		return ""
+	}
+	s.reloadMu.Lock() // the loader is the reloads' too
+	next, err := s.loader.Load()
+	s.reloadMu.Unlock()
+	running := s.cfg.Load()
+	if err != nil || next.Listen == running.Listen {
+		return ""
+	}
+	moved := running.Listen + " -> " + next.Listen
+	s.log.Warn("upgrade moves the protocol listener: the new process opens the new address; the "+
+		strconv.Itoa(s.conns.Count())+" agents connected here are told GOAWAY and must reconnect to it", zap.String("moved", moved))
+	return moved
 }
 
 // upgradeVerdict is the line hawk upgrade prints for a failed or refused upgrade.

@@ -321,4 +321,10 @@ func TestUpgradeMovingListenerIsLogged(t *testing.T) {
 	s.waitLog(5*time.Second, func(l logLine) bool {
 		return int(l.num("pid")) != old && strings.HasPrefix(l.str("msg"), "listen is not the previous process's protocol address: opened it afresh")
 	})
+	// The old process said so before and after.
+	for _, prefix := range []string{"upgrade moves the protocol listener", "upgrade moved the protocol listener"} {
+		s.waitLog(5*time.Second, func(l logLine) bool {
+			return int(l.num("pid")) == old && strings.HasPrefix(l.str("msg"), prefix) && l.str("moved") == "127.0.0.1:0 -> 127.0.0.2:0"
+		})
+	}
 }
