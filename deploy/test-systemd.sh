@@ -148,9 +148,11 @@ if run systemctl reload hawk; then bad "reload of a binary that exits 1 reported
 show
 [[ $(prop MainPID) == "$P6" && $(prop ActiveState) == active ]] && ok "MainPID still $P6, active" || bad "state after a failed upgrade"
 run systemctl status hawk --no-pager -n0 | grep -E 'Status:' || true
+inc journalctl -u hawk -o cat --no-pager | grep -E '^upgrade (failed|refused):' | tail -1
 rm -f "$BIN/hawk"
 if run systemctl reload hawk; then bad "reload with the binary missing reported success"; else ok "systemctl reload failed (missing binary)"; fi
 [[ $(prop MainPID) == "$P6" && $(prop ActiveState) == active ]] && ok "MainPID still $P6, active" || bad "state after a missing binary"
+inc journalctl -u hawk -o cat --no-pager | grep -E '^upgrade (failed|refused):' | tail -1
 install -m755 "$W/hawk-v3" "$BIN/hawk"
 run hawk status -config /etc/hawk/hawk.yaml | grep -E 'pid|last upgrade'
 

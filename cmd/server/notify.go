@@ -55,7 +55,11 @@ func generationFromEnv(inherited bool) int {
 const statusInterval = 5 * time.Second
 
 func (s *server) servingStatus() string {
-	return fmt.Sprintf("serving %d connections (generation %d, version %s)", s.conns.Count(), s.generation, version)
+	st := fmt.Sprintf("serving %d connections (generation %d, version %s)", s.conns.Count(), s.generation, version)
+	if p := s.lastUpgrade.Load(); p != nil && !strings.Contains(*p, " success") {
+		st += "; last upgrade: " + *p // a failure stays visible in systemctl status
+	}
+	return st
 }
 
 // statusNotifier is a serving-phase actor keeping STATUS= current.

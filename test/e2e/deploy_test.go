@@ -167,7 +167,7 @@ func checkUnitAgainstConfig(t *testing.T, text string, lines []unitLine) {
 		"KillMode":       "control-group", // a stop during an upgrade's drain reaches both processes
 		"ExecStart":      "/usr/local/bin/hawk -config /etc/hawk/hawk.yaml",
 		"ExecStartPre":   "/usr/local/bin/hawk -check-config -config /etc/hawk/hawk.yaml",
-		"ExecReload":     "/usr/local/bin/hawk upgrade -config /etc/hawk/hawk.yaml", // waits for the verdict
+		"ExecReload":     "/bin/sh -c 'exec /proc/$MAINPID/exe upgrade -config /etc/hawk/hawk.yaml'", // the running binary; waits for the verdict
 		"ReadWritePaths": "/var/lib/hawk /run/hawk",
 	} {
 		if got := unitValue(t, lines, "Service", key); got.value != want {
@@ -208,19 +208,19 @@ func verifyUnit(t *testing.T, text string, lines []unitLine) {
 	}
 	// verify refuses a unit whose binaries do not exist, so verify a copy that
 	// runs the freshly built server (same arguments); every other line is the
-	// original.
+	// original (ExecReload= runs /bin/sh).
 	out := strings.Split(text, "\n")
 	replaced := 0
 	for _, l := range lines {
-		if l.section != "Service" || (l.key != "ExecStart" && l.key != "ExecStartPre" && l.key != "ExecReload") {
+		if l.section != "Service" || (l.key != "ExecStart" && l.key != "ExecStartPre") {
 			continue
 		}
 		_, args, _ := strings.Cut(l.value, " ")
 		out[l.index] = l.key + "=" + strings.TrimSpace(bin.serverV1+" "+args)
 		replaced++
 	}
-	if replaced != 3 {
-		t.Fatalf("%s: expected one ExecStart=, ExecStartPre= and ExecReload=, found %d", deployUnit, replaced)
+	if replaced != 2 {
+		t.Fatalf("%s: expected one ExecStart= and ExecStartPre=, found %d", deployUnit, replaced)
 	}
 	dir := t.TempDir()
 	unit := filepath.Join(dir, "hawk.service")
