@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/oklog/run"
 	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/conn"
+	"github.com/hawk-agents/hawk/internal/sdnotify"
 )
 
 // errDrained ends the draining phase's group: the connections are gone.
@@ -25,6 +27,8 @@ func (s *server) drain(reason string) {
 		// The successor serves the admin socket now; with no successor this process
 		// keeps answering (/readyz 503, /metrics) until its drain ends.
 		s.admin.close()
+	} else {
+		s.notify(sdnotify.Stopping, sdnotify.Status(fmt.Sprintf("stopping: draining %d connections", s.conns.Count())))
 	}
 
 	var res conn.DrainResult
@@ -37,8 +41,10 @@ func (s *server) drain(reason string) {
 		<-legacyDone
 		return errDrained
 	}, func(error) { cancel() })
-	g.Add(s.drainSignals())
+	g.Add(s.drainSignals(reason))
+	g.Add(s.drainNotify(reason))
 	g.Run()
+	s.control.wait(5 * time.Second) // an upgrade's verdict reaches its command first
 	s.met.Drained(res.Duration)
 
 	if reason != reasonUpgrade {
@@ -52,4 +58,7 @@ func (s *server) drain(reason string) {
 	s.log.Info("exiting", zap.String("reason", reason), zap.Duration("drain", res.Duration),
 		zap.Duration("spool_flush", time.Since(flushStart)), zap.Duration("spread", res.Spread), zap.Int("goaways", res.Goaways),
 		zap.Int("closed_by_client", res.Closed), zap.Int("cut_at_deadline", res.Cut))
+	if reason == reasonUpgrade {
+		s.pidFileToSuccessor() // last: systemd reads it as this process exits
+	}
 }

@@ -1,6 +1,7 @@
-// Command server is the hawk daemon.
+// Command server is the hawk daemon, built as hawk (go build -o hawk ./cmd/server).
 //
-//	server [-config FILE] [-check-config] [-version] [-<key>=<value> ...]
+//	hawk [-config FILE] [-check-config] [-version] [-<key>=<value> ...]   run the server
+//	hawk upgrade|reload|status [-config FILE] [-socket PATH]              ask the running server
 //
 // Every configuration key is also a flag named after it (-limits.max_conns=10).
 // Configuration precedence: embedded defaults < file < HAWK_* environment < flags.
@@ -25,13 +26,28 @@ func main() {
 }
 
 func runMain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		return runCommand(args[0], args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("hawk", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("config", "", "YAML configuration file")
 	check := fs.Bool("check-config", false, "validate the configuration and exit: 0 if valid, 1 naming each bad key")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	config.RegisterFlags(fs)
+	fs.Usage = func() { usage(fs.Output(), fs) }
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
+		return 2
+	}
+	// A word among the flags: flag stops parsing there, so every flag after it
+	// would be silently dropped and a server started without them.
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "hawk: unexpected argument %q: the server takes flags only; commands are %s (hawk -h)\n", fs.Arg(0), commandList)
 		return 2
 	}
 	if *showVersion {
@@ -41,11 +57,16 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	loader := &config.Loader{File: *file, Flags: fs}
 	cfg, err := loader.Load() // validates: every bad key is named
 	if *check {
+		what := "the embedded defaults, HAWK_* environment and flags (no -config file)"
+		if *file != "" {
+			what = *file + " (with HAWK_* environment and flags)"
+		}
 		if err != nil {
+			fmt.Fprintf(stderr, "configuration %s is invalid:\n", what)
 			printConfigError(stderr, err)
 			return 1
 		}
-		fmt.Fprintln(stdout, "configuration is valid")
+		fmt.Fprintf(stdout, "configuration %s is valid\n", what)
 		return 0
 	}
 	if err != nil {

@@ -45,3 +45,39 @@ func TestCheckConfig(t *testing.T) {
 		t.Fatalf("spread above timeout: exit %d, %s", code, errOut.String())
 	}
 }
+
+// A word that is not a command is an error (it used to start a server and drop
+// every flag after it); -h and help print a usage naming the commands and exit 0.
+func TestCommandLineHygiene(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"help"}} {
+		var out, errOut bytes.Buffer
+		if code := runMain(args, &out, &errOut); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut.String())
+		}
+		for _, w := range []string{"hawk upgrade", "hawk reload", "hawk status", "-check-config", "-limits.max_conns"} {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%v: usage does not mention %q", args, w)
+			}
+		}
+	}
+	for _, args := range [][]string{{"serve"}, {"-check-config", "stray", "-limits.max_conns=-1"}, {"status", "extra"}} {
+		var out, errOut bytes.Buffer
+		if code := runMain(args, &out, &errOut); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (stdout %q, stderr %q)", args, code, out.String(), errOut.String())
+		}
+	}
+	// -check-config names what it checked.
+	dir := t.TempDir()
+	f := filepath.Join(dir, "hawk.yaml")
+	os.WriteFile(f, []byte("listen: \"127.0.0.1:0\"\n"), 0o644)
+	var out, errOut bytes.Buffer
+	if code := runMain([]string{"-check-config", "-config", f}, &out, &errOut); code != 0 || !strings.Contains(out.String(), f) {
+		t.Fatalf("-check-config: exit %d, %q", code, out.String())
+	}
+	// A command without a control socket says what to set.
+	out.Reset()
+	errOut.Reset()
+	if code := runMain([]string{"status", "-config", f}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "control.socket") {
+		t.Fatalf("status without a socket: exit %d, %q", code, errOut.String())
+	}
+}

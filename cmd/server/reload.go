@@ -1,6 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+	"time"
+
 	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/config"
@@ -91,15 +95,41 @@ type readLiveOption struct{}
 
 func (readLiveOption) apply(*server, *reloading) {}
 
+// reloadResult is what a reload did, for hawk reload and hawk status.
+type reloadResult struct {
+	err     error    // the rejection; nil when applied (or nothing to apply)
+	changes []string // "key: old -> new", as logged
+	none    string   // why nothing was done, when err is nil and changes empty
+}
+
+func (r reloadResult) summary() string {
+	switch {
+	case r.err != nil:
+		return "config reload rejected; the running configuration is unchanged: " + r.err.Error()
+	case len(r.changes) == 0:
+		return "config reload: " + r.none
+	}
+	return fmt.Sprintf("config reloaded: %d changed: %s", len(r.changes), strings.Join(r.changes, "; "))
+}
+
 // reload rebuilds the configuration from its sources, validates and diffs it, and
 // applies it only if every change can be made in a running process. Nothing is
 // touched on failure; one error line names every offending key.
-func (s *server) reload(trigger string) {
+func (s *server) reload(trigger string) reloadResult {
+	res := s.reloadQuiet(trigger, false)
+	sum := time.Now().UTC().Format(time.RFC3339) + " " + res.summary()
+	s.lastReload.Store(&sum)
+	return res
+}
+
+// reloadQuiet is reload; with quiet, a reload that finds nothing changed is neither
+// logged nor counted (the one the file watch makes when it is armed).
+func (s *server) reloadQuiet(trigger string, quiet bool) reloadResult {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	if s.loader.File == "" {
 		s.log.Info("config reload: no config file was given (-config); nothing to reload", zap.String("trigger", trigger))
-		return
+		return reloadResult{none: "no config file was given (-config); nothing to reload"}
 	}
 	running := s.cfg.Load()
 	next, changes, err := config.Prepare(s.loader, running)
@@ -113,12 +143,14 @@ func (s *server) reload(trigger string) {
 		s.met.Reload(false)
 		s.log.Error("config reload rejected; the running configuration is unchanged", zap.String("trigger", trigger),
 			zap.String("file", s.loader.File), zap.Error(err))
-		return
+		return reloadResult{err: err}
 	}
 	if len(changes) == 0 {
-		s.met.Reload(true)
-		s.log.Info("config reload: no changes", zap.String("trigger", trigger))
-		return
+		if !quiet {
+			s.met.Reload(true)
+			s.log.Info("config reload: no changes", zap.String("trigger", trigger))
+		}
+		return reloadResult{none: "no changes in " + s.loader.File}
 	}
 	applied := make(map[liveOption]bool, len(changes))
 	for _, c := range changes { // Prepare refused restart-only keys: all of these are live
@@ -136,9 +168,12 @@ func (s *server) reload(trigger string) {
 		}
 	}
 	s.cfg.Store(next)
+	res := reloadResult{}
 	for _, c := range changes {
 		s.log.Info("config changed", zap.String("key", c.Key), zap.String("old", c.Old), zap.String("new", c.New))
+		res.changes = append(res.changes, c.Key+": "+c.Old+" -> "+c.New)
 	}
 	s.met.Reload(true)
 	s.log.Info("config reloaded", zap.String("trigger", trigger), zap.Int("changes", len(changes)), zap.Int("connections_revoked", r.revoked))
+	return res
 }

@@ -54,29 +54,39 @@ func (s *server) serve() string {
 			ll.ln.Close()
 		})
 	}
-	// Upgrades: runs SIGHUP's upgrades; ends the phase once a successor is ready.
-	upgrades := make(chan struct{})
-	g.Add(s.upgrader(upgrades))
+	// Upgrades: runs SIGHUP's and hawk upgrade's; ends the phase once a successor is ready.
+	g.Add(s.upgrader(s.upgrades))
 	// Signals: SIGHUP and SIGUSR1 are requests, SIGINT and SIGTERM end the phase.
-	g.Add(s.signalRouter(upgrades))
-	// Config file watch.
-	if s.loader.File != "" {
-		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error {
-			return config.Watch(ctx, s.loader.File, config.DefaultDebounce, func() { s.reload("file change") })
-		}, func(error) { cancel() })
+	g.Add(s.signalRouter(s.upgrades))
+	// Config file watch (armed in start, before Ready).
+	if s.watch != nil {
+		g.Add(s.watch.actor())
 	}
+	// The control socket is closed on the way out like the other listeners.
+	if s.control != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel(); s.control.closeListener() })
+	}
+	g.Add(s.statusNotifier())
 	// The previous process's exit, logged when it happens.
 	if s.upg.Inherited() {
 		g.Add(s.parentWatch())
 	}
 
 	stopped := g.Run()
+	close(s.servingDone)
 	reason := reasonShutdown
-	if errors.Is(stopped, errUpgraded) {
+	// The upgrade flag, not which actor ended the group: a stop signal and a
+	// successful upgrade may end it together, and then a successor serves: this
+	// process drains as replaced (it must not answer /readyz for the service).
+	if errors.Is(stopped, errUpgraded) || s.upgraded.Load() {
 		reason = reasonUpgrade
 	}
 	s.log.Info("stopping", zap.String("reason", reason), zap.String("cause", stopped.Error()))
+	var sig run.SignalError
+	if reason == reasonUpgrade && errors.As(stopped, &sig) {
+		s.handStopToSuccessor(sig.Signal) // the stop came as the upgrade won: it stops the new process too
+	}
 	return reason
 }
 
@@ -92,6 +102,9 @@ func (s *server) parentWatch() (func() error, func(error)) {
 			s.log.Warn("previous process ended badly", zap.Error(err))
 		default:
 			s.log.Info("upgrade handoff finished: the previous process has exited")
+		}
+		if ctx.Err() == nil {
+			s.pidFileAfterParent()
 		}
 		<-ctx.Done()
 		return nil

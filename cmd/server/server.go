@@ -5,7 +5,9 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/dedup"
 	"github.com/hawk-agents/hawk/internal/metrics"
+	"github.com/hawk-agents/hawk/internal/sdnotify"
 	"github.com/hawk-agents/hawk/internal/spool"
 	"github.com/hawk-agents/hawk/internal/upgrade"
 )
@@ -41,6 +44,20 @@ type server struct {
 	legacy    []*legacyListener // legacy.listeners, in configuration order
 
 	reloadMu sync.Mutex // one reload at a time: file watch and SIGUSR1 may coincide
+
+	sd         sdnotify.Socket // systemd's notify socket; the zero value when not under systemd
+	generation int             // 1, 2, 3… across upgrades (hawk_generation)
+	control    *controlServer  // nil when control.socket is empty
+	upgrades   chan upgradeRequest
+	// servingDone is closed when the serving phase has ended and its listeners are
+	// closed: from then on only a successor accepts.
+	servingDone chan struct{}
+	watch       *configWatch // nil without -config
+	parentPID   int          // the process this one replaced (getppid at start), when started by an upgrade
+	upgraded    atomic.Bool  // an upgrade succeeded: a successor serves
+	stopping    atomic.Bool  // a stop signal ended (or is ending) the serving phase
+	lastUpgrade atomic.Pointer[string]
+	lastReload  atomic.Pointer[string]
 }
 
 // start opens everything the process serves with, in the upgrade contract's order
@@ -48,7 +65,8 @@ type server struct {
 // what was opened is closed again.
 func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 	began := time.Now()
-	s := &server{loader: loader, cfg: config.NewHolder(cfg), ready: admin.NewReadiness("starting")}
+	s := &server{loader: loader, cfg: config.NewHolder(cfg), ready: admin.NewReadiness("starting"),
+		sd: sdnotify.FromEnv(), upgrades: make(chan upgradeRequest), servingDone: make(chan struct{})}
 	// Before anything else: a SIGHUP's default action is to kill the process. The
 	// channel stays registered until exit, so that no signal ever falls back to its
 	// default action between the serving and the draining phase.
@@ -78,18 +96,40 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 		return nil, err
 	}
 
-	if s.upg, err = upgrade.New(upgrade.Options{PIDFile: cfg.Upgrade.PIDFile, Timeout: cfg.Upgrade.Timeout}); err != nil {
+	// hawk writes the PID file itself (pidfile.go): under systemd it must name the
+	// new process only from the old one's exit, not from the new one's Ready.
+	if s.upg, err = upgrade.New(upgrade.Options{Timeout: cfg.Upgrade.Timeout}); err != nil {
 		return nil, err
 	}
 	undo = append(undo, s.upg.Stop)
+	s.generation = generationFromEnv(s.upg.Inherited())
+	s.log = s.log.With(zap.Int("generation", s.generation))
+	// What this process's own upgrade execs inherits: the next generation.
+	if err := os.Setenv(config.GenerationEnv, strconv.Itoa(s.generation+1)); err != nil {
+		return nil, fmt.Errorf("set %s: %w", config.GenerationEnv, err)
+	}
 	if s.upg.Inherited() {
+		s.parentPID = os.Getppid()
 		s.log.Info("started by an upgrade: inheriting listening sockets from the parent process")
 	}
 	// Every listener before Ready: sockets inherited and not claimed by then are closed.
-	if s.ln, err = s.upg.Listen("protocol", cfg.Listen); err != nil {
+	var inherited bool
+	if s.ln, inherited, err = s.upg.ListenInherited("protocol", cfg.Listen); err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() { s.ln.Close() })
+	if s.upg.Inherited() && !inherited {
+		s.log.Warn("listen is not the previous process's protocol address: opened it afresh; the previous process's socket "+
+			"closes with its drain and its agents must reconnect to this address", zap.String("addr", cfg.Listen))
+	}
+	var controlLn net.Listener
+	if cfg.Control.Socket != "" {
+		mode, _ := cfg.ControlMode() // validated
+		if controlLn, _, err = s.upg.ListenUnix(cfg.Control.Socket, mode); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { controlLn.Close() })
+	}
 	var adminLn net.Listener
 	if cfg.Admin.Addr != "" {
 		if adminLn, err = s.upg.Listen("admin", cfg.Admin.Addr); err != nil {
@@ -138,16 +178,43 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 		s.admin = startAdmin(adminLn, s.adminSource(), s.ready, s.log.Named("admin"))
 		undo = append(undo, s.admin.close)
 	}
+	if controlLn != nil {
+		s.startControl(controlLn)
+		undo = append(undo, s.control.closeListener)
+	}
+	// The config watch is armed before Ready, so that no save after this process
+	// reports ready is missed; one reload once it is armed catches a save made
+	// between loading the file and arming the watch.
+	if loader.File != "" {
+		if s.watch, err = s.startWatch(loader.File); err != nil {
+			return nil, err
+		}
+		undo = append(undo, s.watch.stop)
+		s.reloadQuiet("watch armed", true)
+	}
 	if cfg.Dedup.BeforeReady {
 		<-s.dedup.Ready() // the rebuild and a first pass over an upgrading parent's segments
 	}
+	s.met.SetGeneration(s.generation)
 	if err := s.upg.Ready(); err != nil {
 		return nil, err
 	}
+	s.pidFileAtReady()
 	s.ready.SetReady()
 	s.met.SetReady(true)
+	if s.upg.Inherited() {
+		s.met.Upgrade("success") // counted here: the parent's metrics go with it
+		sum := time.Now().UTC().Format(time.RFC3339) + " success: this process (generation " + strconv.Itoa(s.generation) + ") took over"
+		s.lastUpgrade.Store(&sum)
+	}
+	// The new process of an upgrade says READY=1 too, but not MAINPID=: the old
+	// process stays the main process until it exits (pidfile.go says why).
+	s.notify(sdnotify.Ready, sdnotify.Status(s.servingStatus()))
 	s.log.Info("listening", zap.String("addr", s.ln.Addr().String()), zap.String("spool_dir", cfg.Spool.Dir),
-		zap.Bool("inherited", s.upg.Inherited()), zap.Duration("startup", time.Since(began)))
+		zap.Bool("inherited", inherited), zap.Duration("startup", time.Since(began)))
+	if controlLn != nil {
+		s.log.Info("control socket listening", zap.String("path", cfg.Control.Socket), zap.String("mode", cfg.Control.Mode))
+	}
 	s.logLegacyListening()
 	if s.admin != nil {
 		s.log.Info("admin listening", zap.String("addr", adminLn.Addr().String()), zap.Bool("pprof", cfg.Admin.Pprof))

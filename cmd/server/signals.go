@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"syscall"
 
@@ -23,26 +24,39 @@ import (
 // reported as oklog/run's run.SignalError.
 
 // signalRouter is the serving phase's signal actor.
-func (s *server) signalRouter(upgrades chan<- struct{}) (func() error, func(error)) {
+func (s *server) signalRouter(upgrades chan<- upgradeRequest) (func() error, func(error)) {
 	return s.signalActor(func(ctx context.Context, sig os.Signal) error {
 		switch sig {
 		case syscall.SIGHUP:
 			select {
-			case upgrades <- struct{}{}:
+			case upgrades <- upgradeRequest{trigger: "SIGHUP"}:
 			case <-ctx.Done():
 			}
 		case syscall.SIGUSR1:
 			s.reload("SIGUSR1")
 		default:
+			s.stopping.Store(true) // before the upgrader is interrupted: an upgrade it abandons is told why
 			return run.SignalError{Signal: sig}
 		}
 		return nil
 	})
 }
 
+// errStopNow ends a drain at once: a second stop signal.
+var errStopNow = errors.New("second stop signal")
+
 // drainSignals is the draining phase's signal actor: there is nothing left to
-// upgrade, reload or stop, but the operator must hear why nothing happens.
-func (s *server) drainSignals() (func() error, func(error)) {
+// upgrade or reload, but the operator must hear why nothing happens. A stop signal
+// during a drain that a stop began (the second one: Ctrl-C twice) ends the drain at
+// once. In an upgrade's drain the first stop signal means the service is stopping:
+// outside systemd it is handed to the new process (under systemd the unit's
+// KillMode=control-group has already sent it there), and this process keeps
+// draining; a second one ends the drain.
+func (s *server) drainSignals(reason string) (func() error, func(error)) {
+	stops := 0
+	if reason == reasonShutdown {
+		stops = 1
+	}
 	return s.signalActor(func(_ context.Context, sig os.Signal) error {
 		switch sig {
 		case syscall.SIGHUP:
@@ -50,7 +64,14 @@ func (s *server) drainSignals() (func() error, func(error)) {
 		case syscall.SIGUSR1:
 			s.log.Warn("config reload refused: this process is draining")
 		default:
-			s.log.Warn("already draining; the drain ends by its deadline", zap.String("signal", sig.String()))
+			stops++
+			if stops >= 2 {
+				s.log.Warn("second stop signal: ending the drain now; connections still open are closed and "+
+					"their unacknowledged reports are the clients' to resend", zap.String("signal", sig.String()),
+					zap.Int("connections", s.conns.Count()))
+				return errStopNow
+			}
+			s.handStopToSuccessor(sig)
 		}
 		return nil
 	})

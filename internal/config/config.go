@@ -29,6 +29,7 @@ type Config struct {
 	Drain     Drain     `koanf:"drain"`
 	Upgrade   Upgrade   `koanf:"upgrade"`
 	Admin     Admin     `koanf:"admin"`
+	Control   Control   `koanf:"control"`
 	Legacy    Legacy    `koanf:"legacy"`
 }
 
@@ -109,6 +110,22 @@ type Upgrade struct {
 type Admin struct {
 	Addr  string `koanf:"addr"` // "" disables the admin listener
 	Pprof bool   `koanf:"pprof"`
+}
+
+// Control is the control.* section: the local socket hawk upgrade, reload and
+// status talk to.
+type Control struct {
+	Socket string `koanf:"socket"` // "" disables the control socket
+	Mode   string `koanf:"mode"`   // octal file permissions of the socket
+}
+
+// ControlMode is control.mode as file permissions.
+func (c *Config) ControlMode() (os.FileMode, error) {
+	m, err := strconv.ParseUint(c.Control.Mode, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("must be octal permissions such as 0600, not %q", c.Control.Mode)
+	}
+	return os.FileMode(m), nil
 }
 
 // Values of spool.fsync.

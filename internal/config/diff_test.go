@@ -37,10 +37,12 @@ var changedValues = map[string]string{
 	"upgrade.timeout":            "5s",
 	"admin.addr":                 "",
 	"admin.pprof":                "true",
+	"control.socket":             "/run/hawk/control.sock",
+	"control.mode":               "0660",
 	"legacy.listeners":           `[{name: m, address: "127.0.0.1:7380", format: ffff, allow: [10.0.0.0/8]}]`, // adding one: restart-only
 }
 
-var restartOnly = []string{"admin.addr", "listen", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout", "dedup.window", "dedup.rebuild_bytes", "dedup.rebuild_before_ready", "legacy.listeners"}
+var restartOnly = []string{"admin.addr", "listen", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout", "dedup.window", "dedup.rebuild_bytes", "dedup.rebuild_before_ready", "legacy.listeners", "control.socket", "control.mode"}
 
 func TestDiffEveryKey(t *testing.T) {
 	if len(changedValues) != len(keys) {

@@ -54,6 +54,8 @@
 //	upgrade.timeout             60s                                 restart-only
 //	admin.addr                  127.0.0.1:7374 ("" disables)        restart-only
 //	admin.pprof                 false                               live
+//	control.socket              "" ("" disables)                    restart-only
+//	control.mode                0600                                restart-only
 //	legacy.listeners            [] (none)                           restart-only; allow, idle_timeout, max_frame_size: live
 //
 // # Reload

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"regexp"
 	"strings"
 
 	env "github.com/knadh/koanf/providers/env/v2"
@@ -27,6 +28,9 @@ func envLayer(environ []string) (map[string]any, map[string]string, []FieldError
 		EnvironFunc: func() []string { return environ },
 		TransformFunc: func(name, val string) (string, any) {
 			s := keyByEnv[name]
+			if s == nil && (serviceLink.MatchString(name) || name == GenerationEnv) {
+				return "", nil // Kubernetes' variables for a Service named hawk: not ours, not a typo
+			}
 			if s == nil {
 				if !unknown[name] {
 					unknown[name] = true
@@ -44,6 +48,18 @@ func envLayer(environ []string) (map[string]any, map[string]string, []FieldError
 	}
 	return flat, src, ferrs
 }
+
+// GenerationEnv carries the process generation (1, 2, 3… across upgrades) from a
+// process to the one its upgrade execs. It is hawk's own, not a key.
+const GenerationEnv = "HAWK_GENERATION"
+
+// serviceLink matches the variables Kubernetes injects into every pod for a Service
+// named hawk in its namespace (docker links have the same shape): HAWK_SERVICE_HOST,
+// HAWK_SERVICE_PORT, HAWK_SERVICE_PORT_<PORT NAME>, HAWK_PORT and
+// HAWK_PORT_<port>_<TCP|UDP|SCTP>[_PROTO|_PORT|_ADDR]. They are skipped silently;
+// every other unknown HAWK_* variable is still an error (a typo must not be
+// ignored). No key's variable has these shapes (TestServiceLinksAreNoKeys).
+var serviceLink = regexp.MustCompile(`^HAWK_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|PORT_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$`)
 
 func knownEnv() []string {
 	out := make([]string, len(keys))

@@ -226,6 +226,13 @@ var keys = []Key{
 	{Name: "admin.pprof", kind: kindBool, Default: "false", Example: "true", Reload: Live,
 		Doc: "Serve /debug/pprof on the admin listener."},
 
+	{Name: "control.socket", kind: kindString, Default: "", Example: "/run/hawk/control.sock", Reload: RestartOnly,
+		Doc: "Unix socket the hawk upgrade, hawk reload and hawk status commands talk to; handed over on upgrades " +
+			`like every listener. "" disables it (and those commands).`,
+		DefaultNote: "(`\"\"` disables)"},
+	{Name: "control.mode", kind: kindString, Default: "0600", Example: "0660", Reload: RestartOnly,
+		Doc: "File permissions of control.socket, in octal: whoever may connect may upgrade and reload the server."},
+
 	{Name: "legacy.listeners", kind: kindObjects, Default: "", Reload: RestartOnly,
 		Example: `[{name: metrics, address: "127.0.0.1:7380", format: ffff, allow: [127.0.0.1/32]}]`,
 		Doc: "Listeners for the older wire formats (docs/PROTOCOL.md, Legacy formats), a list of objects: " +

@@ -30,6 +30,7 @@ func TestDefaults(t *testing.T) {
 		Drain:     Drain{Timeout: 30 * time.Second, Spread: 5 * time.Second},
 		Upgrade:   Upgrade{PIDFile: "", Timeout: 60 * time.Second},
 		Admin:     Admin{Addr: "127.0.0.1:7374", Pprof: false},
+		Control:   Control{Mode: "0600"},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -177,6 +178,8 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		"upgrade.timeout":            "11s",
 		"admin.addr":                 ":9001",
 		"admin.pprof":                "true",
+		"control.socket":             "/run/hawk/c.sock",
+		"control.mode":               "0660",
 		"legacy.listeners":           `[{name: m, address: ":7380", format: c8c9, allow: [10.0.0.0/8, "::1/128"], idle_timeout: 1m}]`,
 	}
 	want := Config{
@@ -191,6 +194,7 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		Drain:     Drain{Timeout: 9 * time.Second, Spread: 4 * time.Second},
 		Upgrade:   Upgrade{PIDFile: "/run/hawk.pid", Timeout: 11 * time.Second},
 		Admin:     Admin{Addr: ":9001", Pprof: true},
+		Control:   Control{Socket: "/run/hawk/c.sock", Mode: "0660"},
 		Legacy: Legacy{Listeners: []LegacyListener{{Name: "m", Address: ":7380", Format: "c8c9",
 			Allow: []string{"10.0.0.0/8", "::1/128"}, MaxFrameSize: 1 << 20, IdleTimeout: time.Minute}}},
 	}
@@ -243,6 +247,26 @@ func TestUnknownEnvRejected(t *testing.T) {
 	}
 	if e, _ := hasKey(ve, "HAWK_LIMITS_MAXCONNS"); !strings.Contains(e.Reason, "HAWK_LIMITS_MAX_CONNS") {
 		t.Errorf("no suggestion: %q", e.Reason)
+	}
+}
+
+// Kubernetes injects these for a Service named hawk; they are not typos of keys, and
+// a pod must start with them. A near miss of a key is still refused.
+func TestServiceLinksAreNoKeys(t *testing.T) {
+	links := []string{"HAWK_SERVICE_HOST=10.0.0.1", "HAWK_SERVICE_PORT=7373", "HAWK_SERVICE_PORT_ADMIN=7374",
+		"HAWK_PORT=tcp://10.0.0.1:7373", "HAWK_PORT_7373_TCP=tcp://10.0.0.1:7373", "HAWK_PORT_7373_TCP_PROTO=tcp",
+		"HAWK_PORT_7373_TCP_PORT=7373", "HAWK_PORT_7373_TCP_ADDR=10.0.0.1", "HAWK_GENERATION=3"}
+	mustLoad(t, &Loader{Env: links})
+	for _, k := range keys {
+		if serviceLink.MatchString(k.Env()) || k.Env() == GenerationEnv {
+			t.Errorf("key %s's variable %s would be skipped as a service link", k.Name, k.Env())
+		}
+	}
+	ve := loadErr(t, &Loader{Env: append(links, "HAWK_SERVICE_HOSTS=x", "HAWK_PORTS=1")})
+	for _, name := range []string{"HAWK_SERVICE_HOSTS", "HAWK_PORTS"} {
+		if _, ok := hasKey(ve, name); !ok {
+			t.Errorf("%s not refused: %v", name, ve)
+		}
 	}
 }
 

@@ -170,6 +170,14 @@ func Validate(c *Config) error {
 			bad("admin.addr", "must not be the protocol listener's address (%s)", c.Listen)
 		}
 	}
+	if strings.ContainsRune(c.Control.Socket, 0) {
+		bad("control.socket", "must not contain NUL")
+	} else if len(c.Control.Socket) > 107 {
+		bad("control.socket", "is %d bytes long; a unix socket path is at most 107", len(c.Control.Socket))
+	}
+	if _, err := c.ControlMode(); err != nil {
+		bad("control.mode", "%v", err)
+	}
 	validateLegacy(c, bad)
 
 	if len(errs) == 0 {

@@ -34,6 +34,8 @@ var badValues = map[string][]string{
 	"upgrade.pid_file":           {"a\x00b"},
 	"upgrade.timeout":            {"0s", "1"},
 	"admin.addr":                 {"nope", "127.0.0.1:7373", "0.0.0.0:7373", ":99999"},
+	"control.socket":             {"/run/" + strings.Repeat("x", 110)},
+	"control.mode":               {"rw", "0999", "01777"},
 	"admin.pprof":                {"maybe", "yes", ""},
 	"legacy.listeners":           {"{name: m}", "[[", "7"}, // element errors: TestLegacyListenerErrors
 }

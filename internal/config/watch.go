@@ -61,7 +61,13 @@ func Watch(ctx context.Context, path string, debounce time.Duration, fn func()) 
 	return watch(ctx, path, debounce, fn, nil)
 }
 
-// watch is Watch with a hook called once the watch is in place (for tests).
+// WatchArmed is Watch with armed called once the watch is in place: a caller that
+// waits for it before declaring itself ready, then reloads once, misses no save.
+func WatchArmed(ctx context.Context, path string, debounce time.Duration, fn, armed func()) error {
+	return watch(ctx, path, debounce, fn, armed)
+}
+
+// watch is Watch with a hook called once the watch is in place.
 func watch(ctx context.Context, path string, debounce time.Duration, fn func(), ready func()) error {
 	if debounce <= 0 {
 		debounce = DefaultDebounce

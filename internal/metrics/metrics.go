@@ -43,6 +43,7 @@ type Metrics struct {
 	reloads        *prometheus.CounterVec
 	lastReload     prometheus.Gauge
 	ready          prometheus.Gauge
+	generation     prometheus.Gauge
 	refused        map[protocol.Code]prometheus.Counter
 	refusedVec     *prometheus.CounterVec
 	// gauges read from the connection manager on scrape; nil until ReadConns
@@ -124,6 +125,7 @@ func New(version string, connections func() int) *Metrics {
 		func() float64 { return m.readConns(ConnGauges.PeakAdmissionsPerSecond) })
 	f.gaugeFunc("hawk_drain_connections_remaining", "Connections the drain in progress still waits for (told GOAWAY or about to be); 0 when not draining.",
 		func() float64 { return m.readConns(ConnGauges.DrainRemaining) })
+	m.generation = f.gauge("hawk_generation", "This process's generation: 1 when started, one more at each in-place upgrade (counters restart at every exec; this tells a restart from an upgrade).")
 	m.ready = f.gauge("hawk_ready", "1 while this process serves (between Ready and the start of a drain), else 0.")
 	bi := f.gaugeVec("hawk_build_info", "Build information; the value is always 1.", "version", "goversion")
 	bi.WithLabelValues(version, runtime.Version()).Set(1)
@@ -193,6 +195,9 @@ func (m *Metrics) Reload(ok bool) {
 
 // Drained records the duration of a finished drain.
 func (m *Metrics) Drained(d time.Duration) { m.drainDuration.Set(d.Seconds()) }
+
+// SetGeneration sets hawk_generation.
+func (m *Metrics) SetGeneration(g int) { m.generation.Set(float64(g)) }
 
 // SetReady sets hawk_ready.
 func (m *Metrics) SetReady(ready bool) {

@@ -127,10 +127,13 @@ type deployYAML struct {
 	Upgrade struct {
 		PIDFile string `yaml:"pid_file"`
 	} `yaml:"upgrade"`
+	Control struct {
+		Socket string `yaml:"socket"`
+	} `yaml:"control"`
 }
 
 // TestSystemdUnitVerifies checks deploy/hawk.service: systemd-analyze verify
-// accepts it, and it agrees with deploy/hawk.yaml on the PID file and the drain time.
+// accepts it, and it agrees with deploy/hawk.yaml on the control socket and the drain time.
 func TestSystemdUnitVerifies(t *testing.T) {
 	raw, err := os.ReadFile(deployUnit)
 	if err != nil {
@@ -156,17 +159,31 @@ func checkUnitAgainstConfig(t *testing.T, text string, lines []unitLine) {
 	if err := yaml.Unmarshal(cfgRaw, &cfg); err != nil {
 		t.Fatalf("%s: %v", deployConfig, err)
 	}
-	if reload := unitValue(t, lines, "Service", "ExecReload"); reload.value != "/bin/kill -HUP $MAINPID" {
-		t.Errorf("ExecReload=%s, want /bin/kill -HUP $MAINPID (a reload is a SIGHUP upgrade)", reload.value)
+	// Type=notify: hawk reports READY=1, the new process of an upgrade too, while
+	// the old one is still the main process (hence NotifyAccess=all).
+	for key, want := range map[string]string{
+		"Type":           "notify",
+		"NotifyAccess":   "all",
+		"KillMode":       "control-group", // a stop during an upgrade's drain reaches both processes
+		"ExecStart":      "/usr/local/bin/hawk -config /etc/hawk/hawk.yaml",
+		"ExecStartPre":   "/usr/local/bin/hawk -check-config -config /etc/hawk/hawk.yaml",
+		"ExecReload":     "/bin/sh -c 'exec /proc/$MAINPID/exe upgrade -config /etc/hawk/hawk.yaml'", // the running binary; waits for the verdict
+		"ReadWritePaths": "/var/lib/hawk /run/hawk",
+	} {
+		if got := unitValue(t, lines, "Service", key); got.value != want {
+			t.Errorf("%s=%s, want %s", key, got.value, want)
+		}
 	}
-	if !strings.Contains(text, "\nExecReload=/bin/kill -HUP $MAINPID\n") {
-		t.Errorf("%s does not contain the line ExecReload=/bin/kill -HUP $MAINPID", deployUnit)
-	}
+	// systemd follows the new process of an upgrade through the PID file, which
+	// the old process rewrites as it exits.
 	if cfg.Upgrade.PIDFile == "" {
 		t.Errorf("%s: upgrade.pid_file is empty: systemd cannot follow the process across an upgrade", deployConfig)
 	}
 	if pid := unitValue(t, lines, "Service", "PIDFile"); pid.value != cfg.Upgrade.PIDFile {
 		t.Errorf("PIDFile=%s, but %s has upgrade.pid_file: %s", pid.value, deployConfig, cfg.Upgrade.PIDFile)
+	}
+	if !strings.HasPrefix(cfg.Control.Socket, "/run/hawk/") {
+		t.Errorf("%s: control.socket %q: hawk upgrade (ExecReload=) needs it, in RuntimeDirectory=hawk", deployConfig, cfg.Control.Socket)
 	}
 	drain, err := time.ParseDuration(cfg.Drain.Timeout)
 	if err != nil {
@@ -189,35 +206,21 @@ func verifyUnit(t *testing.T, text string, lines []unitLine) {
 	if err != nil {
 		t.Skip("systemd-analyze is not on PATH (Debian package systemd); skipping systemd-analyze verify")
 	}
-	// verify refuses a unit whose ExecStart binary does not exist, so verify a copy
-	// that runs the freshly built server (same arguments) and, if /bin/kill is
-	// missing here, the local kill; every other line is the original.
-	kill := "/bin/kill"
-	if _, err := os.Stat(kill); err != nil {
-		if kill, err = exec.LookPath("kill"); err != nil || !filepath.IsAbs(kill) {
-			t.Skip("no kill executable to stand in for /bin/kill in ExecReload")
-		}
-	}
+	// verify refuses a unit whose binaries do not exist, so verify a copy that
+	// runs the freshly built server (same arguments); every other line is the
+	// original (ExecReload= runs /bin/sh).
 	out := strings.Split(text, "\n")
 	replaced := 0
 	for _, l := range lines {
-		if l.section != "Service" || (l.key != "ExecStart" && l.key != "ExecReload") {
+		if l.section != "Service" || (l.key != "ExecStart" && l.key != "ExecStartPre") {
 			continue
 		}
-		exe, args, _ := strings.Cut(l.value, " ")
-		switch l.key {
-		case "ExecStart":
-			exe = bin.serverV1
-		case "ExecReload":
-			if exe == "/bin/kill" {
-				exe = kill
-			}
-		}
-		out[l.index] = l.key + "=" + strings.TrimSpace(exe+" "+args)
+		_, args, _ := strings.Cut(l.value, " ")
+		out[l.index] = l.key + "=" + strings.TrimSpace(bin.serverV1+" "+args)
 		replaced++
 	}
 	if replaced != 2 {
-		t.Fatalf("%s: expected one ExecStart= and one ExecReload=, found %d", deployUnit, replaced)
+		t.Fatalf("%s: expected one ExecStart= and ExecStartPre=, found %d", deployUnit, replaced)
 	}
 	dir := t.TempDir()
 	unit := filepath.Join(dir, "hawk.service")
@@ -251,13 +254,15 @@ func verifyUnit(t *testing.T, text string, lines []unitLine) {
 	}
 }
 
-// TestAlertRulesCheck checks deploy/hawk-alerts.yml: promtool accepts it (when
-// installed), and every hawk_ metric and label value it names exists.
+// TestAlertRulesCheck checks deploy/hawk-alerts.yml: promtool accepts it, and every
+// hawk_ metric and label value it names exists.
 func TestAlertRulesCheck(t *testing.T) {
 	t.Run("promtool", func(t *testing.T) {
+		// A test that needs a tool fails without it: .ci/run installs it (Debian
+		// package prometheus).
 		pt, err := exec.LookPath("promtool")
 		if err != nil {
-			t.Skip("promtool is not on PATH (Debian package prometheus); skipping promtool check rules")
+			t.Fatal("promtool is not on PATH: install it (apt-get install prometheus, as .ci/run does)")
 		}
 		out, err := exec.Command(pt, "check", "rules", deployAlerts).CombinedOutput()
 		if err != nil {

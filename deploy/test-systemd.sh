@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Runs deploy/hawk.service under real systemd (252, in the throwaway container of
+# ../shared/systemd) through the sequences of issue 13, printing each command and
+# the lines that matter, and checking the outcome of each:
+#
+#   start; reload (upgrade); reload during a drain; stop during a drain; stop right
+#   after a reload; a failed upgrade (exit 1, missing binary); the main process
+#   killed (Restart=); a bad config (ExecStartPre=); no hawk user (217/USER).
+#
+# Each must end with the right MainPID, a drain rather than a SIGKILL, and the right
+# Result. Run as root from anywhere:  deploy/test-systemd.sh   (exit 0: all passed)
+# HAWK_SYSTEMD_DIR names the scripts' directory (default ../shared/systemd from the
+# repository root). CI does not run it: it needs root and systemd-nspawn.
+set -uo pipefail # no -e: every check is counted, and the run goes on to the end
+cd "$(dirname "$0")/.."
+SD=$(cd "${HAWK_SYSTEMD_DIR:-../shared/systemd}" && pwd)
+BIN=${HAWK_SD_DIR:-/var/tmp/hawk-sd}/run/bin
+W=$(mktemp -d)
+trap '"$SD"/down.sh >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
+
+fails=0
+inc() { "$SD/in.sh" "$@"; }
+say() { printf '\n## %s\n' "$*"; }
+ok() { echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+# show: the unit's state on one line.
+show() { inc systemctl show -p MainPID,ActiveState,SubState,Result,NRestarts hawk | sort | tr '\n' ' '; echo; }
+prop() { inc systemctl show -p "$1" --value hawk; }
+# run CMD...: print it, run it in the container, print its output and exit status.
+run() {
+  echo "\$ $*"
+  local rc
+  inc "$@" 2>&1 | sed 's/^/  /'
+  rc=${PIPESTATUS[0]}
+  echo "  (exit $rc)"
+  return "$rc"
+}
+# wait_for SECONDS DESCRIPTION CMD...: poll CMD until it succeeds, with a deadline.
+wait_for() {
+  local until=$((SECONDS + $1)) what=$2
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < until)) || { bad "timed out after ${1}s waiting for: $what"; return 1; }
+    sleep 0.1
+  done
+}
+gone() { ! inc kill -0 "$1" 2>/dev/null; }
+active_with_new_pid() { [[ $(prop ActiveState) == active && $(prop MainPID) != "$1" && $(prop MainPID) != 0 ]]; }
+no_sigkill() {
+  if inc journalctl -u hawk -o cat --no-pager | grep -E 'SIGKILL|Killing process|Result: (signal|timeout)' ; then
+    bad "systemd SIGKILLed or timed out: $1"
+  else ok "no SIGKILL, no timeout: $1"; fi
+}
+idle_clients() { # N: N idle agents in the container that move on GOAWAY
+  inc sh -c "setsid hawkc idle -addr 127.0.0.1:7373 -n $1 -hold 600s -token change-me-fleet-token >/tmp/idle.log 2>&1 & echo \$! >/tmp/idle.pid"
+  wait_for 20 "$1 connections" sh -c "'$SD/in.sh' hawk status -config /etc/hawk/hawk.yaml | grep -qx 'connections $1'"
+}
+idle_stop() { inc sh -c 'kill $(cat /tmp/idle.pid) 2>/dev/null; true'; }
+
+set -e
+go build -o "$W/hawk" -ldflags "-X main.version=1" ./cmd/server
+go build -o "$W/hawk-v2" -ldflags "-X main.version=2" ./cmd/server
+go build -o "$W/hawk-v3" -ldflags "-X main.version=3" ./cmd/server
+go build -o "$W/hawkc" ./cmd/client
+printf '#!/bin/sh\necho "broken build" >&2\nexit 1\n' >"$W/broken"
+mkdir "$W/etc"
+# The shipped config, on loopback (the container has no other network), with a
+# drain short enough to watch: 8s, GOAWAYs spread over 4s.
+sed -e 's/^listen: "0.0.0.0:/listen: "127.0.0.1:/' \
+  -e '/^drain:/,/^[a-z]/ s/^  timeout: 30s/  timeout: 8s/' -e '/^drain:/,/^[a-z]/ s/^  spread: 10s/  spread: 4s/' \
+  deploy/hawk.yaml >"$W/etc/hawk.yaml"
+chmod -R a+rX "$W/etc"
+"$SD/up.sh" -unit deploy/hawk.service -bin "$W/hawk" -bin "$W/hawkc" -etc "$W/etc"
+set +e
+
+say "1. start"
+run systemctl start hawk || bad "systemctl start"
+show
+P1=$(prop MainPID)
+[[ $(prop ActiveState) == active && $P1 != 0 ]] && ok "active, MainPID=$P1" || bad "not active after start"
+run hawk status -config /etc/hawk/hawk.yaml | grep -E 'pid|generation|ready'
+run hawkc send -id dev1 -token change-me-fleet-token hello >/dev/null || bad "a report was not acked"
+run systemctl status hawk --no-pager -n0 | grep -E 'Status:|Main PID' || true
+
+say "2. reload = upgrade to version 2"
+install -m755 "$W/hawk-v2" "$BIN/hawk"
+run systemctl reload hawk || bad "systemctl reload of a good build failed"
+gone "$P1" && ok "old process $P1 had exited when systemctl reload returned" || bad "old process $P1 still runs"
+P2=$(inc hawk status -config /etc/hawk/hawk.yaml | awk '$1 == "pid" {print $2}')
+[[ $(prop MainPID) == "$P2" ]] && ok "MainPID followed: $P1 -> $P2" || bad "MainPID=$(prop MainPID), serving: $P2"
+show
+run hawk status -config /etc/hawk/hawk.yaml | grep -E 'pid|version|generation'
+inc journalctl -u hawk -o cat --no-pager | grep -oE '"msg":"(upgrade[^"]*|exiting|PID file written)"' | sort | uniq -c
+
+# new_pid OLD: the serving process once OLD no longer accepts on the control socket.
+new_pid() { inc hawk status -config /etc/hawk/hawk.yaml | awk -v old="$1" '$1 == "pid" && $2 != old {print $2; f=1} END {exit !f}'; }
+
+say "3. reload during a drain (5 idle agents hold the old process's drain)"
+idle_clients 5
+install -m755 "$W/hawk-v3" "$BIN/hawk"
+run systemctl reload --no-block hawk
+wait_for 20 "a new process" new_pid "$P2"
+P3=$(new_pid "$P2")
+inc kill -0 "$P2" && ok "old process $P2 is draining; the new one is $P3" || bad "old process $P2 already gone: no drain to test"
+[[ $(prop MainPID) == "$P2" ]] && ok "MainPID is still the draining $P2: no early adoption" || bad "MainPID=$(prop MainPID) while $P2 drains"
+run systemctl reload hawk || bad "the second reload failed"
+show
+gone "$P2" && ok "old process $P2 exited after its drain" || bad "$P2 still runs"
+P3b=$(inc hawk status -config /etc/hawk/hawk.yaml | awk '$1 == "pid" {print $2}')
+[[ $(prop MainPID) == "$P3b" && $(prop ActiveState) == active ]] && ok "active, MainPID=$P3b (the second reload waited for the first's drain, then upgraded $P3 -> $P3b)" || bad "MainPID=$(prop MainPID), serving $P3b"
+run hawk status -config /etc/hawk/hawk.yaml | grep -E 'pid|generation|connections|last upgrade'
+if inc journalctl -u hawk --no-pager | grep 'not our child'; then bad "systemd supervised a process not its child"; else ok "no 'Supervising process … not our child'"; fi
+
+say "4. stop during an upgrade's drain"
+install -m755 "$W/hawk-v2" "$BIN/hawk"
+run systemctl reload --no-block hawk
+wait_for 20 "a new process" new_pid "$P3b"
+P4=$(new_pid "$P3b")
+inc kill -0 "$P3b" && ok "old process $P3b is draining, new $P4" || bad "old process $P3b already gone"
+t0=$SECONDS
+run systemctl stop hawk || bad "systemctl stop"
+echo "  stop took $((SECONDS - t0))s (TimeoutStopSec=45s, drain.timeout=8s)"
+show
+[[ $(prop ActiveState) == inactive && $(prop Result) == success ]] && ok "inactive, Result=success" || bad "after a stop during a drain"
+inc journalctl -u hawk -o cat --no-pager | grep -E "\"pid\":($P3b|$P4),.*\"msg\":\"(exiting|stop signal[^\"]*|second stop[^\"]*)\"" | grep -oE '"msg":"[^"]*","pid":[0-9]+|"reason":"[a-z]+"' | paste - - || true
+no_sigkill "stop during a drain"
+idle_stop
+
+say "5. stop right after a reload (10 times)"
+good=0
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  inc systemctl start hawk || bad "start #$i"
+  install -m755 "$W/hawk-v3" "$BIN/hawk"
+  inc systemctl reload hawk || bad "reload #$i"
+  inc systemctl stop hawk || bad "stop #$i"
+  r="$(prop ActiveState)/$(prop Result)"
+  [[ $r == inactive/success ]] && good=$((good + 1)) || { bad "stop #$i right after a reload: $r"; inc systemctl reset-failed hawk; }
+  install -m755 "$W/hawk-v2" "$BIN/hawk"
+done
+echo "  $good of 10 ended inactive/success"
+no_sigkill "stop right after a reload"
+
+say "6. failed upgrades"
+run systemctl start hawk || bad "start"
+P6=$(prop MainPID)
+install -m755 "$W/broken" "$BIN/hawk"
+if run systemctl reload hawk; then bad "reload of a binary that exits 1 reported success"; else ok "systemctl reload failed"; fi
+show
+[[ $(prop MainPID) == "$P6" && $(prop ActiveState) == active ]] && ok "MainPID still $P6, active" || bad "state after a failed upgrade"
+run systemctl status hawk --no-pager -n0 | grep -E 'Status:' || true
+inc journalctl -u hawk -o cat --no-pager | grep -E '^upgrade (failed|refused):' | tail -1
+rm -f "$BIN/hawk"
+if run systemctl reload hawk; then bad "reload with the binary missing reported success"; else ok "systemctl reload failed (missing binary)"; fi
+[[ $(prop MainPID) == "$P6" && $(prop ActiveState) == active ]] && ok "MainPID still $P6, active" || bad "state after a missing binary"
+inc journalctl -u hawk -o cat --no-pager | grep -E '^upgrade (failed|refused):' | tail -1
+install -m755 "$W/hawk-v3" "$BIN/hawk"
+run hawk status -config /etc/hawk/hawk.yaml | grep -E 'pid|last upgrade'
+
+say "7. the main process killed: Restart=on-failure"
+run systemctl kill -s KILL --kill-whom=main hawk
+wait_for 20 "a restarted hawk" active_with_new_pid "$P6" && ok "restarted"
+show
+[[ $(prop NRestarts) == 1 ]] && ok "NRestarts=1" || bad "NRestarts=$(prop NRestarts)"
+run hawk status -config /etc/hawk/hawk.yaml | grep -E 'pid|generation'
+
+say "8. a bad config: ExecStartPre= refuses it"
+cp "$W/etc/hawk.yaml" "$W/hawk.yaml.good"
+printf 'limits:\n  max_conns: -1\n' >>"$W/etc/hawk.yaml"
+run systemctl stop hawk
+if run systemctl start hawk; then bad "start with a bad config succeeded"; else ok "start failed"; fi
+inc journalctl -u hawk -o cat --no-pager -n 20 | grep -E 'config: |invalid' || true
+cp "$W/hawk.yaml.good" "$W/etc/hawk.yaml"
+run systemctl reset-failed hawk || true
+
+say "9. no hawk user: start fails visibly"
+mkdir -p "${BIN%/bin}/units/hawk.service.d"
+printf '[Service]\nUser=hawk-missing\nGroup=hawk-missing\n' >"${BIN%/bin}/units/hawk.service.d/nouser.conf"
+run systemctl daemon-reload
+if run systemctl start hawk; then bad "start without the user returned 0"; else ok "systemctl start failed"; fi
+run systemctl status hawk --no-pager -n0 | grep -E 'Process|Active' || true
+rm -r "${BIN%/bin}/units/hawk.service.d"
+run systemctl daemon-reload
+
+echo
+if ((fails)); then echo "$fails check(s) failed"; exit 1; fi
+echo "all sequences passed"
