@@ -24,12 +24,15 @@ type Config struct {
 	Heartbeat Heartbeat `koanf:"heartbeat"`
 	Handshake Handshake `koanf:"handshake"`
 	Limits    Limits    `koanf:"limits"`
-	Spool     Spool     `koanf:"spool"`
-	Dedup     Dedup     `koanf:"dedup"`
-	Drain     Drain     `koanf:"drain"`
-	Upgrade   Upgrade   `koanf:"upgrade"`
-	Admin     Admin     `koanf:"admin"`
-	Legacy    Legacy    `koanf:"legacy"`
+	// Destination is where reports become durable: DestinationSpool or DestinationJetStream.
+	Destination string    `koanf:"destination"`
+	Spool       Spool     `koanf:"spool"`
+	JetStream   JetStream `koanf:"jetstream"`
+	Dedup       Dedup     `koanf:"dedup"`
+	Drain       Drain     `koanf:"drain"`
+	Upgrade     Upgrade   `koanf:"upgrade"`
+	Admin       Admin     `koanf:"admin"`
+	Legacy      Legacy    `koanf:"legacy"`
 }
 
 // Log is the log.* section.
@@ -85,6 +88,25 @@ type Spool struct {
 	SegmentSize int64  `koanf:"segment_size"` // bytes
 }
 
+// JetStream is the jetstream.* section: the NATS JetStream destination
+// (destination: jetstream; see internal/jetstream).
+type JetStream struct {
+	URLs           string        `koanf:"urls"`    // comma-separated NATS server URLs
+	Stream         string        `koanf:"stream"`  // must exist
+	Subject        string        `koanf:"subject"` // template; <client_id> is replaced
+	Creds          string        `koanf:"creds"`   // credentials file; "" means none
+	TLSCA          string        `koanf:"tls_ca"`
+	TLSCert        string        `koanf:"tls_cert"`
+	TLSKey         string        `koanf:"tls_key"`
+	MaxPending     int           `koanf:"max_pending"` // publishes awaiting their ack
+	PublishTimeout time.Duration `koanf:"publish_timeout"`
+	ConnectTimeout time.Duration `koanf:"connect_timeout"`
+	RetryAfter     time.Duration `koanf:"retry_after"`   // the NACK's retry hint
+	RetryHorizon   time.Duration `koanf:"retry_horizon"` // the stream's duplicate window must cover it
+	RequireDurable bool          `koanf:"require_durable"`
+	SyncAlways     bool          `koanf:"sync_always"` // the operator's word: the servers run sync_interval: always
+}
+
 // Dedup is the dedup.* section.
 type Dedup struct {
 	Window       int   `koanf:"window"`        // seqs, a power of two
@@ -110,6 +132,12 @@ type Admin struct {
 	Addr  string `koanf:"addr"` // "" disables the admin listener
 	Pprof bool   `koanf:"pprof"`
 }
+
+// Values of destination.
+const (
+	DestinationSpool     = "spool"
+	DestinationJetStream = "jetstream"
+)
 
 // Values of spool.fsync.
 const (
