@@ -140,3 +140,20 @@ func (s *Server) Messages(stream string) (byID map[string]int, total int) {
 	}
 	return byID, total
 }
+
+// Count is how many messages the stream holds.
+func (s *Server) Count(stream string) uint64 {
+	s.t.Helper()
+	_, js := s.Connect()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
