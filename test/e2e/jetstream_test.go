@@ -229,12 +229,28 @@ func TestJetStreamBehindHAProxy(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, func() bool { return readyz(admin0) == http.StatusOK }, "hawk 1 ready again")
 	roll := startLoad(t, front, "-c", "300", "-w", "8", "-s", "256", "-rate", "15000", "-d", "60s")
 	waitStream(t, ns, 5000)
+	// deploy/cluster/rolling-upgrade.sh does the rollout: SIGHUP, then the verdict
+	// (PID file names a new process, /readyz 200, old process gone) before the next.
+	var specs []string
+	olds := make([]int, len(hawks))
 	for i, h := range hawks {
-		h.upgradeTo(bin.serverV2)
-		admin := fmt.Sprintf("127.0.0.1:%d", ports[i][1])
-		testutil.Eventually(t, 10*time.Second, func() bool { return readyz(admin) == http.StatusOK }, "hawk %d ready after its upgrade", i+1)
-		waitStream(t, ns, 2000)
+		install(t, bin.serverV2, h.binary)
+		olds[i] = h.pid()
+		specs = append(specs, fmt.Sprintf("hawk%d,%s,127.0.0.1:%d", i+1, h.pidFile, ports[i][1]))
 	}
+	script := exec.Command("bash", append([]string{"../../deploy/cluster/rolling-upgrade.sh"}, specs...)...)
+	script.Env = append(os.Environ(), "TIMEOUT=30")
+	out, err := script.CombinedOutput()
+	if err != nil {
+		t.Fatalf("rolling-upgrade.sh: %v\n%s", err, out)
+	}
+	t.Logf("rolling-upgrade.sh:\n%s", out)
+	for i, h := range hawks {
+		if p := h.pid(); p == olds[i] || alive(olds[i]) || h.welcomeVersion(t, fmt.Sprintf("127.0.0.1:%d", ports[i][0])) != "v2" {
+			t.Fatalf("hawk %d not upgraded: pid %d (was %d)", i+1, p, olds[i])
+		}
+	}
+	waitStream(t, ns, 2000)
 	sum = roll.stop()
 	if sum.Errors != 0 || sum.ConnectErrs != 0 || sum.DialFailures != 0 {
 		t.Fatalf("rolling upgrade: %+v; want 0 errors, 0 connect errors, 0 refused dials", sum)
