@@ -1,18 +1,21 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/jetstream"
 	"github.com/hawk-agents/hawk/internal/testutil"
 	"github.com/hawk-agents/hawk/internal/testutil/natstest"
@@ -257,4 +260,49 @@ func TestJetStreamBehindHAProxy(t *testing.T) {
 	}
 	t.Logf("rolling upgrade: %+v", sum)
 	checkStreamExactlyOnce(t, ns, load, roll)
+}
+
+// The worked example's configurations load, and agree with the stream definition
+// and the balancer on the points hawk checks.
+func TestClusterExampleConfigs(t *testing.T) {
+	var stream struct {
+		Subjects   []string `json:"subjects"`
+		Replicas   int      `json:"num_replicas"`
+		Duplicates int64    `json:"duplicate_window"`
+	}
+	data, err := os.ReadFile("../../deploy/cluster/stream.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &stream); err != nil {
+		t.Fatalf("stream.json: %v", err)
+	}
+	if stream.Replicas < 3 {
+		t.Errorf("stream.json: num_replicas %d, want 3", stream.Replicas)
+	}
+	haproxyCfg, err := os.ReadFile("../../deploy/cluster/haproxy.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("../../deploy/cluster/hawk-%d.yaml", i)
+		c, err := (&config.Loader{File: name, Env: []string{}}).Load()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		j := c.JetStream
+		if c.Destination != config.DestinationJetStream || !j.RequireDurable {
+			t.Errorf("%s: destination %q, require_durable %v", name, c.Destination, j.RequireDurable)
+		}
+		if time.Duration(stream.Duplicates) < j.RetryHorizon {
+			t.Errorf("%s: retry_horizon %s above the stream's duplicate window %s", name, j.RetryHorizon, time.Duration(stream.Duplicates))
+		}
+		if !slices.ContainsFunc(stream.Subjects, func(p string) bool { return jetstream.SubjectMatches(p, jetstream.Subject(j.Subject, "x")) }) {
+			t.Errorf("%s: subject %q not covered by stream.json's %v", name, j.Subject, stream.Subjects)
+		}
+		_, port, _ := net.SplitHostPort(c.Admin.Addr)
+		if !strings.Contains(string(haproxyCfg), "check port "+port) {
+			t.Errorf("haproxy.cfg does not health-check %s's admin port %s", name, port)
+		}
+	}
 }
