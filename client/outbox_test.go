@@ -213,6 +213,19 @@ func TestOutboxRetryAfterNack(t *testing.T) {
 	o.recycle(batch)
 }
 
+// A NACK's retry_after_ms is a floor: never sooner, however short the backoff.
+func TestOutboxRetryHint(t *testing.T) {
+	o := newTestOutbox(1)
+	s := &session{}
+	recs := addN(&o, 1)
+	o.sendOn(s, recs[0])
+	hint := 10 * testMaxBackoff
+	o.retryLater(recs[0], 1000, hint)
+	if recs[0].retryAt < 1000+int64(hint) {
+		t.Fatalf("retry with a %v hint at +%v", hint, time.Duration(recs[0].retryAt-1000))
+	}
+}
+
 func TestOutboxTakeAll(t *testing.T) {
 	o := newTestOutbox(7)
 	s := &session{}
