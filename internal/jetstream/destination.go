@@ -25,7 +25,8 @@ type Observer interface {
 	Acked(n, dups int, d time.Duration)
 	// Failed: n reports of one Submit were not confirmed (NACKed, retryable).
 	Failed(n int)
-	// Pending is the number of publishes awaiting their acknowledgement.
+	// Pending is the number of publishes awaiting their acknowledgement; called with
+	// the destination's lock held, so it must not call back.
 	Pending(n int)
 	// Connected: the NATS connection went up (true) or down (false).
 	Connected(up bool)
@@ -266,9 +267,8 @@ func (d *Destination) Submit(b *ingest.Batch, w ingest.Waiter) {
 	d.pending += n
 	d.submitting.Add(1)
 	defer d.submitting.Done()
-	pending := d.pending
+	d.obs.Pending(d.pending) // under mu: the gauge follows the count in order
 	d.mu.Unlock()
-	d.obs.Pending(pending)
 
 	j := &job{w: w, seqs: slices.Clone(seqs), futs: make([]jetstream.PubAckFuture, 0, n), tokens: take, at: time.Now()}
 	// One copy of the lines for all messages: b is reused as soon as we return, and
@@ -346,10 +346,9 @@ func (d *Destination) finish(j *job, dups int) {
 	d.mu.Lock()
 	d.tokens += j.tokens
 	d.pending -= len(j.seqs)
-	pending := d.pending
+	d.obs.Pending(d.pending)
 	d.room.Broadcast()
 	d.mu.Unlock()
-	d.obs.Pending(pending)
 	if j.err != nil {
 		d.obs.Failed(len(j.seqs))
 		j.w.Committed(j.seqs, &ingest.DestinationError{Err: j.err, RetryAfter: d.opts.RetryAfter})
