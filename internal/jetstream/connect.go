@@ -24,6 +24,9 @@ func (d *Destination) natsOptions() ([]nats.Option, error) {
 		// memory for a reconnect it might not live to see.
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if d.closing.Load() {
+				return
+			}
 			why := "NATS disconnected"
 			if err != nil {
 				why += ": " + err.Error()

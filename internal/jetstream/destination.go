@@ -95,6 +95,7 @@ type Destination struct {
 	probed sync.WaitGroup
 
 	healthy atomic.Pointer[string] // nil: connected and the stream answers; else why not
+	closing atomic.Bool            // closeConn was called: the disconnect is ours
 }
 
 // job is one Submit in flight: its futures, awaited in order by the acker.
@@ -154,14 +155,14 @@ func Open(opts Options) (*Destination, error) {
 	d.js, err = jetstream.New(d.nc, jetstream.WithPublishAsyncMaxPending(opts.MaxPending+maxBatch),
 		jetstream.WithPublishAsyncTimeout(opts.PublishTimeout))
 	if err != nil {
-		d.nc.Close()
+		d.closeConn()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opts.ConnectTimeout)
 	defer cancel()
 	info, err := d.streamInfo(ctx)
 	if err != nil {
-		d.nc.Close()
+		d.closeConn()
 		return nil, fmt.Errorf("jetstream: stream %q: %w", opts.Stream, err)
 	}
 	warnings, err := CheckStream(info.Config, opts)
@@ -169,7 +170,7 @@ func Open(opts Options) (*Destination, error) {
 		d.log.Warn("jetstream stream is not durable enough: acknowledged reports can be lost", zap.String("stream", opts.Stream), zap.String("problem", w))
 	}
 	if err != nil {
-		d.nc.Close()
+		d.closeConn()
 		return nil, err
 	}
 	d.setHealthy(nil)
@@ -186,6 +187,12 @@ func Open(opts Options) (*Destination, error) {
 // maxBatch is more than one Submit can carry (a connection's unanswered REPORTs
 // are at most limits.max_in_flight, 65535).
 const maxBatch = 1 << 16
+
+// closeConn closes the NATS connection on purpose: its disconnect is no news.
+func (d *Destination) closeConn() {
+	d.closing.Store(true)
+	d.nc.Close()
+}
 
 func (d *Destination) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
 	st, err := d.js.Stream(ctx, d.opts.Stream)
@@ -378,6 +385,6 @@ func (d *Destination) Close() error {
 	d.probed.Wait()
 	close(d.jobs)
 	<-d.done
-	d.nc.Close()
+	d.closeConn()
 	return nil
 }

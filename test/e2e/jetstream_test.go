@@ -306,3 +306,39 @@ func TestClusterExampleConfigs(t *testing.T) {
 		}
 	}
 }
+
+// hawk refuses to start on a stream that cannot keep its promises: missing, or
+// not durable with jetstream.require_durable (a single server without sync_always).
+func TestJetStreamStartRefused(t *testing.T) {
+	ns := startNATS(t)
+	dir := t.TempDir()
+	want := map[string]string{"missing stream": "stream not found", "not durable": "is not durable"}
+	for name, flags := range map[string][]string{
+		"missing stream": {"-jetstream.stream=NOPE", "-jetstream.sync_always=true"},
+		"not durable":    {"-jetstream.stream=" + jsStream},
+	} {
+		cmd := exec.Command(bin.serverV1, append([]string{"-listen=127.0.0.1:0", "-admin.addr=", "-spool.dir=" + filepath.Join(dir, "spool"),
+			"-destination=jetstream", "-jetstream.urls=" + ns.URL(), "-jetstream.connect_timeout=2s"}, flags...)...)
+		out := &testutil.Buffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s: hawk exited 0; output:\n%s", name, out)
+			}
+			if !strings.Contains(out.String(), want[name]) {
+				t.Errorf("%s: the error does not say %q:\n%s", name, want[name], out)
+			}
+			t.Logf("%s: %s", name, strings.TrimSpace(out.String()))
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("%s: hawk still running after 20s; output:\n%s", name, out)
+		}
+	}
+}
