@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/jetstream"
+	"github.com/hawk-agents/hawk/internal/metrics"
 	"github.com/hawk-agents/hawk/internal/testutil"
 	"github.com/hawk-agents/hawk/internal/testutil/natstest"
 )
@@ -339,6 +341,40 @@ func TestJetStreamStartRefused(t *testing.T) {
 			cmd.Process.Kill()
 			<-done
 			t.Fatalf("%s: hawk still running after 20s; output:\n%s", name, out)
+		}
+	}
+}
+
+// deploy/cluster/hawk-jetstream-alerts.yml: promtool accepts it, and every
+// hawk_jetstream_ metric it names is one hawk exports.
+func TestJetStreamAlertRules(t *testing.T) {
+	const file = "../../deploy/cluster/hawk-jetstream-alerts.yml"
+	if pt, err := exec.LookPath("promtool"); err == nil {
+		if out, err := exec.Command(pt, "check", "rules", file).CombinedOutput(); err != nil {
+			t.Fatalf("promtool check rules %s: %v\n%s", file, err, out)
+		}
+	}
+	m := metrics.New("v-test", func() int { return 0 })
+	m.JetStream()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, f := range families {
+		have[f.GetName()] = true
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := regexp.MustCompile(`hawk_jetstream_[a-z_]+`).FindAllString(string(raw), -1)
+	if len(used) == 0 {
+		t.Fatal("no hawk_jetstream_ metric in the rules")
+	}
+	for _, name := range used {
+		if !have[strings.TrimSuffix(name, "_bucket")] {
+			t.Errorf("%s names %s, which hawk does not export", file, name)
 		}
 	}
 }
