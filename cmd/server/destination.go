@@ -25,9 +25,12 @@ func (s *server) openDestination(cfg *config.Config) (ingest.Destination, error)
 			MaxPending: j.MaxPending, PublishTimeout: j.PublishTimeout, ConnectTimeout: j.ConnectTimeout,
 			RetryAfter: j.RetryAfter, RetryHorizon: j.RetryHorizon,
 			RequireDurable: j.RequireDurable, SyncAlways: j.SyncAlways,
-			Name:     "hawk " + host + " pid " + strconv.Itoa(os.Getpid()),
-			Logger:   s.log.Named("jetstream"),
-			Observer: s.met.JetStream(),
+			// A payload that is not JSON is stored as base64 (4/3), beside the other
+			// fields (a client id of up to 256 bytes, escaped: at most 6 bytes each).
+			MaxRecord: int64(cfg.Limits.MaxFrameSize+2)/3*4 + 2048,
+			Name:      "hawk " + host + " pid " + strconv.Itoa(os.Getpid()),
+			Logger:    s.log.Named("jetstream"),
+			Observer:  s.met.JetStream(),
 		})
 		if err != nil {
 			return nil, err

@@ -58,6 +58,10 @@ type Options struct {
 	Name           string // the NATS connection's name, for the server's monitoring
 	Logger         *zap.Logger
 	Observer       Observer
+	// MaxRecord is the largest record line a report can make (its payload base64
+	// encoded, plus the other fields); Open warns when the server's max_payload is
+	// smaller, since such a report could never be published. 0: no check.
+	MaxRecord int64
 	// ProbeInterval is how often the stream is looked up while connected, for
 	// Healthy; DefaultProbeInterval if <= 0.
 	ProbeInterval time.Duration
@@ -172,6 +176,11 @@ func Open(opts Options) (*Destination, error) {
 	if err != nil {
 		d.closeConn()
 		return nil, err
+	}
+	if mp := d.nc.MaxPayload(); opts.MaxRecord > mp {
+		d.log.Warn("NATS max_payload is below the largest report hawk accepts: such a report is NACKed (retryable) every time it is sent; "+
+			"raise max_payload on the NATS servers or lower limits.max_frame_size",
+			zap.Int64("max_payload", mp), zap.Int64("largest_record", opts.MaxRecord))
 	}
 	d.setHealthy(nil)
 	d.log.Info("jetstream destination ready", zap.String("url", d.nc.ConnectedUrlRedacted()), zap.String("stream", opts.Stream),

@@ -58,6 +58,10 @@
 // a lookup (probed every second while connected); /readyz answers 503 with the
 // reason, so a balancer health-checking it moves new agents to another instance.
 //
+// A report whose record exceeds the NATS servers' max_payload can never be published
+// (NACKed, retryable, every time): Open warns when max_payload is below the largest
+// record limits.max_frame_size allows (base64 of the payload plus 2 KiB).
+//
 // At start, Open connects (within jetstream.connect_timeout) and checks the stream;
 // a hawk whose broker is unreachable at start does not start.
 package jetstream
