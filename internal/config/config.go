@@ -24,15 +24,17 @@ type Config struct {
 	Heartbeat Heartbeat `koanf:"heartbeat"`
 	Handshake Handshake `koanf:"handshake"`
 	Limits    Limits    `koanf:"limits"`
-	// Destination is where reports become durable: DestinationSpool or DestinationJetStream.
+	Spool     Spool     `koanf:"spool"`
+	Dedup     Dedup     `koanf:"dedup"`
+	Drain     Drain     `koanf:"drain"`
+	Upgrade   Upgrade   `koanf:"upgrade"`
+	Admin     Admin     `koanf:"admin"`
+	Legacy    Legacy    `koanf:"legacy"`
+
+	// Destination is where reports become durable: DestinationSpool or
+	// DestinationJetStream (the jetstream section).
 	Destination string    `koanf:"destination"`
-	Spool       Spool     `koanf:"spool"`
 	JetStream   JetStream `koanf:"jetstream"`
-	Dedup       Dedup     `koanf:"dedup"`
-	Drain       Drain     `koanf:"drain"`
-	Upgrade     Upgrade   `koanf:"upgrade"`
-	Admin       Admin     `koanf:"admin"`
-	Legacy      Legacy    `koanf:"legacy"`
 }
 
 // Log is the log.* section.

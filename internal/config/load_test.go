@@ -18,23 +18,23 @@ import (
 func TestDefaults(t *testing.T) {
 	c := mustLoad(t, &Loader{})
 	want := Config{
-		Listen:      "127.0.0.1:7373",
-		ServerID:    "",
-		Log:         Log{Level: "info", Format: "console"},
-		Auth:        Auth{Tokens: Secrets{}},
-		Heartbeat:   Heartbeat{Interval: 10 * time.Second, Timeout: 0},
-		Handshake:   Handshake{Timeout: 5 * time.Second},
-		Limits:      Limits{MaxConns: 100000, HandshakeRate: 5000, MaxFrameSize: 1 << 20, MaxInFlight: 1024, WriteTimeout: 10 * time.Second, FrameTimeout: 30 * time.Second},
-		Destination: DestinationSpool,
-		Spool:       Spool{Dir: "./data", Fsync: FsyncNever, SegmentSize: 64 << 20},
-		JetStream: JetStream{URLs: "nats://127.0.0.1:4222", Stream: "HAWK_REPORTS", Subject: "hawk.reports.<client_id>",
-			MaxPending: 16384, PublishTimeout: 5 * time.Second, ConnectTimeout: 5 * time.Second, RetryAfter: time.Second,
-			RetryHorizon: 2 * time.Minute, RequireDurable: true},
-		Dedup:   Dedup{Window: 4096, MaxClients: 200000, RebuildBytes: 256 << 20},
-		Drain:   Drain{Timeout: 30 * time.Second, Spread: 5 * time.Second},
-		Upgrade: Upgrade{PIDFile: "", Timeout: 60 * time.Second},
-		Admin:   Admin{Addr: "127.0.0.1:7374", Pprof: false},
+		Listen:    "127.0.0.1:7373",
+		ServerID:  "",
+		Log:       Log{Level: "info", Format: "console"},
+		Auth:      Auth{Tokens: Secrets{}},
+		Heartbeat: Heartbeat{Interval: 10 * time.Second, Timeout: 0},
+		Handshake: Handshake{Timeout: 5 * time.Second},
+		Limits:    Limits{MaxConns: 100000, HandshakeRate: 5000, MaxFrameSize: 1 << 20, MaxInFlight: 1024, WriteTimeout: 10 * time.Second, FrameTimeout: 30 * time.Second},
+		Spool:     Spool{Dir: "./data", Fsync: FsyncNever, SegmentSize: 64 << 20},
+		Dedup:     Dedup{Window: 4096, MaxClients: 200000, RebuildBytes: 256 << 20},
+		Drain:     Drain{Timeout: 30 * time.Second, Spread: 5 * time.Second},
+		Upgrade:   Upgrade{PIDFile: "", Timeout: 60 * time.Second},
+		Admin:     Admin{Addr: "127.0.0.1:7374", Pprof: false},
 	}
+	want.Destination = DestinationSpool
+	want.JetStream = JetStream{URLs: "nats://127.0.0.1:4222", Stream: "HAWK_REPORTS", Subject: "hawk.reports.<client_id>",
+		MaxPending: 16384, PublishTimeout: 5 * time.Second, ConnectTimeout: 5 * time.Second, RetryAfter: time.Second,
+		RetryHorizon: 2 * time.Minute, RequireDurable: true}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
 	}
@@ -200,23 +200,23 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 	}
 	want := Config{
 		Listen: "0.0.0.0:9000", ServerID: "edge-1",
-		Log:         Log{Level: "error", Format: "json"},
-		Auth:        Auth{Tokens: Secrets{"alpha", "beta"}},
-		Heartbeat:   Heartbeat{Interval: 2 * time.Second, Timeout: 7 * time.Second},
-		Handshake:   Handshake{Timeout: time.Second},
-		Limits:      Limits{MaxConns: 5, HandshakeRate: 250, MaxFrameSize: 2 << 20, MaxInFlight: 100, WriteTimeout: 3 * time.Second, FrameTimeout: 12 * time.Second},
-		Destination: "jetstream",
-		Spool:       Spool{Dir: "/var/lib/hawk", Fsync: "always", SegmentSize: 16_000_000},
-		JetStream: JetStream{URLs: "nats://a:4222,nats://b:4222", Stream: "R", Subject: "r.<client_id>", Creds: "/c.creds",
-			TLSCA: "/ca.pem", TLSCert: "/c.pem", TLSKey: "/c.key", MaxPending: 100, PublishTimeout: 3 * time.Second,
-			ConnectTimeout: 4 * time.Second, RetryAfter: 250 * time.Millisecond, RetryHorizon: time.Hour, SyncAlways: true},
-		Dedup:   Dedup{Window: 256, MaxClients: 7, RebuildBytes: 1 << 30, BeforeReady: true},
-		Drain:   Drain{Timeout: 9 * time.Second, Spread: 4 * time.Second},
-		Upgrade: Upgrade{PIDFile: "/run/hawk.pid", Timeout: 11 * time.Second},
-		Admin:   Admin{Addr: ":9001", Pprof: true},
+		Log:       Log{Level: "error", Format: "json"},
+		Auth:      Auth{Tokens: Secrets{"alpha", "beta"}},
+		Heartbeat: Heartbeat{Interval: 2 * time.Second, Timeout: 7 * time.Second},
+		Handshake: Handshake{Timeout: time.Second},
+		Limits:    Limits{MaxConns: 5, HandshakeRate: 250, MaxFrameSize: 2 << 20, MaxInFlight: 100, WriteTimeout: 3 * time.Second, FrameTimeout: 12 * time.Second},
+		Spool:     Spool{Dir: "/var/lib/hawk", Fsync: "always", SegmentSize: 16_000_000},
+		Dedup:     Dedup{Window: 256, MaxClients: 7, RebuildBytes: 1 << 30, BeforeReady: true},
+		Drain:     Drain{Timeout: 9 * time.Second, Spread: 4 * time.Second},
+		Upgrade:   Upgrade{PIDFile: "/run/hawk.pid", Timeout: 11 * time.Second},
+		Admin:     Admin{Addr: ":9001", Pprof: true},
 		Legacy: Legacy{Listeners: []LegacyListener{{Name: "m", Address: ":7380", Format: "c8c9",
 			Allow: []string{"10.0.0.0/8", "::1/128"}, MaxFrameSize: 1 << 20, IdleTimeout: time.Minute}}},
 	}
+	want.Destination = DestinationJetStream
+	want.JetStream = JetStream{URLs: "nats://a:4222,nats://b:4222", Stream: "R", Subject: "r.<client_id>", Creds: "/c.creds",
+		TLSCA: "/ca.pem", TLSCert: "/c.pem", TLSKey: "/c.key", MaxPending: 100, PublishTimeout: 3 * time.Second,
+		ConnectTimeout: 4 * time.Second, RetryAfter: 250 * time.Millisecond, RetryHorizon: time.Hour, SyncAlways: true}
 	if len(values) != len(keys) {
 		t.Fatalf("test covers %d keys, there are %d", len(values), len(keys))
 	}

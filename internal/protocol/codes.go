@@ -26,37 +26,40 @@ const (
 	CodeBusy               Code = "busy"               // handshake admission rate exceeded; retry after retry_after_ms
 	CodeSpoolWrite         Code = "spool_write_failed" // NACK, retryable
 	CodeUnavailable        Code = "unavailable"        // NACK, retryable: server is shutting down
-	// NACK, retryable: the destination (a broker: NATS JetStream) did not confirm the
-	// report; resend after retry_after_ms, on this connection or another.
-	CodeDestinationUnavailable Code = "destination_unavailable"
 )
+
+// CodeDestinationUnavailable is a NACK, retryable: the destination (a broker: NATS
+// JetStream) did not confirm the report; resend after retry_after_ms, on this
+// connection or another.
+const CodeDestinationUnavailable Code = "destination_unavailable"
 
 // retryable says, for every code, whether reconnecting (after a backoff, and after
 // retry_after_ms when the ERROR carries it) and resending can succeed. It is the
 // "retry" column of docs/PROTOCOL.md section 5, and what the Go client obeys
 // whenever it receives the code, in answer to HELLO or later.
 var retryable = map[Code]bool{
-	CodeBadMagic:               false, // the peer does not speak hawk
-	CodeUnsupportedVersion:     false,
-	CodeUnknownType:            false, // a peer bug: resending repeats it
-	CodeFrameTooLarge:          false,
-	CodeBadCRC:                 true, // bytes can be damaged in transit; the frame is resent whole
-	CodeBadPayload:             false,
-	CodeProtocol:               false,
-	CodeHandshakeTimeout:       true,
-	CodeUnauthorized:           false, // fix the token
-	CodeHeartbeatTimeout:       true,
-	CodeTooManyConns:           true,
-	CodeReplaced:               true,
-	CodeTokenRevoked:           false, // fix the token
-	CodeDrainTimeout:           true,
-	CodeShutdown:               true,
-	CodeSlowConsumer:           true,
-	CodeFrameTimeout:           true,
-	CodeTooManyInFlight:        false, // a peer bug: it ignored WELCOME's max_in_flight
-	CodeBusy:                   true,
-	CodeSpoolWrite:             true,
-	CodeUnavailable:            true,
+	CodeBadMagic:           false, // the peer does not speak hawk
+	CodeUnsupportedVersion: false,
+	CodeUnknownType:        false, // a peer bug: resending repeats it
+	CodeFrameTooLarge:      false,
+	CodeBadCRC:             true, // bytes can be damaged in transit; the frame is resent whole
+	CodeBadPayload:         false,
+	CodeProtocol:           false,
+	CodeHandshakeTimeout:   true,
+	CodeUnauthorized:       false, // fix the token
+	CodeHeartbeatTimeout:   true,
+	CodeTooManyConns:       true,
+	CodeReplaced:           true,
+	CodeTokenRevoked:       false, // fix the token
+	CodeDrainTimeout:       true,
+	CodeShutdown:           true,
+	CodeSlowConsumer:       true,
+	CodeFrameTimeout:       true,
+	CodeTooManyInFlight:    false, // a peer bug: it ignored WELCOME's max_in_flight
+	CodeBusy:               true,
+	CodeSpoolWrite:         true,
+	CodeUnavailable:        true,
+
 	CodeDestinationUnavailable: true,
 }
 
