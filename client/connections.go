@@ -106,7 +106,7 @@ func (c *Client) sessionEvents(s *session, evs []sessionEvent) {
 				continue // stale: the report has moved on
 			}
 			if ev.nack.Retryable && !rec.abandoned {
-				c.retryLaterLocked(rec)
+				c.retryLaterLocked(rec, time.Duration(ev.nack.RetryAfterMS)*time.Millisecond)
 			} else {
 				c.completeLocked(rec, &NackError{Seq: ev.seq, Nack: *ev.nack})
 			}
@@ -165,8 +165,8 @@ func (c *Client) goawayLocked(s *session, gw *protocol.Goaway, worked bool) {
 
 // retryLaterLocked takes a report off its connection after a retryable NACK; the
 // manager resends it on the current connection after a short backoff.
-func (c *Client) retryLaterLocked(rec *pending) {
-	if s := c.out.retryLater(rec, mono.Now()); s != nil {
+func (c *Client) retryLaterLocked(rec *pending, hint time.Duration) {
+	if s := c.out.retryLater(rec, mono.Now(), hint); s != nil {
 		c.maybeRetireLocked(s)
 	}
 	c.pumpLocked()

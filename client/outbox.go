@@ -181,10 +181,12 @@ func (o *outbox) takeHeld(n int) []*pending {
 // retryLater takes rec off its connection after a retryable NACK and parks it for
 // a backoff from now that grows with each NACK of the same report, so a server
 // with a failing disk is not hammered. It returns the connection rec left.
-func (o *outbox) retryLater(rec *pending, now int64) *session {
+func (o *outbox) retryLater(rec *pending, now int64, hint time.Duration) *session {
 	from := o.leave(rec)
 	rec.waiting = true
-	rec.retryAt = now + int64(backoff(rec.attempts, o.minBackoff, o.maxBackoff))
+	// The NACK's retry_after_ms is the server's word: never sooner, however early
+	// the backoff would have been.
+	rec.retryAt = now + int64(max(backoff(rec.attempts, o.minBackoff, o.maxBackoff), hint))
 	rec.attempts++
 	o.retry = append(o.retry, rec)
 	return from

@@ -155,7 +155,7 @@ func TestOutboxRetryAfterNack(t *testing.T) {
 
 	// NACKed in the order 3, 1: parked off the connection.
 	for _, r := range []*pending{recs[2], recs[0]} {
-		if from := o.retryLater(r, now); from != s {
+		if from := o.retryLater(r, now, 0); from != s {
 			t.Fatalf("retryLater returned %p, want the session", from)
 		}
 		if r.sess != nil || !r.waiting || r.attempts != 1 {
@@ -195,7 +195,7 @@ func TestOutboxRetryAfterNack(t *testing.T) {
 	o.recycle(due)
 
 	// A second NACK of the same report backs off longer: up to twice the minimum.
-	o.retryLater(recs[0], now)
+	o.retryLater(recs[0], now, 0)
 	if recs[0].attempts != 2 || recs[0].retryAt >= now+int64(2*testMinBackoff) {
 		t.Fatalf("second retry: attempts %d at +%v", recs[0].attempts, time.Duration(recs[0].retryAt-now))
 	}
@@ -205,7 +205,7 @@ func TestOutboxRetryAfterNack(t *testing.T) {
 		t.Fatalf("a finished report is still waiting to retry")
 	}
 	// A new connection takes waiting retries at once.
-	o.retryLater(recs[1], now)
+	o.retryLater(recs[1], now, 0)
 	batch := o.takeUnplaced()
 	if got := seqsOf(batch); !slices.Equal(got, []uint64{2}) || recs[1].waiting || len(o.retry) != 0 {
 		t.Fatalf("takeUnplaced %v, waiting %v, retry list %d", got, recs[1].waiting, len(o.retry))
@@ -213,12 +213,25 @@ func TestOutboxRetryAfterNack(t *testing.T) {
 	o.recycle(batch)
 }
 
+// A NACK's retry_after_ms is a floor: never sooner, however short the backoff.
+func TestOutboxRetryHint(t *testing.T) {
+	o := newTestOutbox(1)
+	s := &session{}
+	recs := addN(&o, 1)
+	o.sendOn(s, recs[0])
+	hint := 10 * testMaxBackoff
+	o.retryLater(recs[0], 1000, hint)
+	if recs[0].retryAt < 1000+int64(hint) {
+		t.Fatalf("retry with a %v hint at +%v", hint, time.Duration(recs[0].retryAt-1000))
+	}
+}
+
 func TestOutboxTakeAll(t *testing.T) {
 	o := newTestOutbox(7)
 	s := &session{}
 	recs := addN(&o, 4)
 	o.sendOn(s, recs[2])
-	o.retryLater(recs[2], 0)
+	o.retryLater(recs[2], 0, 0)
 	o.sendOn(s, recs[0])
 	all := o.takeAll()
 	if got, want := seqsOf(all), []uint64{7, 8, 9, 10}; !slices.Equal(got, want) {

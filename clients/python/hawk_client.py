@@ -205,7 +205,7 @@ class Decoder:
 RETRYABLE_ERRORS = frozenset({
     "bad_crc", "handshake_timeout", "heartbeat_timeout", "too_many_connections", "replaced",
     "drain_timeout", "shutdown", "slow_consumer", "frame_timeout", "busy",
-    "spool_write_failed", "unavailable",
+    "spool_write_failed", "unavailable", "destination_unavailable",
 })
 FINAL_ERRORS = frozenset({
     "bad_magic", "unsupported_version", "unknown_type", "frame_too_large", "bad_payload",
@@ -659,6 +659,8 @@ class Client:
             obj = _parse_json_object(f)
             code, msg = _field(obj, "code", str, ""), _field(obj, "message", str, "")
             retryable = _field(obj, "retryable", bool, False)
+            # The server's hint (destination_unavailable): resend no sooner.
+            hint = max(_field(obj, "retry_after_ms", int, 0), 0) / 1000.0
             with self._lock:
                 c.inflight.discard(f.seq)
                 r = self._pending.get(f.seq)
@@ -666,7 +668,7 @@ class Client:
                     self.events["nacked"] += 1
                     r.conn = None
                     if retryable:
-                        t = threading.Timer(self.nack_backoff, self._resend, (r,))
+                        t = threading.Timer(max(self.nack_backoff, hint), self._resend, (r,))
                         t.daemon = True
                         t.start()
                     else:

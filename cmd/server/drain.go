@@ -52,9 +52,7 @@ func (s *server) drain(reason string) {
 	}
 	s.stopDedup()
 	flushStart := time.Now()
-	if err := s.spool.Close(); err != nil {
-		s.log.Error("spool close failed", zap.Error(err))
-	}
+	s.closeDestination()
 	s.log.Info("exiting", zap.String("reason", reason), zap.Duration("drain", res.Duration),
 		zap.Duration("spool_flush", time.Since(flushStart)), zap.Duration("spread", res.Spread), zap.Int("goaways", res.Goaways),
 		zap.Int("closed_by_client", res.Closed), zap.Int("cut_at_deadline", res.Cut))

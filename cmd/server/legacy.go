@@ -60,7 +60,7 @@ func (s *server) startLegacy() error {
 			Name:         ll.cfg.Name,
 			Format:       legacy.Format(ll.cfg.Format),
 			Settings:     st,
-			Destination:  s.spool,
+			Destination:  s.dest,
 			Logger:       s.log.Named("legacy"),
 			Observer:     s.met.Legacy(ll.cfg.Name, func() int { return l.Count() }),
 			NewID:        s.conns.NewID,

@@ -63,14 +63,18 @@ func (logLevelOption) apply(s *server, r *reloading) {
 type spoolFsyncOption struct{}
 
 func (spoolFsyncOption) apply(s *server, r *reloading) {
-	s.spool.SetFsync(r.next.Spool.Fsync == config.FsyncAlways)
+	if s.spool != nil { // destination jetstream: nothing to apply
+		s.spool.SetFsync(r.next.Spool.Fsync == config.FsyncAlways)
+	}
 }
 
 // spoolSegmentSizeOption: from the spool's next rotation check on.
 type spoolSegmentSizeOption struct{}
 
 func (spoolSegmentSizeOption) apply(s *server, r *reloading) {
-	s.spool.SetSegmentSize(r.next.Spool.SegmentSize)
+	if s.spool != nil {
+		s.spool.SetSegmentSize(r.next.Spool.SegmentSize)
+	}
 }
 
 // dedupMaxClientsOption: from the next client the table has not seen on.

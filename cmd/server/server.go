@@ -17,6 +17,8 @@ import (
 	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/dedup"
+	"github.com/hawk-agents/hawk/internal/ingest"
+	"github.com/hawk-agents/hawk/internal/jetstream"
 	"github.com/hawk-agents/hawk/internal/metrics"
 	"github.com/hawk-agents/hawk/internal/sdnotify"
 	"github.com/hawk-agents/hawk/internal/spool"
@@ -32,7 +34,9 @@ type server struct {
 	log    *zap.Logger
 	sigs   chan os.Signal // HUP, USR1, INT, TERM for the whole life of the process
 	upg    *upgrade.Upgrader
-	spool  *spool.Spool
+	spool  *spool.Spool           // nil unless destination is spool
+	js     *jetstream.Destination // nil unless destination is jetstream
+	dest   ingest.Destination     // the one of the two in use
 	dedup  *dedup.Table
 	// stopDedup stops following the previous process's spool (startDedup).
 	stopDedup func()
@@ -143,26 +147,26 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 	}
 
 	s.met = metrics.New(version, func() int { return s.conns.Count() })
-	s.spool, err = spool.Open(spool.Options{
-		Dir:         cfg.Spool.Dir,
-		Fsync:       cfg.Spool.Fsync == config.FsyncAlways,
-		SegmentSize: cfg.Spool.SegmentSize,
-		Logger:      s.log.Named("spool"),
-		Observer:    s.met.Spool(),
-	})
-	if err != nil {
+	if s.dest, err = s.openDestination(cfg); err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() { s.spool.Close() })
+	undo = append(undo, s.closeDestination)
 	if s.dedup, err = dedup.New(dedup.Options{Window: cfg.Dedup.Window, MaxClients: cfg.Dedup.MaxClients}); err != nil {
 		return nil, err
 	}
 	s.met.Dedup(s.dedup)
-	s.startDedup(cfg, began)
+	if s.js == nil {
+		s.startDedup(cfg, began)
+	} else {
+		// No spool to rebuild from: the stream's duplicate window (Nats-Msg-Id)
+		// catches resends across processes; the table still answers them here.
+		s.dedup.SetReady()
+		s.stopDedup = func() {}
+	}
 	undo = append(undo, s.stopDedup)
 	s.conns = conn.New(conn.Options{
 		Settings:    settings,
-		Destination: s.spool,
+		Destination: s.dest,
 		Logger:      s.log.Named("conn"),
 		Observer:    s.met.Conn(),
 		Dedup:       s.dedup,
@@ -210,7 +214,7 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 	// The new process of an upgrade says READY=1 too, but not MAINPID=: the old
 	// process stays the main process until it exits (pidfile.go says why).
 	s.notify(sdnotify.Ready, sdnotify.Status(s.servingStatus()))
-	s.log.Info("listening", zap.String("addr", s.ln.Addr().String()), zap.String("spool_dir", cfg.Spool.Dir),
+	s.log.Info("listening", zap.String("addr", s.ln.Addr().String()), zap.String("destination", cfg.Destination), zap.String("spool_dir", cfg.Spool.Dir),
 		zap.Bool("inherited", inherited), zap.Duration("startup", time.Since(began)))
 	if controlLn != nil {
 		s.log.Info("control socket listening", zap.String("path", cfg.Control.Socket), zap.String("mode", cfg.Control.Mode))

@@ -30,6 +30,8 @@ type Source struct {
 // not ready again from the start of a drain.
 type Readiness struct {
 	reason atomic.Pointer[string] // nil: ready
+	// depend, when set, must also be healthy: a destination's broker, say.
+	depend atomic.Pointer[func() (bool, string)]
 }
 
 // NewReadiness starts not ready, with reason.
@@ -45,10 +47,17 @@ func (r *Readiness) SetReady() { r.reason.Store(nil) }
 // SetNotReady marks the process not ready, saying why (e.g. "draining: upgrade").
 func (r *Readiness) SetNotReady(reason string) { r.reason.Store(&reason) }
 
+// Depend makes readiness also require f: the process is not ready while f reports
+// false (a broker destination that is unreachable), whatever SetReady said.
+func (r *Readiness) Depend(f func() (bool, string)) { r.depend.Store(&f) }
+
 // Ready reports whether the process is ready, and why not.
 func (r *Readiness) Ready() (bool, string) {
 	if p := r.reason.Load(); p != nil {
 		return false, *p
+	}
+	if f := r.depend.Load(); f != nil {
+		return (*f)()
 	}
 	return true, ""
 }

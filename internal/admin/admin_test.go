@@ -322,3 +322,32 @@ func TestPprofNilIsOff(t *testing.T) {
 		t.Fatalf("Pprof nil: /debug/pprof/ status %d, want 404", code)
 	}
 }
+
+// A dependency (a broker destination) makes a ready process not ready while it is
+// unhealthy, and a drain's reason wins over a healthy dependency.
+func TestReadinessDepend(t *testing.T) {
+	r := NewReadiness("starting")
+	up := true
+	r.Depend(func() (bool, string) {
+		if up {
+			return true, ""
+		}
+		return false, "NATS disconnected"
+	})
+	if ok, why := r.Ready(); ok || why != "starting" {
+		t.Fatalf("before SetReady: %v %q", ok, why)
+	}
+	r.SetReady()
+	if ok, _ := r.Ready(); !ok {
+		t.Fatal("ready with a healthy dependency: not ready")
+	}
+	up = false
+	if ok, why := r.Ready(); ok || why != "NATS disconnected" {
+		t.Fatalf("unhealthy dependency: %v %q", ok, why)
+	}
+	up = true
+	r.SetNotReady("draining: upgrade")
+	if ok, why := r.Ready(); ok || why != "draining: upgrade" {
+		t.Fatalf("draining: %v %q", ok, why)
+	}
+}

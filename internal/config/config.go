@@ -31,6 +31,11 @@ type Config struct {
 	Admin     Admin     `koanf:"admin"`
 	Control   Control   `koanf:"control"`
 	Legacy    Legacy    `koanf:"legacy"`
+
+	// Destination is where reports become durable: DestinationSpool or
+	// DestinationJetStream (the jetstream section).
+	Destination string    `koanf:"destination"`
+	JetStream   JetStream `koanf:"jetstream"`
 }
 
 // Log is the log.* section.
@@ -86,6 +91,25 @@ type Spool struct {
 	SegmentSize int64  `koanf:"segment_size"` // bytes
 }
 
+// JetStream is the jetstream.* section: the NATS JetStream destination
+// (destination: jetstream; see internal/jetstream).
+type JetStream struct {
+	URLs           string        `koanf:"urls"`    // comma-separated NATS server URLs
+	Stream         string        `koanf:"stream"`  // must exist
+	Subject        string        `koanf:"subject"` // template; <client_id> is replaced
+	Creds          string        `koanf:"creds"`   // credentials file; "" means none
+	TLSCA          string        `koanf:"tls_ca"`
+	TLSCert        string        `koanf:"tls_cert"`
+	TLSKey         string        `koanf:"tls_key"`
+	MaxPending     int           `koanf:"max_pending"` // publishes awaiting their ack
+	PublishTimeout time.Duration `koanf:"publish_timeout"`
+	ConnectTimeout time.Duration `koanf:"connect_timeout"`
+	RetryAfter     time.Duration `koanf:"retry_after"`   // the NACK's retry hint
+	RetryHorizon   time.Duration `koanf:"retry_horizon"` // the stream's duplicate window must cover it
+	RequireDurable bool          `koanf:"require_durable"`
+	SyncAlways     bool          `koanf:"sync_always"` // the operator's word: the servers run sync_interval: always
+}
+
 // Dedup is the dedup.* section.
 type Dedup struct {
 	Window       int   `koanf:"window"`        // seqs, a power of two
@@ -127,6 +151,12 @@ func (c *Config) ControlMode() (os.FileMode, error) {
 	}
 	return os.FileMode(m), nil
 }
+
+// Values of destination.
+const (
+	DestinationSpool     = "spool"
+	DestinationJetStream = "jetstream"
+)
 
 // Values of spool.fsync.
 const (

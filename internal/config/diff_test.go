@@ -39,10 +39,28 @@ var changedValues = map[string]string{
 	"admin.pprof":                "true",
 	"control.socket":             "/run/hawk/control.sock",
 	"control.mode":               "0660",
+	"destination":                "jetstream",
+	"jetstream.urls":             "nats://n1:4222",
+	"jetstream.stream":           "R",
+	"jetstream.subject":          "r.<client_id>",
+	"jetstream.creds":            "/c.creds",
+	"jetstream.tls_ca":           "/ca.pem",
+	"jetstream.tls_cert":         "/c.pem",
+	"jetstream.tls_key":          "/c.key",
+	"jetstream.max_pending":      "100",
+	"jetstream.publish_timeout":  "3s",
+	"jetstream.connect_timeout":  "4s",
+	"jetstream.retry_after":      "250ms",
+	"jetstream.retry_horizon":    "1h",
+	"jetstream.require_durable":  "false",
+	"jetstream.sync_always":      "true",
 	"legacy.listeners":           `[{name: m, address: "127.0.0.1:7380", format: ffff, allow: [10.0.0.0/8]}]`, // adding one: restart-only
 }
 
-var restartOnly = []string{"admin.addr", "listen", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout", "dedup.window", "dedup.rebuild_bytes", "dedup.rebuild_before_ready", "legacy.listeners", "control.socket", "control.mode"}
+var restartOnly = []string{"admin.addr", "listen", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout", "dedup.window", "dedup.rebuild_bytes", "dedup.rebuild_before_ready", "legacy.listeners", "control.socket", "control.mode",
+	"destination", "jetstream.urls", "jetstream.stream", "jetstream.subject", "jetstream.creds", "jetstream.tls_ca", "jetstream.tls_cert",
+	"jetstream.tls_key", "jetstream.max_pending", "jetstream.publish_timeout", "jetstream.connect_timeout", "jetstream.retry_after",
+	"jetstream.retry_horizon", "jetstream.require_durable", "jetstream.sync_always"}
 
 func TestDiffEveryKey(t *testing.T) {
 	if len(changedValues) != len(keys) {

@@ -41,9 +41,24 @@
 //	limits.max_in_flight        1024 (1 – 65535)                    live (new connections)
 //	limits.write_timeout        10s                                 live
 //	limits.frame_timeout        30s                                 live
+//	destination                 spool (spool, jetstream)            restart-only
 //	spool.dir                   ./data                              restart-only
 //	spool.fsync                 never (never, always)               live
 //	spool.segment_size          64MiB                               live
+//	jetstream.urls              nats://127.0.0.1:4222               restart-only
+//	jetstream.stream            HAWK_REPORTS                        restart-only
+//	jetstream.subject           hawk.reports.<client_id>            restart-only
+//	jetstream.creds             "" (none)                           restart-only
+//	jetstream.tls_ca            "" (system)                         restart-only
+//	jetstream.tls_cert          "" (none)                           restart-only
+//	jetstream.tls_key           "" (none)                           restart-only
+//	jetstream.max_pending       16384                               restart-only
+//	jetstream.publish_timeout   5s                                  restart-only
+//	jetstream.connect_timeout   5s                                  restart-only
+//	jetstream.retry_after       1s                                  restart-only
+//	jetstream.retry_horizon     2m                                  restart-only
+//	jetstream.require_durable   true                                restart-only
+//	jetstream.sync_always       false                               restart-only
 //	dedup.window                4096 (power of two)                 restart-only
 //	dedup.max_clients           200000                              live (from the next new client)
 //	dedup.rebuild_bytes         256MiB                              restart-only

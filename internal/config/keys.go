@@ -182,6 +182,11 @@ var keys = []Key{
 			"Unlike heartbeat.timeout, which any byte resets, it stops a client that drips bytes and never finishes a frame; " +
 			"it must leave time for a max_frame_size frame on the slowest link (1 MiB in 30s is 35 KB/s)."},
 
+	{Name: "destination", kind: kindString, Default: DestinationSpool, Example: DestinationJetStream, Reload: RestartOnly,
+		Doc: "Where reports become durable before they are ACKed. spool: the local spool (spool.*); jetstream: a NATS " +
+			"JetStream stream (jetstream.*), ACKed once JetStream acknowledged the publish.",
+		DefaultNote: "(spool, jetstream)"},
+
 	{Name: "spool.dir", kind: kindString, Default: "./data", Example: "/var/lib/hawk/spool", Reload: RestartOnly,
 		Doc: "Directory of the spool segments."},
 	{Name: "spool.fsync", kind: kindString, Default: FsyncNever, Example: FsyncAlways, Reload: Live,
@@ -189,6 +194,40 @@ var keys = []Key{
 		DefaultNote: "(never, always)"},
 	{Name: "spool.segment_size", kind: kindSize, Default: "64MiB", Example: "1MiB", Reload: Live,
 		Doc: "A segment is rotated past this size, at least 4096 bytes."},
+
+	{Name: "jetstream.urls", kind: kindString, Default: "nats://127.0.0.1:4222", Example: "nats://n1:4222,nats://n2:4222,nats://n3:4222", Reload: RestartOnly,
+		Doc: "NATS server URLs, comma separated (destination: jetstream)."},
+	{Name: "jetstream.stream", kind: kindString, Default: "HAWK_REPORTS", Example: "REPORTS", Reload: RestartOnly,
+		Doc: "The JetStream stream reports go to. It must exist (hawk does not create it) and cover jetstream.subject; checked at start."},
+	{Name: "jetstream.subject", kind: kindString, Default: "hawk.reports.<client_id>", Example: "fleet.a.<client_id>", Reload: RestartOnly,
+		Doc: "Subject template of a report's message: <client_id> is replaced by the client id, escaped into one subject token " +
+			"(bytes other than A-Z a-z 0-9 - _ become %XX)."},
+	{Name: "jetstream.creds", kind: kindString, Default: "", Example: "/etc/hawk/nats.creds", Reload: RestartOnly,
+		Doc: `NATS credentials file (JWT and nkey seed); "" means none.`, DefaultNote: "(none)"},
+	{Name: "jetstream.tls_ca", kind: kindString, Default: "", Example: "/etc/hawk/nats-ca.pem", Reload: RestartOnly,
+		Doc: `CA bundle to verify the NATS servers with; "" means the system roots (TLS only if a URL is tls://).`, DefaultNote: "(system)"},
+	{Name: "jetstream.tls_cert", kind: kindString, Default: "", Example: "/etc/hawk/nats-client.pem", Reload: RestartOnly,
+		Doc: `Client certificate for NATS (with jetstream.tls_key); "" means none.`, DefaultNote: "(none)"},
+	{Name: "jetstream.tls_key", kind: kindString, Default: "", Example: "/etc/hawk/nats-client.key", Reload: RestartOnly,
+		Doc: `Key of jetstream.tls_cert; "" means none.`, DefaultNote: "(none)"},
+	{Name: "jetstream.max_pending", kind: kindInt, Default: "16384", Example: "4096", Reload: RestartOnly,
+		Doc: "Most publishes awaiting JetStream's acknowledgement, 1 to 1048576; past it, connections stop being read " +
+			"(back-pressure, as with a slow disk)."},
+	{Name: "jetstream.publish_timeout", kind: kindDuration, Default: "5s", Example: "2s", Reload: RestartOnly,
+		Doc: "A publish not acknowledged within this long fails: its reports are NACKed destination_unavailable (retryable)."},
+	{Name: "jetstream.connect_timeout", kind: kindDuration, Default: "5s", Example: "10s", Reload: RestartOnly,
+		Doc: "How long start waits to connect and check the stream before giving up."},
+	{Name: "jetstream.retry_after", kind: kindDuration, Default: "1s", Example: "2s", Reload: RestartOnly,
+		Doc: "The retry hint (retry_after_ms) of a destination_unavailable NACK."},
+	{Name: "jetstream.retry_horizon", kind: kindDuration, Default: "2m", Example: "10m", Reload: RestartOnly,
+		Doc: "The longest time an agent keeps resending a report. The stream's duplicate window must be at least this " +
+			"long, or start is refused: a resend after the window would be stored twice."},
+	{Name: "jetstream.require_durable", kind: kindBool, Default: "true", Example: "false", Reload: RestartOnly,
+		Doc: "Refuse to start unless the stream is durable: file storage and 3 or more replicas, or jetstream.sync_always. " +
+			"false: start anyway and log a warning."},
+	{Name: "jetstream.sync_always", kind: kindBool, Default: "false", Example: "true", Reload: RestartOnly,
+		Doc: "Your word that the NATS servers run with jetstream { sync_interval: always } (a client cannot see it): " +
+			"then a stream with fewer than 3 replicas counts as durable."},
 
 	{Name: "dedup.window", kind: kindInt, Default: "4096", Example: "1024", Reload: RestartOnly,
 		Doc: "Per client, how many seqs below its highest the server remembers as durable, so that a resend of one is " +

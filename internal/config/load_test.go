@@ -32,6 +32,10 @@ func TestDefaults(t *testing.T) {
 		Admin:     Admin{Addr: "127.0.0.1:7374", Pprof: false},
 		Control:   Control{Mode: "0600"},
 	}
+	want.Destination = DestinationSpool
+	want.JetStream = JetStream{URLs: "nats://127.0.0.1:4222", Stream: "HAWK_REPORTS", Subject: "hawk.reports.<client_id>",
+		MaxPending: 16384, PublishTimeout: 5 * time.Second, ConnectTimeout: 5 * time.Second, RetryAfter: time.Second,
+		RetryHorizon: 2 * time.Minute, RequireDurable: true}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
 	}
@@ -180,6 +184,21 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		"admin.pprof":                "true",
 		"control.socket":             "/run/hawk/c.sock",
 		"control.mode":               "0660",
+		"destination":                "jetstream",
+		"jetstream.urls":             "nats://a:4222,nats://b:4222",
+		"jetstream.stream":           "R",
+		"jetstream.subject":          "r.<client_id>",
+		"jetstream.creds":            "/c.creds",
+		"jetstream.tls_ca":           "/ca.pem",
+		"jetstream.tls_cert":         "/c.pem",
+		"jetstream.tls_key":          "/c.key",
+		"jetstream.max_pending":      "100",
+		"jetstream.publish_timeout":  "3s",
+		"jetstream.connect_timeout":  "4s",
+		"jetstream.retry_after":      "250ms",
+		"jetstream.retry_horizon":    "1h",
+		"jetstream.require_durable":  "false",
+		"jetstream.sync_always":      "true",
 		"legacy.listeners":           `[{name: m, address: ":7380", format: c8c9, allow: [10.0.0.0/8, "::1/128"], idle_timeout: 1m}]`,
 	}
 	want := Config{
@@ -198,6 +217,10 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		Legacy: Legacy{Listeners: []LegacyListener{{Name: "m", Address: ":7380", Format: "c8c9",
 			Allow: []string{"10.0.0.0/8", "::1/128"}, MaxFrameSize: 1 << 20, IdleTimeout: time.Minute}}},
 	}
+	want.Destination = DestinationJetStream
+	want.JetStream = JetStream{URLs: "nats://a:4222,nats://b:4222", Stream: "R", Subject: "r.<client_id>", Creds: "/c.creds",
+		TLSCA: "/ca.pem", TLSCert: "/c.pem", TLSKey: "/c.key", MaxPending: 100, PublishTimeout: 3 * time.Second,
+		ConnectTimeout: 4 * time.Second, RetryAfter: 250 * time.Millisecond, RetryHorizon: time.Hour, SyncAlways: true}
 	if len(values) != len(keys) {
 		t.Fatalf("test covers %d keys, there are %d", len(values), len(keys))
 	}

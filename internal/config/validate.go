@@ -143,6 +143,14 @@ func Validate(c *Config) error {
 	if c.Spool.SegmentSize < minSegmentSize {
 		bad("spool.segment_size", "must be at least %d, not %d", minSegmentSize, c.Spool.SegmentSize)
 	}
+	// jetstream.* is checked whatever the destination: a typo shows before the day
+	// the destination is switched.
+	validateJetStream(bad, &c.JetStream)
+	switch c.Destination {
+	case DestinationSpool, DestinationJetStream:
+	default:
+		bad("destination", "must be spool or jetstream, not %q", c.Destination)
+	}
 	if w := c.Dedup.Window; w < 64 || w > 1<<24 || w&(w-1) != 0 {
 		bad("dedup.window", "must be a power of two between 64 and 16777216, not %d", w)
 	}
@@ -233,4 +241,29 @@ func checkServerID(id string) string {
 
 func sortFieldErrors(e []FieldError) {
 	sort.SliceStable(e, func(i, j int) bool { return e[i].Key < e[j].Key })
+}
+
+// validateJetStream checks the jetstream.* keys, only when they are used.
+func validateJetStream(bad func(string, string, ...any), j *JetStream) {
+	if strings.TrimSpace(j.URLs) == "" {
+		bad("jetstream.urls", "must not be empty")
+	}
+	if strings.TrimSpace(j.Stream) == "" || strings.ContainsAny(j.Stream, ". *>") {
+		bad("jetstream.stream", "must be a stream name (no spaces, '.', '*', '>'), not %q", j.Stream)
+	}
+	if s := strings.ReplaceAll(j.Subject, "<client_id>", "x"); s == "" || strings.ContainsAny(s, " *>") || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") || strings.Contains(s, "..") {
+		bad("jetstream.subject", "must be a subject without wildcards (<client_id> is replaced), not %q", s)
+	}
+	if n := j.MaxPending; n < 1 || n > 1<<20 {
+		bad("jetstream.max_pending", "must be between 1 and 1048576, not %d", n)
+	}
+	positive(bad, "jetstream.publish_timeout", j.PublishTimeout)
+	positive(bad, "jetstream.connect_timeout", j.ConnectTimeout)
+	positive(bad, "jetstream.retry_after", j.RetryAfter)
+	positive(bad, "jetstream.retry_horizon", j.RetryHorizon)
+	for key, path := range map[string]string{"jetstream.creds": j.Creds, "jetstream.tls_ca": j.TLSCA, "jetstream.tls_cert": j.TLSCert, "jetstream.tls_key": j.TLSKey} {
+		if strings.ContainsRune(path, 0) {
+			bad(key, "must be a file path")
+		}
+	}
 }

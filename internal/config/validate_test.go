@@ -37,6 +37,21 @@ var badValues = map[string][]string{
 	"control.socket":             {"/run/" + strings.Repeat("x", 110)},
 	"control.mode":               {"rw", "0999", "01777"},
 	"admin.pprof":                {"maybe", "yes", ""},
+	"destination":                {"disk", "", "JetStream"},
+	"jetstream.urls":             {"", "  "},
+	"jetstream.stream":           {"", "a.b", "has space"},
+	"jetstream.subject":          {"", "a.*", "a.>", ".a", "a..b"},
+	"jetstream.creds":            {"a\x00b"},
+	"jetstream.tls_ca":           {"a\x00b"},
+	"jetstream.tls_cert":         {"a\x00b"},
+	"jetstream.tls_key":          {"a\x00b"},
+	"jetstream.max_pending":      {"0", "1048577", "x"},
+	"jetstream.publish_timeout":  {"0s", "-1s"},
+	"jetstream.connect_timeout":  {"0s", "x"},
+	"jetstream.retry_after":      {"0s", "-1s"},
+	"jetstream.retry_horizon":    {"0s", "x"},
+	"jetstream.require_durable":  {"maybe", ""},
+	"jetstream.sync_always":      {"maybe", ""},
 	"legacy.listeners":           {"{name: m}", "[[", "7"}, // element errors: TestLegacyListenerErrors
 }
 

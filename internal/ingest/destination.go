@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"time"
 
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
@@ -28,11 +29,27 @@ type Waiter interface {
 // was closed: the server is shutting down.
 var ErrClosed = errors.New("destination closed")
 
+// DestinationError is the error a broker destination gives its Waiters when the
+// broker did not confirm a batch (unreachable, publish timed out): the agent is told
+// destination_unavailable and to resend after RetryAfter.
+type DestinationError struct {
+	Err        error
+	RetryAfter time.Duration
+}
+
+func (e *DestinationError) Error() string { return "destination unavailable: " + e.Err.Error() }
+func (e *DestinationError) Unwrap() error { return e.Err }
+
 // Nack is how a connection answers reports whose batch failed: every failure is
 // retryable (the report was not stored, so sending it again cannot duplicate it), and
 // the code tells an agent whether to resend here (spool_write) or on a new
-// connection (unavailable: this server is going away).
+// connection (unavailable: this server is going away), or that the broker did not
+// confirm (destination_unavailable, with a retry hint).
 func Nack(err error) *protocol.Nack {
+	if de := (*DestinationError)(nil); errors.As(err, &de) {
+		return &protocol.Nack{Code: protocol.CodeDestinationUnavailable, Message: de.Error(), Retryable: true,
+			RetryAfterMS: de.RetryAfter.Milliseconds()}
+	}
 	if errors.Is(err, ErrClosed) {
 		return &protocol.Nack{Code: protocol.CodeUnavailable, Message: "server is shutting down; resend on a new connection", Retryable: true}
 	}

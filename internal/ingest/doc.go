@@ -35,5 +35,6 @@
 //	{"client_id":"a1","seq":13,"conn_id":5,"received":"2026-11-23T08:00:00.2Z","payload_b64":"AAEC"}
 //	{"client_id":"ffff:10.1.2.3:54321","seq":1763884800000000000,"conn_id":6,"listener":"metrics","format":"ffff","received":"2026-11-23T08:00:00.3Z","payload":{"content":"x","rand":7,"timestamp":1700000000}}
 //
-// internal/spool writes these lines to its segment files verbatim.
+// internal/spool writes these lines to its segment files verbatim; internal/jetstream
+// publishes each line (without its '\n') as one message.
 package ingest

@@ -28,6 +28,11 @@ const (
 	CodeUnavailable        Code = "unavailable"        // NACK, retryable: server is shutting down
 )
 
+// CodeDestinationUnavailable is a NACK, retryable: the destination (a broker: NATS
+// JetStream) did not confirm the report; resend after retry_after_ms, on this
+// connection or another.
+const CodeDestinationUnavailable Code = "destination_unavailable"
+
 // retryable says, for every code, whether reconnecting (after a backoff, and after
 // retry_after_ms when the ERROR carries it) and resending can succeed. It is the
 // "retry" column of docs/PROTOCOL.md section 5, and what the Go client obeys
@@ -54,6 +59,8 @@ var retryable = map[Code]bool{
 	CodeBusy:               true,
 	CodeSpoolWrite:         true,
 	CodeUnavailable:        true,
+
+	CodeDestinationUnavailable: true,
 }
 
 // Retryable reports whether reconnecting and resending can help after this code.

@@ -32,6 +32,9 @@ type Nack struct {
 	Code      Code   `json:"code"`
 	Message   string `json:"message"`
 	Retryable bool   `json:"retryable"`
+	// RetryAfterMS, when above 0, is the server's hint: resend no sooner than this
+	// many milliseconds (destination_unavailable). Absent (0) from older servers.
+	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 }
 
 // Goaway tells a client to move to a new connection. The server keeps reading,

@@ -1,0 +1,190 @@
+package jetstream_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/ingest"
+	"github.com/hawk-agents/hawk/internal/jetstream"
+	"github.com/hawk-agents/hawk/internal/testutil"
+	"github.com/hawk-agents/hawk/internal/testutil/natstest"
+)
+
+type waiterFunc func(seqs []uint64, err error)
+
+func (f waiterFunc) Committed(seqs []uint64, err error) { f(seqs, err) }
+
+type counts struct{ acked, dups, failed, downs atomic.Int64 }
+
+func (c *counts) Acked(n, dups int, _ time.Duration) { c.acked.Add(int64(n)); c.dups.Add(int64(dups)) }
+func (c *counts) Failed(n int)                       { c.failed.Add(int64(n)) }
+func (c *counts) Pending(int)                        {}
+func (c *counts) Connected(up bool) {
+	if !up {
+		c.downs.Add(1)
+	}
+}
+
+func open(t *testing.T, ns *natstest.Server, obs jetstream.Observer, maxPending int) *jetstream.Destination {
+	t.Helper()
+	d, err := jetstream.Open(jetstream.Options{URLs: ns.URL(), Stream: "REPORTS", Subject: "hawk.reports.<client_id>",
+		MaxPending: maxPending, PublishTimeout: 2 * time.Second, RetryAfter: 20 * time.Millisecond,
+		RetryHorizon: 2 * time.Minute, RequireDurable: true, SyncAlways: true, Observer: obs, ProbeInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func batch(client string, from uint64, n int) *ingest.Batch {
+	b := &ingest.Batch{}
+	for i := range n {
+		b.Add(&ingest.Record{ClientID: client, Seq: from + uint64(i), ConnID: 1, Received: time.Now(), Payload: []byte(`{"v":1}`)})
+	}
+	return b
+}
+
+// agent submits seqs 1..total of client in batches of per, like a hawk connection
+// of an agent that resends a NACKed report after the hint; it returns the NACKs seen.
+func agent(t *testing.T, d *jetstream.Destination, client string, total, per int) (nacks int) {
+	for seq := 1; seq <= total; seq += per {
+		b := batch(client, uint64(seq), min(per, total-seq+1))
+		for {
+			ch := make(chan error, 1)
+			d.Submit(b, waiterFunc(func(seqs []uint64, err error) { ch <- err }))
+			err := <-ch
+			if err == nil {
+				break
+			}
+			var de *ingest.DestinationError
+			if !errors.As(err, &de) || de.RetryAfter != 20*time.Millisecond {
+				t.Errorf("%s seq %d: NACK error %v, want a DestinationError with the retry hint", client, seq, err)
+				return nacks
+			}
+			nacks++
+			time.Sleep(de.RetryAfter) // the agent's backoff
+		}
+	}
+	return nacks
+}
+
+func checkExactlyOnce(t *testing.T, ns *natstest.Server, clients, total int) {
+	t.Helper()
+	byID, n := ns.Messages("REPORTS")
+	if n != clients*total {
+		t.Errorf("stream holds %d messages, want %d", n, clients*total)
+	}
+	for c := range clients {
+		for s := 1; s <= total; s++ {
+			id := jetstream.MsgID(fmt.Sprintf("agent.%d", c), uint64(s))
+			if byID[id] != 1 {
+				t.Fatalf("%s is in the stream %d times, want once", id, byID[id])
+			}
+		}
+	}
+}
+
+// Under load from many agents (pipelined, the bound smaller than what they send),
+// every report lands in the stream exactly once, and a resend of acknowledged
+// reports is ACKed again as a duplicate without a second copy.
+func TestExactlyOnceUnderLoad(t *testing.T) {
+	ns := natstest.Start(t)
+	ns.CreateStream("REPORTS", "hawk.reports.*")
+	obs := &counts{}
+	d := open(t, ns, obs, 256)
+	const clients, total, per = 40, 500, 8
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			if n := agent(t, d, fmt.Sprintf("agent.%d", c), total, per); n != 0 {
+				t.Errorf("agent %d: %d NACKs with the server up", c, n)
+			}
+		})
+	}
+	wg.Wait()
+	// Resend the first 100 reports of agent.0 (an ACK lost, a reconnect elsewhere).
+	if n := agent(t, d, "agent.0", 100, 10); n != 0 {
+		t.Fatalf("resend NACKed %d times", n)
+	}
+	if got := obs.dups.Load(); got != 100 {
+		t.Errorf("duplicates counted %d, want 100", got)
+	}
+	if got := obs.acked.Load(); got != clients*total+100 {
+		t.Errorf("acked %d, want %d", got, clients*total+100)
+	}
+	checkExactlyOnce(t, ns, clients, total)
+}
+
+// The NATS server restarted under load: agents get retryable NACKs with the hint,
+// readiness goes down and comes back, and once they have resent, every report is in
+// the stream exactly once.
+func TestNATSRestartUnderLoad(t *testing.T) {
+	ns := natstest.Start(t)
+	ns.CreateStream("REPORTS", "hawk.reports.*")
+	obs := &counts{}
+	d := open(t, ns, obs, 1024)
+	const clients, total, per = 20, 2000, 4
+	var wg sync.WaitGroup
+	var nacks atomic.Int64
+	for c := range clients {
+		wg.Go(func() { nacks.Add(int64(agent(t, d, fmt.Sprintf("agent.%d", c), total, per))) })
+	}
+	testutil.Eventually(t, 20*time.Second, func() bool { return obs.acked.Load() >= clients*total/4 }, "a quarter acked")
+	ns.Stop()
+	testutil.Eventually(t, 10*time.Second, func() bool { ok, _ := d.Healthy(); return !ok }, "not healthy while NATS is down")
+	_, why := d.Healthy()
+	testutil.Eventually(t, 10*time.Second, func() bool { return obs.failed.Load() > 0 }, "NACKs while NATS is down")
+	ns.Restart()
+	testutil.Eventually(t, 20*time.Second, func() bool { ok, _ := d.Healthy(); return ok }, "healthy again")
+	wg.Wait()
+	if nacks.Load() == 0 || obs.downs.Load() == 0 {
+		t.Errorf("nacks %d, disconnects %d: want both > 0", nacks.Load(), obs.downs.Load())
+	}
+	t.Logf("not ready while down: %q; %d NACKs, %d duplicates", why, nacks.Load(), obs.dups.Load())
+	checkExactlyOnce(t, ns, clients, total)
+}
+
+// Close answers every Waiter; a Submit after Close gets ErrClosed.
+func TestCloseAnswers(t *testing.T) {
+	ns := natstest.Start(t)
+	ns.CreateStream("REPORTS", "hawk.reports.*")
+	d := open(t, ns, nil, 64)
+	var answered atomic.Int64
+	for i := range 50 {
+		d.Submit(batch("c", uint64(i*10+1), 10), waiterFunc(func(seqs []uint64, err error) { answered.Add(int64(len(seqs))) }))
+	}
+	d.Close()
+	if answered.Load() != 500 {
+		t.Fatalf("%d of 500 reports answered after Close", answered.Load())
+	}
+	errc := make(chan error, 1)
+	d.Submit(batch("c", 9999, 1), waiterFunc(func(_ []uint64, err error) { errc <- err }))
+	if err := <-errc; !errors.Is(err, ingest.ErrClosed) {
+		t.Fatalf("Submit after Close: %v, want ErrClosed", err)
+	}
+}
+
+// Start is refused when the stream does not exist or is not durable enough.
+func TestOpenRefuses(t *testing.T) {
+	ns := natstest.Start(t)
+	ns.CreateStream("REPORTS", "hawk.reports.*")
+	base := jetstream.Options{URLs: ns.URL(), Stream: "REPORTS", Subject: "hawk.reports.<client_id>", RetryHorizon: time.Minute, RequireDurable: true}
+	for name, mod := range map[string]func(*jetstream.Options){
+		"missing stream":    func(o *jetstream.Options) { o.Stream = "NOPE" },
+		"subject":           func(o *jetstream.Options) { o.Subject = "other.<client_id>" },
+		"duplicate window":  func(o *jetstream.Options) { o.RetryHorizon = time.Hour },
+		"1 replica, unsync": func(o *jetstream.Options) {},
+	} {
+		o := base
+		mod(&o)
+		if d, err := jetstream.Open(o); err == nil {
+			d.Close()
+			t.Errorf("%s: Open succeeded", name)
+		}
+	}
+}

@@ -1,0 +1,159 @@
+// Package natstest runs a real nats-server with JetStream inside a test process
+// (file store in a temp dir, 127.0.0.1 and a free port), restartable on the same
+// port and store, and reads a stream back.
+package natstest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Server is one nats-server with JetStream, stopped at the end of the test.
+type Server struct {
+	t    testing.TB
+	opts server.Options
+	srv  *server.Server
+}
+
+// Start starts a server on a free port with its store in a temp dir. Writes are
+// synced always (sync_interval: always), as hawk expects of a single server.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	s := &Server{t: t, opts: server.Options{
+		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true, SyncAlways: true, MaxPayload: 8 << 20,
+	}}
+	s.Restart()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// URL is the client URL.
+func (s *Server) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.opts.Port) }
+
+// Stop shuts the server down and waits for it; safe to call twice.
+func (s *Server) Stop() {
+	if s.srv != nil {
+		s.srv.Shutdown()
+		s.srv.WaitForShutdown()
+		s.srv = nil
+	}
+}
+
+// Restart starts the server (again), on the same port and store, and waits until
+// it accepts connections.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	o := s.opts
+	srv, err := server.NewServer(&o)
+	if err != nil {
+		s.t.Fatalf("nats-server: %v", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		s.t.Fatal("nats-server not ready within 10s")
+	}
+	s.srv = srv
+}
+
+// Connect returns a client connection closed at the end of the test.
+func (s *Server) Connect() (*nats.Conn, jetstream.JetStream) {
+	s.t.Helper()
+	nc, err := nats.Connect(s.URL())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return nc, js
+}
+
+// CreateStream creates a file-store stream on subjects, with a 2-minute duplicate
+// window and one replica.
+func (s *Server) CreateStream(name string, subjects ...string) {
+	s.t.Helper()
+	_, js := s.Connect()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: subjects, Storage: jetstream.FileStorage,
+		Replicas: 1, Duplicates: 2 * time.Minute}); err != nil {
+		s.t.Fatalf("create stream %s: %v", name, err)
+	}
+}
+
+// Messages reads every message of the stream and returns how many times each
+// Nats-Msg-Id occurs, and the messages' total.
+func (s *Server) Messages(stream string) (byID map[string]int, total int) {
+	s.t.Helper()
+	_, js := s.Connect()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	byID = map[string]int{}
+	n := info.State.Msgs
+	if n == 0 {
+		return byID, 0
+	}
+	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for total < int(n) {
+		batch, err := c.Fetch(4096, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			byID[m.Headers().Get(jetstream.MsgIDHeader)]++
+			total++
+			got++
+		}
+		if err := batch.Error(); err != nil && got == 0 {
+			s.t.Fatalf("reading stream %s: %v (%d of %d read)", stream, err, total, n)
+		}
+	}
+	return byID, total
+}
+
+// Count is how many messages the stream holds.
+func (s *Server) Count(stream string) uint64 {
+	s.t.Helper()
+	_, js := s.Connect()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
