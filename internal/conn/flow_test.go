@@ -202,6 +202,8 @@ func TestNeverReadingClientIsASlowConsumer(t *testing.T) {
 	if f := lines[0].ContextMap(); f["write_timeout"] != s.WriteTimeout || f["reason"] != string(ReasonSlowConsumer) {
 		t.Errorf("stall logged with %v, want write_timeout 300ms, reason slow_consumer", f)
 	}
+	// teardown counts the close before it logs it: wait for the line.
+	testutil.Eventually(t, 10*time.Second, func() bool { return ts.logs.FilterMessage("connection closed").Len() == 1 }, "the close to be logged")
 	closed := ts.logs.FilterMessage("connection closed").All()
 	if len(closed) != 1 || closed[0].ContextMap()["reason"] != string(ReasonSlowConsumer) {
 		t.Errorf("close logged as %v", closed)
@@ -265,7 +267,8 @@ func TestSlowConsumerToldWhenItReadsAgain(t *testing.T) {
 		break
 	}
 	p.ExpectClosed()
-	testutil.Eventually(t, 5*time.Second, func() bool { return len(ts.obs.closed()) == 1 }, "the close")
+	// Wait for the log line, not the count: teardown counts the close before it logs it.
+	testutil.Eventually(t, 5*time.Second, func() bool { return ts.logs.FilterMessage("connection closed").Len() == 1 }, "the close to be logged")
 	closed := ts.logs.FilterMessage("connection closed").All()
 	if got := closed[0].ContextMap(); got["reason"] != string(ReasonSlowConsumer) || got["code"] != string(protocol.CodeSlowConsumer) {
 		t.Errorf("close logged with %v, want reason and code slow_consumer", got)
