@@ -46,7 +46,9 @@ func (s *server) upgrader(requests <-chan struct{}) (func() error, func(error)) 
 func (s *server) upgrade() {
 	start := time.Now()
 	s.log.Info("upgrade requested (SIGHUP): starting the new binary", zap.String("binary", os.Args[0]))
+	ho := s.passHandoff()
 	err := s.upg.Upgrade()
+	s.upgraded(ho, err)
 	switch {
 	case err == nil:
 		s.met.Upgrade("success")

@@ -35,6 +35,8 @@ var changedValues = map[string]string{
 	"drain.spread":               "1s",
 	"upgrade.pid_file":           "/run/hawk.pid",
 	"upgrade.timeout":            "5s",
+	"upgrade.handoff":            "false",
+	"upgrade.handoff_timeout":    "1s",
 	"admin.addr":                 "",
 	"admin.pprof":                "true",
 	"legacy.listeners":           `[{name: m, address: "127.0.0.1:7380", format: ffff, allow: [10.0.0.0/8]}]`, // adding one: restart-only

@@ -52,6 +52,8 @@
 //	drain.spread                5s (≤ drain.timeout)                live
 //	upgrade.pid_file            "" (none)                           restart-only
 //	upgrade.timeout             60s                                 restart-only
+//	upgrade.handoff             true                                live
+//	upgrade.handoff_timeout     5s                                  live
 //	admin.addr                  127.0.0.1:7374 ("" disables)        restart-only
 //	admin.pprof                 false                               live
 //	legacy.listeners            [] (none)                           restart-only; allow, idle_timeout, max_frame_size: live

@@ -28,7 +28,7 @@ func TestDefaults(t *testing.T) {
 		Spool:     Spool{Dir: "./data", Fsync: FsyncNever, SegmentSize: 64 << 20},
 		Dedup:     Dedup{Window: 4096, MaxClients: 200000, RebuildBytes: 256 << 20},
 		Drain:     Drain{Timeout: 30 * time.Second, Spread: 5 * time.Second},
-		Upgrade:   Upgrade{PIDFile: "", Timeout: 60 * time.Second},
+		Upgrade:   Upgrade{PIDFile: "", Timeout: 60 * time.Second, Handoff: true, HandoffTimeout: 5 * time.Second},
 		Admin:     Admin{Addr: "127.0.0.1:7374", Pprof: false},
 	}
 	if !reflect.DeepEqual(*c, want) {
@@ -175,6 +175,8 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		"drain.spread":               "4s",
 		"upgrade.pid_file":           "/run/hawk.pid",
 		"upgrade.timeout":            "11s",
+		"upgrade.handoff":            "false",
+		"upgrade.handoff_timeout":    "3s",
 		"admin.addr":                 ":9001",
 		"admin.pprof":                "true",
 		"legacy.listeners":           `[{name: m, address: ":7380", format: c8c9, allow: [10.0.0.0/8, "::1/128"], idle_timeout: 1m}]`,
@@ -189,7 +191,7 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		Spool:     Spool{Dir: "/var/lib/hawk", Fsync: "always", SegmentSize: 16_000_000},
 		Dedup:     Dedup{Window: 256, MaxClients: 7, RebuildBytes: 1 << 30, BeforeReady: true},
 		Drain:     Drain{Timeout: 9 * time.Second, Spread: 4 * time.Second},
-		Upgrade:   Upgrade{PIDFile: "/run/hawk.pid", Timeout: 11 * time.Second},
+		Upgrade:   Upgrade{PIDFile: "/run/hawk.pid", Timeout: 11 * time.Second, HandoffTimeout: 3 * time.Second},
 		Admin:     Admin{Addr: ":9001", Pprof: true},
 		Legacy: Legacy{Listeners: []LegacyListener{{Name: "m", Address: ":7380", Format: "c8c9",
 			Allow: []string{"10.0.0.0/8", "::1/128"}, MaxFrameSize: 1 << 20, IdleTimeout: time.Minute}}},

@@ -26,6 +26,7 @@ const (
 	CodeBusy               Code = "busy"               // handshake admission rate exceeded; retry after retry_after_ms
 	CodeSpoolWrite         Code = "spool_write_failed" // NACK, retryable
 	CodeUnavailable        Code = "unavailable"        // NACK, retryable: server is shutting down
+	CodeHandoffFailed      Code = "handoff_failed"     // after an upgrade, the new process could not resume this connection
 )
 
 // retryable says, for every code, whether reconnecting (after a backoff, and after
