@@ -8,12 +8,13 @@ import (
 )
 
 // handoffUpgrades is how many back-to-back upgrades TestHandoffConnectionsUnderLoad
-// runs: 4 in CI; HAWK_E2E_HANDOFF_UPGRADES=20 for the full figure.
+// runs: 4 in CI; E2E_HANDOFF_UPGRADES=20 for the full figure (not HAWK_*: the
+// server reads those as configuration).
 func handoffUpgrades(t *testing.T) int {
-	if v := os.Getenv("HAWK_E2E_HANDOFF_UPGRADES"); v != "" {
+	if v := os.Getenv("E2E_HANDOFF_UPGRADES"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			t.Fatalf("HAWK_E2E_HANDOFF_UPGRADES=%q", v)
+			t.Fatalf("E2E_HANDOFF_UPGRADES=%q", v)
 		}
 		return n
 	}
