@@ -45,6 +45,10 @@ const (
 	verdictFallback
 )
 
+// handoffWave is how many connections a handoff has asked and not yet settled at
+// most: two batches, so that the next one gathers while one is sent.
+const handoffWave = 2 * handoff.MaxFDs
+
 // quietPoll is how often a reader waiting for its quiet point looks again: the wait
 // is for commits (a few ms) and a flush, once per connection per upgrade.
 const quietPoll = time.Millisecond
@@ -95,17 +99,28 @@ func (m *Manager) HandOff(ctx context.Context, ch BatchSender, timeout time.Dura
 	res := HandoffResult{Fallback: map[string]int{}}
 	conns := m.reg.snapshot(nil)
 	run := &handoffRun{deadline: start.Add(timeout), events: make(chan hoEvent, len(conns))}
+	// Connections are asked in waves, a few batches' worth at a time, not all at
+	// once: a connection stops reading from when it is asked until its batch is
+	// acknowledged, so under load each one pauses for about one batch instead of
+	// for the whole handoff.
 	var asked []*Conn
-	for _, c := range conns {
-		if reason := c.requestHandoff(run); reason != "" {
-			res.Fallback[reason]++
-			continue
+	next, pending := 0, 0
+	ask := func() {
+		for pending < handoffWave && next < len(conns) {
+			c := conns[next]
+			conns[next] = nil
+			next++
+			if reason := c.requestHandoff(run); reason != "" {
+				res.Fallback[reason]++
+				continue
+			}
+			asked = append(asked, c)
+			pending++
 		}
-		asked = append(asked, c)
 	}
-	pending := len(asked)
 	// release ends the wait for every connection not yet quiet: each one the CAS
-	// takes is counted here; the others report themselves.
+	// takes is counted here; the others report themselves. Those never asked stay
+	// as they are, counted for the same reason.
 	release := func(reason string) {
 		for _, c := range asked {
 			if c.hoState.CompareAndSwap(hoRequested, hoReleased) {
@@ -113,6 +128,8 @@ func (m *Manager) HandOff(ctx context.Context, ch BatchSender, timeout time.Dura
 				pending--
 			}
 		}
+		res.Fallback[reason] += len(conns) - next
+		next = len(conns)
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -132,7 +149,13 @@ func (m *Manager) HandOff(ctx context.Context, ch BatchSender, timeout time.Dura
 		}
 	}
 	released := false
-	for pending > 0 {
+	for pending > 0 || next < len(conns) {
+		if !released {
+			ask() // keep a wave asked, whatever settled since
+		}
+		if pending == 0 {
+			continue // that wave could not move at all: ask the next
+		}
 		if released {
 			take(<-run.events)
 		} else {
