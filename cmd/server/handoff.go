@@ -54,6 +54,13 @@ func (s *server) receiveConnections(ch *handoff.Channel) {
 	defer ch.Close()
 	start := time.Now()
 	adopted, rejected := 0, 0
+	// Reports wait for the dedup windows (the table's gate): connections moved
+	// before it opens would wait too, so the parent keeps serving them until then.
+	<-s.dedup.Ready()
+	if err := ch.SignalReady(); err != nil {
+		s.log.Debug("handoff: the previous process is not listening", zap.Error(err))
+		return
+	}
 	err := ch.Receive(func(f *os.File, st *handoff.State, err error) {
 		if err == nil {
 			err = s.conns.Adopt(f, st)
@@ -133,6 +140,12 @@ func (s *server) handOffConnections(ctx context.Context, reason string) {
 	cfg := s.cfg.Load()
 	if !cfg.Upgrade.Handoff {
 		s.log.Info("handoff off (upgrade.handoff: false): draining every connection with GOAWAY")
+		return
+	}
+	if err := ch.WaitReady(cfg.Upgrade.HandoffTimeout); err != nil {
+		n := s.conns.Count()
+		s.handoff.met.Add("fallback", "not_ready", n)
+		s.log.Warn("handoff: every connection is drained with GOAWAY", zap.Int("connections", n), zap.Error(err))
 		return
 	}
 	res := s.conns.HandOff(ctx, ch, cfg.Upgrade.HandoffTimeout)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 )
 
 // Name is the name of the file that carries the child's end of the channel through
@@ -33,7 +34,31 @@ const (
 var (
 	batchMagic = [4]byte{'H', 'W', 'K', 'B'}
 	ackMagic   = [4]byte{'H', 'W', 'K', 'A'}
+	readyMagic = [4]byte{'H', 'W', 'K', 'R'}
 )
+
+// SignalReady tells the sender that the receiver can serve what it is sent at
+// once (contract step 2): before it, the sender keeps serving its connections.
+func (ch *Channel) SignalReady() error {
+	if _, err := ch.uc.Write(readyMagic[:]); err != nil {
+		return fmt.Errorf("handoff: signal ready: %w", err)
+	}
+	return nil
+}
+
+// WaitReady waits up to timeout for the receiver's SignalReady.
+func (ch *Channel) WaitReady(timeout time.Duration) error {
+	ch.uc.SetReadDeadline(time.Now().Add(timeout))
+	defer ch.uc.SetReadDeadline(time.Time{})
+	var b [4]byte
+	if _, err := io.ReadFull(ch.uc, b[:]); err != nil {
+		return fmt.Errorf("handoff: the new process did not say it was ready: %w", err)
+	}
+	if b != readyMagic {
+		return fmt.Errorf("handoff: % x instead of the new process's ready", b)
+	}
+	return nil
+}
 
 // Channel is one end of the handoff socketpair. Send and Done are the sender's,
 // Receive the receiver's; neither side is safe for concurrent use.

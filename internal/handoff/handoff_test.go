@@ -126,6 +126,10 @@ func TestChannelMovesBatches(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		defer child.Close()
+		if err := child.SignalReady(); err != nil {
+			done <- err
+			return
+		}
 		done <- child.Receive(func(f *os.File, st *State, err error) {
 			defer f.Close()
 			if err != nil {
@@ -142,6 +146,9 @@ func TestChannelMovesBatches(t *testing.T) {
 			got++
 		})
 	}()
+	if err := p.Parent.WaitReady(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < n; i += MaxFDs {
 		j := min(i+MaxFDs, n)
 		if err := p.Parent.Send(fds[i:j], states[i:j]); err != nil {
@@ -170,6 +177,9 @@ func TestChannelReceiverGone(t *testing.T) {
 	}
 	defer p.Parent.Close()
 	p.Child.Close()
+	if err := p.Parent.WaitReady(5 * time.Second); err == nil {
+		t.Fatal("WaitReady succeeded with no receiver")
+	}
 	fds, states := pipes(t, 3)
 	if err := p.Parent.Send(fds, states); err == nil {
 		t.Fatal("Send succeeded with no receiver")
