@@ -78,6 +78,9 @@ func (s *server) receiveConnections(ch *handoff.Channel) {
 		rejected++
 	})
 	s.handoff.met.Add("adopted", "", adopted)
+	if sum := ch.Summary(); err == nil && sum != nil {
+		s.handoff.met.Count(sum) // the previous process's count: its own metrics went with it
+	}
 	if adopted+rejected == 0 && err == nil {
 		return // the parent moved nothing (handoff off, or no connection)
 	}
@@ -149,18 +152,18 @@ func (s *server) handOffConnections(ctx context.Context, reason string) {
 		return
 	}
 	res := s.conns.HandOff(ctx, ch, cfg.Upgrade.HandoffTimeout)
-	if err := ch.Done(); err != nil && res.Err == nil {
+	// This process's metrics go with it: the successor counts the handoff from
+	// this summary.
+	sum := &handoff.Summary{Moved: res.Moved, Lost: res.Lost, Fallback: res.Fallback, Duration: res.Duration}
+	if err := ch.Done(sum); err != nil && res.Err == nil {
 		res.Err = err
 	}
-	s.handoff.met.Add("moved", "", res.Moved)
-	s.handoff.met.Add("lost", "unacknowledged", res.Lost)
+	s.handoff.met.Count(sum)
 	fields := []zap.Field{zap.Int("moved", res.Moved), zap.Int("fallback", res.FallenBack()), zap.Int("lost", res.Lost),
 		zap.Int("batches", res.Batches), zap.Duration("duration", res.Duration)}
 	for r, n := range res.Fallback {
-		s.handoff.met.Add("fallback", r, n)
 		fields = append(fields, zap.Int("fallback_"+r, n))
 	}
-	s.handoff.met.Took(res.Duration)
 	if res.Err != nil {
 		s.log.Warn("handoff: the channel to the new process broke; what was not sent is drained here", append(fields, zap.Error(res.Err))...)
 		return

@@ -105,7 +105,7 @@ func TestHandoffMovesConnectionsMidFrame(t *testing.T) {
 
 	ch, received := receiveInto(t, next.m)
 	res := old.m.HandOff(context.Background(), ch, 5*time.Second)
-	if err := ch.Done(); err != nil {
+	if err := ch.Done(&handoff.Summary{Moved: res.Moved}); err != nil {
 		t.Fatal(err)
 	}
 	if err := received(); err != nil {
@@ -299,7 +299,7 @@ func TestHandoffBadStateClosesThatConnectionOnly(t *testing.T) {
 	}
 	ch, received := receiveInto(t, next.m)
 	res := old.m.HandOff(context.Background(), &corruptFirst{ch: ch}, 5*time.Second)
-	ch.Done()
+	ch.Done(nil)
 	if err := received(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package handoff
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -63,8 +64,24 @@ func (ch *Channel) WaitReady(timeout time.Duration) error {
 // Channel is one end of the handoff socketpair. Send and Done are the sender's,
 // Receive the receiver's; neither side is safe for concurrent use.
 type Channel struct {
-	uc *net.UnixConn
+	uc      *net.UnixConn
+	summary *Summary // what the sender's Done said
 }
+
+// Summary is what a handoff did, as the sender saw it.
+type Summary struct {
+	Moved    int            `json:"moved"`
+	Lost     int            `json:"lost"`
+	Fallback map[string]int `json:"fallback,omitempty"`
+	Duration time.Duration  `json:"duration_ns"`
+}
+
+// maxSummary bounds the end message's body.
+const maxSummary = 64 << 10
+
+// Summary returns what the sender's Done said, once Receive has returned nil; nil
+// if the sender ended without one (it died, or closed its end).
+func (ch *Channel) Summary() *Summary { return ch.summary }
 
 // Pair is a new channel: Parent stays in the old process, Child goes to the new one.
 type Pair struct {
@@ -141,10 +158,15 @@ func (ch *Channel) Send(fds []int, states [][]byte) error {
 	return nil
 }
 
-// Done tells the receiver that no batch follows.
-func (ch *Channel) Done() error {
-	hdr := header(0, 0)
-	if _, err := ch.uc.Write(hdr[:]); err != nil {
+// Done tells the receiver that no batch follows, with what the handoff did: the
+// old process exits at once, so the new one reports it (Channel.Summary).
+func (ch *Channel) Done(sum *Summary) error {
+	body, err := json.Marshal(sum)
+	if err != nil {
+		return fmt.Errorf("handoff: encode summary: %w", err)
+	}
+	hdr := header(0, len(body))
+	if _, err := ch.uc.Write(append(hdr[:], body...)); err != nil {
 		return fmt.Errorf("handoff: send end: %w", err)
 	}
 	return nil
@@ -162,6 +184,7 @@ func header(n, body int) [headerSize]byte {
 type Batch struct {
 	Files  []*os.File
 	States [][]byte
+	end    []byte // the end message's summary
 }
 
 // errEnd is the sender's empty batch.
@@ -196,6 +219,13 @@ func (ch *Channel) recv() (*Batch, error) {
 		return nil, ferr
 	}
 	if len(b.Files) == 0 {
+		if len(b.end) > 0 {
+			sum := new(Summary)
+			if err := json.Unmarshal(b.end, sum); err != nil {
+				return nil, fmt.Errorf("handoff: end summary: %w", err)
+			}
+			ch.summary = sum
+		}
 		return nil, errEnd
 	}
 	return b, nil
@@ -209,12 +239,16 @@ func (b *Batch) readBody(r io.Reader, hdr [headerSize]byte) error {
 	if count != len(b.Files) {
 		return fmt.Errorf("handoff: header announces %d descriptors, %d came", count, len(b.Files))
 	}
-	if body > maxBody {
+	if body > maxBody || (count == 0 && body > maxSummary) {
 		return fmt.Errorf("handoff: batch body of %d bytes", body)
 	}
 	buf := make([]byte, body)
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return fmt.Errorf("handoff: receive batch body: %w", err)
+	}
+	if count == 0 {
+		b.end = buf // the end: its body is the summary
+		return nil
 	}
 	for range count {
 		if len(buf) < 4 {

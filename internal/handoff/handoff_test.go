@@ -158,11 +158,15 @@ func TestChannelMovesBatches(t *testing.T) {
 	if err := p.Parent.Send(fds[:MaxFDs+1], states[:MaxFDs+1]); err == nil {
 		t.Fatal("a batch of 254 descriptors was accepted")
 	}
-	if err := p.Parent.Done(); err != nil {
+	want := &Summary{Moved: n, Fallback: map[string]int{"timeout": 2}, Duration: time.Second}
+	if err := p.Parent.Done(want); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	if got := child.Summary(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("summary %+v, want %+v", got, want)
 	}
 	if got != n {
 		t.Fatalf("received %d descriptors, want %d", got, n)

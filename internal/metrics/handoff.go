@@ -3,6 +3,8 @@ package metrics
 import (
 	"time"
 
+	"github.com/hawk-agents/hawk/internal/handoff"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -23,7 +25,7 @@ func (m *Metrics) Handoff() *Handoff {
 		}, []string{"result", "reason"}),
 		duration: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hawk_handoff_duration_seconds",
-			Help: "How long the last handoff took, from the successor's ready to the last connection moved or fallen back.",
+			Help: "How long the last handoff into or out of this process took, from the first connection asked to the last one moved or fallen back.",
 		}),
 	}
 	m.Registry.MustRegister(h.conns, h.duration)
@@ -43,4 +45,15 @@ func (h *Handoff) Took(d time.Duration) {
 	if h != nil {
 		h.duration.Set(d.Seconds())
 	}
+}
+
+// Count records what a handoff did: in the old process, and in the new one from the
+// summary the old one sent, since the old one exits before anyone scrapes it.
+func (h *Handoff) Count(s *handoff.Summary) {
+	h.Add("moved", "", s.Moved)
+	h.Add("lost", "unacknowledged", s.Lost)
+	for r, n := range s.Fallback {
+		h.Add("fallback", r, n)
+	}
+	h.Took(s.Duration)
 }

@@ -50,6 +50,20 @@ func TestHandoffConnectionsUnderLoad(t *testing.T) {
 			i+1, conns, done.num("duration")*1000, done["batches"], gone.Round(time.Millisecond))
 		s.waitProgress(2000)
 	}
+	// The old processes are gone with their metrics: the last successor counts its
+	// parent's handoff from the summary it was sent, and its own adoptions.
+	m, err := scrapeMetrics(s.adminAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sample := range []string{`hawk_handoff_connections_total{reason="",result="moved"}`, `hawk_handoff_connections_total{reason="",result="adopted"}`} {
+		if m[sample] != conns {
+			t.Fatalf("%s = %v, want %d", sample, m[sample], conns)
+		}
+	}
+	if m["hawk_handoff_duration_seconds"] <= 0 {
+		t.Fatalf("hawk_handoff_duration_seconds = %v", m["hawk_handoff_duration_seconds"])
+	}
 	sum := load.stop()
 	t.Logf("load: %+v; slowest old-process exit after ready: %v", sum, worst.Round(time.Millisecond))
 	if sum.Errors != 0 || sum.Reconnects != 0 || sum.Goaways != 0 || sum.DialFailures != 0 || sum.Acked != sum.Sent {
