@@ -140,18 +140,18 @@ func (s *server) handOffConnections(ctx context.Context, reason string) {
 		return
 	}
 	defer ch.Close() // the successor reads end-of-file: its receiving is over
-	cfg := s.cfg.Load()
-	if !cfg.Upgrade.Handoff {
+	on, timeout := s.handoffSettings()
+	if !on {
 		s.log.Info("handoff off (upgrade.handoff: false): draining every connection with GOAWAY")
 		return
 	}
-	if err := ch.WaitReady(cfg.Upgrade.HandoffTimeout); err != nil {
+	if err := ch.WaitReady(timeout); err != nil {
 		n := s.conns.Count()
 		s.handoff.met.Add("fallback", "not_ready", n)
 		s.log.Warn("handoff: every connection is drained with GOAWAY", zap.Int("connections", n), zap.Error(err))
 		return
 	}
-	res := s.conns.HandOff(ctx, ch, cfg.Upgrade.HandoffTimeout)
+	res := s.conns.HandOff(ctx, ch, timeout)
 	// This process's metrics go with it: the successor counts the handoff from
 	// this summary.
 	sum := &handoff.Summary{Moved: res.Moved, Lost: res.Lost, Fallback: res.Fallback, Duration: res.Duration}
@@ -169,4 +169,11 @@ func (s *server) handOffConnections(ctx context.Context, reason string) {
 		return
 	}
 	s.log.Info("handoff finished: connections moved to the new process", fields...)
+}
+
+// handoffSettings are upgrade.handoff and upgrade.handoff_timeout as in force now:
+// read at each upgrade, so a reload applies them to the next one.
+func (s *server) handoffSettings() (on bool, timeout time.Duration) {
+	cfg := s.cfg.Load()
+	return cfg.Upgrade.Handoff, cfg.Upgrade.HandoffTimeout
 }

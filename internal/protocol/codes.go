@@ -55,6 +55,7 @@ var retryable = map[Code]bool{
 	CodeBusy:               true,
 	CodeSpoolWrite:         true,
 	CodeUnavailable:        true,
+	CodeHandoffFailed:      true, // reconnect and resend, as after any ERROR
 }
 
 // Retryable reports whether reconnecting and resending can help after this code.
