@@ -3,8 +3,11 @@ package e2e
 import (
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
 // handoffUpgrades is how many back-to-back upgrades TestHandoffConnectionsUnderLoad
@@ -82,4 +85,37 @@ func logTime(t *testing.T, l logLine) time.Time {
 		t.Fatalf("log time %q: %v", l.str("ts"), err)
 	}
 	return ts
+}
+
+// Signals while connections move: SIGTERM to the old process (draining already:
+// it says so and goes on) and SIGHUPs to the new one (refused while the old one
+// lives, or, once it has exited, a clean upgrade of its own). No connection is lost
+// between the two processes: the clients see nothing.
+func TestHandoffSignalsDuringHandoff(t *testing.T) {
+	const conns = 300
+	s := startServer(t, bin.serverV1)
+	addr := s.addr()
+	load := startLoad(t, addr, "-c", strconv.Itoa(conns), "-w", "4", "-s", "128", "-rate", "10000", "-d", "10m")
+	s.waitConnected(conns)
+	s.waitProgress(2000)
+	old := s.pid()
+	install(t, bin.serverV2, s.binary)
+	s.signal(old, syscall.SIGHUP)
+	s.waitLog(10*time.Second, byPID(old, "upgrade succeeded: new process is ready; draining this one"))
+	next := s.pid()
+	syscall.Kill(old, syscall.SIGTERM) // ESRCH if it is already gone: nothing to test then
+	for range 5 {
+		syscall.Kill(next, syscall.SIGHUP)
+		time.Sleep(5 * time.Millisecond)
+	}
+	testutil.Eventually(t, 15*time.Second, func() bool { return !alive(old) }, "the old process %d to exit", old)
+	s.waitProgress(2000)
+	sum := load.stop()
+	t.Logf("load: %+v", sum)
+	if sum.Errors != 0 || sum.Reconnects != 0 || sum.Goaways != 0 || sum.Acked != sum.Sent {
+		t.Fatalf("clients noticed: %+v", sum)
+	}
+	s.stopAll()
+	keys, _ := spoolKeys(t, s.spool)
+	exactlyOnce(t, keys, load.acked())
 }
