@@ -205,7 +205,7 @@ class Decoder:
 RETRYABLE_ERRORS = frozenset({
     "bad_crc", "handshake_timeout", "heartbeat_timeout", "too_many_connections", "replaced",
     "drain_timeout", "shutdown", "slow_consumer", "frame_timeout", "busy",
-    "spool_write_failed", "unavailable", "destination_unavailable",
+    "spool_write_failed", "unavailable", "destination_unavailable", "handoff_failed",
 })
 FINAL_ERRORS = frozenset({
     "bad_magic", "unsupported_version", "unknown_type", "frame_too_large", "bad_payload",

@@ -35,7 +35,8 @@ func (s *server) drain(reason string) {
 	var g run.Group
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Add(func() error {
-		legacyDone := s.drainLegacy(ctx) // alongside: legacy agents get no GOAWAY, only time
+		s.handOffConnections(ctx, reason) // what moves to the successor needs no GOAWAY
+		legacyDone := s.drainLegacy(ctx)  // alongside: legacy agents get no GOAWAY, only time
 		res = s.conns.Drain(ctx, reason)
 		s.conns.Close() // every close logged and counted before "exiting"
 		<-legacyDone

@@ -46,7 +46,10 @@ var liveOptions = map[string]liveOption{
 	"drain.timeout":         connSettingsOption{},
 	"drain.spread":          connSettingsOption{},
 	"admin.pprof":           readLiveOption{},
-	"dedup.max_clients":     dedupMaxClientsOption{},
+	// Read from the configuration at the moment of each upgrade.
+	"upgrade.handoff":         readLiveOption{},
+	"upgrade.handoff_timeout": readLiveOption{},
+	"dedup.max_clients":       dedupMaxClientsOption{},
 }
 
 // logLevelOption: the logger's level is an AtomicLevel.

@@ -77,6 +77,16 @@ func TestReloadAppliesEveryLiveKey(t *testing.T) {
 				t.Errorf("the dedup table remembers up to %d clients, want %d", got, want.Dedup.MaxClients)
 			}
 		},
+		"upgrade.handoff": func(t *testing.T, ts *testServer, want *config.Config) {
+			if on, _ := ts.handoffSettings(); on != want.Upgrade.Handoff {
+				t.Errorf("the next upgrade hands connections over: %v, want %v", on, want.Upgrade.Handoff)
+			}
+		},
+		"upgrade.handoff_timeout": func(t *testing.T, ts *testServer, want *config.Config) {
+			if _, d := ts.handoffSettings(); d != want.Upgrade.HandoffTimeout {
+				t.Errorf("the next handoff waits %v for a quiet point, want %v", d, want.Upgrade.HandoffTimeout)
+			}
+		},
 		"admin.pprof": func(t *testing.T, ts *testServer, want *config.Config) {
 			rec := httptest.NewRecorder()
 			admin.Handler(ts.adminSource(), ts.ready).ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/", nil))

@@ -46,6 +46,7 @@ type server struct {
 	met       *metrics.Metrics
 	ready     *admin.Readiness
 	legacy    []*legacyListener // legacy.listeners, in configuration order
+	handoff   handoffSide       // established connections across an upgrade (handoff.go)
 
 	reloadMu sync.Mutex // one reload at a time: file watch and SIGUSR1 may coincide
 
@@ -173,6 +174,11 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 	})
 	undo = append(undo, s.conns.Close)
 	s.met.ReadConns(s.conns)
+	undoHandoff, err := s.claimHandoff()
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, undoHandoff)
 	if err = s.startLegacy(); err != nil {
 		return nil, err
 	}

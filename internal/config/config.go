@@ -128,6 +128,9 @@ type Drain struct {
 type Upgrade struct {
 	PIDFile string        `koanf:"pid_file"` // "" means none
 	Timeout time.Duration `koanf:"timeout"`
+	// Handoff moves established connections to the new process (internal/handoff).
+	Handoff        bool          `koanf:"handoff"`
+	HandoffTimeout time.Duration `koanf:"handoff_timeout"`
 }
 
 // Admin is the admin.* section.

@@ -35,6 +35,8 @@ var changedValues = map[string]string{
 	"drain.spread":               "1s",
 	"upgrade.pid_file":           "/run/hawk.pid",
 	"upgrade.timeout":            "5s",
+	"upgrade.handoff":            "false",
+	"upgrade.handoff_timeout":    "1s",
 	"admin.addr":                 "",
 	"admin.pprof":                "true",
 	"control.socket":             "/run/hawk/control.sock",

@@ -67,6 +67,8 @@
 //	drain.spread                5s (≤ drain.timeout)                live
 //	upgrade.pid_file            "" (none)                           restart-only
 //	upgrade.timeout             60s                                 restart-only
+//	upgrade.handoff             true                                live
+//	upgrade.handoff_timeout     5s                                  live
 //	admin.addr                  127.0.0.1:7374 ("" disables)        restart-only
 //	admin.pprof                 false                               live
 //	control.socket              "" ("" disables)                    restart-only

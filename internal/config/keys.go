@@ -258,6 +258,12 @@ var keys = []Key{
 	{Name: "upgrade.timeout", kind: kindDuration, Default: "60s", Example: "90s", Reload: RestartOnly,
 		Doc: "The new binary must be ready within this long, or the upgrade is abandoned and this process keeps serving. " +
 			"The upgrader reads it once, at start."},
+	{Name: "upgrade.handoff", kind: kindBool, Default: "true", Example: "false", Reload: Live,
+		Doc: "After an upgrade, hand each established plaintext connection (native and legacy) to the new process: " +
+			"same socket, no GOAWAY, no reconnect. false: every connection is drained with GOAWAY as before. Read at each upgrade."},
+	{Name: "upgrade.handoff_timeout", kind: kindDuration, Default: "5s", Example: "2s", Reload: Live,
+		Doc: "How long the handoff waits for a connection to reach a quiet point (no report in flight, no output pending) " +
+			"before it falls back to the GOAWAY drain for it. Read at each upgrade."},
 
 	{Name: "admin.addr", kind: kindString, Default: "127.0.0.1:7374", Example: "127.0.0.1:9090", Reload: RestartOnly,
 		Doc:         `Admin HTTP listener (health, metrics, /v1/config), host:port; "" disables it.`,

@@ -171,6 +171,7 @@ func Validate(c *Config) error {
 		bad("upgrade.pid_file", "must not contain NUL")
 	}
 	positive(bad, "upgrade.timeout", c.Upgrade.Timeout)
+	positive(bad, "upgrade.handoff_timeout", c.Upgrade.HandoffTimeout)
 	if c.Admin.Addr != "" {
 		if reason := checkAddr(c.Admin.Addr); reason != "" {
 			bad("admin.addr", "%s", reason)

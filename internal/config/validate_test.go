@@ -33,6 +33,8 @@ var badValues = map[string][]string{
 	"drain.spread":               {"31s", "-1s", "x"},
 	"upgrade.pid_file":           {"a\x00b"},
 	"upgrade.timeout":            {"0s", "1"},
+	"upgrade.handoff":            {"maybe", ""},
+	"upgrade.handoff_timeout":    {"0s", "-1s", "1"},
 	"admin.addr":                 {"nope", "127.0.0.1:7373", "0.0.0.0:7373", ":99999"},
 	"control.socket":             {"/run/" + strings.Repeat("x", 110)},
 	"control.mode":               {"rw", "0999", "01777"},

@@ -119,6 +119,14 @@ type Conn struct {
 	code   protocol.Code // the ERROR the server sent, if it sent one
 	regIdx int           // position in the registry's slice, under the registry's lock
 	done   chan struct{}
+
+	// Handoff to a new process (handoff.go): ho is the run that asked for this
+	// connection, hoState where it is in it, hoVerdict how its move ended.
+	ho        atomic.Pointer[handoffRun]
+	hoState   atomic.Int32
+	hoVerdict chan hoVerdict // made under wmu by the request, before ho is stored
+	hoClosing bool           // closing was set by the quiet point (under wmu)
+	hoMsg     []byte         // the encoded state, built by the reader at the quiet point
 }
 
 // Info is a point-in-time view of a connection for the admin API.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -92,6 +93,13 @@ func (c *Conn) serve(handshaking bool) {
 		}
 		n, err := c.read()
 		if err != nil {
+			if c.ho.Load() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				// The handoff stopped the reader with a past deadline (handoff.go).
+				if c.quiesce() {
+					return // moved to the new process, or lost with it: torn down
+				}
+				continue
+			}
 			c.closeNow(ReasonClient)
 			c.teardown()
 			return
@@ -344,6 +352,9 @@ func (c *Conn) teardown() {
 	}
 	reason, code := c.reason, c.code
 	c.wmu.Unlock()
+	if c.hoState.CompareAndSwap(hoRequested, hoGone) {
+		c.ho.Load().events <- hoEvent{c: c, reason: "closed"}
+	}
 	handshaken := c.state.Swap(stateClosed) == stateActive
 	putReadBuf(c.rbuf)
 	c.rbuf = nil
@@ -353,7 +364,7 @@ func (c *Conn) teardown() {
 	// A peer leaving, or moving on during a drain, is routine: debug. Anything the
 	// server decided (timeouts, protocol errors, revocation) is worth a line at info.
 	level := zap.InfoLevel
-	if reason == ReasonClient || reason == ReasonDrain || reason == ReasonShutdown {
+	if reason == ReasonClient || reason == ReasonDrain || reason == ReasonShutdown || reason == ReasonHandoff {
 		level = zap.DebugLevel
 	}
 	if ce := c.m.log.Check(level, "connection closed"); ce != nil {

@@ -16,4 +16,6 @@ const (
 	ReasonReplaced         CloseReason = "replaced"          // a newer connection took its client id
 	ReasonLimit            CloseReason = "limit"             // refused at accept: too many connections
 	ReasonShutdown         CloseReason = "shutdown"          // closed by the server stopping
+	ReasonHandoff          CloseReason = "handoff"           // moved to the new process after an upgrade: the client saw nothing
+	ReasonHandoffLost      CloseReason = "handoff_lost"      // sent to a new process that died before acknowledging it
 )

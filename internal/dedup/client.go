@@ -220,3 +220,33 @@ func (c *Client) idle() bool {
 	defer c.mu.Unlock()
 	return c.npending == 0 && len(c.waiters) == 0
 }
+
+// Durable returns the window as the handoff carries it (internal/handoff): has
+// says whether any seq was seen, hi is the highest, and bit i of bits (word i/64)
+// is set when seq hi-i is durable. Relative to hi, so a process with another
+// dedup.window reads it right (MergeDurable).
+func (c *Client) Durable() (has bool, hi uint64, bits []uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.has {
+		return false, 0, nil
+	}
+	bits = make([]uint64, len(c.durable))
+	for i := uint64(0); i < c.t.window && i <= c.hi; i++ {
+		w, m := c.slot(c.hi - i)
+		if c.durable[w]&m != 0 {
+			bits[i>>6] |= 1 << (i & 63)
+		}
+	}
+	return true, c.hi, bits
+}
+
+// MergeDurable marks durable what another process's Durable returned: the seqs of
+// a connection handed over, acknowledged by the old process.
+func (c *Client) MergeDurable(hi uint64, bits []uint64) {
+	for i := uint64(0); i < uint64(len(bits))*64 && i <= hi; i++ {
+		if bits[i>>6]&(1<<(i&63)) != 0 {
+			c.markDurable(hi - i)
+		}
+	}
+}

@@ -68,7 +68,7 @@ var refusalCodes = []protocol.Code{protocol.CodeBusy, protocol.CodeTooManyConns}
 var closeReasons = []conn.CloseReason{
 	conn.ReasonClient, conn.ReasonHeartbeatTimeout, conn.ReasonHandshake, conn.ReasonProtocol,
 	conn.ReasonSlowConsumer, conn.ReasonFrameTimeout, conn.ReasonDrain, conn.ReasonRevoked, conn.ReasonReplaced,
-	conn.ReasonLimit, conn.ReasonBusy, conn.ReasonShutdown,
+	conn.ReasonLimit, conn.ReasonBusy, conn.ReasonShutdown, conn.ReasonHandoff, conn.ReasonHandoffLost,
 }
 
 // latencyBuckets spans 50µs to ~13s: an ack without fsync is tens of µs, with

@@ -26,6 +26,7 @@ const (
 	CodeBusy               Code = "busy"               // handshake admission rate exceeded; retry after retry_after_ms
 	CodeSpoolWrite         Code = "spool_write_failed" // NACK, retryable
 	CodeUnavailable        Code = "unavailable"        // NACK, retryable: server is shutting down
+	CodeHandoffFailed      Code = "handoff_failed"     // after an upgrade, the new process could not resume this connection
 )
 
 // CodeDestinationUnavailable is a NACK, retryable: the destination (a broker: NATS
@@ -61,6 +62,7 @@ var retryable = map[Code]bool{
 	CodeUnavailable:        true,
 
 	CodeDestinationUnavailable: true,
+	CodeHandoffFailed:          true, // reconnect and resend, as after any ERROR
 }
 
 // Retryable reports whether reconnecting and resending can help after this code.

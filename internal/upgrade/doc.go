@@ -32,4 +32,9 @@
 //     Upgrade then returns ErrStopped) and refuses later ones. Exit is closed by
 //     Stop as well, so a caller that watches Exit decides what it means before
 //     calling Stop.
+//  7. PassFile before Upgrade for any other file the new process needs (the
+//     connection handoff channel, internal/handoff): tableflip passes only the files
+//     present when it execs the child, and none afterwards. A file passed stays
+//     passed to later upgrades until replaced under the same name. The child
+//     claims it with InheritedFile before Ready.
 package upgrade

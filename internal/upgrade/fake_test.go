@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"sync"
 )
 
@@ -27,6 +28,7 @@ type fakeFlip struct {
 	started     int        // children started
 	child       chan error // nil: the child is ready; else it failed
 	keys        []string   // ListenWithCallback keys, in order
+	files       map[string]*os.File
 }
 
 func newFake() *fakeFlip {
@@ -135,4 +137,21 @@ func (f *fakeFlip) WaitForParent(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Files passed by name: the fake keeps them for File, as a child would find them.
+func (f *fakeFlip) AddFile(name string, file *os.File) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.files == nil {
+		f.files = map[string]*os.File{}
+	}
+	f.files[name] = file
+	return nil
+}
+
+func (f *fakeFlip) File(name string) (*os.File, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.files[name], nil
 }

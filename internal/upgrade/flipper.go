@@ -3,6 +3,7 @@ package upgrade
 import (
 	"context"
 	"net"
+	"os"
 
 	"github.com/cloudflare/tableflip"
 )
@@ -17,6 +18,9 @@ type flipper interface {
 	Exit() <-chan struct{}
 	Stop()
 	WaitForParent(ctx context.Context) error
+	// Files passed by name (tableflip's Fds): the handoff channel (internal/handoff).
+	AddFile(name string, f *os.File) error
+	File(name string) (*os.File, error)
 }
 
 var _ flipper = (*tableflip.Upgrader)(nil)

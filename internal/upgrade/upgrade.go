@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -112,6 +113,26 @@ func (u *Upgrader) upgradeOnceParentGone(refused error) error {
 		}
 	}
 	return err
+}
+
+// PassFile makes f (duplicated; the caller may close it) a file the next Upgrade's
+// new process finds by name with InheritedFile (contract step 7). The handoff
+// channel travels this way.
+func (u *Upgrader) PassFile(name string, f *os.File) error {
+	if err := u.tf.AddFile(name, f); err != nil {
+		return fmt.Errorf("upgrade: pass file %s: %w", name, err)
+	}
+	return nil
+}
+
+// InheritedFile returns the file the parent passed as name, or nil. Call it before
+// Ready: tableflip closes inherited files nobody claimed by then.
+func (u *Upgrader) InheritedFile(name string) (*os.File, error) {
+	f, err := u.tf.File(name)
+	if err != nil {
+		return nil, fmt.Errorf("upgrade: inherited file %s: %w", name, err)
+	}
+	return f, nil
 }
 
 // Exit is closed when this process has been replaced, and by Stop.

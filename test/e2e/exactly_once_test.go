@@ -220,7 +220,9 @@ func TestSigkillRestartExactlyOnce(t *testing.T) {
 // Upgrades under load: the new process rebuilds and follows the old one's
 // segments while it drains; nothing is stored twice.
 func TestUpgradesExactlyOnce(t *testing.T) {
-	s := startServer(t, bin.serverV1)
+	// The GOAWAY path: the lost-ack client stays with the old process, whose late
+	// records only following its spool finds (with a handoff it would move).
+	s := startServer(t, bin.serverV1, "-upgrade.handoff=false")
 	addr := s.addr()
 	load := startLoad(t, addr, "-c", "200", "-w", "8", "-s", "256", "-rate", "20000", "-d", "120s")
 	s.waitProgress(5000)

@@ -95,7 +95,9 @@ type pythonSummary struct {
 // summary.
 func TestPythonClientGoaway(t *testing.T) {
 	py := python3(t)
-	s := startServer(t, bin.serverV1)
+	// GOAWAY is what this test is about; with a handoff the client sees nothing
+	// (TestHandoffConnectionsUnderLoad).
+	s := startServer(t, bin.serverV1, "-upgrade.handoff=false")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, py, "upgrade_driver.py")

@@ -59,6 +59,7 @@ func TestReconnectStorm(t *testing.T) {
 		"-limits.handshake_rate="+strconv.Itoa(rate),
 		"-drain.spread=1s", "-drain.timeout=30s",
 		"-heartbeat.interval=10s", // 10,000 idle clients pinging every second would only add noise
+		"-upgrade.handoff=false",  // the storm is the GOAWAY migration's; a handoff has none
 	)
 	addr, admin := s.addr(), s.adminAddr()
 	// -src-spread (the default) spreads the clients over 127.0.0.2-201: 10,000

@@ -74,7 +74,8 @@ func (s *server) welcomeVersion(t *testing.T, addr string) string {
 
 // 1. Upgrade under load: nobody notices.
 func TestUpgradeUnderLoad(t *testing.T) {
-	s := startServer(t, bin.serverV1)
+	// The GOAWAY migration (the handoff has its own test: handoff_conn_test.go).
+	s := startServer(t, bin.serverV1, "-upgrade.handoff=false")
 	addr := s.addr()
 	if v := s.welcomeVersion(t, addr); v != "v1" {
 		t.Fatalf("WELCOME version %q, want v1", v)
@@ -228,7 +229,7 @@ func TestIdleClientsFollowBackToBackUpgrades(t *testing.T) {
 // is logged with its reason and counted, and a new binary that never becomes ready
 // is killed.
 func TestFailedUpgradesKeepServing(t *testing.T) {
-	s := startServer(t, bin.serverV1, "-upgrade.timeout=1s")
+	s := startServer(t, bin.serverV1, "-upgrade.timeout=1s", "-upgrade.handoff=false") // counts GOAWAYs
 	addr, admin := s.addr(), s.adminAddr()
 	pid := s.cmd.Process.Pid
 	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "128", "-rate", "5000", "-d", "120s")
@@ -435,7 +436,7 @@ func TestStubbornClientsCutAtDrainTimeout(t *testing.T) {
 func TestSighupDuringDrainRefused(t *testing.T) {
 	// The stubborn client sends nothing: its heartbeat timeout must not come before
 	// the drain deadline it is there to wait for.
-	s := startServer(t, bin.serverV1, "-drain.timeout=3s", "-heartbeat.timeout=30s")
+	s := startServer(t, bin.serverV1, "-drain.timeout=3s", "-heartbeat.timeout=30s", "-upgrade.handoff=false") // a drain that lasts
 	addr := s.addr()
 	stubborn := testutil.Dial(t, addr) // keeps the old process draining until the deadline
 	stubborn.Hello("stubborn", "")

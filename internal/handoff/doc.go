@@ -1,0 +1,35 @@
+// Package handoff moves established connections from an old hawk process to the
+// new one after an upgrade, so that the TCP connection lives on and the agent never
+// learns an upgrade happened (issue 12).
+//
+// tableflip passes a child only the files present when it execs it, so the old
+// process creates a unix socketpair before each upgrade and passes one end to the
+// child by name (Name, through internal/upgrade). Once the child is ready, the old
+// process moves connections over it with SCM_RIGHTS: each descriptor together with
+// a State message, the connection's state at a quiet point (internal/conn).
+//
+// The contract, in order:
+//  1. The old process calls NewPair before Upgrade and passes Pair.Child to the
+//     child as the file Name; it closes its copy of that end once Upgrade returned.
+//     The child claims the file before Ready (tableflip closes unclaimed ones).
+//  2. The receiver calls SignalReady once it can serve what it is sent without
+//     delay (in hawk: its dedup windows are rebuilt, so a moved connection's next
+//     report does not wait); the sender waits for it (WaitReady) before it stops
+//     any connection, and falls back for all of them if it does not come within
+//     upgrade.handoff_timeout. Then the sender (old process) sends batches of at most MaxFDs descriptors, each
+//     with its State (Channel.Send). It sends one batch at a time and waits for the
+//     receiver's acknowledgement before the next: an acknowledged batch belongs to
+//     the child, whose copies of the descriptors are open and registered; the
+//     sender then closes its own copies (close, never shutdown: no FIN).
+//  3. A batch sent but not acknowledged (the child died, the channel broke) is lost:
+//     the child may have read from those sockets, so the sender cannot resume them;
+//     it closes them, as a crash would. Connections not yet sent are not affected:
+//     the sender keeps serving them (GOAWAY drain). A descriptor is never sent twice.
+//  4. The receiver (child) acknowledges a batch once every descriptor in it is
+//     adopted, or, when its State cannot be used, answered with an ERROR naming the
+//     problem and closed: one bad State never costs the batch's others.
+//  5. The sender ends with an empty batch (Channel.Done) and closes its end; the
+//     receiver's Receive returns on it or on end-of-file.
+//  6. State messages are versioned (StateVersion); a receiver refuses a version it
+//     does not know, per connection, with that problem named.
+package handoff

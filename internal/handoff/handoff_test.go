@@ -1,0 +1,191 @@
+package handoff
+
+import (
+	"os"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func sampleState() *State {
+	return &State{
+		Kind: KindNative, ConnID: 42, ClientID: "agent-1", Token: "t0k", Remote: "127.0.0.1:5555",
+		Since: time.Date(2026, 11, 24, 10, 0, 0, 123, time.UTC), MaxFrame: 1 << 20, MaxInFlight: 1024,
+		Partial: []byte{0x48, 0x4b, 1, 2}, FramesIn: 7, FramesOut: 8, BytesIn: 900, BytesOut: 100,
+		DedupHas: true, DedupHi: 4100, DedupDurable: []uint64{1, 0, 1 << 63},
+	}
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	st := sampleState()
+	msg, err := st.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeState(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, st) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, st)
+	}
+}
+
+// Each problem is named, so the ERROR the client gets says what went wrong.
+func TestDecodeStateNamesTheProblem(t *testing.T) {
+	good, _ := sampleState().Encode()
+	noClient := *sampleState()
+	noClient.ClientID = ""
+	noClientMsg, _ := noClient.Encode()
+	for _, tc := range []struct {
+		msg  []byte
+		want string
+	}{
+		{nil, "empty message"},
+		{append([]byte{2}, good[1:]...), "version 2"},
+		{good[:len(good)-3], "malformed"},
+		{append(append([]byte(nil), good...), []byte(`{}`)...), "data after"},
+		{append([]byte{1}, []byte(`{"kind":"native","surprise":1}`)...), "unknown field"},
+		{append([]byte{1}, []byte(`{"kind":"ffff"}`)...), `kind "ffff"`},
+		{noClientMsg, "no client_id"},
+	} {
+		_, err := DecodeState(tc.msg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("DecodeState(%.40q): %v, want an error naming %q", tc.msg, err, tc.want)
+		}
+	}
+}
+
+func FuzzDecodeState(f *testing.F) {
+	good, _ := sampleState().Encode()
+	f.Add(good)
+	f.Add([]byte{1, '{', '}'})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		st, err := DecodeState(msg)
+		if err != nil {
+			return
+		}
+		// Whatever decodes is usable, and encodes back to something that decodes.
+		if st.ClientID == "" || st.MaxFrame <= 0 || st.MaxInFlight <= 0 {
+			t.Fatalf("accepted an unusable state %+v", st)
+		}
+		again, err := st.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeState(again); err != nil {
+			t.Fatalf("re-encoded state does not decode: %v", err)
+		}
+	})
+}
+
+// pipes returns n pipe read ends, each identifiable by what its write end wrote.
+func pipes(t *testing.T, n int) (fds []int, states [][]byte) {
+	t.Helper()
+	for i := range n {
+		var p [2]int
+		if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		st := sampleState()
+		st.ConnID = uint64(i)
+		msg, _ := st.Encode()
+		syscall.Write(p[1], []byte{byte(i), byte(i >> 8)})
+		syscall.Close(p[1])
+		fds = append(fds, p[0])
+		states = append(states, msg)
+	}
+	t.Cleanup(func() {
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+	})
+	return fds, states
+}
+
+// 600 descriptors in three batches (the kernel takes at most 253 per message):
+// each arrives with its own state, in order, and the sender learns of each batch's
+// acknowledgement.
+func TestChannelMovesBatches(t *testing.T) {
+	p, err := NewPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Parent.Close()
+	child, err := FromFile(p.Child)
+	p.Child.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 600
+	fds, states := pipes(t, n)
+	got := 0
+	done := make(chan error, 1)
+	go func() {
+		defer child.Close()
+		if err := child.SignalReady(); err != nil {
+			done <- err
+			return
+		}
+		done <- child.Receive(func(f *os.File, st *State, err error) {
+			defer f.Close()
+			if err != nil {
+				t.Errorf("state %d: %v", got, err)
+				return
+			}
+			var b [2]byte
+			if _, err := f.Read(b[:]); err != nil {
+				t.Errorf("descriptor %d: %v", got, err)
+			}
+			if id := int(b[0]) | int(b[1])<<8; id != got || st.ConnID != uint64(got) {
+				t.Errorf("descriptor %d carries %d with the state of %d", got, id, st.ConnID)
+			}
+			got++
+		})
+	}()
+	if err := p.Parent.WaitReady(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i += MaxFDs {
+		j := min(i+MaxFDs, n)
+		if err := p.Parent.Send(fds[i:j], states[i:j]); err != nil {
+			t.Fatalf("batch at %d: %v", i, err)
+		}
+	}
+	if err := p.Parent.Send(fds[:MaxFDs+1], states[:MaxFDs+1]); err == nil {
+		t.Fatal("a batch of 254 descriptors was accepted")
+	}
+	want := &Summary{Moved: n, Fallback: map[string]int{"timeout": 2}, Duration: time.Second}
+	if err := p.Parent.Done(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := child.Summary(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("summary %+v, want %+v", got, want)
+	}
+	if got != n {
+		t.Fatalf("received %d descriptors, want %d", got, n)
+	}
+}
+
+// A receiver that dies (its end closed) without acknowledging: Send says so.
+func TestChannelReceiverGone(t *testing.T) {
+	p, err := NewPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Parent.Close()
+	p.Child.Close()
+	if err := p.Parent.WaitReady(5 * time.Second); err == nil {
+		t.Fatal("WaitReady succeeded with no receiver")
+	}
+	fds, states := pipes(t, 3)
+	if err := p.Parent.Send(fds, states); err == nil {
+		t.Fatal("Send succeeded with no receiver")
+	}
+}

@@ -1,0 +1,103 @@
+package handoff
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// StateVersion is the version of the State encoding this build writes and reads.
+// A change a reader of the previous version would misread takes a new version.
+const StateVersion = 1
+
+// Kinds of connection a State describes.
+const (
+	KindNative = "native" // the hawk protocol (internal/conn)
+)
+
+// maxStateSize bounds one encoded State: a partial frame is at most the largest
+// frame size (64 MiB) plus its header, and the rest is small.
+const maxStateSize = 64<<20 + 1<<20
+
+// State is what the new process needs to resume a connection where the old one
+// stopped reading it, at a quiet point: no report in flight, no output pending.
+type State struct {
+	Kind     string    `json:"kind"`
+	ConnID   uint64    `json:"conn_id"` // in the old process; logged, the new one assigns its own
+	ClientID string    `json:"client_id"`
+	Token    string    `json:"token,omitempty"` // what it authenticated with, so revocation still applies
+	Remote   string    `json:"remote"`
+	Since    time.Time `json:"since"` // connect time, kept for /v1/connections
+	// As announced in WELCOME; the connection keeps them for its life.
+	MaxFrame    int `json:"max_frame"`
+	MaxInFlight int `json:"max_in_flight"`
+	// Partial holds the bytes of an incomplete frame the old reader had read.
+	Partial []byte `json:"partial,omitempty"`
+	// Counters worth keeping across the move.
+	FramesIn  uint64 `json:"frames_in"`
+	FramesOut uint64 `json:"frames_out"`
+	BytesIn   uint64 `json:"bytes_in"`
+	BytesOut  uint64 `json:"bytes_out"`
+	// The client's dedup window (internal/dedup): the highest seq seen and a bitmap
+	// of which seqs below it are durable (bit i of word i/64: seq DedupHi-i).
+	DedupHas     bool     `json:"dedup_has,omitempty"`
+	DedupHi      uint64   `json:"dedup_hi,omitempty"`
+	DedupDurable []uint64 `json:"dedup_durable,omitempty"`
+}
+
+// Encode returns st as a message: one version byte, then JSON.
+func (st *State) Encode() ([]byte, error) {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("handoff: encode state of conn %d: %w", st.ConnID, err)
+	}
+	return append([]byte{StateVersion}, b...), nil
+}
+
+// DecodeState parses a State message and checks what the receiver relies on. Its
+// errors name the problem: the new process sends them to the client in an ERROR.
+func DecodeState(msg []byte) (*State, error) {
+	if len(msg) == 0 {
+		return nil, errors.New("handoff state: empty message")
+	}
+	if len(msg) > maxStateSize {
+		return nil, fmt.Errorf("handoff state: %d bytes, the limit is %d", len(msg), maxStateSize)
+	}
+	if v := msg[0]; v != StateVersion {
+		return nil, fmt.Errorf("handoff state: version %d, this server reads version %d", v, StateVersion)
+	}
+	d := json.NewDecoder(bytes.NewReader(msg[1:]))
+	d.DisallowUnknownFields() // a field this build does not know is a change it would misread
+	st := new(State)
+	if err := d.Decode(st); err != nil {
+		return nil, fmt.Errorf("handoff state: malformed: %w", err)
+	}
+	if d.More() {
+		return nil, errors.New("handoff state: malformed: data after the state")
+	}
+	if err := st.check(); err != nil {
+		return nil, fmt.Errorf("handoff state: %w", err)
+	}
+	return st, nil
+}
+
+func (st *State) check() error {
+	switch {
+	case st.Kind != KindNative:
+		return fmt.Errorf("kind %q is not one this server resumes", st.Kind)
+	case st.ClientID == "":
+		return errors.New("no client_id")
+	case st.MaxFrame <= 0:
+		return fmt.Errorf("max_frame %d is not positive", st.MaxFrame)
+	case st.MaxInFlight <= 0:
+		return fmt.Errorf("max_in_flight %d is not positive", st.MaxInFlight)
+	case len(st.Partial) > st.MaxFrame+64:
+		// A partial frame is shorter than the frame it belongs to (header included).
+		return fmt.Errorf("partial frame of %d bytes exceeds max_frame %d", len(st.Partial), st.MaxFrame)
+	case len(st.DedupDurable) > 1<<16:
+		return fmt.Errorf("dedup window of %d words is too large", len(st.DedupDurable))
+	}
+	return nil
+}
