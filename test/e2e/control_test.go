@@ -102,7 +102,9 @@ func hawkCmd(t *testing.T, args ...string) (stdout, stderr string, code int) {
 func TestControlUpgradeAndNotify(t *testing.T) {
 	sd := newFakeSystemd(t)
 	sock := filepath.Join(t.TempDir(), "control.sock")
-	s := startServer(t, bin.serverV1, "-control.socket="+sock, "-upgrade.timeout=3s")
+	// Without the handoff, so that the old process drains long enough to look at
+	// what systemd sees meanwhile (with it, the same code runs, for milliseconds).
+	s := startServer(t, bin.serverV1, "-control.socket="+sock, "-upgrade.timeout=3s", "-upgrade.handoff=false")
 	first := s.cmd.Process.Pid
 	admin := s.adminAddr()
 	ready1 := sd.wait(t, 0, "READY=1", "STATUS=serving 0 connections")

@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -87,11 +88,9 @@ func logTime(t *testing.T, l logLine) time.Time {
 	return ts
 }
 
-// Signals while connections move: SIGTERM to the old process (draining already:
-// it says so and goes on) and SIGHUPs to the new one (refused while the old one
-// lives, or, once it has exited, a clean upgrade of its own). No connection is lost
-// between the two processes: the clients see nothing.
-func TestHandoffSignalsDuringHandoff(t *testing.T) {
+// SIGHUPs to the new process during a handoff are refused (its parent has not
+// exited yet) and change nothing the clients can see.
+func TestHandoffSighupsDuringHandoff(t *testing.T) {
 	const conns = 300
 	s := startServer(t, bin.serverV1)
 	addr := s.addr()
@@ -103,10 +102,9 @@ func TestHandoffSignalsDuringHandoff(t *testing.T) {
 	s.signal(old, syscall.SIGHUP)
 	s.waitLog(10*time.Second, byPID(old, "upgrade succeeded: new process is ready; draining this one"))
 	next := s.pid()
-	syscall.Kill(old, syscall.SIGTERM) // ESRCH if it is already gone: nothing to test then
 	for range 5 {
 		syscall.Kill(next, syscall.SIGHUP)
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // a burst, not a wait for anything
 	}
 	testutil.Eventually(t, 15*time.Second, func() bool { return !alive(old) }, "the old process %d to exit", old)
 	s.waitProgress(2000)
@@ -115,6 +113,42 @@ func TestHandoffSignalsDuringHandoff(t *testing.T) {
 	if sum.Errors != 0 || sum.Reconnects != 0 || sum.Goaways != 0 || sum.Acked != sum.Sent {
 		t.Fatalf("clients noticed: %+v", sum)
 	}
+	s.stopAll()
+	keys, _ := spoolKeys(t, s.spool)
+	exactlyOnce(t, keys, load.acked())
+}
+
+// A SIGTERM that reaches the old process during the handoff is a stop of the
+// service (issue 13's rule: after the upgrade won, the stop is handed to the new
+// process): the handoff still completes without losing a connection between the
+// two processes, then the new process drains and exits, and every acked report is
+// in the spool exactly once.
+func TestHandoffSigtermDuringHandoff(t *testing.T) {
+	const conns = 300
+	s := startServer(t, bin.serverV1)
+	load := startLoad(t, s.addr(), "-c", strconv.Itoa(conns), "-w", "4", "-s", "128", "-rate", "10000", "-d", "10m")
+	s.waitConnected(conns)
+	s.waitProgress(2000)
+	old := s.pid()
+	install(t, bin.serverV2, s.binary)
+	s.signal(old, syscall.SIGHUP)
+	s.waitLog(10*time.Second, byPID(old, "upgrade succeeded: new process is ready; draining this one"))
+	next := s.pid()
+	syscall.Kill(old, syscall.SIGTERM) // ESRCH if the handoff already ended: the stop then never reaches the service
+	handed := s.waitLog(15*time.Second, func(l logLine) bool {
+		return int(l.num("pid")) == old && strings.HasPrefix(l.str("msg"), "handoff")
+	})
+	if handed.num("lost") != 0 {
+		t.Fatalf("connections lost between the processes: %v", handed)
+	}
+	testutil.Eventually(t, 15*time.Second, func() bool { return !alive(old) }, "the old process %d to exit", old)
+	if len(s.findLogs(byPID(old, "stop signal during an upgrade: handed to the new process, which stops too; this one keeps draining"))) == 1 {
+		exit := s.waitLog(30*time.Second, byPID(next, "exiting"))
+		if exit.str("reason") != "shutdown" {
+			t.Fatalf("the new process exited with reason %q, want shutdown", exit.str("reason"))
+		}
+	}
+	load.stop()
 	s.stopAll()
 	keys, _ := spoolKeys(t, s.spool)
 	exactlyOnce(t, keys, load.acked())

@@ -225,7 +225,7 @@ func TestSighupThenSigtermRace(t *testing.T) {
 // by a client) is handed to the new process: the whole service stops, and the
 // logs say so.
 func TestSigtermToOldAfterUpgradeWon(t *testing.T) {
-	s := startServer(t, bin.serverV1, "-drain.timeout=5s")
+	s := startServer(t, bin.serverV1, "-drain.timeout=5s", "-upgrade.handoff=false") // the held client must keep the old process draining
 	held, err := dialProto(s.addr(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
