@@ -95,8 +95,25 @@ inc journalctl -u hawk -o cat --no-pager | grep -oE '"msg":"(upgrade[^"]*|exitin
 # new_pid OLD: the serving process once OLD no longer accepts on the control socket.
 new_pid() { inc hawk status -config /etc/hawk/hawk.yaml | awk -v old="$1" '$1 == "pid" && $2 != old {print $2; f=1} END {exit !f}'; }
 
-say "3. reload during a drain (5 idle agents hold the old process's drain)"
+say "2b. reload with agents connected: their connections are handed over (upgrade.handoff: true)"
 idle_clients 5
+install -m755 "$W/hawk-v3" "$BIN/hawk"
+run systemctl reload hawk || bad "systemctl reload with agents connected failed"
+gone "$P2" && ok "old process $P2 had exited when systemctl reload returned" || bad "old process $P2 still runs"
+handed=$(inc journalctl -u hawk -o cat --no-pager | grep 'handoff finished' | grep "\"pid\":$P2[,}]")
+echo "  $handed"
+[[ $handed == *'"moved":5'* ]] && ok "the 5 connections were handed to the new process" || bad "no 'handoff finished' with moved=5 from $P2"
+P2=$(inc hawk status -config /etc/hawk/hawk.yaml | awk '$1 == "pid" {print $2}')
+run hawk status -config /etc/hawk/hawk.yaml | grep -E 'pid|generation|connections'
+inc hawk status -config /etc/hawk/hawk.yaml | grep -qx 'connections 5' && ok "the agents stayed connected" || bad "agents not connected after the handoff"
+[[ $(prop MainPID) == "$P2" ]] && ok "MainPID followed: $P2" || bad "MainPID=$(prop MainPID), serving: $P2"
+
+# The drain sequences below need a drain: with the handoff the idle agents would
+# move in milliseconds, so turn it off (a live key) by a config reload.
+sed -i 's/^upgrade:$/upgrade:\n  handoff: false/' "$W/etc/hawk.yaml"
+run hawk reload -config /etc/hawk/hawk.yaml || bad "hawk reload of upgrade.handoff: false"
+
+say "3. reload during a drain (5 idle agents hold the old process's drain)"
 install -m755 "$W/hawk-v3" "$BIN/hawk"
 run systemctl reload --no-block hawk
 wait_for 20 "a new process" new_pid "$P2"
