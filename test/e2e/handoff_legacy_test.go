@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -357,4 +358,85 @@ func TestHandoffLegacyAgentsThroughUpgrades(t *testing.T) {
 	}
 	t.Logf("%d ffff agents × %d reporters through %d upgrades: %d receipts, %d records, never disconnected, %v",
 		agents, reporters, upgrades, receipted, len(recs), time.Since(start).Round(time.Millisecond))
+}
+
+// relaunch starts version afresh in s's directory (same configuration, spool and
+// PID file) once every process of s has exited, as an operator restarting the
+// service would, and returns it as a server of its own.
+func relaunch(t *testing.T, s *server, version string, flags ...string) *server {
+	t.Helper()
+	r := &server{t: t, dir: s.dir, binary: s.binary, cfgPath: s.cfgPath, pidFile: s.pidFile, spool: s.spool, waitErr: make(chan error, 1)}
+	install(t, version, r.binary)
+	r.launch(flags)
+	return r
+}
+
+// The new process dies in the middle of the handoff (SIGKILL once it logged its
+// first adoption), against the real binary run by a wrapper script. What it had
+// adopted dies with it; the old process sees the channel break, drains everything
+// not yet sent with GOAWAY (native) or serves it on (the legacy agent: sent after
+// the native connections, so never sent) and exits at drain.timeout. Native
+// clients reconnect and resend once the service is restarted on its address: no
+// report fails, and every acked report is in the spool exactly once.
+func TestHandoffNewProcessDiesMidHandoff(t *testing.T) {
+	const conns = 1000
+	listen := fmt.Sprintf("-listen=127.0.0.1:%d", freePort(t))
+	legacyFlag := `-legacy.listeners=[{name: metrics, address: "127.0.0.1:0", format: ffff, allow: [127.0.0.0/8]}]`
+	s := startServer(t, bin.serverV1, listen, "-limits.max_conns=5000", legacyFlag)
+	addr := s.addr()
+	legacyAddr := s.waitLog(10*time.Second, func(l logLine) bool { return l.str("msg") == "legacy listening" }).str("addr")
+	load := startLoad(t, addr, "-c", strconv.Itoa(conns), "-w", "4", "-s", "128", "-rate", "20000", "-d", "10m")
+	s.waitConnected(conns)
+	s.waitProgress(5000)
+	agent := dialFFFF(t, legacyAddr)
+	agent.report(5, "before")
+
+	// The wrapper runs the real binary with debug logs (the adoption line is
+	// debug), passes its log on, and kills it at its first adoption. It records the
+	// binary's PID so the test can stop it whatever happens.
+	wrapped := filepath.Join(s.dir, "wrapped.pid")
+	fifo := filepath.Join(s.dir, "wrapped.log")
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(wrapped); err == nil {
+			if pid, _ := strconv.Atoi(string(bytes.TrimSpace(b))); alive(pid) {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	installScript(t, s.binary, fmt.Sprintf(`rm -f %[2]s; mkfifo %[2]s
+%[3]s "$@" -log.level=debug 2>%[2]s &
+pid=$!
+echo $pid > %[1]s
+while IFS= read -r line; do
+	printf '%%s\n' "$line" >&2
+	case $line in *'"connection adopted from the previous process"'*) kill -9 $pid; break;; esac
+done < %[2]s
+wait $pid`, wrapped, fifo, bin.serverV2))
+	old := s.pid()
+	s.signal(old, syscall.SIGHUP)
+	broke := s.waitLog(15*time.Second, byPID(old, "handoff: the channel to the new process broke; what was not sent is drained here"))
+	moved, lost, fallback := int(broke.num("moved")), int(broke.num("lost")), int(broke.num("fallback"))
+	t.Logf("handoff broken: moved %d, lost %d, fallback %d (channel %v), legacy_moved %v", moved, lost, fallback, broke["fallback_channel"], broke["legacy_moved"])
+	if moved+lost+fallback != conns+1 || broke.num("fallback_channel") < 1 || broke.num("legacy_moved") != 0 {
+		t.Fatalf("moved %d + lost %d + fallback %d is not the %d connections, or nothing fell back for the channel: %v", moved, lost, fallback, conns+1, broke)
+	}
+	// The legacy agent was not sent: the old process still serves it.
+	agent.report(5, "after the failed handoff")
+	testutil.Eventually(t, 20*time.Second, func() bool { return !alive(old) }, "the old process %d to finish its drain and exit", old)
+
+	// The operator restarts the service on its address; the clients come back.
+	r := relaunch(t, s, bin.serverV1, listen, legacyFlag)
+	r.waitProgress(5000)
+	sum := load.stop()
+	t.Logf("load: %+v", sum)
+	if sum.Errors != 0 || sum.Acked == 0 {
+		t.Fatalf("reports failed: %+v", sum)
+	}
+	r.stopAll()
+	keys, _ := spoolKeys(t, s.spool)
+	inSpool, dups := exactlyOnce(t, keys, load.acked())
+	t.Logf("acked %d, in spool %d, duplicates %d", sum.Acked, inSpool, dups)
+	if n := spoolLinesOf(t, s.spool, 0, `"client_id":"`+agent.id+`"`); n != 10 {
+		t.Fatalf("%d records of the legacy agent, want 10", n)
+	}
 }
