@@ -60,12 +60,18 @@ func (s *server) receiveConnections(ch *handoff.Channel) {
 	// before it opens would wait too, so the parent keeps serving them until then.
 	<-s.dedup.Ready()
 	// The ready names this process's legacy listeners: the parent sends a legacy
-	// connection only to a listener of the same name and format.
-	ready := &handoff.Ready{Legacy: map[string]string{}}
-	for _, ll := range s.legacy {
-		ready.Legacy[ll.cfg.Name] = ll.cfg.Format
+	// connection only to a listener of the same name and format. With none, the
+	// plain ready says the same and a parent of the build before legacy handoff
+	// understands it (it reads the named ready as no ready, and drains everything).
+	signal := ch.SignalReady
+	if len(s.legacy) > 0 {
+		ready := &handoff.Ready{Legacy: map[string]string{}}
+		for _, ll := range s.legacy {
+			ready.Legacy[ll.cfg.Name] = ll.cfg.Format
+		}
+		signal = func() error { return ch.SignalReadyWith(ready) }
 	}
-	if err := ch.SignalReadyWith(ready); err != nil {
+	if err := signal(); err != nil {
 		s.log.Debug("handoff: the previous process is not listening", zap.Error(err))
 		return
 	}
@@ -204,6 +210,8 @@ func (s *server) handOffConnections(ctx context.Context, reason string) {
 // drain.timeout, as before handoff existed. It returns how many moved.
 func (s *server) handOffLegacy(ctx context.Context, ch *handoff.Channel, ready *handoff.Ready, timeout time.Duration, res *conn.HandoffResult) int {
 	moved := 0
+	// The legacy connections get upgrade.handoff_timeout of their own: the native
+	// ones may have used theirs.
 	deadline := time.Now().Add(timeout)
 	for _, ll := range s.legacy {
 		format, ok := ready.Legacy[ll.cfg.Name]

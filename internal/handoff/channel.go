@@ -38,7 +38,8 @@ var (
 	readyMagic = [4]byte{'H', 'W', 'K', 'R'}
 	// readyListenersMagic is a ready followed by a u32 length and the JSON of the
 	// receiver's legacy listeners (Ready). A sender of the previous build reads it
-	// as no ready and drains everything with GOAWAY: safe, for that one upgrade.
+	// as no ready and drains everything with GOAWAY: safe, for that one upgrade
+	// (a receiver with no legacy listener sends readyMagic, which it understands).
 	readyListenersMagic = [4]byte{'H', 'W', 'K', 'L'}
 )
 

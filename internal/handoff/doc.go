@@ -40,7 +40,9 @@
 // so the receiver's ready says which it has (SignalReadyWith: "HWKL", a length and
 // the JSON of Ready); the sender keeps the others (fallback no_listener, format) and
 // serves them until drain.timeout. A plain ready ("HWKR", SignalReady) adopts no
-// legacy connection. A sender of the build before this one reads "HWKL" as no ready
-// and drains all its connections as it did before handoff: safe, for that upgrade.
+// legacy connection; hawk sends it when it has no legacy listener, so a sender of
+// the build before this one keeps moving native connections. That sender reads
+// "HWKL" as no ready and drains all its connections as before handoff: safe, for
+// that one upgrade.
 // The legacy fields are omitted from native States, which read as before.
 package handoff
