@@ -197,3 +197,44 @@ func (g *gated) Submit(b *ingest.Batch, w ingest.Waiter) {
 type waiterFunc func([]uint64, error)
 
 func (f waiterFunc) Committed(seqs []uint64, err error) { f(seqs, err) }
+
+// headers has no reply: its quiet point is the reader stopped, and the partial
+// message completes on the new listener with seqs counting on.
+func TestHandOffHeadersWithPartialMessage(t *testing.T) {
+	old := newHarness(t, FormatHeaders, nil, nil)
+	next := newHarness(t, FormatHeaders, nil, nil)
+	nc := old.dial()
+	var stream []byte
+	for i := range 10 {
+		stream = AppendHeaders(stream, report(i))
+	}
+	split := AppendHeaders(nil, report(10))
+	stream = append(stream, split[:7]...)
+	nc.Write(stream)
+	waitRead(t, old.l, len(stream))
+	testutil.Eventually(t, 5*time.Second, func() bool { return old.obs.stored.Load() == 10 }, "10 stored")
+	res := old.l.HandOff(context.Background(), &adopter{t: t, to: next.l}, time.Now().Add(5*time.Second))
+	if res.Moved != 1 || len(res.Fallback) != 0 {
+		t.Fatalf("HandOff: %+v", res)
+	}
+	nc.Write(append(split[7:], AppendHeaders(nil, report(11))...))
+	testutil.Eventually(t, 5*time.Second, func() bool { return next.obs.stored.Load() == 2 }, "2 stored by the new listener")
+	before, after := readSpool(t, old.spool), readSpool(t, next.spool)
+	if len(before) != 10 || len(after) != 2 || string(after[0].Payload) != string(report(10)) || after[0].Seq != before[9].Seq+1 {
+		t.Fatalf("before %d, after %+v", len(before), after)
+	}
+}
+
+// A state of another format is refused: the socket is closed, nothing served.
+func TestAdoptRefusesOtherFormat(t *testing.T) {
+	next := newHarness(t, FormatC8C9, nil, nil)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	st := &handoff.State{Kind: handoff.KindLegacy, ClientID: "ffff:127.0.0.1:1", Listener: "test-c8c9", Format: "ffff", MaxFrame: 10}
+	if err := next.l.Adopt(r, st); err == nil || next.l.Count() != 0 {
+		t.Fatalf("Adopt of an ffff state on a c8c9 listener: %v, %d connections", err, next.l.Count())
+	}
+}
