@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/handoff"
 	"github.com/hawk-agents/hawk/internal/metrics"
 )
@@ -57,11 +59,37 @@ func (s *server) receiveConnections(ch *handoff.Channel) {
 	// Reports wait for the dedup windows (the table's gate): connections moved
 	// before it opens would wait too, so the parent keeps serving them until then.
 	<-s.dedup.Ready()
-	if err := ch.SignalReady(); err != nil {
+	// The ready names this process's legacy listeners: the parent sends a legacy
+	// connection only to a listener of the same name and format. With none, the
+	// plain ready says the same and a parent of the build before legacy handoff
+	// understands it (it reads the named ready as no ready, and drains everything).
+	signal := ch.SignalReady
+	if len(s.legacy) > 0 {
+		ready := &handoff.Ready{Legacy: map[string]string{}}
+		for _, ll := range s.legacy {
+			ready.Legacy[ll.cfg.Name] = ll.cfg.Format
+		}
+		signal = func() error { return ch.SignalReadyWith(ready) }
+	}
+	if err := signal(); err != nil {
 		s.log.Debug("handoff: the previous process is not listening", zap.Error(err))
 		return
 	}
+	legacyAdopted := 0
 	err := ch.Receive(func(f *os.File, st *handoff.State, err error) {
+		if err == nil && st.Kind == handoff.KindLegacy {
+			// No ERROR to send: these formats have none. A connection the parent
+			// should not have sent (it checks the ready's listeners) is closed.
+			if err = s.adoptLegacy(f, st); err == nil {
+				adopted++
+				legacyAdopted++
+				return
+			}
+			s.handoff.met.Add("rejected", "adopt", 1)
+			s.log.Warn("handoff: legacy connection not adopted", zap.Error(err))
+			rejected++
+			return
+		}
 		if err == nil {
 			err = s.conns.Adopt(f, st)
 			if err == nil {
@@ -88,7 +116,7 @@ func (s *server) receiveConnections(ch *handoff.Channel) {
 	if err != nil {
 		log = s.log.Warn
 	}
-	log("handoff received: connections adopted from the previous process", zap.Int("adopted", adopted),
+	log("handoff received: connections adopted from the previous process", zap.Int("adopted", adopted), zap.Int("legacy_adopted", legacyAdopted),
 		zap.Int("rejected", rejected), zap.Duration("took", time.Since(start)), zap.Error(err))
 }
 
@@ -145,13 +173,17 @@ func (s *server) handOffConnections(ctx context.Context, reason string) {
 		s.log.Info("handoff off (upgrade.handoff: false): draining every connection with GOAWAY")
 		return
 	}
-	if err := ch.WaitReady(timeout); err != nil {
-		n := s.conns.Count()
+	ready, err := ch.WaitReadyInfo(timeout)
+	if err != nil {
+		n := s.conns.Count() + s.legacyCount()
 		s.handoff.met.Add("fallback", "not_ready", n)
-		s.log.Warn("handoff: every connection is drained with GOAWAY", zap.Int("connections", n), zap.Error(err))
+		s.log.Warn("handoff: every connection is drained (native: GOAWAY; legacy: served until drain.timeout)", zap.Int("connections", n), zap.Error(err))
 		return
 	}
+	start := time.Now()
 	res := s.conns.HandOff(ctx, ch, timeout)
+	legacyMoved := s.handOffLegacy(ctx, ch, ready, timeout, &res)
+	res.Duration = time.Since(start) // native and legacy
 	// This process's metrics go with it: the successor counts the handoff from
 	// this summary.
 	sum := &handoff.Summary{Moved: res.Moved, Lost: res.Lost, Fallback: res.Fallback, Duration: res.Duration}
@@ -159,7 +191,7 @@ func (s *server) handOffConnections(ctx context.Context, reason string) {
 		res.Err = err
 	}
 	s.handoff.met.Count(sum)
-	fields := []zap.Field{zap.Int("moved", res.Moved), zap.Int("fallback", res.FallenBack()), zap.Int("lost", res.Lost),
+	fields := []zap.Field{zap.Int("moved", res.Moved), zap.Int("legacy_moved", legacyMoved), zap.Int("fallback", res.FallenBack()), zap.Int("lost", res.Lost),
 		zap.Int("batches", res.Batches), zap.Duration("duration", res.Duration)}
 	for r, n := range res.Fallback {
 		fields = append(fields, zap.Int("fallback_"+r, n))
@@ -169,6 +201,66 @@ func (s *server) handOffConnections(ctx context.Context, reason string) {
 		return
 	}
 	s.log.Info("handoff finished: connections moved to the new process", fields...)
+}
+
+// handOffLegacy moves the legacy connections after the native ones, over the same
+// channel, listener by listener; their results are added to res. A listener the
+// new process does not have, or has with another format, keeps its connections
+// (fallback no_listener, format): the legacy drain serves them until
+// drain.timeout, as before handoff existed. It returns how many moved.
+func (s *server) handOffLegacy(ctx context.Context, ch *handoff.Channel, ready *handoff.Ready, timeout time.Duration, res *conn.HandoffResult) int {
+	moved := 0
+	// The legacy connections get upgrade.handoff_timeout of their own: the native
+	// ones may have used theirs.
+	deadline := time.Now().Add(timeout)
+	for _, ll := range s.legacy {
+		format, ok := ready.Legacy[ll.cfg.Name]
+		switch {
+		case res.Err != nil:
+			res.Fallback["channel"] += ll.l.Count()
+		case !ok:
+			res.Fallback["no_listener"] += ll.l.Count()
+		case format != ll.cfg.Format:
+			res.Fallback["format"] += ll.l.Count()
+		default:
+			r := ll.l.HandOff(ctx, ch, deadline)
+			res.Moved += r.Moved
+			res.Lost += r.Lost
+			res.Batches += r.Batches
+			res.Err = r.Err
+			moved += r.Moved
+			for k, v := range r.Fallback {
+				res.Fallback[k] += v
+			}
+		}
+	}
+	// Reasons with no connection are not reported.
+	for k, v := range res.Fallback {
+		if v == 0 {
+			delete(res.Fallback, k)
+		}
+	}
+	return moved
+}
+
+// adoptLegacy hands a legacy connection to this process's listener of its name.
+func (s *server) adoptLegacy(f *os.File, st *handoff.State) error {
+	for _, ll := range s.legacy {
+		if ll.cfg.Name == st.Listener {
+			return ll.l.Adopt(f, st)
+		}
+	}
+	f.Close()
+	return fmt.Errorf("handoff: conn %d (%s): no legacy listener %q here", st.ConnID, st.ClientID, st.Listener)
+}
+
+// legacyCount is the number of open legacy connections.
+func (s *server) legacyCount() int {
+	n := 0
+	for _, ll := range s.legacy {
+		n += ll.l.Count()
+	}
+	return n
 }
 
 // handoffSettings are upgrade.handoff and upgrade.handoff_timeout as in force now:

@@ -93,9 +93,9 @@ func (s *server) logLegacyListening() {
 
 // drainLegacy serves the legacy connections, after their listeners were closed,
 // until they leave or drain.timeout passes, then cuts them; the returned channel is
-// closed when every listener is drained and closed. The formats have no GOAWAY and
-// established connections cannot yet be handed to a new process: after an upgrade
-// a legacy agent stays on the old process until it disconnects or is cut.
+// closed when every listener is drained and closed. The formats have no GOAWAY:
+// after an upgrade, the connections handOffLegacy could not move stay on the old
+// process until they disconnect or are cut.
 func (s *server) drainLegacy(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
 	timeout := s.conns.Settings().DrainTimeout

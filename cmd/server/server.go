@@ -174,14 +174,16 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 	})
 	undo = append(undo, s.conns.Close)
 	s.met.ReadConns(s.conns)
+	// The legacy listeners exist before the handoff is claimed: the ready it sends
+	// names them, and adopted legacy connections go to them.
+	if err = s.startLegacy(); err != nil {
+		return nil, err
+	}
 	undoHandoff, err := s.claimHandoff()
 	if err != nil {
 		return nil, err
 	}
 	undo = append(undo, undoHandoff)
-	if err = s.startLegacy(); err != nil {
-		return nil, err
-	}
 	// The admin socket is served before Ready: from Ready on, the parent may close
 	// its copy, and a request must find someone answering.
 	if adminLn != nil {

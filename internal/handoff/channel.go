@@ -36,7 +36,38 @@ var (
 	batchMagic = [4]byte{'H', 'W', 'K', 'B'}
 	ackMagic   = [4]byte{'H', 'W', 'K', 'A'}
 	readyMagic = [4]byte{'H', 'W', 'K', 'R'}
+	// readyListenersMagic is a ready followed by a u32 length and the JSON of the
+	// receiver's legacy listeners (Ready). A sender of the previous build reads it
+	// as no ready and drains everything with GOAWAY: safe, for that one upgrade
+	// (a receiver with no legacy listener sends readyMagic, which it understands).
+	readyListenersMagic = [4]byte{'H', 'W', 'K', 'L'}
 )
+
+// maxReady bounds the ready message's listener list.
+const maxReady = 1 << 20
+
+// Ready is what the receiver says with its ready: what it can adopt.
+type Ready struct {
+	// Legacy is the receiver's legacy listeners, name to format. A legacy
+	// connection moves only to a listener of the same name and format: the sender
+	// keeps the others (it cannot take a connection back once sent).
+	Legacy map[string]string `json:"legacy,omitempty"`
+}
+
+// SignalReadyWith is SignalReady that also says what the receiver can adopt.
+func (ch *Channel) SignalReadyWith(r *Ready) error {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("handoff: encode ready: %w", err)
+	}
+	msg := make([]byte, 0, 8+len(body))
+	msg = append(msg, readyListenersMagic[:]...)
+	msg = binary.BigEndian.AppendUint32(msg, uint32(len(body)))
+	if _, err := ch.uc.Write(append(msg, body...)); err != nil {
+		return fmt.Errorf("handoff: signal ready: %w", err)
+	}
+	return nil
+}
 
 // SignalReady tells the sender that the receiver can serve what it is sent at
 // once (contract step 2): before it, the sender keeps serving its connections.
@@ -49,16 +80,44 @@ func (ch *Channel) SignalReady() error {
 
 // WaitReady waits up to timeout for the receiver's SignalReady.
 func (ch *Channel) WaitReady(timeout time.Duration) error {
+	_, err := ch.WaitReadyInfo(timeout)
+	return err
+}
+
+// WaitReadyInfo waits up to timeout for the receiver's SignalReady or
+// SignalReadyWith and returns what it said (an empty Ready for SignalReady: a
+// receiver that adopts no legacy connection).
+func (ch *Channel) WaitReadyInfo(timeout time.Duration) (*Ready, error) {
 	ch.uc.SetReadDeadline(time.Now().Add(timeout))
 	defer ch.uc.SetReadDeadline(time.Time{})
 	var b [4]byte
 	if _, err := io.ReadFull(ch.uc, b[:]); err != nil {
-		return fmt.Errorf("handoff: the new process did not say it was ready: %w", err)
+		return nil, fmt.Errorf("handoff: the new process did not say it was ready: %w", err)
 	}
-	if b != readyMagic {
-		return fmt.Errorf("handoff: % x instead of the new process's ready", b)
+	switch b {
+	case readyMagic:
+		return &Ready{}, nil
+	case readyListenersMagic:
+	default:
+		return nil, fmt.Errorf("handoff: % x instead of the new process's ready", b)
 	}
-	return nil
+	var l [4]byte
+	if _, err := io.ReadFull(ch.uc, l[:]); err != nil {
+		return nil, fmt.Errorf("handoff: the new process's ready: %w", err)
+	}
+	n := binary.BigEndian.Uint32(l[:])
+	if n > maxReady {
+		return nil, fmt.Errorf("handoff: ready of %d bytes", n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(ch.uc, body); err != nil {
+		return nil, fmt.Errorf("handoff: the new process's ready: %w", err)
+	}
+	r := new(Ready)
+	if err := json.Unmarshal(body, r); err != nil {
+		return nil, fmt.Errorf("handoff: the new process's ready: %w", err)
+	}
+	return r, nil
 }
 
 // Channel is one end of the handoff socketpair. Send and Done are the sender's,

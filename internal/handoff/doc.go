@@ -32,4 +32,17 @@
 //     receiver's Receive returns on it or on end-of-file.
 //  6. State messages are versioned (StateVersion); a receiver refuses a version it
 //     does not know, per connection, with that problem named.
+//
+// Legacy connections (internal/legacy: ffff, c8c9, headers) travel on the same
+// channel, in batches of their own after the native ones, as States of KindLegacy
+// (listener, format, next seq, partial frame). A legacy connection must go only to
+// a listener of the same name and format, and a sent descriptor cannot come back,
+// so the receiver's ready says which it has (SignalReadyWith: "HWKL", a length and
+// the JSON of Ready); the sender keeps the others (fallback no_listener, format) and
+// serves them until drain.timeout. A plain ready ("HWKR", SignalReady) adopts no
+// legacy connection; hawk sends it when it has no legacy listener, so a sender of
+// the build before this one keeps moving native connections. That sender reads
+// "HWKL" as no ready and drains all its connections as before handoff: safe, for
+// that one upgrade.
+// The legacy fields are omitted from native States, which read as before.
 package handoff

@@ -189,3 +189,60 @@ func TestChannelReceiverGone(t *testing.T) {
 		t.Fatal("Send succeeded with no receiver")
 	}
 }
+
+// A legacy State round-trips with its listener, format and seq counter, and is
+// refused without them.
+func TestLegacyState(t *testing.T) {
+	st := &State{Kind: KindLegacy, ConnID: 3, ClientID: "ffff:127.0.0.1:4000", Remote: "127.0.0.1:4000",
+		Since: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC), MaxFrame: 1 << 20, Listener: "metrics", Format: "ffff",
+		NextSeq: 1764000000000000042, InSync: true, Partial: []byte{0xff, 0xff, 0}, FramesIn: 9, BytesIn: 90, BytesOut: 30}
+	msg, err := st.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeState(msg)
+	if err != nil || !reflect.DeepEqual(got, st) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	noListener := *st
+	noListener.Listener = ""
+	b, _ := noListener.Encode()
+	if _, err := DecodeState(b); err == nil || !strings.Contains(err.Error(), "listener") {
+		t.Fatalf("a legacy state without a listener: %v", err)
+	}
+	big := *st
+	big.Partial = make([]byte, st.MaxFrame+8<<10)
+	b, _ = big.Encode()
+	if _, err := DecodeState(b); err == nil || !strings.Contains(err.Error(), "partial") {
+		t.Fatalf("a partial frame larger than a frame: %v", err)
+	}
+}
+
+// The receiver's ready names its legacy listeners; a plain ready names none.
+func TestReadyWithListeners(t *testing.T) {
+	for _, want := range []*Ready{{Legacy: map[string]string{"metrics": "ffff", "devices": "c8c9"}}, {}} {
+		p, err := NewPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		child, err := FromFile(p.Child)
+		p.Child.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want.Legacy != nil {
+			err = child.SignalReadyWith(want)
+		} else {
+			err = child.SignalReady()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := p.Parent.WaitReadyInfo(5 * time.Second)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("WaitReadyInfo: %+v, %v; want %+v", got, err, want)
+		}
+		child.Close()
+		p.Parent.Close()
+	}
+}

@@ -15,6 +15,7 @@ const StateVersion = 1
 // Kinds of connection a State describes.
 const (
 	KindNative = "native" // the hawk protocol (internal/conn)
+	KindLegacy = "legacy" // a legacy format (internal/legacy): Listener, Format and NextSeq are set
 )
 
 // maxStateSize bounds one encoded State: a partial frame is at most the largest
@@ -31,8 +32,17 @@ type State struct {
 	Remote   string    `json:"remote"`
 	Since    time.Time `json:"since"` // connect time, kept for /v1/connections
 	// As announced in WELCOME; the connection keeps them for its life.
+	// Legacy: MaxFrame is the listener's max_frame_size at accept; MaxInFlight is 0.
 	MaxFrame    int `json:"max_frame"`
 	MaxInFlight int `json:"max_in_flight"`
+	// Legacy only (omitted for native, so a native State reads as before): the
+	// listener it was accepted on, adopted by the new process's listener of that
+	// name and format; the next seq the server assigns (seqs keep increasing within
+	// the client id); whether the reader was skipping junk.
+	Listener string `json:"listener,omitempty"`
+	Format   string `json:"format,omitempty"`
+	NextSeq  uint64 `json:"next_seq,omitempty"`
+	InSync   bool   `json:"in_sync,omitempty"`
 	// Partial holds the bytes of an incomplete frame the old reader had read.
 	Partial []byte `json:"partial,omitempty"`
 	// Counters worth keeping across the move.
@@ -83,7 +93,24 @@ func DecodeState(msg []byte) (*State, error) {
 	return st, nil
 }
 
+// legacyFrameOverhead bounds what a legacy frame adds to its data (header, CRC,
+// trailer, base64 growth of ffff's envelope is within the data limit already).
+const legacyFrameOverhead = 4 << 10
+
 func (st *State) check() error {
+	if st.Kind == KindLegacy {
+		switch {
+		case st.Listener == "" || st.Format == "":
+			return errors.New("legacy state without listener or format")
+		case st.ClientID == "":
+			return errors.New("no client_id")
+		case st.MaxFrame <= 0:
+			return fmt.Errorf("max_frame %d is not positive", st.MaxFrame)
+		case len(st.Partial) > st.MaxFrame+legacyFrameOverhead:
+			return fmt.Errorf("partial frame of %d bytes exceeds max_frame %d", len(st.Partial), st.MaxFrame)
+		}
+		return nil
+	}
 	switch {
 	case st.Kind != KindNative:
 		return fmt.Errorf("kind %q is not one this server resumes", st.Kind)

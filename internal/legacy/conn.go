@@ -61,6 +61,17 @@ type lconn struct {
 	reason   CloseReason
 	regIdx   int
 	done     chan struct{}
+	// hoClosing: closing was set by a handoff at its quiet point (handoff.go), not
+	// by an end: a close must not touch the socket the new process may own.
+	hoClosing bool
+
+	// handoff (handoff.go); hoVerdict and hoMsg are set before the reader is woken
+	// and read by it, hoMsg written by the reader before its quiet event.
+	ho        atomic.Pointer[hoRun]
+	hoState   atomic.Int32
+	hoVerdict chan hoVerdict
+	hoMsg     []byte
+	paused    atomic.Bool // stopped for a handoff: the reaper leaves it alone
 }
 
 // reply is what one frame of a read is owed, in frame order.
@@ -183,7 +194,9 @@ func (c *lconn) appendReplies(e *entry) int {
 
 func (c *lconn) serve() {
 	defer c.teardown()
-	c.buf = make([]byte, initialReadBuf)
+	if c.buf == nil { // an adopted connection comes with its buffer
+		c.buf = make([]byte, initialReadBuf)
+	}
 	for {
 		n, err := c.nc.Read(c.buf[c.rlen:])
 		if n > 0 {
@@ -194,6 +207,12 @@ func (c *lconn) serve() {
 			c.parse(time.Now())
 		}
 		if err != nil {
+			if c.handoffWake(err) {
+				if c.quiesce() {
+					return // moved or lost: the new process holds the socket
+				}
+				continue
+			}
 			c.closeNow(ReasonClient)
 			return
 		}
@@ -314,6 +333,9 @@ func (c *lconn) closeNow(reason CloseReason) {
 }
 
 func (c *lconn) closeLocked(reason CloseReason) {
+	if c.hoClosing {
+		return // quiet for a handoff: the verdict decides (the new process checks allow)
+	}
 	c.closing = true
 	if c.reason == "" {
 		c.reason = reason
@@ -370,7 +392,7 @@ func (c *lconn) teardown() {
 	c.l.remove(c)
 	c.l.obs.Closed(reason)
 	level := zap.InfoLevel
-	if reason == ReasonClient || reason == ReasonDrain {
+	if reason == ReasonClient || reason == ReasonDrain || reason == ReasonHandoff {
 		level = zap.DebugLevel
 	}
 	if ce := c.l.log.Check(level, "legacy connection closed"); ce != nil {

@@ -29,7 +29,8 @@
 //
 // Lifecycle. Sockets come from internal/upgrade (cmd/server opens them before
 // Ready). Each Listener has one reaper goroutine (idle_timeout, stuck writes) and a
-// Drain for the end of a process: these formats have no GOAWAY and established
-// connections are not handed to a new process yet, so they are served until they
-// leave or the drain timeout, then closed.
+// Drain for the end of a process. After an upgrade, established connections are
+// first handed to the new process (handoff.go, internal/handoff); these formats have
+// no GOAWAY, so those that cannot move are served until they leave or the drain
+// timeout, then closed.
 package legacy

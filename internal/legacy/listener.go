@@ -284,8 +284,8 @@ type DrainResult struct {
 // timeout has passed (or ctx ended), then closes what is left. These formats have
 // no GOAWAY, so an agent is not told to move: its connection is served (reports
 // stored and receipted) until it leaves or is cut, and a cut ffff agent gives up
-// for good. Until established connections can be handed to the new process, that
-// is what an upgrade does to legacy agents.
+// for good. After an upgrade that is what happens to the connections HandOff could
+// not move.
 func (l *Listener) Drain(ctx context.Context, timeout time.Duration) DrainResult {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -36,10 +36,12 @@ const (
 	ReasonSlowConsumer CloseReason = "slow_consumer" // more than 1 MiB of replies left unread
 	ReasonNotAllowed   CloseReason = "not_allowed"   // a reload removed its network from allow
 	ReasonDrain        CloseReason = "drain"         // still open at drain.timeout after an upgrade or a stop
+	ReasonHandoff      CloseReason = "handoff"       // moved to the new process after an upgrade: the agent saw nothing
+	ReasonHandoffLost  CloseReason = "handoff_lost"  // sent to a new process that died before acknowledging it
 )
 
 // CloseReasons is every close reason, for pre-bound metrics.
-var CloseReasons = []CloseReason{ReasonClient, ReasonIdleTimeout, ReasonWriteTimeout, ReasonSlowConsumer, ReasonNotAllowed, ReasonDrain}
+var CloseReasons = []CloseReason{ReasonClient, ReasonIdleTimeout, ReasonWriteTimeout, ReasonSlowConsumer, ReasonNotAllowed, ReasonDrain, ReasonHandoff, ReasonHandoffLost}
 
 // NopObserver discards everything.
 type NopObserver struct{}

@@ -44,7 +44,7 @@ func (l *Listener) reap(buf []*lconn) []*lconn {
 			c.closeNow(ReasonWriteTimeout)
 			continue
 		}
-		if now-c.lastSeen.Load() > idle {
+		if now-c.lastSeen.Load() > idle && !c.paused.Load() {
 			c.closeNow(ReasonIdleTimeout)
 		}
 	}

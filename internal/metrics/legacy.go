@@ -22,7 +22,7 @@ func newLegacyVecs(f factory) legacyVecs {
 	return legacyVecs{
 		accepted:  f.counterVec("hawk_legacy_connections_accepted_total", "Connections accepted by a legacy listener.", "listener"),
 		refused:   f.counterVec("hawk_legacy_connections_refused_total", "Connections closed at accept by a legacy listener, by reason (not_allowed: the source is outside allow).", "listener", "reason"),
-		closed:    f.counterVec("hawk_legacy_connections_closed_total", "Legacy connections closed, by reason (client, idle_timeout, write_timeout, slow_consumer, not_allowed, drain).", "listener", "reason"),
+		closed:    f.counterVec("hawk_legacy_connections_closed_total", "Legacy connections closed, by reason (client, idle_timeout, write_timeout, slow_consumer, not_allowed, drain; handoff, handoff_lost: moved to the new process after an upgrade).", "listener", "reason"),
 		frames:    f.counterVec("hawk_legacy_frames_received_total", "Frames received on a legacy listener, by kind (report, heartbeat).", "listener", "kind"),
 		dropped:   f.counterVec("hawk_legacy_frames_dropped_total", "Frames (or runs of junk) a legacy listener dropped without a reply, by reason (sync, too_large, trailer, crc, envelope, packet_type).", "listener", "reason"),
 		receipts:  f.counterVec("hawk_legacy_receipts_sent_total", "Receipts sent for stored reports (ffff lines, c8c9 results with status 200); headers has none.", "listener"),

@@ -82,10 +82,12 @@ func spoolLinesOf(t *testing.T, dir string, pid int, s string) int {
 
 // A legacy ffff listener on the real binary: reports are receipted after they are
 // in the spool; on SIGHUP the new process inherits the listener and serves new
-// agents on it, while the old process keeps serving the agent it has until it
-// leaves (legacy formats have no GOAWAY).
+// agents on it. With upgrade.handoff off (and whenever a connection falls back),
+// the old process keeps serving the agent it has until it leaves (legacy formats
+// have no GOAWAY); handoff_legacy_test.go covers the connection moving.
 func TestLegacyFFFFListenerAcrossUpgrade(t *testing.T) {
-	s := startServer(t, bin.serverV1, `-legacy.listeners=[{name: metrics, address: "127.0.0.1:0", format: ffff, allow: [127.0.0.0/8]}]`)
+	s := startServer(t, bin.serverV1, "-upgrade.handoff=false",
+		`-legacy.listeners=[{name: metrics, address: "127.0.0.1:0", format: ffff, allow: [127.0.0.0/8]}]`)
 	l := s.waitLog(10*time.Second, func(l logLine) bool { return l.str("msg") == "legacy listening" && l.str("listener") == "metrics" })
 	addr := l.str("addr")
 	if l.str("format") != "ffff" || addr == "" {
