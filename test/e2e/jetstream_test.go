@@ -96,7 +96,10 @@ func TestJetStreamUpgradeAndNATSRestart(t *testing.T) {
 	ns := startNATS(t)
 	s := startServer(t, bin.serverV1, jsFlags(ns)...)
 	admin := s.adminAddr()
-	load := startLoad(t, s.addr(), "-c", "200", "-w", "8", "-s", "256", "-rate", "20000", "-d", "120s")
+	// A report NACKed again and again while NATS is down backs off up to the
+	// client's MaxBackoff (10 s): the final drain must outlast that, or the few
+	// reports still waiting count as errors.
+	load := startLoad(t, s.addr(), "-c", "200", "-w", "8", "-s", "256", "-rate", "20000", "-d", "120s", "-drain-timeout", "30s")
 	waitStream(t, ns, 5000)
 	s.upgradeTo(bin.serverV2)
 	waitStream(t, ns, 5000)
