@@ -133,7 +133,14 @@ func TestHandoffSigtermDuringHandoff(t *testing.T) {
 	install(t, bin.serverV2, s.binary)
 	s.signal(old, syscall.SIGHUP)
 	s.waitLog(10*time.Second, byPID(old, "upgrade succeeded: new process is ready; draining this one"))
-	next := s.pid()
+	// The new process is the old one's child until the old one exits (the PID file
+	// may still name the old one: it is written as the old process exits).
+	var kids []int
+	testutil.Eventually(t, 5*time.Second, func() bool { kids = childrenOf(old); return len(kids) == 1 || !alive(old) }, "the new process")
+	next := s.pid() // the old process is gone: the PID file names the new one
+	if len(kids) == 1 {
+		next = kids[0]
+	}
 	syscall.Kill(old, syscall.SIGTERM) // ESRCH if the handoff already ended: the stop then never reaches the service
 	handed := s.waitLog(15*time.Second, func(l logLine) bool {
 		return int(l.num("pid")) == old && strings.HasPrefix(l.str("msg"), "handoff")
