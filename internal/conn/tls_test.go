@@ -235,3 +235,54 @@ func TestMTLSCARemovedByReload(t *testing.T) {
 	pk.Send(protocol.TypePing, 1, nil)
 	pk.Expect(protocol.TypePong)
 }
+
+// BenchmarkTLSHandshake measures full connections per second over TLS 1.3 with an
+// ECDSA P-256 certificate: TCP connect, TLS handshake, HELLO, WELCOME, close. The
+// clients run in the same process, so the server gets about half the CPU.
+func BenchmarkTLSHandshake(b *testing.B) {
+	ca := testutil.NewCA(b, "bench CA")
+	dir := b.TempDir()
+	leaf := ca.ServerLeaf(b)
+	r, err := tlsconf.New(tlsconf.Files{
+		CertFile:   testutil.WriteFile(b, dir, "s.crt", leaf.CertPEM),
+		KeyFile:    testutil.WriteFile(b, dir, "s.key", leaf.KeyPEM),
+		MinVersion: tls.VersionTLS13,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := testSettings()
+	s.TLS = r.Config()
+	s.MaxConns = 1 << 20
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := New(Options{Settings: s, Destination: &fakeDest{}})
+	done := make(chan struct{})
+	go func() { defer close(done); m.Serve(ln) }()
+	cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
+	hello := protocol.AppendJSON(nil, protocol.TypeHello, 0, &protocol.Hello{ClientID: "bench"})
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 4096)
+		for pb.Next() {
+			c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			c.Write(hello)
+			if _, err := testutil.NextFrame(c, &buf, 5*time.Second); err != nil {
+				b.Error(err)
+			}
+			c.Close()
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
+	ln.Close()
+	<-done
+	closeAll(m, "bench over")
+	m.Close()
+}
