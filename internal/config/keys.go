@@ -169,7 +169,7 @@ var keys = []Key{
 			"tells the connections it admitted GOAWAY credentials.",
 		DefaultNote: "(no client certificates)", ReloadNote: " (contents reload live)"},
 	{Name: "tls.client_auth", kind: kindString, Default: "required", Example: "optional", Reload: RestartOnly,
-		Doc: "With tls.client_ca_file: required (every client presents a certificate) or optional (verified if presented); none ignores the bundle.",
+		Doc:         "With tls.client_ca_file: required (every client presents a certificate) or optional (verified if presented); none ignores the bundle.",
 		DefaultNote: "(none, optional, required)"},
 	{Name: "tls.client_id_from", kind: kindString, Default: "uri_san", Example: "cn", Reload: Live,
 		Doc: "The client certificate field a HELLO's client_id must equal: uri_san (the first URI SAN, whole), dns_san (the first DNS SAN) or cn " +
