@@ -265,8 +265,8 @@ func BenchmarkTLSHandshake(b *testing.B) {
 	hello := protocol.AppendJSON(nil, protocol.TypeHello, 0, &protocol.Hello{ClientID: "bench"})
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		buf := make([]byte, 4096)
 		for pb.Next() {
+			var buf []byte
 			c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
 			if err != nil {
 				b.Error(err)
