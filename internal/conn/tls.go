@@ -144,6 +144,15 @@ func (c *Conn) armExpiry() {
 	if ti.chain == nil || before <= 0 {
 		return
 	}
+	if time.Until(ti.notAfter) <= before {
+		// Admitted already inside the window (the agent has not renewed yet): another
+		// GOAWAY would only make it reconnect again and again with the same
+		// certificate. It keeps the connection until NotAfter, then is closed.
+		ti.timer = time.AfterFunc(time.Until(ti.notAfter), func() {
+			c.fail(ReasonCredentials, protocol.CodeUnauthorized, "unauthorized: the client certificate expired (NotAfter passed)")
+		})
+		return
+	}
 	lead := before + time.Duration(rand.Int64N(int64(before)/4+1))
 	ti.timer = time.AfterFunc(max(time.Until(ti.notAfter.Add(-lead)), 0), func() {
 		c.m.goawayCredentials(c, time.Until(ti.notAfter), "client certificate expires soon")

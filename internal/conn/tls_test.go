@@ -209,6 +209,30 @@ func TestMTLSExpiryGoaway(t *testing.T) {
 	p.ExpectError(protocol.CodeUnauthorized)
 }
 
+// A connection admitted inside the expiry window (the agent reconnected with the
+// same certificate) is not told GOAWAY again: it would only reconnect in a loop.
+// It is closed at NotAfter.
+func TestMTLSAdmittedInsideExpiryWindow(t *testing.T) {
+	f := newTLSFixture(t, tlsconf.AuthRequired, false)
+	s := tlsSettings(f)
+	s.ExpiryGoaway = time.Hour
+	ts := startServer(t, s)
+	leaf := f.ca.Issue(t, testutil.CertOpts{URIs: []string{"spiffe://fleet/a"}, Client: true, NotAfter: time.Now().Add(2 * time.Second)})
+	p := testutil.DialTLS(t, ts.addr, f.clientConfig(leaf.TLS))
+	p.Hello("spiffe://fleet/a", "")
+	fr, err := p.Next(5 * time.Second)
+	if err != nil || fr.Type != protocol.TypeError {
+		t.Fatalf("got %s (%v), want ERROR at NotAfter and no GOAWAY before it", fr.Type, err)
+	}
+	var e protocol.ErrorPayload
+	if err := protocol.ParseJSON(fr, &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Code != protocol.CodeUnauthorized || !strings.Contains(e.Message, "expired") {
+		t.Fatalf("ERROR %q does not say the certificate expired", e.Message)
+	}
+}
+
 // A reload that removes a CA from the bundle tells every connection it admitted
 // GOAWAY credentials, and new handshakes with its certificates fail.
 func TestMTLSCARemovedByReload(t *testing.T) {
