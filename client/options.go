@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -61,6 +63,14 @@ type Options struct {
 	// Dialer opens the TCP connection; nil uses a net.Dialer. The context carries
 	// the dial timeout.
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
+	// TLS, when set, runs every connection over TLS with this configuration:
+	// RootCAs verifies the server (nil: the system roots), ServerName is the name
+	// its certificate must carry (empty: Addr's host), and Certificates or, for an
+	// agent that rotates its own certificate, GetClientCertificate give the client
+	// certificate for mutual TLS. GetClientCertificate is called on every
+	// connection, so a reconnect (after a GOAWAY credentials, say) presents the
+	// certificate in force then. The client uses a clone; nil: plaintext.
+	TLS *tls.Config
 	// ClientVersion is sent in HELLO; empty sends "hawk-go/"+Version.
 	ClientVersion string
 	// Logger receives connection-level logs (never one per report); nil discards.
@@ -137,6 +147,16 @@ func (o *Options) normalize() error {
 		o.Dialer = func(ctx context.Context, addr string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	if o.TLS != nil {
+		o.TLS = o.TLS.Clone()
+		if o.TLS.ServerName == "" {
+			host, _, err := net.SplitHostPort(o.Addr)
+			if err != nil {
+				return fmt.Errorf("hawk: TLS server name from Addr %q: %w", o.Addr, err)
+			}
+			o.TLS.ServerName = host
 		}
 	}
 	if o.ClientVersion == "" {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"runtime"
@@ -119,6 +120,14 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	nc, err := c.opts.Dialer(ctx, c.opts.Addr)
 	if err != nil {
 		return nil, err
+	}
+	if c.opts.TLS != nil {
+		tc := tls.Client(nc, c.opts.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("hawk: TLS handshake with %s: %w", c.opts.Addr, err)
+		}
+		nc = tc
 	}
 	s := newSession(c, &c.wg, nc)
 	if err := s.handshake(ctx, &c.opts); err != nil {

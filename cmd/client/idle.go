@@ -26,6 +26,8 @@ func cmdIdle(args []string, stdout, stderr io.Writer) int {
 	hold := fs.Duration("hold", 30*time.Second, "how long to hold them once all are open")
 	prefix := fs.String("id-prefix", "idle", "client ids are `PREFIX`-0 … PREFIX-(n-1)")
 	token := fs.String("token", "", "auth token")
+	var tf tlsFlags
+	tf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: client idle [-addr host:port] [-n 1000] [-hold 30s] [-id-prefix idle] [-token T]\n\n"+
 			"Opens n connections (source addresses spread over 127.0.0.x), each says HELLO and then\n"+
@@ -36,6 +38,11 @@ func cmdIdle(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	tcfg, err := tf.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "client: %v\n", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -50,7 +57,7 @@ func cmdIdle(args []string, stdout, stderr io.Writer) int {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			opts := client.Options{Addr: *addr, ClientID: fmt.Sprintf("%s-%d", *prefix, i), Token: *token}
+			opts := client.Options{Addr: *addr, ClientID: fmt.Sprintf("%s-%d", *prefix, i), Token: *token, TLS: tcfg}
 			if a, ok := loopback4(*addr); ok { // source addresses 127.0.0.x only reach IPv4 loopback
 				opts.Addr, opts.Dialer = a, spreadDialer(i)
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -29,6 +30,8 @@ const (
 
 type loadConfig struct {
 	addr, idPrefix, token, ackedLog string
+	tlsFlags                        tlsFlags
+	tls                             *tls.Config
 	clients, window, size           int
 	duration, drainTimeout          time.Duration
 	rate                            float64
@@ -74,6 +77,7 @@ func cmdLoad(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.rate, "rate", 0, "total reports per second over all clients; 0 = as fast as acks allow")
 	fs.StringVar(&cfg.idPrefix, "id-prefix", "load", "client ids are `PREFIX`-0 … PREFIX-(c-1)")
 	fs.StringVar(&cfg.token, "token", "", "auth token")
+	cfg.tlsFlags.register(fs)
 	fs.BoolVar(&cfg.json, "json", false, "print the summary as one JSON object")
 	fs.StringVar(&cfg.ackedLog, "acked-log", "", "write to `FILE` one line \"client_id seq\" per acked report (flushed at exit)")
 	fs.BoolVar(&cfg.srcSpread, "src-spread", true, "spread source addresses over 127.0.0.2-201 when the target is IPv4 loopback")
@@ -122,6 +126,11 @@ report failed (errors > 0) or a client never connected
 	}
 	if fs.NArg() != 0 || cfg.clients < 1 || cfg.window < 1 || cfg.size < 0 || cfg.size > protocol.MaxPayloadLimit || cfg.duration <= 0 || cfg.rate < 0 {
 		fs.Usage()
+		return 2
+	}
+	var err error
+	if cfg.tls, err = cfg.tlsFlags.config(); err != nil {
+		fmt.Fprintf(stderr, "client: %v\n", err)
 		return 2
 	}
 	sum, err := runLoad(cfg, stderr)
@@ -367,7 +376,7 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 // startClient dials client i (retrying until the run ends) and starts its slots.
 func (r *loadRun) startClient(issueCtx context.Context, i int) {
 	id := r.cfg.idPrefix + "-" + strconv.Itoa(i)
-	opts := client.Options{Addr: r.cfg.addr, ClientID: id, Token: r.cfg.token, MaxInFlight: r.cfg.window,
+	opts := client.Options{Addr: r.cfg.addr, ClientID: id, Token: r.cfg.token, TLS: r.cfg.tls, MaxInFlight: r.cfg.window,
 		ClientVersion: "hawk-client-load/" + version, OnEvent: r.storm.onEvent(r.start)}
 	if r.cfg.srcSpread {
 		if addr, ok := loopback4(r.cfg.addr); ok {

@@ -68,6 +68,8 @@ func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", defaultAddr, "server address `host:port`")
 	id := fs.String("id", "", "client id (required)")
 	token := fs.String("token", "", "auth token")
+	var tf tlsFlags
+	tf.register(fs)
 	timeout := fs.Duration("timeout", 10*time.Second, "overall time limit: connecting (retried until then) and waiting for the ACK")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: client send -id ID [-addr host:port] [-token T] [-timeout 10s] PAYLOAD
@@ -97,9 +99,14 @@ any other failure prints the error on stderr and exits 1. Bad usage exits 2.
 			return 1
 		}
 	}
+	tcfg, err := tf.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "client: %v\n", err)
+		return 2
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Options{Addr: *addr, ClientID: *id, Token: *token, ClientVersion: "hawk-client/" + version})
+	c, err := client.Dial(ctx, client.Options{Addr: *addr, ClientID: *id, Token: *token, TLS: tcfg, ClientVersion: "hawk-client/" + version})
 	if err != nil {
 		printErr(stderr, err)
 		return 1

@@ -50,6 +50,8 @@ var liveOptions = map[string]liveOption{
 	"upgrade.handoff":         readLiveOption{},
 	"upgrade.handoff_timeout": readLiveOption{},
 	"dedup.max_clients":       dedupMaxClientsOption{},
+	"tls.client_id_from":      connSettingsOption{},
+	"tls.expiry_goaway":       connSettingsOption{},
 }
 
 // logLevelOption: the logger's level is an AtomicLevel.
@@ -134,6 +136,9 @@ func (s *server) reload(trigger string) reloadResult {
 func (s *server) reloadQuiet(trigger string, quiet bool) reloadResult {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	// Every reload (SIGUSR1, hawk reload, a config file change) reads the TLS files
+	// again, whatever the configuration says.
+	s.reloadTLS(trigger)
 	if s.loader.File == "" {
 		s.log.Info("config reload: no config file was given (-config); nothing to reload", zap.String("trigger", trigger))
 		return reloadResult{none: "no config file was given (-config); nothing to reload"}
@@ -145,6 +150,9 @@ func (s *server) reloadQuiet(trigger string, quiet bool) reloadResult {
 		// Derived before anything is applied: the hostname (an empty server_id) is
 		// the one thing Prepare cannot vouch for.
 		r.settings, err = settingsFrom(next, version)
+		if err == nil {
+			s.withTLS(r.settings)
+		}
 	}
 	if err != nil {
 		s.met.Reload(false)

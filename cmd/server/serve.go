@@ -67,6 +67,9 @@ func (s *server) serve() string {
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel(); s.control.closeListener() })
 	}
+	if s.tls != nil {
+		g.Add(s.tlsWatch())
+	}
 	g.Add(s.statusNotifier())
 	// The previous process's exit, logged when it happens.
 	if s.upg.Inherited() {

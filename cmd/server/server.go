@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/metrics"
 	"github.com/hawk-agents/hawk/internal/sdnotify"
 	"github.com/hawk-agents/hawk/internal/spool"
+	"github.com/hawk-agents/hawk/internal/tlsconf"
 	"github.com/hawk-agents/hawk/internal/upgrade"
 )
 
@@ -47,6 +49,9 @@ type server struct {
 	ready     *admin.Readiness
 	legacy    []*legacyListener // legacy.listeners, in configuration order
 	handoff   handoffSide       // established connections across an upgrade (handoff.go)
+
+	tls       *tlsconf.Reloader // nil without TLS (tls.go)
+	tlsConfig *tls.Config       // the listener's, reading tls's material per handshake
 
 	reloadMu sync.Mutex // one reload at a time: file watch and SIGUSR1 may coincide
 
@@ -148,6 +153,10 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 	}
 
 	s.met = metrics.New(version, func() int { return s.conns.Count() })
+	if err = s.openTLS(cfg); err != nil {
+		return nil, err
+	}
+	s.withTLS(settings)
 	if s.dest, err = s.openDestination(cfg); err != nil {
 		return nil, err
 	}

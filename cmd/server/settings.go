@@ -32,5 +32,7 @@ func settingsFrom(c *config.Config, version string) (*conn.Settings, error) {
 		DrainTimeout:      c.Drain.Timeout,
 		DrainSpread:       c.Drain.Spread,
 		HandshakeRate:     c.Limits.HandshakeRate,
+		ClientIDFrom:      c.TLS.ClientIDFrom,
+		ExpiryGoaway:      c.TLS.ExpiryGoaway,
 	}, nil
 }

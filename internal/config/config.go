@@ -23,6 +23,7 @@ type Config struct {
 	Auth      Auth      `koanf:"auth"`
 	Heartbeat Heartbeat `koanf:"heartbeat"`
 	Handshake Handshake `koanf:"handshake"`
+	TLS       TLS       `koanf:"tls"`
 	Limits    Limits    `koanf:"limits"`
 	Spool     Spool     `koanf:"spool"`
 	Dedup     Dedup     `koanf:"dedup"`
@@ -71,6 +72,17 @@ type Heartbeat struct {
 // Handshake is the handshake.* section.
 type Handshake struct {
 	Timeout time.Duration `koanf:"timeout"`
+}
+
+// TLS is the tls.* section: TLS on the native listener (on when CertFile is set).
+type TLS struct {
+	CertFile     string        `koanf:"cert_file"`
+	KeyFile      string        `koanf:"key_file"`
+	MinVersion   string        `koanf:"min_version"`    // "1.2"|"1.3"
+	ClientCAFile string        `koanf:"client_ca_file"` // "" means no client certificates
+	ClientAuth   string        `koanf:"client_auth"`    // none|optional|required
+	ClientIDFrom string        `koanf:"client_id_from"` // uri_san|dns_san|cn
+	ExpiryGoaway time.Duration `koanf:"expiry_goaway"`
 }
 
 // Limits is the limits.* section.

@@ -18,6 +18,13 @@ var changedValues = map[string]string{
 	"heartbeat.interval":         "3s",
 	"heartbeat.timeout":          "20s",
 	"handshake.timeout":          "2s",
+	"tls.cert_file":              "/s.crt",
+	"tls.key_file":               "/s.key",
+	"tls.min_version":            "1.3",
+	"tls.client_ca_file":         "/ca.crt",
+	"tls.client_auth":            "optional",
+	"tls.client_id_from":         "cn",
+	"tls.expiry_goaway":          "1h",
 	"limits.max_conns":           "50",
 	"limits.handshake_rate":      "2000",
 	"limits.max_frame_size":      "128KiB",
@@ -59,7 +66,7 @@ var changedValues = map[string]string{
 	"legacy.listeners":           `[{name: m, address: "127.0.0.1:7380", format: ffff, allow: [10.0.0.0/8]}]`, // adding one: restart-only
 }
 
-var restartOnly = []string{"admin.addr", "listen", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout", "dedup.window", "dedup.rebuild_bytes", "dedup.rebuild_before_ready", "legacy.listeners", "control.socket", "control.mode",
+var restartOnly = []string{"admin.addr", "listen", "tls.cert_file", "tls.key_file", "tls.min_version", "tls.client_ca_file", "tls.client_auth", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout", "dedup.window", "dedup.rebuild_bytes", "dedup.rebuild_before_ready", "legacy.listeners", "control.socket", "control.mode",
 	"destination", "jetstream.urls", "jetstream.stream", "jetstream.subject", "jetstream.creds", "jetstream.tls_ca", "jetstream.tls_cert",
 	"jetstream.tls_key", "jetstream.max_pending", "jetstream.publish_timeout", "jetstream.connect_timeout", "jetstream.retry_after",
 	"jetstream.retry_horizon", "jetstream.require_durable", "jetstream.sync_always"}

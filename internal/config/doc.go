@@ -26,54 +26,61 @@
 // Keys returns every key with its default, doc and reload class; this table and
 // defaults.yaml are generated from it (go generate).
 //
-//	key                         default                             reload
-//	listen                      127.0.0.1:7373                      restart-only
-//	server_id                   "" (hostname)                       restart-only
-//	log.level                   info (debug, info, warn, error)     live
-//	log.format                  console (console, json)             restart-only
-//	auth.tokens                 [] (open server: development only)  live; removed tokens close their connections
-//	heartbeat.interval          10s                                 live (new connections)
-//	heartbeat.timeout           0s = 3 × interval                   live
-//	handshake.timeout           5s                                  live
-//	limits.max_conns            100000                              live (existing connections stay)
-//	limits.handshake_rate       5000 (0: unlimited)                 live
-//	limits.max_frame_size       1MiB (64 B – 64 MiB)                live (new connections)
-//	limits.max_in_flight        1024 (1 – 65535)                    live (new connections)
-//	limits.write_timeout        10s                                 live
-//	limits.frame_timeout        30s                                 live
-//	destination                 spool (spool, jetstream)            restart-only
-//	spool.dir                   ./data                              restart-only
-//	spool.fsync                 never (never, always)               live
-//	spool.segment_size          64MiB                               live
-//	jetstream.urls              nats://127.0.0.1:4222               restart-only
-//	jetstream.stream            HAWK_REPORTS                        restart-only
-//	jetstream.subject           hawk.reports.<client_id>            restart-only
-//	jetstream.creds             "" (none)                           restart-only
-//	jetstream.tls_ca            "" (system)                         restart-only
-//	jetstream.tls_cert          "" (none)                           restart-only
-//	jetstream.tls_key           "" (none)                           restart-only
-//	jetstream.max_pending       16384                               restart-only
-//	jetstream.publish_timeout   5s                                  restart-only
-//	jetstream.connect_timeout   5s                                  restart-only
-//	jetstream.retry_after       1s                                  restart-only
-//	jetstream.retry_horizon     2m                                  restart-only
-//	jetstream.require_durable   true                                restart-only
-//	jetstream.sync_always       false                               restart-only
-//	dedup.window                4096 (power of two)                 restart-only
-//	dedup.max_clients           200000                              live (from the next new client)
-//	dedup.rebuild_bytes         256MiB                              restart-only
-//	dedup.rebuild_before_ready  false                               restart-only
-//	drain.timeout               30s                                 live
-//	drain.spread                5s (≤ drain.timeout)                live
-//	upgrade.pid_file            "" (none)                           restart-only
-//	upgrade.timeout             60s                                 restart-only
-//	upgrade.handoff             true                                live
-//	upgrade.handoff_timeout     5s                                  live
-//	admin.addr                  127.0.0.1:7374 ("" disables)        restart-only
-//	admin.pprof                 false                               live
-//	control.socket              "" ("" disables)                    restart-only
-//	control.mode                0600                                restart-only
-//	legacy.listeners            [] (none)                           restart-only; allow, idle_timeout, max_frame_size: live
+//	key                         default                              reload
+//	listen                      127.0.0.1:7373                       restart-only
+//	server_id                   "" (hostname)                        restart-only
+//	log.level                   info (debug, info, warn, error)      live
+//	log.format                  console (console, json)              restart-only
+//	auth.tokens                 [] (open server: development only)   live; removed tokens close their connections
+//	heartbeat.interval          10s                                  live (new connections)
+//	heartbeat.timeout           0s = 3 × interval                    live
+//	handshake.timeout           5s                                   live
+//	tls.cert_file               "" (plaintext)                       restart-only (contents reload live)
+//	tls.key_file                "" (plaintext)                       restart-only (contents reload live)
+//	tls.min_version             1.2 (1.2, 1.3)                       restart-only
+//	tls.client_ca_file          "" (no client certificates)          restart-only (contents reload live)
+//	tls.client_auth             required (none, optional, required)  restart-only
+//	tls.client_id_from          uri_san (uri_san, dns_san, cn)       live (new connections)
+//	tls.expiry_goaway           10m                                  live (new connections)
+//	limits.max_conns            100000                               live (existing connections stay)
+//	limits.handshake_rate       5000 (0: unlimited)                  live
+//	limits.max_frame_size       1MiB (64 B – 64 MiB)                 live (new connections)
+//	limits.max_in_flight        1024 (1 – 65535)                     live (new connections)
+//	limits.write_timeout        10s                                  live
+//	limits.frame_timeout        30s                                  live
+//	destination                 spool (spool, jetstream)             restart-only
+//	spool.dir                   ./data                               restart-only
+//	spool.fsync                 never (never, always)                live
+//	spool.segment_size          64MiB                                live
+//	jetstream.urls              nats://127.0.0.1:4222                restart-only
+//	jetstream.stream            HAWK_REPORTS                         restart-only
+//	jetstream.subject           hawk.reports.<client_id>             restart-only
+//	jetstream.creds             "" (none)                            restart-only
+//	jetstream.tls_ca            "" (system)                          restart-only
+//	jetstream.tls_cert          "" (none)                            restart-only
+//	jetstream.tls_key           "" (none)                            restart-only
+//	jetstream.max_pending       16384                                restart-only
+//	jetstream.publish_timeout   5s                                   restart-only
+//	jetstream.connect_timeout   5s                                   restart-only
+//	jetstream.retry_after       1s                                   restart-only
+//	jetstream.retry_horizon     2m                                   restart-only
+//	jetstream.require_durable   true                                 restart-only
+//	jetstream.sync_always       false                                restart-only
+//	dedup.window                4096 (power of two)                  restart-only
+//	dedup.max_clients           200000                               live (from the next new client)
+//	dedup.rebuild_bytes         256MiB                               restart-only
+//	dedup.rebuild_before_ready  false                                restart-only
+//	drain.timeout               30s                                  live
+//	drain.spread                5s (≤ drain.timeout)                 live
+//	upgrade.pid_file            "" (none)                            restart-only
+//	upgrade.timeout             60s                                  restart-only
+//	upgrade.handoff             true                                 live
+//	upgrade.handoff_timeout     5s                                   live
+//	admin.addr                  127.0.0.1:7374 ("" disables)         restart-only
+//	admin.pprof                 false                                live
+//	control.socket              "" ("" disables)                     restart-only
+//	control.mode                0600                                 restart-only
+//	legacy.listeners            [] (none)                            restart-only; allow, idle_timeout, max_frame_size: live
 //
 // # Reload
 //

@@ -156,6 +156,30 @@ var keys = []Key{
 	{Name: "handshake.timeout", kind: kindDuration, Default: "5s", Example: "2s", Reload: Live,
 		Doc: "HELLO must arrive within this long after accept."},
 
+	{Name: "tls.cert_file", kind: kindString, Default: "", Example: "/etc/hawk/tls/server.crt", Reload: RestartOnly,
+		Doc: "PEM certificate (chain) of the native listener; with tls.key_file it turns TLS on. The files' contents are reloaded " +
+			"without a restart (a file change, SIGUSR1, hawk reload); a bad new file keeps the last good one (hawk_tls_reloads_total{result=\"failure\"}).",
+		DefaultNote: "(plaintext)", ReloadNote: " (contents reload live)"},
+	{Name: "tls.key_file", kind: kindString, Default: "", Example: "/etc/hawk/tls/server.key", Reload: RestartOnly,
+		Doc: "PEM private key of tls.cert_file.", DefaultNote: "(plaintext)", ReloadNote: " (contents reload live)"},
+	{Name: "tls.min_version", kind: kindString, Default: "1.2", Example: "1.3", Reload: RestartOnly,
+		Doc: "Lowest TLS version accepted: 1.2 or 1.3.", DefaultNote: "(1.2, 1.3)"},
+	{Name: "tls.client_ca_file", kind: kindString, Default: "", Example: "/etc/hawk/tls/clients-ca.pem", Reload: RestartOnly,
+		Doc: "PEM bundle of the CAs client certificates must chain to (mutual TLS, see tls.client_auth). A reload that removes a CA " +
+			"tells the connections it admitted GOAWAY credentials.",
+		DefaultNote: "(no client certificates)", ReloadNote: " (contents reload live)"},
+	{Name: "tls.client_auth", kind: kindString, Default: "required", Example: "optional", Reload: RestartOnly,
+		Doc:         "With tls.client_ca_file: required (every client presents a certificate) or optional (verified if presented); none ignores the bundle.",
+		DefaultNote: "(none, optional, required)"},
+	{Name: "tls.client_id_from", kind: kindString, Default: "uri_san", Example: "cn", Reload: Live,
+		Doc: "The client certificate field a HELLO's client_id must equal: uri_san (the first URI SAN, whole), dns_san (the first DNS SAN) or cn " +
+			"(the subject common name). A HELLO naming another id gets ERROR unauthorized.",
+		DefaultNote: "(uri_san, dns_san, cn)", ReloadNote: " (new connections)"},
+	{Name: "tls.expiry_goaway", kind: kindDuration, Default: "10m", Example: "1h", Reload: Live,
+		Doc: "A connection admitted with a client certificate is told GOAWAY credentials this long (plus up to a quarter more, jitter) " +
+			"before the certificate's NotAfter, and closed at NotAfter if it has not moved. 0 turns it off.",
+		ReloadNote: " (new connections)"},
+
 	{Name: "limits.max_conns", kind: kindInt, Default: "100000", Example: "50", Reload: Live,
 		Doc:        "Maximum concurrent connections. Lowering it does not close the connections already above the new limit.",
 		ReloadNote: " (existing connections stay)"},

@@ -118,6 +118,7 @@ func Validate(c *Config) error {
 		bad("heartbeat.timeout", "must be 0 (3 × heartbeat.interval) or longer than heartbeat.interval (%s), not %s", c.Heartbeat.Interval, t)
 	}
 	positive(bad, "handshake.timeout", c.Handshake.Timeout)
+	validateTLS(bad, &c.TLS)
 	if c.Limits.MaxConns < 1 {
 		bad("limits.max_conns", "must be at least 1, not %d", c.Limits.MaxConns)
 	}
@@ -263,6 +264,34 @@ func validateJetStream(bad func(string, string, ...any), j *JetStream) {
 	positive(bad, "jetstream.retry_after", j.RetryAfter)
 	positive(bad, "jetstream.retry_horizon", j.RetryHorizon)
 	for key, path := range map[string]string{"jetstream.creds": j.Creds, "jetstream.tls_ca": j.TLSCA, "jetstream.tls_cert": j.TLSCert, "jetstream.tls_key": j.TLSKey} {
+		if strings.ContainsRune(path, 0) {
+			bad(key, "must be a file path")
+		}
+	}
+}
+
+// validateTLS checks the tls.* values. Whether the files exist and hold a usable
+// key pair is checked when the server loads them (tlsconf), with the keys named.
+func validateTLS(bad func(key, format string, args ...any), t *TLS) {
+	switch t.MinVersion {
+	case "1.2", "1.3":
+	default:
+		bad("tls.min_version", "must be 1.2 or 1.3, not %q", t.MinVersion)
+	}
+	switch t.ClientAuth {
+	case "none", "optional", "required":
+	default:
+		bad("tls.client_auth", "must be none, optional or required, not %q", t.ClientAuth)
+	}
+	switch t.ClientIDFrom {
+	case "uri_san", "dns_san", "cn":
+	default:
+		bad("tls.client_id_from", "must be uri_san, dns_san or cn, not %q", t.ClientIDFrom)
+	}
+	if t.ExpiryGoaway < 0 {
+		bad("tls.expiry_goaway", "must not be negative, not %s", t.ExpiryGoaway)
+	}
+	for key, path := range map[string]string{"tls.cert_file": t.CertFile, "tls.key_file": t.KeyFile, "tls.client_ca_file": t.ClientCAFile} {
 		if strings.ContainsRune(path, 0) {
 			bad(key, "must be a file path")
 		}

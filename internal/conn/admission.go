@@ -172,6 +172,12 @@ func (m *Manager) refused(nc net.Conn, reason CloseReason, code protocol.Code, m
 	if ao, ok := m.obs.(AdmissionObserver); ok {
 		ao.Refused(code)
 	}
+	if m.Settings().TLS != nil {
+		// The peer expects a TLS handshake, and a refusal must not cost one (that is
+		// what the admission rate bounds): it gets a bare close, and backs off.
+		nc.Close()
+		return
+	}
 	m.live.Go(func() {
 		refuse(nc, &protocol.ErrorPayload{Code: code, Message: msg, RetryAfterMS: retryAfterMS})
 	})

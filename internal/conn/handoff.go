@@ -229,6 +229,9 @@ func (c *Conn) requestHandoff(run *handoffRun) string {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	switch {
+	case c.isTLS():
+		// Go cannot export a TLS session's state: the connection moves by GOAWAY.
+		return "tls"
 	case c.state.Load() != stateActive:
 		return "handshake"
 	case c.closing:

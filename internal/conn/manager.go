@@ -2,6 +2,7 @@ package conn
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -48,8 +49,10 @@ type Manager struct {
 	// live counts accepted connections until their teardown has finished, and the
 	// goroutines that refuse connections.
 	live sync.WaitGroup
-	adm  admission  // limits.handshake_rate (admission.go)
-	dst  drainState // what a drain publishes for late GOAWAYs (admission.go)
+	adm  admission // limits.handshake_rate (admission.go)
+	// tlsConns maps each TLS connection to its *tlsInfo (tls.go).
+	tlsConns sync.Map
+	dst      drainState // what a drain publishes for late GOAWAYs (admission.go)
 
 	// The reaper is the Manager's own actor: New starts it, Close stops it.
 	stopReaper context.CancelFunc
@@ -164,15 +167,21 @@ func (m *Manager) accept(nc net.Conn) {
 	if !m.admit(nc, s) {
 		return
 	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		nc.Close()
-		return
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		nc.Close()
-		return
+	var rc syscall.RawConn
+	if s.TLS != nil {
+		// rc stays nil: the connection reads and writes through crypto/tls (tls.go).
+		nc = tls.Server(nc, s.TLS)
+	} else {
+		sc, ok := nc.(syscall.Conn)
+		if !ok {
+			nc.Close()
+			return
+		}
+		var err error
+		if rc, err = sc.SyscallConn(); err != nil {
+			nc.Close()
+			return
+		}
 	}
 	c := &Conn{
 		id:          m.nextID.Add(1),

@@ -43,6 +43,9 @@ func (c *Conn) readRaw(fd uintptr) bool {
 
 // read fills the read buffer with whatever the socket has, waiting if it has nothing.
 func (c *Conn) read() (int, error) {
+	if c.isTLS() {
+		return c.readTLS()
+	}
 	if err := c.rc.Read(c.readFn); err != nil {
 		return 0, err
 	}
@@ -85,6 +88,9 @@ func putBatch(b *batch) {
 // loop continues on a fresh goroutine whose stack fits the idle read path: at
 // 15,000 connections that is the difference between ~10 KiB and ~6 KiB each.
 func (c *Conn) serve(handshaking bool) {
+	if handshaking && c.isTLS() && !c.tlsHandshake() {
+		return
+	}
 	for {
 		if c.outFull.Load() {
 			// The client is not reading what it is sent: stop reading what it sends
@@ -317,6 +323,9 @@ func (c *Conn) handshake(f protocol.Frame) bool {
 		c.fail(ReasonHandshake, protocol.CodeUnauthorized, "unauthorized: unknown token")
 		return false
 	}
+	if c.isTLS() && !c.checkCertID(h.ClientID) {
+		return false
+	}
 	c.clientID, c.token = h.ClientID, h.Token
 	c.attachDedup()
 	if !c.m.reg.bind(c) {
@@ -337,6 +346,8 @@ func (c *Conn) handshake(f protocol.Frame) bool {
 		zap.String("remote", c.remote), zap.String("client_version", h.ClientVersion))
 	if c.m.draining.Load() {
 		c.m.sendGoaway(c)
+	} else if c.isTLS() {
+		c.armExpiry()
 	}
 	return true
 }
@@ -358,6 +369,9 @@ func (c *Conn) teardown() {
 	handshaken := c.state.Swap(stateClosed) == stateActive
 	putReadBuf(c.rbuf)
 	c.rbuf = nil
+	if c.isTLS() {
+		c.m.forgetTLS(c)
+	}
 	c.m.reg.remove(c)
 	c.detachDedup()
 	c.m.obs.Closed(reason, handshaken)

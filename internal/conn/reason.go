@@ -18,4 +18,5 @@ const (
 	ReasonShutdown         CloseReason = "shutdown"          // closed by the server stopping
 	ReasonHandoff          CloseReason = "handoff"           // moved to the new process after an upgrade: the client saw nothing
 	ReasonHandoffLost      CloseReason = "handoff_lost"      // sent to a new process that died before acknowledging it
+	ReasonCredentials      CloseReason = "credentials"       // its client certificate expired or its CA was removed, and it did not move
 )

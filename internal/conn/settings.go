@@ -1,6 +1,9 @@
 package conn
 
-import "time"
+import (
+	"crypto/tls"
+	"time"
+)
 
 // Settings is the part of the configuration connections obey. It is immutable once
 // handed to Manager.Apply; a reload builds a new one. Values a connection must keep
@@ -31,6 +34,16 @@ type Settings struct {
 	// HandshakeRate is new connections admitted per second (limits.handshake_rate);
 	// 0 admits every connection. It also stretches a drain's spread (admission.go).
 	HandshakeRate int
+
+	// TLS, when set, serves the native listener over TLS (its GetConfigForClient
+	// gives every handshake the material in force); nil serves plaintext.
+	TLS *tls.Config
+	// ClientIDFrom names the client certificate field a HELLO's client id must
+	// match under mutual TLS (tlsconf.FromURISAN, FromDNSSAN, FromCN).
+	ClientIDFrom string
+	// ExpiryGoaway is how long before its client certificate's NotAfter a connection
+	// is told GOAWAY credentials (plus up to a quarter more, jitter); 0: never.
+	ExpiryGoaway time.Duration
 
 	// stallErrorGrace, when set, replaces stallErrorGrace: tests give a slow consumer
 	// the time to start reading and see its ERROR.

@@ -236,6 +236,9 @@ func (c *Conn) flush() {
 // and a client reading a large write slowly would look stuck. It returns how many
 // bytes were written.
 func (c *Conn) write(p *[]byte) (int, error) {
+	if c.isTLS() {
+		return c.writeTLS(p)
+	}
 	c.wbuf, c.wsent, c.werr = p, 0, 0
 	c.writeAt.Store(mono.Now())
 	err := c.rc.Write(c.writeFn)

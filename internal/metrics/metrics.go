@@ -46,6 +46,9 @@ type Metrics struct {
 	generation     prometheus.Gauge
 	refused        map[protocol.Code]prometheus.Counter
 	refusedVec     *prometheus.CounterVec
+	tlsReloads     *prometheus.CounterVec
+	tlsNotAfter    prometheus.Gauge
+	tlsFailures    prometheus.Counter
 	// gauges read from the connection manager on scrape; nil until ReadConns
 	conns  atomic.Pointer[ConnGauges]
 	legacy legacyVecs
@@ -69,6 +72,7 @@ var closeReasons = []conn.CloseReason{
 	conn.ReasonClient, conn.ReasonHeartbeatTimeout, conn.ReasonHandshake, conn.ReasonProtocol,
 	conn.ReasonSlowConsumer, conn.ReasonFrameTimeout, conn.ReasonDrain, conn.ReasonRevoked, conn.ReasonReplaced,
 	conn.ReasonLimit, conn.ReasonBusy, conn.ReasonShutdown, conn.ReasonHandoff, conn.ReasonHandoffLost,
+	conn.ReasonCredentials,
 }
 
 // latencyBuckets spans 50µs to ~13s: an ack without fsync is tens of µs, with
@@ -130,6 +134,11 @@ func New(version string, connections func() int) *Metrics {
 	bi := f.gaugeVec("hawk_build_info", "Build information; the value is always 1.", "version", "goversion")
 	bi.WithLabelValues(version, runtime.Version()).Set(1)
 	m.legacy = newLegacyVecs(f)
+	m.tlsReloads = f.counterVec("hawk_tls_reloads_total", "Reloads of the TLS certificate, key and client CA bundle (file change, SIGUSR1, hawk reload) by result: success, failure (the last good files stay in force).", "result")
+	m.tlsReloads.WithLabelValues("success")
+	m.tlsReloads.WithLabelValues("failure")
+	m.tlsNotAfter = f.gauge("hawk_tls_cert_not_after_seconds", "Unix time of the NotAfter of the server certificate in force (0 without TLS): alert on it minus time() before expiry.")
+	m.tlsFailures = f.counter("hawk_tls_handshake_failures_total", "TLS handshakes that failed (bad or missing client certificate, unknown CA, timeout, not TLS).")
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"syscall"
@@ -168,4 +169,27 @@ func (p *Peer) ExpectClosed() {
 			continue
 		}
 	}
+}
+
+// DialTLS connects a Peer over TLS with cfg and completes the TLS handshake; it
+// fails the test if the handshake fails (DialTLSErr returns the error instead).
+func DialTLS(t testing.TB, addr string, cfg *tls.Config) *Peer {
+	t.Helper()
+	p, err := DialTLSErr(t, addr, cfg)
+	if err != nil {
+		t.Fatalf("TLS dial %s: %v", addr, err)
+	}
+	return p
+}
+
+// DialTLSErr is DialTLS returning the handshake's error.
+func DialTLSErr(t testing.TB, addr string, cfg *tls.Config) (*Peer, error) {
+	t.Helper()
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: cfg}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { c.Close() })
+	return &Peer{T: t, Conn: c}, nil
 }

@@ -207,6 +207,9 @@ func TestJetStreamBehindHAProxy(t *testing.T) {
 	hawks := make([]*server, 3)
 	for i := range hawks {
 		ports[i] = [2]int{freePort(t), freePort(t)}
+		for ports[i][1] == ports[i][0] { // the kernel may hand the same free port out twice
+			ports[i][1] = freePort(t)
+		}
 		flags[i] = append(jsFlags(ns), fmt.Sprintf("-listen=127.0.0.1:%d", ports[i][0]),
 			fmt.Sprintf("-admin.addr=127.0.0.1:%d", ports[i][1]))
 		hawks[i] = startServer(t, bin.serverV1, flags[i]...)

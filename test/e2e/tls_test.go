@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/testutil"
+)
+
+// tlsFiles are a CA and a server certificate for 127.0.0.1 signed by it, in a
+// test's directory. The e2e tests use server-side TLS; mutual TLS identity, CA
+// removal and expiry are internal/conn's tests.
+type tlsFiles struct {
+	ca                *testutil.CA
+	dir               string
+	caFile, cert, key string
+}
+
+func newTLSFiles(t *testing.T) *tlsFiles {
+	t.Helper()
+	f := &tlsFiles{ca: testutil.NewCA(t, "e2e CA"), dir: t.TempDir()}
+	leaf := f.ca.ServerLeaf(t)
+	f.caFile = testutil.WriteFile(t, f.dir, "ca.pem", f.ca.PEM)
+	f.cert = testutil.WriteFile(t, f.dir, "server.crt", leaf.CertPEM)
+	f.key = testutil.WriteFile(t, f.dir, "server.key", leaf.KeyPEM)
+	return f
+}
+
+func (f *tlsFiles) serverFlags() []string {
+	return []string{"-tls.cert_file=" + f.cert, "-tls.key_file=" + f.key, "-tls.min_version=1.3"}
+}
+
+// rotate writes a new server certificate (same CA) over the old files, key first:
+// between the two renames the pair does not match, and the server must keep the
+// last good one.
+func (f *tlsFiles) rotate(t *testing.T) *x509.Certificate {
+	t.Helper()
+	leaf := f.ca.ServerLeaf(t)
+	testutil.WriteFile(t, f.dir, "server.key", leaf.KeyPEM)
+	testutil.WriteFile(t, f.dir, "server.crt", leaf.CertPEM)
+	return leaf.Cert
+}
+
+// An upgrade with TLS clients under load: TLS connections cannot be handed over,
+// so they move by GOAWAY; nothing is lost or stored twice.
+func TestTLSUpgradeUnderLoad(t *testing.T) {
+	f := newTLSFiles(t)
+	s := startServer(t, bin.serverV1, f.serverFlags()...)
+	load := startLoad(t, s.addr(), "-tls-ca", f.caFile, "-c", "100", "-w", "8", "-s", "256", "-rate", "10000", "-d", "60s")
+	s.waitProgress(3000)
+	s.upgradeTo(bin.serverV2)
+	s.waitProgress(3000)
+	sum := load.stop()
+	t.Logf("TLS upgrade: %+v", sum)
+	if sum.Errors != 0 || sum.DialFailures != 0 || sum.Nacked != 0 {
+		t.Fatalf("clients noticed the upgrade: %+v\nload stderr:\n%s\nserver log:\n%s", sum, load.stderr, s.logTextDump())
+	}
+	if sum.Acked != sum.Sent || sum.Acked == 0 {
+		t.Fatalf("sent %d, acked %d: every report sent must be acked", sum.Sent, sum.Acked)
+	}
+	if sum.Goaways < 100 {
+		t.Fatalf("%d GOAWAYs seen by 100 TLS clients: they must move by GOAWAY", sum.Goaways)
+	}
+	acked := load.acked()
+	s.stopAll()
+	checkSpool(t, spoolRecords(t, s.spool), acked, true)
+}
+
+// The server certificate rotated under load: established connections go on, new
+// handshakes get the new certificate, a half-written pair keeps the last good one,
+// and the clients see no error and no reconnect.
+func TestTLSServerCertificateRotatedUnderLoad(t *testing.T) {
+	f := newTLSFiles(t)
+	s := startServer(t, bin.serverV1, f.serverFlags()...)
+	admin := s.adminAddr()
+	load := startLoad(t, s.addr(), "-tls-ca", f.caFile, "-c", "50", "-w", "8", "-s", "256", "-rate", "5000", "-d", "60s")
+	s.waitProgress(2000)
+
+	// A bad certificate file: refused, the last good pair stays.
+	testutil.WriteFile(t, f.dir, "server.crt", []byte("not a certificate"))
+	s.signal(s.pid(), syscall.SIGUSR1)
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		return metric(t, admin, `hawk_tls_reloads_total{result="failure"}`) >= 1
+	}, "a failed TLS reload counted")
+	if s.welcomeTLSCert(t, f) == nil {
+		t.Fatal("no handshake after a bad certificate file")
+	}
+
+	next := f.rotate(t)
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		c := s.welcomeTLSCert(t, f)
+		return c != nil && c.Equal(next)
+	}, "new handshakes to present the rotated certificate")
+	if got := metric(t, admin, "hawk_tls_cert_not_after_seconds"); int64(got) != next.NotAfter.Unix() {
+		t.Fatalf("hawk_tls_cert_not_after_seconds %v, want %d", got, next.NotAfter.Unix())
+	}
+	s.waitProgress(2000)
+	sum := load.stop()
+	t.Logf("rotation under load: %+v", sum)
+	if sum.Errors != 0 || sum.Reconnects != 0 || sum.DialFailures != 0 || sum.Acked != sum.Sent {
+		t.Fatalf("clients noticed the rotation: %+v\nload stderr:\n%s\nserver log:\n%s", sum, load.stderr, s.logTextDump())
+	}
+}
+
+// welcomeTLSCert completes a TLS handshake and HELLO with the server and returns
+// the certificate it presented (nil if either failed).
+func (s *server) welcomeTLSCert(t *testing.T, f *tlsFiles) *x509.Certificate {
+	t.Helper()
+	p, err := testutil.DialTLSErr(t, s.addr(), tlsClientConfig(f))
+	if err != nil {
+		return nil
+	}
+	defer p.Conn.Close()
+	p.Hello("e2e-tls-probe", "")
+	return p.Conn.(*tls.Conn).ConnectionState().PeerCertificates[0]
+}
+
+func tlsClientConfig(f *tlsFiles) *tls.Config {
+	return &tls.Config{RootCAs: f.ca.Pool(), ServerName: "127.0.0.1"}
+}
