@@ -121,9 +121,5 @@ func TestFreshDialsThroughoutHandoff(t *testing.T) {
 		acked[k] += n
 	}
 	s.stopAll()
-	sp := readSpool(t, s.spool)
-	if len(sp.torn) > 0 {
-		t.Errorf("torn lines after a clean stop: %v", sp.torn)
-	}
-	checkSpool(t, sp.records, acked, true)
+	checkCleanSpool(t, s.spool, acked, true)
 }

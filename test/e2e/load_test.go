@@ -164,6 +164,18 @@ func recordKey(line []byte) (string, error) {
 
 // checkSpool asserts every acked report is in the spool; with exact, also that the
 // spool holds each exactly once and nothing else.
+// checkCleanSpool reads the spool in dir after clean stops, where not even the
+// torn last line a crash may leave is allowed, and checks it against acked as
+// checkSpool does.
+func checkCleanSpool(t testing.TB, dir string, acked map[string]int, exact bool) {
+	t.Helper()
+	sp := readSpool(t, dir)
+	if len(sp.torn) > 0 {
+		t.Errorf("torn lines in %s after clean stops: %v", dir, sp.torn)
+	}
+	checkSpool(t, sp.records, acked, exact)
+}
+
 func checkSpool(t testing.TB, spool map[string]int, acked map[string]int, exact bool) {
 	t.Helper()
 	missing, dups := 0, 0

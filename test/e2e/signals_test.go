@@ -145,11 +145,7 @@ func TestSigtermDuringUpgrade(t *testing.T) {
 	}
 	sum := load.stop()
 	t.Logf("load across the shutdown: %+v", sum)
-	sp := readSpool(t, s.spool)
-	if len(sp.torn) > 0 {
-		t.Errorf("torn lines after a clean shutdown: %v", sp.torn)
-	}
-	checkSpool(t, sp.records, load.acked(), false)
+	checkCleanSpool(t, s.spool, load.acked(), false)
 }
 
 // Signals hawk does not act on, and SIGUSR1 with nothing to reload, in bursts:

@@ -335,11 +335,7 @@ func TestSigtermDrainsUnderLoad(t *testing.T) {
 		t.Fatalf("reports failed across the drain and restart: %+v\nload stderr:\n%s", sum, load.stderr)
 	}
 	s2.stopAll()
-	sp := readSpool(t, s.spool)
-	if len(sp.torn) > 0 {
-		t.Errorf("torn lines after clean stops: %v", sp.torn)
-	}
-	checkSpool(t, sp.records, load.acked(), false)
+	checkCleanSpool(t, s.spool, load.acked(), false)
 }
 
 // 5. SIGKILL under load, three times, each time starting again on the same spool
