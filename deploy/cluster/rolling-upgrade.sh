@@ -11,7 +11,7 @@
 #   TIMEOUT           seconds to wait for each verdict (default 90: above upgrade.timeout + drain.timeout)
 #   HAWK_UPGRADE_CMD  a command that upgrades one instance and exits 0 only on success,
 #                     given NAME PID_FILE ADMIN_ADDR as arguments (e.g. a wrapper around
-#                     `hawk upgrade` over the instance's control socket, once that exists,
+#                     `hawk upgrade -socket PATH`, which prints the verdict and exits 0 or 1,
 #                     or `ssh host ...` for remote instances). Without it, the script sends
 #                     SIGHUP to the PID in PID_FILE and waits: the PID file names a new
 #                     process, that process answers 200 on http://ADMIN_ADDR/readyz, and the
