@@ -2,7 +2,6 @@ package conn
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
+	"github.com/hawk-agents/hawk/internal/tlsconf"
 )
 
 // Options configures a Manager.
@@ -52,6 +52,9 @@ type Manager struct {
 	adm  admission // limits.handshake_rate (admission.go)
 	// tlsConns maps each TLS connection to its *tlsInfo (tls.go).
 	tlsConns sync.Map
+	// tlsTrust is the TLS material of the last CredentialsChanged: a connection that
+	// completes HELLO after it checks its client certificate against it (tls.go).
+	tlsTrust atomic.Pointer[tlsconf.Material]
 	dst      drainState // what a drain publishes for late GOAWAYs (admission.go)
 
 	// The reaper is the Manager's own actor: New starts it, Close stops it.
@@ -168,10 +171,7 @@ func (m *Manager) accept(nc net.Conn) {
 		return
 	}
 	var rc syscall.RawConn
-	if s.TLS != nil {
-		// rc stays nil: the connection reads and writes through crypto/tls (tls.go).
-		nc = tls.Server(nc, s.TLS)
-	} else {
+	if s.TLS == nil {
 		sc, ok := nc.(syscall.Conn)
 		if !ok {
 			nc.Close()
@@ -187,7 +187,7 @@ func (m *Manager) accept(nc net.Conn) {
 		id:          m.nextID.Add(1),
 		m:           m,
 		nc:          nc,
-		rc:          rc,
+		rc:          rc, // nil for TLS: the connection reads and writes through crypto/tls (tls.go)
 		remote:      nc.RemoteAddr().String(),
 		since:       time.Now(),
 		accepted:    mono.Now(),
@@ -200,6 +200,9 @@ func (m *Manager) accept(nc net.Conn) {
 	m.slots.Add(1)
 	c.readFn = c.readRaw
 	c.writeFn = c.writeRaw
+	if s.TLS != nil {
+		c.nc = newTLSConn(c, nc, s.TLS)
+	}
 	m.reg.add(c)
 	if ce := m.log.Check(zap.DebugLevel, "connection accepted"); ce != nil {
 		ce.Write(zap.Uint64("conn_id", c.id), zap.String("remote", c.remote))

@@ -15,9 +15,10 @@ import (
 	"github.com/hawk-agents/hawk/internal/tlsconf"
 )
 
-// TLS connections take a separate, simpler path than plaintext ones: *tls.Conn has
-// no usable RawConn, so a TLS connection has rc == nil and reads and writes through
-// its net.Conn (readTLS, writeTLS). The plaintext path is unchanged, and Conn keeps
+// TLS connections take a separate path from plaintext ones: *tls.Conn has no usable
+// RawConn, so a TLS connection has rc == nil and reads and writes through crypto/tls
+// (readTLS, writeTLS), over a transport that gives it the plaintext path's idle
+// memory and write progress (tlstransport.go). The plaintext path is unchanged, and Conn keeps
 // its size (the reaper's cache-line layout): what only TLS connections need lives in
 // Manager.tlsConns.
 
@@ -43,17 +44,39 @@ type tlsInfo struct {
 // isTLS reports whether c reads and writes through crypto/tls.
 func (c *Conn) isTLS() bool { return c.rc == nil }
 
-// readTLS is read for a TLS connection. crypto/tls buffers a record internally, so
-// the connection holds a read buffer while it waits: a TLS connection costs more
-// memory idle than a plaintext one.
+// readTLS is read for a TLS connection. Holding no partial frame, it first takes
+// what crypto/tls has already decrypted or received, then waits for the socket to
+// be readable holding no buffer (tlsTransport): an idle TLS connection costs no read
+// buffer, as an idle plaintext one does not. With a partial frame held it reads on
+// into the same buffer, waiting with it, as the plaintext path does.
 func (c *Conn) readTLS() (int, error) {
+	tc := c.nc.(*tls.Conn)
+	if t := c.transport(); t != nil && c.rlen == 0 {
+		if c.rbuf == nil {
+			c.rbuf = getReadBuf()
+		}
+		t.onlyBuffered = true
+		n, err := tc.Read(*c.rbuf)
+		t.onlyBuffered = false
+		if n > 0 {
+			return n, nil // an error comes again with the next read
+		}
+		if !isNotBuffered(err) {
+			return 0, err
+		}
+		putReadBuf(c.rbuf)
+		c.rbuf = nil
+		if err := t.waitReadable(); err != nil {
+			return 0, err
+		}
+	}
 	if c.rbuf == nil {
 		c.rbuf = getReadBuf()
 	}
 	for {
-		n, err := c.nc.Read((*c.rbuf)[c.rlen:])
+		n, err := tc.Read((*c.rbuf)[c.rlen:])
 		if n > 0 {
-			return n, nil // an error comes again with the next read
+			return n, nil
 		}
 		if err != nil {
 			return 0, err
@@ -61,8 +84,8 @@ func (c *Conn) readTLS() (int, error) {
 	}
 }
 
-// writeTLS is write for a TLS connection: crypto/tls says how much was written only
-// at the end, so the reaper sees progress per write, not per byte.
+// writeTLS is write for a TLS connection. The transport's writes record each bit of
+// progress while writeAt is set, as the plaintext path's do.
 func (c *Conn) writeTLS(p *[]byte) (int, error) {
 	c.writeAt.Store(mono.Now())
 	n, err := c.nc.Write(*p)
@@ -130,7 +153,8 @@ func (c *Conn) checkCertID(id string) bool {
 	return false
 }
 
-// armExpiry, once c is active, schedules its GOAWAY credentials before its client
+// armExpiry, once c is active, tells it GOAWAY credentials at once if its CA left
+// the bundle since its TLS handshake, else schedules that GOAWAY before its client
 // certificate's NotAfter: at NotAfter less Settings.ExpiryGoaway, less a jitter of
 // up to a quarter of it (so certificates issued together do not move together). At
 // NotAfter a connection that has not moved is closed.
@@ -140,6 +164,14 @@ func (c *Conn) armExpiry() {
 		return
 	}
 	ti := v.(*tlsInfo)
+	if mat := c.m.tlsTrust.Load(); mat != nil && ti.chain != nil && !mat.Trusts(ti.chain) {
+		// Its CA was removed after its TLS handshake but before its HELLO, so
+		// CredentialsChanged, which looks only at active connections, passed it by.
+		// c is active before this load and the material is stored before that
+		// range: one of the two sees the other.
+		c.m.goawayCredentials(c, c.m.Settings().DrainTimeout, caRemoved)
+		return
+	}
 	before := c.m.Settings().ExpiryGoaway
 	if ti.chain == nil || before <= 0 {
 		return
@@ -186,18 +218,21 @@ func (m *Manager) goawayCredentials(c *Conn, deadline time.Duration, why string)
 // credentials with the drain timeout to move, and cannot come back with that
 // certificate. It returns how many were told.
 func (m *Manager) CredentialsChanged(mat *tlsconf.Material) int {
+	m.tlsTrust.Store(mat) // before the range: see armExpiry
 	n := 0
 	dl := m.Settings().DrainTimeout
 	m.tlsConns.Range(func(k, v any) bool {
 		c, ti := k.(*Conn), v.(*tlsInfo)
 		if ti.chain != nil && c.state.Load() == stateActive && !mat.Trusts(ti.chain) {
-			m.goawayCredentials(c, dl, "the CA that issued the client certificate was removed from tls.client_ca_file")
+			m.goawayCredentials(c, dl, caRemoved)
 			n++
 		}
 		return true
 	})
 	return n
 }
+
+const caRemoved = "the CA that issued the client certificate was removed from tls.client_ca_file"
 
 // forgetTLS drops c's TLS state at teardown.
 func (m *Manager) forgetTLS(c *Conn) {

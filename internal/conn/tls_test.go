@@ -310,3 +310,31 @@ func BenchmarkTLSHandshake(b *testing.B) {
 	closeAll(m, "bench over")
 	m.Close()
 }
+
+// A connection whose TLS handshake is done but whose HELLO is not yet in when a
+// reload removes its CA is told GOAWAY credentials as soon as it is admitted:
+// CredentialsChanged looks only at active connections.
+func TestMTLSCARemovedBeforeHello(t *testing.T) {
+	f := newTLSFixture(t, tlsconf.AuthRequired, true)
+	ts := startServer(t, tlsSettings(f))
+	gone := f.other.Issue(t, testutil.CertOpts{URIs: []string{"spiffe://fleet/old"}, Client: true})
+	p := testutil.DialTLS(t, ts.addr, f.clientConfig(gone.TLS))
+	// The server has finished its side of the handshake once it has the
+	// connection's TLS state.
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		n := 0
+		ts.m.tlsConns.Range(func(any, any) bool { n++; return true })
+		return n == 1
+	}, "the server's side of the TLS handshake")
+
+	testutil.WriteFile(t, f.dir, "ca.pem", f.ca.PEM)
+	mat, err := f.r.Reload(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := ts.m.CredentialsChanged(mat); n != 0 {
+		t.Fatalf("%d active connections told GOAWAY, want 0 (the only one has not said HELLO)", n)
+	}
+	p.Hello("spiffe://fleet/old", "")
+	expectGoaway(t, p, GoawayCredentials)
+}

@@ -269,7 +269,9 @@ func (c *Conn) writeRaw(fd uintptr) bool {
 		case nil:
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			if c.wsent != start {
+			// Progress is recorded for a timed write only: a TLS transport also
+			// writes handshake records and alerts, which no flush is timing.
+			if c.wsent != start && c.writeAt.Load() != 0 {
 				c.writeAt.Store(mono.Now())
 			}
 			return false

@@ -302,7 +302,8 @@ func (s *server) stopAll() {
 		}
 	}
 	select {
-	case <-s.waitErr:
+	case err := <-s.waitErr:
+		s.waitErr <- err // for the next stopAll (the test's, then its cleanup's)
 	case <-time.After(5 * time.Second):
 	}
 }
