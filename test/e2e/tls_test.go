@@ -11,12 +11,12 @@ import (
 )
 
 // tlsFiles are a CA and a server certificate for 127.0.0.1 signed by it, in a
-// test's directory. The e2e tests use server-side TLS; mutual TLS identity, CA
-// removal and expiry are internal/conn's tests.
+// test's directory, and for mutual TLS the client CA bundle (writeClientCAs).
 type tlsFiles struct {
 	ca                *testutil.CA
 	dir               string
 	caFile, cert, key string
+	clientCAs         string // tls.client_ca_file; "" until writeClientCAs
 }
 
 func newTLSFiles(t *testing.T) *tlsFiles {
@@ -31,6 +31,24 @@ func newTLSFiles(t *testing.T) *tlsFiles {
 
 func (f *tlsFiles) serverFlags() []string {
 	return []string{"-tls.cert_file=" + f.cert, "-tls.key_file=" + f.key, "-tls.min_version=1.3"}
+}
+
+// writeClientCAs writes the client CA bundle (tls.client_ca_file) holding cas,
+// over the previous one and by rename, as an operator's tooling rotating CAs would.
+func (f *tlsFiles) writeClientCAs(t *testing.T, cas ...*testutil.CA) {
+	t.Helper()
+	var bundle []byte
+	for _, ca := range cas {
+		bundle = append(bundle, ca.PEM...)
+	}
+	f.clientCAs = testutil.WriteFile(t, f.dir, "clients-ca.pem", bundle)
+}
+
+// mtlsFlags are serverFlags with mutual TLS: every client presents a certificate
+// chaining to the client CA bundle, and the id its HELLO names is taken from the
+// certificate's field from (uri_san, dns_san, cn).
+func (f *tlsFiles) mtlsFlags(from string) []string {
+	return append(f.serverFlags(), "-tls.client_ca_file="+f.clientCAs, "-tls.client_auth=required", "-tls.client_id_from="+from)
 }
 
 // rotate writes a new server certificate (same CA) over the old files, key first:
@@ -120,4 +138,16 @@ func (s *server) welcomeTLSCert(t *testing.T, f *tlsFiles) *x509.Certificate {
 
 func tlsClientConfig(f *tlsFiles) *tls.Config {
 	return &tls.Config{RootCAs: f.ca.Pool(), ServerName: "127.0.0.1"}
+}
+
+// mtlsClientConfig presents leaf (nil: no certificate) whatever CAs the server
+// names, as a misconfigured agent would: Go's client otherwise withholds a
+// certificate the server's CertificateRequest says it cannot verify, and the
+// refusal tests would test the client instead of the server.
+func mtlsClientConfig(f *tlsFiles, leaf *testutil.Leaf) *tls.Config {
+	cfg := tlsClientConfig(f)
+	if leaf != nil {
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &leaf.TLS, nil }
+	}
+	return cfg
 }
