@@ -51,6 +51,7 @@ type server struct {
 	handoff   handoffSide       // established connections across an upgrade (handoff.go)
 
 	tls       *tlsconf.Reloader // nil without TLS (tls.go)
+	tlsSeen   string            // tlsStamp of the files the last TLS reload read; under reloadMu
 	tlsConfig *tls.Config       // the listener's, reading tls's material per handshake
 
 	reloadMu sync.Mutex // one reload at a time: file watch and SIGUSR1 may coincide

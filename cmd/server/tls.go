@@ -61,6 +61,10 @@ func (s *server) reloadTLS(trigger string) {
 	if s.tls == nil {
 		return
 	}
+	// Stamped before reading: a change made while the files are read is seen by the
+	// next poll. A reload for a signal stamps too, so the poll does not load the
+	// same change again (and count it twice).
+	s.tlsSeen = tlsStamp(s.tls.Files())
 	mat, err := s.tls.Reload(nil)
 	if err != nil {
 		s.met.TLSReload(false, time.Time{})
@@ -82,7 +86,9 @@ func (s *server) tlsWatch() (func() error, func(error)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return func() error {
 			files := s.tls.Files()
-			last := tlsStamp(files)
+			s.reloadMu.Lock()
+			s.tlsSeen = tlsStamp(files)
+			s.reloadMu.Unlock()
 			t := time.NewTicker(tlsPollInterval)
 			defer t.Stop()
 			for {
@@ -91,12 +97,11 @@ func (s *server) tlsWatch() (func() error, func(error)) {
 					return nil
 				case <-t.C:
 				}
-				if now := tlsStamp(files); now != last {
-					last = now
-					s.reloadMu.Lock()
+				s.reloadMu.Lock()
+				if tlsStamp(files) != s.tlsSeen {
 					s.reloadTLS("tls file changed")
-					s.reloadMu.Unlock()
 				}
+				s.reloadMu.Unlock()
 			}
 		}, func(error) {
 			cancel()

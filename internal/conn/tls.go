@@ -192,11 +192,13 @@ func (c *Conn) armExpiry() {
 }
 
 // goawayCredentials tells c to reconnect within deadline (jittered within its
-// first half), and closes it at the deadline if it has not left.
-func (m *Manager) goawayCredentials(c *Conn, deadline time.Duration, why string) {
+// first half), and closes it at the deadline if it has not left. It returns false
+// when c was told GOAWAY already (by a drain, or an earlier reload) and is told
+// nothing now.
+func (m *Manager) goawayCredentials(c *Conn, deadline time.Duration, why string) bool {
 	deadline = max(deadline, 0)
 	if !c.goawayAt.CompareAndSwap(0, mono.Now()) {
-		return
+		return false
 	}
 	g := &protocol.Goaway{
 		Reason:           GoawayCredentials,
@@ -211,20 +213,20 @@ func (m *Manager) goawayCredentials(c *Conn, deadline time.Duration, why string)
 	time.AfterFunc(deadline, func() {
 		c.fail(ReasonCredentials, protocol.CodeUnauthorized, "unauthorized: "+why+"; the connection outlived its GOAWAY credentials deadline")
 	})
+	return true
 }
 
 // CredentialsChanged follows a reload of the TLS material: every connection whose
 // client certificate chains to a CA no longer in the bundle is told GOAWAY
 // credentials with the drain timeout to move, and cannot come back with that
-// certificate. It returns how many were told.
+// certificate. It returns how many were told (not those told already).
 func (m *Manager) CredentialsChanged(mat *tlsconf.Material) int {
 	m.tlsTrust.Store(mat) // before the range: see armExpiry
 	n := 0
 	dl := m.Settings().DrainTimeout
 	m.tlsConns.Range(func(k, v any) bool {
 		c, ti := k.(*Conn), v.(*tlsInfo)
-		if ti.chain != nil && c.state.Load() == stateActive && !mat.Trusts(ti.chain) {
-			m.goawayCredentials(c, dl, caRemoved)
+		if ti.chain != nil && c.state.Load() == stateActive && !mat.Trusts(ti.chain) && m.goawayCredentials(c, dl, caRemoved) {
 			n++
 		}
 		return true

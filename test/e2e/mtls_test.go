@@ -344,3 +344,41 @@ func TestMTLSCARotationUnderLoad(t *testing.T) {
 	s.stopAll()
 	checkCleanSpool(t, s.spool, acked, true)
 }
+
+// One change of the client CA bundle, announced by SIGUSR1, is read once: the
+// file poll does not load it again after the signal's reload. And a reload counts
+// only the GOAWAYs it sends: a connection told by an earlier reload, still there
+// within its deadline, is not counted again. A second change, found by the poll,
+// is the marker that the poll has run since.
+func TestMTLSOneChangeOneReload(t *testing.T) {
+	f := newTLSFiles(t)
+	caOld, caNew := testutil.NewCA(t, "CA-old"), testutil.NewCA(t, "CA-new")
+	f.writeClientCAs(t, caOld, caNew)
+	s := startServer(t, bin.serverV1, append(f.mtlsFlags("uri_san"), "-drain.timeout=10s", mtlsQuiet)...)
+	a := dialAgent(t, s, f, agentLeaf(t, caOld, "old", "spiffe://fleet/old"), "spiffe://fleet/old")
+	f.writeClientCAs(t, caNew)
+	s.signal(s.pid(), syscall.SIGUSR1)
+	expectGoawayCredentials(t, a, 15*time.Second, 10*time.Second)
+	reloaded := func(l logLine) bool { return l.str("msg") == "TLS files reloaded" }
+	s.waitLog(10*time.Second, func(l logLine) bool { return reloaded(l) && l.str("trigger") == "SIGUSR1" })
+	time.Sleep(1500 * time.Millisecond) // pacing: the poll runs every second; it must find nothing new
+	f.writeClientCAs(t, caNew)          // the same bundle, a new file: the poll's marker
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		return len(s.findLogs(func(l logLine) bool { return reloaded(l) && l.str("trigger") == "tls file changed" })) > 0
+	}, "the poll to reload the rewritten bundle")
+
+	var after []string // triggers of the reloads from the signal's on
+	told := 0.0
+	for _, l := range s.findLogs(reloaded) {
+		if l.str("trigger") == "SIGUSR1" || len(after) > 0 {
+			after = append(after, l.str("trigger"))
+		}
+		told += l.num("connections_told_goaway_credentials")
+	}
+	if len(after) != 2 || after[1] != "tls file changed" {
+		t.Fatalf("reloads from SIGUSR1 on: %q, want SIGUSR1 then one poll reload (for the second change)", after)
+	}
+	if sent := len(s.findLogs(func(l logLine) bool { return l.str("msg") == "GOAWAY credentials" })); sent != 1 || told != 1 {
+		t.Fatalf("reloads logged %v connections told GOAWAY credentials; %d GOAWAY credentials were sent, want 1 and 1", told, sent)
+	}
+}
