@@ -45,8 +45,9 @@ type tlsInfo struct {
 func (c *Conn) isTLS() bool { return c.rc == nil }
 
 // readTLS is read for a TLS connection. Holding no partial frame, it first takes
-// what crypto/tls has already decrypted or received, then waits for the socket to
-// be readable holding no buffer (tlsTransport): an idle TLS connection costs no read
+// what crypto/tls has already decrypted or received and what the socket has now,
+// and only then waits for the socket to be readable, holding no buffer
+// (tlsTransport): an idle TLS connection costs no read
 // buffer, as an idle plaintext one does not. With a partial frame held it reads on
 // into the same buffer, waiting with it, as the plaintext path does.
 func (c *Conn) readTLS() (int, error) {
@@ -55,13 +56,13 @@ func (c *Conn) readTLS() (int, error) {
 		if c.rbuf == nil {
 			c.rbuf = getReadBuf()
 		}
-		t.onlyBuffered = true
+		t.noWait = true
 		n, err := tc.Read(*c.rbuf)
-		t.onlyBuffered = false
+		t.noWait = false
 		if n > 0 {
 			return n, nil // an error comes again with the next read
 		}
-		if !isNotBuffered(err) {
+		if !wouldBlock(err) {
 			return 0, err
 		}
 		putReadBuf(c.rbuf)
