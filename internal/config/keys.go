@@ -186,7 +186,9 @@ var keys = []Key{
 	{Name: "limits.handshake_rate", kind: kindInt, Default: "5000", Example: "2000", Reload: Live,
 		Doc: "New connections admitted per second (a token bucket with a tenth of a second's worth of burst); " +
 			"a connection over the rate gets ERROR busy with retry_after_ms before its HELLO, and a drain " +
-			"spreads its GOAWAYs so that its clients reconnect within 90% of the rate. 0 means unlimited.",
+			"spreads its GOAWAYs so that its clients reconnect within 90% of the rate. 0 means unlimited. " +
+			"With TLS a handshake costs the server about 0.44 ms of CPU (TLS 1.3, ECDSA P-256), some 2,300 " +
+			"a second per core: set the rate below what the cores sustain beside the reports, say 1000 per core.",
 		DefaultNote: "(0: unlimited)"},
 	{Name: "limits.max_frame_size", kind: kindSize, Default: "1MiB", Example: "128KiB", Reload: Live,
 		Doc:         "Maximum frame payload in bytes, 64 to 64MiB.",
