@@ -12,6 +12,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/testutil"
+	"github.com/hawk-agents/hawk/internal/tlsconf"
 )
 
 // serverConn returns the server side of the connection whose client id is id.
@@ -142,72 +143,112 @@ func TestNonReadingClientIsPushedBackNotClosed(t *testing.T) {
 	}
 }
 
+// transport is plaintext (f nil) or TLS, for the tests that must hold over both: a
+// TLS connection writes through crypto/tls over its own transport (tlstransport.go).
+type transport struct {
+	name string
+	f    *tlsFixture
+}
+
+func overTransports(t *testing.T, test func(t *testing.T, tr transport)) {
+	t.Run("plaintext", func(t *testing.T) { test(t, transport{name: "plaintext"}) })
+	t.Run("TLS", func(t *testing.T) { test(t, transport{name: "TLS", f: newTLSFixture(t, tlsconf.AuthNone, false)}) })
+}
+
+func (tr transport) settings() *Settings {
+	if tr.f == nil {
+		return testSettings()
+	}
+	return tlsSettings(tr.f)
+}
+
+// dialSlow connects a peer with a 4 KiB receive buffer and says HELLO as id; the
+// server's side gets a 4 KiB send buffer. The server's writes then block soon.
+func (tr transport) dialSlow(t *testing.T, ts *testServer, id string) *testutil.Peer {
+	t.Helper()
+	var p *testutil.Peer
+	if tr.f == nil {
+		p = testutil.DialReadBuffer(t, ts.addr, 4096)
+	} else {
+		p = testutil.DialTLSReadBuffer(t, ts.addr, 4096, tr.f.clientConfig())
+	}
+	p.Hello(id, "")
+	c := serverConn(t, ts, id)
+	nc := c.nc
+	if c.isTLS() {
+		nc = c.transport().Conn
+	}
+	if err := nc.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // A client that reads, however slowly, is not a slow consumer: the write timeout
 // counts from the last write progress, not from the start of a write that takes
 // longer than it to drain.
 func TestSlowlyReadingClientIsNotCut(t *testing.T) {
-	s := testSettings()
-	s.WriteTimeout = 500 * time.Millisecond
-	s.HeartbeatTimeout = time.Minute
-	ts := startServer(t, s)
-	p := testutil.DialReadBuffer(t, ts.addr, 4096)
-	p.Hello("sipper", "")
-	if err := serverConn(t, ts, "sipper").nc.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
-		t.Fatal(err)
-	}
-	const pings = 20000 // 400 KB of PONGs, read at under 200 KB/s: over 2 s, 4 write timeouts
-	p.Write(bytes.Repeat(protocol.AppendFrame(nil, protocol.TypePing, 1, nil), pings))
-	var got int
-	buf := make([]byte, 1024)
-	for got < pings*protocol.HeaderSize+pings*protocol.TrailerSize {
-		p.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		n, err := p.Conn.Read(buf)
-		if err != nil {
-			t.Fatalf("after %d bytes of PONGs: %v (closed: %v)", got, err, ts.obs.closed())
+	overTransports(t, func(t *testing.T, tr transport) {
+		s := tr.settings()
+		s.WriteTimeout = 500 * time.Millisecond
+		s.HeartbeatTimeout = time.Minute
+		ts := startServer(t, s)
+		p := tr.dialSlow(t, ts, "sipper")
+		const pings = 20000 // 400 KB of PONGs, read at under 200 KB/s: over 2 s, 4 write timeouts
+		p.Write(bytes.Repeat(protocol.AppendFrame(nil, protocol.TypePing, 1, nil), pings))
+		var got int
+		buf := make([]byte, 1024)
+		for got < pings*protocol.HeaderSize+pings*protocol.TrailerSize {
+			p.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := p.Conn.Read(buf)
+			if err != nil {
+				t.Fatalf("after %d bytes of PONGs: %v (closed: %v)", got, err, ts.obs.closed())
+			}
+			got += n
+			time.Sleep(5 * time.Millisecond) // pacing: a slow reader, not a wait
 		}
-		got += n
-		time.Sleep(5 * time.Millisecond) // pacing: a slow reader, not a wait
-	}
-	if c := ts.obs.closed(); len(c) != 0 {
-		t.Fatalf("a slowly reading client was closed: %v", c)
-	}
+		if c := ts.obs.closed(); len(c) != 0 {
+			t.Fatalf("a slowly reading %s client was closed: %v", tr.name, c)
+		}
+	})
 }
 
 // A client that reads nothing is closed once the server's writes have made no
 // progress for limits.write_timeout: reason slow_consumer, and the log says the
 // write timeout's value.
 func TestNeverReadingClientIsASlowConsumer(t *testing.T) {
-	s := testSettings()
-	s.WriteTimeout = 300 * time.Millisecond
-	s.HeartbeatTimeout = time.Hour
-	ts := startServer(t, s)
-	p := testutil.DialReadBuffer(t, ts.addr, 4096)
-	p.Hello("deaf", "")
-	burst := bytes.Repeat(protocol.AppendFrame(nil, protocol.TypePing, 1, nil), 4096)
-	go func() {
-		for {
-			if _, err := p.Conn.Write(burst); err != nil {
-				return
+	overTransports(t, func(t *testing.T, tr transport) {
+		s := tr.settings()
+		s.WriteTimeout = 300 * time.Millisecond
+		s.HeartbeatTimeout = time.Hour
+		ts := startServer(t, s)
+		p := tr.dialSlow(t, ts, "deaf")
+		burst := bytes.Repeat(protocol.AppendFrame(nil, protocol.TypePing, 1, nil), 4096)
+		go func() {
+			for {
+				if _, err := p.Conn.Write(burst); err != nil {
+					return
+				}
 			}
+		}()
+		testutil.Eventually(t, 10*time.Second, func() bool { return len(ts.obs.closed()) == 1 }, "the non-reading client to be closed")
+		if got := ts.obs.closed(); got[0] != ReasonSlowConsumer {
+			t.Fatalf("closed with %v, want slow_consumer", got)
 		}
-	}()
-	testutil.Eventually(t, 10*time.Second, func() bool { return len(ts.obs.closed()) == 1 }, "the non-reading client to be closed")
-	if got := ts.obs.closed(); got[0] != ReasonSlowConsumer {
-		t.Fatalf("closed with %v, want slow_consumer", got)
-	}
-	lines := ts.logs.FilterMessage("closing a connection whose writes made no progress").All()
-	if len(lines) != 1 {
-		t.Fatalf("%d stall lines logged, want 1", len(lines))
-	}
-	if f := lines[0].ContextMap(); f["write_timeout"] != s.WriteTimeout || f["reason"] != string(ReasonSlowConsumer) {
-		t.Errorf("stall logged with %v, want write_timeout 300ms, reason slow_consumer", f)
-	}
-	// teardown counts the close before it logs it: wait for the line.
-	testutil.Eventually(t, 10*time.Second, func() bool { return ts.logs.FilterMessage("connection closed").Len() == 1 }, "the close to be logged")
-	closed := ts.logs.FilterMessage("connection closed").All()
-	if len(closed) != 1 || closed[0].ContextMap()["reason"] != string(ReasonSlowConsumer) {
-		t.Errorf("close logged as %v", closed)
-	}
+		lines := ts.logs.FilterMessage("closing a connection whose writes made no progress").All()
+		if len(lines) != 1 {
+			t.Fatalf("%d stall lines logged, want 1", len(lines))
+		}
+		if f := lines[0].ContextMap(); f["write_timeout"] != s.WriteTimeout || f["reason"] != string(ReasonSlowConsumer) {
+			t.Errorf("stall logged with %v, want write_timeout 300ms, reason slow_consumer", f)
+		}
+		// teardown counts the close before it logs it: wait for the line.
+		testutil.Eventually(t, 10*time.Second, func() bool { return ts.logs.FilterMessage("connection closed").Len() == 1 }, "the close to be logged")
+		closed := ts.logs.FilterMessage("connection closed").All()
+		if len(closed) != 1 || closed[0].ContextMap()["reason"] != string(ReasonSlowConsumer) {
+			t.Errorf("close logged as %v", closed)
+		}
+	})
 }
 
 // ERROR slow_consumer can follow only whole frames: frameEnd walks the headers to

@@ -2,11 +2,8 @@ package conn
 
 import (
 	"bytes"
-	"crypto/tls"
 	"fmt"
-	"net"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -105,84 +102,5 @@ func TestTLSIdleConnectionsHoldNoReadBuffer(t *testing.T) {
 	if perConn >= limit {
 		t.Fatalf("%d B of heap per idle TLS connection (both ends), over %d B: the server holds a read buffer (%d B) while idle",
 			perConn, limit, readBufSize)
-	}
-}
-
-// dialTLSReadBuffer is testutil.DialReadBuffer over TLS.
-func dialTLSReadBuffer(t *testing.T, addr string, n int, cfg *tls.Config) *testutil.Peer {
-	t.Helper()
-	d := &net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	nc, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc := tls.Client(nc, cfg)
-	t.Cleanup(func() { tc.Close() })
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	return &testutil.Peer{T: t, Conn: tc}
-}
-
-// TestSlowlyReadingClientIsNotCut over TLS: the transport's writes record partial
-// progress, so a client reading a large write slowly is not a slow consumer.
-func TestTLSSlowlyReadingClientIsNotCut(t *testing.T) {
-	f := newTLSFixture(t, tlsconf.AuthNone, false)
-	s := tlsSettings(f)
-	s.WriteTimeout = 500 * time.Millisecond
-	s.HeartbeatTimeout = time.Minute
-	ts := startServer(t, s)
-	p := dialTLSReadBuffer(t, ts.addr, 4096, f.clientConfig())
-	p.Hello("sipper", "")
-	c := serverConn(t, ts, "sipper")
-	if err := c.transport().Conn.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
-		t.Fatal(err)
-	}
-	const pings = 20000 // 400 KB of PONGs, read at under 200 KB/s: over 2 s, 4 write timeouts
-	p.Write(bytes.Repeat(protocol.AppendFrame(nil, protocol.TypePing, 1, nil), pings))
-	var got int
-	buf := make([]byte, 1024)
-	for got < pings*protocol.HeaderSize+pings*protocol.TrailerSize {
-		p.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		n, err := p.Conn.Read(buf)
-		if err != nil {
-			t.Fatalf("after %d bytes of PONGs: %v (closed: %v)", got, err, ts.obs.closed())
-		}
-		got += n
-		time.Sleep(5 * time.Millisecond) // pacing: a slow reader, not a wait
-	}
-	if c := ts.obs.closed(); len(c) != 0 {
-		t.Fatalf("a slowly reading TLS client was closed: %v", c)
-	}
-}
-
-// A TLS client that reads nothing is still closed as a slow consumer.
-func TestTLSNeverReadingClientIsASlowConsumer(t *testing.T) {
-	f := newTLSFixture(t, tlsconf.AuthNone, false)
-	s := tlsSettings(f)
-	s.WriteTimeout = 300 * time.Millisecond
-	s.HeartbeatTimeout = time.Hour
-	ts := startServer(t, s)
-	p := dialTLSReadBuffer(t, ts.addr, 4096, f.clientConfig())
-	p.Hello("deaf", "")
-	burst := bytes.Repeat(protocol.AppendFrame(nil, protocol.TypePing, 1, nil), 4096)
-	go func() {
-		for {
-			if _, err := p.Conn.Write(burst); err != nil {
-				return
-			}
-		}
-	}()
-	testutil.Eventually(t, 10*time.Second, func() bool { return len(ts.obs.closed()) == 1 }, "the non-reading TLS client to be closed")
-	if got := ts.obs.closed(); got[0] != ReasonSlowConsumer {
-		t.Fatalf("closed with %v, want slow_consumer", got)
 	}
 }

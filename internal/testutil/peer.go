@@ -32,7 +32,21 @@ func Dial(t testing.TB, addr string) *Peer {
 // off for seconds, which stalls the test rather than the server.
 func DialReadBuffer(t testing.TB, addr string, n int) *Peer {
 	t.Helper()
-	d := &net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+	return dial(t, readBufferDialer(n), addr)
+}
+
+// DialTLSReadBuffer is DialReadBuffer over TLS.
+func DialTLSReadBuffer(t testing.TB, addr string, n int, cfg *tls.Config) *Peer {
+	t.Helper()
+	p, err := dialTLS(t, readBufferDialer(n), addr, cfg)
+	if err != nil {
+		t.Fatalf("TLS dial %s: %v", addr, err)
+	}
+	return p
+}
+
+func readBufferDialer(n int) *net.Dialer {
+	return &net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		if err := rc.Control(func(fd uintptr) {
 			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
@@ -41,7 +55,6 @@ func DialReadBuffer(t testing.TB, addr string, n int) *Peer {
 		}
 		return serr
 	}}
-	return dial(t, d, addr)
 }
 
 func dial(t testing.TB, d *net.Dialer, addr string) *Peer {
@@ -185,7 +198,12 @@ func DialTLS(t testing.TB, addr string, cfg *tls.Config) *Peer {
 // DialTLSErr is DialTLS returning the handshake's error.
 func DialTLSErr(t testing.TB, addr string, cfg *tls.Config) (*Peer, error) {
 	t.Helper()
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: cfg}
+	return dialTLS(t, &net.Dialer{Timeout: 5 * time.Second}, addr, cfg)
+}
+
+func dialTLS(t testing.TB, nd *net.Dialer, addr string, cfg *tls.Config) (*Peer, error) {
+	t.Helper()
+	d := &tls.Dialer{NetDialer: nd, Config: cfg}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
