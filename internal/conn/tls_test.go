@@ -338,3 +338,31 @@ func TestMTLSCARemovedBeforeHello(t *testing.T) {
 	p.Hello("spiffe://fleet/old", "")
 	expectGoaway(t, p, GoawayCredentials)
 }
+
+// Tokens keep working under TLS, alone (no client certificates) and together with
+// mutual TLS: both must hold.
+func TestTLSWithTokens(t *testing.T) {
+	t.Run("alone", func(t *testing.T) {
+		f := newTLSFixture(t, tlsconf.AuthNone, false)
+		s := tlsSettings(f)
+		s.Tokens = map[string]struct{}{"good": {}}
+		ts := startServer(t, s)
+		testutil.DialTLS(t, ts.addr, f.clientConfig()).Hello("agent-1", "good")
+		bad := testutil.DialTLS(t, ts.addr, f.clientConfig())
+		bad.Send(protocol.TypeHello, 0, []byte(`{"client_id":"agent-2","token":"bad"}`))
+		bad.ExpectError(protocol.CodeUnauthorized)
+	})
+	t.Run("with mutual TLS", func(t *testing.T) {
+		f := newTLSFixture(t, tlsconf.AuthRequired, false)
+		s := tlsSettings(f)
+		s.Tokens = map[string]struct{}{"good": {}}
+		ts := startServer(t, s)
+		leaf := f.ca.Issue(t, testutil.CertOpts{URIs: []string{"spiffe://fleet/a"}, Client: true})
+		testutil.DialTLS(t, ts.addr, f.clientConfig(leaf.TLS)).Hello("spiffe://fleet/a", "good")
+		bad := testutil.DialTLS(t, ts.addr, f.clientConfig(leaf.TLS))
+		bad.Send(protocol.TypeHello, 0, []byte(`{"client_id":"spiffe://fleet/a","token":"bad"}`))
+		if e := bad.ExpectError(protocol.CodeUnauthorized); !strings.Contains(e.Message, "token") {
+			t.Fatalf("ERROR %q: a valid certificate with a bad token must be refused for the token", e.Message)
+		}
+	})
+}
