@@ -60,7 +60,7 @@ func bySeq(a, b *pending) int { return cmp.Compare(a.seq, b.seq) }
 // next one.
 type outbox struct {
 	nextSeq uint64
-	pending map[uint64]*pending
+	pending pendingSet
 	retry   []*pending // waiting for their retryAt, in NACK order
 	held    []*pending // waiting for room on the current connection, in seq order
 	scratch []*pending
@@ -72,24 +72,24 @@ type outbox struct {
 func newOutbox(firstSeq uint64, window int, minBackoff, maxBackoff time.Duration) outbox {
 	return outbox{
 		nextSeq:    firstSeq,
-		pending:    make(map[uint64]*pending, window),
+		pending:    newPendingSet(firstSeq, window),
 		minBackoff: minBackoff,
 		maxBackoff: maxBackoff,
 	}
 }
 
 // len is the number of reports not finished yet.
-func (o *outbox) len() int { return len(o.pending) }
+func (o *outbox) len() int { return o.pending.len() }
 
 // lookup returns the unfinished report with this seq, or nil (finished, or never ours).
-func (o *outbox) lookup(seq uint64) *pending { return o.pending[seq] }
+func (o *outbox) lookup(seq uint64) *pending { return o.pending.get(seq) }
 
 // add gives rec the next seq (seqs only increase, also across reconnects) and keeps
 // it, queued, until remove.
 func (o *outbox) add(rec *pending) uint64 {
 	rec.seq = o.nextSeq
 	o.nextSeq++
-	o.pending[rec.seq] = rec
+	o.pending.add(rec)
 	return rec.seq
 }
 
@@ -126,7 +126,7 @@ func (o *outbox) leave(rec *pending) *session {
 // remove forgets a finished report and returns the connection it was in flight on
 // (nil if none).
 func (o *outbox) remove(rec *pending) *session {
-	delete(o.pending, rec.seq)
+	o.pending.remove(rec.seq)
 	if rec.waiting {
 		rec.waiting = false
 		if i := slices.Index(o.retry, rec); i >= 0 {
@@ -197,13 +197,13 @@ func (o *outbox) retryLater(rec *pending, now int64, hint time.Duration) *sessio
 // retry. Their retry waits are cancelled: a new connection takes them at once.
 func (o *outbox) takeUnplaced() []*pending {
 	batch := o.scratch[:0]
-	for _, r := range o.pending {
+	o.pending.all(func(r *pending) {
 		if r.sess == nil {
 			r.waiting = false
 			r.held = false
 			batch = append(batch, r)
 		}
-	}
+	})
 	clear(o.retry)
 	o.retry = o.retry[:0]
 	clear(o.held)
@@ -216,12 +216,12 @@ func (o *outbox) takeUnplaced() []*pending {
 // in seq order, now unplaced. Acked reports are long gone: they are never resent.
 func (o *outbox) takeFrom(s *session) []*pending {
 	batch := o.scratch[:0]
-	for _, r := range o.pending {
+	o.pending.all(func(r *pending) {
 		if r.sess == s {
 			r.sess = nil
 			batch = append(batch, r)
 		}
-	}
+	})
 	s.inflight = 0
 	slices.SortFunc(batch, bySeq)
 	return batch
@@ -252,9 +252,7 @@ func (o *outbox) takeDue(now int64) (due []*pending, next int64) {
 // takeAll returns every unfinished report in seq order, where ever it is.
 func (o *outbox) takeAll() []*pending {
 	batch := o.scratch[:0]
-	for _, r := range o.pending {
-		batch = append(batch, r)
-	}
+	o.pending.all(func(r *pending) { batch = append(batch, r) })
 	slices.SortFunc(batch, bySeq)
 	return batch
 }

@@ -245,3 +245,22 @@ func TestOutboxTakeAll(t *testing.T) {
 		t.Fatal("a recycled batch keeps its records alive")
 	}
 }
+
+// BenchmarkOutboxCycle is the outbox's share of one report at a full window: a
+// report added, later found by its ACK's seq and removed.
+func BenchmarkOutboxCycle(b *testing.B) {
+	o := newOutbox(1, 64, testMinBackoff, testMaxBackoff)
+	recs := make([]pending, 64)
+	for i := range recs {
+		o.add(&recs[i])
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		r := &recs[i%len(recs)]
+		if o.lookup(r.seq) != r {
+			b.Fatal("lost a report")
+		}
+		o.remove(r)
+		o.add(r)
+	}
+}

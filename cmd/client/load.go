@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hawk-agents/hawk/client"
+	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
@@ -205,7 +206,7 @@ type loadClient struct {
 // the callback is a method value built once per slot.
 type slot struct {
 	lc   *loadClient
-	t0   time.Time   // when the report in flight was issued
+	t0   int64       // mono.Now() when the report in flight was issued
 	busy atomic.Bool // a report is in flight; cleared by its done, or when the drain gives up on it
 	done func(seq uint64, err error)
 }
@@ -409,7 +410,7 @@ func (r *loadRun) startClient(issueCtx context.Context, i int) {
 	// Still during dialing (before runLoad drops its reference): active cannot
 	// have reached 0 yet.
 	r.active.Add(int64(len(lc.slots)))
-	now := time.Now()
+	now := mono.Now()
 	for j := range lc.slots {
 		r.next(&lc.slots[j], now)
 	}
@@ -423,7 +424,9 @@ func (s *slot) finished(seq uint64, err error) {
 	}
 	lc := s.lc
 	r := lc.r
-	now := time.Now()
+	// The monotonic clock alone: time.Now reads the wall clock too, and this runs
+	// for every ACK.
+	now := mono.Now()
 	if err != nil {
 		r.errs.Add(1)
 		r.showError("report from "+lc.id, err)
@@ -434,7 +437,7 @@ func (s *slot) finished(seq uint64, err error) {
 		}
 		// That report was refused; the client works.
 	} else {
-		lc.hist.record(now.Sub(s.t0))
+		lc.hist.record(time.Duration(now - s.t0))
 		lc.acked.Add(1)
 		if ab := lc.ab; ab != nil {
 			ab.mu.Lock()
@@ -454,7 +457,7 @@ func (s *slot) finished(seq uint64, err error) {
 
 // next issues s's next report, hands s to the dispatcher to wait for a rate
 // token, or ends s when the run is stopping. Never blocks.
-func (r *loadRun) next(s *slot, now time.Time) {
+func (r *loadRun) next(s *slot, now int64) {
 	switch {
 	case r.stopping.Load():
 		r.endSlot()
@@ -473,7 +476,7 @@ func (r *loadRun) next(s *slot, now time.Time) {
 
 // issue sends s's next report. Go does not block: a slot issues only once its
 // previous report is done, and a client has as many slots as its window.
-func (r *loadRun) issue(s *slot, now time.Time) {
+func (r *loadRun) issue(s *slot, now int64) {
 	s.t0 = now
 	s.busy.Store(true)
 	if err := s.lc.c.Go(r.payload, s.done); err != nil {
@@ -538,7 +541,7 @@ func (r *loadRun) dispatch(stop, quit <-chan struct{}) {
 		case <-stop:
 			r.endSlot()
 		default:
-			r.issue(s, time.Now())
+			r.issue(s, mono.Now())
 		}
 	}
 }

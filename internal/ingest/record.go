@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -71,6 +72,20 @@ func appendRecord(dst []byte, r *Record, stamp []byte) []byte {
 }
 
 const hex = "0123456789abcdef"
+
+// plain8 reports whether all 8 bytes of x stand for themselves inside a JSON
+// string (strSafe): none is a control character, '"', '\\' or a byte of a
+// multi-byte UTF-8 sequence. Each test below is the classic exact "has a byte
+// that is zero / less than n" word trick.
+func plain8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	ctl := (x - ones*0x20) & ^x // a byte < 0x20
+	q := x ^ (ones * '"')
+	quote := (q - ones) & ^q
+	b := x ^ (ones * '\\')
+	backslash := (b - ones) & ^b
+	return (ctl|quote|backslash|x)&highs == 0
+}
 
 // strSafe[c] is true for the ASCII bytes that stand for themselves inside a JSON
 // string. HTML characters (<, >, &) are not escaped: the lines are read by log
@@ -274,12 +289,21 @@ key: // at an object member's name
 func scanString(p []byte, i int) int {
 	i++
 	for i < len(p) {
-		c := p[i]
-		if strSafe[c] {
-			i++
-			continue
+		// Skip 8 plain bytes at a time: a payload is mostly string bytes, and a
+		// table lookup per byte was a tenth of the server's CPU.
+		// Then byte by byte up to the next byte that is not plain, so that the
+		// short strings of an object (its keys) do not pay for the word test at
+		// every byte.
+		for i+8 <= len(p) && plain8(binary.LittleEndian.Uint64(p[i:])) {
+			i += 8
 		}
-		if c < utf8.RuneSelf {
+		for i < len(p) && strSafe[p[i]] {
+			i++
+		}
+		if i >= len(p) {
+			break
+		}
+		if c := p[i]; c < utf8.RuneSelf {
 			switch c {
 			case '"':
 				return i + 1

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"os/exec"
 	"strings"
@@ -343,12 +344,21 @@ func BenchmarkAppendRecord(b *testing.B) {
 }
 
 func BenchmarkScanJSON(b *testing.B) {
-	b.SetBytes(int64(len(benchJSON)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if ok, _ := scanJSON(benchJSON); !ok {
-			b.Fatal("not valid")
-		}
+	// "string" is what hawkc load sends: one JSON string of 256 bytes.
+	str := []byte(`"` + strings.Repeat("x", 254) + `"`)
+	for _, bc := range []struct {
+		name    string
+		payload []byte
+	}{{"object", benchJSON}, {"string", str}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.payload)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if ok, _ := scanJSON(bc.payload); !ok {
+					b.Fatal("not valid")
+				}
+			}
+		})
 	}
 }
 
@@ -406,5 +416,26 @@ func TestAppendRecordLegacyKeys(t *testing.T) {
 	b.Add(r)
 	if string(b.Lines()) != want {
 		t.Errorf("Batch.Add wrote %s", b.Lines())
+	}
+}
+
+// TestPlain8 holds the 8-bytes-at-a-time test of scanString to strSafe: every byte
+// value at every position among plain bytes, and pairs of neighbours (a borrow
+// from one byte must not hide or invent another).
+func TestPlain8(t *testing.T) {
+	for pos := range 8 {
+		for c := range 256 {
+			w := []byte("aaaaaaaa")
+			w[pos] = byte(c)
+			if got := plain8(binary.LittleEndian.Uint64(w)); got != strSafe[c] {
+				t.Fatalf("plain8(%q) = %v, strSafe[%#x] = %v", w, got, c, strSafe[c])
+			}
+			for d := range 256 {
+				w[(pos+1)%8] = byte(d)
+				if got, want := plain8(binary.LittleEndian.Uint64(w)), strSafe[c] && strSafe[d]; got != want {
+					t.Fatalf("plain8(%q) = %v, want %v", w, got, want)
+				}
+			}
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -264,6 +265,16 @@ func (s *Spool) run() {
 			<-s.signal
 			s.mu.Lock()
 		}
+		// Let the connections made runnable meanwhile (by the ACKs of the last
+		// commit) submit first: one write then carries them all. A write's cost
+		// is mostly per call, not per byte (ext4 takes its journal handle and
+		// updates the inode's times on every write(2): 13 KiB writes go at about
+		// a third of the speed of 64 KiB ones), so fewer, larger writes leave more
+		// CPU to the connections. It costs nothing when nothing else is runnable,
+		// so a lone report is not delayed, and needs no timer.
+		s.mu.Unlock()
+		runtime.Gosched()
+		s.mu.Lock()
 		b := s.pending
 		s.pending, s.spare = s.spare, batch{}
 		s.room.Broadcast()
