@@ -50,8 +50,8 @@ func (c *Conn) committedDedup(seqs []uint64, err error) {
 // Answer implements dedup.Waiter: one ACK (or retryable NACK) for a duplicate
 // report that was not stored.
 func (c *Conn) Answer(seq uint64, err error) {
-	c.answered.Add(1) // before the answer is queued, as in Committed
 	c.wmu.Lock()
+	c.answered.Add(1) // under wmu, with the queuing, as in Committed
 	out := c.outLocked()
 	if out == nil {
 		c.wmu.Unlock()

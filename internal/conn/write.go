@@ -144,11 +144,15 @@ func (c *Conn) send(t protocol.Type, seq uint64, payload any) bool {
 // Committed implements ingest.Waiter: the destination calls it once the batch
 // holding these reports is durable (err == nil) or failed.
 func (c *Conn) Committed(seqs []uint64, err error) {
-	// Counted before the answers are queued, so that a client which has seen them
-	// and sends more is never judged on a stale count (see handle).
-	c.answered.Add(uint64(len(seqs)))
 	c.committedDedup(seqs, err)
 	c.wmu.Lock()
+	// Counted before the answers are written (the flusher writes only after wmu is
+	// released), so that a client which has seen them and sends more is never
+	// judged on a stale count (see handle). And counted under wmu with the queuing:
+	// a handoff's quiet point (tryQuiet: all answered, no output, under wmu) must
+	// not fall between the two, or it would close the output on an ACK not yet
+	// queued, and the connection would move with that ACK dropped.
+	c.answered.Add(uint64(len(seqs)))
 	out := c.outLocked()
 	if out == nil {
 		// The connection is gone or going: the client resends whatever it has not
