@@ -9,7 +9,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/handoff"
 	"github.com/hawk-agents/hawk/internal/metrics"
 )
@@ -208,7 +207,7 @@ func (s *server) handOffConnections(ctx context.Context, reason string) {
 // new process does not have, or has with another format, keeps its connections
 // (fallback no_listener, format): the legacy drain serves them until
 // drain.timeout, as before handoff existed. It returns how many moved.
-func (s *server) handOffLegacy(ctx context.Context, ch *handoff.Channel, ready *handoff.Ready, timeout time.Duration, res *conn.HandoffResult) int {
+func (s *server) handOffLegacy(ctx context.Context, ch *handoff.Channel, ready *handoff.Ready, timeout time.Duration, res *handoff.Result) int {
 	moved := 0
 	// The legacy connections get upgrade.handoff_timeout of their own: the native
 	// ones may have used theirs.

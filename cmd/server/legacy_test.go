@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hawk-agents/hawk/internal/config"
-	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/handoff"
 	"github.com/hawk-agents/hawk/internal/legacy"
 	"github.com/hawk-agents/hawk/internal/testutil"
@@ -126,7 +125,7 @@ func TestHandOffLegacyFallsBackWithoutMatchingListener(t *testing.T) {
 		{map[string]string{"other": "ffff"}, "no_listener"},
 		{map[string]string{"m": "c8c9"}, "format"},
 	} {
-		res := conn.HandoffResult{Fallback: map[string]int{}}
+		res := handoff.Result{Fallback: map[string]int{}}
 		// No channel: nothing may be sent.
 		if moved := ts.handOffLegacy(context.Background(), nil, &handoff.Ready{Legacy: tc.ready}, time.Second, &res); moved != 0 {
 			t.Fatalf("%v: moved %d", tc.ready, moved)

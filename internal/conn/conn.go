@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/dedup"
+	"github.com/hawk-agents/hawk/internal/handoff"
 	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
@@ -120,13 +121,10 @@ type Conn struct {
 	regIdx int           // position in the registry's slice, under the registry's lock
 	done   chan struct{}
 
-	// Handoff to a new process (handoff.go): ho is the run that asked for this
-	// connection, hoState where it is in it, hoVerdict how its move ended.
-	ho        atomic.Pointer[handoffRun]
-	hoState   atomic.Int32
-	hoVerdict chan hoVerdict // made under wmu by the request, before ho is stored
-	hoClosing bool           // closing was set by the quiet point (under wmu)
-	hoMsg     []byte         // the encoded state, built by the reader at the quiet point
+	// Handoff to a new process (handoff.go): where this connection is in it, nil
+	// until a handoff asks it (a pointer: Conn stays in its size class).
+	ho        atomic.Pointer[handoff.Point]
+	hoClosing bool // closing was set by the quiet point (under wmu)
 }
 
 // Info is a point-in-time view of a connection for the admin API.

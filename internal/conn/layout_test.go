@@ -16,4 +16,9 @@ func TestReaperFieldsShareACacheLine(t *testing.T) {
 	if first/64 != (last-1)/64 {
 		t.Errorf("the reaper's fields span offsets %d..%d, across a cache line", first, last)
 	}
+	// Only a size that is a multiple of 64 keeps every Conn of its size class
+	// 64-byte aligned, and with it the offsets above.
+	if size := unsafe.Sizeof(c); size%64 != 0 {
+		t.Errorf("a Conn is %d bytes, not a multiple of 64", size)
+	}
 }

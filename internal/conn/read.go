@@ -99,7 +99,7 @@ func (c *Conn) serve(handshaking bool) {
 		}
 		n, err := c.read()
 		if err != nil {
-			if c.ho.Load() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			if c.handoffAsked() && errors.Is(err, os.ErrDeadlineExceeded) {
 				// The handoff stopped the reader with a past deadline (handoff.go).
 				if c.quiesce() {
 					return // moved to the new process, or lost with it: torn down
@@ -363,9 +363,7 @@ func (c *Conn) teardown() {
 	}
 	reason, code := c.reason, c.code
 	c.wmu.Unlock()
-	if c.hoState.CompareAndSwap(hoRequested, hoGone) {
-		c.ho.Load().events <- hoEvent{c: c, reason: "closed"}
-	}
+	c.handoffClosed()
 	handshaken := c.state.Swap(stateClosed) == stateActive
 	putReadBuf(c.rbuf)
 	c.rbuf = nil

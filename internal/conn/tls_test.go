@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/handoff"
 	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/testutil"
 	"github.com/hawk-agents/hawk/internal/tlsconf"
@@ -111,7 +112,7 @@ func TestTLSHandshakeAndReports(t *testing.T) {
 	if len(conns) != 1 {
 		t.Fatalf("%d connections, want 1", len(conns))
 	}
-	if r := conns[0].requestHandoff(&handoffRun{}); r != "tls" {
+	if r := conns[0].HandoffRequest(&handoff.Run{}); r != "tls" {
 		t.Fatalf("handoff fallback reason %q, want tls", r)
 	}
 }

@@ -7,6 +7,9 @@
 // child by name (Name, through internal/upgrade). Once the child is ready, the old
 // process moves connections over it with SCM_RIGHTS: each descriptor together with
 // a State message, the connection's state at a quiet point (internal/conn).
+// The sending side is one driver for native and legacy connections alike (Drive,
+// driver.go); each connection stops at its quiet point through its Point
+// (point.go), and says what its quiet point is through Conn.
 //
 // The contract, in order:
 //  1. The old process calls NewPair before Upgrade and passes Pair.Child to the

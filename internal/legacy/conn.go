@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/conn"
+	"github.com/hawk-agents/hawk/internal/handoff"
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/mono"
 )
@@ -65,13 +66,9 @@ type lconn struct {
 	// by an end: a close must not touch the socket the new process may own.
 	hoClosing bool
 
-	// handoff (handoff.go); hoVerdict and hoMsg are set before the reader is woken
-	// and read by it, hoMsg written by the reader before its quiet event.
-	ho        atomic.Pointer[hoRun]
-	hoState   atomic.Int32
-	hoVerdict chan hoVerdict
-	hoMsg     []byte
-	paused    atomic.Bool // stopped for a handoff: the reaper leaves it alone
+	// handoff (handoff.go): where this connection is in it
+	ho     handoff.Point
+	paused atomic.Bool // stopped for a handoff: the reaper leaves it alone
 }
 
 // reply is what one frame of a read is owed, in frame order.
@@ -388,6 +385,7 @@ func (c *lconn) teardown() {
 	reason := c.reason
 	c.out = nil
 	c.mu.Unlock()
+	c.ho.Closed(c) // asked, not yet quiet: the handoff counts it "closed" at once
 	c.buf, c.scratch = nil, nil
 	c.l.remove(c)
 	c.l.obs.Closed(reason)
