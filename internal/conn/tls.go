@@ -44,32 +44,40 @@ type tlsInfo struct {
 // isTLS reports whether c reads and writes through crypto/tls.
 func (c *Conn) isTLS() bool { return c.rc == nil }
 
-// readTLS is read for a TLS connection. Holding no partial frame, it first takes
-// what crypto/tls has already decrypted or received and what the socket has now,
-// and only then waits for the socket to be readable, holding no buffer
-// (tlsTransport): an idle TLS connection costs no read
-// buffer, as an idle plaintext one does not. With a partial frame held it reads on
-// into the same buffer, waiting with it, as the plaintext path does.
+// readTLS is read for a TLS connection. Holding no partial frame, it takes what
+// crypto/tls has already decrypted or received, and only then waits, inside
+// crypto/tls, with the transport's small buffer rather than a read buffer: an idle
+// TLS connection costs no read buffer, as an idle plaintext one does not. With a
+// partial frame held it reads on into the same buffer, waiting with it, as the
+// plaintext path does.
 func (c *Conn) readTLS() (int, error) {
 	tc := c.nc.(*tls.Conn)
 	if t := c.transport(); t != nil && c.rlen == 0 {
-		if c.rbuf == nil {
-			c.rbuf = getReadBuf()
+		if c.rbuf != nil {
+			// Under load crypto/tls often holds whole records already: no syscall.
+			n, err := t.readNoWait(tc, *c.rbuf)
+			if n > 0 {
+				return n, nil // an error comes again with the next read
+			}
+			if !wouldBlock(err) {
+				return 0, err
+			}
+			putReadBuf(c.rbuf)
+			c.rbuf = nil
 		}
-		t.noWait = true
-		n, err := tc.Read(*c.rbuf)
-		t.noWait = false
-		if n > 0 {
-			return n, nil // an error comes again with the next read
-		}
-		if !wouldBlock(err) {
+		n, err := tc.Read(t.first[:])
+		if n == 0 {
 			return 0, err
 		}
-		putReadBuf(c.rbuf)
-		c.rbuf = nil
-		if err := t.waitReadable(); err != nil {
-			return 0, err
+		c.rbuf = getReadBuf()
+		copy(*c.rbuf, t.first[:n])
+		if n == len(t.first) {
+			// The record may hold more: crypto/tls gives it without waiting. Its
+			// error, if any, comes again with the next read.
+			m, _ := t.readNoWait(tc, (*c.rbuf)[n:])
+			n += m
 		}
+		return n, nil
 	}
 	if c.rbuf == nil {
 		c.rbuf = getReadBuf()
