@@ -6,9 +6,18 @@ import (
 	"time"
 )
 
-// wave is how many connections a handoff has asked and not yet settled at most:
-// two batches, so that the next one gathers while one is sent.
-const wave = 2 * MaxFDs
+// batchSize is the most connections a batch carries, and wave how many a handoff
+// has asked and not yet settled at most: two batches, so that the next one gathers
+// while one is sent. A connection stops reading from when it is asked until its
+// batch is acknowledged, so the batch, not the message's limit (MaxFDs), sets how
+// long each client's reports wait during an upgrade. Measured at 150k reports/s
+// over 1,000 connections, 3 upgrades per 10 s (README): batches of 32 took the ack
+// p99 during upgrades from a median 1.78× steady (batches of 253) to 1.27×, and
+// 15,000 idle connections still move in 0.52–0.57 s (0.47–0.49 s).
+const (
+	batchSize = 32
+	wave      = 2 * batchSize
+)
 
 // BatchSender sends one batch of descriptors with their state messages and returns
 // once the receiver acknowledged it (*Channel).
@@ -83,7 +92,7 @@ func Drive(ctx context.Context, conns []Conn, ch BatchSender, deadline time.Time
 		}
 		// Whatever else is quiet already goes in the same batch.
 	more:
-		for d.pending > 0 && len(d.batch) < MaxFDs {
+		for d.pending > 0 && len(d.batch) < batchSize {
 			select {
 			case ev := <-d.run.events:
 				d.take(ev)

@@ -117,7 +117,7 @@ type recorder struct {
 var errBroken = errors.New("receiver gone")
 
 func (r *recorder) Send(fds []int, states [][]byte) error {
-	if len(fds) == 0 || len(fds) > MaxFDs || len(fds) != len(states) {
+	if len(fds) == 0 || len(fds) > batchSize || len(fds) != len(states) {
 		r.t.Errorf("batch of %d descriptors, %d states", len(fds), len(states))
 	}
 	open := r.asked.Load()
@@ -163,7 +163,7 @@ func accounted(t *testing.T, res Result, n int) {
 	}
 }
 
-// Every connection moves, once, in batches of at most MaxFDs; the driver never
+// Every connection moves, once, in batches of at most batchSize; the driver never
 // has more than a wave asked and unsent, and returns after every teardown.
 func TestDriveMovesEveryConnectionOnce(t *testing.T) {
 	const n = 3*MaxFDs + 17
