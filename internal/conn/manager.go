@@ -2,6 +2,7 @@ package conn
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -170,24 +171,21 @@ func (m *Manager) accept(nc net.Conn) {
 	if !m.admit(nc, s) {
 		return
 	}
-	var rc syscall.RawConn
-	if s.TLS == nil {
-		sc, ok := nc.(syscall.Conn)
-		if !ok {
-			nc.Close()
-			return
-		}
-		var err error
-		if rc, err = sc.SyscallConn(); err != nil {
-			nc.Close()
-			return
-		}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		nc.Close()
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		nc.Close()
+		return
 	}
 	c := &Conn{
 		id:          m.nextID.Add(1),
 		m:           m,
 		nc:          nc,
-		rc:          rc, // nil for TLS: the connection reads and writes through crypto/tls (tls.go)
+		rc:          rc,
 		remote:      nc.RemoteAddr().String(),
 		since:       time.Now(),
 		accepted:    mono.Now(),
@@ -201,7 +199,10 @@ func (m *Manager) accept(nc net.Conn) {
 	c.readFn = c.readRaw
 	c.writeFn = c.writeRaw
 	if s.TLS != nil {
-		c.nc = newTLSConn(c, nc, s.TLS)
+		// rc moves to the transport: a TLS connection reads and writes through
+		// crypto/tls (tls.go), and rc == nil is what says so.
+		c.nc = tls.Server(&tlsTransport{Conn: nc, c: c, rc: rc}, s.TLS)
+		c.rc = nil
 	}
 	m.reg.add(c)
 	if ce := m.log.Check(zap.DebugLevel, "connection accepted"); ce != nil {

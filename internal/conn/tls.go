@@ -52,7 +52,8 @@ func (c *Conn) isTLS() bool { return c.rc == nil }
 // plaintext path does.
 func (c *Conn) readTLS() (int, error) {
 	tc := c.nc.(*tls.Conn)
-	if t := c.transport(); t != nil && c.rlen == 0 {
+	if c.rlen == 0 {
+		t := c.transport()
 		if c.rbuf != nil {
 			// Under load crypto/tls often holds whole records already: no syscall.
 			n, err := t.readNoWait(tc, *c.rbuf)

@@ -42,20 +42,6 @@ func (wouldBlockError) Error() string   { return "would block" }
 func (wouldBlockError) Timeout() bool   { return true }
 func (wouldBlockError) Temporary() bool { return true }
 
-// newTLSConn wraps nc in TLS for c; without a raw socket (never, for TCP) it falls
-// back to plain tls.Conn reads and writes.
-func newTLSConn(c *Conn, nc net.Conn, cfg *tls.Config) net.Conn {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return tls.Server(nc, cfg)
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return tls.Server(nc, cfg)
-	}
-	return tls.Server(&tlsTransport{Conn: nc, c: c, rc: rc}, cfg)
-}
-
 // Read is crypto/tls's read of the socket; in noWait mode it does not read it.
 func (t *tlsTransport) Read(p []byte) (int, error) {
 	if t.noWait {
@@ -91,10 +77,9 @@ func (t *tlsTransport) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// transport returns c's tlsTransport, nil if it has none.
+// transport returns the tlsTransport under c, a TLS connection.
 func (c *Conn) transport() *tlsTransport {
-	t, _ := c.nc.(*tls.Conn).NetConn().(*tlsTransport)
-	return t
+	return c.nc.(*tls.Conn).NetConn().(*tlsTransport)
 }
 
 // wouldBlock reports whether err is the transport's "would block".
