@@ -57,7 +57,7 @@ func TestTLSReadShapes(t *testing.T) {
 	p.Write(frame(4 * readBufSize))
 	expectAcks(seq)
 	// Quiet, then a heartbeat: the idle reader wakes for it.
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // pacing: the reader goes back to waiting, not a wait for a condition
 	p.Send(protocol.TypePing, 9, nil)
 	if fr := p.Expect(protocol.TypePong); fr.Seq != 9 {
 		t.Fatalf("PONG seq %d, want 9", fr.Seq)

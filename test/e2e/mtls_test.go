@@ -361,7 +361,7 @@ func TestMTLSOneChangeOneReload(t *testing.T) {
 	expectGoawayCredentials(t, a, 15*time.Second, 10*time.Second)
 	reloaded := func(l logLine) bool { return l.str("msg") == "TLS files reloaded" }
 	s.waitLog(10*time.Second, func(l logLine) bool { return reloaded(l) && l.str("trigger") == "SIGUSR1" })
-	time.Sleep(1500 * time.Millisecond) // pacing: the poll runs every second; it must find nothing new
+	time.Sleep(1500 * time.Millisecond) // the window in which a second reload of the same change would come: the poll runs every second
 	f.writeClientCAs(t, caNew)          // the same bundle, a new file: the poll's marker
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		return len(s.findLogs(func(l logLine) bool { return reloaded(l) && l.str("trigger") == "tls file changed" })) > 0
