@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/hawk-agents/hawk/internal/auth"
 	"io"
 	"os"
 	"runtime"
@@ -66,7 +67,18 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 			printConfigError(stderr, err)
 			return 1
 		}
+		tokens, err := openTokensFile(cfg)
+		var set *auth.Set
+		if err == nil {
+			set, err = authSet(cfg, tokens)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "configuration %s is invalid:\nconfig: %v\n", what, err)
+			return 1
+		}
 		fmt.Fprintf(stdout, "configuration %s is valid\n", what)
+		_, mode := authMode(cfg, set)
+		fmt.Fprintln(stdout, mode)
 		return 0
 	}
 	if err != nil {

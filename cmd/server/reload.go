@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/hawk-agents/hawk/internal/auth"
 	"strings"
 	"time"
 
@@ -24,7 +25,8 @@ type liveOption interface {
 type reloading struct {
 	next     *config.Config
 	settings *conn.Settings // the connections' part of next
-	revoked  int            // connections closed because their token was removed
+	tokens   *auth.File     // next's auth.tokens_file, opened again when the name changed
+	revoked  int            // connections closed because their credential no longer covers them
 }
 
 // liveOptions maps every live key to its option. A live key missing here would be
@@ -34,6 +36,9 @@ var liveOptions = map[string]liveOption{
 	"spool.fsync":           spoolFsyncOption{},
 	"spool.segment_size":    spoolSegmentSizeOption{},
 	"auth.tokens":           connSettingsOption{},
+	"auth.credentials":      connSettingsOption{},
+	"auth.tokens_file":      connSettingsOption{},
+	"auth.open":             connSettingsOption{},
 	"heartbeat.interval":    connSettingsOption{},
 	"heartbeat.timeout":     connSettingsOption{},
 	"handshake.timeout":     connSettingsOption{},
@@ -139,17 +144,21 @@ func (s *server) reloadQuiet(trigger string, quiet bool) reloadResult {
 	// Every reload (SIGUSR1, hawk reload, a config file change) reads the TLS files
 	// again, whatever the configuration says.
 	s.reloadTLS(trigger)
+	s.reloadTokensFile(trigger)
 	if s.loader.File == "" {
 		s.log.Info("config reload: no config file was given (-config); nothing to reload", zap.String("trigger", trigger))
 		return reloadResult{none: "no config file was given (-config); nothing to reload"}
 	}
 	running := s.cfg.Load()
 	next, changes, err := config.Prepare(s.loader, running)
-	r := &reloading{next: next}
+	r := &reloading{next: next, tokens: s.tokens}
+	if err == nil && next.Auth.TokensFile != running.Auth.TokensFile {
+		r.tokens, err = openTokensFile(next)
+	}
 	if err == nil {
-		// Derived before anything is applied: the hostname (an empty server_id) is
-		// the one thing Prepare cannot vouch for.
-		r.settings, err = settingsFrom(next, version)
+		// Derived before anything is applied: the hostname (an empty server_id) and
+		// the tokens file are what Prepare cannot vouch for.
+		r.settings, err = settingsFrom(next, version, r.tokens)
 		if err == nil {
 			s.withTLS(r.settings)
 		}
@@ -183,6 +192,7 @@ func (s *server) reloadQuiet(trigger string, quiet bool) reloadResult {
 		}
 	}
 	s.cfg.Store(next)
+	s.tokens = r.tokens
 	res := reloadResult{}
 	for _, c := range changes {
 		s.log.Info("config changed", zap.String("key", c.Key), zap.String("old", c.Old), zap.String("new", c.New))

@@ -96,7 +96,7 @@ func TestReloadAppliesEveryLiveKey(t *testing.T) {
 		},
 	}
 	connSettings := func(t *testing.T, ts *testServer, want *config.Config) {
-		w, err := settingsFrom(want, version)
+		w, err := settingsFrom(want, version, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +120,19 @@ func TestReloadAppliesEveryLiveKey(t *testing.T) {
 				t.Fatalf("no check that the running server uses a new %s", k.Name)
 			}
 			ts := newTestServer(t)
-			ts.write(t, fmt.Sprintf("%s: %q\n", k.Name, k.Example))
+			value := k.Example
+			if k.Name == "auth.tokens_file" { // the file must exist, and its credentials apply
+				value = filepath.Join(t.TempDir(), "tokens")
+				if err := os.WriteFile(value, []byte("# fleet\nweb tok-web web-*\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				check = func(t *testing.T, ts *testServer, want *config.Config) {
+					if s := ts.conns.Settings().Auth; s.Len() != 1 || s.Names()[0] != "web" {
+						t.Errorf("connections obey credentials %v, want the tokens file's [web]", s.Names())
+					}
+				}
+			}
+			ts.write(t, fmt.Sprintf("%s: %q\n", k.Name, value))
 			ts.reload("test")
 			now := ts.cfg.Load()
 			changes := config.Diff(ts.initial, now)
@@ -193,7 +205,7 @@ func newTestServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	settings, err := settingsFrom(cfg, version)
+	settings, err := settingsFrom(cfg, version, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

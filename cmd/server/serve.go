@@ -70,6 +70,7 @@ func (s *server) serve() string {
 	if s.tls != nil {
 		g.Add(s.tlsWatch())
 	}
+	g.Add(s.tokensWatch())
 	g.Add(s.statusNotifier())
 	// The previous process's exit, logged when it happens.
 	if s.upg.Inherited() {

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/admin"
+	"github.com/hawk-agents/hawk/internal/auth"
 	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/dedup"
@@ -50,6 +51,7 @@ type server struct {
 	legacy    []*legacyListener // legacy.listeners, in configuration order
 	handoff   handoffSide       // established connections across an upgrade (handoff.go)
 
+	tokens    *auth.File        // auth.tokens_file; nil without one (auth.go)
 	tls       *tlsconf.Reloader // nil without TLS (tls.go)
 	tlsSeen   string            // tlsStamp of the files the last TLS reload read; under reloadMu
 	tlsConfig *tls.Config       // the listener's, reading tls's material per handshake
@@ -102,9 +104,15 @@ func start(loader *config.Loader, cfg *config.Config) (_ *server, err error) {
 		return nil, fmt.Errorf("log.level: %w", err)
 	}
 	s.log = newLogger(cfg.Log.Format, s.level)
-	settings, err := settingsFrom(cfg, version)
+	if s.tokens, err = openTokensFile(cfg); err != nil {
+		return nil, err
+	}
+	settings, err := settingsFrom(cfg, version, s.tokens)
 	if err != nil {
 		return nil, err
+	}
+	if lvl, msg := authMode(cfg, settings.Auth); s.log.Core().Enabled(lvl) {
+		s.log.Check(lvl, msg).Write(zap.String("tokens_file", cfg.Auth.TokensFile))
 	}
 
 	// hawk writes the PID file itself (pidfile.go): under systemd it must name the
