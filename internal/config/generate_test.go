@@ -1,7 +1,7 @@
 package config
 
 // The files generated from the keys table: defaults.yaml, the key table in doc.go and
-// the one in README.md. TestGeneratedFiles fails when a committed file disagrees with
+// the one in docs/CONFIGURATION.md. TestGeneratedFiles fails when a committed file disagrees with
 // the table; with -update (go generate ./internal/config) it rewrites them instead.
 
 import (
@@ -17,12 +17,12 @@ import (
 	"github.com/knadh/koanf/parsers/yaml"
 )
 
-var update = flag.Bool("update", false, "rewrite defaults.yaml and the key tables of doc.go and README.md from the keys table")
+var update = flag.Bool("update", false, "rewrite defaults.yaml and the key tables of doc.go and docs/CONFIGURATION.md from the keys table")
 
 const (
-	readmePath  = "../../README.md"
-	readmeBegin = "<!-- config-table:begin: generated from internal/config/keys.go by go generate ./internal/config -->\n"
-	readmeEnd   = "<!-- config-table:end -->"
+	manualPath  = "../../docs/CONFIGURATION.md"
+	manualBegin = "<!-- config-table:begin: generated from internal/config/keys.go by go generate ./internal/config -->\n"
+	manualEnd   = "<!-- config-table:end -->"
 	docBegin    = "// # Keys\n//\n"
 	docEnd      = "//\n// # Reload\n"
 )
@@ -34,8 +34,8 @@ func TestGeneratedFiles(t *testing.T) {
 	}{
 		{"defaults.yaml", func(string) (string, error) { return renderDefaultsYAML(), nil }},
 		{"doc.go", func(old string) (string, error) { return replaceBetween(old, docBegin, docEnd, renderDocKeys()) }},
-		{readmePath, func(old string) (string, error) {
-			return replaceBetween(old, readmeBegin, readmeEnd, "\n"+renderReadmeTable()+"\n")
+		{manualPath, func(old string) (string, error) {
+			return replaceBetween(old, manualBegin, manualEnd, "\n"+renderManualTable()+"\n")
 		}},
 	} {
 		b, err := os.ReadFile(g.path)
@@ -200,9 +200,9 @@ func displayDefault(k *Key) string {
 	return `""`
 }
 
-// renderReadmeTable renders README.md's key table. Its reload column says "upgrade"
-// for restart-only keys, as the rest of the README does.
-func renderReadmeTable() string {
+// renderManualTable renders the key table of docs/CONFIGURATION.md. Its reload column
+// says "upgrade" for restart-only keys, as the operator docs do.
+func renderManualTable() string {
 	var b strings.Builder
 	b.WriteString("| key | default | reload |\n|---|---|---|\n")
 	for i := range keys {

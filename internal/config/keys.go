@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// The generated files (defaults.yaml, the key table in doc.go and README.md's
-// "Configuration" table) are rendered from the keys table below by a test, which also
+// The generated files (defaults.yaml, the key table in doc.go and the one in
+// docs/CONFIGURATION.md) are rendered from the keys table below by a test, which also
 // fails when a committed copy disagrees with the table.
 //go:generate go test -run ^TestGeneratedFiles$ -update
 
@@ -38,7 +38,8 @@ func (r Reload) String() string {
 
 // Key is everything about one configuration key. The keys table is the single source of
 // these facts: loading, flags, environment names, Redacted, Diff and Prepare are driven
-// by it, and defaults.yaml, doc.go's and README.md's key tables are generated from it.
+// by it, and defaults.yaml and the key tables of doc.go and docs/CONFIGURATION.md are
+// generated from it.
 // The Config field a key decodes into is the one whose koanf tags spell its Name
 // (Listen `koanf:"listen"`, Limits `koanf:"limits"` / MaxConns `koanf:"max_conns"`).
 type Key struct {

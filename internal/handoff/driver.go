@@ -11,7 +11,7 @@ import (
 // while one is sent. A connection stops reading from when it is asked until its
 // batch is acknowledged, so the batch, not the message's limit (MaxFDs), sets how
 // long each client's reports wait during an upgrade. Measured at 150k reports/s
-// over 1,000 connections, 3 upgrades per 10 s (README): batches of 32 took the ack
+// over 1,000 connections, 3 upgrades per 10 s (docs/PERFORMANCE.md): batches of 32 took the ack
 // p99 during upgrades from a median 1.78× steady (batches of 253) to 1.27×, and
 // 15,000 idle connections still move in 0.52–0.57 s (0.47–0.49 s).
 const (

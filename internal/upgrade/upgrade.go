@@ -92,7 +92,7 @@ func (u *Upgrader) Upgrade() error {
 // parentExitGrace is how long Upgrade waits for a parent tableflip still counts as
 // alive. The parent's exit reaches this process as the end of a pipe, read by one
 // tableflip goroutine and handed to another: for a moment after the old process
-// has exited (and longer after it logged "exiting", which the README tells
+// has exited (and longer after it logged "exiting", which docs/OPERATIONS.md tells
 // operators to wait for), tableflip still refuses. A SIGHUP sent then is the
 // right SIGHUP at the right time, and must not be refused; one sent while the
 // parent still drains is refused after this grace.

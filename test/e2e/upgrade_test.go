@@ -238,7 +238,7 @@ func TestFailedUpgradesKeepServing(t *testing.T) {
 	failures := []struct {
 		name   string
 		setup  func()
-		reason *regexp.Regexp // the README's table of reasons
+		reason *regexp.Regexp // docs/OPERATIONS.md's table of reasons
 	}{
 		{"new binary exits at start", func() { installScript(t, s.binary, "echo 'simulated bad build' >&2; exit 3") },
 			regexp.MustCompile(`^child pid=\d+ exited: exit status 3$`)},
