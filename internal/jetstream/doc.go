@@ -13,7 +13,7 @@
 // '-' '_' become %XX, so "ffff:10.1.2.3:54321" is "ffff%3A10%2E1%2E2%2E3%3A54321");
 // its Nats-Msg-Id header is "<client_id>:<seq>" (MsgID), the client id unescaped:
 // seq is the digits after the last ':', so a client id containing ':' is no
-// ambiguity (ParseMsgID).
+// ambiguity.
 //
 // # Exactly once within the duplicate window
 //
