@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hawk-agents/hawk/internal/legacy"
+	"github.com/hawk-agents/hawk/internal/spool"
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
@@ -217,24 +218,21 @@ type legacyRecord struct {
 // legacyRecords reads every complete spool record of the given client ids.
 func legacyRecords(t *testing.T, dir string, ids map[string]bool) []legacyRecord {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	segs, err := spool.Segments(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []legacyRecord
-	for _, name := range files {
-		data, err := os.ReadFile(name)
+	for _, seg := range segs {
+		data, err := os.ReadFile(filepath.Join(dir, seg.Name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		data = data[:bytes.LastIndexByte(data, '\n')+1] // a torn last line is not a record
-		for _, line := range bytes.Split(data, []byte("\n")) {
-			if len(line) == 0 {
-				continue
-			}
+		for line := range bytes.Lines(data) {
 			var r legacyRecord
 			if err := json.Unmarshal(line, &r); err != nil {
-				t.Fatalf("%s: bad record %q: %v", name, line, err)
+				t.Fatalf("%s: bad record %q: %v", seg.Name, line, err)
 			}
 			if ids[r.ClientID] {
 				out = append(out, r)

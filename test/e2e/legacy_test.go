@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hawk-agents/hawk/internal/legacy"
+	"github.com/hawk-agents/hawk/internal/spool"
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
@@ -61,17 +62,16 @@ func (a *ffffAgent) report(n int, tag string) {
 // spoolLinesOf counts the spool lines holding s, in segments written by pid (0: any).
 func spoolLinesOf(t *testing.T, dir string, pid int, s string) int {
 	t.Helper()
-	pattern := "hawk-*.jsonl"
-	if pid != 0 {
-		pattern = fmt.Sprintf("hawk-*-%d-*.jsonl", pid)
-	}
-	files, err := filepath.Glob(filepath.Join(dir, pattern))
+	segs, err := spool.Segments(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, f := range files {
-		b, err := os.ReadFile(f)
+	for _, seg := range segs {
+		if pid != 0 && seg.PID != pid {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, seg.Name))
 		if err != nil {
 			t.Fatal(err)
 		}
