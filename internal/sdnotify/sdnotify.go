@@ -58,9 +58,8 @@ func (s Socket) Send(assignments ...string) error {
 
 // The assignments hawk sends.
 const (
-	Ready     = "READY=1"
-	Stopping  = "STOPPING=1"
-	Reloading = "RELOADING=1"
+	Ready    = "READY=1"
+	Stopping = "STOPPING=1"
 )
 
 // MainPID names the service's main process (the new one, after an upgrade).
@@ -74,10 +73,4 @@ func Status(text string) string { return "STATUS=" + strings.ReplaceAll(text, "\
 // fires (systemd 236+).
 func ExtendTimeout(d time.Duration) string {
 	return "EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(d.Microseconds(), 10)
-}
-
-// MonotonicUsec is CLOCK_MONOTONIC now, sent with RELOADING=1 to Type=notify-reload
-// units (systemd 253+).
-func MonotonicUsec(now time.Duration) string {
-	return "MONOTONIC_USEC=" + strconv.FormatInt(now.Microseconds(), 10)
 }
