@@ -1,6 +1,8 @@
-// Package dedup makes ingest effectively-once: it remembers, per client_id, which
-// seqs are durable, so that a report resent after a lost ACK is acknowledged again
-// instead of being stored a second time.
+// Package dedup makes ingest effectively-once: a report resent after a lost ACK is
+// ACKed again, not stored again.
+//
+// It remembers, per client_id, which seqs are durable (and which are on their way to
+// the destination).
 //
 // # The contract
 //

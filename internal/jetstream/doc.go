@@ -1,8 +1,10 @@
-// Package jetstream is the NATS JetStream destination (destination: jetstream): an
-// ingest.Destination that publishes every report to a JetStream stream and lets the
-// connection ACK it only once JetStream has acknowledged the publish. Several hawk
-// instances (behind an L4 balancer) write to the same stream; the stream, not one
-// machine's disk, is where reports are durable.
+// Package jetstream is the NATS JetStream destination: a report is ACKed once
+// JetStream has acknowledged its publish.
+//
+// With destination: jetstream, an ingest.Destination publishes every report to a
+// JetStream stream and lets the connection ACK it only once JetStream has
+// acknowledged the publish. Several hawk instances (behind an L4 balancer) write to
+// the same stream; the stream, not one machine's disk, is where reports are durable.
 //
 // # Messages
 //

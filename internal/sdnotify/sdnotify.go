@@ -1,5 +1,8 @@
-// Package sdnotify speaks systemd's notify protocol (sd_notify(3)): one datagram of
-// newline-separated VAR=value assignments to the unix socket named by NOTIFY_SOCKET.
+// Package sdnotify speaks systemd's notify protocol (sd_notify(3)) to the socket
+// NOTIFY_SOCKET names.
+//
+// A notification is one datagram of newline-separated VAR=value assignments to that
+// unix socket.
 //
 // It is spoken directly rather than through coreos/go-systemd: the protocol is one
 // datagram, and hawk needs the variable left in the environment (so that the

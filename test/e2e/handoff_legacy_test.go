@@ -22,7 +22,7 @@ import (
 
 // legacyHandoffUpgrades is how many back-to-back upgrades
 // TestHandoffLegacyAgentsThroughUpgrades runs: 5 in CI;
-// E2E_LEGACY_HANDOFF_UPGRADES=20 for the full figure.
+// E2E_LEGACY_HANDOFF_UPGRADES=20 for a longer run than CI affords.
 func legacyHandoffUpgrades(t *testing.T) int {
 	if v := os.Getenv("E2E_LEGACY_HANDOFF_UPGRADES"); v != "" {
 		n, err := strconv.Atoi(v)

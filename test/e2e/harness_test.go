@@ -1,6 +1,8 @@
-// Package e2e builds the real binaries and runs them as an operator would: start,
-// load, upgrade with SIGHUP, stop with SIGTERM, kill with SIGKILL. Every process a
-// test starts is stopped when the test ends, and every port is chosen by the kernel.
+// Package e2e runs the real binaries as an operator would: start, load, upgrade
+// (SIGHUP), stop (SIGTERM), kill (SIGKILL).
+//
+// TestMain builds the binaries once. Every process a test starts is stopped when the
+// test ends, and every port is chosen by the kernel.
 package e2e
 
 import (
@@ -325,8 +327,8 @@ func (s *server) reaped(pid int) bool {
 	}
 }
 
-// ---- Helpers shared by the tests of issue 10 (protocol dialer, spool reader
-// honoring the torn-line rule, metrics scraper, process inspection). ----
+// ---- Helpers the tests share (protocol dialer, spool reader honoring the
+// torn-line rule, metrics scraper, process inspection). ----
 
 // protoErr is an ERROR frame the server sent, as an error.
 type protoErr struct{ protocol.ErrorPayload }

@@ -1,4 +1,5 @@
-// Package formats names the legacy wire formats with each one's largest frame data and listener defaults.
+// Package formats names the legacy wire formats with each one's largest frame data
+// and listener defaults.
 //
 // It is the one table of these limits: internal/config checks and defaults
 // legacy.listeners with it, and internal/legacy's codecs are bound by it. It
