@@ -434,7 +434,7 @@ wait $pid`, wrapped, fifo, bin.serverV2))
 	keys, _ := spoolKeys(t, s.spool)
 	inSpool, dups := exactlyOnce(t, keys, load.acked())
 	t.Logf("acked %d, in spool %d, duplicates %d", sum.Acked, inSpool, dups)
-	if n := spoolLinesOf(t, s.spool, 0, `"client_id":"`+agent.id+`"`); n != 10 {
+	if n := spoolLinesOf(t, s.spool, 0, agent.id); n != 10 {
 		t.Fatalf("%d records of the legacy agent, want 10", n)
 	}
 }
