@@ -50,8 +50,8 @@
 //
 // A new process rebuilds the table from the spool's tail (Rebuild): the newest
 // segments, at most RebuildBytes of them, read oldest first, one line at a time,
-// with only client_id and seq parsed (ingest.ParseKey). A last line without '\n' is ignored
-// (it was never ACKed). Until the rebuild is done, Check waits (SetReady opens the
+// with only client_id and seq parsed (ingest.ParseKey). A last line without '\n' is
+// ignored (it was never ACKed). Until the rebuild is done, Check waits (SetReady opens the
 // gate): no report is checked against an incomplete window. By default readiness of
 // the process (the upgrade's "ready") does not wait for it: the listener is handed
 // over at once (SIGHUP to ready stays at a few ms), and reports reaching the new

@@ -6,12 +6,12 @@ import (
 	"unicode/utf8"
 )
 
-// ParseKey returns the client_id and seq of one record line as appendRecord writes
-// it (client_id and seq are always the first two keys), with or without its '\n'.
-// It reads nothing past the seq, so that reading a spool's keys back costs a
-// fraction of decoding its lines. id aliases line when the
-// client_id has no escapes; otherwise it is unescaped, as encoding/json would,
-// into buf (whose storage it may reuse). ok is false for anything else.
+// ParseKey returns the client_id and seq of one record line as Batch.Add writes it
+// (client_id and seq are always the first two keys), with or without its '\n'. It
+// reads nothing past the seq, so that reading a spool's keys back costs a fraction
+// of decoding its lines. id aliases line when the client_id has no escapes;
+// otherwise it is unescaped, as encoding/json would, into buf (whose storage it may
+// reuse). ok is false for anything else.
 func ParseKey(line, buf []byte) (id []byte, seq uint64, ok bool) {
 	if !bytes.HasPrefix(line, []byte(clientIDKey+`"`)) {
 		return nil, 0, false
