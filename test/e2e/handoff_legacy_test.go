@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/hawk-agents/hawk/internal/legacy"
-	"github.com/hawk-agents/hawk/internal/spool"
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
@@ -207,41 +206,6 @@ func (a *fleetAgent) alive(t *testing.T) {
 	}
 }
 
-// legacyRecord is what the test reads of a spool record.
-type legacyRecord struct {
-	ClientID string          `json:"client_id"`
-	Seq      uint64          `json:"seq"`
-	Listener string          `json:"listener"`
-	Payload  json.RawMessage `json:"payload"`
-}
-
-// legacyRecords reads every complete spool record of the given client ids.
-func legacyRecords(t *testing.T, dir string, ids map[string]bool) []legacyRecord {
-	t.Helper()
-	segs, err := spool.Segments(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []legacyRecord
-	for _, seg := range segs {
-		data, err := os.ReadFile(filepath.Join(dir, seg.Name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		data = data[:bytes.LastIndexByte(data, '\n')+1] // a torn last line is not a record
-		for line := range bytes.Lines(data) {
-			var r legacyRecord
-			if err := json.Unmarshal(line, &r); err != nil {
-				t.Fatalf("%s: bad record %q: %v", seg.Name, line, err)
-			}
-			if ids[r.ClientID] {
-				out = append(out, r)
-			}
-		}
-	}
-	return out
-}
-
 // ffff agents through back-to-back upgrades: each old process hands every agent's
 // connection to its successor at a quiet point (every receipt written, any partial
 // frame carried over), so no agent is disconnected, and it would be, for good: it
@@ -317,7 +281,7 @@ func TestHandoffLegacyAgentsThroughUpgrades(t *testing.T) {
 	for _, a := range fleet {
 		receipted += len(a.receipted)
 	}
-	recs := legacyRecords(t, s.spool, ids)
+	recs := spoolRecordsOf(t, s.spool, ids)
 	seen := map[string]int{}
 	seqs := map[string]bool{}
 	for _, r := range recs {

@@ -510,6 +510,41 @@ func readSpool(t testing.TB, dir string) spoolContents {
 	return out
 }
 
+// spoolRecord is what a test reads of a spool record beyond its key.
+type spoolRecord struct {
+	ClientID string          `json:"client_id"`
+	Seq      uint64          `json:"seq"`
+	Listener string          `json:"listener"`
+	Payload  json.RawMessage `json:"payload"`
+}
+
+// spoolRecordsOf decodes every complete spool record of the given client ids.
+func spoolRecordsOf(t testing.TB, dir string, ids map[string]bool) []spoolRecord {
+	t.Helper()
+	segs, err := spool.Segments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []spoolRecord
+	for _, seg := range segs {
+		data, err := os.ReadFile(filepath.Join(dir, seg.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = data[:bytes.LastIndexByte(data, '\n')+1] // a torn last line is not a record
+		for line := range bytes.Lines(data) {
+			var r spoolRecord
+			if err := json.Unmarshal(line, &r); err != nil {
+				t.Fatalf("%s: bad record %q: %v", seg.Name, line, err)
+			}
+			if ids[r.ClientID] {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
 // spoolKeys is readSpool's records and how many segments end in a torn line.
 func spoolKeys(t testing.TB, dir string) (keys map[string]int, torn int) {
 	t.Helper()
