@@ -1,13 +1,14 @@
-// Package client is the Go client library for hawk: an agent holds one Client, and
-// every Report returns once the server has persisted and acknowledged it.
+// Package client is hawk's Go client library: Report returns once the server has
+// persisted and acknowledged the report.
 //
-// A Client keeps one framed TCP connection to the server and pipelines reports over
-// it: up to Options.MaxInFlight reports may be unacknowledged at once, and Report
-// blocks while that window is full; on each connection at most the server's
-// WELCOME max_in_flight are unanswered (the rest wait in the client). Each report carries a seq chosen by the client,
-// strictly increasing per client (also across reconnects, and across agent restarts
-// when FirstSeq is derived from the clock), so the server can tell a resent report
-// from a new one.
+// An agent holds one Client. A Client keeps one framed TCP connection to the server
+// and pipelines reports over it: up to Options.MaxInFlight reports may be
+// unacknowledged at once, and Report blocks while that window is full; on each
+// connection at most the server's WELCOME max_in_flight are unanswered (the rest
+// wait in the client). Each report carries a seq chosen by the client, strictly
+// increasing per client (also across reconnects, and across agent restarts when
+// FirstSeq is derived from the clock), so the server can tell a resent report from a
+// new one.
 //
 // Failures are handled inside the client and never reach a Report caller as an
 // error: a lost connection is replaced with exponential backoff and full jitter

@@ -14,9 +14,9 @@ import (
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
-// These tests pin the client-facing rules of PROTOCOL.md 5, 6.2, 6.4 and 6.5
-// (issue 10, items 3 to 5): GOAWAY migration, the PING rule, the retry table,
-// retry_after_ms and WELCOME max_in_flight.
+// These tests pin the client-facing rules of PROTOCOL.md 5, 6.2, 6.4 and 6.5:
+// GOAWAY migration, the PING rule, the retry table, retry_after_ms and WELCOME
+// max_in_flight.
 
 // noBackoff returns options whose reconnect backoff is an hour: a test that still
 // sees the next connection proves that no backoff was applied.

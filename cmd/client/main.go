@@ -1,5 +1,8 @@
-// Command client is hawk's command-line client: "client send" sends one report,
-// "client load" is the load generator used by tests and benchmarks.
+// Command client is hawk's command-line client: send sends one report, load
+// generates load.
+//
+// "client send" sends one report and waits for its ACK; "client load" is the load
+// generator the tests and benchmarks use.
 package main
 
 import (

@@ -1,6 +1,8 @@
-// Package admin is hawk's operator HTTP endpoint: metrics, health, readiness and a
-// read-only view of connections and configuration. Its listener comes from the
-// upgrader like the protocol listener, so it survives a binary upgrade.
+// Package admin serves hawk's operator HTTP endpoint: metrics, health, readiness,
+// connections and configuration.
+//
+// The views of connections and configuration are read-only. Its listener comes from
+// the upgrader like the protocol listener, so it survives a binary upgrade.
 package admin
 
 import (

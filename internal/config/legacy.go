@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
+
+	"github.com/hawk-agents/hawk/internal/legacy/formats"
 )
 
 // Legacy is the legacy.* section: listeners for the older wire formats
@@ -35,17 +37,6 @@ type LegacyListener struct {
 	Allow        []string      `koanf:"allow" json:"allow"`
 	MaxFrameSize int           `koanf:"max_frame_size" json:"max_frame_size"`
 	IdleTimeout  time.Duration `koanf:"idle_timeout" json:"idle_timeout"`
-}
-
-// Legacy formats, their largest data and their defaults.
-var legacyFormats = map[string]struct {
-	maxData     int
-	defaultMax  int
-	defaultIdle time.Duration
-}{
-	"ffff":    {maxData: 0xFFFF, defaultMax: 0xFFFF, defaultIdle: 10 * time.Second}, // agents heartbeat every 2 s
-	"c8c9":    {maxData: maxFrameSize, defaultMax: 1 << 20, defaultIdle: 5 * time.Minute},
-	"headers": {maxData: maxFrameSize, defaultMax: 1 << 20, defaultIdle: 5 * time.Minute},
 }
 
 var legacyFields = []string{"name", "address", "format", "allow", "max_frame_size", "idle_timeout"}
@@ -125,12 +116,12 @@ func decodeListeners(raw any) (any, string) {
 				l.IdleTimeout = dv.(time.Duration)
 			}
 		}
-		if def, ok := legacyFormats[l.Format]; ok {
+		if def, ok := formats.Lookup(l.Format); ok {
 			if _, set := m["max_frame_size"]; !set || m["max_frame_size"] == nil {
-				l.MaxFrameSize = def.defaultMax
+				l.MaxFrameSize = def.DefaultMaxFrameSize
 			}
 			if _, set := m["idle_timeout"]; !set || m["idle_timeout"] == nil {
-				l.IdleTimeout = def.defaultIdle
+				l.IdleTimeout = def.DefaultIdleTimeout
 			}
 		}
 		out = append(out, l)
@@ -169,7 +160,7 @@ func validateLegacy(c *Config, bad func(key, format string, args ...any)) {
 				}
 			}
 		}
-		f, okFormat := legacyFormats[l.Format]
+		f, okFormat := formats.Lookup(l.Format)
 		if !okFormat {
 			bad(key("format"), "must be ffff, c8c9 or headers, not %q", l.Format)
 		}
@@ -181,8 +172,8 @@ func validateLegacy(c *Config, bad func(key, format string, args ...any)) {
 				bad(key("allow"), "%q is not a CIDR (such as 10.0.0.0/8 or 192.0.2.7/32)", a)
 			}
 		}
-		if okFormat && (l.MaxFrameSize < 1 || l.MaxFrameSize > f.maxData) {
-			bad(key("max_frame_size"), "must be between 1 and %d for %s, not %d", f.maxData, l.Format, l.MaxFrameSize)
+		if okFormat && (l.MaxFrameSize < 1 || l.MaxFrameSize > f.MaxData) {
+			bad(key("max_frame_size"), "must be between 1 and %d for %s, not %d", f.MaxData, l.Format, l.MaxFrameSize)
 		}
 		if l.IdleTimeout <= 0 {
 			bad(key("idle_timeout"), "must be positive, not %s", l.IdleTimeout)

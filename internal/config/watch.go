@@ -26,25 +26,27 @@ import (
 //     for that goroutine, and a failed EvalSymlinks at start returns with its mutex
 //     still held.
 //
-// So Watch uses fsnotify directly, on the parent directory (which survives rename-over
+// So WatchArmed uses fsnotify directly, on the parent directory (which survives rename-over
 // saves, deletes and ConfigMap's ..data swaps, unlike a watch on the file's inode),
 // filters events by the file's name, and on every event re-resolves the path's symlinks:
 // a changed target (the ..data swap, which names neither the file nor its directory) is
 // a change, and the target's own directory is watched as well when it differs.
 
-// DefaultDebounce is the debounce Watch uses when given 0.
+// DefaultDebounce is the debounce WatchArmed uses when given 0.
 const DefaultDebounce = 150 * time.Millisecond
 
 const (
 	// maxWaitFactor bounds how long a continuous stream of events can postpone the
 	// callback: at most maxWaitFactor × debounce after the first event.
 	maxWaitFactor = 10
-	// dirRetry is how often Watch tries to re-watch a parent directory that vanished.
+	// dirRetry is how often WatchArmed tries to re-watch a parent directory that vanished.
 	dirRetry = 500 * time.Millisecond
 )
 
-// Watch calls fn whenever the file at path changes on disk, until ctx is done, then
-// returns nil. Events are debounced: fn runs once the file has been quiet for debounce
+// WatchArmed calls fn whenever the file at path changes on disk, until ctx is done,
+// then returns nil; armed (if not nil) is called once the watch is in place, so a
+// caller that waits for it before declaring itself ready, then reloads once, misses
+// no save. Events are debounced: fn runs once the file has been quiet for debounce
 // (0 means DefaultDebounce), so one editor save is one call. It sees in-place writes,
 // saves that write a temporary file and rename it over, a symlink whose target changes
 // (a Kubernetes ConfigMap's ..data swap), and a deletion (one call: a reload then fails
@@ -52,23 +54,10 @@ const (
 // watching through deletions and invalid contents; if the parent directory itself goes
 // away, it re-watches it when it comes back.
 //
-// fn runs on Watch's goroutine, never concurrently with itself; events arriving while it
-// runs lead to one more call. Changes made before Watch has set up its watch are not
-// reported: start it before (or just after) the initial Load, and accept that window or
-// reload once after starting. An error is returned only when the watch cannot be set up
-// (the parent directory does not exist, inotify limits).
-func Watch(ctx context.Context, path string, debounce time.Duration, fn func()) error {
-	return watch(ctx, path, debounce, fn, nil)
-}
-
-// WatchArmed is Watch with armed called once the watch is in place: a caller that
-// waits for it before declaring itself ready, then reloads once, misses no save.
+// fn runs on WatchArmed's goroutine, never concurrently with itself; events arriving
+// while it runs lead to one more call. An error is returned only when the watch cannot
+// be set up (the parent directory does not exist, inotify limits).
 func WatchArmed(ctx context.Context, path string, debounce time.Duration, fn, armed func()) error {
-	return watch(ctx, path, debounce, fn, armed)
-}
-
-// watch is Watch with a hook called once the watch is in place.
-func watch(ctx context.Context, path string, debounce time.Duration, fn func(), ready func()) error {
 	if debounce <= 0 {
 		debounce = DefaultDebounce
 	}
@@ -87,8 +76,8 @@ func watch(ctx context.Context, path string, debounce time.Duration, fn func(), 
 		return fmt.Errorf("config: watch %s: %w", wt.dir, err)
 	}
 	wt.resolve()
-	if ready != nil {
-		ready()
+	if armed != nil {
+		armed()
 	}
 
 	var (
@@ -157,7 +146,7 @@ func watch(ctx context.Context, path string, debounce time.Duration, fn func(), 
 	}
 }
 
-// fileWatch is Watch's state. Only Watch's goroutine touches it.
+// fileWatch is WatchArmed's state. Only WatchArmed's goroutine touches it.
 type fileWatch struct {
 	w       *fsnotify.Watcher
 	path    string // absolute, as given: may be a symlink

@@ -22,7 +22,7 @@ type watchProbe struct {
 }
 
 // startWatch runs watch on path until the test ends, returning once the watch is set
-// up. The test fails if Watch returns early or with an error.
+// up. The test fails if WatchArmed returns early or with an error.
 func startWatch(t *testing.T, path string) *watchProbe {
 	t.Helper()
 	p := &watchProbe{ch: make(chan struct{}, 100)}
@@ -30,7 +30,7 @@ func startWatch(t *testing.T, path string) *watchProbe {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- watch(ctx, path, testDebounce, func() {
+		done <- WatchArmed(ctx, path, testDebounce, func() {
 			p.calls.Add(1)
 			p.ch <- struct{}{}
 		}, func() { close(ready) })
@@ -269,19 +269,19 @@ func TestWatchParentDirReplaced(t *testing.T) {
 }
 
 func TestWatchStopsAndFails(t *testing.T) {
-	if err := Watch(context.Background(), "/nonexistent/dir/hawk.yaml", 0, func() {}); err == nil {
+	if err := WatchArmed(context.Background(), "/nonexistent/dir/hawk.yaml", 0, func() {}, nil); err == nil {
 		t.Error("watching in a missing directory: no error")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Watch(ctx, tempConfig(t, ""), 0, func() {}) }()
+	go func() { done <- WatchArmed(ctx, tempConfig(t, ""), 0, func() {}, nil) }()
 	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Errorf("Watch returned %v after cancel, want nil", err)
+			t.Errorf("WatchArmed returned %v after cancel, want nil", err)
 		}
 	case <-time.After(callDeadline):
-		t.Fatal("Watch did not return after cancel")
+		t.Fatal("WatchArmed did not return after cancel")
 	}
 }

@@ -1,7 +1,9 @@
-// Package conn runs hawk's connections: the handshake, the read loop that decodes
-// frames in place and hands reports to a destination (internal/ingest), coalesced
-// writes, the reaper that enforces every per-connection deadline, and the drain that
-// says GOAWAY.
+// Package conn runs hawk's native connections from HELLO to close, answering each
+// report once it is durable.
+//
+// It holds the handshake, the read loop that decodes frames in place and hands
+// reports to a destination (internal/ingest), coalesced writes, the reaper that
+// enforces every per-connection deadline, and the drain that says GOAWAY.
 //
 // # The path of one report
 //

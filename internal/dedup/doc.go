@@ -1,6 +1,8 @@
-// Package dedup makes ingest effectively-once: it remembers, per client_id, which
-// seqs are durable, so that a report resent after a lost ACK is acknowledged again
-// instead of being stored a second time.
+// Package dedup makes ingest effectively-once: a report resent after a lost ACK is
+// ACKed again, not stored again.
+//
+// It remembers, per client_id, which seqs are durable (and which are on their way to
+// the destination).
 //
 // # The contract
 //
@@ -48,8 +50,8 @@
 //
 // A new process rebuilds the table from the spool's tail (Rebuild): the newest
 // segments, at most RebuildBytes of them, read oldest first, one line at a time,
-// with only client_id and seq parsed (ParseKey). A last line without '\n' is ignored
-// (it was never ACKed). Until the rebuild is done, Check waits (SetReady opens the
+// with only client_id and seq parsed (ingest.ParseKey). A last line without '\n' is
+// ignored (it was never ACKed). Until the rebuild is done, Check waits (SetReady opens the
 // gate): no report is checked against an incomplete window. By default readiness of
 // the process (the upgrade's "ready") does not wait for it: the listener is handed
 // over at once (SIGHUP to ready stays at a few ms), and reports reaching the new

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hawk-agents/hawk/internal/ingest"
+	"github.com/hawk-agents/hawk/internal/spool"
 )
 
 // heapPerClient fills a table with n clients, each having had reports committed,
@@ -94,26 +95,26 @@ func writeSpool(tb testing.TB, dir string, size int64, clients int) (lines, writ
 	payload := `"` + fmt.Sprintf("%0254d", 0) + `"`
 	seqs := make([]uint64, clients)
 	base := uint64(time.Now().UnixNano())
-	var buf []byte
+	var b ingest.Batch
 	for n := 0; written < size; n++ {
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("hawk-20261124T%06d.000000000Z-4242-%06d.jsonl", n, n)))
+		f, err := os.Create(filepath.Join(dir, spool.SegmentName(time.Unix(1764000000+int64(n), 0), 4242, uint64(n))))
 		if err != nil {
 			tb.Fatal(err)
 		}
 		var seg int64
 		for seg < 64<<20 && written+seg < size {
-			buf = buf[:0]
+			b.Reset()
 			for range 1000 {
 				i := int(lines % int64(clients))
 				seqs[i]++
-				buf = ingest.AppendRecord(buf, &ingest.Record{ClientID: "agent-" + strconv.Itoa(100000+i), Seq: base + seqs[i], ConnID: uint64(i),
+				b.Add(&ingest.Record{ClientID: "agent-" + strconv.Itoa(100000+i), Seq: base + seqs[i], ConnID: uint64(i),
 					Received: time.Unix(1764000000, int64(lines)), Payload: []byte(payload)})
 				lines++
 			}
-			if _, err := f.Write(buf); err != nil {
+			if _, err := f.Write(b.Lines()); err != nil {
 				tb.Fatal(err)
 			}
-			seg += int64(len(buf))
+			seg += int64(len(b.Lines()))
 		}
 		written += seg
 		if err := f.Close(); err != nil {

@@ -2,18 +2,29 @@ package dedup
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/hawk-agents/hawk/internal/ingest"
+	"github.com/hawk-agents/hawk/internal/spool"
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
-// segName is a segment name as internal/spool makes them.
+// segName is the name of process pid's n-th segment, started n seconds into the
+// test's hour: names sort by n.
 func segName(n int, pid int) string {
-	return fmt.Sprintf("hawk-20261124T0900%02d.000000000Z-%d-%06d.jsonl", n, pid, n)
+	return spool.SegmentName(time.Date(2026, 11, 24, 9, 0, n, 0, time.UTC), pid, uint64(n))
+}
+
+// record is one report's line as the spool writes it.
+func record(id string, seq uint64, payload string) []byte {
+	var b ingest.Batch
+	b.Add(&ingest.Record{ClientID: id, Seq: seq, ConnID: 3,
+		Received: time.Date(2026, 11, 24, 9, 0, 0, 5, time.UTC), Payload: []byte(payload)})
+	return b.Lines()
 }
 
 func writeSeg(t testing.TB, dir, name string, lines ...[]byte) {

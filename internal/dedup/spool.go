@@ -7,12 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
+
+	"github.com/hawk-agents/hawk/internal/ingest"
+	"github.com/hawk-agents/hawk/internal/spool"
 )
 
-// segmentFile is one spool segment (internal/spool's doc:
-// hawk-<start>-<pid>-<counter>.jsonl) and how far it has been read.
+// segmentFile is one spool segment (internal/spool owns its name) and how far it
+// has been read.
 type segmentFile struct {
 	name string // without the directory; names sort by start time
 	pid  int
@@ -20,35 +21,16 @@ type segmentFile struct {
 	skip bool  // off may be mid-line: drop everything up to the first '\n'
 }
 
-// segmentPID parses a segment name; ok is false for any other file.
-func segmentPID(name string) (int, bool) {
-	if !strings.HasPrefix(name, "hawk-") || !strings.HasSuffix(name, ".jsonl") {
-		return 0, false
-	}
-	parts := strings.Split(strings.TrimSuffix(name, ".jsonl"), "-")
-	if len(parts) != 4 {
-		return 0, false
-	}
-	pid, err := strconv.Atoi(parts[2])
-	if err != nil || pid <= 0 {
-		return 0, false
-	}
-	return pid, true
-}
-
 // listSegments returns dir's segments, sorted by name.
 func listSegments(dir string) ([]segmentFile, error) {
-	ents, err := os.ReadDir(dir)
+	segs, err := spool.Segments(dir)
 	if err != nil {
 		return nil, err
 	}
-	var out []segmentFile
-	for _, e := range ents {
-		if pid, ok := segmentPID(e.Name()); ok && e.Type().IsRegular() {
-			out = append(out, segmentFile{name: e.Name(), pid: pid})
-		}
+	out := make([]segmentFile, len(segs))
+	for i, s := range segs {
+		out[i] = segmentFile{name: s.Name, pid: s.PID}
 	}
-	slices.SortFunc(out, func(a, b segmentFile) int { return strings.Compare(a.name, b.name) })
 	return out, nil
 }
 
@@ -120,7 +102,7 @@ func (r *reader) scan(dir string, f *segmentFile) error {
 }
 
 func (r *reader) apply(line []byte) {
-	id, seq, ok := ParseKey(line, r.idBuf)
+	id, seq, ok := ingest.ParseKey(line, r.idBuf)
 	if !ok {
 		r.bad++
 		return

@@ -78,12 +78,6 @@ func (ch *Channel) SignalReady() error {
 	return nil
 }
 
-// WaitReady waits up to timeout for the receiver's SignalReady.
-func (ch *Channel) WaitReady(timeout time.Duration) error {
-	_, err := ch.WaitReadyInfo(timeout)
-	return err
-}
-
 // WaitReadyInfo waits up to timeout for the receiver's SignalReady or
 // SignalReadyWith and returns what it said (an empty Ready for SignalReady: a
 // receiver that adopts no legacy connection).

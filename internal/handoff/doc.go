@@ -17,7 +17,7 @@
 //     The child claims the file before Ready (tableflip closes unclaimed ones).
 //  2. The receiver calls SignalReady once it can serve what it is sent without
 //     delay (in hawk: its dedup windows are rebuilt, so a moved connection's next
-//     report does not wait); the sender waits for it (WaitReady) before it stops
+//     report does not wait); the sender waits for it (WaitReadyInfo) before it stops
 //     any connection, and falls back for all of them if it does not come within
 //     upgrade.handoff_timeout. Then the sender (old process) sends batches of at most MaxFDs descriptors, each
 //     with its State (Channel.Send). It sends one batch at a time and waits for the

@@ -146,7 +146,7 @@ func TestChannelMovesBatches(t *testing.T) {
 			got++
 		})
 	}()
-	if err := p.Parent.WaitReady(5 * time.Second); err != nil {
+	if _, err := p.Parent.WaitReadyInfo(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < n; i += MaxFDs {
@@ -181,8 +181,8 @@ func TestChannelReceiverGone(t *testing.T) {
 	}
 	defer p.Parent.Close()
 	p.Child.Close()
-	if err := p.Parent.WaitReady(5 * time.Second); err == nil {
-		t.Fatal("WaitReady succeeded with no receiver")
+	if _, err := p.Parent.WaitReadyInfo(5 * time.Second); err == nil {
+		t.Fatal("WaitReadyInfo succeeded with no receiver")
 	}
 	fds, states := pipes(t, 3)
 	if err := p.Parent.Send(fds, states); err == nil {

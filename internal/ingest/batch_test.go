@@ -40,8 +40,8 @@ func TestBatchLinesCarryTheirSeqs(t *testing.T) {
 		if got.Seq != b.Seqs()[i] || got.Seq != uint64(100+i) || !got.Received.Equal(recv[i]) {
 			t.Errorf("line %d: %+v; want seq %d received %v", i, got, b.Seqs()[i], recv[i])
 		}
-		if want := AppendRecord(nil, &Record{ClientID: "c", Seq: uint64(100 + i), ConnID: 9, Received: recv[i], Payload: fmt.Appendf(nil, `{"i":%d}`, i)}); !bytes.Equal(l, want) {
-			t.Errorf("line %d: %s; AppendRecord gives %s", i, l, want)
+		if want := appendLine(nil, &Record{ClientID: "c", Seq: uint64(100 + i), ConnID: 9, Received: recv[i], Payload: fmt.Appendf(nil, `{"i":%d}`, i)}); !bytes.Equal(l, want) {
+			t.Errorf("line %d: %s; appendLine gives %s", i, l, want)
 		}
 		i++
 	}

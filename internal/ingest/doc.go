@@ -1,8 +1,11 @@
-// Package ingest is the boundary between connections and the destination of their
-// reports. A connection knows reports (Record) and batches of them (Batch); a
-// Destination makes a batch durable and tells its Waiter, once, whether it is. The
-// connection never sees a byte format on disk or on a broker, and a second
-// destination plugs in by implementing Destination.
+// Package ingest carries reports from connections to a Destination as batches of
+// record lines, whose format it owns.
+//
+// It is the boundary between connections and the destination of their reports. A
+// connection knows reports (Record) and batches of them (Batch); a Destination makes
+// a batch durable and tells its Waiter, once, whether it is. The connection never
+// sees a byte format on disk or on a broker, and a second destination plugs in by
+// implementing Destination.
 //
 // # The record format
 //
@@ -25,16 +28,18 @@
 //	payload_b64  string   otherwise: the payload's bytes in standard base64 with padding
 //
 // Exactly one of payload and payload_b64 is present. listener and format are both
-// present or both absent: a native report's line carries neither, byte for byte as
-// before they existed. A legacy report's client_id is "<format>:<peer ip>:<peer
-// port>" and its seq is assigned by the server (see internal/legacy), so the pair
-// still identifies the report. The depth bound keeps every line
-// readable by Go's encoding/json and by Python's json module. For example:
+// present or both absent: a native report's line carries neither, so a consumer that
+// knows only native lines reads it unchanged. A legacy report's client_id is
+// "<format>:<peer ip>:<peer port>" and its seq is assigned by the server (see
+// internal/legacy), so the pair still identifies the report. The depth bound keeps
+// every line readable by Go's encoding/json and by Python's json module. For example:
 //
 //	{"client_id":"a1","seq":12,"conn_id":5,"received":"2026-11-23T08:00:00.123456789Z","payload":{"cpu":0.5}}
 //	{"client_id":"a1","seq":13,"conn_id":5,"received":"2026-11-23T08:00:00.2Z","payload_b64":"AAEC"}
 //	{"client_id":"ffff:10.1.2.3:54321","seq":1763884800000000000,"conn_id":6,"listener":"metrics","format":"ffff","received":"2026-11-23T08:00:00.3Z","payload":{"content":"x","rand":7,"timestamp":1700000000}}
 //
 // internal/spool writes these lines to its segment files verbatim; internal/jetstream
-// publishes each line (without its '\n') as one message.
+// publishes each line (without its '\n') as one message. This package alone writes
+// the format (Batch.Add) and reads it back: ParseKey gives a line's client_id and seq
+// to whoever needs them (internal/dedup, internal/jetstream, the tests).
 package ingest

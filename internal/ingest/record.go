@@ -22,29 +22,30 @@ type Record struct {
 	Format   string
 }
 
-// AppendRecord appends r as one record line (ending in '\n', the format in doc.go)
-// to dst and returns it. It does not allocate when dst has room for the line.
-//
-// The payload is embedded as a JSON value when it is valid JSON (json.Valid), valid
-// UTF-8 and nested no deeper than MaxPayloadDepth, and otherwise written as
-// "payload_b64". Valid JSON that is not
-// valid UTF-8 goes to payload_b64 too: a JSON reader would replace the bad bytes
-// with U+FFFD, and the record would silently no longer hold what the agent sent.
-func AppendRecord(dst []byte, r *Record) []byte {
-	var stamp [len(time.RFC3339Nano) + 8]byte
-	return appendRecord(dst, r, appendStamp(stamp[:0], r.Received))
-}
+// The keys a record line starts with, in this order; ParseKey reads only them.
+const (
+	clientIDKey = `{"client_id":`
+	seqKey      = `,"seq":`
+)
 
 // appendStamp formats a receive time as records carry it.
 func appendStamp(dst []byte, t time.Time) []byte {
 	return t.UTC().AppendFormat(dst, time.RFC3339Nano)
 }
 
-// appendRecord is AppendRecord with r.Received already formatted by appendStamp.
+// appendRecord appends r as one record line (ending in '\n', the format in doc.go)
+// to dst and returns it, with r.Received already formatted by appendStamp. It does
+// not allocate when dst has room for the line.
+//
+// The payload is embedded as a JSON value when it is valid JSON (json.Valid), valid
+// UTF-8 and nested no deeper than MaxPayloadDepth, and otherwise written as
+// "payload_b64". Valid JSON that is not valid UTF-8 goes to payload_b64 too: a JSON
+// reader would replace the bad bytes with U+FFFD, and the record would silently not
+// hold what the agent sent.
 func appendRecord(dst []byte, r *Record, stamp []byte) []byte {
-	dst = append(dst, `{"client_id":`...)
+	dst = append(dst, clientIDKey...)
 	dst = appendString(dst, r.ClientID)
-	dst = append(dst, `,"seq":`...)
+	dst = append(dst, seqKey...)
 	dst = strconv.AppendUint(dst, r.Seq, 10)
 	dst = append(dst, `,"conn_id":`...)
 	dst = strconv.AppendUint(dst, r.ConnID, 10)

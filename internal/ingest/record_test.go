@@ -12,6 +12,13 @@ import (
 	"unicode/utf8"
 )
 
+// appendLine is appendRecord with the receive time formatted here: one report's
+// line, as a Batch of that report alone holds it.
+func appendLine(dst []byte, r *Record) []byte {
+	var stamp [len(time.RFC3339Nano) + 8]byte
+	return appendRecord(dst, r, appendStamp(stamp[:0], r.Received))
+}
+
 func decodeLine(t testing.TB, b []byte) line {
 	t.Helper()
 	if len(b) == 0 || b[len(b)-1] != '\n' || bytes.Count(b, []byte{'\n'}) != 1 || bytes.IndexByte(b, '\r') >= 0 {
@@ -33,7 +40,7 @@ func TestAppendRecordFormat(t *testing.T) {
 		Received: time.Date(2026, 11, 23, 8, 0, 0, 123456789, time.UTC),
 		Payload:  []byte(`{"cpu":0.5}`),
 	}
-	got := string(AppendRecord(nil, r))
+	got := string(appendLine(nil, r))
 	want := `{"client_id":"a1","seq":12,"conn_id":5,"received":"2026-11-23T08:00:00.123456789Z","payload":{"cpu":0.5}}` + "\n"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
@@ -51,7 +58,7 @@ func TestAppendRecordJSONPayload(t *testing.T) {
 	}
 	for _, p := range payloads {
 		r := &Record{ClientID: "agent-7", Seq: 1<<64 - 1, ConnID: 99, Received: recv, Payload: []byte(p)}
-		l := decodeLine(t, AppendRecord(nil, r))
+		l := decodeLine(t, appendLine(nil, r))
 		if l.ClientID != "agent-7" || l.Seq != 1<<64-1 || l.ConnID != 99 || !l.Received.Equal(recv) || l.PayloadB64 != nil {
 			t.Errorf("%s: decoded %+v", p, l)
 		}
@@ -87,7 +94,7 @@ func TestAppendRecordReceivedIsUTC(t *testing.T) {
 		{time.Date(2026, 11, 23, 8, 0, 0, 500, time.UTC), `"received":"2026-11-23T08:00:00.0000005Z"`},
 		{time.Time{}, `"received":"0001-01-01T00:00:00Z"`},
 	} {
-		got := AppendRecord(nil, &Record{Received: tc.t, Payload: []byte("1")})
+		got := appendLine(nil, &Record{Received: tc.t, Payload: []byte("1")})
 		if !bytes.Contains(got, []byte(tc.want)) {
 			t.Errorf("%v: %s does not contain %s", tc.t, got, tc.want)
 		}
@@ -100,7 +107,7 @@ func TestAppendRecordCompactsLineBreaks(t *testing.T) {
 	if err := json.Compact(&want, []byte(p)); err != nil {
 		t.Fatal(err)
 	}
-	l := decodeLine(t, AppendRecord(nil, &Record{ClientID: "c", Payload: []byte(p)}))
+	l := decodeLine(t, appendLine(nil, &Record{ClientID: "c", Payload: []byte(p)}))
 	if string(l.Payload) != want.String() {
 		t.Errorf("payload %s, want %s", l.Payload, want.String())
 	}
@@ -117,7 +124,7 @@ func TestAppendRecordBinaryPayload(t *testing.T) {
 		nil,
 	}
 	for _, p := range payloads {
-		l := decodeLine(t, AppendRecord(nil, &Record{ClientID: "c", Seq: 3, Payload: p}))
+		l := decodeLine(t, appendLine(nil, &Record{ClientID: "c", Seq: 3, Payload: p}))
 		if l.PayloadB64 == nil || l.Payload != nil {
 			t.Errorf("%q: want payload_b64 only, got %+v", p, l)
 			continue
@@ -157,7 +164,7 @@ func TestAppendRecordClientIDEscaping(t *testing.T) {
 		if err := json.Unmarshal(want.Bytes(), &wantID); err != nil {
 			t.Fatal(err)
 		}
-		l := decodeLine(t, AppendRecord(nil, &Record{ClientID: id, Payload: []byte("{}")}))
+		l := decodeLine(t, appendLine(nil, &Record{ClientID: id, Payload: []byte("{}")}))
 		if l.ClientID != wantID {
 			t.Errorf("%q came back as %q, want %q", id, l.ClientID, wantID)
 		}
@@ -269,7 +276,7 @@ func FuzzAppendRecord(f *testing.F) {
 	f.Add("", uint64(1<<63), []byte("{\n\"a\" : [1,\r\n2]}"))
 	f.Fuzz(func(t *testing.T, id string, seq uint64, p []byte) {
 		recv := time.Unix(0, int64(seq>>1)).UTC()
-		b := AppendRecord(nil, &Record{ClientID: id, Seq: seq, ConnID: seq ^ 1, Received: recv, Payload: p})
+		b := appendLine(nil, &Record{ClientID: id, Seq: seq, ConnID: seq ^ 1, Received: recv, Payload: p})
 		l := decodeLine(t, b)
 		wantID, _ := json.Marshal(id)
 		var id2 string
@@ -320,8 +327,8 @@ func TestAppendRecordDoesNotAllocate(t *testing.T) {
 	} {
 		r := &Record{ClientID: "agent-\"7\"", Seq: 1234567, ConnID: 42, Received: time.Now(), Payload: p}
 		buf := make([]byte, 0, 4096)
-		if n := testing.AllocsPerRun(100, func() { buf = AppendRecord(buf[:0], r) }); n != 0 {
-			t.Errorf("%s: %v allocations per AppendRecord, want 0", name, n)
+		if n := testing.AllocsPerRun(100, func() { buf = appendLine(buf[:0], r) }); n != 0 {
+			t.Errorf("%s: %v allocations per appendRecord, want 0", name, n)
 		}
 	}
 }
@@ -337,7 +344,7 @@ func BenchmarkAppendRecord(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(bc.payload)))
 			for b.Loop() {
-				buf = AppendRecord(buf[:0], r)
+				buf = appendLine(buf[:0], r)
 			}
 		})
 	}
@@ -382,7 +389,7 @@ func TestDeepestPayloadReadsInPython(t *testing.T) {
 	}
 	for _, depth := range []int{MaxPayloadDepth, MaxPayloadDepth + 1, 10000} {
 		p := []byte(strings.Repeat("[", depth) + strings.Repeat("]", depth))
-		line := AppendRecord(nil, &Record{ClientID: "c", Seq: 1, Payload: p})
+		line := appendLine(nil, &Record{ClientID: "c", Seq: 1, Payload: p})
 		cmd := exec.Command(py, "-c", "import json,sys; r=json.loads(sys.stdin.read()); print('payload' in r)")
 		cmd.Stdin = bytes.NewReader(line)
 		out, err := cmd.CombinedOutput()
@@ -407,7 +414,7 @@ func TestAppendRecordLegacyKeys(t *testing.T) {
 		Received: time.Date(2026, 11, 23, 8, 0, 0, 300000000, time.UTC),
 		Payload:  []byte(`{"content":"x","rand":7,"timestamp":1700000000}`),
 	}
-	got := string(AppendRecord(nil, r))
+	got := string(appendLine(nil, r))
 	want := `{"client_id":"ffff:10.1.2.3:54321","seq":7,"conn_id":6,"listener":"metrics","format":"ffff","received":"2026-11-23T08:00:00.3Z","payload":{"content":"x","rand":7,"timestamp":1700000000}}` + "\n"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)

@@ -290,7 +290,6 @@ func (d *Destination) Submit(b *ingest.Batch, w ingest.Waiter) {
 	// One copy of the lines for all messages: b is reused as soon as we return, and
 	// the library keeps each message until its acknowledgement.
 	data := bytes.Clone(b.Lines())
-	var lastRaw []byte
 	var subject, clientID string
 	for i := 0; i < n; i++ {
 		end := bytes.IndexByte(data, '\n')
@@ -300,13 +299,17 @@ func (d *Destination) Submit(b *ingest.Batch, w ingest.Waiter) {
 		}
 		line := data[:end:end]
 		data = data[end+1:]
-		id, raw, err := lineClientID(line)
-		if err != nil {
-			j.err = err
+		// Only a client id with JSON escapes is copied (rare: hawk escapes only '"',
+		// '\\', control characters, invalid UTF-8, U+2028 and U+2029).
+		id, _, ok := ingest.ParseKey(line, nil)
+		if !ok {
+			j.err = errors.New("jetstream: batch line is not a record")
 			break
 		}
-		if !bytes.Equal(raw, lastRaw) {
-			lastRaw, clientID, subject = raw, id, Subject(d.opts.Subject, id)
+		// A read's reports are one client's: the subject is rendered once per run.
+		if i == 0 || string(id) != clientID {
+			clientID = string(id)
+			subject = Subject(d.opts.Subject, clientID)
 		}
 		msg := &nats.Msg{Subject: subject, Data: line, Header: nats.Header{jetstream.MsgIDHeader: []string{MsgID(clientID, seqs[i])}}}
 		f, err := d.js.PublishMsgAsync(msg)

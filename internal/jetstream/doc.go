@@ -1,8 +1,10 @@
-// Package jetstream is the NATS JetStream destination (destination: jetstream): an
-// ingest.Destination that publishes every report to a JetStream stream and lets the
-// connection ACK it only once JetStream has acknowledged the publish. Several hawk
-// instances (behind an L4 balancer) write to the same stream; the stream, not one
-// machine's disk, is where reports are durable.
+// Package jetstream is the NATS JetStream destination: a report is ACKed once
+// JetStream has acknowledged its publish.
+//
+// With destination: jetstream, an ingest.Destination publishes every report to a
+// JetStream stream and lets the connection ACK it only once JetStream has
+// acknowledged the publish. Several hawk instances (behind an L4 balancer) write to
+// the same stream; the stream, not one machine's disk, is where reports are durable.
 //
 // # Messages
 //
@@ -13,7 +15,7 @@
 // '-' '_' become %XX, so "ffff:10.1.2.3:54321" is "ffff%3A10%2E1%2E2%2E3%3A54321");
 // its Nats-Msg-Id header is "<client_id>:<seq>" (MsgID), the client id unescaped:
 // seq is the digits after the last ':', so a client id containing ':' is no
-// ambiguity (ParseMsgID).
+// ambiguity.
 //
 // # Exactly once within the duplicate window
 //

@@ -1,6 +1,9 @@
 package jetstream
 
 import (
+	"errors"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,12 +21,12 @@ func TestEscapeToken(t *testing.T) {
 		if got != want {
 			t.Errorf("EscapeToken(%q) = %q, want %q", id, got, want)
 		}
-		back, err := UnescapeToken(got)
+		back, err := unescapeToken(got)
 		if err != nil || back != id {
-			t.Errorf("UnescapeToken(%q) = %q, %v; want %q", got, back, err, id)
+			t.Errorf("unescapeToken(%q) = %q, %v; want %q", got, back, err, id)
 		}
 	}
-	if _, err := UnescapeToken("a%4"); err == nil {
+	if _, err := unescapeToken("a%4"); err == nil {
 		t.Error("truncated escape accepted")
 	}
 }
@@ -34,31 +37,13 @@ func TestMsgID(t *testing.T) {
 		seq uint64
 	}{{"a1", 12}, {"ffff:10.1.2.3:54321", 1763884800000000000}, {"x:", 0}} {
 		got := MsgID(c.id, c.seq)
-		id, seq, err := ParseMsgID(got)
+		id, seq, err := parseMsgID(got)
 		if err != nil || id != c.id || seq != c.seq {
-			t.Errorf("ParseMsgID(%q) = %q, %d, %v; want %q, %d", got, id, seq, err, c.id, c.seq)
+			t.Errorf("parseMsgID(%q) = %q, %d, %v; want %q, %d", got, id, seq, err, c.id, c.seq)
 		}
 	}
-	if _, _, err := ParseMsgID("nocolon"); err == nil {
+	if _, _, err := parseMsgID("nocolon"); err == nil {
 		t.Error("id without ':' accepted")
-	}
-}
-
-func TestLineClientID(t *testing.T) {
-	for line, want := range map[string]string{
-		`{"client_id":"a1","seq":1}`:            "a1",
-		`{"client_id":"q\"uote\\d","seq":1}`:    `q"uote\d`,
-		`{"client_id":"\u00e9t\u00e9","seq":1}`: "été",
-	} {
-		got, _, err := lineClientID([]byte(line))
-		if err != nil || got != want {
-			t.Errorf("lineClientID(%s) = %q, %v; want %q", line, got, err, want)
-		}
-	}
-	for _, bad := range []string{`{"seq":1}`, `{"client_id":"open`} {
-		if _, _, err := lineClientID([]byte(bad)); err == nil {
-			t.Errorf("lineClientID(%s) accepted", bad)
-		}
 	}
 }
 
@@ -117,4 +102,41 @@ func TestCheckStream(t *testing.T) {
 	if _, err := CheckStream(mem, synced); err == nil {
 		t.Error("memory storage accepted with require_durable")
 	}
+}
+
+// unescapeToken reverses EscapeToken: the tests hold EscapeToken to being reversible.
+func unescapeToken(tok string) (string, error) {
+	if !strings.Contains(tok, "%") {
+		return tok, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(tok); i++ {
+		if tok[i] != '%' {
+			b.WriteByte(tok[i])
+			continue
+		}
+		if i+2 >= len(tok) {
+			return "", errors.New("jetstream: truncated escape in subject token " + strconv.Quote(tok))
+		}
+		v, err := strconv.ParseUint(tok[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", errors.New("jetstream: bad escape in subject token " + strconv.Quote(tok))
+		}
+		b.WriteByte(byte(v))
+		i += 2
+	}
+	return b.String(), nil
+}
+
+// parseMsgID splits a MsgID at its last ':': the tests hold MsgID to being unambiguous.
+func parseMsgID(id string) (clientID string, seq uint64, err error) {
+	i := strings.LastIndexByte(id, ':')
+	if i < 0 {
+		return "", 0, errors.New("jetstream: message id without ':': " + strconv.Quote(id))
+	}
+	seq, err = strconv.ParseUint(id[i+1:], 10, 64)
+	if err != nil {
+		return "", 0, errors.New("jetstream: message id with a bad seq: " + strconv.Quote(id))
+	}
+	return id[:i], seq, nil
 }

@@ -199,7 +199,7 @@ func TestC8C9Lengths(t *testing.T) {
 	}
 }
 
-// The test: 100 messages in one write are 100 frames.
+// A device that writes 100 messages at once: 100 messages in one write are 100 frames.
 func TestHeadersHundredInOneWrite(t *testing.T) {
 	var stream []byte
 	for i := range 100 {

@@ -1,7 +1,10 @@
-// Package legacy serves agents that speak older wire formats, unchanged, on
-// listeners of their own: ffff (the metrics agent), c8c9 (long-connection devices)
-// and headers (a minimal framing). docs/PROTOCOL.md, "Legacy formats", describes
-// each byte; testdata/golden.json holds the vectors.
+// Package legacy serves agents of the older wire formats, unchanged, on listeners of
+// their own, with hawk's durability.
+//
+// The formats are ffff (the metrics agent), c8c9 (long-connection devices) and
+// headers (a minimal framing); internal/legacy/formats names them and their limits.
+// docs/PROTOCOL.md, "Legacy formats", describes each byte; testdata/golden.json
+// holds the vectors.
 //
 // The durability is hawk's: a report goes into an ingest.Batch (one per read of the
 // socket), the batch is submitted once to the ingest.Destination, and the receipt

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"hash/crc32"
+
+	"github.com/hawk-agents/hawk/internal/legacy/formats"
 )
 
 // The ffff format (the metrics agent):
@@ -22,7 +24,7 @@ const (
 	ffffTrailer = "\xff\xfe"
 	ffffHeader  = 4 // magic + length
 	ffffTail    = 4 // CRC + trailer
-	maxFFFFData = 0xFFFF
+	maxFFFFData = formats.MaxFFFFData
 
 	// FFFFHeartbeatReply and FFFFReportReply are the agent's expected lines, byte for
 	// byte (the agents match "recive" as it is spelt).

@@ -1,39 +1,34 @@
 package legacy
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/hawk-agents/hawk/internal/legacy/formats"
+)
 
 // Format names a legacy wire format.
 type Format string
 
 // The legacy formats hawk serves.
 const (
-	FormatFFFF    Format = "ffff"    // the metrics agent: 0xFFFF framing, JSON envelope, text-line receipts
-	FormatC8C9    Format = "c8c9"    // the long-connection device format: 0xC8 … 0xC9 frames, JSON result frames
-	FormatHeaders Format = "headers" // "Headers" + length + message; no reply (at most once)
+	FormatFFFF    Format = formats.FFFF    // the metrics agent: 0xFFFF framing, JSON envelope, text-line receipts
+	FormatC8C9    Format = formats.C8C9    // the long-connection device format: 0xC8 … 0xC9 frames, JSON result frames
+	FormatHeaders Format = formats.Headers // "Headers" + length + message; no reply (at most once)
 )
-
-// Formats is every format, in the order the docs list them.
-var Formats = []Format{FormatFFFF, FormatC8C9, FormatHeaders}
 
 // ParseFormat returns the format called s.
 func ParseFormat(s string) (Format, error) {
-	for _, f := range Formats {
-		if string(f) == s {
-			return f, nil
-		}
+	if _, ok := formats.Lookup(s); !ok {
+		return "", fmt.Errorf("unknown legacy format %q (ffff, c8c9, headers)", s)
 	}
-	return "", fmt.Errorf("unknown legacy format %q (ffff, c8c9, headers)", s)
+	return Format(s), nil
 }
 
 // MaxDataSize is the largest data a frame of the format can carry at all; a
 // listener's max_frame_size may only lower it.
 func (f Format) MaxDataSize() int {
-	switch f {
-	case FormatFFFF:
-		return maxFFFFData
-	default:
-		return 64 << 20
-	}
+	s, _ := formats.Lookup(string(f))
+	return s.MaxData
 }
 
 // Drop reasons: why a frame (or a run of bytes) was dropped without a reply. They

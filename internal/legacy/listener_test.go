@@ -183,7 +183,7 @@ func (h *harness) dial() net.Conn {
 	return nc
 }
 
-// The agent: one connection, a heartbeat goroutine every 2 s, 300 report
+// The metrics agent as it runs in the field: one connection, a heartbeat goroutine every 2 s, 300 report
 // goroutines each sending a report every second over it, and a reader of receipt
 // lines. 1,000 reports: each gets one receipt, and when the agent reads its k-th
 // receipt, at least k of its reports are lines in the spool already.

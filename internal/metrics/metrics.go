@@ -1,7 +1,9 @@
-// Package metrics defines hawk's Prometheus metrics (prometheus/client_golang) and
-// implements the observer interfaces of the packages that produce them. Hot-path
-// calls arrive batched (per read, per write, per spool batch) and resolve to
-// pre-bound counters, so no label lookup happens per frame.
+// Package metrics defines hawk's Prometheus metrics and implements the observers of
+// the packages that produce them.
+//
+// The metrics are prometheus/client_golang collectors. Hot-path calls arrive batched
+// (per read, per write, per spool batch) and resolve to pre-bound counters, so no
+// label lookup happens per frame.
 package metrics
 
 import (

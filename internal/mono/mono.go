@@ -1,6 +1,8 @@
 // Package mono is a process-local monotonic clock as an int64, for deadlines kept in
-// atomics: a wall-clock step (NTP, a VM resumed) must never expire a healthy
-// connection or a backoff, and an int64 fits in an atomic where a time.Time does not.
+// atomics.
+//
+// A wall-clock step (NTP, a VM resumed) must never expire a healthy connection or a
+// backoff, and an int64 fits in an atomic where a time.Time does not.
 package mono
 
 import "time"

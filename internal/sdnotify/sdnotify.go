@@ -1,5 +1,8 @@
-// Package sdnotify speaks systemd's notify protocol (sd_notify(3)): one datagram of
-// newline-separated VAR=value assignments to the unix socket named by NOTIFY_SOCKET.
+// Package sdnotify speaks systemd's notify protocol (sd_notify(3)) to the socket
+// NOTIFY_SOCKET names.
+//
+// A notification is one datagram of newline-separated VAR=value assignments to that
+// unix socket.
 //
 // It is spoken directly rather than through coreos/go-systemd: the protocol is one
 // datagram, and hawk needs the variable left in the environment (so that the
@@ -58,9 +61,8 @@ func (s Socket) Send(assignments ...string) error {
 
 // The assignments hawk sends.
 const (
-	Ready     = "READY=1"
-	Stopping  = "STOPPING=1"
-	Reloading = "RELOADING=1"
+	Ready    = "READY=1"
+	Stopping = "STOPPING=1"
 )
 
 // MainPID names the service's main process (the new one, after an upgrade).
@@ -74,10 +76,4 @@ func Status(text string) string { return "STATUS=" + strings.ReplaceAll(text, "\
 // fires (systemd 236+).
 func ExtendTimeout(d time.Duration) string {
 	return "EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(d.Microseconds(), 10)
-}
-
-// MonotonicUsec is CLOCK_MONOTONIC now, sent with RELOADING=1 to Type=notify-reload
-// units (systemd 253+).
-func MonotonicUsec(now time.Duration) string {
-	return "MONOTONIC_USEC=" + strconv.FormatInt(now.Microseconds(), 10)
 }

@@ -1,9 +1,11 @@
-// Package spool persists reports in append-only JSON Lines segment files, with
-// group commit: the reports of every connection that arrive while one write is in
-// progress go to disk together in the next write, and each report is ACKed only
-// after the write holding it succeeded (and was fsynced, in fsync mode "always").
-// The bytes waiting for the next write are bounded (Options.MaxPending): past the
-// bound Submit blocks, which stops the submitting connection's reads.
+// Package spool persists reports in append-only JSON Lines segment files and ACKs
+// each once its write succeeded.
+//
+// Writes are group commits: the reports of every connection that arrive while one
+// write is in progress go to disk together in the next write, and each report is
+// ACKed only after the write holding it succeeded (and was fsynced, in fsync mode
+// "always"). The bytes waiting for the next write are bounded (Options.MaxPending):
+// past the bound Submit blocks, which stops the submitting connection's reads.
 //
 // # Files (the contract with log shippers)
 //
@@ -18,7 +20,8 @@
 // so two processes sharing the directory (during a binary upgrade both the old and
 // the new server run) never write to the same file. Sorting names sorts segments
 // roughly by creation time; within one pid the order is exact unless the wall clock
-// stepped back.
+// stepped back. SegmentName makes these names and Segments lists a directory's
+// segments: nothing else in hawk parses them.
 //
 // Every line is one record, a JSON object ending in '\n', in the format package
 // ingest documents (internal/ingest, the package doc): the spool writes the lines of

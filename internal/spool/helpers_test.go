@@ -7,8 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -470,17 +468,14 @@ func parseLines(t testing.TB, data []byte) []line {
 // segmentFiles returns the names of the segment files in dir, sorted.
 func segmentFiles(t testing.TB, dir string) []string {
 	t.Helper()
-	ents, err := os.ReadDir(dir)
+	segs, err := Segments(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".jsonl") {
-			names = append(names, e.Name())
-		}
+	names := make([]string, len(segs))
+	for i, seg := range segs {
+		names[i] = seg.Name
 	}
-	sort.Strings(names)
 	return names
 }
 

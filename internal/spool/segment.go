@@ -7,14 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 )
-
-// nameLayout is the start time in a segment name: fixed width, so that names sort
-// by time, and no ':' (not allowed in file names everywhere shippers run).
-const nameLayout = "20060102T150405.000000000Z"
 
 // segCounter numbers segments process-wide, not per Spool: two Spools of one
 // process on one directory (tests, or a misconfiguration) then still never try
@@ -25,11 +20,6 @@ var segCounter atomic.Uint64
 // maxNameAttempts bounds the retries after a name collision: each retry takes a
 // new counter value and start time, so more than a few means something else is wrong.
 const maxNameAttempts = 100
-
-// segmentName is the file name (without directory) of a segment started at start.
-func segmentName(start time.Time, pid int, n uint64) string {
-	return fmt.Sprintf("hawk-%s-%d-%06d.jsonl", start.UTC().Format(nameLayout), pid, n)
-}
 
 // segment is the file the committer appends to. Only the committer uses it.
 type segment struct {
@@ -48,7 +38,7 @@ type segment struct {
 func (s *Spool) openSegment() (*segment, error) {
 	var err error
 	for range maxNameAttempts {
-		name := filepath.Join(s.dir, segmentName(s.now(), s.pid, segCounter.Add(1)-1))
+		name := filepath.Join(s.dir, SegmentName(s.now(), s.pid, segCounter.Add(1)-1))
 		var f File
 		f, err = s.openFile(name)
 		if err == nil {

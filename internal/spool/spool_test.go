@@ -386,7 +386,7 @@ func TestNameCollision(t *testing.T) {
 	frozen := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	next := segCounter.Load()
 	for i := range uint64(3) {
-		name := filepath.Join(dir, segmentName(frozen, os.Getpid(), next+i))
+		name := filepath.Join(dir, SegmentName(frozen, os.Getpid(), next+i))
 		if err := os.WriteFile(name, []byte("taken\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -401,7 +401,7 @@ func TestNameCollision(t *testing.T) {
 		t.Fatal(err)
 	}
 	names := segmentFiles(t, dir)
-	if len(names) != 4 || names[3] != segmentName(frozen, os.Getpid(), next+3) {
+	if len(names) != 4 || names[3] != SegmentName(frozen, os.Getpid(), next+3) {
 		t.Fatalf("files %v", names)
 	}
 	for _, name := range names[:3] {

@@ -1,5 +1,7 @@
-// Package testutil holds the helpers every test package shares: waiting on a
-// condition with a deadline (never sleep-and-hope) and a raw protocol peer.
+// Package testutil holds the helpers every test package shares: waits with a
+// deadline, a protocol peer, certificates.
+//
+// A test waits on a condition with a deadline (Eventually), never sleep-and-hope.
 package testutil
 
 import (

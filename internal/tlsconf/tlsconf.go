@@ -1,7 +1,10 @@
-// Package tlsconf loads the native listener's TLS material (certificate, key,
-// client CA bundle) and reloads it without a restart: new handshakes use the newest
-// good files at once (through GetConfigForClient), and a bad file keeps the last
-// good material in force. It also derives a client's identity from its certificate.
+// Package tlsconf loads the native listener's TLS material and reloads it live,
+// keeping the last good one in force.
+//
+// The material is a certificate, its key and a client CA bundle. It is reloaded
+// without a restart: new handshakes use the newest good files at once (through
+// GetConfigForClient), and a bad file keeps the last good material in force. It also
+// derives a client's identity from its certificate.
 package tlsconf
 
 import (

@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -17,35 +14,6 @@ import (
 
 // Effectively-once ingest (internal/dedup): a report resent after a lost ACK is
 // ACKed again, not stored again, across SIGKILL and restart and across upgrades.
-
-// spoolKeys counts every "client_id seq" in a spool directory. A segment's last
-// line without '\n' (a write torn by SIGKILL) is not a record: it was never ACKed.
-func spoolKeys(t testing.TB, dir string) (keys map[string]int, torn int) {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys = map[string]int{}
-	for _, name := range files {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i := bytes.LastIndexByte(data, '\n'); i+1 < len(data) {
-			torn++
-			data = data[:i+1]
-		}
-		for line := range bytes.Lines(data) {
-			key, err := recordKey(line)
-			if err != nil {
-				t.Fatalf("%s: bad record %q: %v", name, line, err)
-			}
-			keys[key]++
-		}
-	}
-	return keys, torn
-}
 
 // exactlyOnce asserts that every acked report is in the spool exactly once and
 // that no (client_id, seq) is there twice; it returns the counts for the log.

@@ -12,8 +12,8 @@ import (
 )
 
 // handoffUpgrades is how many back-to-back upgrades TestHandoffConnectionsUnderLoad
-// runs: 4 in CI; E2E_HANDOFF_UPGRADES=20 for the issue's full figure (not HAWK_*: the
-// server reads those as configuration).
+// runs: 4 in CI; E2E_HANDOFF_UPGRADES=20 for the figure the performance docs quote
+// (not HAWK_*: the server reads those as configuration).
 func handoffUpgrades(t *testing.T) int {
 	if v := os.Getenv("E2E_HANDOFF_UPGRADES"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -119,8 +119,8 @@ func TestHandoffSighupsDuringHandoff(t *testing.T) {
 }
 
 // A SIGTERM that reaches the old process during the handoff is a stop of the
-// service (issue 13's rule: after the upgrade won, the stop is handed to the new
-// process): the handoff still completes without losing a connection between the
+// service (once the upgrade has won, a stop belongs to the new process, which
+// systemd then follows): the handoff still completes without losing a connection between the
 // two processes, then the new process drains and exits, and every acked report is
 // in the spool exactly once.
 func TestHandoffSigtermDuringHandoff(t *testing.T) {

@@ -1,6 +1,8 @@
-// Package e2e builds the real binaries and runs them as an operator would: start,
-// load, upgrade with SIGHUP, stop with SIGTERM, kill with SIGKILL. Every process a
-// test starts is stopped when the test ends, and every port is chosen by the kernel.
+// Package e2e runs the real binaries as an operator would: start, load, upgrade
+// (SIGHUP), stop (SIGTERM), kill (SIGKILL).
+//
+// TestMain builds the binaries once. Every process a test starts is stopped when the
+// test ends, and every port is chosen by the kernel.
 package e2e
 
 import (
@@ -22,7 +24,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/protocol"
+	"github.com/hawk-agents/hawk/internal/spool"
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
@@ -323,8 +327,8 @@ func (s *server) reaped(pid int) bool {
 	}
 }
 
-// ---- Helpers shared by the tests of issue 10 (protocol dialer, spool reader
-// honoring the torn-line rule, metrics scraper, process inspection). ----
+// ---- Helpers the tests share (protocol dialer, spool reader honoring the
+// torn-line rule, metrics scraper, process inspection). ----
 
 // protoErr is an ERROR frame the server sent, as an error.
 type protoErr struct{ protocol.ErrorPayload }
@@ -475,36 +479,77 @@ type spoolContents struct {
 
 // readSpool reads every segment the way the spool contract (internal/spool/doc.go)
 // tells consumers to: a last line without '\n' is an unfinished write and is
-// ignored; every complete line must be a record.
+// ignored; every complete line must be a record. Only each line's key is read
+// (ingest.ParseKey), which keeps checking a million records fast even in a -race
+// test binary.
 func readSpool(t testing.TB, dir string) spoolContents {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	segs, err := spool.Segments(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := spoolContents{records: map[string]int{}}
-	for _, name := range files {
-		data, err := os.ReadFile(name)
+	for _, seg := range segs {
+		data, err := os.ReadFile(filepath.Join(dir, seg.Name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if i := bytes.LastIndexByte(data, '\n'); i < len(data)-1 {
-			out.torn = append(out.torn, fmt.Sprintf("%s: %q", filepath.Base(name), data[i+1:]))
+			out.torn = append(out.torn, fmt.Sprintf("%s: %q", seg.Name, data[i+1:]))
 			data = data[:i+1]
 		}
-		for _, line := range bytes.Split(data, []byte("\n")) {
-			if len(line) == 0 {
-				continue
+		for line := range bytes.Lines(data) {
+			id, seq, ok := ingest.ParseKey(line, nil)
+			if !ok {
+				t.Fatalf("%s: bad record %q", seg.Name, line)
 			}
-			key, err := recordKey(line)
-			if err != nil {
-				t.Fatalf("%s: bad record %q: %v", name, line, err)
-			}
-			out.records[key]++
+			out.records[string(id)+" "+strconv.FormatUint(seq, 10)]++
 			out.lines++
 		}
 	}
 	return out
+}
+
+// spoolRecord is what a test reads of a spool record beyond its key.
+type spoolRecord struct {
+	ClientID string          `json:"client_id"`
+	Seq      uint64          `json:"seq"`
+	Listener string          `json:"listener"`
+	Payload  json.RawMessage `json:"payload"`
+}
+
+// spoolRecordsOf decodes every complete spool record of the given client ids.
+func spoolRecordsOf(t testing.TB, dir string, ids map[string]bool) []spoolRecord {
+	t.Helper()
+	segs, err := spool.Segments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []spoolRecord
+	for _, seg := range segs {
+		data, err := os.ReadFile(filepath.Join(dir, seg.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = data[:bytes.LastIndexByte(data, '\n')+1] // a torn last line is not a record
+		for line := range bytes.Lines(data) {
+			var r spoolRecord
+			if err := json.Unmarshal(line, &r); err != nil {
+				t.Fatalf("%s: bad record %q: %v", seg.Name, line, err)
+			}
+			if ids[r.ClientID] {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// spoolKeys is readSpool's records and how many segments end in a torn line.
+func spoolKeys(t testing.TB, dir string) (keys map[string]int, torn int) {
+	t.Helper()
+	sp := readSpool(t, dir)
+	return sp.records, len(sp.torn)
 }
 
 // scrapeMetrics fetches /metrics from an admin address and returns every sample,

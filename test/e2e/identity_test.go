@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -129,21 +128,9 @@ func TestIdentityAgainstBinary(t *testing.T) {
 			t.Errorf("victim seq %d stored %d times", seq, n)
 		}
 	}
-	files, _ := filepath.Glob(filepath.Join(s.spool, "*.jsonl"))
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			var r struct {
-				ClientID string          `json:"client_id"`
-				Seq      int             `json:"seq"`
-				Payload  json.RawMessage `json:"payload"`
-			}
-			if err := json.Unmarshal([]byte(line), &r); err != nil {
-				t.Fatalf("record %q: %v", line, err)
-			}
-			if want := fmt.Sprintf(`{"real":%d}`, r.Seq); r.ClientID == "victim" && string(r.Payload) != want {
-				t.Errorf("victim seq %d stored with payload %s, want %s", r.Seq, r.Payload, want)
-			}
+	for _, r := range spoolRecordsOf(t, s.spool, map[string]bool{"victim": true}) {
+		if want := fmt.Sprintf(`{"real":%d}`, r.Seq); string(r.Payload) != want {
+			t.Errorf("victim seq %d stored with payload %s, want %s", r.Seq, r.Payload, want)
 		}
 	}
 

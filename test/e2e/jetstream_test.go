@@ -23,7 +23,8 @@ import (
 	"github.com/hawk-agents/hawk/internal/testutil/natstest"
 )
 
-// Issue 15: reports into NATS JetStream, and several hawks behind a balancer.
+// destination: jetstream: reports go into NATS JetStream, and several hawks behind a
+// balancer share one stream.
 
 const jsStream = "REPORTS"
 

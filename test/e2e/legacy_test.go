@@ -2,16 +2,18 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/legacy"
+	"github.com/hawk-agents/hawk/internal/spool"
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
@@ -58,24 +60,28 @@ func (a *ffffAgent) report(n int, tag string) {
 	}
 }
 
-// spoolLinesOf counts the spool lines holding s, in segments written by pid (0: any).
-func spoolLinesOf(t *testing.T, dir string, pid int, s string) int {
+// spoolLinesOf counts the complete records of clientID in the segments written by pid
+// (0: any).
+func spoolLinesOf(t *testing.T, dir string, pid int, clientID string) int {
 	t.Helper()
-	pattern := "hawk-*.jsonl"
-	if pid != 0 {
-		pattern = fmt.Sprintf("hawk-*-%d-*.jsonl", pid)
-	}
-	files, err := filepath.Glob(filepath.Join(dir, pattern))
+	segs, err := spool.Segments(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, f := range files {
-		b, err := os.ReadFile(f)
+	for _, seg := range segs {
+		if pid != 0 && seg.PID != pid {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, seg.Name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		n += strings.Count(string(b), s)
+		for line := range bytes.Lines(b[:bytes.LastIndexByte(b, '\n')+1]) {
+			if id, _, ok := ingest.ParseKey(line, nil); ok && string(id) == clientID {
+				n++
+			}
+		}
 	}
 	return n
 }
@@ -97,7 +103,7 @@ func TestLegacyFFFFListenerAcrossUpgrade(t *testing.T) {
 	old := s.pid()
 	a := dialFFFF(t, addr)
 	a.report(50, "before")
-	if n := spoolLinesOf(t, s.spool, old, `"client_id":"`+a.id+`"`); n != 50 {
+	if n := spoolLinesOf(t, s.spool, old, a.id); n != 50 {
 		t.Fatalf("%d records of agent A in the spool after 50 receipts, want 50", n)
 	}
 
@@ -115,7 +121,7 @@ func TestLegacyFFFFListenerAcrossUpgrade(t *testing.T) {
 	// A new agent on the same address is served by the new process.
 	b := dialFFFF(t, addr)
 	b.report(20, "after")
-	if n := spoolLinesOf(t, s.spool, next, `"client_id":"`+b.id+`"`); n != 20 {
+	if n := spoolLinesOf(t, s.spool, next, b.id); n != 20 {
 		t.Fatalf("%d records of agent B in the new process's segments, want 20", n)
 	}
 	// The old agent is still served by the old process, which waits for it.
@@ -123,7 +129,7 @@ func TestLegacyFFFFListenerAcrossUpgrade(t *testing.T) {
 		t.Fatal("the old process exited while a legacy agent was connected")
 	}
 	a.report(10, "draining")
-	if n := spoolLinesOf(t, s.spool, old, `"client_id":"`+a.id+`"`); n != 60 {
+	if n := spoolLinesOf(t, s.spool, old, a.id); n != 60 {
 		t.Fatalf("%d records of agent A in the old process's segments, want 60", n)
 	}
 	a.nc.Close()
@@ -155,7 +161,7 @@ func TestLegacyConnectionCutAtDrainTimeout(t *testing.T) {
 	s.waitLog(10*time.Second, func(l logLine) bool {
 		return l.str("msg") == "legacy listener drained" && l.num("cut_at_deadline") == 1
 	})
-	if n := spoolLinesOf(t, s.spool, 0, `"client_id":"`+a.id+`"`); n != 10 {
+	if n := spoolLinesOf(t, s.spool, 0, a.id); n != 10 {
 		t.Errorf("%d records of the agent, want 10", n)
 	}
 }

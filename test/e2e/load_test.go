@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -105,65 +104,12 @@ func (l *loadRun) acked() map[string]int {
 	return out
 }
 
-// spoolRecords reads every record in a spool directory and counts each
-// "client_id seq" key.
+// spoolRecords is readSpool's records: every "client_id seq" key and its count.
 func spoolRecords(t testing.TB, dir string) map[string]int {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int{}
-	for _, name := range files {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range bytes.Split(data, []byte("\n")) {
-			if len(line) == 0 {
-				continue
-			}
-			key, err := recordKey(line)
-			if err != nil {
-				t.Fatalf("%s: bad record %q: %v", name, line, err)
-			}
-			out[key]++
-		}
-	}
-	return out
+	return readSpool(t, dir).records
 }
 
-// recordKey returns "client_id seq" of one spool line. The spool writes client_id
-// and seq first (internal/spool/record.go); reading just them keeps checking a
-// million records fast even in a -race test binary.
-func recordKey(line []byte) (string, error) {
-	const pre = `{"client_id":`
-	if !bytes.HasPrefix(line, []byte(pre)) {
-		return "", fmt.Errorf("does not start with %s", pre)
-	}
-	rest := line[len(pre):]
-	end := bytes.Index(rest, []byte(`,"seq":`))
-	if end < 0 {
-		return "", fmt.Errorf("no seq")
-	}
-	var id string
-	if err := json.Unmarshal(rest[:end], &id); err != nil {
-		return "", err
-	}
-	rest = rest[end+len(`,"seq":`):]
-	n := bytes.IndexByte(rest, ',')
-	if n < 0 {
-		return "", fmt.Errorf("no field after seq")
-	}
-	seq, err := strconv.ParseUint(string(rest[:n]), 10, 64)
-	if err != nil {
-		return "", err
-	}
-	return id + " " + strconv.FormatUint(seq, 10), nil
-}
-
-// checkSpool asserts every acked report is in the spool; with exact, also that the
-// spool holds each exactly once and nothing else.
 // checkCleanSpool reads the spool in dir after clean stops, where not even the
 // torn last line a crash may leave is allowed, and checks it against acked as
 // checkSpool does.
@@ -176,6 +122,8 @@ func checkCleanSpool(t testing.TB, dir string, acked map[string]int, exact bool)
 	checkSpool(t, sp.records, acked, exact)
 }
 
+// checkSpool asserts every acked report is in the spool; with exact, also that the
+// spool holds each exactly once and nothing else.
 func checkSpool(t testing.TB, spool map[string]int, acked map[string]int, exact bool) {
 	t.Helper()
 	missing, dups := 0, 0

@@ -44,7 +44,7 @@ func (l *loadRun) storm() stormSummary {
 	return s
 }
 
-// The reconnect storm of issue 10: 10,000 agents told GOAWAY by an upgrade must
+// The reconnect storm: 10,000 agents told GOAWAY by an upgrade must
 // reach the new process no faster than it admits handshakes. The old process
 // raises drain.spread to fit limits.handshake_rate and hints each reconnect into
 // its slot; the new process's own count of admissions per second stays within the

@@ -15,15 +15,16 @@ import (
 	"time"
 
 	"github.com/hawk-agents/hawk/internal/protocol"
+	"github.com/hawk-agents/hawk/internal/spool"
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
 // spoolLines counts the records written so far.
 func (s *server) spoolLines() int {
-	files, _ := filepath.Glob(filepath.Join(s.spool, "*.jsonl"))
+	segs, _ := spool.Segments(s.spool)
 	n := 0
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
+	for _, seg := range segs {
+		b, _ := os.ReadFile(filepath.Join(s.spool, seg.Name))
 		n += bytes.Count(b, []byte("\n"))
 	}
 	return n

@@ -1,6 +1,8 @@
-// Package natstest runs a real nats-server with JetStream inside a test process
-// (file store in a temp dir, 127.0.0.1 and a free port), restartable on the same
-// port and store, and reads a stream back.
+// Package natstest runs a real nats-server with JetStream inside a test process and
+// reads a stream back.
+//
+// The server has its file store in a temp dir and listens on 127.0.0.1 and a free
+// port; it can be restarted on the same port and store.
 package natstest
 
 import (

@@ -1,16 +1,14 @@
-package dedup
+package ingest
 
 import (
 	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
-
-	"github.com/hawk-agents/hawk/internal/ingest"
 )
 
-func record(id string, seq uint64, payload string) []byte {
-	return ingest.AppendRecord(nil, &ingest.Record{ClientID: id, Seq: seq, ConnID: 3,
+func recordLine(id string, seq uint64, payload string) []byte {
+	return appendLine(nil, &Record{ClientID: id, Seq: seq, ConnID: 3,
 		Received: time.Date(2026, 11, 24, 9, 0, 0, 5, time.UTC), Payload: []byte(payload)})
 }
 
@@ -22,14 +20,14 @@ func TestParseKey(t *testing.T) {
 		seq    uint64
 		wantOK bool
 	}{
-		{"plain", record("agent-1", 12, `{"cpu":0.5}`), "agent-1", 12, true},
-		{"no newline", bytes.TrimSuffix(record("a", 1, `1`), []byte("\n")), "a", 1, true},
-		{"quote and backslash", record(`a"b\c`, 7, `1`), `a"b\c`, 7, true},
-		{"line separators", record("x\u2028y\u2029z", 8, `1`), "x\u2028y\u2029z", 8, true},
-		{"invalid utf8 becomes U+FFFD", record("a\xffb", 9, `1`), "a\ufffdb", 9, true},
-		{"control characters", record("a\x01\n\tb", 10, `1`), "a\x01\n\tb", 10, true},
-		{"max seq", record("m", ^uint64(0), `1`), "m", ^uint64(0), true},
-		{"zero seq", record("z", 0, `1`), "z", 0, true},
+		{"plain", recordLine("agent-1", 12, `{"cpu":0.5}`), "agent-1", 12, true},
+		{"no newline", bytes.TrimSuffix(recordLine("a", 1, `1`), []byte("\n")), "a", 1, true},
+		{"quote and backslash", recordLine(`a"b\c`, 7, `1`), `a"b\c`, 7, true},
+		{"line separators", recordLine("x\u2028y\u2029z", 8, `1`), "x\u2028y\u2029z", 8, true},
+		{"invalid utf8 becomes U+FFFD", recordLine("a\xffb", 9, `1`), "a\ufffdb", 9, true},
+		{"control characters", recordLine("a\x01\n\tb", 10, `1`), "a\x01\n\tb", 10, true},
+		{"max seq", recordLine("m", ^uint64(0), `1`), "m", ^uint64(0), true},
+		{"zero seq", recordLine("z", 0, `1`), "z", 0, true},
 		{"surrogate pair", []byte(`{"client_id":"\ud83d\ude00","seq":5,"conn_id":1}`), "😀", 5, true},
 		{"lone surrogate", []byte(`{"client_id":"a\ud83dz","seq":5,"conn_id":1}`), "a\ufffdz", 5, true},
 		{"escaped slash", []byte(`{"client_id":"a\/b","seq":5}`), "a/b", 5, true},
@@ -53,14 +51,14 @@ func TestParseKey(t *testing.T) {
 	}
 }
 
-// FuzzParseKey holds ParseKey to encoding/json on every line ingest writes, and to
+// FuzzParseKey holds ParseKey to encoding/json on every line appendRecord writes, and to
 // "not ok" on any torn prefix of one.
 func FuzzParseKey(f *testing.F) {
 	f.Add("agent-1", uint64(1), []byte(`{"a":1}`), 0)
 	f.Add(`q"\`, uint64(1<<63), []byte("\xff"), 10)
 	f.Add("\u2028\x00é", ^uint64(0), []byte(`[1,2]`), 30)
 	f.Fuzz(func(t *testing.T, id string, seq uint64, payload []byte, cut int) {
-		line := ingest.AppendRecord(nil, &ingest.Record{ClientID: id, Seq: seq, ConnID: 1, Received: time.Unix(0, 0), Payload: payload})
+		line := appendLine(nil, &Record{ClientID: id, Seq: seq, ConnID: 1, Received: time.Unix(0, 0), Payload: payload})
 		var want struct {
 			ClientID string `json:"client_id"`
 			Seq      uint64 `json:"seq"`
@@ -86,7 +84,7 @@ func FuzzParseKey(f *testing.F) {
 }
 
 func BenchmarkParseKey(b *testing.B) {
-	line := record("agent-000042", 1764000000123456789, `{"cpu":0.5,"mem":1234,"disk":[1,2,3]}`)
+	line := recordLine("agent-000042", 1764000000123456789, `{"cpu":0.5,"mem":1234,"disk":[1,2,3]}`)
 	buf := make([]byte, 0, 256)
 	b.SetBytes(int64(len(line)))
 	b.ReportAllocs()

@@ -1,4 +1,4 @@
-package dedup
+package ingest
 
 import (
 	"bytes"
@@ -6,21 +6,17 @@ import (
 	"unicode/utf8"
 )
 
-const (
-	keyPrefix = `{"client_id":"`
-	seqKey    = `,"seq":`
-)
-
-// ParseKey returns the client_id and seq of one record line (the format in
-// internal/ingest's doc: client_id and seq are always the first two keys), with or
-// without its '\n'. It reads nothing past the seq. id aliases line when the
-// client_id has no escapes; otherwise it is unescaped, as encoding/json would,
-// into buf (whose storage it may reuse). ok is false for anything else.
+// ParseKey returns the client_id and seq of one record line as Batch.Add writes it
+// (client_id and seq are always the first two keys), with or without its '\n'. It
+// reads nothing past the seq, so that reading a spool's keys back costs a fraction
+// of decoding its lines. id aliases line when the client_id has no escapes;
+// otherwise it is unescaped, as encoding/json would, into buf (whose storage it may
+// reuse). ok is false for anything else.
 func ParseKey(line, buf []byte) (id []byte, seq uint64, ok bool) {
-	if !bytes.HasPrefix(line, []byte(keyPrefix)) {
+	if !bytes.HasPrefix(line, []byte(clientIDKey+`"`)) {
 		return nil, 0, false
 	}
-	start := len(keyPrefix)
+	start := len(clientIDKey) + 1
 	i := start
 	escaped := false
 	for ; i < len(line); i++ {
