@@ -83,7 +83,7 @@ func (m *Manager) Adopt(f *os.File, st *handoff.State) error {
 	}
 	c.slot.Store(true)
 	m.slots.Add(1)
-	m.reg.add(c)
+	m.reg.Add(c)
 	m.live.Add(1)
 	m.reg.bind(c)
 	c.state.Store(stateActive)

@@ -26,7 +26,7 @@ import (
 // which then finds only the connections that fell back. It returns once every
 // connection asked is moved (its teardown done), lost, or serving again.
 func (m *Manager) HandOff(ctx context.Context, ch handoff.BatchSender, timeout time.Duration) handoff.Result {
-	conns := m.reg.snapshot(nil)
+	conns := m.reg.Snapshot(nil)
 	hc := make([]handoff.Conn, len(conns))
 	for i, c := range conns {
 		hc[i] = c

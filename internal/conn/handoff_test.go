@@ -95,7 +95,7 @@ func TestHandoffMovesConnectionsMidFrame(t *testing.T) {
 		p.Write(frame[:cut])
 	}
 	waitFor(t, "every reader to hold its partial frame", func() bool {
-		for _, c := range old.m.reg.snapshot(nil) {
+		for _, c := range old.m.reg.Snapshot(nil) {
 			if c.frameHave.Load()>>32 != uint64(cut) {
 				return false
 			}

@@ -38,7 +38,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // the new process has a listener of this name and format. It returns once every
 // connection is moved (its teardown done), lost, or serving again.
 func (l *Listener) HandOff(ctx context.Context, ch handoff.BatchSender, deadline time.Time) handoff.Result {
-	conns := l.snapshot(nil)
+	conns := l.conns.Snapshot(nil)
 	hc := make([]handoff.Conn, len(conns))
 	for i, c := range conns {
 		hc[i] = c
@@ -198,7 +198,7 @@ func (l *Listener) Adopt(f *os.File, st *handoff.State) error {
 	c.bytesIn.Store(st.BytesIn)
 	c.bytesOut.Store(st.BytesOut)
 	c.lastSeen.Store(mono.Now())
-	l.add(c)
+	l.conns.Add(c)
 	l.live.Add(1)
 	if !l.Settings().allowed(c.peer) {
 		c.closeNow(ReasonNotAllowed)
