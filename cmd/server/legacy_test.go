@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/hawk-agents/hawk/internal/config"
-	"github.com/hawk-agents/hawk/internal/handoff"
 	"github.com/hawk-agents/hawk/internal/legacy"
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
@@ -88,57 +85,5 @@ func TestConnectionsListsLegacy(t *testing.T) {
 	}
 	if rest := ts.connections(got.ID, 10); len(rest) != 0 {
 		t.Errorf("after %d: %+v", got.ID, rest)
-	}
-}
-
-// A legacy connection moves only to a listener of the same name and format: when
-// the new process's ready names none, or one of another format, it falls back (is
-// never sent) and the old process serves it on.
-func TestHandOffLegacyFallsBackWithoutMatchingListener(t *testing.T) {
-	ts := newTestServer(t)
-	st := &legacy.Settings{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, IdleTimeout: time.Minute, MaxFrameSize: 1024}
-	l, err := legacy.New(legacy.Options{Name: "m", Format: legacy.FormatFFFF, Settings: st, Destination: ts.spool})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go l.Serve(ln)
-	t.Cleanup(func() {
-		ln.Close()
-		l.Drain(context.Background(), 0)
-		l.Close()
-	})
-	ts.legacy = []*legacyListener{{cfg: config.LegacyListener{Name: "m", Format: "ffff"}, l: l, ln: ln}}
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	testutil.Eventually(t, 5*time.Second, func() bool { return l.Count() == 1 }, "the legacy connection accepted")
-	for _, tc := range []struct {
-		ready  map[string]string
-		reason string
-	}{
-		{map[string]string{"other": "ffff"}, "no_listener"},
-		{map[string]string{"m": "c8c9"}, "format"},
-	} {
-		res := handoff.Result{Fallback: map[string]int{}}
-		// No channel: nothing may be sent.
-		if moved := ts.handOffLegacy(context.Background(), nil, &handoff.Ready{Legacy: tc.ready}, time.Second, &res); moved != 0 {
-			t.Fatalf("%v: moved %d", tc.ready, moved)
-		}
-		if res.Fallback[tc.reason] != 1 || len(res.Fallback) != 1 || res.Moved+res.Lost != 0 {
-			t.Fatalf("%v: %+v, want one fallback %s", tc.ready, res, tc.reason)
-		}
-	}
-	// Still served here.
-	nc.Write(legacy.AppendFFFFPacket(nil, legacy.FFFFHeartbeat, []byte(`{}`)))
-	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	b := make([]byte, len(legacy.FFFFHeartbeatReply))
-	if _, err := io.ReadFull(nc, b); err != nil || string(b) != legacy.FFFFHeartbeatReply {
-		t.Fatalf("heartbeat after the fallback: %q, %v", b, err)
 	}
 }

@@ -65,14 +65,14 @@ func (s *server) upgrade(trigger string) error {
 	s.log.Info("upgrade requested ("+trigger+"): starting the new binary", zap.String("binary", os.Args[0]))
 	s.notify(sdnotify.Status(fmt.Sprintf("upgrading (%s): starting %s", trigger, os.Args[0])))
 	moved := s.warnListenerMoves()
-	ho := s.passHandoff()
+	ho := s.handoff.out.Pass(s.upg.PassFile)
 	err := s.upg.Upgrade()
 	if err == nil && moved != "" {
 		s.log.Warn("upgrade moved the protocol listener: established connections are handed to the new process and stay "+
 			"connected (upgrade.handoff); any that fall back are told GOAWAY and reconnect to the address they know, "+
 			"which closes with this drain", zap.String("moved", moved))
 	}
-	s.afterUpgrade(ho, err)
+	s.handoff.out.Passed(ho, err)
 	switch {
 	case err == nil:
 		s.upgraded.Store(true)

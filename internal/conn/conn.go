@@ -124,8 +124,9 @@ type Conn struct {
 
 	// Handoff to a new process (handoff.go): where this connection is in it, nil
 	// until a handoff asks it (a pointer: Conn stays in its size class).
-	ho        atomic.Pointer[handoff.Point]
-	hoClosing bool // closing was set by the quiet point (under wmu)
+	ho atomic.Pointer[handoff.Point]
+
+	_ [8]byte // a Conn stays 448 bytes, a multiple of 64 (layout_test.go)
 }
 
 // Info is a point-in-time view of a connection for the admin API.

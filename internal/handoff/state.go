@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"time"
 )
 
@@ -64,6 +66,21 @@ func (st *State) Encode() ([]byte, error) {
 		return nil, fmt.Errorf("handoff: encode state of conn %d: %w", st.ConnID, err)
 	}
 	return append([]byte{StateVersion}, b...), nil
+}
+
+// Open makes the connection st describes of f, the descriptor that came with it;
+// f is closed (the connection holds a duplicate). An empty Remote is filled in
+// from the socket.
+func (st *State) Open(f *os.File) (net.Conn, error) {
+	nc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("adopt %s conn %d (%s): %w", st.Kind, st.ConnID, st.ClientID, err)
+	}
+	if st.Remote == "" {
+		st.Remote = nc.RemoteAddr().String()
+	}
+	return nc, nil
 }
 
 // DecodeState parses a State message and checks what the receiver relies on. Its

@@ -331,7 +331,7 @@ func (c *lconn) closeNow(reason CloseReason) {
 }
 
 func (c *lconn) closeLocked(reason CloseReason) {
-	if c.hoClosing {
+	if c.ho.Held() {
 		return // quiet for a handoff: the verdict decides (the new process checks allow)
 	}
 	c.closing = true
