@@ -16,6 +16,7 @@ import (
 	"runtime"
 
 	"github.com/hawk-agents/hawk/internal/config"
+	"github.com/hawk-agents/hawk/internal/daemon"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -73,7 +74,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		printConfigError(stderr, err)
 		return 1
 	}
-	if err := serve(loader, cfg); err != nil {
+	if err := daemon.Run(daemon.Options{Loader: loader, Config: cfg, Version: version}); err != nil {
 		fmt.Fprintf(stderr, "hawk: %v\n", err)
 		return 1
 	}

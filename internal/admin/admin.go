@@ -1,6 +1,7 @@
-// Package admin is hawk's operator HTTP endpoint: metrics, health, readiness and a
-// read-only view of connections and configuration. Its listener comes from the
-// upgrader like the protocol listener, so it survives a binary upgrade.
+// Package admin is hawk's operator HTTP endpoint: metrics, health, readiness, connections and configuration.
+//
+// Its listener comes from the upgrader like the protocol listener, so it survives
+// a binary upgrade.
 package admin
 
 import (

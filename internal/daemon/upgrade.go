@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -31,18 +31,18 @@ type upgradeRequest struct {
 // kills an upgrade still starting and refuses new ones; after a successful upgrade
 // there is nothing left to stop. Exit is closed by Stop too, which is why the actor
 // stops watching it before calling Stop.
-func (s *server) upgrader(requests <-chan upgradeRequest) (func() error, func(error)) {
+func (d *Daemon) upgrader(requests <-chan upgradeRequest) (func() error, func(error)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return func() error {
 			var running sync.WaitGroup
 			defer running.Wait()
 			for {
 				select {
-				case <-s.upg.Exit():
+				case <-d.upg.Exit():
 					return errUpgraded
 				case req := <-requests:
 					running.Go(func() {
-						err := s.upgrade(req.trigger)
+						err := d.upgrade(req.trigger)
 						if req.reply != nil {
 							req.reply <- err
 						}
@@ -53,52 +53,52 @@ func (s *server) upgrader(requests <-chan upgradeRequest) (func() error, func(er
 			}
 		}, func(error) {
 			cancel()
-			s.upg.Stop()
+			d.upg.Stop()
 		}
 }
 
 // upgrade runs one upgrade and reports how it went. Success is counted by the new
 // process (hawk_upgrades_total{result="success"}), which is the one whose metrics
 // are scraped from then on; this one only logs it.
-func (s *server) upgrade(trigger string) error {
+func (d *Daemon) upgrade(trigger string) error {
 	start := time.Now()
-	s.log.Info("upgrade requested ("+trigger+"): starting the new binary", zap.String("binary", os.Args[0]))
-	s.notify(sdnotify.Status(fmt.Sprintf("upgrading (%s): starting %s", trigger, os.Args[0])))
-	moved := s.warnListenerMoves()
-	ho := s.handoff.out.Pass(s.upg.PassFile)
-	err := s.upg.Upgrade()
+	d.log.Info("upgrade requested ("+trigger+"): starting the new binary", zap.String("binary", os.Args[0]))
+	d.notify.Send(sdnotify.Status(fmt.Sprintf("upgrading (%s): starting %s", trigger, os.Args[0])))
+	moved := d.warnListenerMoves()
+	ho := d.out.Pass(d.upg.PassFile)
+	err := d.upg.Upgrade()
 	if err == nil && moved != "" {
-		s.log.Warn("upgrade moved the protocol listener: established connections are handed to the new process and stay "+
+		d.log.Warn("upgrade moved the protocol listener: established connections are handed to the new process and stay "+
 			"connected (upgrade.handoff); any that fall back are told GOAWAY and reconnect to the address they know, "+
 			"which closes with this drain", zap.String("moved", moved))
 	}
-	s.handoff.out.Passed(ho, err)
+	d.out.Passed(ho, err)
 	switch {
 	case err == nil:
-		s.upgraded.Store(true)
-		s.log.Info("upgrade succeeded: new process is ready; draining this one", zap.Duration("sighup_to_ready", time.Since(start)),
-			zap.Int("new_generation", s.generation+1))
-	case s.stopping.Load():
+		d.up.upgraded.Store(true)
+		d.log.Info("upgrade succeeded: new process is ready; draining this one", zap.Duration("sighup_to_ready", time.Since(start)),
+			zap.Int("new_generation", d.generation+1))
+	case d.up.stopping.Load():
 		// A stop signal came during the upgrade: the service stops, the new process
 		// with it (Stop killed it if it was still starting). Not a failure of the
 		// new binary, and this process does not keep serving.
-		s.met.Upgrade("refused")
-		s.log.Warn("upgrade abandoned: a stop signal came while it ran; the new process was stopped and this one is shutting down",
+		d.met.Upgrade("refused")
+		d.log.Warn("upgrade abandoned: a stop signal came while it ran; the new process was stopped and this one is shutting down",
 			zap.Error(err), zap.Duration("after", time.Since(start)))
 		err = fmt.Errorf("abandoned: the server is stopping: %w", err)
 	case upgrade.IsRefusal(err):
-		s.refuseUpgrade(err)
+		d.refuseUpgrade(err)
 	default:
-		s.met.Upgrade("failure")
-		s.log.Error("upgrade failed: this process keeps serving", zap.Error(err), zap.Duration("after", time.Since(start)))
-		s.notify(sdnotify.Status("serving; upgrade failed: " + err.Error()))
+		d.met.Upgrade("failure")
+		d.log.Error("upgrade failed: this process keeps serving", zap.Error(err), zap.Duration("after", time.Since(start)))
+		d.notify.Send(sdnotify.Status("serving; upgrade failed: " + err.Error()))
 	}
 	verdict := "success"
 	if err != nil {
 		verdict = upgradeVerdict(err)
 	}
 	sum := time.Now().UTC().Format(time.RFC3339) + " " + verdict
-	s.lastUpgrade.Store(&sum)
+	d.up.last.Store(&sum)
 	return err
 }
 
@@ -107,20 +107,15 @@ func (s *server) upgrade(trigger string) error {
 // socket this process's agents use is not inherited and closes with the drain.
 // It returns "A -> B", or "" when listen stays (or the file cannot be read: the
 // new process will say why).
-func (s *server) warnListenerMoves() string {
-	if s.loader.File == "" {
-		return ""
-	}
-	s.reloadMu.Lock() // the loader is the reloads' too
-	next, err := s.loader.Load()
-	s.reloadMu.Unlock()
-	running := s.cfg.Load()
-	if err != nil || next.Listen == running.Listen {
+func (d *Daemon) warnListenerMoves() string {
+	next, err := d.reload.Next()
+	running := d.cfg.Load()
+	if err != nil || next == nil || next.Listen == running.Listen {
 		return ""
 	}
 	moved := running.Listen + " -> " + next.Listen
-	s.log.Warn("upgrade moves the protocol listener: the new process opens the new address; the "+
-		strconv.Itoa(s.conns.Count())+" agents connected here are told GOAWAY and must reconnect to it", zap.String("moved", moved))
+	d.log.Warn("upgrade moves the protocol listener: the new process opens the new address; the "+
+		strconv.Itoa(d.conns.Count())+" agents connected here are told GOAWAY and must reconnect to it", zap.String("moved", moved))
 	return moved
 }
 
@@ -135,7 +130,7 @@ func upgradeVerdict(err error) string {
 // errDraining is the refusal of a SIGHUP that arrives once the drain has begun.
 var errDraining = errors.New("this process is draining and about to exit; signal the new process once this one has exited")
 
-func (s *server) refuseUpgrade(err error) {
-	s.met.Upgrade("refused")
-	s.log.Warn("upgrade refused", zap.Error(err))
+func (d *Daemon) refuseUpgrade(err error) {
+	d.met.Upgrade("refused")
+	d.log.Warn("upgrade refused", zap.Error(err))
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -20,18 +20,18 @@ const followInterval = 2 * time.Millisecond
 // goroutine, so readiness does not wait: reports do (the table's gate opens once
 // the rebuild and the first pass over the parent's segments are done).
 // stopDedup ends the following.
-func (s *server) startDedup(cfg *config.Config, began time.Time) {
+func (d *Daemon) startDedup(cfg *config.Config, began time.Time) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	s.stopDedup = func() { cancel(); <-done }
+	d.stopDedup = func() { cancel(); <-done }
 	parent := 0
 	parentGone := make(chan struct{})
-	if s.upg.Inherited() {
+	if d.upg.Inherited() {
 		parent = os.Getppid()
 		// tableflip's word that the parent exited (a pipe, so a reused pid cannot
 		// fool it); the pid check is the fallback.
 		go func() {
-			if s.upg.WaitForParent(ctx) == nil || ctx.Err() == nil {
+			if d.upg.WaitForParent(ctx) == nil || ctx.Err() == nil {
 				close(parentGone)
 			}
 		}()
@@ -44,11 +44,11 @@ func (s *server) startDedup(cfg *config.Config, began time.Time) {
 			return dedup.ProcessAlive(pid)
 		}
 	}
-	log := s.log.Named("dedup")
+	log := d.log.Named("dedup")
 	go func() {
 		defer close(done)
-		defer s.dedup.SetReady() // whatever happens, reports must not wait forever
-		st, segs, err := s.dedup.Rebuild(cfg.Spool.Dir, cfg.Dedup.RebuildBytes)
+		defer d.dedup.SetReady() // whatever happens, reports must not wait forever
+		st, segs, err := d.dedup.Rebuild(cfg.Spool.Dir, cfg.Dedup.RebuildBytes)
 		if err != nil {
 			log.Error("dedup rebuild failed: resends of reports stored before this start may be stored again", zap.Error(err))
 		}
@@ -56,12 +56,12 @@ func (s *server) startDedup(cfg *config.Config, began time.Time) {
 			zap.Int64("records", st.Lines), zap.Int64("bad_lines", st.Bad), zap.Int("clients", st.Clients),
 			zap.Duration("took", st.Took), zap.Float64("mb_per_s", st.MBPerSecond()))
 		if parent <= 1 || err != nil {
-			s.dedup.SetReady()
+			d.dedup.SetReady()
 			log.Info("dedup ready", zap.Duration("since_start", time.Since(began)))
 			return
 		}
-		fs, err := s.dedup.Follow(ctx, cfg.Spool.Dir, parent, segs, followInterval, alive, func() {
-			s.dedup.SetReady()
+		fs, err := d.dedup.Follow(ctx, cfg.Spool.Dir, parent, segs, followInterval, alive, func() {
+			d.dedup.SetReady()
 			log.Info("dedup ready", zap.Duration("since_start", time.Since(began)), zap.Int("following_pid", parent))
 		})
 		if err != nil {

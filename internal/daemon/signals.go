@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 //	SIGUSR1         reload the configuration
 //	SIGINT, SIGTERM stop: drain, then exit
 //
-// They arrive on s.sigs, registered once in start and read by one actor per phase.
+// They arrive on Daemon.sigs, registered once in start and read by one actor per phase.
 // run.SignalHandler does not fit: it returns on the first signal it is given, so it
 // cannot take SIGHUP and SIGUSR1 as requests, and its own signal.Notify ends with
 // its actor, which would leave a stop signal arriving between the two phases to its
@@ -24,8 +24,8 @@ import (
 // reported as oklog/run's run.SignalError.
 
 // signalRouter is the serving phase's signal actor.
-func (s *server) signalRouter(upgrades chan<- upgradeRequest) (func() error, func(error)) {
-	return s.signalActor(func(ctx context.Context, sig os.Signal) error {
+func (d *Daemon) signalRouter(upgrades chan<- upgradeRequest) (func() error, func(error)) {
+	return d.signalActor(func(ctx context.Context, sig os.Signal) error {
 		switch sig {
 		case syscall.SIGHUP:
 			select {
@@ -33,9 +33,9 @@ func (s *server) signalRouter(upgrades chan<- upgradeRequest) (func() error, fun
 			case <-ctx.Done():
 			}
 		case syscall.SIGUSR1:
-			s.reload("SIGUSR1")
+			d.reload.Reload("SIGUSR1")
 		default:
-			s.stopping.Store(true) // before the upgrader is interrupted: an upgrade it abandons is told why
+			d.up.stopping.Store(true) // before the upgrader is interrupted: an upgrade it abandons is told why
 			return run.SignalError{Signal: sig}
 		}
 		return nil
@@ -52,26 +52,26 @@ var errStopNow = errors.New("second stop signal")
 // outside systemd it is handed to the new process (under systemd the unit's
 // KillMode=control-group has already sent it there), and this process keeps
 // draining; a second one ends the drain.
-func (s *server) drainSignals(reason string) (func() error, func(error)) {
+func (d *Daemon) drainSignals(reason string) (func() error, func(error)) {
 	stops := 0
 	if reason == reasonShutdown {
 		stops = 1
 	}
-	return s.signalActor(func(_ context.Context, sig os.Signal) error {
+	return d.signalActor(func(_ context.Context, sig os.Signal) error {
 		switch sig {
 		case syscall.SIGHUP:
-			s.refuseUpgrade(errDraining)
+			d.refuseUpgrade(errDraining)
 		case syscall.SIGUSR1:
-			s.log.Warn("config reload refused: this process is draining")
+			d.log.Warn("config reload refused: this process is draining")
 		default:
 			stops++
 			if stops >= 2 {
-				s.log.Warn("second stop signal: ending the drain now; connections still open are closed and "+
+				d.log.Warn("second stop signal: ending the drain now; connections still open are closed and "+
 					"their unacknowledged reports are the clients' to resend", zap.String("signal", sig.String()),
-					zap.Int("connections", s.conns.Count()))
+					zap.Int("connections", d.conns.Count()))
 				return errStopNow
 			}
-			s.handStopToSuccessor(sig)
+			d.handStopToSuccessor(sig)
 		}
 		return nil
 	})
@@ -79,14 +79,14 @@ func (s *server) drainSignals(reason string) (func() error, func(error)) {
 
 // signalActor is an oklog/run actor that hands each signal to handle until handle
 // returns an error (which ends the group) or the actor is interrupted.
-func (s *server) signalActor(handle func(ctx context.Context, sig os.Signal) error) (func() error, func(error)) {
+func (d *Daemon) signalActor(handle func(ctx context.Context, sig os.Signal) error) (func() error, func(error)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return func() error {
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
-			case sig := <-s.sigs:
+			case sig := <-d.sigs:
 				if err := handle(ctx, sig); err != nil {
 					return err
 				}

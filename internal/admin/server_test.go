@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"io"
@@ -11,11 +11,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/hawk-agents/hawk/internal/admin"
 	"github.com/hawk-agents/hawk/internal/metrics"
 )
 
-// Requests racing close are answered, never dropped: close stops accepting first
+// Requests racing Close are answered, never dropped: Close stops accepting first
 // and answers what it accepted (http.Server.Shutdown would close a connection whose
 // request it read after shutting down began, and the client would see EOF). As in an
 // upgrade, a second server shares the socket and answers once the first has closed.
@@ -34,11 +33,11 @@ func TestAdminCloseAnswersAcceptedRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := admin.Source{Gatherer: metrics.New(version, func() int { return 0 }).Registry}
-	ready := admin.NewReadiness("test")
-	old := startAdmin(ln, src, ready, zap.NewNop())
-	successor := startAdmin(ln2, src, ready, zap.NewNop())
-	defer successor.close()
+	src := Source{Gatherer: metrics.New("test", func() int { return 0 }).Registry}
+	ready := NewReadiness("test")
+	old := Serve(ln, src, ready, zap.NewNop())
+	successor := Serve(ln2, src, ready, zap.NewNop())
+	defer successor.Close()
 
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	url := "http://" + ln.Addr().String() + "/healthz"
@@ -66,8 +65,8 @@ func TestAdminCloseAnswersAcceptedRequests(t *testing.T) {
 		})
 	}
 	time.Sleep(100 * time.Millisecond)
-	old.close()
-	old.close() // a second call is harmless
+	old.Close()
+	old.Close() // a second call is harmless
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
 	wg.Wait()

@@ -1,14 +1,14 @@
-package main
+package reload
 
 import (
 	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/conn"
 )
 
-// settingsFrom extracts what connections obey from a configuration. It fails only
+// SettingsFrom extracts what connections obey from a configuration. It fails only
 // when server_id is empty and the hostname cannot be read: clients must not be
 // told an empty server id.
-func settingsFrom(c *config.Config, version string) (*conn.Settings, error) {
+func SettingsFrom(c *config.Config, version string) (*conn.Settings, error) {
 	id, err := c.EffectiveServerID()
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package main
+package reload
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/conn"
+	"github.com/hawk-agents/hawk/internal/metrics"
 	"github.com/hawk-agents/hawk/internal/tlsconf"
 )
 
@@ -19,6 +20,16 @@ import (
 // not inotify: certificate tooling replaces files by rename, and often replaces the
 // directory they are in (Kubernetes secrets), which a watch on the files misses.
 const tlsPollInterval = time.Second
+
+// TLS is the protocol listener's TLS files: loaded at start, read again at every
+// reload and when one of them changes.
+type TLS struct {
+	files  *tlsconf.Reloader
+	config *tls.Config // the listener's, reading files's material per handshake
+	seen   string      // stamp of the files the last reload read; under the Reloader's mu
+	met    *metrics.Metrics
+	log    *zap.Logger
+}
 
 // tlsFiles maps the tls.* keys to what tlsconf loads.
 func tlsFiles(c *config.TLS) tlsconf.Files {
@@ -32,76 +43,84 @@ func tlsFiles(c *config.TLS) tlsconf.Files {
 	return f
 }
 
-// openTLS loads the TLS files when tls.cert_file or tls.key_file is set.
-func (s *server) openTLS(c *config.Config) error {
+// OpenTLS loads the TLS files when tls.cert_file or tls.key_file is set; nil
+// (and no error) without TLS.
+func OpenTLS(c *config.Config, met *metrics.Metrics, log *zap.Logger) (*TLS, error) {
 	if c.TLS.CertFile == "" && c.TLS.KeyFile == "" {
-		return nil
+		return nil, nil
 	}
 	r, err := tlsconf.New(tlsFiles(&c.TLS))
 	if err != nil {
-		return fmt.Errorf("tls: %w", err)
+		return nil, fmt.Errorf("tls: %w", err)
 	}
-	s.tls, s.tlsConfig = r, r.Config()
-	s.met.TLSLoaded(r.Current().NotAfter)
-	s.log.Info("TLS on the protocol listener", zap.String("cert_file", c.TLS.CertFile), zap.Time("not_after", r.Current().NotAfter),
+	met.TLSLoaded(r.Current().NotAfter)
+	log.Info("TLS on the protocol listener", zap.String("cert_file", c.TLS.CertFile), zap.Time("not_after", r.Current().NotAfter),
 		zap.String("min_version", c.TLS.MinVersion), zap.String("client_ca_file", c.TLS.ClientCAFile), zap.String("client_auth", c.TLS.ClientAuth))
-	return nil
+	return &TLS{files: r, config: r.Config(), met: met, log: log}, nil
 }
 
-// withTLS completes connection settings with the TLS configuration in force.
-func (s *server) withTLS(st *conn.Settings) *conn.Settings {
-	st.TLS = s.tlsConfig
+// Complete completes connection settings with the TLS configuration in force
+// (none on a nil TLS).
+func (t *TLS) Complete(st *conn.Settings) *conn.Settings {
+	if t != nil {
+		st.TLS = t.config
+	}
 	return st
 }
 
-// reloadTLS reads the TLS files again: new handshakes use them at once; a bad file
+// reload reads the TLS files again: new handshakes use them at once; a bad file
 // keeps the last good ones. Connections whose client CA left the bundle are told
-// GOAWAY credentials. Called with reloadMu held.
-func (s *server) reloadTLS(trigger string) {
-	if s.tls == nil {
+// GOAWAY credentials. Called with the Reloader's mu held; nothing on a nil TLS.
+func (t *TLS) reload(trigger string, conns *conn.Manager) {
+	if t == nil {
 		return
 	}
 	// Stamped before reading: a change made while the files are read is seen by the
 	// next poll. A reload for a signal stamps too, so the poll does not load the
 	// same change again (and count it twice).
-	s.tlsSeen = tlsStamp(s.tls.Files())
-	mat, err := s.tls.Reload(nil)
+	t.seen = tlsStamp(t.files.Files())
+	mat, err := t.files.Reload(nil)
 	if err != nil {
-		s.met.TLSReload(false, time.Time{})
-		s.log.Error("TLS reload failed; the last good certificate, key and client CA bundle stay in force",
+		t.met.TLSReload(false, time.Time{})
+		t.log.Error("TLS reload failed; the last good certificate, key and client CA bundle stay in force",
 			zap.String("trigger", trigger), zap.Error(err))
 		return
 	}
-	s.met.TLSReload(true, mat.NotAfter)
+	t.met.TLSReload(true, mat.NotAfter)
 	moved := 0
 	if mat.Pool != nil {
-		moved = s.conns.CredentialsChanged(mat)
+		moved = conns.CredentialsChanged(mat)
 	}
-	s.log.Info("TLS files reloaded", zap.String("trigger", trigger), zap.Time("not_after", mat.NotAfter),
+	t.log.Info("TLS files reloaded", zap.String("trigger", trigger), zap.Time("not_after", mat.NotAfter),
 		zap.Int("client_cas", len(mat.CAs)), zap.Int("connections_told_goaway_credentials", moved))
 }
 
-// tlsWatch is the serving-phase actor that reloads the TLS files when one changes.
-func (s *server) tlsWatch() (func() error, func(error)) {
+// TLSWatch is the serving-phase actor that reloads the TLS files when one
+// changes; nil without TLS.
+func (r *Reloader) TLSWatch() (func() error, func(error)) {
+	t := r.o.TLS
+	if t == nil {
+		return nil, nil
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return func() error {
-			files := s.tls.Files()
-			s.reloadMu.Lock()
-			s.tlsSeen = tlsStamp(files)
-			s.reloadMu.Unlock()
-			t := time.NewTicker(tlsPollInterval)
-			defer t.Stop()
+			files := t.files.Files()
+			r.mu.Lock()
+			t.seen = tlsStamp(files)
+			r.mu.Unlock()
+			tick := time.NewTicker(tlsPollInterval)
+			defer tick.Stop()
 			for {
 				select {
 				case <-ctx.Done():
 					return nil
-				case <-t.C:
+				case <-tick.C:
 				}
-				s.reloadMu.Lock()
-				if tlsStamp(files) != s.tlsSeen {
-					s.reloadTLS("tls file changed")
+				r.mu.Lock()
+				if tlsStamp(files) != t.seen {
+					t.reload("tls file changed", r.o.Target.Conns)
 				}
-				s.reloadMu.Unlock()
+				r.mu.Unlock()
 			}
 		}, func(error) {
 			cancel()

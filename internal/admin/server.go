@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"errors"
@@ -8,16 +8,14 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/hawk-agents/hawk/internal/admin"
 )
 
-// adminCloseTimeout bounds how long close waits for requests in flight.
-const adminCloseTimeout = 2 * time.Second
+// closeTimeout bounds how long Close waits for requests in flight.
+const closeTimeout = 2 * time.Second
 
-// adminServer is the admin HTTP endpoint on a listener from the upgrader. It owns
-// its Serve goroutine and the connections it accepts; close stops all of them.
-type adminServer struct {
+// Server is the admin HTTP endpoint on a listener from the upgrader. It owns its
+// Serve goroutine and the connections it accepts; Close stops all of them.
+type Server struct {
 	srv   *http.Server
 	ln    net.Listener
 	done  chan struct{}  // closed when Serve has returned
@@ -25,10 +23,11 @@ type adminServer struct {
 	once  sync.Once
 }
 
-func startAdmin(ln net.Listener, src admin.Source, ready *admin.Readiness, log *zap.Logger) *adminServer {
-	a := &adminServer{ln: ln, done: make(chan struct{})}
+// Serve serves Handler(src, ready) on ln until Close.
+func Serve(ln net.Listener, src Source, ready *Readiness, log *zap.Logger) *Server {
+	a := &Server{ln: ln, done: make(chan struct{})}
 	a.srv = &http.Server{
-		Handler:           admin.Handler(src, ready),
+		Handler:           Handler(src, ready),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          zap.NewStdLog(log),
 		// Called on Serve's goroutine for StateNew, before its next Accept: once
@@ -51,8 +50,8 @@ func startAdmin(ln net.Listener, src admin.Source, ready *admin.Readiness, log *
 	return a
 }
 
-// close stops accepting, answers every request already accepted, then closes what
-// is left after adminCloseTimeout. Safe on nil; later calls wait for the first.
+// Close stops accepting, answers every request already accepted, then closes what
+// is left after closeTimeout. Safe on nil; later calls wait for the first.
 //
 // Not http.Server.Shutdown: a connection that Shutdown finds new (accepted, request
 // not yet read) is left to finish, but once its request has been read the server
@@ -63,7 +62,7 @@ func startAdmin(ln net.Listener, src admin.Source, ready *admin.Readiness, log *
 // closes first (the successor accepts from then on), keep-alives end (answers say
 // "Connection: close", idle connections are closed), and the accepted connections
 // are answered and waited for.
-func (a *adminServer) close() {
+func (a *Server) Close() {
 	if a == nil {
 		return
 	}
@@ -75,17 +74,8 @@ func (a *adminServer) close() {
 		go func() { a.conns.Wait(); close(served) }()
 		select {
 		case <-served:
-		case <-time.After(adminCloseTimeout):
+		case <-time.After(closeTimeout):
 		}
 		a.srv.Close() // what did not finish in time; the waiter above then ends too
 	})
-}
-
-func (s *server) adminSource() admin.Source {
-	return admin.Source{
-		Gatherer:    s.met.Registry,
-		Connections: s.connections,
-		Config:      func() map[string]any { return s.cfg.Load().Redacted() },
-		Pprof:       func() bool { return s.cfg.Load().Admin.Pprof },
-	}
 }

@@ -1,12 +1,15 @@
-package main
+package reload
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,9 +22,13 @@ import (
 	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/dedup"
 	"github.com/hawk-agents/hawk/internal/ingest"
+	"github.com/hawk-agents/hawk/internal/legacy"
+	"github.com/hawk-agents/hawk/internal/legacyset"
 	"github.com/hawk-agents/hawk/internal/metrics"
 	"github.com/hawk-agents/hawk/internal/spool"
 )
+
+const version = "test"
 
 // configKeys is every configuration key with its facts: whether a reload applies
 // it, and a valid value other than its default.
@@ -51,20 +58,20 @@ func TestEveryLiveKeyHasAnOption(t *testing.T) {
 // running server now uses the new value, not just that the Holder holds it.
 func TestReloadAppliesEveryLiveKey(t *testing.T) {
 	// inUse checks that the running server uses want's value of the key.
-	inUse := map[string]func(t *testing.T, ts *testServer, want *config.Config){
-		"log.level": func(t *testing.T, ts *testServer, want *config.Config) {
-			if got := ts.level.Level().String(); got != want.Log.Level {
+	inUse := map[string]func(t *testing.T, ts *testReloader, want *config.Config){
+		"log.level": func(t *testing.T, ts *testReloader, want *config.Config) {
+			if got := ts.target.Level.Level().String(); got != want.Log.Level {
 				t.Errorf("logger level %v, want %v", got, want.Log.Level)
 			}
 		},
-		"spool.fsync": func(t *testing.T, ts *testServer, want *config.Config) {
+		"spool.fsync": func(t *testing.T, ts *testReloader, want *config.Config) {
 			before := ts.syncs.Load()
 			ts.submit(t, 1)
 			if ts.syncs.Load() == before {
 				t.Error("a batch written after the reload was not fsynced")
 			}
 		},
-		"spool.segment_size": func(t *testing.T, ts *testServer, want *config.Config) {
+		"spool.segment_size": func(t *testing.T, ts *testReloader, want *config.Config) {
 			// One batch fills a 4096-byte segment; the next goes to a new one.
 			ts.submit(t, int(want.Spool.SegmentSize))
 			ts.submit(t, 1)
@@ -72,35 +79,37 @@ func TestReloadAppliesEveryLiveKey(t *testing.T) {
 				t.Errorf("%d segments after writing more than segment_size, want a rotation", n)
 			}
 		},
-		"dedup.max_clients": func(t *testing.T, ts *testServer, want *config.Config) {
-			if got := ts.dedup.MaxClients(); got != want.Dedup.MaxClients {
+		"dedup.max_clients": func(t *testing.T, ts *testReloader, want *config.Config) {
+			if got := ts.target.Dedup.MaxClients(); got != want.Dedup.MaxClients {
 				t.Errorf("the dedup table remembers up to %d clients, want %d", got, want.Dedup.MaxClients)
 			}
 		},
-		"upgrade.handoff": func(t *testing.T, ts *testServer, want *config.Config) {
-			if on, _ := ts.handoffSettings(); on != want.Upgrade.Handoff {
+		// Read at each upgrade from the configuration in force.
+		"upgrade.handoff": func(t *testing.T, ts *testReloader, want *config.Config) {
+			if on := ts.cfg.Load().Upgrade.Handoff; on != want.Upgrade.Handoff {
 				t.Errorf("the next upgrade hands connections over: %v, want %v", on, want.Upgrade.Handoff)
 			}
 		},
-		"upgrade.handoff_timeout": func(t *testing.T, ts *testServer, want *config.Config) {
-			if _, d := ts.handoffSettings(); d != want.Upgrade.HandoffTimeout {
+		"upgrade.handoff_timeout": func(t *testing.T, ts *testReloader, want *config.Config) {
+			if d := ts.cfg.Load().Upgrade.HandoffTimeout; d != want.Upgrade.HandoffTimeout {
 				t.Errorf("the next handoff waits %v for a quiet point, want %v", d, want.Upgrade.HandoffTimeout)
 			}
 		},
-		"admin.pprof": func(t *testing.T, ts *testServer, want *config.Config) {
+		"admin.pprof": func(t *testing.T, ts *testReloader, want *config.Config) {
+			src := admin.Source{Pprof: func() bool { return ts.cfg.Load().Admin.Pprof }} // as the daemon's
 			rec := httptest.NewRecorder()
-			admin.Handler(ts.adminSource(), ts.ready).ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/", nil))
+			admin.Handler(src, admin.NewReadiness("test")).ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/", nil))
 			if (rec.Code == http.StatusOK) != want.Admin.Pprof {
 				t.Errorf("/debug/pprof/ answers %d with admin.pprof %v", rec.Code, want.Admin.Pprof)
 			}
 		},
 	}
-	connSettings := func(t *testing.T, ts *testServer, want *config.Config) {
-		w, err := settingsFrom(want, version)
+	connSettings := func(t *testing.T, ts *testReloader, want *config.Config) {
+		w, err := SettingsFrom(want, version)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := ts.conns.Settings(); !reflect.DeepEqual(got, w) {
+		if got := ts.target.Conns.Settings(); !reflect.DeepEqual(got, w) {
 			t.Errorf("connections obey %+v, want %+v", got, w)
 		}
 	}
@@ -119,9 +128,9 @@ func TestReloadAppliesEveryLiveKey(t *testing.T) {
 			if check == nil {
 				t.Fatalf("no check that the running server uses a new %s", k.Name)
 			}
-			ts := newTestServer(t)
+			ts := newTestReloader(t)
 			ts.write(t, fmt.Sprintf("%s: %q\n", k.Name, k.Example))
-			ts.reload("test")
+			ts.Reload("test")
 			now := ts.cfg.Load()
 			changes := config.Diff(ts.initial, now)
 			if len(changes) != 1 || changes[0].Key != k.Name {
@@ -139,19 +148,64 @@ func TestReloadRefusesRestartOnlyKeys(t *testing.T) {
 			continue
 		}
 		t.Run(k.Name, func(t *testing.T) {
-			ts := newTestServer(t)
+			ts := newTestReloader(t)
 			ts.write(t, fmt.Sprintf("%s: %q\nlog.level: debug\n", k.Name, k.Example))
-			ts.reload("test")
-			if ts.cfg.Load() != ts.initial || ts.level.Level() != zap.InfoLevel {
+			res := ts.Reload("test")
+			if ts.cfg.Load() != ts.initial || ts.target.Level.Level() != zap.InfoLevel {
 				t.Fatal("a reload changing a restart-only key was applied")
+			}
+			if res.Err == nil || !strings.Contains(ts.Last(), " config reload rejected") {
+				t.Fatalf("result %+v, last %q: the rejection is not reported", res, ts.Last())
 			}
 		})
 	}
 }
 
-// testServer is a server with what a reload touches, and no listener or upgrader.
-type testServer struct {
-	*server
+// A reload applies a legacy listener's allow, idle_timeout and max_frame_size to
+// the running listener, and refuses a new address, keeping the running config.
+func TestReloadLegacyListener(t *testing.T) {
+	ts := newTestReloader(t)
+	const listener = "legacy:\n  listeners:\n    - {name: m, address: \"127.0.0.1:0\", format: ffff, allow: [%s]%s}\n"
+	ts.write(t, fmt.Sprintf(listener, "10.0.0.0/8", ""))
+	cfg, err := ts.o.Loader.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.initial = cfg
+	ts.cfg.Store(cfg)
+	set, err := legacyset.Listen(cfg.Legacy.Listeners, func(_, addr string) (net.Listener, error) { return net.Listen("tcp", addr) }, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(set.Close)
+	if err := set.Start(legacyset.Options{Destination: ts.spool, Metrics: metrics.New(version, func() int { return 0 }), Conns: ts.target.Conns}); err != nil {
+		t.Fatal(err)
+	}
+	ts.o.Target.Legacy = set
+	l := set.Groups()[0].(*legacy.Listener)
+
+	ts.write(t, fmt.Sprintf(listener, "10.0.0.0/8, 192.0.2.0/24", ", idle_timeout: 3s, max_frame_size: 100"))
+	ts.Reload("test")
+	got := l.Settings()
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.0/24")}
+	if !slices.Equal(got.Allow, want) || got.IdleTimeout != 3*time.Second || got.MaxFrameSize != 100 {
+		t.Fatalf("the listener obeys %+v after the reload", got)
+	}
+	applied := ts.cfg.Load()
+
+	ts.write(t, "legacy:\n  listeners:\n    - {name: m, address: \"127.0.0.1:1\", format: ffff, allow: [127.0.0.0/8]}\n")
+	ts.Reload("test")
+	if ts.cfg.Load() != applied || !slices.Equal(l.Settings().Allow, want) {
+		t.Fatal("a reload changing a legacy listener's address was applied")
+	}
+}
+
+// testReloader is a Reloader with what a reload touches, and no listener or upgrader.
+type testReloader struct {
+	*Reloader
+	target  *Target
+	cfg     *config.Holder
+	spool   *spool.Spool
 	initial *config.Config
 	base    string       // the config file's fixed part
 	syncs   atomic.Int64 // fsyncs of spool segments
@@ -159,24 +213,25 @@ type testServer struct {
 	seq     uint64
 }
 
-func newTestServer(t *testing.T) *testServer {
+func newTestReloader(t *testing.T) *testReloader {
 	t.Helper()
 	dir := t.TempDir()
-	ts := &testServer{base: fmt.Sprintf("spool:\n  dir: %q\nadmin:\n  addr: \"\"\n", filepath.Join(dir, "spool"))}
+	ts := &testReloader{base: fmt.Sprintf("spool:\n  dir: %q\nadmin:\n  addr: \"\"\n", filepath.Join(dir, "spool"))}
 	file := filepath.Join(dir, "hawk.yaml")
 	loader := &config.Loader{File: file, Env: []string{}}
-	ts.server = &server{loader: loader, log: zap.NewNop(), ready: admin.NewReadiness("test")}
-	ts.write(t, "")
+	if err := os.WriteFile(file, []byte(ts.base), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := loader.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts.initial = cfg
 	ts.cfg = config.NewHolder(cfg)
-	if ts.level, err = zap.ParseAtomicLevel(cfg.Log.Level); err != nil {
+	level, err := zap.ParseAtomicLevel(cfg.Log.Level)
+	if err != nil {
 		t.Fatal(err)
 	}
-	ts.met = metrics.New(version, func() int { return ts.conns.Count() })
 	ts.spool, err = spool.Open(spool.Options{
 		Dir:         cfg.Spool.Dir,
 		Fsync:       cfg.Spool.Fsync == config.FsyncAlways,
@@ -193,32 +248,37 @@ func newTestServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	settings, err := settingsFrom(cfg, version)
+	settings, err := SettingsFrom(cfg, version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ts.dedup, err = dedup.New(dedup.Options{Window: cfg.Dedup.Window, MaxClients: cfg.Dedup.MaxClients}); err != nil {
+	dd, err := dedup.New(dedup.Options{Window: cfg.Dedup.Window, MaxClients: cfg.Dedup.MaxClients})
+	if err != nil {
 		t.Fatal(err)
 	}
-	ts.dedup.SetReady()
-	ts.conns = conn.New(conn.Options{Settings: settings, Destination: ts.spool, Dedup: ts.dedup})
+	dd.SetReady()
+	conns := conn.New(conn.Options{Settings: settings, Destination: ts.spool, Dedup: dd})
 	t.Cleanup(func() {
-		ts.conns.Close()
+		conns.Close()
 		ts.spool.Close()
 	})
+	ts.Reloader = New(Options{Loader: loader, Config: ts.cfg, Version: version, Log: zap.NewNop(),
+		Metrics: metrics.New(version, conns.Count),
+		Target:  Target{Level: level, Spool: ts.spool, Dedup: dd, Conns: conns, Log: zap.NewNop()}})
+	ts.target = &ts.o.Target
 	return ts
 }
 
-func (ts *testServer) write(t *testing.T, extra string) {
+func (ts *testReloader) write(t *testing.T, extra string) {
 	t.Helper()
-	if err := os.WriteFile(ts.loader.File, []byte(ts.base+extra), 0o644); err != nil {
+	if err := os.WriteFile(ts.o.Loader.File, []byte(ts.base+extra), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // submit writes one record of about size bytes through the spool and waits until
 // it is committed.
-func (ts *testServer) submit(t *testing.T, size int) {
+func (ts *testReloader) submit(t *testing.T, size int) {
 	t.Helper()
 	ts.seq++
 	var b ingest.Batch

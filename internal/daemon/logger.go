@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"os"
@@ -10,7 +10,7 @@ import (
 // newLogger builds the process logger. The level is an AtomicLevel so a reload can
 // change it without rebuilding the logger; pid and version go on every line so the
 // two processes of an upgrade can be told apart in one stream.
-func newLogger(format string, level zap.AtomicLevel) *zap.Logger {
+func newLogger(format string, level zap.AtomicLevel, version string) *zap.Logger {
 	var enc zapcore.Encoder
 	if format == "json" {
 		ec := zap.NewProductionEncoderConfig()
