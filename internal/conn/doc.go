@@ -1,7 +1,8 @@
-// Package conn runs hawk's connections: the handshake, the read loop that decodes
-// frames in place and hands reports to a destination (internal/ingest), coalesced
-// writes, the reaper that enforces every per-connection deadline, and the drain that
-// says GOAWAY.
+// Package conn runs hawk's native connections from accept to close: handshake, reads, ACKs, deadlines, drain.
+//
+// The read loop decodes frames in place and hands reports to a destination
+// (internal/ingest); writes are coalesced; the reaper enforces every
+// per-connection deadline; the drain says GOAWAY.
 //
 // # The path of one report
 //

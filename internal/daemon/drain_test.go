@@ -9,24 +9,27 @@ import (
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
-// serveUntilStopped serves the protocol listener, as the serving phase does, and
-// returns a stop that closes it and waits for the accept loop.
-func serveUntilStopped(td *testDaemon) (stop func()) {
-	done := make(chan struct{})
-	go func() { td.conns.Serve(td.ln); close(done) }()
-	return func() { td.ln.Close(); <-done }
+// startDrain serves one client, as the serving phase does, ends the serving
+// (the listener closes) and starts the drain for reason. drained is closed once
+// the drain has returned.
+func startDrain(t *testing.T, td *testDaemon, clientID, reason string) (p *testutil.Peer, drained chan struct{}) {
+	t.Helper()
+	served := make(chan struct{})
+	go func() { td.conns.Serve(td.ln); close(served) }()
+	p = testutil.Dial(t, td.ln.Addr().String())
+	p.Hello(clientID, "")
+	td.ln.Close()
+	<-served
+	drained = make(chan struct{})
+	go func() { td.drain(reason); close(drained) }()
+	return p, drained
 }
 
 // A stop's drain tells each client GOAWAY, waits for it to leave, closes the
 // destination and logs "exiting"; the process is not ready from its start.
 func TestDrainShutdown(t *testing.T) {
 	td := newTestDaemon(t, "drain:\n  timeout: 30s\n  spread: 10ms\n")
-	stop := serveUntilStopped(td)
-	p := testutil.Dial(t, td.ln.Addr().String())
-	p.Hello("agent", "")
-	stop()
-	drained := make(chan struct{})
-	go func() { td.drain(reasonShutdown); close(drained) }()
+	p, drained := startDrain(t, td, "agent", reasonShutdown)
 	p.Expect(protocol.TypeGoaway)
 	if ready, why := td.ready.Ready(); ready || why != "draining: shutdown" {
 		t.Errorf("during the drain: ready %v (%q)", ready, why)
@@ -49,12 +52,7 @@ func TestDrainShutdown(t *testing.T) {
 // not leave is not waited for until drain.timeout.
 func TestDrainSecondStopSignal(t *testing.T) {
 	td := newTestDaemon(t, "drain:\n  timeout: 1m\n  spread: 10ms\n")
-	stop := serveUntilStopped(td)
-	p := testutil.Dial(t, td.ln.Addr().String())
-	p.Hello("stays", "")
-	stop()
-	drained := make(chan struct{})
-	go func() { td.drain(reasonShutdown); close(drained) }()
+	p, drained := startDrain(t, td, "stays", reasonShutdown)
 	p.Expect(protocol.TypeGoaway) // and stays
 	td.sigs <- syscall.SIGTERM    // the second: the serving phase's was the first
 	select {
@@ -73,12 +71,7 @@ func TestDrainSecondStopSignal(t *testing.T) {
 // stop signal does not end it.
 func TestDrainUpgradeRefusesRequests(t *testing.T) {
 	td := newTestDaemon(t, "drain:\n  timeout: 1m\n  spread: 10ms\n")
-	stop := serveUntilStopped(td)
-	p := testutil.Dial(t, td.ln.Addr().String())
-	p.Hello("stays", "")
-	stop()
-	drained := make(chan struct{})
-	go func() { td.drain(reasonUpgrade); close(drained) }()
+	p, drained := startDrain(t, td, "stays", reasonUpgrade)
 	p.Expect(protocol.TypeGoaway) // no successor took it: no handoff channel was passed
 	td.sigs <- syscall.SIGHUP
 	td.sigs <- syscall.SIGUSR1

@@ -36,8 +36,10 @@ func (f *fakeUpgrader) Upgrade() error                          { return f.err }
 func (f *fakeUpgrader) Exit() <-chan struct{}                   { return f.exit }
 func (f *fakeUpgrader) Stop()                                   {}
 func (f *fakeUpgrader) WaitForParent(ctx context.Context) error { return nil }
-func (f *fakeUpgrader) PassFile(string, *os.File) error         { return errors.New("no child to pass files to") }
-func (f *fakeUpgrader) InheritedFile(string) (*os.File, error)  { return nil, nil }
+func (f *fakeUpgrader) PassFile(string, *os.File) error {
+	return errors.New("no child to pass files to")
+}
+func (f *fakeUpgrader) InheritedFile(string) (*os.File, error) { return nil, nil }
 
 // testDaemon is a Daemon with what the serving and draining phases touch, its
 // protocol listener on 127.0.0.1 and no upgrader, signal registration or binary.

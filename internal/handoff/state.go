@@ -37,7 +37,7 @@ type State struct {
 	// Legacy: MaxFrame is the listener's max_frame_size at accept; MaxInFlight is 0.
 	MaxFrame    int `json:"max_frame"`
 	MaxInFlight int `json:"max_in_flight"`
-	// Legacy only (omitted for native, so a native State reads as before): the
+	// Legacy only (omitted from a native State): the
 	// listener it was accepted on, adopted by the new process's listener of that
 	// name and format; the next seq the server assigns (seqs keep increasing within
 	// the client id); whether the reader was skipping junk.

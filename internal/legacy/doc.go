@@ -1,7 +1,8 @@
-// Package legacy serves agents that speak older wire formats, unchanged, on
-// listeners of their own: ffff (the metrics agent), c8c9 (long-connection devices)
-// and headers (a minimal framing). docs/PROTOCOL.md, "Legacy formats", describes
-// each byte; testdata/golden.json holds the vectors.
+// Package legacy serves agents that speak older wire formats, unchanged, on listeners of their own.
+//
+// The formats are ffff (the metrics agent), c8c9 (long-connection devices) and
+// headers (a minimal framing). docs/PROTOCOL.md, "Legacy formats", describes each
+// byte; testdata/golden.json holds the vectors.
 //
 // The durability is hawk's: a report goes into an ingest.Batch (one per read of the
 // socket), the batch is submitted once to the ingest.Destination, and the receipt
@@ -27,7 +28,7 @@
 // start after the bad frame's start (its length may be the corrupt part). Buffers
 // grow with the bytes that arrive, never to what a header announces.
 //
-// Lifecycle. Sockets come from internal/upgrade (cmd/server opens them before
+// Lifecycle. Sockets come from internal/upgrade (internal/legacyset opens them before
 // Ready). Each Listener has one reaper goroutine (idle_timeout, stuck writes) and a
 // Drain for the end of a process. After an upgrade, established connections are
 // first handed to the new process (handoff.go, internal/handoff); these formats have

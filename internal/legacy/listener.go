@@ -48,7 +48,7 @@ type Options struct {
 	Destination ingest.Destination
 	Logger      *zap.Logger
 	Observer    Observer // nil: NopObserver
-	// NewID numbers connections; cmd/server passes the native Manager's, so ids are
+	// NewID numbers connections; the daemon passes the native Manager's, so ids are
 	// unique across every listener. nil: a counter of the Listener's own.
 	NewID func() uint64
 	// WriteTimeout is read at every reaper pass (limits.write_timeout, live).
