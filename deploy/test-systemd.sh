@@ -52,7 +52,7 @@ no_sigkill() {
   else ok "no SIGKILL, no timeout: $1"; fi
 }
 idle_clients() { # N: N idle agents in the container that move on GOAWAY
-  inc sh -c "setsid hawkc idle -addr 127.0.0.1:7373 -n $1 -hold 600s -token change-me-fleet-token >/tmp/idle.log 2>&1 & echo \$! >/tmp/idle.pid"
+  inc sh -c "setsid hawkc idle -addr 127.0.0.1:7373 -n $1 -hold 600s -token $TOKEN >/tmp/idle.log 2>&1 & echo \$! >/tmp/idle.pid"
   wait_for 20 "$1 connections" sh -c "'$SD/in.sh' hawk status -config /etc/hawk/hawk.yaml | grep -qx 'connections $1'"
 }
 idle_stop() { inc sh -c 'kill $(cat /tmp/idle.pid) 2>/dev/null; true'; }
@@ -69,6 +69,9 @@ mkdir "$W/etc"
 sed -e 's/^listen: "0.0.0.0:/listen: "127.0.0.1:/' \
   -e '/^drain:/,/^[a-z]/ s/^  timeout: 30s/  timeout: 8s/' -e '/^drain:/,/^[a-z]/ s/^  spread: 10s/  spread: 4s/' \
   deploy/hawk.yaml >"$W/etc/hawk.yaml"
+# One credential for the test agents: dev* ids, its token known to this script only.
+TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf 'test-agents sha256:%s dev*\n' "$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)" >"$W/etc/tokens"
 chmod -R a+rX "$W/etc"
 "$SD/up.sh" -unit deploy/hawk.service -bin "$W/hawk" -bin "$W/hawkc" -etc "$W/etc"
 set +e
@@ -79,7 +82,7 @@ show
 P1=$(prop MainPID)
 [[ $(prop ActiveState) == active && $P1 != 0 ]] && ok "active, MainPID=$P1" || bad "not active after start"
 run hawk status -config /etc/hawk/hawk.yaml | grep -E 'pid|generation|ready'
-run hawkc send -id dev1 -token change-me-fleet-token hello >/dev/null || bad "a report was not acked"
+run hawkc send -id dev1 -token $TOKEN hello >/dev/null || bad "a report was not acked"
 run systemctl status hawk --no-pager -n0 | grep -E 'Status:|Main PID' || true
 
 say "2. reload = upgrade to version 2"

@@ -15,8 +15,10 @@ import (
 	"os"
 	"runtime"
 
+	"github.com/hawk-agents/hawk/internal/auth"
 	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/daemon"
+	"github.com/hawk-agents/hawk/internal/reload"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -67,7 +69,18 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 			printConfigError(stderr, err)
 			return 1
 		}
+		tokens, err := reload.OpenTokensFile(cfg)
+		var set *auth.Set
+		if err == nil {
+			set, err = reload.AuthSet(cfg, tokens)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "configuration %s is invalid:\nconfig: %v\n", what, err)
+			return 1
+		}
 		fmt.Fprintf(stdout, "configuration %s is valid\n", what)
+		_, mode := reload.AuthMode(cfg, set)
+		fmt.Fprintln(stdout, mode)
 		return 0
 	}
 	if err != nil {

@@ -47,9 +47,16 @@ type Log struct {
 
 // Auth is the auth.* section.
 type Auth struct {
-	// Tokens are the accepted tokens; empty means an open server. Secret: never log
-	// them; Redacted and Diff replace them by a count.
+	// Credentials are "NAME SECRET ID-PATTERN..." lines (internal/auth). Secret:
+	// never log them; Redacted and Diff replace them by a count.
+	Credentials Secrets `koanf:"credentials"`
+	// TokensFile holds more credentials, one line each; "" means none.
+	TokensFile string `koanf:"tokens_file"`
+	// Tokens are unbound tokens: each covers every client id. Secret, like Credentials.
 	Tokens Secrets `koanf:"tokens"`
+	// Open serves unauthenticated agents from non-loopback addresses when there
+	// are no credentials at all.
+	Open bool `koanf:"open"`
 }
 
 // Secrets is a list of secret strings. It ranges and indexes like a []string, but
@@ -227,6 +234,7 @@ func (c *Config) Redacted() map[string]any {
 func (c *Config) Clone() *Config {
 	n := *c
 	n.Auth.Tokens = slices.Clone(c.Auth.Tokens)
+	n.Auth.Credentials = slices.Clone(c.Auth.Credentials)
 	n.Legacy.Listeners = cloneListeners(c.Legacy.Listeners)
 	return &n
 }

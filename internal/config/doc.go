@@ -31,7 +31,10 @@
 //	server_id                   "" (hostname)                        restart-only
 //	log.level                   info (debug, info, warn, error)      live
 //	log.format                  console (console, json)              restart-only
-//	auth.tokens                 [] (open server: development only)   live; removed tokens close their connections
+//	auth.credentials            [] (none)                            live; removed credentials and ids no longer covered close their connections
+//	auth.tokens_file            "" (none)                            live; the file's contents reload live
+//	auth.tokens                 [] (unbound: use auth.credentials)   live; removed tokens close their connections
+//	auth.open                   false (open server: loopback only)   live (new connections)
 //	heartbeat.interval          10s                                  live (new connections)
 //	heartbeat.timeout           0s = 3 × interval                    live
 //	handshake.timeout           5s                                   live

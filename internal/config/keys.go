@@ -140,11 +140,29 @@ var keys = []Key{
 		Doc:         "Log format: console (human) or json.",
 		DefaultNote: "(console, json)"},
 
-	{Name: "auth.tokens", kind: kindList, Default: "", Example: "example-token-1,example-token-2", Reload: Live, Secret: true,
-		Doc: "Accepted client tokens. Empty means an open server, which is only meant for development. " +
+	{Name: "auth.credentials", kind: kindList, Default: "",
+		Example: "fleet-web sha256:4d1566a1d7df42a8517456d60ea06ed284e535cfe4c956aa6ee172dbcdf945f7 web-*", Reload: Live, Secret: true,
+		Doc: "Credentials, each binding a secret to the client ids it may speak for: \"NAME SECRET ID-PATTERN...\", where SECRET " +
+			"is the token or sha256:<hex of its SHA-256> and an ID-PATTERN is an exact id or a pattern with * (any run) and ? (any " +
+			"one character). A HELLO whose client id its token's credential does not cover gets ERROR unauthorized. " +
 			`Secret: logs and /v1/config show "[redacted N tokens]".`,
-		DefaultNote: "(open server: development only)",
+		DefaultNote: "(none)",
+		ReloadNote:  "; removed credentials and ids no longer covered close their connections"},
+	{Name: "auth.tokens_file", kind: kindString, Default: "", Example: "/etc/hawk/tokens", Reload: Live,
+		Doc: "File of credentials, one \"NAME SECRET ID-PATTERN...\" line each (# comments), read besides auth.credentials. " +
+			"It is read again when it changes (checked every second) and on every reload; a bad version keeps the last good one.",
+		DefaultNote: "(none)",
+		ReloadNote:  "; the file's contents reload live"},
+	{Name: "auth.tokens", kind: kindList, Default: "", Example: "example-token-1,example-token-2", Reload: Live, Secret: true,
+		Doc: "Unbound tokens: each lets an agent speak for ANY client id. Kept for old configurations; use auth.credentials. " +
+			`Secret: logs and /v1/config show "[redacted N tokens]".`,
+		DefaultNote: "(unbound: use auth.credentials)",
 		ReloadNote:  "; removed tokens close their connections"},
+	{Name: "auth.open", kind: kindBool, Default: "false", Example: "true", Reload: Live,
+		Doc: "With no credentials (auth.credentials, auth.tokens_file, auth.tokens) and no verified client certificate, serve " +
+			"agents from non-loopback addresses too. Off, such a server refuses them with ERROR unauthorized.",
+		DefaultNote: "(open server: loopback only)",
+		ReloadNote:  " (new connections)"},
 
 	{Name: "heartbeat.interval", kind: kindDuration, Default: "10s", Example: "3s", Reload: Live,
 		Doc:        "Heartbeat interval announced to clients in WELCOME.",

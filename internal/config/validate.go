@@ -98,16 +98,7 @@ func Validate(c *Config) error {
 	default:
 		bad("log.format", "must be console or json, not %q", c.Log.Format)
 	}
-	for i, t := range c.Auth.Tokens { // never quote a token
-		switch {
-		case t == "":
-			bad("auth.tokens", "token %d is empty", i)
-		case len(t) > maxTokenLen:
-			bad("auth.tokens", "token %d is longer than %d bytes", i, maxTokenLen)
-		case strings.IndexFunc(t, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 || !utf8.ValidString(t):
-			bad("auth.tokens", "token %d contains whitespace, control characters or invalid UTF-8", i)
-		}
-	}
+	validateAuth(&c.Auth, bad)
 	if c.Heartbeat.Interval < minHeartbeatInt {
 		bad("heartbeat.interval", "must be at least %s, not %s", minHeartbeatInt, c.Heartbeat.Interval)
 	}

@@ -83,9 +83,7 @@ func (m *Manager) Adopt(f *os.File, st *handoff.State) error {
 	m.live.Add(1)
 	m.reg.bind(c)
 	c.state.Store(stateActive)
-	if !m.Settings().tokenOK(c.token) {
-		c.fail(ReasonRevoked, protocol.CodeTokenRevoked, "the token this connection authenticated with was revoked")
-	} else if m.draining.Load() {
+	if c.stillAuthorized(m.Settings()) && m.draining.Load() {
 		m.sendGoaway(c)
 	}
 	if ce := m.log.Check(zap.DebugLevel, "connection adopted from the previous process"); ce != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hawk-agents/hawk/internal/auth"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestHandshakeTimeout(t *testing.T) {
 
 func TestBadToken(t *testing.T) {
 	s := testSettings()
-	s.Tokens = map[string]struct{}{"good": {}}
+	s.Auth = auth.MustSet("t good *")
 	ts := startServer(t, s)
 	p := testutil.Dial(t, ts.addr)
 	p.Write(protocol.AppendJSON(nil, protocol.TypeHello, 0, &protocol.Hello{ClientID: "a", Token: "bad"}))
@@ -314,7 +315,7 @@ func TestDrainCutsAtDeadline(t *testing.T) {
 
 func TestTokenRevoked(t *testing.T) {
 	s := testSettings()
-	s.Tokens = map[string]struct{}{"old": {}, "keep": {}}
+	s.Auth = auth.MustSet("o old *", "k keep *")
 	ts := startServer(t, s)
 	revoked := testutil.Dial(t, ts.addr)
 	revoked.Hello("r", "old")
@@ -322,7 +323,7 @@ func TestTokenRevoked(t *testing.T) {
 	kept.Hello("k", "keep")
 
 	ns := *s
-	ns.Tokens = map[string]struct{}{"keep": {}}
+	ns.Auth = auth.MustSet("k keep *")
 	if n := ts.m.Apply(&ns); n != 1 {
 		t.Fatalf("Apply revoked %d connections, want 1", n)
 	}

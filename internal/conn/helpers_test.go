@@ -117,6 +117,7 @@ type closeRecorder struct {
 	NopObserver
 	mu      sync.Mutex
 	reasons []CloseReason
+	refused map[string]int // AuthRefused: "credential/reason"
 }
 
 func (o *closeRecorder) Closed(r CloseReason, _ bool) {

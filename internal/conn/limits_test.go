@@ -2,6 +2,7 @@ package conn
 
 import (
 	"fmt"
+	"github.com/hawk-agents/hawk/internal/auth"
 	"runtime"
 	"strings"
 	"testing"
@@ -54,7 +55,7 @@ func TestSmallFrameLimitAcceptsAValidHello(t *testing.T) {
 	s := testSettings()
 	s.MaxFrameSize = 64
 	token := strings.Repeat("t", 200)
-	s.Tokens = map[string]struct{}{token: {}}
+	s.Auth = auth.MustSet("t " + token + " *")
 	ts := startServer(t, s)
 	p := testutil.Dial(t, ts.addr)
 	if w := p.Hello("an-agent-with-a-long-enough-client-id", token); w.MaxFrameSize != 64 {

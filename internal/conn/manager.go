@@ -99,33 +99,21 @@ func (m *Manager) NewID() uint64 { return m.nextID.Add(1) }
 // Settings returns the settings in force.
 func (m *Manager) Settings() *Settings { return m.settings.Load() }
 
-// Apply swaps in new settings atomically. Connections authenticated with a token the
-// new settings no longer accept are closed with ERROR token_revoked; it returns how many.
+// Apply swaps in new settings atomically. When the credentials changed, connections
+// whose token no longer covers their client id are closed with ERROR token_revoked;
+// it returns how many.
 func (m *Manager) Apply(s *Settings) int {
 	old := m.settings.Swap(s)
-	if len(s.Tokens) == 0 || sameTokens(old.Tokens, s.Tokens) {
+	if old.AuthOpen == s.AuthOpen && old.Auth.Equal(s.Auth) {
 		return 0
 	}
 	revoked := 0
 	for _, c := range m.reg.Snapshot(nil) {
-		if c.state.Load() == stateActive && !s.tokenOK(c.token) {
-			c.fail(ReasonRevoked, protocol.CodeTokenRevoked, "the token this connection authenticated with was revoked")
+		if c.state.Load() == stateActive && !c.stillAuthorized(s) {
 			revoked++
 		}
 	}
 	return revoked
-}
-
-func sameTokens(a, b map[string]struct{}) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if _, ok := b[k]; !ok {
-			return false
-		}
-	}
-	return true
 }
 
 // Count is the number of live connections, handshaking ones included.

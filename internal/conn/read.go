@@ -318,12 +318,12 @@ func (c *Conn) handshake(f protocol.Frame) bool {
 		return false
 	}
 	s := c.m.Settings()
-	if !s.tokenOK(h.Token) {
-		c.m.handshakeFailed(c, "unknown token", zap.String("client_id", h.ClientID))
-		c.fail(ReasonHandshake, protocol.CodeUnauthorized, "unauthorized: unknown token")
+	// Both checks come before anything names the client: a refused HELLO replaces
+	// no connection, opens no dedup window and writes no record.
+	if c.isTLS() && !c.checkCertID(h.ClientID) {
 		return false
 	}
-	if c.isTLS() && !c.checkCertID(h.ClientID) {
+	if !c.authorize(s, h.Token, h.ClientID) {
 		return false
 	}
 	c.clientID, c.token = h.ClientID, h.Token

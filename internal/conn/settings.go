@@ -3,6 +3,8 @@ package conn
 import (
 	"crypto/tls"
 	"time"
+
+	"github.com/hawk-agents/hawk/internal/auth"
 )
 
 // Settings is the part of the configuration connections obey. It is immutable once
@@ -26,8 +28,10 @@ type Settings struct {
 	// MaxInFlight is the most REPORTs a client may have unanswered; announced in
 	// WELCOME and copied at accept, like MaxFrameSize.
 	MaxInFlight int
-	// Tokens are the accepted auth tokens; empty means an open server.
-	Tokens map[string]struct{}
+	// Auth is the credentials in force; empty (or nil) is an open server, which
+	// serves loopback and certificate-verified agents only unless AuthOpen.
+	Auth     *auth.Set
+	AuthOpen bool
 	// DrainTimeout bounds a drain; DrainSpread is the window GOAWAYs are spread over.
 	DrainTimeout time.Duration
 	DrainSpread  time.Duration
@@ -48,14 +52,6 @@ type Settings struct {
 	// stallErrorGrace, when set, replaces stallErrorGrace: tests give a slow consumer
 	// the time to start reading and see its ERROR.
 	stallErrorGrace time.Duration
-}
-
-func (s *Settings) tokenOK(tok string) bool {
-	if len(s.Tokens) == 0 {
-		return true
-	}
-	_, ok := s.Tokens[tok]
-	return ok
 }
 
 // maxHelloSize is the first frame's limit: nothing is known about the peer before

@@ -3,8 +3,11 @@ package conn
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"github.com/hawk-agents/hawk/internal/auth"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,6 +281,22 @@ func BenchmarkTLSHandshake(b *testing.B) {
 	}
 	s := testSettings()
 	s.TLS = r.Config()
+	cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
+	benchHandshakes(b, s, func(addr string) (net.Conn, error) { return tls.Dial("tcp", addr, cfg) }, benchHellos(""))
+}
+
+// benchHellos returns HELLOs with token, each for an id of its own: a HELLO for an
+// id that is connected would replace it.
+func benchHellos(token string) func() []byte {
+	var n atomic.Int64
+	return func() []byte {
+		return protocol.AppendJSON(nil, protocol.TypeHello, 0, &protocol.Hello{ClientID: fmt.Sprintf("agent-04242-%d", n.Add(1)), Token: token})
+	}
+}
+
+// benchHandshakes measures connect, HELLO and its answer on a Manager with s,
+// from parallel clients dialing with dial and saying hello().
+func benchHandshakes(b *testing.B, s *Settings, dial func(addr string) (net.Conn, error), hello func() []byte) {
 	s.MaxConns = 1 << 20
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -286,20 +305,19 @@ func BenchmarkTLSHandshake(b *testing.B) {
 	m := New(Options{Settings: s, Destination: &fakeDest{}})
 	done := make(chan struct{})
 	go func() { defer close(done); m.Serve(ln) }()
-	cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
-	hello := protocol.AppendJSON(nil, protocol.TypeHello, 0, &protocol.Hello{ClientID: "bench"})
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			var buf []byte
-			c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
+			c, err := dial(ln.Addr().String())
 			if err != nil {
 				b.Error(err)
 				return
 			}
-			c.Write(hello)
-			if _, err := testutil.NextFrame(c, &buf, 5*time.Second); err != nil {
-				b.Error(err)
+			c.Write(hello())
+			f, err := testutil.NextFrame(c, &buf, 5*time.Second)
+			if err != nil || f.Type != protocol.TypeWelcome {
+				b.Errorf("answer to HELLO: %v %q %v", f.Type, f.Payload, err)
 			}
 			c.Close()
 		}
@@ -346,7 +364,7 @@ func TestTLSWithTokens(t *testing.T) {
 	t.Run("alone", func(t *testing.T) {
 		f := newTLSFixture(t, tlsconf.AuthNone, false)
 		s := tlsSettings(f)
-		s.Tokens = map[string]struct{}{"good": {}}
+		s.Auth = auth.MustSet("t good *")
 		ts := startServer(t, s)
 		testutil.DialTLS(t, ts.addr, f.clientConfig()).Hello("agent-1", "good")
 		bad := testutil.DialTLS(t, ts.addr, f.clientConfig())
@@ -356,7 +374,7 @@ func TestTLSWithTokens(t *testing.T) {
 	t.Run("with mutual TLS", func(t *testing.T) {
 		f := newTLSFixture(t, tlsconf.AuthRequired, false)
 		s := tlsSettings(f)
-		s.Tokens = map[string]struct{}{"good": {}}
+		s.Auth = auth.MustSet("t good *")
 		ts := startServer(t, s)
 		leaf := f.ca.Issue(t, testutil.CertOpts{URIs: []string{"spiffe://fleet/a"}, Client: true})
 		testutil.DialTLS(t, ts.addr, f.clientConfig(leaf.TLS)).Hello("spiffe://fleet/a", "good")

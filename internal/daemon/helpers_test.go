@@ -77,7 +77,7 @@ func newTestDaemon(t *testing.T, yaml string) *testDaemon {
 	}
 	d.dedup.SetReady()
 	d.stopDedup = func() {}
-	settings, err := reload.SettingsFrom(cfg, "test")
+	settings, err := reload.SettingsFrom(cfg, "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,9 +59,16 @@ func start(o Options) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("log.level: %w", err)
 	}
 	d.log = newLogger(cfg.Log.Format, level, o.Version)
-	settings, err := reload.SettingsFrom(cfg, o.Version)
+	tokens, err := reload.OpenTokensFile(cfg)
 	if err != nil {
 		return nil, err
+	}
+	settings, err := reload.SettingsFrom(cfg, o.Version, tokens)
+	if err != nil {
+		return nil, err
+	}
+	if lvl, msg := reload.AuthMode(cfg, settings.Auth); d.log.Core().Enabled(lvl) {
+		d.log.Check(lvl, msg).Write(zap.String("tokens_file", cfg.Auth.TokensFile))
 	}
 
 	// hawk writes the PID file itself (internal/pidfile): under systemd it must
@@ -158,7 +165,7 @@ func start(o Options) (_ *Daemon, err error) {
 		return nil, err
 	}
 	undo = append(undo, undoHandoff)
-	d.reload = reload.New(reload.Options{Loader: o.Loader, Config: d.cfg, Version: o.Version, TLS: tlsFiles, Metrics: d.met, Log: d.log,
+	d.reload = reload.New(reload.Options{Loader: o.Loader, Config: d.cfg, Version: o.Version, TLS: tlsFiles, Tokens: tokens, Metrics: d.met, Log: d.log,
 		Target: reload.Target{Level: level, Spool: d.dest.spool, Dedup: d.dedup, Conns: d.conns, Legacy: d.legacy, Log: d.log}})
 	// The admin socket is served before Ready: from Ready on, the parent may close
 	// its copy, and a request must find someone answering.

@@ -5,6 +5,7 @@
 package metrics
 
 import (
+	"github.com/hawk-agents/hawk/internal/auth"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,9 @@ type Metrics struct {
 	tlsReloads     *prometheus.CounterVec
 	tlsNotAfter    prometheus.Gauge
 	tlsFailures    prometheus.Counter
+	authOK         *prometheus.CounterVec
+	authRefused    *prometheus.CounterVec
+	authFile       *prometheus.CounterVec
 	// gauges read from the connection manager on scrape; nil until ReadConns
 	conns  atomic.Pointer[ConnGauges]
 	legacy legacyVecs
@@ -138,6 +142,14 @@ func New(version string, connections func() int) *Metrics {
 	m.tlsReloads.WithLabelValues("success")
 	m.tlsReloads.WithLabelValues("failure")
 	m.tlsNotAfter = f.gauge("hawk_tls_cert_not_after_seconds", "Unix time of the NotAfter of the server certificate in force (0 without TLS): alert on it minus time() before expiry.")
+	m.authOK = f.counterVec("hawk_auth_hellos_total", "HELLOs admitted, by the credential (auth.credentials name, auth.tokens[i], or \"\" on an open server) that admitted them.", "credential")
+	m.authRefused = f.counterVec("hawk_auth_refusals_total", "HELLOs refused with ERROR unauthorized, by credential (\"\" when the token matched none) and reason: unknown_token, not_covered (the credential does not cover the client id), open_remote (no credentials, auth.open false, a non-loopback agent).", "credential", "reason")
+	for _, r := range []auth.Reason{auth.UnknownToken, auth.NotCovered, auth.OpenRemote} {
+		m.authRefused.WithLabelValues("", string(r))
+	}
+	m.authFile = f.counterVec("hawk_auth_tokens_file_reloads_total", "Reads of auth.tokens_file after a change (file poll, SIGUSR1, hawk reload) by result: success, failure (the last good credentials stay in force).", "result")
+	m.authFile.WithLabelValues("success")
+	m.authFile.WithLabelValues("failure")
 	m.tlsFailures = f.counter("hawk_tls_handshake_failures_total", "TLS handshakes that failed (bad or missing client certificate, unknown CA, timeout, not TLS).")
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

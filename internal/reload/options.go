@@ -3,6 +3,7 @@ package reload
 import (
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/auth"
 	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/dedup"
@@ -38,7 +39,8 @@ type liveOption interface {
 type reloading struct {
 	next     *config.Config
 	settings *conn.Settings // the connections' part of next
-	revoked  int            // connections closed because their token was removed
+	tokens   *auth.File     // next's auth.tokens_file, opened again when the name changed
+	revoked  int            // connections closed because their credential no longer covers them
 }
 
 // liveOptions maps every live key to its option. A live key missing here would be
@@ -48,6 +50,9 @@ var liveOptions = map[string]liveOption{
 	"spool.fsync":           spoolFsyncOption{},
 	"spool.segment_size":    spoolSegmentSizeOption{},
 	"auth.tokens":           connSettingsOption{},
+	"auth.credentials":      connSettingsOption{},
+	"auth.tokens_file":      connSettingsOption{},
+	"auth.open":             connSettingsOption{},
 	"heartbeat.interval":    connSettingsOption{},
 	"heartbeat.timeout":     connSettingsOption{},
 	"handshake.timeout":     connSettingsOption{},

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/auth"
 	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/metrics"
@@ -20,7 +21,8 @@ type Options struct {
 	Loader  *config.Loader
 	Config  *config.Holder // the configuration in force; a reload stores the next one
 	Version string
-	TLS     *TLS // nil without TLS
+	TLS     *TLS       // nil without TLS
+	Tokens  *auth.File // auth.tokens_file as opened at start; nil without one
 	Metrics *metrics.Metrics
 	Log     *zap.Logger
 	Target  Target
@@ -29,13 +31,14 @@ type Options struct {
 // Reloader runs reloads, one at a time: the file watch, SIGUSR1, hawk reload and
 // the TLS poll may coincide.
 type Reloader struct {
-	o    Options
-	mu   sync.Mutex
-	last atomic.Pointer[string] // the last reload's time and summary, for hawk status
+	o      Options
+	mu     sync.Mutex
+	tokens *auth.File             // auth.tokens_file in force; under mu
+	last   atomic.Pointer[string] // the last reload's time and summary, for hawk status
 }
 
 // New returns a Reloader.
-func New(o Options) *Reloader { return &Reloader{o: o} }
+func New(o Options) *Reloader { return &Reloader{o: o, tokens: o.Tokens} }
 
 // Result is what a reload did, for hawk reload and hawk status.
 type Result struct {
@@ -63,9 +66,10 @@ func (r *Reloader) Last() string {
 	return ""
 }
 
-// Settings is what connections obey under c, with the TLS configuration in force.
-func (r *Reloader) Settings(c *config.Config) (*conn.Settings, error) {
-	st, err := SettingsFrom(c, r.o.Version)
+// settings is what connections obey under c and tokens, with the TLS
+// configuration in force.
+func (r *Reloader) settings(c *config.Config, tokens *auth.File) (*conn.Settings, error) {
+	st, err := SettingsFrom(c, r.o.Version, tokens)
 	if err == nil {
 		r.o.TLS.Complete(st)
 	}
@@ -106,17 +110,21 @@ func (r *Reloader) reload(trigger string, quiet bool) Result {
 	// Every reload (SIGUSR1, hawk reload, a config file change) reads the TLS files
 	// again, whatever the configuration says.
 	r.o.TLS.reload(trigger, t.Conns)
+	r.reloadTokensFile(trigger)
 	if loader.File == "" {
 		log.Info("config reload: no config file was given (-config); nothing to reload", zap.String("trigger", trigger))
 		return Result{None: "no config file was given (-config); nothing to reload"}
 	}
 	running := r.o.Config.Load()
 	next, changes, err := config.Prepare(loader, running)
-	rl := &reloading{next: next}
+	rl := &reloading{next: next, tokens: r.tokens}
+	if err == nil && next.Auth.TokensFile != running.Auth.TokensFile {
+		rl.tokens, err = OpenTokensFile(next)
+	}
 	if err == nil {
-		// Derived before anything is applied: the hostname (an empty server_id) is
-		// the one thing Prepare cannot vouch for.
-		rl.settings, err = r.Settings(next)
+		// Derived before anything is applied: the hostname (an empty server_id) and
+		// the tokens file are what Prepare cannot vouch for.
+		rl.settings, err = r.settings(next, rl.tokens)
 	}
 	if err != nil {
 		met.Reload(false)
@@ -147,6 +155,7 @@ func (r *Reloader) reload(trigger string, quiet bool) Result {
 		}
 	}
 	r.o.Config.Store(next)
+	r.tokens = rl.tokens
 	res := Result{}
 	for _, c := range changes {
 		log.Info("config changed", zap.String("key", c.Key), zap.String("old", c.Old), zap.String("new", c.New))

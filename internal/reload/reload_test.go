@@ -105,7 +105,7 @@ func TestReloadAppliesEveryLiveKey(t *testing.T) {
 		},
 	}
 	connSettings := func(t *testing.T, ts *testReloader, want *config.Config) {
-		w, err := SettingsFrom(want, version)
+		w, err := SettingsFrom(want, version, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +129,19 @@ func TestReloadAppliesEveryLiveKey(t *testing.T) {
 				t.Fatalf("no check that the running server uses a new %s", k.Name)
 			}
 			ts := newTestReloader(t)
-			ts.write(t, fmt.Sprintf("%s: %q\n", k.Name, k.Example))
+			value := k.Example
+			if k.Name == "auth.tokens_file" { // the file must exist, and its credentials apply
+				value = filepath.Join(t.TempDir(), "tokens")
+				if err := os.WriteFile(value, []byte("# fleet\nweb tok-web web-*\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				check = func(t *testing.T, ts *testReloader, want *config.Config) {
+					if s := ts.target.Conns.Settings().Auth; s.Len() != 1 || s.Names()[0] != "web" {
+						t.Errorf("connections obey credentials %v, want the tokens file's [web]", s.Names())
+					}
+				}
+			}
+			ts.write(t, fmt.Sprintf("%s: %q\n", k.Name, value))
 			ts.Reload("test")
 			now := ts.cfg.Load()
 			changes := config.Diff(ts.initial, now)
@@ -248,7 +260,7 @@ func newTestReloader(t *testing.T) *testReloader {
 	if err != nil {
 		t.Fatal(err)
 	}
-	settings, err := SettingsFrom(cfg, version)
+	settings, err := SettingsFrom(cfg, version, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

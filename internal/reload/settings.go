@@ -1,21 +1,23 @@
 package reload
 
 import (
+	"github.com/hawk-agents/hawk/internal/auth"
 	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/conn"
 )
 
-// SettingsFrom extracts what connections obey from a configuration. It fails only
-// when server_id is empty and the hostname cannot be read: clients must not be
-// told an empty server id.
-func SettingsFrom(c *config.Config, version string) (*conn.Settings, error) {
+// SettingsFrom extracts what connections obey from a configuration and the tokens
+// file (nil: none). It fails when server_id is empty and the hostname cannot be
+// read (clients must not be told an empty server id), or when the tokens file's
+// credentials clash with the configuration's (a name or a secret twice).
+func SettingsFrom(c *config.Config, version string, tokens *auth.File) (*conn.Settings, error) {
 	id, err := c.EffectiveServerID()
 	if err != nil {
 		return nil, err
 	}
-	tokens := make(map[string]struct{}, len(c.Auth.Tokens))
-	for _, t := range c.Auth.Tokens {
-		tokens[t] = struct{}{}
+	set, err := AuthSet(c, tokens)
+	if err != nil {
+		return nil, err
 	}
 	return &conn.Settings{
 		ServerID:          id,
@@ -28,7 +30,8 @@ func SettingsFrom(c *config.Config, version string) (*conn.Settings, error) {
 		MaxFrameSize:      c.Limits.MaxFrameSize,
 		MaxInFlight:       c.Limits.MaxInFlight,
 		FrameTimeout:      c.Limits.FrameTimeout,
-		Tokens:            tokens,
+		Auth:              set,
+		AuthOpen:          c.Auth.Open,
 		DrainTimeout:      c.Drain.Timeout,
 		DrainSpread:       c.Drain.Spread,
 		HandshakeRate:     c.Limits.HandshakeRate,
