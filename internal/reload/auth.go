@@ -1,7 +1,6 @@
 package reload
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -95,23 +94,9 @@ func (r *Reloader) reloadTokensFile(trigger string) {
 
 // TokensWatch is the serving-phase actor that reloads auth.tokens_file when it changes.
 func (r *Reloader) TokensWatch() (func() error, func(error)) {
-	ctx, cancel := context.WithCancel(context.Background())
-	return func() error {
-			t := time.NewTicker(tokensPollInterval)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-t.C:
-				}
-				r.mu.Lock()
-				if r.tokens != nil && r.tokens.Changed() {
-					r.reloadTokensFile("tokens file changed")
-				}
-				r.mu.Unlock()
-			}
-		}, func(error) {
-			cancel()
+	return r.poll(tokensPollInterval, func() {
+		if r.tokens != nil && r.tokens.Changed() {
+			r.reloadTokensFile("tokens file changed")
 		}
+	})
 }

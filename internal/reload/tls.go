@@ -1,7 +1,6 @@
 package reload
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"os"
@@ -102,29 +101,15 @@ func (r *Reloader) TLSWatch() (func() error, func(error)) {
 	if t == nil {
 		return nil, nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return func() error {
-			files := t.files.Files()
-			r.mu.Lock()
-			t.seen = tlsStamp(files)
-			r.mu.Unlock()
-			tick := time.NewTicker(tlsPollInterval)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-tick.C:
-				}
-				r.mu.Lock()
-				if tlsStamp(files) != t.seen {
-					t.reload("tls file changed", r.o.Target.Conns)
-				}
-				r.mu.Unlock()
-			}
-		}, func(error) {
-			cancel()
+	files := t.files.Files()
+	r.mu.Lock()
+	t.seen = tlsStamp(files)
+	r.mu.Unlock()
+	return r.poll(tlsPollInterval, func() {
+		if tlsStamp(files) != t.seen {
+			t.reload("tls file changed", r.o.Target.Conns)
 		}
+	})
 }
 
 // tlsStamp identifies the files' versions: size, modification time and inode of each.

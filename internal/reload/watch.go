@@ -3,6 +3,7 @@ package reload
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hawk-agents/hawk/internal/config"
 )
@@ -44,4 +45,25 @@ func (w *Watch) Stop() { w.cancel() }
 // Actor runs the watch in the serving phase: an error of the watch ends the phase.
 func (w *Watch) Actor() (func() error, func(error)) {
 	return func() error { return <-w.done }, func(error) { w.cancel() }
+}
+
+// poll is a serving-phase actor that runs check, under the reload lock, every
+// interval until interrupted: the TLS files and the tokens file are polled, not
+// watched (internal/filestamp says why).
+func (r *Reloader) poll(interval time.Duration, check func()) (func() error, func(error)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	return func() error {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+			r.mu.Lock()
+			check()
+			r.mu.Unlock()
+		}
+	}, func(error) { cancel() }
 }
