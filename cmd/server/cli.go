@@ -8,13 +8,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hawk-agents/hawk/internal/config"
+	"github.com/hawk-agents/hawk/internal/control"
+	"github.com/hawk-agents/hawk/internal/proc"
 )
 
 const commandList = "upgrade, reload, status, help"
@@ -109,7 +110,7 @@ func runCommand(cmd string, args []string, stdout, stderr io.Writer) int {
 			os.Exit(1)
 		}()
 	}
-	rep, nc, err := queryControlConn(path, cmd, *timeout)
+	rep, nc, err := control.QueryConn(path, cmd, *timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "hawk %s: %v\n", cmd, err)
 		return 1
@@ -145,7 +146,7 @@ func runCommand(cmd string, args []string, stdout, stderr io.Writer) int {
 
 // waitPrevious waits until the process that upgraded has exited: the server keeps
 // the connection open until then. Under systemd this orders ExecReload='s end
-// after the old process's exit (pidfile.go). Its drain is bounded by
+// after the old process's exit (internal/pidfile). Its drain is bounded by
 // drain.timeout, and the wait by -timeout.
 func waitPrevious(nc io.Reader, old, successor int, stdout, stderr io.Writer) {
 	start := time.Now()
@@ -154,32 +155,14 @@ func waitPrevious(nc io.Reader, old, successor int, stdout, stderr io.Writer) {
 	// The kernel closes a process's files before it reparents its children, and
 	// reparents them to another of its threads while one is left: wait (bounded)
 	// until the new process's parent is no longer the old one.
-	for deadline := time.Now().Add(5 * time.Second); parentOf(successor) == old && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); proc.ParentOf(successor) == old && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
-	if parentOf(successor) == old {
+	if proc.ParentOf(successor) == old {
 		fmt.Fprintf(stderr, "the previous process (pid %d) still runs after %s\n", old, time.Since(start).Round(time.Millisecond))
 		return
 	}
 	fmt.Fprintf(stdout, "the previous process (pid %d) exited after %s\n", old, time.Since(start).Round(time.Millisecond))
-}
-
-// parentOf is pid's parent from /proc (0 when pid is gone).
-func parentOf(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
 }
 
 func orNone(s string) string {

@@ -11,12 +11,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/hawk-agents/hawk/internal/auth"
 	"io"
 	"os"
 	"runtime"
 
+	"github.com/hawk-agents/hawk/internal/auth"
 	"github.com/hawk-agents/hawk/internal/config"
+	"github.com/hawk-agents/hawk/internal/daemon"
+	"github.com/hawk-agents/hawk/internal/reload"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -67,17 +69,17 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 			printConfigError(stderr, err)
 			return 1
 		}
-		tokens, err := openTokensFile(cfg)
+		tokens, err := reload.OpenTokensFile(cfg)
 		var set *auth.Set
 		if err == nil {
-			set, err = authSet(cfg, tokens)
+			set, err = reload.AuthSet(cfg, tokens)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "configuration %s is invalid:\nconfig: %v\n", what, err)
 			return 1
 		}
 		fmt.Fprintf(stdout, "configuration %s is valid\n", what)
-		_, mode := authMode(cfg, set)
+		_, mode := reload.AuthMode(cfg, set)
 		fmt.Fprintln(stdout, mode)
 		return 0
 	}
@@ -85,7 +87,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		printConfigError(stderr, err)
 		return 1
 	}
-	if err := serve(loader, cfg); err != nil {
+	if err := daemon.Run(daemon.Options{Loader: loader, Config: cfg, Version: version}); err != nil {
 		fmt.Fprintf(stderr, "hawk: %v\n", err)
 		return 1
 	}

@@ -259,5 +259,5 @@ func (m *Manager) DrainRemaining() int {
 	if !m.draining.Load() {
 		return 0
 	}
-	return m.reg.len()
+	return m.reg.Len()
 }

@@ -24,10 +24,9 @@ import (
 // is checked against this process's settings: one no longer accepted is revoked
 // at once, as a reload would.
 func (m *Manager) Adopt(f *os.File, st *handoff.State) error {
-	nc, err := net.FileConn(f)
-	f.Close()
+	nc, err := st.Open(f)
 	if err != nil {
-		return fmt.Errorf("adopt conn %d (%s): %w", st.ConnID, st.ClientID, err)
+		return err
 	}
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
@@ -53,9 +52,6 @@ func (m *Manager) Adopt(f *os.File, st *handoff.State) error {
 		clientID:    st.ClientID,
 		token:       st.Token,
 		done:        make(chan struct{}),
-	}
-	if c.remote == "" {
-		c.remote = nc.RemoteAddr().String()
 	}
 	c.framesIn.Store(st.FramesIn)
 	c.framesOut.Store(st.FramesOut)
@@ -83,7 +79,7 @@ func (m *Manager) Adopt(f *os.File, st *handoff.State) error {
 	}
 	c.slot.Store(true)
 	m.slots.Add(1)
-	m.reg.add(c)
+	m.reg.Add(c)
 	m.live.Add(1)
 	m.reg.bind(c)
 	c.state.Store(stateActive)

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/connset"
 	"github.com/hawk-agents/hawk/internal/dedup"
 	"github.com/hawk-agents/hawk/internal/handoff"
 	"github.com/hawk-agents/hawk/internal/mono"
@@ -115,16 +116,17 @@ type Conn struct {
 	stallFor time.Duration
 	// resume, while the reader waits for output to drain, is closed to wake it: by the
 	// flusher once output is below resumeOutBelow, or by whoever closes the connection.
-	resume chan struct{}
-	reason CloseReason
-	code   protocol.Code // the ERROR the server sent, if it sent one
-	regIdx int           // position in the registry's slice, under the registry's lock
-	done   chan struct{}
+	resume         chan struct{}
+	reason         CloseReason
+	code           protocol.Code // the ERROR the server sent, if it sent one
+	connset.Member               // its place in the registry
+	done           chan struct{}
 
 	// Handoff to a new process (handoff.go): where this connection is in it, nil
 	// until a handoff asks it (a pointer: Conn stays in its size class).
-	ho        atomic.Pointer[handoff.Point]
-	hoClosing bool // closing was set by the quiet point (under wmu)
+	ho atomic.Pointer[handoff.Point]
+
+	_ [8]byte // a Conn stays 448 bytes, a multiple of 64 (layout_test.go)
 }
 
 // Info is a point-in-time view of a connection for the admin API.

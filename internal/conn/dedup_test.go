@@ -34,7 +34,7 @@ func startDedupServer(t *testing.T) (*testServer, *dedup.Table) {
 		ln.Close()
 		<-ts.done
 		closeAll(ts.m, "test over")
-		for _, c := range ts.m.reg.snapshot(nil) {
+		for _, c := range ts.m.reg.Snapshot(nil) {
 			<-c.Done()
 		}
 		ts.m.Close()

@@ -65,7 +65,7 @@ func (m *Manager) Drain(ctx context.Context, reason string) DrainResult {
 	m.drainReason.Store(reason)
 	m.draining.Store(true)
 
-	conns := m.reg.snapshot(nil)
+	conns := m.reg.Snapshot(nil)
 	slices.SortFunc(conns, func(a, b *Conn) int { return cmp.Compare(a.id, b.id) })
 	before := len(conns)
 	var res DrainResult
@@ -84,10 +84,10 @@ func (m *Manager) Drain(ctx context.Context, reason string) DrainResult {
 
 	// Wait for clients to finish their in-flight reports and leave.
 	select {
-	case <-m.reg.emptied():
+	case <-m.reg.Emptied():
 	case <-ctx.Done():
 	}
-	left := m.reg.snapshot(nil)
+	left := m.reg.Snapshot(nil)
 	res.Cut = len(left)
 	res.Closed = max(before-res.Cut, 0)
 	if res.Cut > 0 {

@@ -18,7 +18,7 @@ import (
 // serverConn returns the server side of the connection whose client id is id.
 func serverConn(t *testing.T, ts *testServer, id string) *Conn {
 	t.Helper()
-	for _, c := range ts.m.reg.snapshot(nil) {
+	for _, c := range ts.m.reg.Snapshot(nil) {
 		if c.state.Load() == stateActive && c.clientID == id {
 			return c
 		}

@@ -1,38 +1,28 @@
 package conn
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/handoff"
 	"github.com/hawk-agents/hawk/internal/mono"
 )
 
 // The sending side of a handoff for native connections: internal/handoff drives it
-// (Drive) and holds each connection's quiet-point state (Point); what is native is
-// the quiet point itself: every REPORT read answered (answered == reportsRead),
-// nothing pending or being written, under wmu. A native connection falls back
-// without being asked when it is TLS (Go cannot export a TLS session's state), in
-// its handshake, closing, or told GOAWAY; one that falls back is drained with
-// GOAWAY, today's path.
+// and holds each connection's quiet point (handoff.Point); what is native is what
+// idle means: every REPORT read answered (answered == reportsRead), nothing pending
+// or being written, under wmu. A native connection falls back without being asked
+// when it is TLS (Go cannot export a TLS session's state), in its handshake,
+// closing, or told GOAWAY; one that falls back is drained with GOAWAY.
 
-// HandOff moves every active connection to the new process through ch, each at its
-// quiet point; a connection not quiet within timeout falls back, as does every one
-// not yet sent once ch fails. Call it after the listener is closed and before Drain,
-// which then finds only the connections that fell back. It returns once every
-// connection asked is moved (its teardown done), lost, or serving again.
-func (m *Manager) HandOff(ctx context.Context, ch handoff.BatchSender, timeout time.Duration) handoff.Result {
-	conns := m.reg.snapshot(nil)
-	hc := make([]handoff.Conn, len(conns))
-	for i, c := range conns {
-		hc[i] = c
-	}
-	return handoff.Drive(ctx, hc, ch, time.Now().Add(timeout))
-}
+// HandoffTarget implements handoff.Group and handoff.Adopter: native connections
+// go to the new process's Manager.
+func (m *Manager) HandoffTarget() handoff.Target { return handoff.Target{Kind: handoff.KindNative} }
+
+// HandoffConns implements handoff.Group: every live connection.
+func (m *Manager) HandoffConns() []handoff.Conn { return handoff.Conns(m.reg.Snapshot(nil)) }
 
 // quiesce runs on the reader once the handoff's deadline stopped it. It returns
 // true when the connection has left this process (moved or lost, torn down) and
@@ -40,7 +30,12 @@ func (m *Manager) HandOff(ctx context.Context, ch handoff.BatchSender, timeout t
 func (c *Conn) quiesce() bool {
 	// The reader is stopped on purpose: the reaper must not time the client out.
 	c.paused.Store(true)
-	return c.ho.Load().Quiesce(c)
+	if !c.ho.Load().Quiesce(c) {
+		return false
+	}
+	c.releaseSlot()
+	c.teardown()
+	return true
 }
 
 // handoffAsked reports whether a handoff asked c to stop: a read deadline the
@@ -67,42 +62,31 @@ func (c *Conn) HandoffRequest(run *handoff.Run) string {
 	defer c.wmu.Unlock()
 	switch {
 	case c.isTLS():
-		// Go cannot export a TLS session's state: the connection moves by GOAWAY.
-		return "tls"
+		return handoff.ReasonTLS
 	case c.state.Load() != stateActive:
-		return "handshake"
+		return handoff.ReasonHandshake
 	case c.closing:
-		return "closing"
+		return handoff.ReasonClosing
 	case c.goawayAt.Load() != 0:
-		return "goaway"
+		return handoff.ReasonGoaway
 	}
 	p := new(handoff.Point)
 	p.Request(run)
 	c.ho.Store(p)
-	c.nc.SetReadDeadline(aLongTimeAgo) // wakes the reader; the socket stays open
+	c.nc.SetReadDeadline(handoff.WakeNow)
 	return ""
 }
 
-// HandoffQuiet implements handoff.Conn: it checks for the quiet point and, at it,
-// closes the output (under wmu).
-func (c *Conn) HandoffQuiet() (quiet, closing bool) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.closing {
-		return false, true
-	}
-	if c.flushing || (c.out != nil && len(*c.out) > 0) || c.answered.Load() != c.reportsRead {
-		return false, false
-	}
-	if !c.ho.Load().TakeQuiet() {
-		return false, false // released meanwhile; Quiesce sees it
-	}
-	c.closing, c.hoClosing = true, true // nothing more is queued: no report is in flight
-	return true, false
+// HandoffOutput implements handoff.Conn.
+func (c *Conn) HandoffOutput() (sync.Locker, *bool) { return &c.wmu, &c.closing }
+
+// HandoffIdle implements handoff.Conn; under wmu.
+func (c *Conn) HandoffIdle() bool {
+	return !c.flushing && (c.out == nil || len(*c.out) == 0) && c.answered.Load() == c.reportsRead
 }
 
 // HandoffState implements handoff.Conn: c's state at its quiet point, on the reader.
-func (c *Conn) HandoffState() []byte {
+func (c *Conn) HandoffState() *handoff.State {
 	st := &handoff.State{
 		Kind: handoff.KindNative, ConnID: c.id, ClientID: c.clientID, Token: c.token,
 		Remote: c.remote, Since: c.since, MaxFrame: c.maxFrame, MaxInFlight: c.maxInFlight,
@@ -115,23 +99,11 @@ func (c *Conn) HandoffState() []byte {
 	if c.dd != nil {
 		st.DedupHas, st.DedupHi, st.DedupDurable = c.dd.Durable()
 	}
-	b, err := st.Encode()
-	if err != nil {
-		// A State of strings, numbers and bytes always encodes; should it not, an
-		// empty message makes the new process reject this one connection.
-		c.m.log.Error("handoff: state not encoded", zap.Uint64("conn_id", c.id), zap.Error(err))
-	}
-	return b
+	return st
 }
 
-// HandoffResume implements handoff.Conn: the reader serves on in this process.
-func (c *Conn) HandoffResume() {
-	c.wmu.Lock()
-	if c.hoClosing { // quiet, then fell back: the output opens again
-		c.closing, c.hoClosing = false, false
-	}
-	closing := c.closing
-	c.wmu.Unlock()
+// HandoffServeOn implements handoff.Conn: the reader serves on in this process.
+func (c *Conn) HandoffServeOn(closing bool) {
 	if closing {
 		// Its ERROR is on the way out: the flusher's goodbye sets the linger
 		// deadline; until then, bound the reads as that linger would.
@@ -147,18 +119,11 @@ func (c *Conn) HandoffResume() {
 	c.paused.Store(false)
 }
 
-// HandoffEnd implements handoff.Conn: it tears down a connection that left, with
-// ReasonHandoff or ReasonHandoffLost.
-func (c *Conn) HandoffEnd(v handoff.Verdict) {
-	c.wmu.Lock()
-	c.reason = ReasonHandoff
-	if v == handoff.Lost {
-		c.reason = ReasonHandoffLost
-	}
-	c.wmu.Unlock()
-	c.releaseSlot()
-	c.teardown()
-}
+// endReasons are the close reasons of connections that left.
+var endReasons = map[handoff.Verdict]CloseReason{handoff.Moved: ReasonHandoff, handoff.Lost: ReasonHandoffLost}
+
+// HandoffLeft implements handoff.Conn; under wmu. quiesce then tears c down.
+func (c *Conn) HandoffLeft(v handoff.Verdict) { c.reason = endReasons[v] }
 
 // errNoSocket: a TLS connection has no RawConn; HandoffRequest never asks one.
 var errNoSocket = errors.New("conn: a TLS connection has no socket to hand off")
@@ -168,9 +133,8 @@ func (c *Conn) HandoffFD() (int, error) {
 	if c.rc == nil {
 		return 0, errNoSocket
 	}
-	fd := -1
-	// Control only reads the descriptor.
-	if err := c.rc.Control(func(s uintptr) { fd = int(s) }); err != nil {
+	fd, err := handoff.RawFD(c.rc)
+	if err != nil {
 		return 0, fmt.Errorf("conn %d: %w", c.id, err)
 	}
 	return fd, nil

@@ -95,7 +95,7 @@ func TestHandoffMovesConnectionsMidFrame(t *testing.T) {
 		p.Write(frame[:cut])
 	}
 	waitFor(t, "every reader to hold its partial frame", func() bool {
-		for _, c := range old.m.reg.snapshot(nil) {
+		for _, c := range old.m.reg.Snapshot(nil) {
 			if c.frameHave.Load()>>32 != uint64(cut) {
 				return false
 			}
@@ -104,7 +104,7 @@ func TestHandoffMovesConnectionsMidFrame(t *testing.T) {
 	})
 
 	ch, received := receiveInto(t, next.m)
-	res := old.m.HandOff(context.Background(), ch, 5*time.Second)
+	res := handoff.Drive(context.Background(), old.m.HandoffConns(), ch, time.Now().Add(5*time.Second))
 	if err := ch.Done(&handoff.Summary{Moved: res.Moved}); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestHandoffReceiverDies(t *testing.T) {
 
 	sender := &stubSender{t: t, next: next.m}
 	// A short timeout is not needed: the failed send releases the busy ones at once.
-	res := old.m.HandOff(context.Background(), sender, 20*time.Second)
+	res := handoff.Drive(context.Background(), old.m.HandoffConns(), sender, time.Now().Add(20*time.Second))
 	// Idle connections not yet quiet when the send failed fall back with the busy ones.
 	if res.Err == nil || res.Moved == 0 || res.Lost == 0 || res.Moved+res.Lost+res.Fallback["channel"] != idle+busy || res.Fallback["channel"] < busy {
 		t.Fatalf("handoff: %+v, want some moved, some lost, the rest (every busy one) fallen back for the channel", res)
@@ -298,7 +298,7 @@ func TestHandoffBadStateClosesThatConnectionOnly(t *testing.T) {
 		peers = append(peers, p)
 	}
 	ch, received := receiveInto(t, next.m)
-	res := old.m.HandOff(context.Background(), &corruptFirst{ch: ch}, 5*time.Second)
+	res := handoff.Drive(context.Background(), old.m.HandoffConns(), &corruptFirst{ch: ch}, time.Now().Add(5*time.Second))
 	ch.Done(nil)
 	if err := received(); err != nil {
 		t.Fatal(err)

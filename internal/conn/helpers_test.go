@@ -47,7 +47,7 @@ func (f *fakeDest) Submit(b *ingest.Batch, w ingest.Waiter) {
 
 // closeAll tells every connection ERROR shutdown; the test's way to end them all.
 func closeAll(m *Manager, msg string) {
-	for _, c := range m.reg.snapshot(nil) {
+	for _, c := range m.reg.Snapshot(nil) {
 		c.fail(ReasonShutdown, protocol.CodeShutdown, msg)
 	}
 }
@@ -98,7 +98,7 @@ func startServer(t *testing.T, s *Settings) *testServer {
 		ln.Close()
 		<-ts.done
 		closeAll(ts.m, "test over")
-		for _, c := range ts.m.reg.snapshot(nil) {
+		for _, c := range ts.m.reg.Snapshot(nil) {
 			select {
 			case <-c.Done():
 			case <-time.After(5 * time.Second):

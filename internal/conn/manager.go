@@ -1,7 +1,6 @@
 package conn
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
+	"github.com/hawk-agents/hawk/internal/reaper"
 	"github.com/hawk-agents/hawk/internal/tlsconf"
 )
 
@@ -59,15 +59,14 @@ type Manager struct {
 	dst      drainState // what a drain publishes for late GOAWAYs (admission.go)
 
 	// The reaper is the Manager's own actor: New starts it, Close stops it.
-	stopReaper context.CancelFunc
-	reaperDone chan struct{}
-	closeOnce  sync.Once
+	reaper    *reaper.Reaper
+	closeOnce sync.Once
 }
 
 // New returns a Manager with its reaper running; call Serve with a listener, and
 // Close once the connections are gone (after Drain).
 func New(o Options) *Manager {
-	m := &Manager{dest: o.Destination, dedup: o.Dedup, log: o.Logger, obs: o.Observer, reg: newRegistry(), reaperDone: make(chan struct{})}
+	m := &Manager{dest: o.Destination, dedup: o.Dedup, log: o.Logger, obs: o.Observer, reg: newRegistry()}
 	if m.log == nil {
 		m.log = zap.NewNop()
 	}
@@ -75,12 +74,8 @@ func New(o Options) *Manager {
 		m.obs = NopObserver{}
 	}
 	m.settings.Store(o.Settings)
-	ctx, cancel := context.WithCancel(context.Background())
-	m.stopReaper = cancel
-	go func() {
-		defer close(m.reaperDone)
-		m.runReaper(ctx)
-	}()
+	var buf []*Conn
+	m.reaper = reaper.Start(m.shortestTimeout, func() { buf = m.reap(buf) })
 	return m
 }
 
@@ -92,8 +87,7 @@ func New(o Options) *Manager {
 func (m *Manager) Close() {
 	m.closeOnce.Do(func() {
 		m.live.Wait()
-		m.stopReaper()
-		<-m.reaperDone
+		m.reaper.Stop()
 	})
 }
 
@@ -114,7 +108,7 @@ func (m *Manager) Apply(s *Settings) int {
 		return 0
 	}
 	revoked := 0
-	for _, c := range m.reg.snapshot(nil) {
+	for _, c := range m.reg.Snapshot(nil) {
 		if c.state.Load() == stateActive && !c.stillAuthorized(s) {
 			revoked++
 		}
@@ -123,11 +117,11 @@ func (m *Manager) Apply(s *Settings) int {
 }
 
 // Count is the number of live connections, handshaking ones included.
-func (m *Manager) Count() int { return m.reg.len() }
+func (m *Manager) Count() int { return m.reg.Len() }
 
 // Connections returns up to limit connections, ordered by id, from offset after.
 func (m *Manager) Connections(after uint64, limit int) []Info {
-	all := m.reg.snapshot(nil)
+	all := m.reg.Snapshot(nil)
 	out := make([]Info, 0, min(limit, len(all)))
 	for _, c := range all {
 		if c.id > after {
@@ -192,7 +186,7 @@ func (m *Manager) accept(nc net.Conn) {
 		c.nc = tls.Server(&tlsTransport{Conn: nc, c: c, rc: rc}, s.TLS)
 		c.rc = nil
 	}
-	m.reg.add(c)
+	m.reg.Add(c)
 	if ce := m.log.Check(zap.DebugLevel, "connection accepted"); ce != nil {
 		ce.Write(zap.Uint64("conn_id", c.id), zap.String("remote", c.remote))
 	}

@@ -1,7 +1,6 @@
 package conn
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -9,44 +8,23 @@ import (
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
-// runReaper enforces every per-connection deadline from one goroutine and one
-// ticker: handshake timeout, heartbeat timeout, frame timeout and writes that make
-// no progress. The read and write paths only store timestamps, so no timer is armed
-// or reset per frame, and a pass over 100,000 connections is a walk over a slice of
-// pointers.
-func (m *Manager) runReaper(ctx context.Context) {
-	interval := m.reapInterval()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	var buf []*Conn
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		buf = m.reap(buf)
-		// A reload may have shortened a timeout: follow it.
-		if next := m.reapInterval(); next != interval {
-			interval = next
-			t.Reset(interval)
-		}
-	}
-}
+// The reaper (internal/reaper) enforces every per-connection deadline from one
+// goroutine and one ticker: handshake timeout, heartbeat timeout, frame timeout and
+// writes that make no progress. The read and write paths only store timestamps, so
+// no timer is armed or reset per frame, and a pass over 100,000 connections is a
+// walk over a slice of pointers.
 
-// reapInterval checks each deadline a few times per period, so a connection is cut
-// within about a quarter of its timeout after it expired.
-func (m *Manager) reapInterval() time.Duration {
+// shortestTimeout is the deadline the reaper's period follows.
+func (m *Manager) shortestTimeout() time.Duration {
 	s := m.Settings()
-	d := min(s.HandshakeTimeout, s.HeartbeatTimeout, s.WriteTimeout, s.FrameTimeout) / 4
-	return min(max(d, 10*time.Millisecond), time.Second)
+	return min(s.HandshakeTimeout, s.HeartbeatTimeout, s.WriteTimeout, s.FrameTimeout)
 }
 
 func (m *Manager) reap(buf []*Conn) []*Conn {
 	s := m.Settings()
 	now := mono.Now()
 	hs, hb, wt, ft := int64(s.HandshakeTimeout), int64(s.HeartbeatTimeout), int64(s.WriteTimeout), int64(s.FrameTimeout)
-	buf = m.reg.snapshot(buf)
+	buf = m.reg.Snapshot(buf)
 	for _, c := range buf {
 		if wa := c.writeAt.Load(); wa != 0 && now-wa > wt {
 			c.stall(now, s.WriteTimeout)

@@ -24,7 +24,7 @@ func BenchmarkReap(b *testing.B) {
 		c := &Conn{id: uint64(i + 1), m: m, accepted: mono.Now(), done: make(chan struct{})}
 		c.state.Store(stateActive)
 		c.lastSeen.Store(mono.Now())
-		m.reg.add(c)
+		m.reg.Add(c)
 	}
 	var buf []*Conn
 	b.ReportAllocs()

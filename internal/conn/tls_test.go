@@ -111,7 +111,7 @@ func TestTLSHandshakeAndReports(t *testing.T) {
 		t.Fatalf("PONG seq %d, want 7", f.Seq)
 	}
 	// A TLS connection cannot be handed to a new process: it falls back to GOAWAY.
-	conns := ts.m.reg.snapshot(nil)
+	conns := ts.m.reg.Snapshot(nil)
 	if len(conns) != 1 {
 		t.Fatalf("%d connections, want 1", len(conns))
 	}

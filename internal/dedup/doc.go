@@ -59,11 +59,11 @@
 // on a busy 2-core machine, so the first clients moved by GOAWAY see one slow ACK).
 // With dedup.rebuild_before_ready the process declares itself ready only after the
 // gate opened: the old process serves everyone meanwhile, no report waits, and SIGHUP
-// to ready grows by the rebuild time (cmd/server).
+// to ready grows by the rebuild time (internal/daemon).
 //
 // A process started by an upgrade also follows (Follow) the segments of its parent,
 // which keeps writing and ACKing on its old connections for up to drain.timeout:
-// it reads their new lines every follow interval (cmd/server: 2 ms) until the
+// it reads their new lines every follow interval (internal/daemon: 2 ms) until the
 // parent has exited (then once more, to the end), and marks them durable. Only the
 // parent's newest segment can grow, so a pass reads one file.
 //

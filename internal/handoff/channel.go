@@ -78,11 +78,11 @@ func (ch *Channel) SignalReady() error {
 	return nil
 }
 
-// WaitReadyInfo waits up to timeout for the receiver's SignalReady or
+// WaitReady waits until deadline for the receiver's SignalReady or
 // SignalReadyWith and returns what it said (an empty Ready for SignalReady: a
 // receiver that adopts no legacy connection).
-func (ch *Channel) WaitReadyInfo(timeout time.Duration) (*Ready, error) {
-	ch.uc.SetReadDeadline(time.Now().Add(timeout))
+func (ch *Channel) WaitReady(deadline time.Time) (*Ready, error) {
+	ch.uc.SetReadDeadline(deadline)
 	defer ch.uc.SetReadDeadline(time.Time{})
 	var b [4]byte
 	if _, err := io.ReadFull(ch.uc, b[:]); err != nil {

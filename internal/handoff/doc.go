@@ -1,15 +1,20 @@
-// Package handoff moves established connections from an old hawk process to the
-// new one after an upgrade, so that the TCP connection lives on and the agent never
-// learns an upgrade happened (issue 12).
+// Package handoff moves established connections of every kind from an old hawk process to its successor.
 //
+// The TCP connection lives on and the agent never learns an upgrade happened.
 // tableflip passes a child only the files present when it execs it, so the old
 // process creates a unix socketpair before each upgrade and passes one end to the
-// child by name (Name, through internal/upgrade). Once the child is ready, the old
-// process moves connections over it with SCM_RIGHTS: each descriptor together with
-// a State message, the connection's state at a quiet point (internal/conn).
-// The sending side is one driver for native and legacy connections alike (Drive,
-// driver.go); each connection stops at its quiet point through its Point
-// (point.go), and says what its quiet point is through Conn.
+// child by name (Sender.Pass: Name, through internal/upgrade). Once the child is
+// ready, the old process moves connections over it with SCM_RIGHTS: each
+// descriptor together with a State message, the connection's state at a quiet
+// point.
+//
+// The package owns the handoff end to end. The sending side (Sender) takes every
+// kind of connection the process holds as Groups (conn.Manager, each
+// legacy.Listener); it decides what cannot move (the reasons in reason.go), moves
+// kinds in order (native first, each kind with a deadline of its own) and drives
+// each connection to its quiet point (Drive, Point). The receiving side
+// (Receiver) hands each connection to the Adopter of its Target. A new kind of
+// connection implements Conn, Group and Adopter; nothing else changes.
 //
 // The contract, in order:
 //  1. The old process calls NewPair before Upgrade and passes Pair.Child to the
@@ -19,11 +24,12 @@
 //     delay (in hawk: its dedup windows are rebuilt, so a moved connection's next
 //     report does not wait); the sender waits for it (WaitReadyInfo) before it stops
 //     any connection, and falls back for all of them if it does not come within
-//     upgrade.handoff_timeout. Then the sender (old process) sends batches of at most MaxFDs descriptors, each
-//     with its State (Channel.Send). It sends one batch at a time and waits for the
-//     receiver's acknowledgement before the next: an acknowledged batch belongs to
-//     the child, whose copies of the descriptors are open and registered; the
-//     sender then closes its own copies (close, never shutdown: no FIN).
+//     upgrade.handoff_timeout. Then the sender (old process) sends batches of at
+//     most MaxFDs descriptors, each with its State (Channel.Send). It sends one
+//     batch at a time and waits for the receiver's acknowledgement before the
+//     next: an acknowledged batch belongs to the child, whose copies of the
+//     descriptors are open and registered; the sender then closes its own copies
+//     (close, never shutdown: no FIN).
 //  3. A batch sent but not acknowledged (the child died, the channel broke) is lost:
 //     the child may have read from those sockets, so the sender cannot resume them;
 //     it closes them, as a crash would. Connections not yet sent are not affected:
@@ -43,9 +49,8 @@
 // so the receiver's ready says which it has (SignalReadyWith: "HWKL", a length and
 // the JSON of Ready); the sender keeps the others (fallback no_listener, format) and
 // serves them until drain.timeout. A plain ready ("HWKR", SignalReady) adopts no
-// legacy connection; hawk sends it when it has no legacy listener, so a sender of
-// the build before this one keeps moving native connections. That sender reads
-// "HWKL" as no ready and drains all its connections as before handoff: safe, for
-// that one upgrade.
-// The legacy fields are omitted from native States, which read as before.
+// legacy connection; the Receiver sends it when it has no legacy listener, so a
+// sender that knows only native connections keeps moving them. Such a sender
+// reads "HWKL" as no ready and drains all its connections with GOAWAY: safe, for
+// that one upgrade. The legacy fields are omitted from native States.
 package handoff

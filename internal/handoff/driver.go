@@ -58,9 +58,9 @@ type event struct {
 }
 
 // Drive moves conns to the new process through ch, each at its quiet point; a
-// connection not quiet by deadline falls back ("busy" or "timeout"), as does every
-// one not yet sent once ch fails ("channel", Err set) or ctx is done
-// ("interrupted"). It returns once every connection is moved (its teardown done),
+// connection not quiet by deadline falls back (ReasonBusy or ReasonTimeout), as
+// does every one not yet sent once ch fails (ReasonChannel, Err set) or ctx is
+// done (ReasonInterrupted). It returns once every connection is moved (its teardown done),
 // lost (likewise), or serving again.
 func Drive(ctx context.Context, conns []Conn, ch BatchSender, deadline time.Time) Result {
 	start := time.Now()
@@ -85,9 +85,9 @@ func Drive(ctx context.Context, conns []Conn, ch BatchSender, deadline time.Time
 			case ev := <-d.run.events:
 				d.take(ev)
 			case <-timer.C:
-				d.release("timeout")
+				d.release(ReasonTimeout)
 			case <-ctx.Done():
-				d.release("interrupted")
+				d.release(ReasonInterrupted)
 			}
 		}
 		// Whatever else is quiet already goes in the same batch.
@@ -164,7 +164,7 @@ func (d *driver) take(ev event) {
 		d.res.Fallback[ev.reason]++
 	case d.broken:
 		ev.c.HandoffPoint().verdict <- Fallback
-		d.res.Fallback["channel"]++
+		d.res.Fallback[ReasonChannel]++
 	default:
 		d.batch = append(d.batch, ev.c)
 	}
@@ -184,7 +184,7 @@ func (d *driver) send(ch BatchSender) {
 		d.res.Lost += len(d.batch)
 		d.settle(Lost)
 	default:
-		d.res.Fallback["channel"] += len(d.batch)
+		d.res.Fallback[ReasonChannel] += len(d.batch)
 		for _, c := range d.batch {
 			c.HandoffPoint().verdict <- Fallback
 		}
@@ -194,7 +194,7 @@ func (d *driver) send(ch BatchSender) {
 		d.res.Err = err
 		d.broken = true
 		if !d.released {
-			d.release("channel")
+			d.release(ReasonChannel)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,7 +24,6 @@ type fakeConn struct {
 	asked   *atomic.Int64
 	mu      sync.Mutex
 	closing bool
-	quietAt bool // closing was set by the quiet point
 	ended   Verdict
 	resumed chan struct{} // closed when the reader serves on
 	done    chan struct{} // closed by the teardown
@@ -65,30 +65,20 @@ func (c *fakeConn) teardown() {
 	close(c.done)
 }
 
-func (c *fakeConn) HandoffQuiet() (quiet, closing bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing || c.closes {
-		return false, true
+func (c *fakeConn) HandoffOutput() (sync.Locker, *bool) {
+	if c.closes {
+		c.closing = true // under mu: closing for another reason once asked
 	}
-	if c.busy || !c.p.TakeQuiet() {
-		return false, false
-	}
-	c.closing, c.quietAt = true, true
-	return true, false
+	return &c.mu, &c.closing
 }
 
-func (c *fakeConn) HandoffState() []byte { return []byte(strconv.Itoa(c.id)) }
+func (c *fakeConn) HandoffIdle() bool { return !c.busy }
 
-func (c *fakeConn) HandoffResume() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.quietAt {
-		c.closing, c.quietAt = false, false
-	}
-}
+func (c *fakeConn) HandoffState() *State { return &State{ClientID: strconv.Itoa(c.id)} }
 
-func (c *fakeConn) HandoffEnd(v Verdict) { c.ended = v }
+func (c *fakeConn) HandoffServeOn(bool) {}
+
+func (c *fakeConn) HandoffLeft(v Verdict) { c.ended = v }
 
 func (c *fakeConn) HandoffFD() (int, error) { return c.id, c.fdErr }
 
@@ -130,7 +120,7 @@ func (r *recorder) Send(fds []int, states [][]byte) error {
 			r.t.Errorf("conn %d sent twice", fd)
 		}
 		r.sent[fd] = true
-		if string(states[i]) != strconv.Itoa(fd) {
+		if !strings.Contains(string(states[i]), `"client_id":"`+strconv.Itoa(fd)+`"`) {
 			r.t.Errorf("conn %d sent with state %q", fd, states[i])
 		}
 	}
@@ -151,7 +141,7 @@ func waitResumed(t *testing.T, c *fakeConn) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.quietAt || (c.closing && !c.closes && !c.leaves) {
+	if c.p.held || (c.closing && !c.closes && !c.leaves) {
 		t.Errorf("conn %d serves on with its output closed", c.id)
 	}
 }

@@ -146,7 +146,7 @@ func TestChannelMovesBatches(t *testing.T) {
 			got++
 		})
 	}()
-	if _, err := p.Parent.WaitReadyInfo(5 * time.Second); err != nil {
+	if _, err := p.Parent.WaitReady(time.Now().Add(5 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < n; i += MaxFDs {
@@ -181,8 +181,8 @@ func TestChannelReceiverGone(t *testing.T) {
 	}
 	defer p.Parent.Close()
 	p.Child.Close()
-	if _, err := p.Parent.WaitReadyInfo(5 * time.Second); err == nil {
-		t.Fatal("WaitReadyInfo succeeded with no receiver")
+	if _, err := p.Parent.WaitReady(time.Now().Add(5 * time.Second)); err == nil {
+		t.Fatal("WaitReady succeeded with no receiver")
 	}
 	fds, states := pipes(t, 3)
 	if err := p.Parent.Send(fds, states); err == nil {
@@ -238,9 +238,9 @@ func TestReadyWithListeners(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := p.Parent.WaitReadyInfo(5 * time.Second)
+		got, err := p.Parent.WaitReady(time.Now().Add(5 * time.Second))
 		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Fatalf("WaitReadyInfo: %+v, %v; want %+v", got, err, want)
+			t.Fatalf("WaitReady: %+v, %v; want %+v", got, err, want)
 		}
 		child.Close()
 		p.Parent.Close()

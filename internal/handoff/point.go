@@ -1,7 +1,9 @@
 package handoff
 
 import (
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -50,35 +52,53 @@ const quietPoll = time.Millisecond
 
 // Conn is a connection Drive can move. Its reader calls Point.Quiesce when the
 // handoff's read deadline wakes it (Point.Asked), and its teardown calls
-// Point.Closed.
+// Point.Closed. What differs between kinds is the request's checks, what "idle"
+// means and the state; the quiet point itself is the Point's.
 type Conn interface {
 	// HandoffPoint returns the connection's Point.
 	HandoffPoint() *Point
 	// HandoffRequest asks the connection to stop at its quiet point: under its own
 	// lock it checks that it can move, arms its Point (Point.Request) and wakes its
-	// reader with a read deadline in the past; the socket stays open. It returns
-	// why the connection cannot move ("" when asked): the reason it falls back for.
+	// reader with a read deadline in the past (WakeNow); the socket stays open. It
+	// returns why the connection cannot move ("" when asked): the reason it falls
+	// back for.
 	HandoffRequest(run *Run) string
-	// HandoffQuiet, on the reader, checks for the quiet point and, at it, takes it
-	// (Point.TakeQuiet) and marks the output closed, both under the connection's
-	// lock, so that nothing more is queued. closing says the connection is closing
-	// for another reason: it cannot move.
-	HandoffQuiet() (quiet, closing bool)
-	// HandoffState is the connection's state at its quiet point (State.Encode), on
-	// the reader.
-	HandoffState() []byte
-	// HandoffResume undoes the stop, on the reader: the output closed by the quiet
-	// point (if it was taken) opens again and the reader serves on here.
-	HandoffResume()
-	// HandoffEnd ends a connection that left this process (Moved or Lost), on the
-	// reader: the new process holds the socket (or held it and died), so it is
-	// closed without a shutdown and sends nothing to the client.
-	HandoffEnd(v Verdict)
+	// HandoffOutput is the lock over the connection's output and its closing flag
+	// (set: nothing more is queued). The quiet point is taken under that lock, and
+	// sets the flag until the verdict.
+	HandoffOutput() (mu sync.Locker, closing *bool)
+	// HandoffIdle, under that lock, says that every report read is answered and no
+	// output is queued or being written.
+	HandoffIdle() bool
+	// HandoffState is the connection's state at its quiet point, on the reader.
+	HandoffState() *State
+	// HandoffServeOn is the connection's part of serving on here, on the reader,
+	// once the quiet point's hold on its output is undone: its read deadline
+	// cleared (or, closing for another reason, bounded) and its clocks restarted.
+	HandoffServeOn(closing bool)
+	// HandoffLeft records, under the output lock, that the connection left this
+	// process (Moved or Lost): the new process holds the socket (or held it and
+	// died), so the reader, once Quiesce returns true, closes it without a shutdown
+	// and sends nothing to the client.
+	HandoffLeft(v Verdict)
 	// HandoffFD is the socket's descriptor; the socket stays open until the
 	// verdict, so it is valid for the send.
 	HandoffFD() (int, error)
 	// HandoffDone is closed once the connection's teardown is done.
 	HandoffDone() <-chan struct{}
+}
+
+// WakeNow is a read deadline in the past: it wakes a blocked read at once, and the
+// socket stays open.
+var WakeNow = time.Unix(1, 0)
+
+// RawFD reads a socket's descriptor (Control only reads it).
+func RawFD(rc syscall.RawConn) (int, error) {
+	fd := -1
+	if err := rc.Control(func(s uintptr) { fd = int(s) }); err != nil {
+		return 0, err
+	}
+	return fd, nil
 }
 
 // Point is where a connection is in a handoff. Its zero value is a connection
@@ -88,6 +108,9 @@ type Point struct {
 	state   atomic.Int32
 	verdict chan Verdict // made by Request, before run is stored
 	msg     []byte       // the encoded state, written by the reader before its quiet event
+	// held: the quiet point set the connection's closing flag (under its output
+	// lock); serving on clears it again.
+	held bool
 }
 
 // Request arms p for run. The connection calls it under its lock, having checked
@@ -102,13 +125,31 @@ func (p *Point) Request(run *Run) {
 // its reader meets is then the handoff's wake-up, not a timeout.
 func (p *Point) Asked() bool { return p.run.Load() != nil }
 
-// TakeQuiet marks the connection quiet, under its lock, at its quiet point; false
-// means it was released meanwhile (Quiesce sees it).
-func (p *Point) TakeQuiet() bool { return p.state.CompareAndSwap(stateRequested, stateQuiet) }
+// Held reports, under the connection's output lock, that the quiet point holds
+// the connection: a close must not touch the socket the new process may own, the
+// verdict decides.
+func (p *Point) Held() bool { return p.held }
+
+// quiet checks for c's quiet point and, at it, takes it and closes c's output,
+// under c's output lock, so that nothing more is queued. closing says c is closing
+// for another reason: it cannot move.
+func (p *Point) quiet(c Conn) (quiet, closing bool) {
+	mu, cl := c.HandoffOutput()
+	mu.Lock()
+	defer mu.Unlock()
+	if *cl {
+		return false, true
+	}
+	if !c.HandoffIdle() || !p.state.CompareAndSwap(stateRequested, stateQuiet) {
+		return false, false // busy, or released meanwhile (Quiesce sees it)
+	}
+	*cl, p.held = true, true
+	return true, false
+}
 
 // Quiesce runs on c's reader (p is c's Point) once the handoff's deadline stopped
-// it. It returns true when c has left this process (moved or lost: HandoffEnd was
-// called) and false when the reader must serve on (HandoffResume was called).
+// it. It returns true when c has left this process (moved or lost: HandoffLeft was
+// called; the reader tears it down) and false when the reader must serve on (HandoffServeOn was called).
 func (p *Point) Quiesce(c Conn) bool {
 	run := p.run.Load()
 	for {
@@ -116,14 +157,14 @@ func (p *Point) Quiesce(c Conn) bool {
 			p.resume(c)
 			return false
 		}
-		quiet, closing := c.HandoffQuiet()
+		quiet, closing := p.quiet(c)
 		if quiet {
 			break
 		}
 		if closing || !time.Now().Before(run.deadline) {
-			reason := "busy" // reports in flight or output pending past the deadline
+			reason := ReasonBusy
 			if closing {
-				reason = "closing"
+				reason = ReasonClosing
 			}
 			if p.state.CompareAndSwap(stateRequested, stateReleased) {
 				run.events <- event{c: c, reason: reason}
@@ -133,20 +174,34 @@ func (p *Point) Quiesce(c Conn) bool {
 		}
 		time.Sleep(quietPoll)
 	}
-	p.msg = c.HandoffState()
+	// A State of strings, numbers and bytes always encodes; should it not, the empty
+	// message makes the new process reject this one connection, naming why.
+	p.msg, _ = c.HandoffState().Encode()
 	run.events <- event{c: c, quiet: true}
 	switch v := <-p.verdict; v {
 	case Moved, Lost:
-		c.HandoffEnd(v)
+		mu, _ := c.HandoffOutput()
+		mu.Lock()
+		c.HandoffLeft(v)
+		mu.Unlock()
 		return true
 	}
 	p.resume(c)
 	return false
 }
 
+// resume undoes the stop: the output the quiet point closed (if it was taken)
+// opens again and c's reader serves on here.
 func (p *Point) resume(c Conn) {
 	p.msg = nil
-	c.HandoffResume()
+	mu, cl := c.HandoffOutput()
+	mu.Lock()
+	if p.held {
+		*cl, p.held = false, false
+	}
+	closing := *cl
+	mu.Unlock()
+	c.HandoffServeOn(closing)
 	p.run.Store(nil)
 }
 
@@ -156,6 +211,6 @@ func (p *Point) resume(c Conn) {
 // falls back for "closed" instead of keeping the run waiting.
 func (p *Point) Closed(c Conn) {
 	if p.state.CompareAndSwap(stateRequested, stateGone) {
-		p.run.Load().events <- event{c: c, reason: "closed"}
+		p.run.Load().events <- event{c: c, reason: ReasonClosed}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"time"
 )
 
@@ -35,7 +37,7 @@ type State struct {
 	// Legacy: MaxFrame is the listener's max_frame_size at accept; MaxInFlight is 0.
 	MaxFrame    int `json:"max_frame"`
 	MaxInFlight int `json:"max_in_flight"`
-	// Legacy only (omitted for native, so a native State reads as before): the
+	// Legacy only (omitted from a native State): the
 	// listener it was accepted on, adopted by the new process's listener of that
 	// name and format; the next seq the server assigns (seqs keep increasing within
 	// the client id); whether the reader was skipping junk.
@@ -64,6 +66,21 @@ func (st *State) Encode() ([]byte, error) {
 		return nil, fmt.Errorf("handoff: encode state of conn %d: %w", st.ConnID, err)
 	}
 	return append([]byte{StateVersion}, b...), nil
+}
+
+// Open makes the connection st describes of f, the descriptor that came with it;
+// f is closed (the connection holds a duplicate). An empty Remote is filled in
+// from the socket.
+func (st *State) Open(f *os.File) (net.Conn, error) {
+	nc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("adopt %s conn %d (%s): %w", st.Kind, st.ConnID, st.ClientID, err)
+	}
+	if st.Remote == "" {
+		st.Remote = nc.RemoteAddr().String()
+	}
+	return nc, nil
 }
 
 // DecodeState parses a State message and checks what the receiver relies on. Its

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/conn"
+	"github.com/hawk-agents/hawk/internal/connset"
 	"github.com/hawk-agents/hawk/internal/handoff"
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/mono"
@@ -55,13 +56,13 @@ type lconn struct {
 	// whatever order a destination commits in (the spool's single committer
 	// commits in order anyway): with every report stored, the n-th ffff receipt
 	// line answers the n-th report of the stream.
-	queue    []*entry
-	out      []byte
-	flushing bool
-	closing  bool
-	reason   CloseReason
-	regIdx   int
-	done     chan struct{}
+	queue          []*entry
+	out            []byte
+	flushing       bool
+	closing        bool
+	reason         CloseReason
+	connset.Member // its place in the listener's set
+	done           chan struct{}
 	// hoClosing: closing was set by a handoff at its quiet point (handoff.go), not
 	// by an end: a close must not touch the socket the new process may own.
 	hoClosing bool
@@ -330,7 +331,7 @@ func (c *lconn) closeNow(reason CloseReason) {
 }
 
 func (c *lconn) closeLocked(reason CloseReason) {
-	if c.hoClosing {
+	if c.ho.Held() {
 		return // quiet for a handoff: the verdict decides (the new process checks allow)
 	}
 	c.closing = true
@@ -387,7 +388,7 @@ func (c *lconn) teardown() {
 	c.mu.Unlock()
 	c.ho.Closed(c) // asked, not yet quiet: the handoff counts it "closed" at once
 	c.buf, c.scratch = nil, nil
-	c.l.remove(c)
+	c.l.conns.Remove(c, nil)
 	c.l.obs.Closed(reason)
 	level := zap.InfoLevel
 	if reason == ReasonClient || reason == ReasonDrain || reason == ReasonHandoff {

@@ -30,7 +30,7 @@
 // start after the bad frame's start (its length may be the corrupt part). Buffers
 // grow with the bytes that arrive, never to what a header announces.
 //
-// Lifecycle. Sockets come from internal/upgrade (cmd/server opens them before
+// Lifecycle. Sockets come from internal/upgrade (internal/legacyset opens them before
 // Ready). Each Listener has one reaper goroutine (idle_timeout, stuck writes) and a
 // Drain for the end of a process. After an upgrade, established connections are
 // first handed to the new process (handoff.go, internal/handoff); these formats have

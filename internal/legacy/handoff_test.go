@@ -94,7 +94,7 @@ func TestHandOffMovesConnectionWithPartialFrame(t *testing.T) {
 	waitRead(t, old.l, sent)
 
 	a := &adopter{t: t, to: next.l}
-	res := old.l.HandOff(context.Background(), a, time.Now().Add(5*time.Second))
+	res := handoff.Drive(context.Background(), old.l.HandoffConns(), a, time.Now().Add(5*time.Second))
 	if res.Moved != 1 || res.Lost != 0 || len(res.Fallback) != 0 || res.Err != nil {
 		t.Fatalf("HandOff: %+v", res)
 	}
@@ -130,7 +130,7 @@ func TestAdoptClosesPeerNoLongerAllowed(t *testing.T) {
 	rd := bufio.NewReader(nc)
 	nc.Write(ffffReport("x"))
 	readLines(t, rd, nc, 1)
-	res := old.l.HandOff(context.Background(), &adopter{t: t, to: next.l}, time.Now().Add(5*time.Second))
+	res := handoff.Drive(context.Background(), old.l.HandoffConns(), &adopter{t: t, to: next.l}, time.Now().Add(5*time.Second))
 	if res.Moved != 1 {
 		t.Fatalf("HandOff: %+v", res)
 	}
@@ -150,7 +150,7 @@ func TestHandOffUnacknowledgedBatchIsLost(t *testing.T) {
 	rd := bufio.NewReader(nc)
 	nc.Write(ffffReport("x"))
 	readLines(t, rd, nc, 1)
-	res := old.l.HandOff(context.Background(), &adopter{t: t, err: errors.New("channel broke")}, time.Now().Add(5*time.Second))
+	res := handoff.Drive(context.Background(), old.l.HandoffConns(), &adopter{t: t, err: errors.New("channel broke")}, time.Now().Add(5*time.Second))
 	if res.Lost != 1 || res.Moved != 0 || res.Err == nil {
 		t.Fatalf("HandOff: %+v", res)
 	}
@@ -171,7 +171,7 @@ func TestHandOffBusyConnectionFallsBack(t *testing.T) {
 	b := ffffReport("held")
 	nc.Write(b)
 	waitRead(t, old.l, len(b))
-	res := old.l.HandOff(context.Background(), &adopter{t: t, to: nil}, time.Now().Add(50*time.Millisecond))
+	res := handoff.Drive(context.Background(), old.l.HandoffConns(), &adopter{t: t, to: nil}, time.Now().Add(50*time.Millisecond))
 	if res.Moved != 0 || res.Fallback["busy"]+res.Fallback["timeout"] != 1 {
 		t.Fatalf("HandOff: %+v", res)
 	}
@@ -213,7 +213,7 @@ func TestHandOffHeadersWithPartialMessage(t *testing.T) {
 	nc.Write(stream)
 	waitRead(t, old.l, len(stream))
 	testutil.Eventually(t, 5*time.Second, func() bool { return old.obs.stored.Load() == 10 }, "10 stored")
-	res := old.l.HandOff(context.Background(), &adopter{t: t, to: next.l}, time.Now().Add(5*time.Second))
+	res := handoff.Drive(context.Background(), old.l.HandoffConns(), &adopter{t: t, to: next.l}, time.Now().Add(5*time.Second))
 	if res.Moved != 1 || len(res.Fallback) != 0 {
 		t.Fatalf("HandOff: %+v", res)
 	}

@@ -16,8 +16,10 @@ import (
 
 	"github.com/hawk-agents/hawk/internal/accept"
 	"github.com/hawk-agents/hawk/internal/conn"
+	"github.com/hawk-agents/hawk/internal/connset"
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/mono"
+	"github.com/hawk-agents/hawk/internal/reaper"
 )
 
 // Settings is what a reload may change on a running listener. It is immutable once
@@ -46,7 +48,7 @@ type Options struct {
 	Destination ingest.Destination
 	Logger      *zap.Logger
 	Observer    Observer // nil: NopObserver
-	// NewID numbers connections; cmd/server passes the native Manager's, so ids are
+	// NewID numbers connections; the daemon passes the native Manager's, so ids are
 	// unique across every listener. nil: a counter of the Listener's own.
 	NewID func() uint64
 	// WriteTimeout is read at every reaper pass (limits.write_timeout, live).
@@ -67,17 +69,14 @@ type Listener struct {
 	newID    func() uint64
 	writeTO  func() time.Duration
 
-	mu    sync.Mutex
-	conns []*lconn
-	empty chan struct{} // closed when conns becomes empty; made by emptied
+	conns connset.Set[*lconn]
 
 	live       sync.WaitGroup // accepted connections until their teardown ends
 	lastSeq    atomic.Int64   // the last seq base handed out (see nextSeqBase)
 	lastRefuse atomic.Int64   // mono.Now() of the last refusal logged
 
-	stopReaper context.CancelFunc
-	reaperDone chan struct{}
-	closeOnce  sync.Once
+	reaper    *reaper.Reaper
+	closeOnce sync.Once
 }
 
 // New returns a Listener with its reaper running; call Serve with a listener from
@@ -90,7 +89,7 @@ func New(o Options) (*Listener, error) {
 		return nil, fmt.Errorf("legacy: listener %s: %w", o.Name, err)
 	}
 	l := &Listener{name: o.Name, format: o.Format, codec: codecFor(o.Format), dest: o.Destination,
-		log: o.Logger, obs: o.Observer, newID: o.NewID, writeTO: o.WriteTimeout, reaperDone: make(chan struct{})}
+		log: o.Logger, obs: o.Observer, newID: o.NewID, writeTO: o.WriteTimeout}
 	if l.log == nil {
 		l.log = zap.NewNop()
 	}
@@ -105,12 +104,8 @@ func New(o Options) (*Listener, error) {
 		l.writeTO = func() time.Duration { return 10 * time.Second }
 	}
 	l.settings.Store(o.Settings)
-	ctx, cancel := context.WithCancel(context.Background())
-	l.stopReaper = cancel
-	go func() {
-		defer close(l.reaperDone)
-		l.runReaper(ctx)
-	}()
+	var buf []*lconn
+	l.reaper = reaper.Start(l.shortestTimeout, func() { buf = l.reap(buf) })
 	return l, nil
 }
 
@@ -126,7 +121,7 @@ func (l *Listener) Settings() *Settings { return l.settings.Load() }
 func (l *Listener) Apply(s *Settings) int {
 	l.settings.Store(s)
 	n := 0
-	for _, c := range l.snapshot(nil) {
+	for _, c := range l.conns.Snapshot(nil) {
 		if !s.allowed(c.peer) {
 			c.closeNow(ReasonNotAllowed)
 			n++
@@ -179,7 +174,7 @@ func (l *Listener) accept(nc net.Conn) {
 		done:     make(chan struct{}),
 	}
 	c.lastSeen.Store(mono.Now())
-	l.add(c)
+	l.conns.Add(c)
 	if ce := l.log.Check(zap.DebugLevel, "legacy connection accepted"); ce != nil {
 		ce.Write(zap.String("listener", l.name), zap.Uint64("conn_id", c.id), zap.String("client_id", c.clientID))
 	}
@@ -204,65 +199,14 @@ func (l *Listener) nextSeqBase() uint64 {
 	}
 }
 
-func (l *Listener) add(c *lconn) {
-	l.mu.Lock()
-	c.regIdx = len(l.conns)
-	l.conns = append(l.conns, c)
-	l.mu.Unlock()
-}
-
-func (l *Listener) remove(c *lconn) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	i := c.regIdx
-	if i < 0 {
-		return
-	}
-	last := len(l.conns) - 1
-	l.conns[i] = l.conns[last]
-	l.conns[i].regIdx = i
-	l.conns[last] = nil
-	l.conns = l.conns[:last]
-	c.regIdx = -1
-	if last == 0 && l.empty != nil {
-		close(l.empty)
-		l.empty = nil
-	}
-}
-
-func (l *Listener) snapshot(dst []*lconn) []*lconn {
-	l.mu.Lock()
-	dst = append(dst[:0], l.conns...)
-	l.mu.Unlock()
-	return dst
-}
-
-func (l *Listener) emptied() <-chan struct{} {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.conns) == 0 {
-		done := make(chan struct{})
-		close(done)
-		return done
-	}
-	if l.empty == nil {
-		l.empty = make(chan struct{})
-	}
-	return l.empty
-}
-
 // Count is the number of open connections.
-func (l *Listener) Count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
-}
+func (l *Listener) Count() int { return l.conns.Len() }
 
 // Connections returns the open connections with an id above after, by id (at most
 // limit), for /v1/connections.
 func (l *Listener) Connections(after uint64, limit int) []conn.Info {
 	var out []conn.Info
-	for _, c := range l.snapshot(nil) {
+	for _, c := range l.conns.Snapshot(nil) {
 		if c.id > after {
 			out = append(out, c.info())
 		}
@@ -291,10 +235,10 @@ func (l *Listener) Drain(ctx context.Context, timeout time.Duration) DrainResult
 	defer cancel()
 	before := l.Count()
 	select {
-	case <-l.emptied():
+	case <-l.conns.Emptied():
 	case <-ctx.Done():
 	}
-	left := l.snapshot(nil)
+	left := l.conns.Snapshot(nil)
 	for _, c := range left {
 		c.closeNow(ReasonDrain)
 	}
@@ -311,7 +255,6 @@ func (l *Listener) Drain(ctx context.Context, timeout time.Duration) DrainResult
 func (l *Listener) Close() {
 	l.closeOnce.Do(func() {
 		l.live.Wait()
-		l.stopReaper()
-		<-l.reaperDone
+		l.reaper.Stop()
 	})
 }

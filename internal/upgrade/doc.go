@@ -1,5 +1,6 @@
-// Package upgrade is the only place hawk opens listening sockets, so that every one
-// of them can be handed to a new binary on SIGHUP (cloudflare/tableflip).
+// Package upgrade opens every listening socket hawk has, so that each can be handed to a new binary on SIGHUP.
+//
+// It is the only place listening sockets are opened (cloudflare/tableflip).
 //
 // tableflip owns the state machine (one goroutine of its own decides whether an
 // upgrade may start); this package adds hawk's rules on top and nothing else:
