@@ -17,7 +17,8 @@
 //  4. Upgrade execs os.Args[0] with the same arguments and blocks until the child is
 //     Ready (nil) or failed (the error says why; this process keeps serving). It
 //     refuses at once, never queues:
-//     ErrInProgress while another upgrade runs,
+//     ErrInProgress while another Upgrade runs (its child starting, or its wait
+//     for the parent below),
 //     ErrParentDraining in a process started by an upgrade until the process it
 //     replaced has exited (see WaitForParent); this one refusal waits up to
 //     parentExitGrace (500ms) first, so that a SIGHUP sent just as the parent

@@ -25,6 +25,7 @@ type fakeFlip struct {
 	parentGone  chan struct{}
 	parentErr   error
 	readyErr    error
+	tried       int        // Upgrade calls
 	started     int        // children started
 	child       chan error // nil: the child is ready; else it failed
 	keys        []string   // ListenWithCallback keys, in order
@@ -66,6 +67,7 @@ func (f *fakeFlip) Ready() error {
 
 func (f *fakeFlip) Upgrade() error {
 	f.mu.Lock()
+	f.tried++
 	switch {
 	case f.stopped:
 		f.mu.Unlock()
@@ -101,6 +103,12 @@ func (f *fakeFlip) Upgrade() error {
 		close(f.exit)
 	}
 	return err
+}
+
+func (f *fakeFlip) upgradeCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tried
 }
 
 func (f *fakeFlip) isUpgrading() bool {

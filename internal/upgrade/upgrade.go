@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,10 @@ type Upgrader struct {
 	// stopped is set by Stop, before tableflip's Stop, so that the refusal an
 	// interrupted or later Upgrade gets reads as ErrStopped.
 	stopped atomic.Bool
+	// running is held by one Upgrade at a time. tableflip refuses a second upgrade
+	// only while a child starts: calls made while another waits out parentExitGrace
+	// would wait with it, then race it to start the child.
+	running sync.Mutex
 }
 
 // New creates the process's upgrader.
@@ -82,6 +87,10 @@ func (u *Upgrader) WaitForParent(ctx context.Context) error {
 // refusal (IsRefusal) comes at once, or within parentExitGrace for
 // ErrParentDraining: a second SIGHUP must never crash or stack up.
 func (u *Upgrader) Upgrade() error {
+	if !u.running.TryLock() {
+		return upgradeError(errors.New(tfInProgress), u.stopped.Load())
+	}
+	defer u.running.Unlock()
 	err := u.tf.Upgrade()
 	if err != nil && err.Error() == tfParentAlive {
 		err = u.upgradeOnceParentGone(err)

@@ -217,6 +217,44 @@ func TestUpgradeAsParentExits(t *testing.T) {
 	}
 }
 
+// While one Upgrade waits for the parent to exit, another is refused at once: it
+// must not wait too and then race the first to start the child (the first may
+// hold what the child is given, such as the handoff channel).
+func TestSecondUpgradeRefusedWhileFirstWaitsForParent(t *testing.T) {
+	f := newFake().withParent()
+	f.Ready()
+	u := newUpgrader(f)
+	done := make(chan error, 1)
+	go func() { done <- u.Upgrade() }()
+	for deadline := time.Now().Add(5 * time.Second); f.upgradeCalls() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first Upgrade did not reach tableflip")
+		}
+	}
+	start := time.Now()
+	if err := u.Upgrade(); !errors.Is(err, ErrInProgress) {
+		t.Fatalf("second Upgrade: %v, want ErrInProgress", err)
+	}
+	if took := time.Since(start); took >= parentExitGrace/2 {
+		t.Fatalf("second Upgrade refused after %v: it waited for the parent", took)
+	}
+	f.parentExited(nil)
+	for !f.isUpgrading() {
+		select {
+		case err := <-done:
+			t.Fatalf("first Upgrade returned %v before the child was started", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	f.child <- nil
+	if err := <-done; err != nil {
+		t.Fatalf("first Upgrade: %v", err)
+	}
+	if f.started != 1 {
+		t.Fatalf("%d children started, want 1", f.started)
+	}
+}
+
 func TestReadyErrorWrapped(t *testing.T) {
 	f := newFake()
 	f.readyErr = errors.New("tableflip: can't write PID file: permission denied")
