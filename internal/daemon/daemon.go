@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 
 	"go.uber.org/zap"
@@ -104,6 +105,7 @@ type upgrades struct {
 	// closed: from then on only a successor accepts.
 	servingDone chan struct{}
 	upgraded    atomic.Bool // an upgrade succeeded: a successor serves
+	upgrading   sync.Mutex  // one upgrade at a time (upgrade.go: startSuccessor)
 	stopping    atomic.Bool // a stop signal ended (or is ending) the serving phase
 	last        atomic.Pointer[string]
 }

@@ -23,8 +23,8 @@ type upgradeRequest struct {
 }
 
 // upgrader is the serving phase's upgrade actor. Each request runs an upgrade on a
-// goroutine of its own, so that a second request reaches tableflip while the first
-// still runs and is refused at once, not queued; the actor waits for those
+// goroutine of its own, so that a second request made while the first still runs
+// is refused at once (startSuccessor), not queued; the actor waits for those
 // goroutines before it returns. It returns errUpgraded once a successor is ready.
 //
 // Its interrupt stops the upgrader, once, for the process: with no successor that
@@ -64,15 +64,7 @@ func (d *Daemon) upgrade(trigger string) error {
 	start := time.Now()
 	d.log.Info("upgrade requested ("+trigger+"): starting the new binary", zap.String("binary", os.Args[0]))
 	d.notify.Send(sdnotify.Status(fmt.Sprintf("upgrading (%s): starting %s", trigger, os.Args[0])))
-	moved := d.warnListenerMoves()
-	ho := d.out.Pass(d.upg.PassFile)
-	err := d.upg.Upgrade()
-	if err == nil && moved != "" {
-		d.log.Warn("upgrade moved the protocol listener: established connections are handed to the new process and stay "+
-			"connected (upgrade.handoff); any that fall back are told GOAWAY and reconnect to the address they know, "+
-			"which closes with this drain", zap.String("moved", moved))
-	}
-	d.out.Passed(ho, err)
+	err := d.startSuccessor()
 	switch {
 	case err == nil:
 		d.up.upgraded.Store(true)
@@ -100,6 +92,47 @@ func (d *Daemon) upgrade(trigger string) error {
 	sum := time.Now().UTC().Format(time.RFC3339) + " " + verdict
 	d.up.last.Store(&sum)
 	return err
+}
+
+// startSuccessor is the upgrade proper. One runs at a time, decided here and not
+// by tableflip: the request that passes the handoff channel must be the one whose
+// Upgrade starts the child, or the successor would be given a channel this
+// process has closed and every connection would be drained with GOAWAY.
+func (d *Daemon) startSuccessor() error {
+	if !d.up.upgrading.TryLock() {
+		return upgrade.ErrInProgress
+	}
+	defer d.up.upgrading.Unlock()
+	d.awaitParentHandoff()
+	moved := d.warnListenerMoves()
+	ho := d.out.Pass(d.upg.PassFile)
+	err := d.upg.Upgrade()
+	if err == nil && moved != "" {
+		d.log.Warn("upgrade moved the protocol listener: established connections are handed to the new process and stay "+
+			"connected (upgrade.handoff); any that fall back are told GOAWAY and reconnect to the address they know, "+
+			"which closes with this drain", zap.String("moved", moved))
+	}
+	d.out.Passed(ho, err)
+	return err
+}
+
+// awaitParentHandoff holds an upgrade requested while the parent still hands its
+// connections to this process until that handoff is over: the parent exits right
+// after it (tableflip allows no upgrade before that exit; Upgrade waits
+// parentExitGrace for the exit itself, not for a handoff of any size). The parent
+// bounds its handoff by upgrade.handoff_timeout; Stop (which closes Exit) ends the
+// wait too.
+func (d *Daemon) awaitParentHandoff() {
+	select {
+	case <-d.in.Done():
+		return
+	default:
+	}
+	d.log.Info("upgrade waits for the previous process to finish handing over its connections")
+	select {
+	case <-d.in.Done():
+	case <-d.upg.Exit():
+	}
 }
 
 // warnListenerMoves says, before the new process starts, that it will serve the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"slices"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -17,10 +16,6 @@ type Sender struct {
 	groups  []Group // in kindOrder
 	counter Counter
 	log     *zap.Logger
-	// passing is held from the channel's creation until the upgrade returned: a
-	// second upgrade meanwhile (refused by tableflip) must not replace the file the
-	// first one's child is being given.
-	passing sync.Mutex
 	out     *Channel // to the successor, once an upgrade succeeded
 }
 
@@ -34,13 +29,11 @@ func NewSender(groups []Group, counter Counter, log *zap.Logger) *Sender {
 }
 
 // Pass makes the channel for the upgrade about to start and passes the child's end
-// through pass (upgrade.PassFile, under Name). It returns nil, and the upgrade
-// goes on without a channel, when another upgrade is passing one (tableflip then
-// refuses this one) or on error. Passed must follow with the upgrade's outcome.
+// through pass (upgrade.PassFile, under Name). It returns nil on error, and the
+// upgrade goes on without a channel. Passed must follow with the upgrade's
+// outcome; the caller runs one upgrade at a time from Pass to Passed, so the file
+// passed is the one the child that upgrade starts is given.
 func (s *Sender) Pass(pass func(name string, f *os.File) error) *Pair {
-	if !s.passing.TryLock() {
-		return nil
-	}
 	p, err := NewPair()
 	if err == nil {
 		err = pass(Name, p.Child)
@@ -51,7 +44,6 @@ func (s *Sender) Pass(pass func(name string, f *os.File) error) *Pair {
 		if p != nil {
 			p.Parent.Close()
 		}
-		s.passing.Unlock()
 		return nil
 	}
 	return p
@@ -62,7 +54,6 @@ func (s *Sender) Passed(p *Pair, err error) {
 	if p == nil {
 		return
 	}
-	defer s.passing.Unlock()
 	if err != nil {
 		p.Parent.Close()
 		return

@@ -88,8 +88,11 @@ func logTime(t *testing.T, l logLine) time.Time {
 	return ts
 }
 
-// SIGHUPs to the new process during a handoff are refused (its parent has not
-// exited yet) and change nothing the clients can see.
+// A burst of SIGHUPs to the new process while its parent still hands it its
+// connections never turns a handoff into a GOAWAY drain: the first SIGHUP waits
+// for that handoff and the parent's exit, then upgrades (handing every connection
+// on once more), the others are refused at once as in progress; the clients see
+// nothing. (Had the first been refused, the parent still draining, the same holds.)
 func TestHandoffSighupsDuringHandoff(t *testing.T) {
 	const conns = 300
 	s := startServer(t, bin.serverV1)
@@ -100,13 +103,42 @@ func TestHandoffSighupsDuringHandoff(t *testing.T) {
 	old := s.pid()
 	install(t, bin.serverV2, s.binary)
 	s.signal(old, syscall.SIGHUP)
-	s.waitLog(10*time.Second, byPID(old, "upgrade succeeded: new process is ready; draining this one"))
-	next := s.pid()
+	s.waitLog(10*time.Second, byPID(old, msgUpgraded))
+	// The new process names itself in the PID file after its Ready, which the
+	// parent may have logged first.
+	next := s.waitPIDFileNames(func(pid int) bool { return pid != old }, 5*time.Second)
 	for range 5 {
-		syscall.Kill(next, syscall.SIGHUP)
+		s.signal(next, syscall.SIGHUP)
 		time.Sleep(5 * time.Millisecond) // a burst, not a wait for anything
 	}
-	testutil.Eventually(t, 15*time.Second, func() bool { return !alive(old) }, "the old process %d to exit", old)
+	waitGone(t, old, 15*time.Second, "the old process")
+	handed := s.waitLog(10*time.Second, byPID(old, "handoff finished: connections moved to the new process"))
+	// SIGHUPs that arrive together may be delivered as one: every one delivered
+	// (logged as requested) gets its verdict.
+	requested := s.waitLogs(byPID(next, "upgrade requested (SIGHUP): starting the new binary"), 1)
+	verdicts := s.waitVerdicts(next, len(requested))
+	upgraded := 0
+	for _, v := range verdicts {
+		switch {
+		case v.str("msg") == msgUpgraded:
+			upgraded++
+		case v.str("msg") != msgRefused:
+			t.Fatalf("SIGHUP to the new process: %v", v)
+		}
+	}
+	if upgraded > 1 {
+		t.Fatalf("%d upgrades from one burst of SIGHUPs: %v", upgraded, verdicts)
+	}
+	t.Logf("5 SIGHUPs to %d during its parent's handoff (%v moved), %d delivered: %d upgraded, %d refused", next, handed["moved"],
+		len(requested), upgraded, len(verdicts)-upgraded)
+	if upgraded == 1 {
+		exit := s.waitLog(15*time.Second, byPID(next, "exiting"))
+		done := s.findLogs(byPID(next, "handoff finished: connections moved to the new process"))
+		if exit.num("goaways") != 0 || len(done) != 1 || done[0].num("moved") != conns {
+			t.Fatalf("the new process, replaced, drained %v connections with GOAWAY; its handoff: %v", exit["goaways"], done)
+		}
+		waitGone(t, next, 15*time.Second, "the new process, replaced")
+	}
 	s.waitProgress(2000)
 	sum := load.stop()
 	t.Logf("load: %+v", sum)

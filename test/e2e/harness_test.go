@@ -221,6 +221,15 @@ func (s *server) waitLog(timeout time.Duration, match func(logLine) bool) logLin
 	return found
 }
 
+// waitLogs waits until at least n log lines match match and returns them.
+func (s *server) waitLogs(match func(logLine) bool, n int) []logLine {
+	s.t.Helper()
+	var found []logLine
+	testutil.Eventually(s.t, 10*time.Second, func() bool { found = s.findLogs(match); return len(found) >= n },
+		"%d matching server log lines; log so far:\n%s", n, s.logTextDump())
+	return found
+}
+
 // findLogs returns every log line matching match so far.
 func (s *server) findLogs(match func(logLine) bool) []logLine {
 	s.mu.Lock()

@@ -38,6 +38,59 @@ func childrenOf(pid int) []int {
 	return out
 }
 
+// waitPIDFileNames waits until the PID file names a live process for which want
+// is true, and returns it. It polls every 200µs, not with Eventually's backoff: a
+// test that signals the process the moment it is named must learn it at once.
+func (s *server) waitPIDFileNames(want func(pid int) bool, timeout time.Duration) int {
+	s.t.Helper()
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(200 * time.Microsecond) {
+		if p := s.pid(); p > 0 && want(p) && alive(p) {
+			return p
+		}
+	}
+	s.t.Fatalf("the PID file names %d after %v; log:\n%s", s.pid(), timeout, s.logTextDump())
+	return 0
+}
+
+// A SIGHUP to the new process the moment the PID file names it, while its parent
+// still hands it 1,000 connections and then exits, is performed, not refused: the
+// new process waits for that handoff, then for the exit. Each round upgrades the
+// serving process and at once its successor.
+func TestSighupToNewProcessOnceNamed(t *testing.T) {
+	const conns, rounds = 1000, 4
+	s := startServer(t, bin.serverV1, "-limits.max_conns=5000")
+	load := startLoad(t, s.addr(), "-c", strconv.Itoa(conns), "-w", "4", "-s", "128", "-rate", "20000", "-d", "10m")
+	s.waitConnected(conns)
+	s.waitProgress(2000)
+	for round := range rounds {
+		old := s.pid()
+		s.signal(old, syscall.SIGHUP)
+		next := s.waitPIDFileNames(func(pid int) bool { return pid != old }, 10*time.Second)
+		s.signal(next, syscall.SIGHUP)
+		sent := time.Now()
+		v := s.waitVerdicts(next, 1)[0]
+		exit := s.waitLog(10*time.Second, byPID(old, "exiting"))
+		if v.str("msg") != msgUpgraded {
+			t.Fatalf("round %d: SIGHUP to %d (sent %s, its parent exited %s): %s: %s", round+1, next,
+				sent.UTC().Format("15:04:05.000"), exit.str("ts"), v.str("msg"), v.str("error"))
+		}
+		t.Logf("round %d: SIGHUP to %d performed; its parent exited %v after it was sent", round+1, next,
+			logTime(t, exit).Sub(sent).Round(time.Millisecond))
+		s.waitPIDFileNames(func(pid int) bool { return pid != old && pid != next }, 10*time.Second)
+		waitGone(t, old, 10*time.Second, "the old process")
+		waitGone(t, next, 15*time.Second, "the replaced new process")
+	}
+	s.waitProgress(2000)
+	sum := load.stop()
+	t.Logf("load: %+v", sum)
+	if sum.Errors != 0 || sum.Goaways != 0 || sum.Acked != sum.Sent {
+		t.Fatalf("clients noticed the upgrades: %+v", sum)
+	}
+	s.stopAll()
+	keys, _ := spoolKeys(t, s.spool)
+	exactlyOnce(t, keys, load.acked())
+}
+
 // onlyServing checks the end state of a server tree: exactly one hawk process, the
 // one the PID file names, and it welcomes agents with version.
 func (s *server) onlyServing(t *testing.T, version string) int {

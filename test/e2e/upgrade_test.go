@@ -169,6 +169,22 @@ func TestFiveUpgradesBackToBack(t *testing.T) {
 	checkSpool(t, spoolRecords(t, s.spool), acked, true)
 }
 
+// What a process logs as the verdict of each upgrade request it was sent.
+const (
+	msgUpgraded = "upgrade succeeded: new process is ready; draining this one"
+	msgRefused  = "upgrade refused"
+	msgFailed   = "upgrade failed: this process keeps serving"
+)
+
+// waitVerdicts waits until pid has logged n upgrade verdicts and returns them.
+func (s *server) waitVerdicts(pid, n int) []logLine {
+	s.t.Helper()
+	return s.waitLogs(func(l logLine) bool {
+		m := l.str("msg")
+		return int(l.num("pid")) == pid && (m == msgUpgraded || m == msgRefused || m == msgFailed)
+	}, n)
+}
+
 // upgradeRightAway installs binary and sends SIGHUP to the serving process, which
 // must accept it (a refusal or failure fails the test), then waits for the old
 // process to exit and returns its "exiting" log line.
@@ -178,18 +194,8 @@ func (s *server) upgradeRightAway(binary string, n int) logLine {
 	old := s.pid()
 	install(t, binary, s.binary)
 	s.signal(old, syscall.SIGHUP)
-	var outcome logLine
-	testutil.Eventually(t, 10*time.Second, func() bool {
-		ls := s.findLogs(func(l logLine) bool {
-			return int(l.num("pid")) == old && (l.str("msg") == "upgrade succeeded: new process is ready; draining this one" ||
-				l.str("msg") == "upgrade refused" || l.str("msg") == "upgrade failed: this process keeps serving")
-		})
-		if len(ls) > 0 {
-			outcome = ls[0]
-		}
-		return len(ls) > 0
-	}, "upgrade %d: the outcome of the SIGHUP", n)
-	if outcome.str("msg") != "upgrade succeeded: new process is ready; draining this one" {
+	outcome := s.waitVerdicts(old, 1)[0]
+	if outcome.str("msg") != msgUpgraded {
 		t.Fatalf("upgrade %d: SIGHUP to %d right after the previous process exited: %s: %s\nlog:\n%s",
 			n, old, outcome.str("msg"), outcome.str("error"), s.logTextDump())
 	}
