@@ -22,10 +22,8 @@ func RegisterFlags(fs *flag.FlagSet) {
 	for i := range keys {
 		k := &keys[i]
 		v := &flagValue{k: k}
-		if !k.Secret { // shown as Load reads it: "1m0s" for 60s
-			if def, err := k.parse(k.Default); err == nil {
-				v.raw = k.format(k.value(def))
-			}
+		if !k.Secret {
+			v.raw = k.defaultText()
 		}
 		usage := strings.TrimSuffix(k.Doc, ".")
 		if k.Secret {
@@ -38,6 +36,21 @@ func RegisterFlags(fs *flag.FlagSet) {
 		}
 		fs.Var(v, k.Name, usage+" ("+class+")")
 	}
+}
+
+// defaultText is the default as Load reads it ("1m0s" for 60s, "[]" for no listeners),
+// converted without reflection: RegisterFlags runs before -version is looked at.
+func (k *Key) defaultText() string {
+	var v any = k.Default
+	switch k.kind {
+	case kindDuration:
+		v, _ = decodeDuration(k.Default)
+	case kindSize:
+		v, _ = decodeSize(k.Default)
+	case kindObjects:
+		v = []LegacyListener(nil) // TestKeyDefaultsMatchDefaultsYAML: the default is none
+	}
+	return k.format(v)
 }
 
 // flagValue holds a flag's text; Loader decodes it like an environment variable.

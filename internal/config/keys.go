@@ -441,12 +441,10 @@ func (k *Key) fieldType() reflect.Type {
 	return reflect.TypeFor[Config]().FieldByIndex(index().field[k.Name]).Type
 }
 
-// get returns the key's value in c: see value.
-func (k *Key) get(c *Config) any { return k.value(k.field(c)) }
-
-// value returns f, a value of the key's field type, as string, time.Duration, int64
-// (ints and sizes), bool, []string or []LegacyListener (copies).
-func (k *Key) value(f reflect.Value) any {
+// get returns the key's value in c: string, time.Duration, int64 (ints and sizes), bool,
+// []string or []LegacyListener (copies).
+func (k *Key) get(c *Config) any {
+	f := k.field(c)
 	switch k.kind {
 	case kindString:
 		return f.String()
@@ -492,13 +490,10 @@ func (k *Key) format(v any) string {
 // equal compares two values from get; lists compare as sets (order and duplicates do
 // not matter to a token list).
 func (k *Key) equal(a, b any) bool {
-	if k.kind == kindObjects {
-		return listenersEqual(a, b)
-	}
 	if la, ok := a.([]string); ok {
 		return slices.Equal(setOf(la), setOf(b.([]string)))
 	}
-	return a == b
+	return reflect.DeepEqual(a, b)
 }
 
 func setOf(l []string) []string {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -238,6 +237,3 @@ func diffListeners(old, new []LegacyListener) []Change {
 	}
 	return out
 }
-
-// listenersEqual is equal for legacy.listeners.
-func listenersEqual(a, b any) bool { return reflect.DeepEqual(a, b) }
