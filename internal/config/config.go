@@ -256,34 +256,36 @@ func Default() *Config { return defaults().Clone() }
 
 // defaults is defaults.yaml decoded, on first use: importing the package parses nothing.
 var defaults = sync.OnceValue(func() *Config {
-	flat, ferrs, err := readYAML(rawbytes.Provider(defaultsYAML), sourceDefaults)
-	if err == nil && len(ferrs) > 0 {
-		err = &ValidationError{Errors: ferrs}
-	}
-	for i := range keys {
-		if _, ok := flat[keys[i].Name]; !ok && err == nil {
-			err = fmt.Errorf("no value for %s", keys[i].Name)
-		}
-	}
-	ko := koanf.New(".")
-	c := &Config{}
-	if err == nil {
-		err = ko.Load(confmap.Provider(flat, "."), nil)
-	}
-	if err == nil {
-		ferrs, err = unmarshal(ko, c)
-	}
-	if err == nil && len(ferrs) > 0 {
-		err = &ValidationError{Errors: ferrs}
-	}
-	if err == nil {
-		err = Validate(c)
-	}
+	c, err := decodeDefaults()
 	if err != nil {
 		panic("config: embedded defaults.yaml: " + err.Error())
 	}
 	return c
 })
+
+// decodeDefaults decodes defaults.yaml, which must set every key to a valid value.
+func decodeDefaults() (*Config, error) {
+	flat, ferrs, err := readYAML(rawbytes.Provider(defaultsYAML), sourceDefaults)
+	if err != nil {
+		return nil, err
+	}
+	ko := koanf.New(".")
+	if err := ko.Load(confmap.Provider(flat, "."), nil); err != nil {
+		return nil, err
+	}
+	c := &Config{}
+	fe, err := unmarshal(ko, c)
+	if err != nil {
+		return nil, err
+	}
+	if ferrs = append(ferrs, fe...); len(ferrs) > 0 {
+		return nil, &ValidationError{Errors: ferrs}
+	}
+	if len(flat) != len(keys) { // readYAML keeps known keys with a value only
+		return nil, fmt.Errorf("%d of the %d keys have no value", len(keys)-len(flat), len(keys))
+	}
+	return c, Validate(c)
+}
 
 // Holder holds the configuration in force: readers Load a snapshot without locking,
 // a reload Stores a new one.

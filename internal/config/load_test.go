@@ -624,3 +624,22 @@ func TestDeployExampleLoads(t *testing.T) {
 		t.Errorf("the example's auth section must name a tokens file and hold no secret, nor be open: %+v", c.Auth)
 	}
 }
+
+// The embedded defaults give every key a valid value: a gap or a bad value is an error
+// (a panic at first use), never a zero default.
+func TestDecodeDefaultsRefusesGaps(t *testing.T) {
+	saved := Default() // decoded before defaultsYAML is changed below
+	orig := defaultsYAML
+	t.Cleanup(func() { defaultsYAML = orig })
+	if c, err := decodeDefaults(); err != nil || !reflect.DeepEqual(c, saved) {
+		t.Fatalf("decodeDefaults: %v", err)
+	}
+	defaultsYAML = bytes.Replace(orig, []byte("  max_conns: 100000\n"), nil, 1)
+	if _, err := decodeDefaults(); err == nil || !strings.Contains(err.Error(), "1 of the") {
+		t.Errorf("a key left out: %v", err)
+	}
+	defaultsYAML = bytes.Replace(orig, []byte("max_conns: 100000"), []byte("max_conns: lots"), 1)
+	if _, err := decodeDefaults(); err == nil || !strings.Contains(err.Error(), "limits.max_conns") {
+		t.Errorf("a bad value: %v", err)
+	}
+}
