@@ -43,31 +43,26 @@ func decodeDuration(raw any) (any, string) {
 }
 
 func decodeInt(raw any) (any, string) {
-	if n, ok, reason := yamlInt(raw); ok || reason != "" {
-		return n, reason
-	}
-	str, ok := raw.(string)
-	if !ok {
-		return nil, mustBe(kindInt, raw)
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(str), 10, 64)
-	if err != nil {
-		return nil, fmt.Sprintf("invalid integer %q", str)
-	}
-	return n, ""
+	return integer(raw, kindInt, func(s string) (int64, error) { return strconv.ParseInt(strings.TrimSpace(s), 10, 64) },
+		"invalid integer %q")
 }
 
 func decodeSize(raw any) (any, string) {
+	return integer(raw, kindSize, ParseSize, "invalid size %q (bytes, or with a unit: KiB, MiB, GiB, kB, MB, GB)")
+}
+
+// integer takes a YAML number, or text that parse reads.
+func integer(raw any, k kind, parse func(string) (int64, error), invalid string) (any, string) {
 	if n, ok, reason := yamlInt(raw); ok || reason != "" {
 		return n, reason
 	}
 	str, ok := raw.(string)
 	if !ok {
-		return nil, mustBe(kindSize, raw)
+		return nil, mustBe(k, raw)
 	}
-	n, err := ParseSize(str)
+	n, err := parse(str)
 	if err != nil {
-		return nil, fmt.Sprintf("invalid size %q (bytes, or with a unit: KiB, MiB, GiB, kB, MB, GB)", str)
+		return nil, fmt.Sprintf(invalid, str)
 	}
 	return n, ""
 }
