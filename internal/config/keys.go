@@ -41,7 +41,8 @@ func (r Reload) String() string {
 // these facts: loading, flags, environment names, Redacted, Diff and Prepare are driven
 // by it, and defaults.yaml, doc.go's and README.md's key tables are generated from it.
 // The Config field a key decodes into is the one whose koanf tags spell its Name
-// (Listen `koanf:"listen"`, Limits `koanf:"limits"` / MaxConns `koanf:"max_conns"`).
+// (Listen `koanf:"listen"`, Limits `koanf:"limits"` / MaxConns `koanf:"max_conns"`); a
+// size's field is also tagged unit:"bytes", which is how decodeHook tells it from an int.
 type Key struct {
 	// Name is the key: its path in the YAML file, and the flag's name
 	// (-limits.max_conns). Env gives its environment variable.
