@@ -117,7 +117,7 @@ func (l *Loader) load() (*Config, []FieldError, error) {
 	}
 	if err := Validate(c); err != nil {
 		for _, e := range err.(*ValidationError).Errors {
-			if !bad[e.Key] { // a key that did not decode kept its default
+			if !bad[e.Key] { // each bad key is reported once, as it failed first
 				e.Source = source(e.Key)
 				ferrs = append(ferrs, e)
 			}
