@@ -119,25 +119,6 @@ func (k kind) flagType() string {
 		kindBool: "bool", kindList: "list", kindObjects: "yaml"}[k]
 }
 
-// fieldTypes are the Go types each kind may decode into.
-func (k kind) fieldTypes() []reflect.Type {
-	switch k {
-	case kindString:
-		return []reflect.Type{reflect.TypeFor[string]()}
-	case kindDuration:
-		return []reflect.Type{reflect.TypeFor[time.Duration]()}
-	case kindInt, kindSize:
-		return []reflect.Type{reflect.TypeFor[int](), reflect.TypeFor[int64]()}
-	case kindBool:
-		return []reflect.Type{reflect.TypeFor[bool]()}
-	case kindList:
-		return []reflect.Type{reflect.TypeFor[Secrets]()}
-	case kindObjects:
-		return []reflect.Type{reflect.TypeFor[[]LegacyListener]()}
-	}
-	return nil
-}
-
 // keys is the table. Keep the order of the sections: defaults.yaml and the tables follow
 // it. Examples must stay valid with every other default (drain.spread ≤ drain.timeout,
 // heartbeat.timeout > heartbeat.interval); TestKeyExamples checks.
@@ -368,6 +349,11 @@ var index = sync.OnceValue(indexKeys)
 // also a section, a missing Reload.
 func indexKeys() *keyIndex {
 	fields := tagPaths(reflect.TypeFor[Config](), "", nil)
+	ints := []reflect.Type{reflect.TypeFor[int](), reflect.TypeFor[int64]()}
+	fieldTypes := map[kind][]reflect.Type{ // the Go types each kind may decode into
+		kindString: {reflect.TypeFor[string]()}, kindDuration: {reflect.TypeFor[time.Duration]()}, kindInt: ints, kindSize: ints,
+		kindBool: {reflect.TypeFor[bool]()}, kindList: {reflect.TypeFor[Secrets]()}, kindObjects: {reflect.TypeFor[[]LegacyListener]()},
+	}
 	x := &keyIndex{byName: map[string]*Key{}, byEnv: map[string]*Key{}, sections: map[string]bool{}, field: map[string][]int{}}
 	for i := range keys {
 		k := &keys[i]
@@ -379,7 +365,7 @@ func indexKeys() *keyIndex {
 		if !ok {
 			panic("config: key " + k.Name + " has no Config field (koanf tags)")
 		}
-		if !slices.Contains(k.kind.fieldTypes(), f.Type) || (k.kind == kindSize) != (f.Tag.Get("unit") == "bytes") {
+		if !slices.Contains(fieldTypes[k.kind], f.Type) || (k.kind == kindSize) != (f.Tag.Get("unit") == "bytes") {
 			panic(fmt.Sprintf("config: key %s is %s, but its field is a %s `%s`", k.Name, k.kind, f.Type, f.Tag))
 		}
 		x.field[k.Name] = f.Index
