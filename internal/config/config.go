@@ -6,8 +6,13 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/rawbytes"
+	"github.com/knadh/koanf/v2"
 )
 
 // Config is one complete, typed configuration. It is immutable once Load returns it:
@@ -97,8 +102,8 @@ type Limits struct {
 	MaxConns int `koanf:"max_conns"`
 	// HandshakeRate is new connections admitted per second; 0 means unlimited.
 	HandshakeRate int           `koanf:"handshake_rate"`
-	MaxFrameSize  int           `koanf:"max_frame_size"` // payload bytes
-	MaxInFlight   int           `koanf:"max_in_flight"`  // unanswered REPORTs per connection
+	MaxFrameSize  int           `koanf:"max_frame_size" unit:"bytes"` // payload bytes
+	MaxInFlight   int           `koanf:"max_in_flight"`               // unanswered REPORTs per connection
 	WriteTimeout  time.Duration `koanf:"write_timeout"`
 	FrameTimeout  time.Duration `koanf:"frame_timeout"`
 }
@@ -106,8 +111,8 @@ type Limits struct {
 // Spool is the spool.* section.
 type Spool struct {
 	Dir         string `koanf:"dir"`
-	Fsync       string `koanf:"fsync"`        // FsyncNever|FsyncAlways
-	SegmentSize int64  `koanf:"segment_size"` // bytes
+	Fsync       string `koanf:"fsync"`                     // FsyncNever|FsyncAlways
+	SegmentSize int64  `koanf:"segment_size" unit:"bytes"` // bytes
 }
 
 // JetStream is the jetstream.* section: the NATS JetStream destination
@@ -131,9 +136,9 @@ type JetStream struct {
 
 // Dedup is the dedup.* section.
 type Dedup struct {
-	Window       int   `koanf:"window"`        // seqs, a power of two
-	MaxClients   int   `koanf:"max_clients"`   // clients remembered
-	RebuildBytes int64 `koanf:"rebuild_bytes"` // bytes of spool tail read at start
+	Window       int   `koanf:"window"`                     // seqs, a power of two
+	MaxClients   int   `koanf:"max_clients"`                // clients remembered
+	RebuildBytes int64 `koanf:"rebuild_bytes" unit:"bytes"` // bytes of spool tail read at start
 	BeforeReady  bool  `koanf:"rebuild_before_ready"`
 }
 
@@ -246,18 +251,40 @@ var defaultsYAML []byte
 // does. It is also the reference for writing a config file.
 func DefaultsYAML() []byte { return slices.Clone(defaultsYAML) }
 
-// defaultConfig is defaults.yaml decoded, computed once; see Default.
-var defaultConfig = mustDefaults()
-
 // Default returns a new Config holding the defaults (defaults.yaml), handy for tests.
-func Default() *Config { return defaultConfig.Clone() }
+func Default() *Config { return defaults().Clone() }
 
-func mustDefaults() *Config {
-	c, err := decodeDefaults(defaultsYAML)
+// defaults is defaults.yaml decoded, on first use: importing the package parses nothing.
+var defaults = sync.OnceValue(func() *Config {
+	c, err := decodeDefaults()
 	if err != nil {
 		panic("config: embedded defaults.yaml: " + err.Error())
 	}
 	return c
+})
+
+// decodeDefaults decodes defaults.yaml, which must set every key to a valid value.
+func decodeDefaults() (*Config, error) {
+	flat, ferrs, err := readYAML(rawbytes.Provider(defaultsYAML), sourceDefaults)
+	if err != nil {
+		return nil, err
+	}
+	ko := koanf.New(".")
+	if err := ko.Load(confmap.Provider(flat, "."), nil); err != nil {
+		return nil, err
+	}
+	c := &Config{}
+	fe, err := unmarshal(ko, c)
+	if err != nil {
+		return nil, err
+	}
+	if ferrs = append(ferrs, fe...); len(ferrs) > 0 {
+		return nil, &ValidationError{Errors: ferrs}
+	}
+	if len(flat) != len(keys) { // readYAML keeps known keys with a value only
+		return nil, fmt.Errorf("%d of the %d keys have no value", len(keys)-len(flat), len(keys))
+	}
+	return c, Validate(c)
 }
 
 // Holder holds the configuration in force: readers Load a snapshot without locking,

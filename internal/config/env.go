@@ -3,8 +3,10 @@ package config
 import (
 	"regexp"
 	"strings"
+	"sync"
 
 	env "github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/v2"
 )
 
 const envPrefix = "HAWK_"
@@ -14,39 +16,32 @@ func envName(key string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
-// envLayer maps HAWK_* variables to keys through the known key set, which makes the
-// mapping unambiguous for keys with '_' in them (HAWK_SERVER_ID is server_id,
+// envProvider reads HAWK_* variables as keys, matching each to a known key, which makes
+// the mapping unambiguous for keys with '_' in them (HAWK_SERVER_ID is server_id,
 // HAWK_LIMITS_MAX_CONNS is limits.max_conns), where the provider's usual
-// replace-'_'-by-'.' would not be. Values stay strings; decode parses them
-// (HAWK_AUTH_TOKENS is comma separated). A later duplicate wins, as in os/exec.
-func envLayer(environ []string) (map[string]any, map[string]string, []FieldError) {
-	src := make(map[string]string)
-	var ferrs []FieldError
+// replace-'_'-by-'.' would not be. Values stay text for decodeHook (HAWK_AUTH_TOKENS is
+// comma separated). A later duplicate wins, as in os/exec. It records the source of each
+// key in prov and reports every unknown HAWK_* variable in ferrs.
+func envProvider(environ []string, prov map[string]string, ferrs *[]FieldError) koanf.Provider {
 	unknown := make(map[string]bool)
-	p := env.Provider("", env.Opt{
+	return env.Provider(".", env.Opt{
 		Prefix:      envPrefix,
 		EnvironFunc: func() []string { return environ },
 		TransformFunc: func(name, val string) (string, any) {
-			s := keyByEnv[name]
-			if s == nil && (serviceLink.MatchString(name) || name == GenerationEnv) {
-				return "", nil // Kubernetes' variables for a Service named hawk: not ours, not a typo
+			k := index().byEnv[name]
+			switch {
+			case k != nil:
+				prov[k.Name] = sourceEnv + name
+				return k.Name, val
+			case serviceLink().MatchString(name) || name == GenerationEnv:
+				// Kubernetes' variables for a Service named hawk: not ours, not a typo.
+			case !unknown[name]:
+				unknown[name] = true
+				*ferrs = append(*ferrs, FieldError{Key: name, Reason: "unknown environment variable" + didYouMean(name, knownEnv())})
 			}
-			if s == nil {
-				if !unknown[name] {
-					unknown[name] = true
-					ferrs = append(ferrs, FieldError{Key: name, Reason: "unknown environment variable" + didYouMean(name, knownEnv())})
-				}
-				return "", nil
-			}
-			src[s.Name] = sourceEnv + name
-			return s.Name, val
+			return "", nil
 		},
 	})
-	flat, err := p.Read() // no delimiter: the map stays flat, keyed as merge wants
-	if err != nil {
-		ferrs = append(ferrs, FieldError{Key: "environment", Reason: err.Error()})
-	}
-	return flat, src, ferrs
 }
 
 // GenerationEnv carries the process generation (1, 2, 3… across upgrades) from a
@@ -59,7 +54,10 @@ const GenerationEnv = "HAWK_GENERATION"
 // HAWK_PORT_<port>_<TCP|UDP|SCTP>[_PROTO|_PORT|_ADDR]. They are skipped silently;
 // every other unknown HAWK_* variable is still an error (a typo must not be
 // ignored). No key's variable has these shapes (TestServiceLinksAreNoKeys).
-var serviceLink = regexp.MustCompile(`^HAWK_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|PORT_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$`)
+// It is compiled on first use: nothing at package init.
+var serviceLink = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^HAWK_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|PORT_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$`)
+})
 
 func knownEnv() []string {
 	out := make([]string, len(keys))

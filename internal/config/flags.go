@@ -1,8 +1,13 @@
 package config
 
 import (
+	"errors"
 	"flag"
+	"reflect"
 	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/providers/confmap"
 )
 
 // RegisterFlags defines one flag per config key on fs, named exactly as the key:
@@ -11,35 +16,41 @@ import (
 // show in ps, so prefer the file or HAWK_AUTH_TOKENS for tokens).
 //
 // A malformed value fails at fs.Parse, naming the flag. The defaults shown by -help are
-// those of defaults.yaml; they are never merged: Loader takes only the flags the user
-// set, so an unset flag cannot mask the file or the environment.
+// the keys' defaults; they are never merged: Loader takes only the flags the user set,
+// so an unset flag cannot mask the file or the environment.
 func RegisterFlags(fs *flag.FlagSet) {
-	def := defaultConfig
 	for i := range keys {
 		k := &keys[i]
 		v := &flagValue{k: k}
 		if !k.Secret {
-			v.raw = k.format(k.get(def))
+			v.raw = k.defaultText()
 		}
 		usage := strings.TrimSuffix(k.Doc, ".")
 		if k.Secret {
 			usage += "; comma separated (prefer the file or " + k.Env() + ": flags show in ps)"
 		}
-		class := "live"
-		if k.Reload == RestartOnly {
-			class = "restart-only"
-		}
+		class := k.Reload.String()
 		// The back-quoted word is what -help shows as the value's name.
 		if k.kind != kindBool {
-			class = "`" + flagTypeNames[k.kind] + "`, " + class
+			class = "`" + k.kind.flagType() + "`, " + class
 		}
 		fs.Var(v, k.Name, usage+" ("+class+")")
 	}
 }
 
-var flagTypeNames = map[kind]string{
-	kindString: "string", kindDuration: "duration", kindInt: "int", kindSize: "size", kindList: "list",
-	kindObjects: "yaml",
+// defaultText is the default as Load reads it ("1m0s" for 60s, "[]" for no listeners),
+// converted without reflection: RegisterFlags runs before -version is looked at.
+func (k *Key) defaultText() string {
+	var v any = k.Default
+	switch k.kind {
+	case kindDuration:
+		v, _ = decodeDuration(k.Default)
+	case kindSize:
+		v, _ = decodeSize(k.Default)
+	case kindObjects:
+		v = []LegacyListener(nil) // TestKeyDefaultsMatchDefaultsYAML: the default is none
+	}
+	return k.format(v)
 }
 
 // flagValue holds a flag's text; Loader decodes it like an environment variable.
@@ -60,8 +71,8 @@ func (v *flagValue) String() string {
 // (secrets and all) in its error; Load reports them by index instead.
 func (v *flagValue) Set(s string) error {
 	if !v.k.Secret {
-		if _, reason := v.k.decode(s); reason != "" {
-			return flagError(reason)
+		if _, err := v.k.parse(s); err != nil {
+			return err
 		}
 	}
 	v.raw = s
@@ -71,25 +82,53 @@ func (v *flagValue) Set(s string) error {
 // IsBoolFlag lets -admin.pprof stand alone.
 func (v *flagValue) IsBoolFlag() bool { return v != nil && v.k != nil && v.k.kind == kindBool }
 
+// parse decodes a key's value from text as Load does, into a value of its field's type.
+func (k *Key) parse(text string) (reflect.Value, error) {
+	v := reflect.New(k.fieldType())
+	var raw any = text
+	if k.kind == kindSize {
+		raw = sizeValue{text}
+	}
+	d, err := mapstructure.NewDecoder(decoderConfig(v.Interface()))
+	if err == nil {
+		err = d.Decode(raw)
+	}
+	ferrs, err := decodeErrors(err)
+	if err != nil {
+		return v, err
+	}
+	if len(ferrs) > 0 {
+		return v, flagError(strings.TrimPrefix(ferrs[0].String(), ": "))
+	}
+	return v.Elem(), nil
+}
+
 type flagError string
 
 func (e flagError) Error() string { return strings.TrimSpace(string(e)) }
 
-// flagLayer takes the flags that were set, and only those naming a key: fs.Visit, not
-// VisitAll. (koanf's basicflag provider walks VisitAll: it merges every flag's default
-// unless its key already exists, and merges unrelated flags such as -config as keys.)
-func flagLayer(fs *flag.FlagSet) (map[string]any, map[string]string) {
+// flagProvider is the koanf provider of the flags in fs that were set and name a key:
+// fs.Visit, not VisitAll. (koanf's basicflag provider walks VisitAll: it merges every
+// flag's default unless its key already exists, and merges unrelated flags such as
+// -config as keys.) It records the source of each key in prov.
+type flagProvider struct {
+	fs   *flag.FlagSet
+	prov map[string]string
+}
+
+func (p flagProvider) Read() (map[string]any, error) {
 	flat := make(map[string]any)
-	src := make(map[string]string)
-	if fs == nil {
-		return flat, src
+	if p.fs != nil {
+		p.fs.Visit(func(f *flag.Flag) {
+			if index().byName[f.Name] != nil {
+				flat[f.Name] = f.Value.String()
+				p.prov[f.Name] = sourceFlag + f.Name
+			}
+		})
 	}
-	fs.Visit(func(f *flag.Flag) {
-		if keyByName[f.Name] == nil {
-			return
-		}
-		flat[f.Name] = f.Value.String()
-		src[f.Name] = sourceFlag + f.Name
-	})
-	return flat, src
+	return confmap.Provider(flat, ".").Read()
+}
+
+func (flagProvider) ReadBytes() ([]byte, error) {
+	return nil, errors.New("config: flags are no document")
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -41,7 +42,8 @@ func (r Reload) String() string {
 // by it, and defaults.yaml and the key tables of doc.go and docs/CONFIGURATION.md are
 // generated from it.
 // The Config field a key decodes into is the one whose koanf tags spell its Name
-// (Listen `koanf:"listen"`, Limits `koanf:"limits"` / MaxConns `koanf:"max_conns"`).
+// (Listen `koanf:"listen"`, Limits `koanf:"limits"` / MaxConns `koanf:"max_conns"`); a
+// size's field is also tagged unit:"bytes", which is how decodeHook tells it from an int.
 type Key struct {
 	// Name is the key: its path in the YAML file, and the flag's name
 	// (-limits.max_conns). Env gives its environment variable.
@@ -65,8 +67,7 @@ type Key struct {
 	// generated tables: "(debug, info, warn, error)", " (new connections)".
 	DefaultNote, ReloadNote string
 
-	kind  kind
-	index []int // the Config field, for reflect.Value.FieldByIndex; set by indexKeys
+	kind kind
 }
 
 // Keys returns every key, in the order of defaults.yaml. The slice is a copy, the
@@ -113,15 +114,10 @@ func (k kind) String() string {
 	return "?"
 }
 
-// fieldTypes are the Go types each kind may decode into.
-var fieldTypes = map[kind][]reflect.Type{
-	kindString:   {reflect.TypeFor[string]()},
-	kindDuration: {reflect.TypeFor[time.Duration]()},
-	kindInt:      {reflect.TypeFor[int](), reflect.TypeFor[int64]()},
-	kindSize:     {reflect.TypeFor[int](), reflect.TypeFor[int64]()},
-	kindBool:     {reflect.TypeFor[bool]()},
-	kindList:     {reflect.TypeFor[Secrets]()},
-	kindObjects:  {reflect.TypeFor[[]LegacyListener]()},
+// flagType is the value's name in -help.
+func (k kind) flagType() string {
+	return [...]string{kindString: "string", kindDuration: "duration", kindInt: "int", kindSize: "size",
+		kindBool: "bool", kindList: "list", kindObjects: "yaml"}[k]
 }
 
 // keys is the table. Keep the order of the sections: defaults.yaml and the tables follow
@@ -338,57 +334,66 @@ var keys = []Key{
 		ReloadNote:  "; allow, idle_timeout, max_frame_size: live"},
 }
 
-// Indexes over keys. They are built by a var initializer, not init(), because
-// defaultConfig's initializer (which runs before any init function) needs them.
-var keyByName, keyByEnv, sections = indexKeys()
+// keyIndex is the indexes over keys, built on first use (index) so that importing the
+// package costs nothing.
+type keyIndex struct {
+	byName, byEnv map[string]*Key  // key name, environment variable → key
+	sections      map[string]bool  // every proper prefix of a key: "limits"
+	field         map[string][]int // key name → its Config field's index path
+}
 
-// indexKeys finds each key's Config field, and returns name → key, environment variable
-// → key, and the set of sections (every proper prefix of a key: "limits"). It panics on
-// an inconsistent table: a key without a field or a field without a key, a field of the
-// wrong type, a duplicate, a key that is also a section, a missing Reload.
-func indexKeys() (map[string]*Key, map[string]*Key, map[string]bool) {
+var index = sync.OnceValue(indexKeys)
+
+// indexKeys finds each key's Config field and builds the indexes. It panics on an
+// inconsistent table: a key without a field or a field without a key, a field of the
+// wrong type (a size without unit:"bytes" or the converse), a duplicate, a key that is
+// also a section, a missing Reload.
+func indexKeys() *keyIndex {
 	fields := tagPaths(reflect.TypeFor[Config](), "", nil)
-	byName := map[string]*Key{}
-	byEnv := map[string]*Key{}
-	secs := map[string]bool{}
+	ints := []reflect.Type{reflect.TypeFor[int](), reflect.TypeFor[int64]()}
+	fieldTypes := map[kind][]reflect.Type{ // the Go types each kind may decode into
+		kindString: {reflect.TypeFor[string]()}, kindDuration: {reflect.TypeFor[time.Duration]()}, kindInt: ints, kindSize: ints,
+		kindBool: {reflect.TypeFor[bool]()}, kindList: {reflect.TypeFor[Secrets]()}, kindObjects: {reflect.TypeFor[[]LegacyListener]()},
+	}
+	x := &keyIndex{byName: map[string]*Key{}, byEnv: map[string]*Key{}, sections: map[string]bool{}, field: map[string][]int{}}
 	for i := range keys {
 		k := &keys[i]
-		if _, dup := byName[k.Name]; dup {
+		if _, dup := x.byName[k.Name]; dup {
 			panic("config: key " + k.Name + " defined twice")
 		}
-		byName[k.Name] = k
+		x.byName[k.Name] = k
 		f, ok := fields[k.Name]
 		if !ok {
 			panic("config: key " + k.Name + " has no Config field (koanf tags)")
 		}
-		if !slices.Contains(fieldTypes[k.kind], f.Type) {
-			panic(fmt.Sprintf("config: key %s is %s, but its field is a %s", k.Name, k.kind, f.Type))
+		if !slices.Contains(fieldTypes[k.kind], f.Type) || (k.kind == kindSize) != (f.Tag.Get("unit") == "bytes") {
+			panic(fmt.Sprintf("config: key %s is %s, but its field is a %s `%s`", k.Name, k.kind, f.Type, f.Tag))
 		}
-		k.index = f.Index
+		x.field[k.Name] = f.Index
 		if k.Reload != Live && k.Reload != RestartOnly {
 			panic("config: key " + k.Name + " says neither Live nor RestartOnly")
 		}
 		env := envName(k.Name)
-		if o, dup := byEnv[env]; dup {
+		if o, dup := x.byEnv[env]; dup {
 			panic("config: keys " + o.Name + " and " + k.Name + " map to the same variable " + env)
 		}
-		byEnv[env] = k
+		x.byEnv[env] = k
 		parts := strings.Split(k.Name, ".")
 		for j := 1; j < len(parts); j++ {
-			secs[strings.Join(parts[:j], ".")] = true
+			x.sections[strings.Join(parts[:j], ".")] = true
 		}
 	}
 	for name := range fields {
-		if byName[name] == nil {
+		if x.byName[name] == nil {
 			panic("config: Config field " + name + " has no key in the table")
 		}
 	}
-	for name := range byName {
-		if secs[name] {
+	for name := range x.byName {
+		if x.sections[name] {
 			panic("config: key " + name + " is also a section")
 		}
 	}
-	return byName, byEnv, secs
+	return x
 }
 
 // tagPaths maps the dotted koanf-tag path of every non-struct field of t (recursively)
@@ -415,10 +420,17 @@ func tagPaths(t reflect.Type, prefix string, index []int) map[string]reflect.Str
 }
 
 // field is the key's field in c.
-func (k *Key) field(c *Config) reflect.Value { return reflect.ValueOf(c).Elem().FieldByIndex(k.index) }
+func (k *Key) field(c *Config) reflect.Value {
+	return reflect.ValueOf(c).Elem().FieldByIndex(index().field[k.Name])
+}
 
-// get returns the key's value in c: string, time.Duration, int64 (ints and sizes), bool
-// or []string.
+// fieldType is the Go type of the key's field.
+func (k *Key) fieldType() reflect.Type {
+	return reflect.TypeFor[Config]().FieldByIndex(index().field[k.Name]).Type
+}
+
+// get returns the key's value in c: string, time.Duration, int64 (ints and sizes), bool,
+// []string or []LegacyListener (copies).
 func (k *Key) get(c *Config) any {
 	f := k.field(c)
 	switch k.kind {
@@ -466,13 +478,10 @@ func (k *Key) format(v any) string {
 // equal compares two values from get; lists compare as sets (order and duplicates do
 // not matter to a token list).
 func (k *Key) equal(a, b any) bool {
-	if k.kind == kindObjects {
-		return listenersEqual(a, b)
-	}
 	if la, ok := a.([]string); ok {
 		return slices.Equal(setOf(la), setOf(b.([]string)))
 	}
-	return a == b
+	return reflect.DeepEqual(a, b)
 }
 
 func setOf(l []string) []string {

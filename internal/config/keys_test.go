@@ -41,7 +41,7 @@ func TestKeyFacts(t *testing.T) {
 			t.Errorf("%s: Live() disagrees with Reload", k.Name)
 		}
 	}
-	if got := keyByName["limits.max_conns"].Env(); got != "HAWK_LIMITS_MAX_CONNS" {
+	if got := index().byName["limits.max_conns"].Env(); got != "HAWK_LIMITS_MAX_CONNS" {
 		t.Errorf("Env() = %s", got)
 	}
 	if Live.String() != "live" || RestartOnly.String() != "restart-only" {

@@ -2,12 +2,13 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
@@ -35,18 +36,18 @@ type LegacyListener struct {
 	// Allow lists the source networks (CIDR) permitted to connect: these formats
 	// carry no credentials, so it is required.
 	Allow        []string      `koanf:"allow" json:"allow"`
-	MaxFrameSize int           `koanf:"max_frame_size" json:"max_frame_size"`
+	MaxFrameSize int           `koanf:"max_frame_size" unit:"bytes" json:"max_frame_size"`
 	IdleTimeout  time.Duration `koanf:"idle_timeout" json:"idle_timeout"`
 }
 
 var legacyFields = []string{"name", "address", "format", "allow", "max_frame_size", "idle_timeout"}
 
-// decodeListeners turns the raw value of legacy.listeners into []LegacyListener: a
-// YAML list of mappings from a file, or the same as YAML flow text (JSON works) from
-// the environment, a flag or a quoted string. A missing max_frame_size or
-// idle_timeout takes the format's default. A reason for one element starts with
-// "[i].field: ", which collectDecodeErrors turns into the key
-// legacy.listeners[i].field.
+// decodeListeners is decodeHook's step for legacy.listeners: it takes a YAML list of
+// mappings from a file, or the same as YAML flow text (JSON works) from the
+// environment, a flag or a quoted string, and returns the list for mapstructure to
+// decode element by element (with decodeHook: errors name legacy.listeners[i].field).
+// A missing max_frame_size or idle_timeout takes the format's default. A reason for one
+// element starts with "[i].field: ", which decodeErrors turns into its key.
 func decodeListeners(raw any) (any, string) {
 	if s, ok := raw.(string); ok {
 		if strings.TrimSpace(s) == "" {
@@ -62,74 +63,36 @@ func decodeListeners(raw any) (any, string) {
 	if !ok {
 		return nil, "must be a list of listeners (name, address, format, allow, max_frame_size, idle_timeout), not " + describe(raw)
 	}
-	var out []LegacyListener
+	if len(list) == 0 {
+		return []LegacyListener(nil), ""
+	}
+	out := make([]any, len(list))
 	for i, e := range list {
 		m, ok := e.(map[string]any)
 		if !ok {
 			return nil, fmt.Sprintf("[%d]: must be a mapping (%s), not %s", i, strings.Join(legacyFields, ", "), describe(e))
 		}
-		var l LegacyListener
-		for _, f := range slices.Sorted(func(yield func(string) bool) {
-			for k := range m {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
-			v := m[f]
-			var kd kind
-			switch f {
-			case "name", "address", "format":
-				kd = kindString
-			case "allow":
-				kd = kindList
-			case "max_frame_size":
-				kd = kindSize
-			case "idle_timeout":
-				kd = kindDuration
-			default:
+		for _, f := range slices.Sorted(maps.Keys(m)) {
+			if !slices.Contains(legacyFields, f) {
 				return nil, fmt.Sprintf("[%d].%s: unknown field%s", i, f, didYouMean(f, legacyFields))
 			}
-			if v == nil {
-				continue
+		}
+		m = maps.Clone(m)
+		if def, ok := formats.Lookup(fmt.Sprint(m["format"])); ok {
+			if m["max_frame_size"] == nil {
+				m["max_frame_size"] = def.DefaultMaxFrameSize
 			}
-			dv, reason := (&Key{kind: kd}).decode(v)
-			if reason != "" {
-				return nil, fmt.Sprintf("[%d].%s: %s", i, f, reason)
-			}
-			switch f {
-			case "name":
-				l.Name = dv.(string)
-			case "address":
-				l.Address = dv.(string)
-			case "format":
-				l.Format = dv.(string)
-			case "allow":
-				l.Allow = dv.([]string)
-			case "max_frame_size":
-				n := dv.(int64)
-				if n < 0 || n > maxFrameSize {
-					return nil, fmt.Sprintf("[%d].%s: %d is out of range", i, f, n)
-				}
-				l.MaxFrameSize = int(n)
-			case "idle_timeout":
-				l.IdleTimeout = dv.(time.Duration)
+			if m["idle_timeout"] == nil {
+				m["idle_timeout"] = def.DefaultIdleTimeout.String()
 			}
 		}
-		if def, ok := formats.Lookup(l.Format); ok {
-			if _, set := m["max_frame_size"]; !set || m["max_frame_size"] == nil {
-				l.MaxFrameSize = def.DefaultMaxFrameSize
-			}
-			if _, set := m["idle_timeout"]; !set || m["idle_timeout"] == nil {
-				l.IdleTimeout = def.DefaultIdleTimeout
-			}
-		}
-		out = append(out, l)
+		out[i] = m
 	}
 	return out, ""
 }
 
-var legacyNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+// legacyNameRE is compiled on first use: nothing at package init.
+var legacyNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`) })
 
 // validateLegacy checks every listener, naming each bad field as
 // legacy.listeners[i].field.
@@ -138,7 +101,7 @@ func validateLegacy(c *Config, bad func(key, format string, args ...any)) {
 	for i, l := range c.Legacy.Listeners {
 		key := func(f string) string { return fmt.Sprintf("legacy.listeners[%d].%s", i, f) }
 		switch j, dup := names[l.Name]; {
-		case !legacyNameRE.MatchString(l.Name):
+		case !legacyNameRE().MatchString(l.Name):
 			bad(key("name"), "must be 1-64 of a-z, 0-9, _ and - (starting with a letter or digit), not %q", l.Name)
 		case dup:
 			bad(key("name"), "%q is also the name of legacy.listeners[%d]", l.Name, j)
@@ -265,6 +228,3 @@ func diffListeners(old, new []LegacyListener) []Change {
 	}
 	return out
 }
-
-// listenersEqual is equal for legacy.listeners.
-func listenersEqual(a, b any) bool { return reflect.DeepEqual(a, b) }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/rawbytes"
 )
 
 func TestDefaults(t *testing.T) {
@@ -50,12 +50,13 @@ func TestDefaults(t *testing.T) {
 
 // defaults.yaml documents every key exactly once, and nothing else.
 func TestDefaultsYAMLHasEveryKey(t *testing.T) {
-	doc, err := yaml.Parser().Unmarshal(DefaultsYAML())
+	flat, ferrs, err := readYAML(rawbytes.Provider(DefaultsYAML()), sourceDefaults)
 	if err != nil {
 		t.Fatal(err)
 	}
-	flat := map[string]any{}
-	flattenYAML("", doc, flat, func(k string) { t.Errorf("%s twice", k) })
+	for _, e := range ferrs { // unknown keys, keys given twice
+		t.Error(e)
+	}
 	var got []string
 	for k := range flat {
 		got = append(got, k)
@@ -260,7 +261,7 @@ func TestEnvNames(t *testing.T) {
 		"HAWK_UPGRADE_PID_FILE": "upgrade.pid_file",
 		"HAWK_AUTH_TOKENS":      "auth.tokens",
 	} {
-		if s := keyByEnv[name]; s == nil || s.Name != key {
+		if s := index().byEnv[name]; s == nil || s.Name != key {
 			t.Errorf("%s maps to %v, want %s", name, s, key)
 		}
 	}
@@ -296,7 +297,7 @@ func TestServiceLinksAreNoKeys(t *testing.T) {
 		"HAWK_PORT_7373_TCP_PORT=7373", "HAWK_PORT_7373_TCP_ADDR=10.0.0.1", "HAWK_GENERATION=3"}
 	mustLoad(t, &Loader{Env: links})
 	for _, k := range keys {
-		if serviceLink.MatchString(k.Env()) || k.Env() == GenerationEnv {
+		if serviceLink().MatchString(k.Env()) || k.Env() == GenerationEnv {
 			t.Errorf("key %s's variable %s would be skipped as a service link", k.Name, k.Env())
 		}
 	}
@@ -621,5 +622,24 @@ func TestDeployExampleLoads(t *testing.T) {
 	}
 	if len(c.Auth.Tokens) != 0 || len(c.Auth.Credentials) != 0 || c.Auth.TokensFile == "" || c.Auth.Open {
 		t.Errorf("the example's auth section must name a tokens file and hold no secret, nor be open: %+v", c.Auth)
+	}
+}
+
+// The embedded defaults give every key a valid value: a gap or a bad value is an error
+// (a panic at first use), never a zero default.
+func TestDecodeDefaultsRefusesGaps(t *testing.T) {
+	saved := Default() // decoded before defaultsYAML is changed below
+	orig := defaultsYAML
+	t.Cleanup(func() { defaultsYAML = orig })
+	if c, err := decodeDefaults(); err != nil || !reflect.DeepEqual(c, saved) {
+		t.Fatalf("decodeDefaults: %v", err)
+	}
+	defaultsYAML = bytes.Replace(orig, []byte("  max_conns: 100000\n"), nil, 1)
+	if _, err := decodeDefaults(); err == nil || !strings.Contains(err.Error(), "1 of the") {
+		t.Errorf("a key left out: %v", err)
+	}
+	defaultsYAML = bytes.Replace(orig, []byte("max_conns: 100000"), []byte("max_conns: lots"), 1)
+	if _, err := decodeDefaults(); err == nil || !strings.Contains(err.Error(), "limits.max_conns") {
+		t.Errorf("a bad value: %v", err)
 	}
 }

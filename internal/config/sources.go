@@ -4,8 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
+	kmaps "github.com/knadh/koanf/maps"
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/file"
@@ -57,198 +59,127 @@ func (l *Loader) Load() (*Config, error) {
 // load returns the best-effort config (a key whose value is unusable keeps its default)
 // together with every problem found, so that Prepare can also diff it.
 //
-// Each layer is checked on its own (unknown keys and variables, shapes: see parseYAML
-// and envLayer) before koanf merges it, because only there is its source known; koanf
-// then merges the layers key by key and unmarshals the result (see unmarshal).
+// Each source is a koanf provider loaded into one koanf instance over the defaults
+// (Default); unmarshal then decodes what the sources set. Only where a source is read is
+// its name known, so its own checks run there: readYAML's, envProvider's unknown
+// variables.
 func (l *Loader) load() (*Config, []FieldError, error) {
-	var (
-		ko    = koanf.New(".")
-		prov  = make(map[string]string, len(keys)) // key → source of its value
-		ferrs []FieldError
-	)
-	merge := func(flat map[string]any, src map[string]string, def string) error {
-		if err := loadFlat(ko, flat); err != nil {
-			return fmt.Errorf("config: %s: %w", def, err)
-		}
-		for k := range flat {
-			if s, ok := src[k]; ok {
-				prov[k] = s
-			} else {
-				prov[k] = def
-			}
-		}
-		return nil
-	}
-
-	// Defaults.
-	flat, fe, err := parseYAML(defaultsYAML, sourceDefaults)
-	if err != nil || len(fe) > 0 {
-		return nil, nil, fmt.Errorf("config: embedded defaults: %v %v", err, fe)
-	}
-	if err := merge(flat, nil, sourceDefaults); err != nil {
-		return nil, nil, err
-	}
-
-	// File. file.Provider's ReadBytes is os.ReadFile; the bytes go through our own YAML
-	// checks (unknown keys, nulls, mistyped sections) before koanf sees them.
+	ko := koanf.New(".")
+	prov := make(map[string]string) // key → source of its value; "default" if absent
+	var ferrs []FieldError
 	if l.File != "" {
-		b, err := file.Provider(l.File).ReadBytes()
-		if err != nil {
-			return nil, nil, fmt.Errorf("config: %w", err)
-		}
 		src := sourceFile + l.File
-		flat, fe, err := parseYAML(b, src)
+		flat, fe, err := readYAML(file.Provider(l.File), src)
 		if err != nil {
 			return nil, nil, err
 		}
 		ferrs = append(ferrs, fe...)
-		if err := merge(flat, nil, src); err != nil {
-			return nil, nil, err
+		for k := range flat {
+			prov[k] = src
+		}
+		if err := ko.Load(confmap.Provider(flat, "."), nil); err != nil {
+			return nil, nil, fmt.Errorf("config: %s: %w", src, err)
 		}
 	}
-
-	// Environment.
 	environ := l.Env
 	if environ == nil {
 		environ = os.Environ()
 	}
-	flat, src, fe := envLayer(environ)
-	ferrs = append(ferrs, fe...)
-	if err := merge(flat, src, "env"); err != nil {
-		return nil, nil, err
+	if err := ko.Load(envProvider(environ, prov, &ferrs), nil); err != nil {
+		return nil, nil, fmt.Errorf("config: environment: %w", err)
+	}
+	if err := ko.Load(flagProvider{l.Flags, prov}, nil); err != nil {
+		return nil, nil, fmt.Errorf("config: flags: %w", err)
 	}
 
-	// Flags the user set.
-	flat, src = flagLayer(l.Flags)
-	if err := merge(flat, src, "flag"); err != nil {
-		return nil, nil, err
-	}
-
-	// Decode into a Config that starts as the defaults: a key that fails keeps its
-	// default, so the cross-key checks of Validate see sane values. A key already
-	// reported by a layer (given twice in the file) is not decoded at all.
-	bad := make(map[string]bool)
-	for _, e := range ferrs {
-		bad[e.Key] = true
-		if keyByName[e.Key] != nil {
-			ko.Delete(e.Key)
-		}
-	}
 	c := Default()
-	fe, err = unmarshal(ko, c)
+	fe, err := unmarshal(ko, c)
 	if err != nil {
 		return nil, nil, err
 	}
+	source := func(key string) string {
+		if i := strings.IndexByte(key, '['); i >= 0 { // legacy.listeners[1].allow
+			key = key[:i]
+		}
+		if s, ok := prov[key]; ok {
+			return s
+		}
+		return sourceDefaults
+	}
+	bad := make(map[string]bool)
+	for _, e := range ferrs {
+		bad[e.Key] = true
+	}
 	for _, e := range fe {
-		e.Source = prov[baseKey(e.Key)]
+		e.Source = source(e.Key)
 		ferrs = append(ferrs, e)
 		bad[e.Key] = true
 	}
 	if err := Validate(c); err != nil {
 		for _, e := range err.(*ValidationError).Errors {
-			if bad[e.Key] {
-				continue
+			if !bad[e.Key] { // each bad key is reported once, as it failed first
+				e.Source = source(e.Key)
+				ferrs = append(ferrs, e)
 			}
-			e.Source = prov[baseKey(e.Key)]
-			ferrs = append(ferrs, e)
 		}
 	}
 	sortFieldErrors(ferrs)
 	return c, ferrs, nil
 }
 
-// baseKey is the key an error names: legacy.listeners[1].allow → legacy.listeners.
-func baseKey(k string) string {
-	if i := strings.IndexByte(k, '['); i >= 0 {
-		return k[:i]
-	}
-	return k
-}
-
-// loadFlat merges flat keys ("limits.max_conns") into ko; confmap unflattens them, and
-// the later layer wins key by key.
-func loadFlat(ko *koanf.Koanf, flat map[string]any) error {
-	if len(flat) == 0 {
-		return nil
-	}
-	return ko.Load(confmap.Provider(flat, "."), nil)
-}
-
-// parseYAML parses a config document into flat keys ("limits.max_conns") holding the
-// raw YAML values. It refuses what koanf would silently merge into nonsense: unknown
-// keys, a scalar where a section belongs (koanf would replace the whole section map and
-// every default in it), a mapping under a key, and a key given twice (nested and dotted).
-// A null value ("listen:" with nothing after it) means the key is not set here, and an
-// empty or null section ("log:" with its keys commented out) is just empty.
-func parseYAML(b []byte, source string) (map[string]any, []FieldError, error) {
-	doc, err := yaml.Parser().Unmarshal(b)
-	if err != nil {
+// readYAML reads a YAML document with koanf and returns its keys, flat
+// ("limits.max_conns"). It refuses what koanf would silently merge into nonsense, each
+// with its source: unknown keys, a scalar where a section belongs (koanf would replace
+// the whole section map and every default in it), a mapping under a key, and a key
+// given twice (nested and dotted), which it leaves out. A null value ("listen:") means
+// the key is not set here; an empty or null section ("log:" with its keys commented
+// out) is just empty.
+func readYAML(p koanf.Provider, source string) (map[string]any, []FieldError, error) {
+	lk := koanf.New(".")
+	if err := lk.Load(p, yaml.Parser()); err != nil {
 		return nil, nil, fmt.Errorf("config: %s: %w", source, err)
 	}
-	all := make(map[string]any)
-	var ferrs []FieldError
-	flattenYAML("", doc, all, func(key string) {
-		ferrs = append(ferrs, FieldError{Key: key, Reason: "set more than once (nested and dotted forms)", Source: source})
-	})
-
+	// Flattened on a byte no key holds, a key's nested and dotted forms stay apart.
+	paths, _ := kmaps.Flatten(lk.Raw(), nil, "\x00")
+	all := make(map[string]any, len(paths))
+	twice := make(map[string]bool)
+	for path, v := range paths {
+		key := strings.ReplaceAll(path, "\x00", ".")
+		_, twice[key] = all[key]
+		all[key] = v
+	}
 	out := make(map[string]any, len(all))
-	seen := make(map[string]bool)
+	var ferrs []FieldError
+	bad := func(key, reason string) { ferrs = append(ferrs, FieldError{Key: key, Reason: reason, Source: source}) }
 	for key, v := range all {
-		switch {
-		case keyByName[key] != nil:
+		m, isMap := v.(map[string]any)
+		switch leaf := leafPrefix(key); {
+		case twice[key]:
+			bad(key, "set more than once (nested and dotted forms)")
+		case index().byName[key] != nil:
 			if v != nil {
 				out[key] = v
 			}
-		case sections[key]:
-			if m, ok := v.(map[string]any); v == nil || ok && len(m) == 0 {
-				continue
+		case index().sections[key]:
+			if v != nil && !(isMap && len(m) == 0) {
+				bad(key, "must be a section ("+sectionKeys(key)+"), not "+describe(v))
 			}
-			ferrs = append(ferrs, FieldError{Key: key, Reason: "must be a section (" + sectionKeys(key) + "), not " + describe(v), Source: source})
+		case leaf != nil:
+			if !slices.ContainsFunc(ferrs, func(e FieldError) bool { return e.Key == leaf.Name }) {
+				bad(leaf.Name, "must be "+leaf.kind.String()+", not a mapping")
+			}
 		default:
-			if leaf := leafPrefix(key); leaf != nil {
-				if !seen[leaf.Name] {
-					seen[leaf.Name] = true
-					ferrs = append(ferrs, FieldError{Key: leaf.Name, Reason: "must be " + leaf.kind.String() + ", not a mapping", Source: source})
-				}
-				continue
-			}
-			ferrs = append(ferrs, FieldError{Key: key, Reason: "unknown key" + didYouMean(key, knownKeys()), Source: source})
+			bad(key, "unknown key"+didYouMean(key, knownKeys()))
 		}
 	}
 	return out, ferrs, nil
-}
-
-// flattenYAML flattens nested maps into dotted keys. An empty map stays a value (so an
-// empty section can be told from an unknown key).
-func flattenYAML(prefix string, m map[string]any, out map[string]any, dup func(string)) {
-	for k, v := range m {
-		key := k
-		if prefix != "" {
-			key = prefix + "." + k
-		}
-		if mi, ok := v.(map[any]any); ok { // YAML mapping with non-string keys
-			ms := make(map[string]any, len(mi))
-			for k2, v2 := range mi {
-				ms[fmt.Sprint(k2)] = v2
-			}
-			v = ms
-		}
-		if ms, ok := v.(map[string]any); ok && len(ms) > 0 {
-			flattenYAML(key, ms, out, dup)
-			continue
-		}
-		if _, ok := out[key]; ok {
-			dup(key)
-		}
-		out[key] = v
-	}
 }
 
 // leafPrefix returns the key that is a proper prefix of k ("listen" for "listen.port").
 func leafPrefix(k string) *Key {
 	for i := 0; i < len(k); i++ {
 		if k[i] == '.' {
-			if s := keyByName[k[:i]]; s != nil {
+			if s := index().byName[k[:i]]; s != nil {
 				return s
 			}
 		}

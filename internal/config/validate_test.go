@@ -75,7 +75,7 @@ func TestValidateEveryKey(t *testing.T) {
 		}
 	}
 	for key, vals := range badValues {
-		s := keyByName[key]
+		s := index().byName[key]
 		if s == nil {
 			t.Errorf("unknown key %s in test table", key)
 			continue
