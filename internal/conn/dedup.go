@@ -23,6 +23,15 @@ func (c *Conn) detachDedup() {
 	}
 }
 
+// releaseDedup lets the window give back its pending bitmap if nothing is pending:
+// on a heartbeat that came without reports, so an idle agent does not hold it and
+// an active one allocates it again at most once per heartbeat, never per report.
+func (c *Conn) releaseDedup() {
+	if c.dd != nil {
+		c.dd.Release()
+	}
+}
+
 // storeReport reports whether a REPORT with this seq goes to the destination. A
 // duplicate already durable is ACKed at once; one still pending is answered with
 // the first copy's outcome (Answer).

@@ -63,6 +63,9 @@ func New(o Options) (*Table, error) {
 	return t, nil
 }
 
+// words is the length of a bitmap of the window, in uint64 words.
+func (t *Table) words() int { return int(t.window / 64) }
+
 // Window is the table's window in seqs.
 func (t *Table) Window() int { return int(t.window) }
 
@@ -98,11 +101,6 @@ func (t *Table) Attach(id string) *Client {
 	t.clock++
 	c.used = t.clock
 	t.mu.Unlock()
-	c.mu.Lock()
-	if c.pending == nil {
-		c.pending = make([]uint64, len(c.durable))
-	}
-	c.mu.Unlock()
 	return c
 }
 
@@ -131,7 +129,7 @@ func (t *Table) getLocked(id string) *Client {
 	if int64(len(t.clients)) >= t.maxClients.Load() {
 		t.evictLocked()
 	}
-	c := &Client{t: t, id: id, durable: make([]uint64, t.window/64)}
+	c := &Client{t: t, id: id}
 	t.clock++
 	c.used = t.clock
 	t.clients[id] = c
