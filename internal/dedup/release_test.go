@@ -58,3 +58,25 @@ func TestCheckCommitSteadyAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations per report, want 0", allocs)
 	}
 }
+
+// AttachKnown holds only a client the table remembers; an unknown one costs nothing
+// until Attach, at its first report.
+func TestAttachKnown(t *testing.T) {
+	tb := newTable(t, 64, 10)
+	if c := tb.AttachKnown("new"); c != nil {
+		t.Fatalf("AttachKnown of an unknown client = %p, want nil", c)
+	}
+	if c := tb.Lookup("new"); c != nil {
+		t.Fatalf("AttachKnown made a client: Lookup = %p", c)
+	}
+	tb.MarkDurable([]byte("old"), 5)
+	c := tb.AttachKnown("old")
+	if c == nil || c != tb.Lookup("old") {
+		t.Fatalf("AttachKnown(old) = %p, Lookup = %p: want the remembered client", c, tb.Lookup("old"))
+	}
+	defer tb.Detach(c)
+	if c.refs.Load() != 1 {
+		t.Fatalf("refs = %d after AttachKnown, want 1 (held against eviction)", c.refs.Load())
+	}
+	check(t, c, 5, &answers{}, Durable)
+}

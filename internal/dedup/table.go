@@ -97,11 +97,36 @@ func (t *Table) Ready() <-chan struct{} { return t.readyCh }
 func (t *Table) Attach(id string) *Client {
 	t.mu.Lock()
 	c := t.getLocked(id)
+	t.holdLocked(c)
+	t.mu.Unlock()
+	return c
+}
+
+// AttachKnown is Attach for a client the table already remembers, and nil for one
+// it does not: a connection attaches a new client at its first report instead, so
+// an agent that only connects and heartbeats costs the table nothing.
+func (t *Table) AttachKnown(id string) *Client {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.clients[id]
+	if c != nil {
+		t.holdLocked(c)
+	}
+	return c
+}
+
+// Lookup returns id's Client without holding it, nil if the table does not
+// remember id.
+func (t *Table) Lookup(id string) *Client {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.clients[id]
+}
+
+func (t *Table) holdLocked(c *Client) {
 	c.refs.Add(1)
 	t.clock++
 	c.used = t.clock
-	t.mu.Unlock()
-	return c
 }
 
 // Detach gives back a Client from Attach.
