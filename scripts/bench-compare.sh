@@ -1,28 +1,40 @@
 #!/usr/bin/env bash
 # bench-compare.sh: hawk beside the limit reference (../shared/bench), in one series.
 #
-#   scripts/bench-compare.sh [-runs N] [-d 5s] [-skip-idle] [-tree DIR ...]
+#   scripts/bench-compare.sh [-runs N] [-d 5s] [-idle-n 15000] [-upgrades 10]
+#                            [-skip-throughput] [-skip-idle] [-skip-startup] [-tree DIR ...]
 #
 # Builds hawk from each -tree (default: this tree; give two, say a worktree of the
 # previous commit and this one, to compare before and after in the same series) and
 # the reference, then for each workload alternates runs of the reference and of each
 # hawk: 1,000 conns x 8 in flight x 256 B with spool.fsync never and always, and
-# 100 x 32 x 128 B; then holds 15,000 idle connections on each. Prints one line per
-# run and the medians: acked/s, the ratio to the reference in the same run, and
-# server CPU per report (the server process's utime+stime over the run / acked).
+# 100 x 32 x 128 B; then holds -idle-n idle connections on each; then times each
+# hawk's start. Prints one line per run and the medians: acked/s, the ratio to the
+# reference in the same run, server CPU per report (the server process's utime+stime
+# over the run / acked) and the load generator's (hawkc load's or the reference's
+# load, from /usr/bin/time); RSS per idle connection; `hawk -version` wall time
+# (median of 21); SIGHUP to the new process ready (`sighup_to_ready`, idle server,
+# -upgrades in a row, each on a fresh spool directory so that the dedup rebuild reads
+# the same bytes every time, each after the previous process has exited so no old
+# process is left draining on the cores; median and max).
 # Every process it starts it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=3 dur=5s idle=1 trees=()
+runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 trees=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -runs) runs=$2; shift 2 ;;
     -d) dur=$2; shift 2 ;;
+    -idle-n) idlen=$2; shift 2 ;;
+    -upgrades) upgrades=$2; shift 2 ;;
+    -skip-throughput) thru=0; shift ;;
     -skip-idle) idle=0; shift ;;
+    -skip-startup) startup=0; shift ;;
     -tree) trees+=("$(cd "$2" && pwd)"); shift 2 ;;
-    *) echo "usage: $0 [-runs N] [-d 5s] [-skip-idle] [-tree DIR ...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-tree DIR ...]" >&2; exit 2 ;;
   esac
 done
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 [ ${#trees[@]} -gt 0 ] || trees=("$PWD")
 ref=../shared/bench
 [ -d "$ref" ] || { echo "no $ref beside the project" >&2; exit 1; }
@@ -73,40 +85,45 @@ series() { # name fsync conns window size
   for l in "${labels[@]}"; do : > "$W/$name.$l"; : > "$W/$name.$l.cpu"; : > "$W/$name.$l.ratio"; done
   for i in $(seq "$runs"); do
     t0=$(cpu_ticks "$bpid")
-    b=$("$W/bload" -addr "127.0.0.1:$bport" -c "$c" -w "$w" -s "$s" -d "$dur" | awk '{print $3}')
+    b=$(/usr/bin/time -f '%U %S' -o "$W/ltime" "$W/bload" -addr "127.0.0.1:$bport" -c "$c" -w "$w" -s "$s" -d "$dur" | awk '{print $3}')
     t1=$(cpu_ticks "$bpid")
     bcpu=$(awk -v d="$((t1-t0))" -v hz="$hz" -v r="$b" -v s="$secs" 'BEGIN{printf "%.2f", d/hz*1e6/(r*s)}')
-    echo "$b" >> "$W/$name.ref"; echo "$bcpu" >> "$W/$name.refcpu"
-    line="$name run $i: reference $b acked/s ($bcpu us CPU/report)"
+    blcpu=$(tail -1 "$W/ltime" | awk -v r="$b" -v s="$secs" '{printf "%.2f", ($1+$2)*1e6/(r*s)}')
+    echo "$b" >> "$W/$name.ref"; echo "$bcpu" >> "$W/$name.refcpu"; echo "$blcpu" >> "$W/$name.refload"
+    line="$name run $i: reference $b acked/s ($bcpu us CPU/report, load $blcpu)"
     for l in "${labels[@]}"; do
       t0=$(cpu_ticks "${hpid[$l]}")
-      out=$("$W/hawkc" load -addr "127.0.0.1:${hport[$l]}" -c "$c" -w "$w" -s "$s" -d "$dur" -json 2>/dev/null | tail -1)
+      out=$(/usr/bin/time -f '%U %S' -o "$W/ltime" "$W/hawkc" load -addr "127.0.0.1:${hport[$l]}" -c "$c" -w "$w" -s "$s" -d "$dur" -json 2>/dev/null | tail -1 || true) # a run with errors still prints its JSON
       t1=$(cpu_ticks "${hpid[$l]}")
       h=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["acked_per_s"]))' "$out")
       acked=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["acked"])' "$out")
       hcpu=$(awk -v d="$((t1-t0))" -v hz="$hz" -v a="$acked" 'BEGIN{printf "%.2f", d/hz*1e6/a}')
+      hlcpu=$(tail -1 "$W/ltime" | awk -v a="$acked" '{printf "%.2f", ($1+$2)*1e6/a}') # the last line: time may say "exited with non-zero status" first
       ratio=$(awk -v h="$h" -v b="$b" 'BEGIN{printf "%.3f", h/b}')
-      echo "$h" >> "$W/$name.$l"; echo "$hcpu" >> "$W/$name.$l.cpu"; echo "$ratio" >> "$W/$name.$l.ratio"
-      line="$line; $l $h ($hcpu us, ratio $ratio)"
+      echo "$h" >> "$W/$name.$l"; echo "$hcpu" >> "$W/$name.$l.cpu"; echo "$ratio" >> "$W/$name.$l.ratio"; echo "$hlcpu" >> "$W/$name.$l.load"
+      line="$line; $l $h ($hcpu us, load $hlcpu, ratio $ratio)"
     done
     echo "$line"
   done
   stop_hawks
-  rm=$(median < "$W/$name.ref"); rc=$(median < "$W/$name.refcpu")
+  rm=$(median < "$W/$name.ref"); rc=$(median < "$W/$name.refcpu"); rl=$(median < "$W/$name.refload")
   for l in "${labels[@]}"; do
-    hc=$(median < "$W/$name.$l.cpu")
-    printf 'MEDIAN %-24s %-16s %8.0f acked/s  ratio %s  (reference %8.0f)  CPU/report %s us = x%s the reference (%s us)\n' \
+    hc=$(median < "$W/$name.$l.cpu"); hl=$(median < "$W/$name.$l.load")
+    printf 'MEDIAN %-24s %-16s %8.0f acked/s  ratio %s  (reference %8.0f)  CPU/report %s us = x%s the reference (%s us)  load generator %s us = x%s (%s us)\n' \
       "$name" "$l" "$(median < "$W/$name.$l")" "$(median < "$W/$name.$l.ratio")" "$rm" "$hc" \
-      "$(awk -v a="$hc" -v b="$rc" 'BEGIN{printf "%.2f", a/b}')" "$rc"
+      "$(awk -v a="$hc" -v b="$rc" 'BEGIN{printf "%.2f", a/b}')" "$rc" \
+      "$hl" "$(awk -v a="$hl" -v b="$rl" 'BEGIN{printf "%.2f", a/b}')" "$rl"
   done
 }
 
-series "1000x8x256-fsync-never" never 1000 8 256
-series "1000x8x256-fsync-always" always 1000 8 256
-series "100x32x128-fsync-never" never 100 32 128
+if [ "$thru" = 1 ]; then
+  series "1000x8x256-fsync-never" never 1000 8 256
+  series "1000x8x256-fsync-always" always 1000 8 256
+  series "100x32x128-fsync-never" never 100 32 128
+fi
 
 if [ "$idle" = 1 ]; then
-  n=15000
+  n=$idlen
   before=$(rss_kib "$bpid")
   "$W/bidle" -addr "127.0.0.1:$bport" -n "$n" -hold 8s > "$W/bidle.out" 2>&1 & ipid=$!; pids+=("$ipid")
   wait_open "$W/bidle.out"; during=$(rss_kib "$bpid"); wait "$ipid" || true
@@ -119,4 +136,35 @@ if [ "$idle" = 1 ]; then
     echo "IDLE $n $l: $(awk -v a="$before" -v b="$during" -v n="$n" 'BEGIN{printf "%.2f", (b-a)/n}') KiB/conn (authenticated, heartbeating)"
   done
   stop_hawks
+fi
+
+# startup: -version wall time, then SIGHUP to ready on an idle server.
+if [ "$startup" = 1 ]; then
+  for l in "${labels[@]}"; do
+    v=$(python3 - "$W/$l" <<'PY'
+import subprocess, sys, time, statistics
+ts = []
+for _ in range(21):
+    t = time.perf_counter()
+    subprocess.run([sys.argv[1], "-version"], stdout=subprocess.DEVNULL, check=True)
+    ts.append((time.perf_counter() - t) * 1000)
+print("%.1f" % statistics.median(ts))
+PY
+)
+    port=$(free_port); : > "$W/up.$l"
+    for i in $(seq "$upgrades"); do
+      d="$W/up-$l"; rm -rf "$d"; mkdir -p "$d"
+      "$W/$l" -listen="127.0.0.1:$port" -admin.addr= -spool.dir="$d/spool" -upgrade.pid_file="$d/pid" -log.format=json 2> "$d/log" &
+      p=$!; pids+=("$p")
+      for _ in $(seq 200); do [ -s "$d/pid" ] && break; sleep 0.05; done
+      kill -HUP "$p"
+      for _ in $(seq 200); do grep -q sighup_to_ready "$d/log" && break; sleep 0.05; done
+      grep -o '"sighup_to_ready":[0-9.e-]*' "$d/log" | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/up.$l"
+      wait "$p" 2>/dev/null || true # the old process drains and exits
+      child=$(cat "$d/pid"); kill "$child" 2>/dev/null || true
+      while kill -0 "$child" 2>/dev/null; do sleep 0.05; done
+    done
+    printf 'STARTUP %-16s -version %s ms (median of 21)  SIGHUP->ready idle: median %s ms, max %s ms (%s upgrades)\n' \
+      "$l" "$v" "$(median < "$W/up.$l")" "$(sort -g "$W/up.$l" | tail -1)" "$(wc -l < "$W/up.$l")"
+  done
 fi

@@ -71,11 +71,13 @@ func (m *Manager) Adopt(f *os.File, st *handoff.State) error {
 		c.rbuf = buf
 		c.trackPartial(false, now)
 	}
-	c.attachDedup()
-	if c.dd != nil && st.DedupHas {
+	if m.dedup != nil && st.DedupHas {
 		// The old process acknowledged these: a resend must be answered, not stored,
 		// even before this process's follow of its spool has read them.
+		c.dd = m.dedup.Attach(c.clientID)
 		c.dd.MergeDurable(st.DedupHi, st.DedupDurable)
+	} else {
+		c.attachDedup()
 	}
 	c.slot.Store(true)
 	m.slots.Add(1)

@@ -96,8 +96,8 @@ func (c *Conn) HandoffState() *handoff.State {
 	if c.rlen > 0 {
 		st.Partial = append([]byte(nil), (*c.rbuf)[:c.rlen]...)
 	}
-	if c.dd != nil {
-		st.DedupHas, st.DedupHi, st.DedupDurable = c.dd.Durable()
+	if dd := c.dedupWindow(); dd != nil {
+		st.DedupHas, st.DedupHi, st.DedupDurable = dd.Durable()
 	}
 	return st
 }

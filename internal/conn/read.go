@@ -275,6 +275,9 @@ func (c *Conn) handle(f protocol.Frame, b *batch, recv time.Time) bool {
 	case protocol.TypePing:
 		c.send(protocol.TypePong, f.Seq, nil)
 		b.pings++
+		if b.reports == 0 {
+			c.releaseDedup()
+		}
 	case protocol.TypePong:
 		// liveness only; lastSeen is already updated
 	case protocol.TypeHello:

@@ -49,10 +49,10 @@ type Client struct {
 	id string
 
 	mu       sync.Mutex
-	has      bool   // hi is set: some seq was seen
-	hi       uint64 // the highest seq seen, durable or pending
-	durable  []uint64
-	pending  []uint64 // nil while detached with nothing pending
+	has      bool     // hi is set: some seq was seen
+	hi       uint64   // the highest seq seen, durable or pending
+	durable  []uint64 // nil until a seq is seen
+	pending  []uint64 // nil while nothing is pending (Release) or detached with nothing pending
 	npending int
 	waiters  []waiting
 
@@ -80,6 +80,7 @@ func (c *Client) inWindowLocked(s uint64) bool {
 func (c *Client) advanceLocked(s uint64) {
 	if !c.has {
 		c.has, c.hi = true, s
+		c.durable = make([]uint64, c.t.words())
 		return
 	}
 	if n := s - c.hi; n >= c.t.window {
@@ -103,7 +104,7 @@ func (c *Client) advanceLocked(s uint64) {
 
 func (c *Client) setPendingLocked(s uint64) {
 	if c.pending == nil {
-		c.pending = make([]uint64, len(c.durable))
+		c.pending = make([]uint64, c.t.words())
 	}
 	w, m := c.slot(s)
 	c.pending[w] |= m
@@ -207,6 +208,17 @@ func (c *Client) markDurable(s uint64) {
 	if c.inWindowLocked(s) {
 		w, m := c.slot(s)
 		c.durable[w] |= m
+	}
+	c.mu.Unlock()
+}
+
+// Release gives back the pending bitmap when nothing is pending: a connection calls
+// it when it is idle (on a heartbeat), so that an idle agent costs its durable window
+// only; the next report allocates the bitmap again, once, not per report.
+func (c *Client) Release() {
+	c.mu.Lock()
+	if c.npending == 0 {
+		c.pending = nil
 	}
 	c.mu.Unlock()
 }

@@ -39,8 +39,10 @@
 // Window (a restarted agent whose clock-based seqs moved on) forgets its past: its
 // older seqs are unknown from then on.
 //
-// The durable bitmap costs Window/8 bytes per remembered client; the pending one
-// exists only while the client has a connection or a report pending. The number of
+// The durable bitmap costs Window/8 bytes per remembered client that has sent a seq
+// (none for one that only connected); the pending one exists from a client's first
+// report until nothing is pending and either its connections are gone or one of them
+// is idle (Release, on a heartbeat). The number of
 // clients remembered is bounded (Options.MaxClients): past it the least recently
 // used clients without a connection and with nothing pending are forgotten, 1/16 of
 // the bound at a time. Clients with a live connection are never forgotten, so the

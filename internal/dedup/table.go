@@ -63,6 +63,9 @@ func New(o Options) (*Table, error) {
 	return t, nil
 }
 
+// words is the length of a bitmap of the window, in uint64 words.
+func (t *Table) words() int { return int(t.window / 64) }
+
 // Window is the table's window in seqs.
 func (t *Table) Window() int { return int(t.window) }
 
@@ -94,16 +97,36 @@ func (t *Table) Ready() <-chan struct{} { return t.readyCh }
 func (t *Table) Attach(id string) *Client {
 	t.mu.Lock()
 	c := t.getLocked(id)
+	t.holdLocked(c)
+	t.mu.Unlock()
+	return c
+}
+
+// AttachKnown is Attach for a client the table already remembers, and nil for one
+// it does not: a connection attaches a new client at its first report instead, so
+// an agent that only connects and heartbeats costs the table nothing.
+func (t *Table) AttachKnown(id string) *Client {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.clients[id]
+	if c != nil {
+		t.holdLocked(c)
+	}
+	return c
+}
+
+// Lookup returns id's Client without holding it, nil if the table does not
+// remember id.
+func (t *Table) Lookup(id string) *Client {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.clients[id]
+}
+
+func (t *Table) holdLocked(c *Client) {
 	c.refs.Add(1)
 	t.clock++
 	c.used = t.clock
-	t.mu.Unlock()
-	c.mu.Lock()
-	if c.pending == nil {
-		c.pending = make([]uint64, len(c.durable))
-	}
-	c.mu.Unlock()
-	return c
 }
 
 // Detach gives back a Client from Attach.
@@ -131,7 +154,7 @@ func (t *Table) getLocked(id string) *Client {
 	if int64(len(t.clients)) >= t.maxClients.Load() {
 		t.evictLocked()
 	}
-	c := &Client{t: t, id: id, durable: make([]uint64, t.window/64)}
+	c := &Client{t: t, id: id}
 	t.clock++
 	c.used = t.clock
 	t.clients[id] = c

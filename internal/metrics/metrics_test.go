@@ -214,3 +214,10 @@ func TestLegacyObserver(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkNew is what building the metrics costs a starting process.
+func BenchmarkNew(b *testing.B) {
+	for b.Loop() {
+		New("bench", func() int { return 0 })
+	}
+}
