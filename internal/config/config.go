@@ -110,9 +110,11 @@ type Limits struct {
 
 // Spool is the spool.* section.
 type Spool struct {
-	Dir         string `koanf:"dir"`
-	Fsync       string `koanf:"fsync"`                     // FsyncNever|FsyncAlways
-	SegmentSize int64  `koanf:"segment_size" unit:"bytes"` // bytes
+	Dir         string        `koanf:"dir"`
+	Fsync       string        `koanf:"fsync"`                     // FsyncNever|FsyncAlways
+	SegmentSize int64         `koanf:"segment_size" unit:"bytes"` // bytes
+	MaxBytes    int64         `koanf:"max_bytes" unit:"bytes"`    // retention; 0: no limit
+	MaxAge      time.Duration `koanf:"max_age"`                   // retention; 0: no limit
 }
 
 // JetStream is the jetstream.* section: the NATS JetStream destination

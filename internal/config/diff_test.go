@@ -37,6 +37,8 @@ var changedValues = map[string]string{
 	"spool.dir":                  "/tmp/spool",
 	"spool.fsync":                "always",
 	"spool.segment_size":         "1MiB",
+	"spool.max_bytes":            "20GiB",
+	"spool.max_age":              "168h",
 	"dedup.window":               "1024",
 	"dedup.max_clients":          "50000",
 	"dedup.rebuild_bytes":        "64MiB",

@@ -235,6 +235,14 @@ var keys = []Key{
 		DefaultNote: "(never, always)"},
 	{Name: "spool.segment_size", kind: kindSize, Default: "64MiB", Example: "1MiB", Reload: Live,
 		Doc: "A segment is rotated past this size, at least 4096 bytes."},
+	{Name: "spool.max_bytes", kind: kindSize, Default: "0", Example: "20GiB", Reload: Live,
+		Doc: "Retention: while the spool directory's segments hold more than this, the oldest closed segments are removed. " +
+			"A segment still written (this process's, or an upgrading parent's newest) is never removed, so the directory can " +
+			"exceed it by those. 0 keeps everything.",
+		DefaultNote: "(no limit)"},
+	{Name: "spool.max_age", kind: kindDuration, Default: "0s", Example: "168h", Reload: Live,
+		Doc:         "Retention: a closed segment whose last write is older than this is removed. 0 keeps everything.",
+		DefaultNote: "(no limit)"},
 
 	{Name: "jetstream.urls", kind: kindString, Default: "nats://127.0.0.1:4222", Example: "nats://n1:4222,nats://n2:4222,nats://n3:4222", Reload: RestartOnly,
 		Doc: "NATS server URLs, comma separated (destination: jetstream)."},

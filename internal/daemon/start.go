@@ -139,6 +139,7 @@ func start(o Options) (_ *Daemon, err error) {
 	d.met.Dedup(d.dedup)
 	if d.dest.js == nil {
 		d.startDedup(cfg, began)
+		d.dest.spool.Retain(d.dedup.Ready())
 	} else {
 		// No spool to rebuild from: the stream's duplicate window (Nats-Msg-Id)
 		// catches resends across processes; the table still answers them here.

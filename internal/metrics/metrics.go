@@ -41,6 +41,7 @@ type Metrics struct {
 	spoolSegments  prometheus.Counter
 	spoolErrors    prometheus.Counter
 	spoolThrottled prometheus.Counter
+	retention      *RetentionObserver
 	upgrades       *prometheus.CounterVec
 	drainDuration  prometheus.Gauge
 	reloads        *prometheus.CounterVec
@@ -116,6 +117,7 @@ func New(version string, connections func() int) *Metrics {
 	m.spoolSegments = f.counter("hawk_spool_segments_opened_total", "Spool segment files opened (start and rotation).")
 	m.spoolErrors = f.counter("hawk_spool_write_errors_total", "Failed spool writes; each failed batch was NACKed as retryable.")
 	m.spoolThrottled = f.counter("hawk_spool_throttled_total", "Times a connection stopped reading because the spool had its limit of bytes waiting for the disk.")
+	m.retention = newRetentionObserver(f)
 	m.upgrades = f.counterVec("hawk_upgrades_total", "Binary upgrades (SIGHUP) by result: success, failure, refused.", "result")
 	for _, res := range []string{"success", "failure", "refused"} {
 		m.upgrades.WithLabelValues(res)
