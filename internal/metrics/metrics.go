@@ -50,6 +50,7 @@ type Metrics struct {
 	generation     prometheus.Gauge
 	refused        map[protocol.Code]prometheus.Counter
 	refusedVec     *prometheus.CounterVec
+	busyByShare    [2]prometheus.Counter // [within, over] the source's share of the rate
 	tlsReloads     *prometheus.CounterVec
 	tlsNotAfter    prometheus.Gauge
 	tlsFailures    prometheus.Counter
@@ -133,6 +134,8 @@ func New(version string, connections func() int) *Metrics {
 	for _, c := range refusalCodes {
 		m.refused[c] = m.refusedVec.WithLabelValues(string(c))
 	}
+	busy := f.counterVec("hawk_admissions_busy_by_share_total", "Connections refused with ERROR busy, by whether their source (an IPv4 address, an IPv6 /64) was over its share of limits.handshake_rate (1/8): over is a source connecting faster than its share (a flood; the log line 'connections refused' names the source refused most), within is an agent refused although its source was within its share (the rate is too low for the fleet).", "share")
+	m.busyByShare = [2]prometheus.Counter{busy.WithLabelValues("within"), busy.WithLabelValues("over")}
 	f.gaugeFunc("hawk_admissions_peak_per_second", "The most connections admitted in one second since the process started (past limits.max_conns and limits.handshake_rate): a reconnect storm's peak, which rate() over a scrape interval averages away.",
 		func() float64 { return m.readConns(ConnGauges.PeakAdmissionsPerSecond) })
 	f.gaugeFunc("hawk_drain_connections_remaining", "Connections the drain in progress still waits for (told GOAWAY or about to be); 0 when not draining.",
