@@ -28,6 +28,7 @@
 //
 //	key                         default                              reload
 //	listen                      127.0.0.1:7373                       restart-only
+//	listen_proxy_from           "" (none)                            restart-only
 //	server_id                   "" (hostname)                        restart-only
 //	log.level                   info (debug, info, warn, error)      live
 //	log.format                  console (console, json)              restart-only

@@ -159,6 +159,7 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 	values := map[string]string{
 		"listen":                     "0.0.0.0:9000",
 		"server_id":                  "edge-1",
+		"listen_proxy_from":          "10.0.0.5,10.1.0.0/16",
 		"log.level":                  "error",
 		"log.format":                 "json",
 		"auth.tokens":                "alpha, beta",
@@ -218,7 +219,7 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		"legacy.listeners":           `[{name: m, address: ":7380", format: c8c9, allow: [10.0.0.0/8, "::1/128"], idle_timeout: 1m}]`,
 	}
 	want := Config{
-		Listen: "0.0.0.0:9000", ServerID: "edge-1",
+		Listen: "0.0.0.0:9000", ServerID: "edge-1", ProxyFrom: "10.0.0.5,10.1.0.0/16",
 		Log:       Log{Level: "error", Format: "json"},
 		Auth:      Auth{Tokens: Secrets{"alpha", "beta"}, Credentials: Secrets{"fleet-a gamma web-* db-1"}, TokensFile: "/etc/hawk/tokens", Open: true},
 		Heartbeat: Heartbeat{Interval: 2 * time.Second, Timeout: 7 * time.Second},

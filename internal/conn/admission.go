@@ -159,13 +159,13 @@ func (m *Manager) PeakAdmissionsPerSecond() int { return int(m.adm.peak.Load()) 
 
 // admit applies limits.handshake_rate to nc at accept. It reports false when it has
 // refused nc (ERROR busy, on the refuse goroutine every refusal uses).
-func (m *Manager) admit(nc net.Conn, s *Settings) bool {
+func (m *Manager) admit(nc net.Conn, remote net.Addr, s *Settings) bool {
 	now := mono.Now()
 	if s.HandshakeRate <= 0 {
 		m.adm.count(now)
 		return true
 	}
-	key, keyed := sourceOf(nc.RemoteAddr())
+	key, keyed := sourceOf(remote)
 	ok, free, overShare := m.adm.admitFrom(key, keyed, now, s.HandshakeRate)
 	if ok {
 		return true

@@ -56,7 +56,19 @@ type sources struct {
 // of an IPv6 one (a host commonly holds a whole /64). ok is false for a
 // non-IP address (a Unix socket).
 func sourceOf(a net.Addr) (key netip.Addr, ok bool) {
-	var ip netip.Addr
+	ip, ok := ipOf(a)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		ip = p.Addr()
+	}
+	return ip, true
+}
+
+// ipOf is the IP address of a (IPv4 unmapped); ok is false for a non-IP address.
+func ipOf(a net.Addr) (ip netip.Addr, ok bool) {
 	switch a := a.(type) {
 	case *net.TCPAddr:
 		ip, ok = netip.AddrFromSlice(a.IP)
@@ -64,15 +76,7 @@ func sourceOf(a net.Addr) (key netip.Addr, ok bool) {
 		ap, err := netip.ParseAddrPort(a.String())
 		ip, ok = ap.Addr(), err == nil
 	}
-	if !ok {
-		return netip.Addr{}, false
-	}
-	ip = ip.Unmap()
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		ip = p.Addr()
-	}
-	return ip, true
+	return ip.Unmap(), ok
 }
 
 // admitFrom takes a global token for a connection from key at now (mono) under

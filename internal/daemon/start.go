@@ -147,12 +147,14 @@ func start(o Options) (_ *Daemon, err error) {
 		d.stopDedup = func() {}
 	}
 	undo = append(undo, d.stopDedup)
+	proxyFrom, _ := cfg.ProxyPrefixes() // validated
 	d.conns = conn.New(conn.Options{
 		Settings:    settings,
 		Destination: d.dest.dest,
 		Logger:      d.log.Named("conn"),
 		Observer:    d.met.Conn(),
 		Dedup:       d.dedup,
+		ProxyFrom:   proxyFrom,
 	})
 	undo = append(undo, d.conns.Close)
 	d.met.ReadConns(d.conns)
