@@ -78,10 +78,31 @@ func flood(local, addr string, workers int, stop <-chan struct{}) (wait func() (
 // agents from eight other addresses connect at 10/s each: none of them is refused
 // busy, the flood is, and the metrics and the log say so.
 func TestFloodFromOneSourceOthersNotBusy(t *testing.T) {
-	const rate = 200
-	s := startServer(t, bin.serverV1, fmt.Sprintf("-limits.handshake_rate=%d", rate), "-handshake.timeout=2s")
-	addr, admin := s.addr(), s.adminAddr()
+	s := startServer(t, bin.serverV1, fmt.Sprintf("-limits.handshake_rate=%d", fairRate), "-handshake.timeout=2s")
+	checkFloodFair(t, s, s.addr())
+}
 
+// TestFloodThroughHAProxyOthersNotBusy: the same through HAProxy, where every
+// connection comes from the balancer's address: with send-proxy-v2 and
+// listen_proxy_from naming the balancer, hawk tells the agents apart.
+func TestFloodThroughHAProxyOthersNotBusy(t *testing.T) {
+	port, admin := freePort(t), freePort(t)
+	for admin == port {
+		admin = freePort(t)
+	}
+	s := startServer(t, bin.serverV1, fmt.Sprintf("-limits.handshake_rate=%d", fairRate), "-handshake.timeout=2s",
+		fmt.Sprintf("-listen=127.0.0.1:%d", port), fmt.Sprintf("-admin.addr=127.0.0.1:%d", admin),
+		"-listen_proxy_from=127.0.0.1")
+	front := haproxy(t, [][2]int{{port, admin}}, "send-proxy-v2")
+	checkFloodFair(t, s, front)
+}
+
+const fairRate = 200
+
+// checkFloodFair floods addr (s, or a balancer in front of it) from 127.0.0.2
+// while agents from 127.0.0.3-10 connect, and checks that none of them is busy.
+func checkFloodFair(t *testing.T, s *server, addr string) {
+	admin := s.adminAddr()
 	stop := make(chan struct{})
 	floodWait := flood("127.0.0.2", addr, 16, stop)
 	stopped := false
