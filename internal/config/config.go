@@ -3,9 +3,11 @@ package config
 import (
 	_ "embed"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +25,8 @@ import (
 // default and whether a reload applies it are in the keys table (see Keys).
 type Config struct {
 	Listen    string    `koanf:"listen"`
-	ServerID  string    `koanf:"server_id"` // "" means the hostname: see EffectiveServerID
+	ProxyFrom string    `koanf:"listen_proxy_from"` // see ProxyPrefixes
+	ServerID  string    `koanf:"server_id"`         // "" means the hostname: see EffectiveServerID
 	Log       Log       `koanf:"log"`
 	Auth      Auth      `koanf:"auth"`
 	Heartbeat Heartbeat `koanf:"heartbeat"`
@@ -110,9 +113,11 @@ type Limits struct {
 
 // Spool is the spool.* section.
 type Spool struct {
-	Dir         string `koanf:"dir"`
-	Fsync       string `koanf:"fsync"`                     // FsyncNever|FsyncAlways
-	SegmentSize int64  `koanf:"segment_size" unit:"bytes"` // bytes
+	Dir         string        `koanf:"dir"`
+	Fsync       string        `koanf:"fsync"`                     // FsyncNever|FsyncAlways
+	SegmentSize int64         `koanf:"segment_size" unit:"bytes"` // bytes
+	MaxBytes    int64         `koanf:"max_bytes" unit:"bytes"`    // retention; 0: no limit
+	MaxAge      time.Duration `koanf:"max_age"`                   // retention; 0: no limit
 }
 
 // JetStream is the jetstream.* section: the NATS JetStream destination
@@ -177,6 +182,27 @@ func (c *Config) ControlMode() (os.FileMode, error) {
 		return 0, fmt.Errorf("must be octal permissions such as 0600, not %q", c.Control.Mode)
 	}
 	return os.FileMode(m), nil
+}
+
+// ProxyPrefixes parses listen_proxy_from: the networks whose connections carry
+// a PROXY protocol v2 header. A bare address is a network of one.
+func (c *Config) ProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(c.ProxyFrom, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("must be addresses or CIDRs separated by commas, not %q", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Values of destination.

@@ -12,6 +12,7 @@ import (
 var changedValues = map[string]string{
 	"listen":                     "127.0.0.1:8000",
 	"server_id":                  "other",
+	"listen_proxy_from":          "10.0.0.5",
 	"log.level":                  "debug",
 	"log.format":                 "json",
 	"auth.tokens":                "s3cr3t-a,s3cr3t-b",
@@ -37,6 +38,8 @@ var changedValues = map[string]string{
 	"spool.dir":                  "/tmp/spool",
 	"spool.fsync":                "always",
 	"spool.segment_size":         "1MiB",
+	"spool.max_bytes":            "20GiB",
+	"spool.max_age":              "168h",
 	"dedup.window":               "1024",
 	"dedup.max_clients":          "50000",
 	"dedup.rebuild_bytes":        "64MiB",
@@ -69,7 +72,7 @@ var changedValues = map[string]string{
 	"legacy.listeners":           `[{name: m, address: "127.0.0.1:7380", format: ffff, allow: [10.0.0.0/8]}]`, // adding one: restart-only
 }
 
-var restartOnly = []string{"admin.addr", "listen", "tls.cert_file", "tls.key_file", "tls.min_version", "tls.client_ca_file", "tls.client_auth", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout", "dedup.window", "dedup.rebuild_bytes", "dedup.rebuild_before_ready", "legacy.listeners", "control.socket", "control.mode",
+var restartOnly = []string{"admin.addr", "listen", "listen_proxy_from", "tls.cert_file", "tls.key_file", "tls.min_version", "tls.client_ca_file", "tls.client_auth", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout", "dedup.window", "dedup.rebuild_bytes", "dedup.rebuild_before_ready", "legacy.listeners", "control.socket", "control.mode",
 	"destination", "jetstream.urls", "jetstream.stream", "jetstream.subject", "jetstream.creds", "jetstream.tls_ca", "jetstream.tls_cert",
 	"jetstream.tls_key", "jetstream.max_pending", "jetstream.publish_timeout", "jetstream.connect_timeout", "jetstream.retry_after",
 	"jetstream.retry_horizon", "jetstream.require_durable", "jetstream.sync_always"}

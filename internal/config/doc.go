@@ -28,6 +28,7 @@
 //
 //	key                         default                              reload
 //	listen                      127.0.0.1:7373                       restart-only
+//	listen_proxy_from           "" (none)                            restart-only
 //	server_id                   "" (hostname)                        restart-only
 //	log.level                   info (debug, info, warn, error)      live
 //	log.format                  console (console, json)              restart-only
@@ -55,6 +56,8 @@
 //	spool.dir                   ./data                               restart-only
 //	spool.fsync                 never (never, always)                live
 //	spool.segment_size          64MiB                                live
+//	spool.max_bytes             0 (no limit)                         live
+//	spool.max_age               0s (no limit)                        live
 //	jetstream.urls              nats://127.0.0.1:4222                restart-only
 //	jetstream.stream            HAWK_REPORTS                         restart-only
 //	jetstream.subject           hawk.reports.<client_id>             restart-only

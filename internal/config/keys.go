@@ -126,6 +126,12 @@ func (k kind) flagType() string {
 var keys = []Key{
 	{Name: "listen", kind: kindString, Default: "127.0.0.1:7373", Example: "127.0.0.1:8000", Reload: RestartOnly,
 		Doc: "Protocol listener, host:port. An empty host listens on every interface."},
+	{Name: "listen_proxy_from", kind: kindString, Default: "", Example: "10.0.0.5,10.0.1.0/24", Reload: RestartOnly,
+		Doc: "Load balancers, as comma-separated addresses or CIDRs, whose connections to listen start with a PROXY protocol " +
+			"v2 header (HAProxy send-proxy-v2): the agent's address it carries is used for limits.handshake_rate's per-source " +
+			"shares, auth.open and the logs. A connection from one of them without a valid header within handshake.timeout is " +
+			"closed; connections from other addresses are served as they come, and a header from them is a protocol error.",
+		DefaultNote: "(none)"},
 	{Name: "server_id", kind: kindString, Default: "", Example: "edge-1", Reload: RestartOnly,
 		Doc:         `Server id sent to clients in WELCOME; "" means the machine's hostname.`,
 		DefaultNote: "(hostname)"},
@@ -235,6 +241,14 @@ var keys = []Key{
 		DefaultNote: "(never, always)"},
 	{Name: "spool.segment_size", kind: kindSize, Default: "64MiB", Example: "1MiB", Reload: Live,
 		Doc: "A segment is rotated past this size, at least 4096 bytes."},
+	{Name: "spool.max_bytes", kind: kindSize, Default: "0", Example: "20GiB", Reload: Live,
+		Doc: "Retention: while the spool directory's segments hold more than this, the oldest closed segments are removed. " +
+			"A segment still written (this process's, or an upgrading parent's newest) is never removed, so the directory can " +
+			"exceed it by those. 0 keeps everything.",
+		DefaultNote: "(no limit)"},
+	{Name: "spool.max_age", kind: kindDuration, Default: "0s", Example: "168h", Reload: Live,
+		Doc:         "Retention: a closed segment whose last write is older than this is removed. 0 keeps everything.",
+		DefaultNote: "(no limit)"},
 
 	{Name: "jetstream.urls", kind: kindString, Default: "nats://127.0.0.1:4222", Example: "nats://n1:4222,nats://n2:4222,nats://n3:4222", Reload: RestartOnly,
 		Doc: "NATS server URLs, comma separated (destination: jetstream)."},

@@ -159,6 +159,7 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 	values := map[string]string{
 		"listen":                     "0.0.0.0:9000",
 		"server_id":                  "edge-1",
+		"listen_proxy_from":          "10.0.0.5,10.1.0.0/16",
 		"log.level":                  "error",
 		"log.format":                 "json",
 		"auth.tokens":                "alpha, beta",
@@ -184,6 +185,8 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		"spool.dir":                  "/var/lib/hawk",
 		"spool.fsync":                "always",
 		"spool.segment_size":         "16MB",
+		"spool.max_bytes":            "1GiB",
+		"spool.max_age":              "24h",
 		"dedup.window":               "256",
 		"dedup.max_clients":          "7",
 		"dedup.rebuild_bytes":        "1GiB",
@@ -216,7 +219,7 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		"legacy.listeners":           `[{name: m, address: ":7380", format: c8c9, allow: [10.0.0.0/8, "::1/128"], idle_timeout: 1m}]`,
 	}
 	want := Config{
-		Listen: "0.0.0.0:9000", ServerID: "edge-1",
+		Listen: "0.0.0.0:9000", ServerID: "edge-1", ProxyFrom: "10.0.0.5,10.1.0.0/16",
 		Log:       Log{Level: "error", Format: "json"},
 		Auth:      Auth{Tokens: Secrets{"alpha", "beta"}, Credentials: Secrets{"fleet-a gamma web-* db-1"}, TokensFile: "/etc/hawk/tokens", Open: true},
 		Heartbeat: Heartbeat{Interval: 2 * time.Second, Timeout: 7 * time.Second},
@@ -224,7 +227,7 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		TLS: TLS{CertFile: "/s.crt", KeyFile: "/s.key", MinVersion: "1.3", ClientCAFile: "/ca.crt", ClientAuth: "optional",
 			ClientIDFrom: "cn", ExpiryGoaway: time.Hour},
 		Limits:  Limits{MaxConns: 5, HandshakeRate: 250, MaxFrameSize: 2 << 20, MaxInFlight: 100, WriteTimeout: 3 * time.Second, FrameTimeout: 12 * time.Second},
-		Spool:   Spool{Dir: "/var/lib/hawk", Fsync: "always", SegmentSize: 16_000_000},
+		Spool:   Spool{Dir: "/var/lib/hawk", Fsync: "always", SegmentSize: 16_000_000, MaxBytes: 1 << 30, MaxAge: 24 * time.Hour},
 		Dedup:   Dedup{Window: 256, MaxClients: 7, RebuildBytes: 1 << 30, BeforeReady: true},
 		Drain:   Drain{Timeout: 9 * time.Second, Spread: 4 * time.Second},
 		Upgrade: Upgrade{PIDFile: "/run/hawk.pid", Timeout: 11 * time.Second, HandoffTimeout: 3 * time.Second},

@@ -135,6 +135,15 @@ func Validate(c *Config) error {
 	if c.Spool.SegmentSize < minSegmentSize {
 		bad("spool.segment_size", "must be at least %d, not %d", minSegmentSize, c.Spool.SegmentSize)
 	}
+	if _, err := c.ProxyPrefixes(); err != nil {
+		bad("listen_proxy_from", "%v", err)
+	}
+	if c.Spool.MaxBytes < 0 {
+		bad("spool.max_bytes", "must not be negative, not %d", c.Spool.MaxBytes)
+	}
+	if c.Spool.MaxAge < 0 {
+		bad("spool.max_age", "must not be negative, not %s", c.Spool.MaxAge)
+	}
 	// jetstream.* is checked whatever the destination: a typo shows before the day
 	// the destination is switched.
 	validateJetStream(bad, &c.JetStream)

@@ -10,6 +10,7 @@ import (
 var badValues = map[string][]string{
 	"listen":                     {"", "nohost", "127.0.0.1:99999", "127.0.0.1:http", "1.2.3.4:-1"},
 	"server_id":                  {"has space", "tab\tid", strings.Repeat("x", 256)},
+	"listen_proxy_from":          {"10.0.0.300", "10.0.0.0/33", "balancer"},
 	"log.level":                  {"verbose", "INFO", ""},
 	"log.format":                 {"xml", ""},
 	"auth.tokens":                {"", "a,,b", "ok,has space", strings.Repeat("t", 4097)},
@@ -35,6 +36,8 @@ var badValues = map[string][]string{
 	"spool.dir":                  {"", "   "},
 	"spool.fsync":                {"sometimes", "true", ""},
 	"spool.segment_size":         {"1024", "4095", "1.5MiB"},
+	"spool.max_bytes":            {"-1"},
+	"spool.max_age":              {"-1s"},
 	"dedup.window":               {"0", "32", "1000", "33554432", "-64"},
 	"dedup.max_clients":          {"0", "-1", "lots"},
 	"dedup.rebuild_bytes":        {"-1", "1.5GiB"},

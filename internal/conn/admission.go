@@ -77,6 +77,8 @@ type admission struct {
 	// connection would be 10,000 lines a second in a storm.
 	lastLog    atomic.Int64
 	unreported atomic.Int64
+
+	src sources // per-source shares of the rate (fairness.go)
 }
 
 // interval is the time one admission uses at rate per second.
@@ -87,13 +89,20 @@ func burst(rate int) int64 { return max(int64(float64(rate)*burstWindow.Seconds(
 
 // admit takes a token at now (mono) under rate, or reports the earliest time (mono)
 // a token will be free. rate <= 0 admits everything.
-func (a *admission) admit(now int64, rate int) (ok bool, free int64) {
+func (a *admission) admit(now int64, rate int) (ok bool, free int64) { return a.take(now, rate, true) }
+
+// take is admit for a connection whose source is within its share of the rate
+// (fairness.go) or not: one that is not leaves half of the burst to the others.
+func (a *admission) take(now int64, rate int, within bool) (ok bool, free int64) {
 	if rate <= 0 {
 		a.count(now)
 		return true, now
 	}
 	t := interval(rate)
 	tau := (burst(rate) - 1) * t // how far ahead of now the bucket may run
+	if !within {
+		tau /= 2
+	}
 	for {
 		tat := a.tat.Load()
 		next := max(tat, now)
@@ -150,11 +159,19 @@ func (m *Manager) PeakAdmissionsPerSecond() int { return int(m.adm.peak.Load()) 
 
 // admit applies limits.handshake_rate to nc at accept. It reports false when it has
 // refused nc (ERROR busy, on the refuse goroutine every refusal uses).
-func (m *Manager) admit(nc net.Conn, s *Settings) bool {
+func (m *Manager) admit(nc net.Conn, remote net.Addr, s *Settings) bool {
 	now := mono.Now()
-	ok, free := m.adm.admit(now, s.HandshakeRate)
+	if s.HandshakeRate <= 0 {
+		m.adm.count(now)
+		return true
+	}
+	key, keyed := sourceOf(remote)
+	ok, free, overShare := m.adm.admitFrom(key, keyed, now, s.HandshakeRate)
 	if ok {
 		return true
+	}
+	if fo, ok := m.obs.(FairnessObserver); ok {
+		fo.RefusedBusy(overShare)
 	}
 	wait := m.adm.reserveRetry(now, free, s.HandshakeRate)
 	// Rounded up: a client back a fraction of a millisecond before its turn would be
@@ -191,8 +208,10 @@ func (m *Manager) logBusy(now int64, rate int) {
 		return
 	}
 	m.adm.unreported.Add(-n)
+	top, topN := m.adm.src.mostRefused()
 	m.log.Warn("connections refused: over limits.handshake_rate", zap.Int64("refused", n),
-		zap.Int("handshake_rate", rate), zap.String("code", string(protocol.CodeBusy)))
+		zap.Int("handshake_rate", rate), zap.String("code", string(protocol.CodeBusy)),
+		zap.Stringer("most_refused_source", top), zap.Int64("most_refused_source_count", topN))
 }
 
 // drainSpread is the spread a drain of n connections uses: drain.spread, or, when

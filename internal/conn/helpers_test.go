@@ -81,7 +81,7 @@ type testServer struct {
 
 // startServer runs a Manager with a reaper on 127.0.0.1:0; everything stops at the
 // end of the test, connections included.
-func startServer(t *testing.T, s *Settings) *testServer {
+func startServer(t *testing.T, s *Settings, opts ...func(*Options)) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -92,7 +92,11 @@ func startServer(t *testing.T, s *Settings) *testServer {
 	core, logs := observer.New(zap.DebugLevel)
 	ts.logs = logs
 	logger := zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), core))
-	ts.m = New(Options{Settings: s, Destination: sp, Logger: logger, Observer: ts.obs})
+	o := Options{Settings: s, Destination: sp, Logger: logger, Observer: ts.obs}
+	for _, f := range opts {
+		f(&o)
+	}
+	ts.m = New(o)
 	go func() { defer close(ts.done); ts.m.Serve(ln) }()
 	t.Cleanup(func() {
 		ln.Close()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,6 +32,9 @@ type Options struct {
 	// Dedup remembers which reports are durable, so resends are not stored twice;
 	// nil: every report is stored (at least once).
 	Dedup *dedup.Table
+	// ProxyFrom are the load balancers whose connections start with a PROXY
+	// protocol v2 header (listen_proxy_from, proxied.go).
+	ProxyFrom []netip.Prefix
 }
 
 // Manager owns every connection of the process.
@@ -41,9 +45,11 @@ type Manager struct {
 	log      *zap.Logger
 	obs      Observer
 	reg      *registry
-	nextID   atomic.Uint64
-	slots    atomic.Int64 // connections counting against limits.max_conns (see Conn.slot)
-	draining atomic.Bool
+	// proxyFrom: connections from these networks carry a PROXY header (proxied.go).
+	proxyFrom []netip.Prefix
+	nextID    atomic.Uint64
+	slots     atomic.Int64 // connections counting against limits.max_conns (see Conn.slot)
+	draining  atomic.Bool
 	// Set before draining is: a handshake that sees draining reads them.
 	drainDeadline atomic.Value // time.Time
 	drainReason   atomic.Value // string
@@ -66,7 +72,7 @@ type Manager struct {
 // New returns a Manager with its reaper running; call Serve with a listener, and
 // Close once the connections are gone (after Drain).
 func New(o Options) *Manager {
-	m := &Manager{dest: o.Destination, dedup: o.Dedup, log: o.Logger, obs: o.Observer, reg: newRegistry()}
+	m := &Manager{dest: o.Destination, dedup: o.Dedup, log: o.Logger, obs: o.Observer, reg: newRegistry(), proxyFrom: o.ProxyFrom}
 	if m.log == nil {
 		m.log = zap.NewNop()
 	}
@@ -142,15 +148,24 @@ func (m *Manager) Serve(ln net.Listener) error {
 
 func (m *Manager) accept(nc net.Conn) {
 	m.obs.Accepted()
+	if m.fromBalancer(nc) {
+		m.live.Go(func() { m.acceptProxied(nc) })
+		return
+	}
+	m.acceptFrom(nc, nc.RemoteAddr())
+}
+
+// acceptFrom admits nc, from the agent at remote, and serves it.
+func (m *Manager) acceptFrom(nc net.Conn, remote net.Addr) {
 	s := m.Settings()
 	if n := m.slots.Load(); n >= int64(s.MaxConns) {
-		m.log.Warn("connection refused", zap.String("remote", nc.RemoteAddr().String()),
+		m.log.Warn("connection refused", zap.String("remote", remote.String()),
 			zap.String("reason", "too many connections"), zap.Int("limit", s.MaxConns))
 		m.refused(nc, ReasonLimit, protocol.CodeTooManyConns, fmt.Sprintf("too many connections: limit %d reached", s.MaxConns), 0)
 		return
 	}
 	// After the connection limit, so that a connection refused for it takes no token.
-	if !m.admit(nc, s) {
+	if !m.admit(nc, remote, s) {
 		return
 	}
 	sc, ok := nc.(syscall.Conn)
@@ -168,7 +183,7 @@ func (m *Manager) accept(nc net.Conn) {
 		m:           m,
 		nc:          nc,
 		rc:          rc,
-		remote:      nc.RemoteAddr().String(),
+		remote:      remote.String(),
 		since:       time.Now(),
 		accepted:    mono.Now(),
 		maxFrame:    s.MaxFrameSize,

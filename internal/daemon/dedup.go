@@ -8,7 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/config"
-	"github.com/hawk-agents/hawk/internal/dedup"
+	"github.com/hawk-agents/hawk/internal/proc"
 )
 
 // followInterval is how often a process started by an upgrade reads the new lines
@@ -41,7 +41,7 @@ func (d *Daemon) startDedup(cfg *config.Config, began time.Time) {
 		case <-parentGone:
 			return false
 		default:
-			return dedup.ProcessAlive(pid)
+			return proc.Alive(pid)
 		}
 	}
 	log := d.log.Named("dedup")

@@ -54,6 +54,10 @@ func (d *destination) open(cfg *config.Config, met *metrics.Metrics, ready *admi
 		SegmentSize: cfg.Spool.SegmentSize,
 		Logger:      log.Named("spool"),
 		Observer:    met.Spool(),
+		MaxBytes:    cfg.Spool.MaxBytes,
+		MaxAge:      cfg.Spool.MaxAge,
+		// Retention starts with Retain, once the dedup rebuild has read the tail.
+		RetentionObserver: met.SpoolRetention(),
 	})
 	if err != nil {
 		return err

@@ -139,6 +139,7 @@ func start(o Options) (_ *Daemon, err error) {
 	d.met.Dedup(d.dedup)
 	if d.dest.js == nil {
 		d.startDedup(cfg, began)
+		d.dest.spool.Retain(d.dedup.Ready())
 	} else {
 		// No spool to rebuild from: the stream's duplicate window (Nats-Msg-Id)
 		// catches resends across processes; the table still answers them here.
@@ -146,12 +147,14 @@ func start(o Options) (_ *Daemon, err error) {
 		d.stopDedup = func() {}
 	}
 	undo = append(undo, d.stopDedup)
+	proxyFrom, _ := cfg.ProxyPrefixes() // validated
 	d.conns = conn.New(conn.Options{
 		Settings:    settings,
 		Destination: d.dest.dest,
 		Logger:      d.log.Named("conn"),
 		Observer:    d.met.Conn(),
 		Dedup:       d.dedup,
+		ProxyFrom:   proxyFrom,
 	})
 	undo = append(undo, d.conns.Close)
 	d.met.ReadConns(d.conns)

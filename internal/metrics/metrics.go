@@ -40,6 +40,7 @@ type Metrics struct {
 	spoolSegments  prometheus.Counter
 	spoolErrors    prometheus.Counter
 	spoolThrottled prometheus.Counter
+	retention      *RetentionObserver
 	upgrades       *prometheus.CounterVec
 	drainDuration  prometheus.Gauge
 	reloads        *prometheus.CounterVec
@@ -48,6 +49,7 @@ type Metrics struct {
 	generation     prometheus.Gauge
 	refused        map[protocol.Code]prometheus.Counter
 	refusedVec     *prometheus.CounterVec
+	busyByShare    [2]prometheus.Counter // [within, over] the source's share of the rate
 	tlsReloads     *prometheus.CounterVec
 	tlsNotAfter    prometheus.Gauge
 	tlsFailures    prometheus.Counter
@@ -115,6 +117,7 @@ func New(version string, connections func() int) *Metrics {
 	m.spoolSegments = f.counter("hawk_spool_segments_opened_total", "Spool segment files opened (start and rotation).")
 	m.spoolErrors = f.counter("hawk_spool_write_errors_total", "Failed spool writes; each failed batch was NACKed as retryable.")
 	m.spoolThrottled = f.counter("hawk_spool_throttled_total", "Times a connection stopped reading because the spool had its limit of bytes waiting for the disk.")
+	m.retention = newRetentionObserver(f)
 	m.upgrades = f.counterVec("hawk_upgrades_total", "Binary upgrades (SIGHUP) by result: success, failure, refused.", "result")
 	for _, res := range []string{"success", "failure", "refused"} {
 		m.upgrades.WithLabelValues(res)
@@ -130,6 +133,8 @@ func New(version string, connections func() int) *Metrics {
 	for _, c := range refusalCodes {
 		m.refused[c] = m.refusedVec.WithLabelValues(string(c))
 	}
+	busy := f.counterVec("hawk_admissions_busy_by_share_total", "Connections refused with ERROR busy, by whether their source (an IPv4 address, an IPv6 /64) was over its share of limits.handshake_rate (1/8): over is a source connecting faster than its share (a flood; the log line 'connections refused' names the source refused most), within is an agent refused although its source was within its share (the rate is too low for the fleet).", "share")
+	m.busyByShare = [2]prometheus.Counter{busy.WithLabelValues("within"), busy.WithLabelValues("over")}
 	f.gaugeFunc("hawk_admissions_peak_per_second", "The most connections admitted in one second since the process started (past limits.max_conns and limits.handshake_rate): a reconnect storm's peak, which rate() over a scrape interval averages away.",
 		func() float64 { return m.readConns(ConnGauges.PeakAdmissionsPerSecond) })
 	f.gaugeFunc("hawk_drain_connections_remaining", "Connections the drain in progress still waits for (told GOAWAY or about to be); 0 when not draining.",

@@ -54,6 +54,15 @@ func (o connObserver) Refused(code protocol.Code) {
 	o.m.refusedVec.WithLabelValues(string(code)).Inc()
 }
 
+// RefusedBusy counts a busy refusal by whether its source was over its share.
+func (o connObserver) RefusedBusy(overShare bool) {
+	if overShare {
+		o.m.busyByShare[1].Inc()
+		return
+	}
+	o.m.busyByShare[0].Inc()
+}
+
 // Spool returns the spool.Observer that feeds m.
 func (m *Metrics) Spool() SpoolObserver { return SpoolObserver{m} }
 

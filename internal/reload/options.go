@@ -49,6 +49,8 @@ var liveOptions = map[string]liveOption{
 	"log.level":             logLevelOption{},
 	"spool.fsync":           spoolFsyncOption{},
 	"spool.segment_size":    spoolSegmentSizeOption{},
+	"spool.max_bytes":       spoolRetentionOption{},
+	"spool.max_age":         spoolRetentionOption{},
 	"auth.tokens":           connSettingsOption{},
 	"auth.credentials":      connSettingsOption{},
 	"auth.tokens_file":      connSettingsOption{},
@@ -105,6 +107,15 @@ type spoolSegmentSizeOption struct{}
 func (spoolSegmentSizeOption) apply(t *Target, r *reloading) {
 	if t.Spool != nil {
 		t.Spool.SetSegmentSize(r.next.Spool.SegmentSize)
+	}
+}
+
+// spoolRetentionOption: at once (a retention pass starts).
+type spoolRetentionOption struct{}
+
+func (spoolRetentionOption) apply(t *Target, r *reloading) {
+	if t.Spool != nil {
+		t.Spool.SetRetention(r.next.Spool.MaxBytes, r.next.Spool.MaxAge)
 	}
 }
 

@@ -79,6 +79,16 @@ func TestReloadAppliesEveryLiveKey(t *testing.T) {
 				t.Errorf("%d segments after writing more than segment_size, want a rotation", n)
 			}
 		},
+		"spool.max_bytes": func(t *testing.T, ts *testReloader, want *config.Config) {
+			if got, _ := ts.target.Spool.Retention(); got != want.Spool.MaxBytes {
+				t.Errorf("the spool keeps up to %d bytes, want %d", got, want.Spool.MaxBytes)
+			}
+		},
+		"spool.max_age": func(t *testing.T, ts *testReloader, want *config.Config) {
+			if _, got := ts.target.Spool.Retention(); got != want.Spool.MaxAge {
+				t.Errorf("the spool keeps segments up to %v old, want %v", got, want.Spool.MaxAge)
+			}
+		},
 		"dedup.max_clients": func(t *testing.T, ts *testReloader, want *config.Config) {
 			if got := ts.target.Dedup.MaxClients(); got != want.Dedup.MaxClients {
 				t.Errorf("the dedup table remembers up to %d clients, want %d", got, want.Dedup.MaxClients)

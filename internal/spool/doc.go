@@ -45,6 +45,28 @@
 // it may be growing. A segment still empty when the server shuts down is removed
 // (a crash can leave an empty one behind).
 //
+// # Retention
+//
+// With spool.max_bytes or spool.max_age set, closed segments are removed, oldest
+// (by name) first, while the directory's segments of every process hold more than
+// max_bytes, and whenever a closed segment's last write is older than max_age. A
+// segment is closed once a newer segment of its pid exists or its process has
+// exited; the newest segment of a running process is never removed, so the
+// directory can exceed max_bytes by the segment being written and, during an
+// upgrade, the other process's. Retention starts once the dedup rebuild has read
+// the tail; what it removes is gone for later rebuilds too, so dedup.rebuild_bytes
+// above max_bytes reads at most what is left.
+//
+// hawk does not know how far a log shipper (Vector's file source, Filebeat) has
+// read: the limits are the contract. A shipper must read a segment within
+// max_age of its last write and before max_bytes more have been written after it;
+// one that falls further behind loses the oldest data, which it can see in
+// hawk_spool_segments_removed_total and its own "file removed before read to the
+// end" counts. A shipper holding a removed segment open still reads it to its end
+// (the inode lives until the last close), so keep its close-on-removal settings
+// (Filebeat close.on_state_change.removed, Vector's ignore_older) loose enough for
+// that, and size max_bytes for the longest shipper outage to survive.
+//
 // A last line without its '\n' means the write of that line did not finish: after a
 // crash, or after a failed write (disk full, I/O error) whose rollback also failed.
 // Consumers must ignore a last line without '\n'; the reports in it were never

@@ -46,6 +46,7 @@ func (s *Spool) openSegment() (*segment, error) {
 				s.obs.SegmentOpened(name)
 			}
 			s.log.Info("segment opened", zap.String("segment", name))
+			s.current.Store(filepath.Base(name))
 			return &segment{f: f, name: name}, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
@@ -74,6 +75,7 @@ func (s *Spool) rotate() {
 	if err := old.f.Close(); err != nil {
 		s.log.Error("closing a full segment failed", zap.String("segment", old.name), zap.Error(err))
 	}
+	s.retainWake()
 }
 
 // closeSegment closes the last segment at shutdown, removing it when empty so

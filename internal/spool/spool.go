@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/ingest"
+	"github.com/hawk-agents/hawk/internal/proc"
 )
 
 // DefaultSegmentSize is the segment size used when Options.SegmentSize is not positive.
@@ -66,6 +67,14 @@ type Options struct {
 	SyncDir  func(dir string) error          // fsyncs the directory, to make a new segment's entry durable
 	Now      func() time.Time                // the start time in segment names
 	Observer Observer                        // optional, may be nil
+
+	// Retention (retention.go), once Retain is called: the oldest closed segments
+	// go while the directory holds more than MaxBytes or their last write is older
+	// than MaxAge; 0 means no limit.
+	MaxBytes          int64
+	MaxAge            time.Duration
+	RetentionObserver RetentionObserver  // optional, may be nil
+	Alive             func(pid int) bool // whether a process may still write its newest segment; nil means proc.Alive
 }
 
 // Spool appends submitted lines to segment files with group commit. Its methods
@@ -83,6 +92,18 @@ type Spool struct {
 	fsync      atomic.Bool
 	segSize    atomic.Int64
 	maxPending int
+
+	// Retention: the limits, the current segment's name (set by the committer, read
+	// by retention) and the retention actor's channels.
+	maxBytes   atomic.Int64
+	maxAge     atomic.Int64 // a time.Duration
+	current    atomic.Value // string
+	robs       RetentionObserver
+	alive      func(int) bool
+	rotated    chan struct{} // cap 1: a rotation or new limits; retention passes again
+	stopRetain chan struct{} // closed by Close
+	retainDone chan struct{} // closed when the retention actor has exited
+	retaining  atomic.Bool   // Retain was called
 
 	signal chan struct{} // cap 1: "pending went from empty to non-empty", or Close
 	done   chan struct{} // closed when the committer has exited
@@ -145,6 +166,11 @@ func Open(opts Options) (*Spool, error) {
 		signal:     make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		maxPending: opts.MaxPending,
+		robs:       opts.RetentionObserver,
+		alive:      opts.Alive,
+		rotated:    make(chan struct{}, 1),
+		stopRetain: make(chan struct{}),
+		retainDone: make(chan struct{}),
 	}
 	s.room.L = &s.mu
 	if s.maxPending <= 0 {
@@ -165,6 +191,10 @@ func Open(opts Options) (*Spool, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.alive == nil {
+		s.alive = proc.Alive
+	}
+	s.SetRetention(opts.MaxBytes, opts.MaxAge)
 	s.fsync.Store(opts.Fsync)
 	s.SetSegmentSize(opts.SegmentSize)
 	seg, err := s.openSegment()
@@ -246,6 +276,12 @@ func (s *Spool) Close() error {
 		s.wake()
 	}
 	<-s.done
+	if first {
+		close(s.stopRetain)
+	}
+	if s.retaining.Load() {
+		<-s.retainDone
+	}
 	return s.closeErr
 }
 

@@ -133,8 +133,9 @@ func freePort(t *testing.T) int {
 
 // haproxy runs HAProxy (Debian's package) in TCP mode in front of backends
 // (protocol port → admin port), each health-checked on /readyz, and returns the
-// frontend's address. It is stopped at the end of the test.
-func haproxy(t *testing.T, backends [][2]int) string {
+// frontend's address. serverOpts are added to every server line (send-proxy-v2).
+// It is stopped at the end of the test.
+func haproxy(t *testing.T, backends [][2]int, serverOpts ...string) string {
 	t.Helper()
 	path, err := exec.LookPath("haproxy")
 	if err != nil {
@@ -160,7 +161,7 @@ backend hawks
   default-server inter 200ms fall 2 rise 2 on-marked-down shutdown-sessions
 `, front)
 	for i, be := range backends {
-		fmt.Fprintf(&b, "  server hawk%d 127.0.0.1:%d check port %d\n", i+1, be[0], be[1])
+		fmt.Fprintf(&b, "  server hawk%d 127.0.0.1:%d check port %d %s\n", i+1, be[0], be[1], strings.Join(serverOpts, " "))
 	}
 	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
@@ -308,6 +309,9 @@ func TestClusterExampleConfigs(t *testing.T) {
 		}
 		if !slices.ContainsFunc(stream.Subjects, func(p string) bool { return jetstream.SubjectMatches(p, jetstream.Subject(j.Subject, "x")) }) {
 			t.Errorf("%s: subject %q not covered by stream.json's %v", name, j.Subject, stream.Subjects)
+		}
+		if strings.Contains(string(haproxyCfg), "send-proxy-v2") && c.ProxyFrom == "" {
+			t.Errorf("%s: haproxy.cfg sends PROXY headers, and listen_proxy_from does not name it", name)
 		}
 		_, port, _ := net.SplitHostPort(c.Admin.Addr)
 		if !strings.Contains(string(haproxyCfg), "check port "+port) {
