@@ -66,7 +66,7 @@ var changedValues = map[string]string{
 	"jetstream.retry_horizon":    "1h",
 	"jetstream.require_durable":  "false",
 	"jetstream.sync_always":      "true",
-	"legacy.listeners":           `[{name: m, address: "127.0.0.1:7380", format: ffff, allow: [10.0.0.0/8]}]`, // adding one: restart-only
+	"legacy.listeners":           `[{name: m, address: "127.0.0.1:7380", format: ffff, allow: [10.0.0.0/8]}]`,  // adding one: restart-only
 	"udp.listeners":              `[{name: u, address: "127.0.0.1:7390", format: lines, allow: [10.0.0.0/8]}]`, // adding one: restart-only
 }
 
