@@ -2,13 +2,10 @@ package config
 
 import (
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/knadh/koanf/parsers/yaml"
 )
 
 // UDP is the udp.* section: datagram listeners (internal/udp).
@@ -56,43 +53,15 @@ var udpFields = []string{"name", "address", "format", "allow", "max_datagram", "
 // decodeUDPListeners is decodeHook's step for udp.listeners, as decodeListeners is
 // for legacy.listeners: a YAML list of mappings, or YAML flow text.
 func decodeUDPListeners(raw any) (any, string) {
-	if s, ok := raw.(string); ok {
-		if strings.TrimSpace(s) == "" {
-			return []UDPListener(nil), ""
-		}
-		m, err := yaml.Parser().Unmarshal([]byte("v: " + s))
-		if err != nil {
-			return nil, "must be a YAML list of listeners such as [{name: u, address: \":7390\", format: lines, allow: [10.0.0.0/8]}]: " + err.Error()
-		}
-		raw = m["v"]
-	}
-	list, ok := raw.([]any)
-	if !ok {
-		return nil, "must be a list of listeners (" + strings.Join(udpFields, ", ") + "), not " + describe(raw)
-	}
-	if len(list) == 0 {
-		return []UDPListener(nil), ""
-	}
-	out := make([]any, len(list))
-	for i, e := range list {
-		m, ok := e.(map[string]any)
-		if !ok {
-			return nil, fmt.Sprintf("[%d]: must be a mapping (%s), not %s", i, strings.Join(udpFields, ", "), describe(e))
-		}
-		for _, f := range slices.Sorted(maps.Keys(m)) {
-			if !slices.Contains(udpFields, f) {
-				return nil, fmt.Sprintf("[%d].%s: unknown field%s", i, f, didYouMean(f, udpFields))
+	return decodeObjects(raw, []UDPListener(nil), udpFields, `[{name: u, address: ":7390", format: lines, allow: [10.0.0.0/8]}]`,
+		func(m map[string]any) {
+			for f, def := range map[string]any{"max_datagram": DefaultUDPMaxDatagram, "receive_buffer": DefaultUDPReceiveBuffer,
+				"max_pending": DefaultUDPMaxPending, "reply": false} {
+				if m[f] == nil {
+					m[f] = def
+				}
 			}
-		}
-		m = maps.Clone(m)
-		for f, def := range map[string]any{"max_datagram": DefaultUDPMaxDatagram, "receive_buffer": DefaultUDPReceiveBuffer, "max_pending": DefaultUDPMaxPending, "reply": false} {
-			if m[f] == nil {
-				m[f] = def
-			}
-		}
-		out[i] = m
-	}
-	return out, ""
+		})
 }
 
 // validateUDP checks every UDP listener, naming each bad field as
@@ -101,14 +70,7 @@ func validateUDP(c *Config, bad func(key, format string, args ...any)) {
 	names := map[string]int{}
 	for i, l := range c.UDP.Listeners {
 		key := func(f string) string { return fmt.Sprintf("udp.listeners[%d].%s", i, f) }
-		switch j, dup := names[l.Name]; {
-		case !legacyNameRE().MatchString(l.Name):
-			bad(key("name"), "must be 1-64 of a-z, 0-9, _ and - (starting with a letter or digit), not %q", l.Name)
-		case dup:
-			bad(key("name"), "%q is also the name of udp.listeners[%d]", l.Name, j)
-		default:
-			names[l.Name] = i
-		}
+		checkListenerName(names, "udp.listeners", i, l.Name, bad)
 		if reason := checkAddr(l.Address); reason != "" {
 			bad(key("address"), "%s", reason)
 		} else {
@@ -121,14 +83,7 @@ func validateUDP(c *Config, bad func(key, format string, args ...any)) {
 		if !slices.Contains(UDPFormats, l.Format) {
 			bad(key("format"), "must be %s, not %q", strings.Join(UDPFormats, " or "), l.Format)
 		}
-		if len(l.Allow) == 0 {
-			bad(key("allow"), "must list the source networks permitted (CIDR, e.g. 10.0.0.0/8): datagrams carry no credentials")
-		}
-		for _, a := range l.Allow {
-			if _, err := netip.ParsePrefix(a); err != nil {
-				bad(key("allow"), "%q is not a CIDR (such as 10.0.0.0/8 or 192.0.2.7/32)", a)
-			}
-		}
+		checkAllow(l.Allow, key("allow"), "datagrams carry no credentials", bad)
 		if l.MaxDatagram < 1 || l.MaxDatagram > 65535 {
 			bad(key("max_datagram"), "must be between 1 and 65535, not %d", l.MaxDatagram)
 		}
@@ -143,26 +98,11 @@ func validateUDP(c *Config, bad func(key, format string, args ...any)) {
 
 // AllowPrefixes parses Allow (validated: every entry is a CIDR).
 func (l *UDPListener) AllowPrefixes() ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(l.Allow))
-	for _, a := range l.Allow {
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
-			return nil, fmt.Errorf("udp listener %s: allow: %w", l.Name, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return allowPrefixes(l.Allow, "udp listener "+l.Name)
 }
 
 func cloneUDPListeners(ls []UDPListener) []UDPListener {
-	if ls == nil {
-		return nil
-	}
-	out := slices.Clone(ls)
-	for i := range out {
-		out[i].Allow = slices.Clone(out[i].Allow)
-	}
-	return out
+	return cloneObjects(ls, func(l *UDPListener) *[]string { return &l.Allow })
 }
 
 // formatUDPListeners renders the list for Diff and flags' defaults.
@@ -192,37 +132,14 @@ func redactedUDPListeners(ls []UDPListener) []map[string]any {
 // membership and the socket's fields (address, format, max_datagram,
 // receive_buffer) are restart-only; allow, reply and max_pending are live.
 func diffUDPListeners(old, new []UDPListener) []Change {
-	byName := make(map[string]*UDPListener, len(old))
-	for i := range old {
-		byName[old[i].Name] = &old[i]
-	}
-	var out []Change
-	membership, live := len(old) != len(new), false
-	for i := range new {
-		n := &new[i]
-		o := byName[n.Name]
-		if o == nil {
-			membership = true
-			continue
-		}
-		for _, f := range []struct{ name, o, n string }{
-			{"address", o.Address, n.Address}, {"format", o.Format, n.Format},
-			{"max_datagram", strconv.Itoa(o.MaxDatagram), strconv.Itoa(n.MaxDatagram)},
-			{"receive_buffer", strconv.Itoa(o.ReceiveBuffer), strconv.Itoa(n.ReceiveBuffer)},
-		} {
-			if f.o != f.n {
-				out = append(out, Change{Key: fmt.Sprintf("udp.listeners[%d].%s", i, f.name), Old: f.o, New: f.n, RestartOnly: true})
-			}
-		}
-		if !slices.Equal(o.Allow, n.Allow) || o.Reply != n.Reply || o.MaxPending != n.MaxPending {
-			live = true
-		}
-	}
-	if membership {
-		out = append(out, Change{Key: "udp.listeners", Old: formatUDPListeners(old), New: formatUDPListeners(new), RestartOnly: true})
-	}
-	if live {
-		out = append(out, Change{Key: "udp.listeners", Old: formatUDPListeners(old), New: formatUDPListeners(new)})
-	}
-	return out
+	return diffObjects("udp.listeners", old, new, func(l *UDPListener) string { return l.Name },
+		func(o, n *UDPListener) []fieldChange {
+			return changed(fieldChange{"address", o.Address, n.Address}, fieldChange{"format", o.Format, n.Format},
+				fieldChange{"max_datagram", strconv.Itoa(o.MaxDatagram), strconv.Itoa(n.MaxDatagram)},
+				fieldChange{"receive_buffer", strconv.Itoa(o.ReceiveBuffer), strconv.Itoa(n.ReceiveBuffer)})
+		},
+		func(o, n *UDPListener) bool {
+			return !slices.Equal(o.Allow, n.Allow) || o.Reply != n.Reply || o.MaxPending != n.MaxPending
+		},
+		formatUDPListeners)
 }
