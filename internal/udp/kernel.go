@@ -51,8 +51,20 @@ func Inode(c *net.UDPConn) (uint64, error) {
 // every process that held it.
 func KernelDrops(inode uint64) (uint64, error) {
 	want := strconv.FormatUint(inode, 10)
-	for _, f := range []string{"/proc/net/udp", "/proc/net/udp6"} {
-		n, found, err := dropsIn(f, want)
+	return dropsWhere(func(f []string) bool { return f[9] == want }, fmt.Sprintf("socket inode %d", inode))
+}
+
+// KernelDropsOfPort is KernelDrops of the socket bound to this local port, for a
+// process that does not hold the socket (tests, benchmarks).
+func KernelDropsOfPort(port int) (uint64, error) {
+	suffix := fmt.Sprintf(":%04X", port)
+	return dropsWhere(func(f []string) bool { return strings.HasSuffix(f[1], suffix) }, fmt.Sprintf("port %d", port))
+}
+
+// dropsWhere is the drop counter of the first socket whose fields match.
+func dropsWhere(match func(fields []string) bool, what string) (uint64, error) {
+	for _, path := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		n, found, err := dropsIn(path, match)
 		if err != nil && !os.IsNotExist(err) {
 			return 0, err
 		}
@@ -60,10 +72,10 @@ func KernelDrops(inode uint64) (uint64, error) {
 			return n, nil
 		}
 	}
-	return 0, fmt.Errorf("socket inode %d not in /proc/net/udp", inode)
+	return 0, fmt.Errorf("%s not in /proc/net/udp", what)
 }
 
-func dropsIn(path, inode string) (uint64, bool, error) {
+func dropsIn(path string, match func([]string) bool) (uint64, bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, false, err
@@ -73,7 +85,7 @@ func dropsIn(path, inode string) (uint64, bool, error) {
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		// sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
-		if len(fields) < 13 || fields[9] != inode {
+		if len(fields) < 13 || fields[0] == "sl" || !match(fields) {
 			continue
 		}
 		n, err := strconv.ParseUint(fields[len(fields)-1], 10, 64)

@@ -1,18 +1,15 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hawk-agents/hawk/internal/testutil"
+	"github.com/hawk-agents/hawk/internal/udp"
 )
 
 // udpListening starts nothing: it waits for the "udp listening" line of the
@@ -27,30 +24,15 @@ func (s *server) udpListening(name string) *net.UDPAddr {
 	return a
 }
 
-// udpDrops reads the kernel's drop counter of the IPv4 UDP socket bound to port
-// from /proc/net/udp (its last column), as the test's own witness.
+// udpDrops reads the kernel's drop counter of the UDP socket bound to port from
+// /proc/net/udp (its last column), as the test's own witness.
 func udpDrops(t testing.TB, port int) uint64 {
 	t.Helper()
-	f, err := os.Open("/proc/net/udp")
+	n, err := udp.KernelDropsOfPort(port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	suffix := fmt.Sprintf(":%04X", port)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 13 || !strings.HasSuffix(fields[1], suffix) {
-			continue
-		}
-		n, err := strconv.ParseUint(fields[len(fields)-1], 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	t.Fatalf("no UDP socket on port %d in /proc/net/udp", port)
-	return 0
+	return n
 }
 
 // A numbered sender through back-to-back upgrades: every datagram the kernel
