@@ -170,6 +170,7 @@ func start(o Options) (_ *Daemon, err error) {
 	if err = d.udp.Start(d.dest.dest, d.met.UDP); err != nil {
 		return nil, err
 	}
+	undo = append(undo, d.udp.Stop) // before the destination closes: what was read is stored
 	undoHandoff, err := d.claimHandoff()
 	if err != nil {
 		return nil, err

@@ -126,6 +126,7 @@ func (l *Listener) read() {
 				l.readErrorLog = time.Now()
 				l.o.Logger.Warn("udp read failed", zap.String("listener", l.o.Name), zap.Error(err))
 			}
+			time.Sleep(time.Millisecond) // an error that repeats must not spin a core
 			continue
 		}
 		l.handle(buf[:n], from)
