@@ -40,6 +40,7 @@ type Config struct {
 	Admin     Admin     `koanf:"admin"`
 	Control   Control   `koanf:"control"`
 	Legacy    Legacy    `koanf:"legacy"`
+	UDP       UDP       `koanf:"udp"`
 
 	// Destination is where reports become durable: DestinationSpool or
 	// DestinationJetStream (the jetstream section).
@@ -253,6 +254,10 @@ func (c *Config) Redacted() map[string]any {
 		case k.kind == kindDuration:
 			out[k.Name] = v.(time.Duration).String()
 		case k.kind == kindObjects:
+			if l, ok := v.([]UDPListener); ok {
+				out[k.Name] = redactedUDPListeners(l)
+				break
+			}
 			out[k.Name] = redactedListeners(v.([]LegacyListener))
 		default:
 			out[k.Name] = v
@@ -267,6 +272,7 @@ func (c *Config) Clone() *Config {
 	n.Auth.Tokens = slices.Clone(c.Auth.Tokens)
 	n.Auth.Credentials = slices.Clone(c.Auth.Credentials)
 	n.Legacy.Listeners = cloneListeners(c.Legacy.Listeners)
+	n.UDP.Listeners = cloneUDPListeners(c.UDP.Listeners)
 	return &n
 }
 

@@ -49,6 +49,8 @@ func decodeHook(_, to reflect.Type, raw any) (any, error) {
 		conv = decodeList
 	case reflect.TypeFor[[]LegacyListener]():
 		conv = decodeListeners
+	case reflect.TypeFor[[]UDPListener]():
+		conv = decodeUDPListeners
 	default:
 		switch to.Kind() {
 		case reflect.Int, reflect.Int64:

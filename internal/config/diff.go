@@ -25,6 +25,10 @@ func Diff(old, new *Config) []Change {
 	for i := range keys {
 		k := &keys[i]
 		if k.kind == kindObjects {
+			if k.Name == "udp.listeners" {
+				out = append(out, diffUDPListeners(old.UDP.Listeners, new.UDP.Listeners)...)
+				continue
+			}
 			out = append(out, diffListeners(old.Legacy.Listeners, new.Legacy.Listeners)...)
 			continue
 		}

@@ -87,6 +87,7 @@
 //	control.socket              "" ("" disables)                     restart-only
 //	control.mode                0600                                 restart-only
 //	legacy.listeners            [] (none)                            restart-only; allow, idle_timeout, max_frame_size: live
+//	udp.listeners               [] (none)                            restart-only; allow, reply, max_pending: live
 //
 // # Reload
 //

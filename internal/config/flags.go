@@ -49,6 +49,9 @@ func (k *Key) defaultText() string {
 		v, _ = decodeSize(k.Default)
 	case kindObjects:
 		v = []LegacyListener(nil) // TestKeyDefaultsMatchDefaultsYAML: the default is none
+		if k.Name == "udp.listeners" {
+			v = []UDPListener(nil)
+		}
 	}
 	return k.format(v)
 }

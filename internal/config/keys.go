@@ -346,6 +346,18 @@ var keys = []Key{
 			"(new connections) of a listener, matched by name; adding or removing a listener, or changing its address or format, needs an upgrade.",
 		DefaultNote: "(none)",
 		ReloadNote:  "; allow, idle_timeout, max_frame_size: live"},
+	{Name: "udp.listeners", kind: kindObjects, Default: "", Reload: RestartOnly,
+		Example: `[{name: lines, address: "127.0.0.1:7390", format: lines, allow: [127.0.0.1/32]}]`,
+		Doc: "UDP datagram listeners, a list of objects: name (a-z, 0-9, _, -; labels metrics and records), address (host:port), " +
+			"format (lines: each datagram is one report; syslog: RFC 5424 or RFC 3164, parsed into fields), " +
+			"allow (required: the source networks whose datagrams are read, as CIDRs; others are refused and counted), " +
+			"max_datagram (the largest datagram stored, default 65507), receive_buffer (SO_RCVBUF, default 4MiB; " +
+			"the kernel caps it at net.core.rmem_max; 0 keeps the kernel's default), max_pending (datagrams read and not yet durable; " +
+			"past it a datagram is dropped and counted, default 65536) and reply (answer each stored datagram with a receipt " +
+			"no larger than it, default false). The socket is handed to the new process at an upgrade: no datagram the kernel accepted is lost. " +
+			"A reload applies allow, reply and max_pending of a listener, matched by name; any other change needs an upgrade.",
+		DefaultNote: "(none)",
+		ReloadNote:  "; allow, reply, max_pending: live"},
 }
 
 // keyIndex is the indexes over keys, built on first use (index) so that importing the
@@ -367,7 +379,7 @@ func indexKeys() *keyIndex {
 	ints := []reflect.Type{reflect.TypeFor[int](), reflect.TypeFor[int64]()}
 	fieldTypes := map[kind][]reflect.Type{ // the Go types each kind may decode into
 		kindString: {reflect.TypeFor[string]()}, kindDuration: {reflect.TypeFor[time.Duration]()}, kindInt: ints, kindSize: ints,
-		kindBool: {reflect.TypeFor[bool]()}, kindList: {reflect.TypeFor[Secrets]()}, kindObjects: {reflect.TypeFor[[]LegacyListener]()},
+		kindBool: {reflect.TypeFor[bool]()}, kindList: {reflect.TypeFor[Secrets]()}, kindObjects: {reflect.TypeFor[[]LegacyListener](), reflect.TypeFor[[]UDPListener]()},
 	}
 	x := &keyIndex{byName: map[string]*Key{}, byEnv: map[string]*Key{}, sections: map[string]bool{}, field: map[string][]int{}}
 	for i := range keys {
@@ -459,6 +471,9 @@ func (k *Key) get(c *Config) any {
 	case kindList:
 		return slices.Clone([]string(f.Interface().(Secrets)))
 	case kindObjects:
+		if l, ok := f.Interface().([]UDPListener); ok {
+			return cloneUDPListeners(l)
+		}
 		return cloneListeners(f.Interface().([]LegacyListener))
 	}
 	panic("config: unhandled kind for " + k.Name)
@@ -485,6 +500,8 @@ func (k *Key) format(v any) string {
 		return strings.Join(v, ",")
 	case []LegacyListener:
 		return formatListeners(v)
+	case []UDPListener:
+		return formatUDPListeners(v)
 	}
 	return fmt.Sprint(v)
 }

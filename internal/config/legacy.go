@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -10,8 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/knadh/koanf/parsers/yaml"
 
 	"github.com/hawk-agents/hawk/internal/legacy/formats"
 )
@@ -49,46 +46,17 @@ var legacyFields = []string{"name", "address", "format", "allow", "max_frame_siz
 // A missing max_frame_size or idle_timeout takes the format's default. A reason for one
 // element starts with "[i].field: ", which decodeErrors turns into its key.
 func decodeListeners(raw any) (any, string) {
-	if s, ok := raw.(string); ok {
-		if strings.TrimSpace(s) == "" {
-			return []LegacyListener(nil), ""
-		}
-		m, err := yaml.Parser().Unmarshal([]byte("v: " + s))
-		if err != nil {
-			return nil, "must be a YAML list of listeners such as [{name: m, address: \":7380\", format: ffff, allow: [10.0.0.0/8]}]: " + err.Error()
-		}
-		raw = m["v"]
-	}
-	list, ok := raw.([]any)
-	if !ok {
-		return nil, "must be a list of listeners (name, address, format, allow, max_frame_size, idle_timeout), not " + describe(raw)
-	}
-	if len(list) == 0 {
-		return []LegacyListener(nil), ""
-	}
-	out := make([]any, len(list))
-	for i, e := range list {
-		m, ok := e.(map[string]any)
-		if !ok {
-			return nil, fmt.Sprintf("[%d]: must be a mapping (%s), not %s", i, strings.Join(legacyFields, ", "), describe(e))
-		}
-		for _, f := range slices.Sorted(maps.Keys(m)) {
-			if !slices.Contains(legacyFields, f) {
-				return nil, fmt.Sprintf("[%d].%s: unknown field%s", i, f, didYouMean(f, legacyFields))
+	return decodeObjects(raw, []LegacyListener(nil), legacyFields, `[{name: m, address: ":7380", format: ffff, allow: [10.0.0.0/8]}]`,
+		func(m map[string]any) {
+			if def, ok := formats.Lookup(fmt.Sprint(m["format"])); ok {
+				if m["max_frame_size"] == nil {
+					m["max_frame_size"] = def.DefaultMaxFrameSize
+				}
+				if m["idle_timeout"] == nil {
+					m["idle_timeout"] = def.DefaultIdleTimeout.String()
+				}
 			}
-		}
-		m = maps.Clone(m)
-		if def, ok := formats.Lookup(fmt.Sprint(m["format"])); ok {
-			if m["max_frame_size"] == nil {
-				m["max_frame_size"] = def.DefaultMaxFrameSize
-			}
-			if m["idle_timeout"] == nil {
-				m["idle_timeout"] = def.DefaultIdleTimeout.String()
-			}
-		}
-		out[i] = m
-	}
-	return out, ""
+		})
 }
 
 // legacyNameRE is compiled on first use: nothing at package init.
@@ -100,14 +68,7 @@ func validateLegacy(c *Config, bad func(key, format string, args ...any)) {
 	names := map[string]int{}
 	for i, l := range c.Legacy.Listeners {
 		key := func(f string) string { return fmt.Sprintf("legacy.listeners[%d].%s", i, f) }
-		switch j, dup := names[l.Name]; {
-		case !legacyNameRE().MatchString(l.Name):
-			bad(key("name"), "must be 1-64 of a-z, 0-9, _ and - (starting with a letter or digit), not %q", l.Name)
-		case dup:
-			bad(key("name"), "%q is also the name of legacy.listeners[%d]", l.Name, j)
-		default:
-			names[l.Name] = i
-		}
+		checkListenerName(names, "legacy.listeners", i, l.Name, bad)
 		if reason := checkAddr(l.Address); reason != "" {
 			bad(key("address"), "%s", reason)
 		} else {
@@ -127,14 +88,7 @@ func validateLegacy(c *Config, bad func(key, format string, args ...any)) {
 		if !okFormat {
 			bad(key("format"), "must be ffff, c8c9 or headers, not %q", l.Format)
 		}
-		if len(l.Allow) == 0 {
-			bad(key("allow"), "must list the source networks permitted (CIDR, e.g. 10.0.0.0/8): these formats carry no credentials")
-		}
-		for _, a := range l.Allow {
-			if _, err := netip.ParsePrefix(a); err != nil {
-				bad(key("allow"), "%q is not a CIDR (such as 10.0.0.0/8 or 192.0.2.7/32)", a)
-			}
-		}
+		checkAllow(l.Allow, key("allow"), "these formats carry no credentials", bad)
 		if okFormat && (l.MaxFrameSize < 1 || l.MaxFrameSize > f.MaxData) {
 			bad(key("max_frame_size"), "must be between 1 and %d for %s, not %d", f.MaxData, l.Format, l.MaxFrameSize)
 		}
@@ -146,26 +100,11 @@ func validateLegacy(c *Config, bad func(key, format string, args ...any)) {
 
 // AllowPrefixes parses Allow (validated: every entry is a CIDR).
 func (l *LegacyListener) AllowPrefixes() ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(l.Allow))
-	for _, a := range l.Allow {
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
-			return nil, fmt.Errorf("legacy listener %s: allow: %w", l.Name, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return allowPrefixes(l.Allow, "legacy listener "+l.Name)
 }
 
 func cloneListeners(ls []LegacyListener) []LegacyListener {
-	if ls == nil {
-		return nil
-	}
-	out := slices.Clone(ls)
-	for i := range out {
-		out[i].Allow = slices.Clone(out[i].Allow)
-	}
-	return out
+	return cloneObjects(ls, func(l *LegacyListener) *[]string { return &l.Allow })
 }
 
 // formatListeners renders the list for Diff and flags' defaults.
@@ -197,34 +136,12 @@ func redactedListeners(ls []LegacyListener) []map[string]any {
 // list); changes of allow, max_frame_size and idle_timeout are one live change of
 // legacy.listeners.
 func diffListeners(old, new []LegacyListener) []Change {
-	byName := make(map[string]*LegacyListener, len(old))
-	for i := range old {
-		byName[old[i].Name] = &old[i]
-	}
-	var out []Change
-	membership, live := len(old) != len(new), false
-	for i := range new {
-		n := &new[i]
-		o := byName[n.Name]
-		if o == nil {
-			membership = true
-			continue
-		}
-		if o.Address != n.Address {
-			out = append(out, Change{Key: fmt.Sprintf("legacy.listeners[%d].address", i), Old: o.Address, New: n.Address, RestartOnly: true})
-		}
-		if o.Format != n.Format {
-			out = append(out, Change{Key: fmt.Sprintf("legacy.listeners[%d].format", i), Old: o.Format, New: n.Format, RestartOnly: true})
-		}
-		if !slices.Equal(o.Allow, n.Allow) || o.MaxFrameSize != n.MaxFrameSize || o.IdleTimeout != n.IdleTimeout {
-			live = true
-		}
-	}
-	if membership {
-		out = append(out, Change{Key: "legacy.listeners", Old: formatListeners(old), New: formatListeners(new), RestartOnly: true})
-	}
-	if live {
-		out = append(out, Change{Key: "legacy.listeners", Old: formatListeners(old), New: formatListeners(new)})
-	}
-	return out
+	return diffObjects("legacy.listeners", old, new, func(l *LegacyListener) string { return l.Name },
+		func(o, n *LegacyListener) []fieldChange {
+			return changed(fieldChange{"address", o.Address, n.Address}, fieldChange{"format", o.Format, n.Format})
+		},
+		func(o, n *LegacyListener) bool {
+			return !slices.Equal(o.Allow, n.Allow) || o.MaxFrameSize != n.MaxFrameSize || o.IdleTimeout != n.IdleTimeout
+		},
+		formatListeners)
 }

@@ -217,6 +217,7 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		"jetstream.require_durable":  "false",
 		"jetstream.sync_always":      "true",
 		"legacy.listeners":           `[{name: m, address: ":7380", format: c8c9, allow: [10.0.0.0/8, "::1/128"], idle_timeout: 1m}]`,
+		"udp.listeners":              `[{name: u, address: ":7390", format: syslog, allow: [10.0.0.0/8], max_datagram: 2KiB, reply: true}]`,
 	}
 	want := Config{
 		Listen: "0.0.0.0:9000", ServerID: "edge-1", ProxyFrom: "10.0.0.5,10.1.0.0/16",
@@ -235,6 +236,8 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		Control: Control{Socket: "/run/hawk/c.sock", Mode: "0660"},
 		Legacy: Legacy{Listeners: []LegacyListener{{Name: "m", Address: ":7380", Format: "c8c9",
 			Allow: []string{"10.0.0.0/8", "::1/128"}, MaxFrameSize: 1 << 20, IdleTimeout: time.Minute}}},
+		UDP: UDP{Listeners: []UDPListener{{Name: "u", Address: ":7390", Format: "syslog", Allow: []string{"10.0.0.0/8"},
+			MaxDatagram: 2048, ReceiveBuffer: DefaultUDPReceiveBuffer, MaxPending: DefaultUDPMaxPending, Reply: true}}},
 	}
 	want.Destination = DestinationJetStream
 	want.JetStream = JetStream{URLs: "nats://a:4222,nats://b:4222", Stream: "R", Subject: "r.<client_id>", Creds: "/c.creds",

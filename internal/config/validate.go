@@ -189,6 +189,7 @@ func Validate(c *Config) error {
 		bad("control.mode", "%v", err)
 	}
 	validateLegacy(c, bad)
+	validateUDP(c, bad)
 
 	if len(errs) == 0 {
 		return nil

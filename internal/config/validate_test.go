@@ -68,6 +68,7 @@ var badValues = map[string][]string{
 	"jetstream.require_durable":  {"maybe", ""},
 	"jetstream.sync_always":      {"maybe", ""},
 	"legacy.listeners":           {"{name: m}", "[[", "7"}, // element errors: TestLegacyListenerErrors
+	"udp.listeners":              {"{name: u}", "[[", "7"}, // element errors: TestUDPListenerErrors
 }
 
 // Every key has bad values, and each is refused with an error naming that key.

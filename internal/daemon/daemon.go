@@ -29,6 +29,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/notify"
 	"github.com/hawk-agents/hawk/internal/pidfile"
 	"github.com/hawk-agents/hawk/internal/reload"
+	"github.com/hawk-agents/hawk/internal/udp"
 )
 
 // Options is what the command line gives the daemon.
@@ -80,6 +81,7 @@ type Daemon struct {
 	ln     net.Listener
 	conns  *conn.Manager
 	legacy *legacyset.Set
+	udp    *udp.Set
 	dest   destination
 	dedup  *dedup.Table
 	// stopDedup stops following the previous process's spool (startDedup).

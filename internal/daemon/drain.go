@@ -59,6 +59,9 @@ func (d *Daemon) drain(reason string) {
 	}
 	d.stopDedup()
 	flushStart := time.Now()
+	// UDP is read until here: after an upgrade the new process reads the same
+	// sockets, so reading on costs nothing; what was read is stored before exit.
+	d.udp.Stop()
 	d.dest.close(d.log)
 	d.log.Info("exiting", zap.String("reason", reason), zap.Duration("drain", res.Duration),
 		zap.Duration("spool_flush", time.Since(flushStart)), zap.Duration("spread", res.Spread), zap.Int("goaways", res.Goaways),

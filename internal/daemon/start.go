@@ -23,6 +23,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/pidfile"
 	"github.com/hawk-agents/hawk/internal/reload"
 	"github.com/hawk-agents/hawk/internal/sdnotify"
+	"github.com/hawk-agents/hawk/internal/udp"
 	"github.com/hawk-agents/hawk/internal/upgrade"
 )
 
@@ -122,6 +123,10 @@ func start(o Options) (_ *Daemon, err error) {
 		return nil, err
 	}
 	undo = append(undo, d.legacy.Close)
+	if d.udp, err = udp.Listen(cfg.UDP.Listeners, upg.ListenPacket, d.log); err != nil {
+		return nil, err
+	}
+	undo = append(undo, d.udp.Close)
 
 	d.met = metrics.New(o.Version, func() int { return d.conns.Count() })
 	tlsFiles, err := reload.OpenTLS(cfg, d.met, d.log)
@@ -163,13 +168,19 @@ func start(o Options) (_ *Daemon, err error) {
 	if err = d.legacy.Start(legacyset.Options{Destination: d.dest.dest, Metrics: d.met, Conns: d.conns}); err != nil {
 		return nil, err
 	}
+	// The UDP sockets are read from here on, before Ready: after an upgrade the
+	// parent reads the same sockets until it exits, and each datagram goes to one.
+	if err = d.udp.Start(d.dest.dest, d.met.UDP); err != nil {
+		return nil, err
+	}
+	undo = append(undo, d.udp.Stop) // before the destination closes: what was read is stored
 	undoHandoff, err := d.claimHandoff()
 	if err != nil {
 		return nil, err
 	}
 	undo = append(undo, undoHandoff)
 	d.reload = reload.New(reload.Options{Loader: o.Loader, Config: d.cfg, Version: o.Version, TLS: tlsFiles, Tokens: tokens, Metrics: d.met, Log: d.log,
-		Target: reload.Target{Level: level, Spool: d.dest.spool, Dedup: d.dedup, Conns: d.conns, Legacy: d.legacy, Log: d.log}})
+		Target: reload.Target{Level: level, Spool: d.dest.spool, Dedup: d.dedup, Conns: d.conns, Legacy: d.legacy, UDP: d.udp, Log: d.log}})
 	// The admin socket is served before Ready: from Ready on, the parent may close
 	// its copy, and a request must find someone answering.
 	if adminLn != nil {
@@ -212,6 +223,7 @@ func start(o Options) (_ *Daemon, err error) {
 		d.log.Info("control socket listening", zap.String("path", cfg.Control.Socket), zap.String("mode", cfg.Control.Mode))
 	}
 	d.legacy.LogListening(d.log)
+	d.udp.LogListening(d.log)
 	if d.admin != nil {
 		d.log.Info("admin listening", zap.String("addr", adminLn.Addr().String()), zap.Bool("pprof", cfg.Admin.Pprof))
 	}

@@ -59,6 +59,7 @@ type Metrics struct {
 	// gauges read from the connection manager on scrape; nil until ReadConns
 	conns  atomic.Pointer[ConnGauges]
 	legacy legacyVecs
+	udp    udpVecs
 }
 
 // ConnGauges is the connection manager's state the gauges read on scrape
@@ -144,6 +145,7 @@ func New(version string, connections func() int) *Metrics {
 	bi := f.gaugeVec("hawk_build_info", "Build information; the value is always 1.", "version", "goversion")
 	bi.WithLabelValues(version, runtime.Version()).Set(1)
 	m.legacy = newLegacyVecs(f)
+	m.udp = newUDPVecs(f)
 	m.tlsReloads = f.counterVec("hawk_tls_reloads_total", "Reloads of the TLS certificate, key and client CA bundle (file change, SIGUSR1, hawk reload) by result: success, failure (the last good files stay in force).", "result")
 	m.tlsReloads.WithLabelValues("success")
 	m.tlsReloads.WithLabelValues("failure")

@@ -17,6 +17,7 @@ type Target struct {
 	Dedup  *dedup.Table
 	Conns  *conn.Manager
 	Legacy LegacyListeners // nil: no legacy listener
+	UDP    UDPListeners    // nil: no UDP listener
 	Log    *zap.Logger
 }
 
@@ -24,6 +25,12 @@ type Target struct {
 type LegacyListeners interface {
 	// Apply gives each running listener its new live settings.
 	Apply(next []config.LegacyListener)
+}
+
+// UDPListeners is the running UDP listeners (udp.Set).
+type UDPListeners interface {
+	// Apply gives each running listener its new live settings.
+	Apply(next []config.UDPListener)
 }
 
 // A live option is what a changed live key does to the running server, as in
@@ -80,6 +87,7 @@ var liveOptions = map[string]liveOption{
 // the rest as restart-only changes, which Prepare refuses).
 var partlyLiveOptions = map[string]liveOption{
 	"legacy.listeners": legacyListenersOption{},
+	"udp.listeners":    udpListenersOption{},
 }
 
 // logLevelOption: the logger's level is an AtomicLevel.
@@ -149,5 +157,15 @@ type legacyListenersOption struct{}
 func (legacyListenersOption) apply(t *Target, r *reloading) {
 	if t.Legacy != nil {
 		t.Legacy.Apply(r.next.Legacy.Listeners)
+	}
+}
+
+// udpListenersOption: each running UDP listener takes its new allow, reply and
+// max_pending, from its next datagram on.
+type udpListenersOption struct{}
+
+func (udpListenersOption) apply(t *Target, r *reloading) {
+	if t.UDP != nil {
+		t.UDP.Apply(r.next.UDP.Listeners)
 	}
 }

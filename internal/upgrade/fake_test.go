@@ -56,6 +56,13 @@ func (f *fakeFlip) ListenWithCallback(network, addr string, fn func(network, add
 	return fn(network, addr)
 }
 
+func (f *fakeFlip) ListenPacketWithCallback(network, addr string, fn func(network, addr string) (net.PacketConn, error)) (net.PacketConn, error) {
+	f.mu.Lock()
+	f.keys = append(f.keys, addr)
+	f.mu.Unlock()
+	return fn(network, addr)
+}
+
 func (f *fakeFlip) HasParent() bool { return f.parent }
 
 func (f *fakeFlip) Ready() error {

@@ -12,6 +12,7 @@ import (
 // that behaves as tableflip v1.2.3 does (its upgrader.go), without exec.
 type flipper interface {
 	ListenWithCallback(network, addr string, fn func(network, addr string) (net.Listener, error)) (net.Listener, error)
+	ListenPacketWithCallback(network, addr string, fn func(network, addr string) (net.PacketConn, error)) (net.PacketConn, error)
 	HasParent() bool
 	Ready() error
 	Upgrade() error

@@ -77,3 +77,17 @@ func removeStale(path string) error {
 	}
 	return os.Remove(path)
 }
+
+// ListenPacket returns the UDP socket called name on addr: the one inherited from
+// the parent process if it had the same name and address, else a new one. The
+// parent keeps its copy open while it drains; the socket lives while either holds
+// it, so datagrams queued in it reach whichever process reads next.
+func (u *Upgrader) ListenPacket(name, addr string) (net.PacketConn, error) {
+	pc, err := u.tf.ListenPacketWithCallback("udp", listenKey(name, addr), func(network, _ string) (net.PacketConn, error) {
+		return net.ListenPacket(network, addr)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upgrade: listen %s on %s: %w", name, addr, err)
+	}
+	return pc, nil
+}

@@ -292,7 +292,10 @@ func TestAlertRulesCheck(t *testing.T) {
 
 		// Every sample name and label value hawk exports. All of hawk's vectors are
 		// pre-bound in metrics.New, so a fresh registry gathers every label value.
-		families, err := metrics.New("v-test", func() int { return 0 }).Registry.Gather()
+		// The per-listener functions (hawk_udp_kernel_drops_total) exist once a listener does.
+		m := metrics.New("v-test", func() int { return 0 })
+		m.UDP("u", func() (uint64, error) { return 0, nil })
+		families, err := m.Registry.Gather()
 		if err != nil {
 			t.Fatal(err)
 		}

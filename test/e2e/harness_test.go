@@ -530,6 +530,12 @@ type spoolRecord struct {
 // spoolRecordsOf decodes every complete spool record of the given client ids.
 func spoolRecordsOf(t testing.TB, dir string, ids map[string]bool) []spoolRecord {
 	t.Helper()
+	return spoolRecordsWhere(t, dir, func(r *spoolRecord) bool { return ids[r.ClientID] })
+}
+
+// spoolRecordsWhere decodes every complete spool record keep keeps.
+func spoolRecordsWhere(t testing.TB, dir string, keep func(*spoolRecord) bool) []spoolRecord {
+	t.Helper()
 	segs, err := spool.Segments(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -546,7 +552,7 @@ func spoolRecordsOf(t testing.TB, dir string, ids map[string]bool) []spoolRecord
 			if err := json.Unmarshal(line, &r); err != nil {
 				t.Fatalf("%s: bad record %q: %v", seg.Name, line, err)
 			}
-			if ids[r.ClientID] {
+			if keep(&r) {
 				out = append(out, r)
 			}
 		}

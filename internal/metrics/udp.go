@@ -1,0 +1,67 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hawk-agents/hawk/internal/udp"
+)
+
+// udpVecs are the UDP listeners' metrics, labelled by listener name.
+type udpVecs struct {
+	datagrams *prometheus.CounterVec
+	bytes     *prometheus.CounterVec
+	refused   *prometheus.CounterVec
+	parseErrs *prometheus.CounterVec
+	stored    *prometheus.CounterVec
+	replies   *prometheus.CounterVec
+}
+
+func newUDPVecs(f factory) udpVecs {
+	return udpVecs{
+		datagrams: f.counterVec("hawk_udp_datagrams_total", "Datagrams read by a UDP listener.", "listener"),
+		bytes:     f.counterVec("hawk_udp_bytes_total", "Bytes of the datagrams read by a UDP listener.", "listener"),
+		refused:   f.counterVec("hawk_udp_refused_total", "Datagrams a UDP listener read and did not store, by reason (not_allowed, empty, oversize, pending_full, not_stored).", "listener", "reason"),
+		parseErrs: f.counterVec("hawk_udp_parse_errors_total", "Datagrams stored raw because they did not parse as the listener's format, by reason (unparsed).", "listener", "reason"),
+		stored:    f.counterVec("hawk_udp_stored_total", "Datagrams from a UDP listener made durable.", "listener"),
+		replies:   f.counterVec("hawk_udp_replies_total", "Receipts a UDP listener sent (reply: true).", "listener"),
+	}
+}
+
+// UDP returns the udp.Observer of the listener called name, its counters
+// pre-bound, and registers hawk_udp_kernel_drops_total, read on scrape from drops
+// (the socket's own counter in /proc/net/udp).
+func (m *Metrics) UDP(name string, drops func() (uint64, error)) udp.Observer {
+	v := &m.udp
+	o := &udpObserver{datagrams: v.datagrams.WithLabelValues(name), bytes: v.bytes.WithLabelValues(name),
+		unparsed: v.parseErrs.WithLabelValues(name, udp.ParseUnparsed), stored: v.stored.WithLabelValues(name),
+		replies: v.replies.WithLabelValues(name), refused: map[string]prometheus.Counter{}, bytesIn: m.bytesIn}
+	for _, r := range udp.RefusedReasons {
+		o.refused[r] = v.refused.WithLabelValues(name, r)
+	}
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hawk_udp_kernel_drops_total",
+		Help:        "Datagrams the kernel dropped for a UDP listener's socket (receive buffer full), from /proc/net/udp; the socket's counter, shared with the process it came from at an upgrade.",
+		ConstLabels: prometheus.Labels{"listener": name}},
+		func() float64 {
+			n, err := drops()
+			if err != nil {
+				return 0
+			}
+			return float64(n)
+		}))
+	return o
+}
+
+type udpObserver struct {
+	datagrams, bytes, unparsed, stored, replies, bytesIn prometheus.Counter
+	refused                                              map[string]prometheus.Counter
+}
+
+func (o *udpObserver) Read(n int) {
+	o.datagrams.Inc()
+	o.bytes.Add(float64(n))
+	o.bytesIn.Add(float64(n))
+}
+func (o *udpObserver) Refused(r string) { o.refused[r].Inc() }
+func (o *udpObserver) Unparsed()        { o.unparsed.Inc() }
+func (o *udpObserver) Stored(n int)     { o.stored.Add(float64(n)) }
+func (o *udpObserver) Replied()         { o.replies.Inc() }
