@@ -74,6 +74,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, c.rerr
 		}
 		if err := c.readRecord(); err != nil {
+			if isTimeout(err) {
+				// A deadline (a handoff's wake-up among them) leaves the
+				// session as it was: what was read stays for the next Read.
+				return 0, err
+			}
 			c.rerr = err
 			c.in.drop()
 			c.releaseInput()
@@ -84,9 +89,23 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Buffered reports whether Read has input it can return or open without
-// reading the connection.
-func (c *Conn) Buffered() bool { return len(c.plain) > 0 || c.roff < c.rlen }
+// Ready reports whether Read can return without reading the connection: it
+// holds opened data, or a whole record.
+func (c *Conn) Ready() bool {
+	if len(c.plain) > 0 || c.rerr != nil {
+		return true
+	}
+	if c.rbuf == nil {
+		return false
+	}
+	n, lerr := recordLen((*c.rbuf)[c.roff:c.rlen])
+	return lerr != nil || n > 0 && c.rlen-c.roff >= n
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
 
 // readRecord reads and opens the next record.
 func (c *Conn) readRecord() error {
@@ -310,17 +329,34 @@ func (c *Conn) writeRecordLocked(typ byte, content []byte) error {
 }
 
 // Close sends close_notify (bounded by closeNotifyTimeout) and closes the
-// connection.
+// connection. During a write it only closes the connection, as crypto/tls does:
+// a Close then is how a stuck write is broken.
 func (c *Conn) Close() error {
+	if c.wmu.TryLock() {
+		c.closeNotifyLocked()
+		c.wmu.Unlock()
+	}
+	return c.nc.Close()
+}
+
+// CloseWrite sends close_notify and shuts the connection's write side.
+func (c *Conn) CloseWrite() error {
 	c.wmu.Lock()
+	c.closeNotifyLocked()
+	c.wmu.Unlock()
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *Conn) closeNotifyLocked() {
 	if c.werr == nil {
 		c.nc.SetWriteDeadline(time.Now().Add(closeNotifyTimeout))
 		c.writeRecordLocked(typeAlert, []byte{1, byte(AlertCloseNotify)})
 		c.werr = net.ErrClosed
 		c.out.drop()
 	}
-	c.wmu.Unlock()
-	return c.nc.Close()
 }
 
 // NetConn returns the connection the session's records travel on.

@@ -12,7 +12,10 @@ import (
 //
 //   - A Read returns at most the rest of the record being read, so crypto/tls,
 //     which processes whole records, holds no byte it has not processed once it
-//     asks for no more.
+//     asks for no more. What a read of the socket brought beyond that record
+//     waits in the Transport for the next Read, and at the switch goes to the
+//     record layer (State.Input): the socket is read as crypto/tls alone would
+//     read it, so a refused handshake does not leave input unread behind it.
 //   - It counts, in each direction, the records that open under that side's
 //     application traffic secret as Secrets captured it (session tickets, for
 //     the server), so the sequence numbers are known, not guessed.
@@ -21,14 +24,66 @@ import (
 // its writes.
 type Transport struct {
 	net.Conn
-	sec  *Secrets
-	r, w stream
+	sec   *Secrets
+	r, w  stream
+	ahead []byte // read from the socket, not yet given to crypto/tls
+	aoff  int
+	pass  bool // the session stays in crypto/tls: no more following
 }
 
 // NewTransport returns nc as crypto/tls's transport for a connection whose
 // KeyLogWriter is sec.
 func NewTransport(nc net.Conn, sec *Secrets) *Transport {
 	return &Transport{Conn: nc, sec: sec}
+}
+
+// Passthrough makes t pass reads and writes straight through from now on, for a
+// session that stays in crypto/tls (TLS 1.2).
+func (t *Transport) Passthrough() {
+	t.pass = true
+	t.r, t.w = stream{}, stream{}
+}
+
+// Read reads at most the rest of the current record.
+func (t *Transport) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	var err error
+	if t.aoff < len(t.ahead) {
+		n = copy(p, t.ahead[t.aoff:])
+		if !t.pass {
+			n = t.r.limit(p[:n])
+		}
+		t.aoff += n
+		if t.aoff == len(t.ahead) {
+			t.ahead, t.aoff = nil, 0
+		}
+	} else {
+		n, err = t.Conn.Read(p)
+		if !t.pass {
+			if lim := t.r.limit(p[:n]); lim < n {
+				t.ahead, t.aoff = append([]byte(nil), p[lim:n]...), 0
+				n = lim
+			}
+		}
+	}
+	if !t.pass {
+		client, _ := t.sec.traffic()
+		t.r.follow(p[:n], client != nil)
+	}
+	return n, err
+}
+
+// Write writes p and follows the records it carries.
+func (t *Transport) Write(p []byte) (int, error) {
+	n, err := t.Conn.Write(p)
+	if !t.pass {
+		_, server := t.sec.traffic()
+		t.w.follow(p[:n], server != nil)
+	}
+	return n, err
 }
 
 // maxKept bounds what a direction keeps to count at Switch: the records of a
@@ -47,28 +102,19 @@ type stream struct {
 	err   error
 }
 
-// Read reads at most the rest of the current record.
-func (t *Transport) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
+// limit returns how much of b, the next bytes of the stream, belongs to the
+// record being read: never a byte of the record after it.
+func (s *stream) limit(b []byte) int {
+	if s.rem > 0 {
+		return min(len(b), s.rem)
 	}
-	if t.r.rem == 0 {
-		p = p[:min(len(p), headerLen-t.r.hdrN)]
-	} else {
-		p = p[:min(len(p), t.r.rem)]
+	need := headerLen - s.hdrN
+	if len(b) < need {
+		return len(b)
 	}
-	n, err := t.Conn.Read(p)
-	client, _ := t.sec.traffic()
-	t.r.follow(p[:n], client != nil)
-	return n, err
-}
-
-// Write writes p and follows the records it carries.
-func (t *Transport) Write(p []byte) (int, error) {
-	n, err := t.Conn.Write(p)
-	_, server := t.sec.traffic()
-	t.w.follow(p[:n], server != nil)
-	return n, err
+	var hdr [headerLen]byte
+	copy(hdr[copy(hdr[:], s.hdr[:s.hdrN]):], b[:need])
+	return min(len(b), need+(int(hdr[3])<<8|int(hdr[4])))
 }
 
 // follow takes the next bytes of the stream; keep tells whether the direction's
@@ -178,5 +224,10 @@ func Switch(tc *tls.Conn, t *Transport) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
-	return State{Suite: s.id, InSecret: clone(client), OutSecret: clone(server), InSeq: in, OutSeq: out}, nil
+	st := State{Suite: s.id, InSecret: clone(client), OutSecret: clone(server), InSeq: in, OutSeq: out}
+	if t.aoff < len(t.ahead) {
+		st.Input = t.ahead[t.aoff:]
+	}
+	t.ahead, t.aoff = nil, 0
+	return st, nil
 }
