@@ -2,9 +2,14 @@ package conn
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
+	"syscall"
 	"time"
 
+	"github.com/hawk-agents/hawk/internal/handoff"
+	"github.com/hawk-agents/hawk/internal/tlsconf"
 	"github.com/hawk-agents/hawk/internal/tlsrecord"
 )
 
@@ -115,3 +120,54 @@ func (s *tlsSession) readNoWait(p []byte) (int, error) {
 
 // session returns c's TLS session; c is a TLS connection.
 func (c *Conn) session() *tlsSession { return c.nc.(*tlsSession) }
+
+// tlsMovable reports whether c's TLS session can move: it is past HELLO (the
+// reader switched it before storing that state) and in the record layer.
+func (c *Conn) tlsMovable() bool {
+	return c.state.Load() == stateActive && c.session().rl != nil
+}
+
+// tlsHandoffState is c's TLS session and client chain at its quiet point, on the
+// reader. A session State refuses (it failed meanwhile) goes as a state without
+// secrets: the new process refuses it and closes that connection only.
+func (c *Conn) tlsHandoffState() *handoff.TLSState {
+	ts := &handoff.TLSState{}
+	if st, err := c.session().rl.State(); err == nil {
+		ts.Suite, ts.InSecret, ts.OutSecret, ts.InSeq, ts.OutSeq, ts.Input = st.Suite, st.InSecret, st.OutSecret, st.InSeq, st.OutSeq, st.Input
+	}
+	if v, ok := c.m.tlsConns.Load(c); ok {
+		for _, cert := range v.(*tlsInfo).chain {
+			ts.Chain = append(ts.Chain, cert.Raw)
+		}
+	}
+	return ts
+}
+
+// adoptTLS makes c, adopted from the previous process over nc, carry on the TLS
+// session ts describes, with its client's chain and identity.
+func (c *Conn) adoptTLS(nc net.Conn, rc syscall.RawConn, ts *handoff.TLSState) error {
+	t := &tlsTransport{Conn: nc, c: c, rc: rc}
+	st := tlsrecord.State{Suite: ts.Suite, InSecret: ts.InSecret, OutSecret: ts.OutSecret,
+		InSeq: ts.InSeq, OutSeq: ts.OutSeq, Input: ts.Input}
+	rl, err := tlsrecord.New(t, st)
+	st.Drop()
+	if err != nil {
+		return err
+	}
+	ti := &tlsInfo{}
+	for _, der := range ts.Chain {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("client certificate chain: %w", err)
+		}
+		ti.chain = append(ti.chain, cert)
+	}
+	if len(ti.chain) > 0 {
+		ti.notAfter = ti.chain[0].NotAfter
+		ti.certID, ti.certErr = tlsconf.ClientID(ti.chain[0], c.m.Settings().ClientIDFrom)
+	}
+	c.nc = &tlsSession{t: t, rl: rl}
+	c.rc = nil
+	c.m.tlsConns.Store(c, ti)
+	return nil
+}

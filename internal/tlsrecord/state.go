@@ -50,3 +50,23 @@ func (c *Conn) State() (State, error) {
 	}
 	return st, nil
 }
+
+// Quiet reports whether the session can move now (State would not refuse):
+// nothing opened is waiting to be read and no KeyUpdate is half received.
+func (c *Conn) Quiet() bool { return len(c.plain) == 0 && c.hsLen == 0 }
+
+// errDetached is what a session that moved to another process answers.
+var errDetached = errors.New("tlsrecord: the session moved to another process")
+
+// Detach, on the reader once the session's State went to another process, makes
+// this Conn write nothing more (Close then only closes the socket: a
+// close_notify would end the moved session) and forgets its secrets.
+func (c *Conn) Detach() {
+	c.wmu.Lock()
+	c.werr = errDetached
+	c.out.drop()
+	c.wmu.Unlock()
+	c.rerr = errDetached
+	c.in.drop()
+	c.releaseInput()
+}
