@@ -19,7 +19,7 @@ import (
 
 // Adopt takes over the socket f (closed by Adopt: the connection holds its own
 // duplicate) described by st, and starts serving it where the old process stopped:
-// with the partial frame it had read. The connection gets an id of this process;
+// with the partial frame it had read and, over TLS, its session. The connection gets an id of this process;
 // connected_since stays the original connect time. The token it authenticated with
 // is checked against this process's settings: one no longer accepted is revoked
 // at once, as a reload would.
@@ -53,6 +53,12 @@ func (m *Manager) Adopt(f *os.File, st *handoff.State) error {
 		token:       st.Token,
 		done:        make(chan struct{}),
 	}
+	if st.TLS != nil {
+		if err := c.adoptTLS(nc, rc, st.TLS); err != nil {
+			nc.Close()
+			return fmt.Errorf("adopt conn %d (%s): TLS session: %w", st.ConnID, st.ClientID, err)
+		}
+	}
 	c.framesIn.Store(st.FramesIn)
 	c.framesOut.Store(st.FramesOut)
 	c.bytesIn.Store(st.BytesIn)
@@ -85,8 +91,12 @@ func (m *Manager) Adopt(f *os.File, st *handoff.State) error {
 	m.live.Add(1)
 	m.reg.bind(c)
 	c.state.Store(stateActive)
-	if c.stillAuthorized(m.Settings()) && m.draining.Load() {
-		m.sendGoaway(c)
+	if c.stillAuthorized(m.Settings()) {
+		if m.draining.Load() {
+			m.sendGoaway(c)
+		} else if c.isTLS() {
+			c.armExpiry() // a CA removed meanwhile, and the expiry GOAWAY, as at HELLO
+		}
 	}
 	if ce := m.log.Check(zap.DebugLevel, "connection adopted from the previous process"); ce != nil {
 		ce.Write(zap.Uint64("conn_id", c.id), zap.Uint64("previous_conn_id", st.ConnID), zap.String("client_id", c.clientID),

@@ -176,7 +176,7 @@ func (tr transport) dialSlow(t *testing.T, ts *testServer, id string) *testutil.
 	c := serverConn(t, ts, id)
 	nc := c.nc
 	if c.isTLS() {
-		nc = c.transport().Conn
+		nc = c.session().t.Conn
 	}
 	if err := nc.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package conn
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -13,9 +12,11 @@ import (
 // The sending side of a handoff for native connections: internal/handoff drives it
 // and holds each connection's quiet point (handoff.Point); what is native is what
 // idle means: every REPORT read answered (answered == reportsRead), nothing pending
-// or being written, under wmu. A native connection falls back without being asked
-// when it is TLS (Go cannot export a TLS session's state), in its handshake,
-// closing, or told GOAWAY; one that falls back is drained with GOAWAY.
+// or being written, under wmu, and for TLS nothing opened left unread in the record
+// layer. A TLS 1.3 connection moves with its session (tlssession.go); one whose
+// session stays in crypto/tls (TLS 1.2) falls back without being asked, as does
+// one in its handshake, closing, or told GOAWAY; one that falls back is drained
+// with GOAWAY.
 
 // HandoffTarget implements handoff.Group and handoff.Adopter: native connections
 // go to the new process's Manager.
@@ -61,7 +62,7 @@ func (c *Conn) HandoffRequest(run *handoff.Run) string {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	switch {
-	case c.isTLS():
+	case c.isTLS() && !c.tlsMovable():
 		return handoff.ReasonTLS
 	case c.state.Load() != stateActive:
 		return handoff.ReasonHandshake
@@ -82,7 +83,8 @@ func (c *Conn) HandoffOutput() (sync.Locker, *bool) { return &c.wmu, &c.closing 
 
 // HandoffIdle implements handoff.Conn; under wmu.
 func (c *Conn) HandoffIdle() bool {
-	return !c.flushing && (c.out == nil || len(*c.out) == 0) && c.answered.Load() == c.reportsRead
+	return !c.flushing && (c.out == nil || len(*c.out) == 0) && c.answered.Load() == c.reportsRead &&
+		(!c.isTLS() || c.session().rl.Quiet())
 }
 
 // HandoffState implements handoff.Conn: c's state at its quiet point, on the reader.
@@ -98,6 +100,9 @@ func (c *Conn) HandoffState() *handoff.State {
 	}
 	if dd := c.dedupWindow(); dd != nil {
 		st.DedupHas, st.DedupHi, st.DedupDurable = dd.Durable()
+	}
+	if c.isTLS() {
+		st.TLS = c.tlsHandoffState()
 	}
 	return st
 }
@@ -123,17 +128,20 @@ func (c *Conn) HandoffServeOn(closing bool) {
 var endReasons = map[handoff.Verdict]CloseReason{handoff.Moved: ReasonHandoff, handoff.Lost: ReasonHandoffLost}
 
 // HandoffLeft implements handoff.Conn; under wmu. quiesce then tears c down.
-func (c *Conn) HandoffLeft(v handoff.Verdict) { c.reason = endReasons[v] }
-
-// errNoSocket: a TLS connection has no RawConn; HandoffRequest never asks one.
-var errNoSocket = errors.New("conn: a TLS connection has no socket to hand off")
+func (c *Conn) HandoffLeft(v handoff.Verdict) {
+	c.reason = endReasons[v]
+	if c.isTLS() {
+		c.session().rl.Detach() // the teardown's close must not end the moved session
+	}
+}
 
 // HandoffFD implements handoff.Conn.
 func (c *Conn) HandoffFD() (int, error) {
-	if c.rc == nil {
-		return 0, errNoSocket
+	rc := c.rc
+	if c.isTLS() {
+		rc = c.session().t.rc
 	}
-	fd, err := handoff.RawFD(c.rc)
+	fd, err := handoff.RawFD(rc)
 	if err != nil {
 		return 0, fmt.Errorf("conn %d: %w", c.id, err)
 	}

@@ -1,7 +1,6 @@
 package conn
 
 import (
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -198,7 +197,7 @@ func (m *Manager) acceptFrom(nc net.Conn, remote net.Addr) {
 	if s.TLS != nil {
 		// rc moves to the transport: a TLS connection reads and writes through
 		// crypto/tls (tls.go), and rc == nil is what says so.
-		c.nc = tls.Server(&tlsTransport{Conn: nc, c: c, rc: rc}, s.TLS)
+		c.nc = newTLSSession(&tlsTransport{Conn: nc, c: c, rc: rc}, s.TLS)
 		c.rc = nil
 	}
 	m.reg.Add(c)

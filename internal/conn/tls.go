@@ -38,6 +38,7 @@ type tlsInfo struct {
 	notAfter time.Time
 	certID   string // the id the certificate names (Settings.ClientIDFrom), "" if none
 	certErr  error  // why the certificate names no id
+	stay     error  // why the session stays in crypto/tls (TLS 1.2); nil: it is in the record layer
 	timer    *time.Timer
 }
 
@@ -51,12 +52,11 @@ func (c *Conn) isTLS() bool { return c.rc == nil }
 // partial frame held it reads on into the same buffer, waiting with it, as the
 // plaintext path does.
 func (c *Conn) readTLS() (int, error) {
-	tc := c.nc.(*tls.Conn)
+	s := c.session()
 	if c.rlen == 0 {
-		t := c.transport()
 		if c.rbuf != nil {
-			// Under load crypto/tls often holds whole records already: no syscall.
-			n, err := t.readNoWait(tc, *c.rbuf)
+			// Under load the session often holds whole records already: no syscall.
+			n, err := s.readNoWait(*c.rbuf)
 			if n > 0 {
 				return n, nil // an error comes again with the next read
 			}
@@ -66,16 +66,16 @@ func (c *Conn) readTLS() (int, error) {
 			putReadBuf(c.rbuf)
 			c.rbuf = nil
 		}
-		n, err := tc.Read(t.first[:])
+		n, err := s.Read(s.t.first[:])
 		if n == 0 {
 			return 0, err
 		}
 		c.rbuf = getReadBuf()
-		copy(*c.rbuf, t.first[:n])
-		if n == len(t.first) {
-			// The record may hold more: crypto/tls gives it without waiting. Its
+		copy(*c.rbuf, s.t.first[:n])
+		if n == len(s.t.first) {
+			// The record may hold more: the session gives it without waiting. Its
 			// error, if any, comes again with the next read.
-			m, _ := t.readNoWait(tc, (*c.rbuf)[n:])
+			m, _ := s.readNoWait((*c.rbuf)[n:])
 			n += m
 		}
 		return n, nil
@@ -84,7 +84,7 @@ func (c *Conn) readTLS() (int, error) {
 		c.rbuf = getReadBuf()
 	}
 	for {
-		n, err := tc.Read((*c.rbuf)[c.rlen:])
+		n, err := s.Read((*c.rbuf)[c.rlen:])
 		if n > 0 {
 			return n, nil
 		}
@@ -111,7 +111,8 @@ func (c *Conn) writeTLS(p *[]byte) (int, error) {
 // mid-handshake is cut like one that never says HELLO. It returns false when the
 // connection is over (torn down).
 func (c *Conn) tlsHandshake() bool {
-	tc := c.nc.(*tls.Conn)
+	sess := c.session()
+	tc := sess.tc
 	s := c.m.Settings()
 	ctx, cancel := context.WithDeadline(context.Background(), c.since.Add(s.HandshakeTimeout))
 	err := tc.HandshakeContext(ctx)
@@ -127,6 +128,10 @@ func (c *Conn) tlsHandshake() bool {
 	}
 	cs := tc.ConnectionState()
 	ti := &tlsInfo{}
+	if ti.stay = sess.switchToRecordLayer(); ti.stay != nil && cs.Version == tls.VersionTLS13 {
+		c.m.log.Warn("a TLS 1.3 session stays in crypto/tls: it falls back to GOAWAY at an upgrade",
+			zap.Uint64("conn_id", c.id), zap.Error(ti.stay))
+	}
 	if len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 0 {
 		ti.chain = cs.VerifiedChains[0]
 		leaf := ti.chain[0]

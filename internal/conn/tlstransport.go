@@ -77,10 +77,5 @@ func (t *tlsTransport) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// transport returns the tlsTransport under c, a TLS connection.
-func (c *Conn) transport() *tlsTransport {
-	return c.nc.(*tls.Conn).NetConn().(*tlsTransport)
-}
-
 // wouldBlock reports whether err is the transport's "would block".
 func wouldBlock(err error) bool { return errors.Is(err, errWouldBlock) }

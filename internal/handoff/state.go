@@ -57,6 +57,24 @@ type State struct {
 	DedupHas     bool     `json:"dedup_has,omitempty"`
 	DedupHi      uint64   `json:"dedup_hi,omitempty"`
 	DedupDurable []uint64 `json:"dedup_durable,omitempty"`
+	// TLS, for a native connection over TLS 1.3: the session goes on in the new
+	// process's record layer. A reader without this field refuses such a state
+	// (unknown field) and so closes only the connections it could not serve.
+	TLS *TLSState `json:"tls,omitempty"`
+}
+
+// TLSState is a TLS 1.3 session at the quiet point (internal/tlsrecord.State)
+// and the client's verified certificate chain, leaf first, in DER (none without
+// a client certificate), so identity, CA removal and the expiry GOAWAY still
+// apply in the new process. The secrets travel only over the handoff socketpair.
+type TLSState struct {
+	Suite     uint16   `json:"suite"`
+	InSecret  []byte   `json:"in_secret"`
+	OutSecret []byte   `json:"out_secret"`
+	InSeq     uint64   `json:"in_seq"`
+	OutSeq    uint64   `json:"out_seq"`
+	Input     []byte   `json:"input,omitempty"`
+	Chain     [][]byte `json:"chain,omitempty"`
 }
 
 // Encode returns st as a message: one version byte, then JSON.
@@ -142,6 +160,13 @@ func (st *State) check() error {
 		return fmt.Errorf("partial frame of %d bytes exceeds max_frame %d", len(st.Partial), st.MaxFrame)
 	case len(st.DedupDurable) > 1<<16:
 		return fmt.Errorf("dedup window of %d words is too large", len(st.DedupDurable))
+	case st.TLS != nil && (len(st.TLS.InSecret) == 0 || len(st.TLS.OutSecret) == 0):
+		return errors.New("TLS state without traffic secrets")
+	case st.TLS != nil && len(st.TLS.Chain) > maxChain:
+		return fmt.Errorf("client certificate chain of %d certificates, the limit is %d", len(st.TLS.Chain), maxChain)
 	}
 	return nil
 }
+
+// maxChain bounds a TLS state's client certificate chain.
+const maxChain = 16
