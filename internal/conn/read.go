@@ -280,6 +280,8 @@ func (c *Conn) handle(f protocol.Frame, b *batch, recv time.Time) bool {
 	case protocol.TypeHello:
 		c.fail(ReasonProtocol, protocol.CodeProtocol, "second HELLO on an established connection")
 		return false
+	case protocol.TypeUploadOpen, protocol.TypeUploadChunk, protocol.TypeUploadCommit:
+		return c.upload(f)
 	default:
 		c.fail(ReasonProtocol, protocol.CodeProtocol, fmt.Sprintf("%s is a server-to-client frame; a client must not send it", f.Type))
 		return false
