@@ -83,6 +83,13 @@ type testServer struct {
 // end of the test, connections included.
 func startServer(t *testing.T, s *Settings) *testServer {
 	t.Helper()
+	return startServerOptions(t, s, Options{})
+}
+
+// startServerOptions is startServer with more Options (Uploads, ...); the test's own
+// Settings, destination, logger and observer replace those fields of o.
+func startServerOptions(t *testing.T, s *Settings, o Options) *testServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +99,8 @@ func startServer(t *testing.T, s *Settings) *testServer {
 	core, logs := observer.New(zap.DebugLevel)
 	ts.logs = logs
 	logger := zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), core))
-	ts.m = New(Options{Settings: s, Destination: sp, Logger: logger, Observer: ts.obs})
+	o.Settings, o.Destination, o.Logger, o.Observer = s, sp, logger, ts.obs
+	ts.m = New(o)
 	go func() { defer close(ts.done); ts.m.Serve(ln) }()
 	t.Cleanup(func() {
 		ln.Close()

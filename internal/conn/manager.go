@@ -19,6 +19,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/reaper"
 	"github.com/hawk-agents/hawk/internal/tlsconf"
+	"github.com/hawk-agents/hawk/internal/upload"
 )
 
 // Options configures a Manager.
@@ -31,6 +32,11 @@ type Options struct {
 	// Dedup remembers which reports are durable, so resends are not stored twice;
 	// nil: every report is stored (at least once).
 	Dedup *dedup.Table
+	// Uploads stores the files agents send (PROTOCOL.md 4.3); nil: uploads are
+	// refused with upload_disabled and WELCOME announces none.
+	Uploads *upload.Store
+	// UploadInFlight is the max_upload_in_flight WELCOME announces with Uploads.
+	UploadInFlight int
 }
 
 // Manager owns every connection of the process.
@@ -38,12 +44,15 @@ type Manager struct {
 	settings atomic.Pointer[Settings]
 	dest     ingest.Destination
 	dedup    *dedup.Table
-	log      *zap.Logger
-	obs      Observer
-	reg      *registry
-	nextID   atomic.Uint64
-	slots    atomic.Int64 // connections counting against limits.max_conns (see Conn.slot)
-	draining atomic.Bool
+	uploads  *upload.Store
+	// uploadInFlight is WELCOME's max_upload_in_flight: 0 without uploads.
+	uploadInFlight int
+	log            *zap.Logger
+	obs            Observer
+	reg            *registry
+	nextID         atomic.Uint64
+	slots          atomic.Int64 // connections counting against limits.max_conns (see Conn.slot)
+	draining       atomic.Bool
 	// Set before draining is: a handshake that sees draining reads them.
 	drainDeadline atomic.Value // time.Time
 	drainReason   atomic.Value // string
@@ -67,6 +76,9 @@ type Manager struct {
 // Close once the connections are gone (after Drain).
 func New(o Options) *Manager {
 	m := &Manager{dest: o.Destination, dedup: o.Dedup, log: o.Logger, obs: o.Observer, reg: newRegistry()}
+	if o.Uploads != nil {
+		m.uploads, m.uploadInFlight = o.Uploads, max(o.UploadInFlight, 1)
+	}
 	if m.log == nil {
 		m.log = zap.NewNop()
 	}

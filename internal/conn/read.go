@@ -341,6 +341,7 @@ func (c *Conn) handshake(f protocol.Frame) bool {
 		HeartbeatIntervalMS: s.HeartbeatInterval.Milliseconds(),
 		MaxFrameSize:        c.maxFrame,
 		MaxInFlight:         c.maxInFlight,
+		MaxUploadInFlight:   c.m.uploadInFlight,
 	})
 	c.framesIn.Add(1)
 	c.m.obs.FramesIn(protocol.TypeHello, 1)
@@ -374,6 +375,7 @@ func (c *Conn) teardown() {
 	}
 	c.m.reg.remove(c)
 	c.detachDedup()
+	c.closeUploads()
 	c.m.obs.Closed(reason, handshaken)
 	// A peer leaving, or moving on during a drain, is routine: debug. Anything the
 	// server decided (timeouts, protocol errors, revocation) is worth a line at info.
