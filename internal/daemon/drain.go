@@ -58,6 +58,9 @@ func (d *Daemon) drain(reason string) {
 		d.admin.Close()
 	}
 	d.stopDedup()
+	if d.stopUploads != nil {
+		d.stopUploads()
+	}
 	flushStart := time.Now()
 	d.dest.close(d.log)
 	d.log.Info("exiting", zap.String("reason", reason), zap.Duration("drain", res.Duration),

@@ -225,6 +225,9 @@ func (s *Spool) wake() {
 // SetFsync turns fsync after every batch on or off, from the next batch on.
 func (s *Spool) SetFsync(on bool) { s.fsync.Store(on) }
 
+// Fsync reports whether writes are fsynced now (spool.fsync, live).
+func (s *Spool) Fsync() bool { return s.fsync.Load() }
+
 // SetSegmentSize changes the rotation size; it takes effect at the next rotation
 // check (after the next batch). n <= 0 means DefaultSegmentSize.
 func (s *Spool) SetSegmentSize(n int64) {

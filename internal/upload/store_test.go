@@ -253,3 +253,21 @@ func TestUploadExpire(t *testing.T) {
 	u.Close()
 	held.Close()
 }
+
+// Two processes on one directory (an upgrade's old and new) never write one
+// upload at the same time: the second open waits for the first to let go.
+func TestUploadHeldByOneProcessAtATime(t *testing.T) {
+	dir := t.TempDir()
+	old := openStore(t, dir, &records{}, nil)
+	successor := openStore(t, dir, &records{}, nil)
+	o := protocol.UploadOpen{UploadID: "a", Name: "a", Size: -1}
+	u, _ := old.Begin("c", o)
+	wantOK(t, u.Write(0, []byte("abc")), 3)
+	if v, st := successor.Begin("c", o); v != nil || st.Code != protocol.CodeUploadWriteFailed || !strings.Contains(st.Message, "another hawk process") {
+		t.Fatalf("open while the old process holds it: %+v", st)
+	}
+	u.Close()
+	v, st := successor.Begin("c", o)
+	wantOK(t, st, 3)
+	v.Close()
+}

@@ -10,9 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
+
+// errBusy is a partial upload another process holds.
+var errBusy = errors.New("the upload is open in another hawk process (an upgrade's old one, draining): open it again shortly")
 
 // entry is one upload, shared by every connection that has it open.
 type entry struct {
@@ -74,11 +78,15 @@ func (s *Store) Begin(client string, o protocol.UploadOpen) (*Upload, protocol.U
 	defer e.mu.Unlock()
 	resumed, err := u.loadLocked(client, o)
 	if err != nil {
+		e.mu.Unlock()
 		u.Close()
+		e.mu.Lock()
 		return refuse(protocol.CodeUploadWriteFailed, err.Error())
 	}
 	if msg := e.conflict(o); msg != "" {
+		e.mu.Unlock()
 		u.Close()
+		e.mu.Lock()
 		return refuse(protocol.CodeUploadConflict, msg)
 	}
 	if s.opts.Observer != nil && !e.done {
@@ -135,6 +143,12 @@ func (u *Upload) loadLocked(client string, o protocol.UploadOpen) (resumed bool,
 	f, err := os.OpenFile(base+".part", os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
 		return false, err
+	}
+	// One process writes an upload at a time: during an upgrade the old process
+	// may still hold it for a connection that is draining.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return false, errBusy
 	}
 	h := sha256.New()
 	n, err := io.Copy(h, f) // the hash of what a previous process made durable
