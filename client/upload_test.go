@@ -4,69 +4,21 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"net"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hawk-agents/hawk/internal/conn"
-	"github.com/hawk-agents/hawk/internal/ingest"
-	"github.com/hawk-agents/hawk/internal/upload"
+	"github.com/hawk-agents/hawk/internal/upload/uploadtest"
 )
-
-// instantDest commits every batch at once.
-type instantDest struct{}
-
-func (instantDest) Submit(b *ingest.Batch, w ingest.Waiter) { w.Committed(b.Seqs(), nil) }
-
-// uploadServer runs a real connection Manager with an upload store; stop closes
-// its listener and connections (a restart keeps the store's directory).
-func uploadServer(t *testing.T, dir, addr string) (string, *[]upload.FileRecord, func()) {
-	t.Helper()
-	var mu sync.Mutex
-	recs := &[]upload.FileRecord{}
-	store, err := upload.Open(upload.Options{Dir: dir, Announce: func(r upload.FileRecord) error {
-		mu.Lock()
-		defer mu.Unlock()
-		*recs = append(*recs, r)
-		return nil
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := conn.New(conn.Options{Settings: &conn.Settings{ServerID: "t", Version: "v", HandshakeTimeout: 2 * time.Second,
-		HeartbeatInterval: time.Second, HeartbeatTimeout: 3 * time.Second, WriteTimeout: 2 * time.Second, FrameTimeout: 30 * time.Second,
-		MaxConns: 10, MaxFrameSize: 1 << 20, MaxInFlight: 1024, DrainTimeout: time.Second, DrainSpread: 10 * time.Millisecond},
-		Destination: instantDest{}, Uploads: store, UploadInFlight: 256 << 10})
-	done := make(chan struct{})
-	go func() { defer close(done); m.Serve(ln) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			ln.Close()
-			<-done
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			m.Drain(ctx, "test")
-			m.Close()
-		})
-	}
-	t.Cleanup(stop)
-	return ln.Addr().String(), recs, stop
-}
 
 // A file uploaded while reports flow on the same connection, cut by a server
 // restart halfway: it resumes from the durable offset and the stored file is
 // the file sent, announced once.
 func TestUploadResumesAcrossServerRestart(t *testing.T) {
 	dir := t.TempDir()
-	addr, _, stop := uploadServer(t, dir, "127.0.0.1:0")
-	c, err := Dial(context.Background(), Options{Addr: addr, ClientID: "agent-up"})
+	first := uploadtest.Start(t, dir, "127.0.0.1:0", 256<<10)
+	c, err := Dial(context.Background(), Options{Addr: first.Addr, ClientID: "agent-up"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,14 +26,14 @@ func TestUploadResumesAcrossServerRestart(t *testing.T) {
 	file := make([]byte, 3<<20)
 	rand.Read(file)
 	var restarted sync.Once
-	var recs *[]upload.FileRecord
+	var second *uploadtest.Server
 	var maxSeen int64
 	progress := func(durable, size int64) {
 		maxSeen = max(maxSeen, durable)
 		if durable > size/2 {
 			restarted.Do(func() {
-				stop()
-				_, recs, _ = uploadServer(t, dir, addr)
+				first.Stop()
+				second = uploadtest.Start(t, dir, first.Addr, 256<<10)
 			})
 		}
 	}
@@ -107,10 +59,10 @@ func TestUploadResumesAcrossServerRestart(t *testing.T) {
 	if err := <-reports; err != nil {
 		t.Fatalf("reports beside the upload: %v", err)
 	}
-	if recs == nil || len(*recs) != 1 {
-		t.Fatalf("records after the restart: %v", recs)
+	if second == nil || len(second.Records()) != 1 || len(first.Records()) != 0 {
+		t.Fatalf("records: before the restart %v, after %v", first.Records(), second)
 	}
-	got, err := os.ReadFile((*recs)[0].Path)
+	got, err := os.ReadFile(second.Records()[0].Path)
 	if err != nil || !bytes.Equal(got, file) {
 		t.Fatalf("stored file differs (%d bytes, %v)", len(got), err)
 	}

@@ -31,6 +31,7 @@ const usage = `usage: client <command> [flags]
 
 commands:
   send   send one report and wait for its ACK
+  send-file  upload a file, resumably, and wait until the server publishes it
   load   generate load: many clients, each keeping a window of reports in flight
   idle   hold many authenticated, heartbeating, idle connections (memory measurements)
   legacy-load  generate load on a legacy ffff listener, as the metrics agents send
@@ -47,6 +48,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "send":
 		return cmdSend(args[1:], stdin, stdout, stderr)
+	case "send-file":
+		return cmdSendFile(args[1:], stdout, stderr)
 	case "load":
 		return cmdLoad(args[1:], stdout, stderr)
 	case "idle":
