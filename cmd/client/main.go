@@ -105,17 +105,11 @@ any other failure prints the error on stderr and exits 1. Bad usage exits 2.
 			return 1
 		}
 	}
-	tcfg, err := tf.config()
-	if err != nil {
-		fmt.Fprintf(stderr, "client: %v\n", err)
-		return 2
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Options{Addr: *addr, ClientID: *id, Token: *token, TLS: tcfg, ClientVersion: "hawk-client/" + version})
-	if err != nil {
-		printErr(stderr, err)
-		return 1
+	c, code := dialClient(ctx, *addr, *id, *token, &tf, stderr)
+	if c == nil {
+		return code
 	}
 	defer c.Close()
 	seq, err := c.Report(ctx, payload)
@@ -125,6 +119,22 @@ any other failure prints the error on stderr and exits 1. Bad usage exits 2.
 	}
 	fmt.Fprintf(stdout, "acked seq=%d\n", seq)
 	return 0
+}
+
+// dialClient connects as id, or prints why not and returns nil with the exit
+// code: 2 for bad TLS flags, 1 for a failed connection.
+func dialClient(ctx context.Context, addr, id, token string, tf *tlsFlags, stderr io.Writer) (*client.Client, int) {
+	tcfg, err := tf.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "client: %v\n", err)
+		return nil, 2
+	}
+	c, err := client.Dial(ctx, client.Options{Addr: addr, ClientID: id, Token: token, TLS: tcfg, ClientVersion: "hawk-client/" + version})
+	if err != nil {
+		printErr(stderr, err)
+		return nil, 1
+	}
+	return c, 0
 }
 
 // printErr prints err, naming the server's code when the server refused.

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/hawk-agents/hawk/client"
 )
 
 func cmdSendFile(args []string, stdout, stderr io.Writer) int {
@@ -59,17 +57,11 @@ published, 1 on failure, 2 on bad usage.
 		h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d", abs, st.Size(), st.ModTime().UnixNano()))
 		*uploadID = "f-" + hex.EncodeToString(h[:12])
 	}
-	tcfg, err := tf.config()
-	if err != nil {
-		fmt.Fprintf(stderr, "client: %v\n", err)
-		return 2
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Options{Addr: *addr, ClientID: *id, Token: *token, TLS: tcfg, ClientVersion: "hawk-client/" + version})
-	if err != nil {
-		printErr(stderr, err)
-		return 1
+	c, code := dialClient(ctx, *addr, *id, *token, &tf, stderr)
+	if c == nil {
+		return code
 	}
 	defer c.Close()
 	p := newProgress(stdout, isTerminal(stdout))

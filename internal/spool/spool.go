@@ -160,7 +160,7 @@ func Open(opts Options) (*Spool, error) {
 		s.remove = os.Remove
 	}
 	if s.syncDir == nil {
-		s.syncDir = syncDir
+		s.syncDir = SyncDir
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/hawk-agents/hawk/internal/spool"
 )
 
 // FileRecord is what the report stream learns of a published file, and the
@@ -73,19 +75,7 @@ func writeJSON(path string, v any, sync bool) error {
 		return err
 	}
 	if sync {
-		return syncDir(filepath.Dir(path))
+		return spool.SyncDir(filepath.Dir(path))
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

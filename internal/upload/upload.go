@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/hawk-agents/hawk/internal/protocol"
+	"github.com/hawk-agents/hawk/internal/spool"
 )
 
 // errBusy is a partial upload another process holds.
@@ -295,7 +296,7 @@ func (u *Upload) publishLocked(sum string) error {
 	}
 	os.Remove(part + ".json")
 	if sync {
-		if err := errors.Join(syncDir(dir), syncDir(filepath.Dir(part))); err != nil {
+		if err := errors.Join(spool.SyncDir(dir), spool.SyncDir(filepath.Dir(part))); err != nil {
 			return err
 		}
 	}
