@@ -52,6 +52,8 @@ type Client struct {
 		pingSeq   uint64
 	}
 
+	ups uploadRouter // answers to Upload (upload.go)
+
 	wake      chan struct{} // cap 1: the manager has something to look at
 	stop      chan struct{} // closed when the manager must exit
 	ctx       context.Context

@@ -110,6 +110,8 @@ func (c *Client) sessionEvents(s *session, evs []sessionEvent) {
 			} else {
 				c.completeLocked(rec, &NackError{Seq: ev.seq, Nack: *ev.nack})
 			}
+		case eventUpload:
+			c.ups.deliver(s, *ev.upload)
 		case eventGoaway:
 			c.stats.goaways.Add(1)
 			gw = ev.goaway

@@ -95,6 +95,7 @@ const (
 	eventAcked  eventKind = iota + 1 // the server persisted report seq
 	eventNacked                      // the server refused report seq: nack says why
 	eventGoaway                      // the server asked us to move: goaway says how soon
+	eventUpload                      // an UPLOAD_STATE: upload says what
 )
 
 // sessionEvent is one thing the server said that its owner must act on.
@@ -103,6 +104,7 @@ type sessionEvent struct {
 	seq    uint64
 	nack   *protocol.Nack // by pointer: NACKs are rare, ACKs are not, and the slice is copied per ACK
 	goaway *protocol.Goaway
+	upload *protocol.UploadState
 	// worked: an ACK or PONG had arrived on this connection before the GOAWAY,
 	// so the connection was not one that says GOAWAY right after WELCOME.
 	worked bool
@@ -409,6 +411,12 @@ func (s *session) handle(f protocol.Frame, evs []sessionEvent) ([]sessionEvent, 
 			return evs, fmt.Errorf("hawk: NACK for seq %d: %w", f.Seq, err)
 		}
 		evs = append(evs, sessionEvent{kind: eventNacked, seq: f.Seq, nack: nk})
+	case protocol.TypeUploadState:
+		st := new(protocol.UploadState)
+		if err := protocol.ParseJSON(f, st); err != nil {
+			return evs, fmt.Errorf("hawk: UPLOAD_STATE: %w", err)
+		}
+		evs = append(evs, sessionEvent{kind: eventUpload, upload: st})
 	case protocol.TypePing:
 		s.queueFrame(protocol.TypePong, f.Seq, nil)
 	case protocol.TypePong:

@@ -42,8 +42,11 @@ __all__ = [
 MAGIC = b"HK"
 VERSION = 1
 HELLO, WELCOME, PING, PONG, REPORT, ACK, NACK, GOAWAY, ERROR = range(1, 10)
+UPLOAD_OPEN, UPLOAD_CHUNK, UPLOAD_COMMIT, UPLOAD_STATE = range(10, 14)  # section 4.3
 TYPE_NAMES = {HELLO: "HELLO", WELCOME: "WELCOME", PING: "PING", PONG: "PONG", REPORT: "REPORT",
-              ACK: "ACK", NACK: "NACK", GOAWAY: "GOAWAY", ERROR: "ERROR"}
+              ACK: "ACK", NACK: "NACK", GOAWAY: "GOAWAY", ERROR: "ERROR",
+              UPLOAD_OPEN: "UPLOAD_OPEN", UPLOAD_CHUNK: "UPLOAD_CHUNK", UPLOAD_COMMIT: "UPLOAD_COMMIT",
+              UPLOAD_STATE: "UPLOAD_STATE"}
 HEADER_SIZE = 16
 TRAILER_SIZE = 4
 MAX_PAYLOAD_LIMIT = 64 << 20          # no peer ever accepts more (section 2, 3.2)
@@ -85,7 +88,7 @@ def _type_name(t):
 def encode_frame(ftype, seq=0, payload=b""):
     """The bytes of one frame: header, payload and CRC-32C trailer."""
     payload = bytes(payload)
-    if not 1 <= ftype <= 9:
+    if not 1 <= ftype <= 13:
         raise ValueError("frame type %d is not 1..9" % ftype)
     if not 0 <= seq < 1 << 64:
         raise ValueError("seq %d is not a uint64" % seq)
@@ -134,7 +137,7 @@ def decode_frame(buf, limit=CLIENT_LIMIT):
     if n < HEADER_SIZE:
         return None, 0
     _, _, ftype, length, seq = _HEADER.unpack_from(buf, 0)
-    if not 1 <= ftype <= 9:
+    if not 1 <= ftype <= 13:
         raise ProtocolError("unknown_type", "unknown frame type %d" % ftype)
     if length > min(limit, MAX_PAYLOAD_LIMIT):
         raise ProtocolError("frame_too_large", "%s payload length %d exceeds limit %d"
@@ -206,10 +209,13 @@ RETRYABLE_ERRORS = frozenset({
     "bad_crc", "handshake_timeout", "heartbeat_timeout", "too_many_connections", "replaced",
     "drain_timeout", "shutdown", "slow_consumer", "frame_timeout", "busy",
     "spool_write_failed", "unavailable", "destination_unavailable", "handoff_failed",
+    "upload_offset", "upload_unknown", "upload_quota", "upload_write_failed",
 })
 FINAL_ERRORS = frozenset({
     "bad_magic", "unsupported_version", "unknown_type", "frame_too_large", "bad_payload",
     "protocol_violation", "unauthorized", "token_revoked", "too_many_in_flight",
+    "upload_bad_name", "upload_bad_id", "upload_conflict", "upload_too_large", "upload_mismatch",
+    "upload_disabled",
 })
 
 GOAWAY_GRACE = 1.0      # seconds a connection is still read past its GOAWAY deadline

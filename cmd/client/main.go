@@ -31,6 +31,7 @@ const usage = `usage: client <command> [flags]
 
 commands:
   send   send one report and wait for its ACK
+  send-file  upload a file, resumably, and wait until the server publishes it
   load   generate load: many clients, each keeping a window of reports in flight
   idle   hold many authenticated, heartbeating, idle connections (memory measurements)
   legacy-load  generate load on a legacy ffff listener, as the metrics agents send
@@ -47,6 +48,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "send":
 		return cmdSend(args[1:], stdin, stdout, stderr)
+	case "send-file":
+		return cmdSendFile(args[1:], stdout, stderr)
 	case "load":
 		return cmdLoad(args[1:], stdout, stderr)
 	case "idle":
@@ -102,17 +105,11 @@ any other failure prints the error on stderr and exits 1. Bad usage exits 2.
 			return 1
 		}
 	}
-	tcfg, err := tf.config()
-	if err != nil {
-		fmt.Fprintf(stderr, "client: %v\n", err)
-		return 2
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Options{Addr: *addr, ClientID: *id, Token: *token, TLS: tcfg, ClientVersion: "hawk-client/" + version})
-	if err != nil {
-		printErr(stderr, err)
-		return 1
+	c, code := dialClient(ctx, *addr, *id, *token, &tf, stderr)
+	if c == nil {
+		return code
 	}
 	defer c.Close()
 	seq, err := c.Report(ctx, payload)
@@ -122,6 +119,22 @@ any other failure prints the error on stderr and exits 1. Bad usage exits 2.
 	}
 	fmt.Fprintf(stdout, "acked seq=%d\n", seq)
 	return 0
+}
+
+// dialClient connects as id, or prints why not and returns nil with the exit
+// code: 2 for bad TLS flags, 1 for a failed connection.
+func dialClient(ctx context.Context, addr, id, token string, tf *tlsFlags, stderr io.Writer) (*client.Client, int) {
+	tcfg, err := tf.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "client: %v\n", err)
+		return nil, 2
+	}
+	c, err := client.Dial(ctx, client.Options{Addr: addr, ClientID: id, Token: token, TLS: tcfg, ClientVersion: "hawk-client/" + version})
+	if err != nil {
+		printErr(stderr, err)
+		return nil, 1
+	}
+	return c, 0
 }
 
 // printErr prints err, naming the server's code when the server refused.

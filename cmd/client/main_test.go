@@ -19,6 +19,7 @@ import (
 
 	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/testutil"
+	"github.com/hawk-agents/hawk/internal/upload/uploadtest"
 )
 
 // ackServer is a minimal hawk server: it checks the token and acks every report.
@@ -388,5 +389,24 @@ func TestLoadNacked(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "bad_payload") {
 		t.Fatalf("stderr %q", errOut)
+	}
+}
+
+func TestSendFile(t *testing.T) {
+	srv := uploadtest.Start(t, t.TempDir(), "127.0.0.1:0", 64<<10)
+	path := filepath.Join(t.TempDir(), "x.log")
+	data := bytes.Repeat([]byte("line of a log\n"), 20000)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second run finds it published
+		code, out, errOut := runCmd("send-file", "-addr", srv.Addr, "-id", "a1", path)
+		if code != 0 || !strings.Contains(out, "progress ") || !strings.Contains(out, "published upload_id=f-") {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+	}
+	recs := srv.Records()
+	if len(recs) != 1 || recs[0].Name != "x.log" || recs[0].Size != int64(len(data)) {
+		t.Fatalf("records %+v", recs)
 	}
 }

@@ -46,6 +46,18 @@ type Config struct {
 	// DestinationJetStream (the jetstream section).
 	Destination string    `koanf:"destination"`
 	JetStream   JetStream `koanf:"jetstream"`
+	Uploads     Uploads   `koanf:"uploads"`
+}
+
+// Uploads is the uploads.* section: files agents send on their connections.
+type Uploads struct {
+	Enabled     bool          `koanf:"enabled"`
+	Dir         string        `koanf:"dir"` // "": <spool.dir>/uploads
+	MaxFileSize int64         `koanf:"max_file_size" unit:"bytes"`
+	ClientQuota int64         `koanf:"client_quota" unit:"bytes"`
+	TotalQuota  int64         `koanf:"total_quota" unit:"bytes"`
+	Expiry      time.Duration `koanf:"expiry"`
+	MaxInFlight int64         `koanf:"max_in_flight" unit:"bytes"`
 }
 
 // Log is the log.* section.

@@ -88,6 +88,13 @@
 //	control.mode                0600                                 restart-only
 //	legacy.listeners            [] (none)                            restart-only; allow, idle_timeout, max_frame_size: live
 //	udp.listeners               [] (none)                            restart-only; allow, reply, max_pending: live
+//	uploads.enabled             false                                restart-only
+//	uploads.dir                 "" (<spool.dir>/uploads)             restart-only
+//	uploads.max_file_size       8GiB                                 restart-only
+//	uploads.client_quota        16GiB                                restart-only
+//	uploads.total_quota         64GiB                                restart-only
+//	uploads.expiry              24h                                  restart-only
+//	uploads.max_in_flight       4MiB                                 restart-only
 //
 // # Reload
 //

@@ -358,6 +358,23 @@ var keys = []Key{
 			"A reload applies allow, reply and max_pending of a listener, matched by name; any other change needs an upgrade.",
 		DefaultNote: "(none)",
 		ReloadNote:  "; allow, reply, max_pending: live"},
+
+	{Name: "uploads.enabled", kind: kindBool, Default: "false", Example: "true", Reload: RestartOnly,
+		Doc: "Take files from agents on their connections (docs/PROTOCOL.md 4.3); off, an upload is answered upload_disabled."},
+	{Name: "uploads.dir", kind: kindString, Default: "", Example: "/var/lib/hawk/uploads", Reload: RestartOnly,
+		Doc:         "Directory of the uploads: partial/ holds uploads in progress, files/ the published files. Empty: <spool.dir>/uploads.",
+		DefaultNote: "(<spool.dir>/uploads)"},
+	{Name: "uploads.max_file_size", kind: kindSize, Default: "8GiB", Example: "1GiB", Reload: RestartOnly,
+		Doc: "The largest file an agent may upload; 0: no limit."},
+	{Name: "uploads.client_quota", kind: kindSize, Default: "16GiB", Example: "2GiB", Reload: RestartOnly,
+		Doc: "Bytes one client id may hold in uploads, partial and published (apart from the spool's retention); 0: no limit."},
+	{Name: "uploads.total_quota", kind: kindSize, Default: "64GiB", Example: "100GiB", Reload: RestartOnly,
+		Doc: "Bytes all uploads together may hold, partial and published; 0: no limit."},
+	{Name: "uploads.expiry", kind: kindDuration, Default: "24h", Example: "1h", Reload: RestartOnly,
+		Doc: "A partial upload no connection has open and that got no byte for this long is removed; 0: never."},
+	{Name: "uploads.max_in_flight", kind: kindSize, Default: "4MiB", Example: "1MiB", Reload: RestartOnly,
+		Doc: "Chunk data bytes a client may have sent and not seen answered, announced in WELCOME (max_upload_in_flight): " +
+			"what an interruption can cost in bytes sent twice."},
 }
 
 // keyIndex is the indexes over keys, built on first use (index) so that importing the

@@ -37,6 +37,7 @@ func TestDefaults(t *testing.T) {
 	want.JetStream = JetStream{URLs: "nats://127.0.0.1:4222", Stream: "HAWK_REPORTS", Subject: "hawk.reports.<client_id>",
 		MaxPending: 16384, PublishTimeout: 5 * time.Second, ConnectTimeout: 5 * time.Second, RetryAfter: time.Second,
 		RetryHorizon: 2 * time.Minute, RequireDurable: true}
+	want.Uploads = Uploads{MaxFileSize: 8 << 30, ClientQuota: 16 << 30, TotalQuota: 64 << 30, Expiry: 24 * time.Hour, MaxInFlight: 4 << 20}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
 	}
@@ -218,6 +219,13 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		"jetstream.sync_always":      "true",
 		"legacy.listeners":           `[{name: m, address: ":7380", format: c8c9, allow: [10.0.0.0/8, "::1/128"], idle_timeout: 1m}]`,
 		"udp.listeners":              `[{name: u, address: ":7390", format: syslog, allow: [10.0.0.0/8], max_datagram: 2KiB, reply: true}]`,
+		"uploads.enabled":            "true",
+		"uploads.dir":                "/var/lib/hawk/up",
+		"uploads.max_file_size":      "1GiB",
+		"uploads.client_quota":       "2GiB",
+		"uploads.total_quota":        "3GiB",
+		"uploads.expiry":             "1h",
+		"uploads.max_in_flight":      "1MiB",
 	}
 	want := Config{
 		Listen: "0.0.0.0:9000", ServerID: "edge-1", ProxyFrom: "10.0.0.5,10.1.0.0/16",
@@ -243,6 +251,8 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 	want.JetStream = JetStream{URLs: "nats://a:4222,nats://b:4222", Stream: "R", Subject: "r.<client_id>", Creds: "/c.creds",
 		TLSCA: "/ca.pem", TLSCert: "/c.pem", TLSKey: "/c.key", MaxPending: 100, PublishTimeout: 3 * time.Second,
 		ConnectTimeout: 4 * time.Second, RetryAfter: 250 * time.Millisecond, RetryHorizon: time.Hour, SyncAlways: true}
+	want.Uploads = Uploads{Enabled: true, Dir: "/var/lib/hawk/up", MaxFileSize: 1 << 30, ClientQuota: 2 << 30, TotalQuota: 3 << 30,
+		Expiry: time.Hour, MaxInFlight: 1 << 20}
 	if len(values) != len(keys) {
 		t.Fatalf("test covers %d keys, there are %d", len(values), len(keys))
 	}

@@ -147,6 +147,7 @@ func Validate(c *Config) error {
 	// jetstream.* is checked whatever the destination: a typo shows before the day
 	// the destination is switched.
 	validateJetStream(bad, &c.JetStream)
+	validateUploads(bad, &c.Uploads)
 	switch c.Destination {
 	case DestinationSpool, DestinationJetStream:
 	default:

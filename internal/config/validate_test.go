@@ -69,6 +69,13 @@ var badValues = map[string][]string{
 	"jetstream.sync_always":      {"maybe", ""},
 	"legacy.listeners":           {"{name: m}", "[[", "7"}, // element errors: TestLegacyListenerErrors
 	"udp.listeners":              {"{name: u}", "[[", "7"}, // element errors: TestUDPListenerErrors
+	"uploads.enabled":            {"maybe", ""},
+	"uploads.dir":                {"a\x00b"},
+	"uploads.max_file_size":      {"-1", "x"},
+	"uploads.client_quota":       {"-1", "1.5GiB"},
+	"uploads.total_quota":        {"-1", "x"},
+	"uploads.expiry":             {"-1s", "x"},
+	"uploads.max_in_flight":      {"0", "2GiB", "x"},
 }
 
 // Every key has bad values, and each is refused with an error naming that key.

@@ -81,6 +81,8 @@ type testServer struct {
 
 // startServer runs a Manager with a reaper on 127.0.0.1:0; everything stops at the
 // end of the test, connections included.
+// opts set more Options (Uploads, ProxyFrom, ...); the test's own Settings,
+// destination, logger and observer replace those fields.
 func startServer(t *testing.T, s *Settings, opts ...func(*Options)) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -92,10 +94,11 @@ func startServer(t *testing.T, s *Settings, opts ...func(*Options)) *testServer 
 	core, logs := observer.New(zap.DebugLevel)
 	ts.logs = logs
 	logger := zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), core))
-	o := Options{Settings: s, Destination: sp, Logger: logger, Observer: ts.obs}
+	var o Options
 	for _, f := range opts {
 		f(&o)
 	}
+	o.Settings, o.Destination, o.Logger, o.Observer = s, sp, logger, ts.obs
 	ts.m = New(o)
 	go func() { defer close(ts.done); ts.m.Serve(ln) }()
 	t.Cleanup(func() {

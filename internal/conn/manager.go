@@ -19,6 +19,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/reaper"
 	"github.com/hawk-agents/hawk/internal/tlsconf"
+	"github.com/hawk-agents/hawk/internal/upload"
 )
 
 // Options configures a Manager.
@@ -34,6 +35,11 @@ type Options struct {
 	// ProxyFrom are the load balancers whose connections start with a PROXY
 	// protocol v2 header (listen_proxy_from, proxied.go).
 	ProxyFrom []netip.Prefix
+	// Uploads stores the files agents send (PROTOCOL.md 4.3); nil: uploads are
+	// refused with upload_disabled and WELCOME announces none.
+	Uploads *upload.Store
+	// UploadInFlight is the max_upload_in_flight WELCOME announces with Uploads.
+	UploadInFlight int
 }
 
 // Manager owns every connection of the process.
@@ -41,9 +47,12 @@ type Manager struct {
 	settings atomic.Pointer[Settings]
 	dest     ingest.Destination
 	dedup    *dedup.Table
-	log      *zap.Logger
-	obs      Observer
-	reg      *registry
+	uploads  *upload.Store
+	// uploadInFlight is WELCOME's max_upload_in_flight: 0 without uploads.
+	uploadInFlight int
+	log            *zap.Logger
+	obs            Observer
+	reg            *registry
 	// proxyFrom: connections from these networks carry a PROXY header (proxied.go).
 	proxyFrom []netip.Prefix
 	nextID    atomic.Uint64
@@ -72,6 +81,9 @@ type Manager struct {
 // Close once the connections are gone (after Drain).
 func New(o Options) *Manager {
 	m := &Manager{dest: o.Destination, dedup: o.Dedup, log: o.Logger, obs: o.Observer, reg: newRegistry(), proxyFrom: o.ProxyFrom}
+	if o.Uploads != nil {
+		m.uploads, m.uploadInFlight = o.Uploads, max(o.UploadInFlight, 1)
+	}
 	if m.log == nil {
 		m.log = zap.NewNop()
 	}

@@ -283,6 +283,8 @@ func (c *Conn) handle(f protocol.Frame, b *batch, recv time.Time) bool {
 	case protocol.TypeHello:
 		c.fail(ReasonProtocol, protocol.CodeProtocol, "second HELLO on an established connection")
 		return false
+	case protocol.TypeUploadOpen, protocol.TypeUploadChunk, protocol.TypeUploadCommit:
+		return c.upload(f)
 	default:
 		c.fail(ReasonProtocol, protocol.CodeProtocol, fmt.Sprintf("%s is a server-to-client frame; a client must not send it", f.Type))
 		return false
@@ -342,6 +344,7 @@ func (c *Conn) handshake(f protocol.Frame) bool {
 		HeartbeatIntervalMS: s.HeartbeatInterval.Milliseconds(),
 		MaxFrameSize:        c.maxFrame,
 		MaxInFlight:         c.maxInFlight,
+		MaxUploadInFlight:   c.m.uploadInFlight,
 	})
 	c.framesIn.Add(1)
 	c.m.obs.FramesIn(protocol.TypeHello, 1)
@@ -375,6 +378,7 @@ func (c *Conn) teardown() {
 	}
 	c.m.reg.remove(c)
 	c.detachDedup()
+	c.closeUploads()
 	c.m.obs.Closed(reason, handshaken)
 	// A peer leaving, or moving on during a drain, is routine: debug. Anything the
 	// server decided (timeouts, protocol errors, revocation) is worth a line at info.

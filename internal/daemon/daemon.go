@@ -86,8 +86,10 @@ type Daemon struct {
 	dedup  *dedup.Table
 	// stopDedup stops following the previous process's spool (startDedup).
 	stopDedup func()
-	out       *handoff.Sender   // connections to a successor
-	in        *handoff.Receiver // connections from the parent
+	// stopUploads ends the upload store's upkeep (startUploads); nil without uploads.
+	stopUploads func()
+	out         *handoff.Sender   // connections to a successor
+	in          *handoff.Receiver // connections from the parent
 
 	reload  *reload.Reloader
 	watch   *reload.Watch   // nil without -config

@@ -58,6 +58,9 @@ func (d *Daemon) drain(reason string) {
 		d.admin.Close()
 	}
 	d.stopDedup()
+	if d.stopUploads != nil {
+		d.stopUploads()
+	}
 	flushStart := time.Now()
 	// UDP is read until here: after an upgrade the new process reads the same
 	// sockets, so reading on costs nothing; what was read is stored before exit.

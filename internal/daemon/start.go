@@ -152,14 +152,23 @@ func start(o Options) (_ *Daemon, err error) {
 		d.stopDedup = func() {}
 	}
 	undo = append(undo, d.stopDedup)
+	uploads, err := d.startUploads(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if d.stopUploads != nil {
+		undo = append(undo, d.stopUploads)
+	}
 	proxyFrom, _ := cfg.ProxyPrefixes() // validated
 	d.conns = conn.New(conn.Options{
-		Settings:    settings,
-		Destination: d.dest.dest,
-		Logger:      d.log.Named("conn"),
-		Observer:    d.met.Conn(),
-		Dedup:       d.dedup,
-		ProxyFrom:   proxyFrom,
+		Settings:       settings,
+		Destination:    d.dest.dest,
+		Logger:         d.log.Named("conn"),
+		Observer:       d.met.Conn(),
+		Dedup:          d.dedup,
+		Uploads:        uploads,
+		UploadInFlight: int(cfg.Uploads.MaxInFlight),
+		ProxyFrom:      proxyFrom,
 	})
 	undo = append(undo, d.conns.Close)
 	d.met.ReadConns(d.conns)

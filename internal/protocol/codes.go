@@ -63,6 +63,19 @@ var retryable = map[Code]bool{
 
 	CodeDestinationUnavailable: true,
 	CodeHandoffFailed:          true, // reconnect and resend, as after any ERROR
+
+	// Upload codes come in UPLOAD_STATE and concern one upload: "retryable" says
+	// whether sending again (from the answer's offset) can succeed.
+	CodeUploadOffset:      true,
+	CodeUploadUnknown:     true, // open it again, then resend
+	CodeUploadBadName:     false,
+	CodeUploadBadID:       false,
+	CodeUploadConflict:    false,
+	CodeUploadTooLarge:    false,
+	CodeUploadQuota:       true, // after files are taken away or partials expire
+	CodeUploadMismatch:    false,
+	CodeUploadWriteFailed: true,
+	CodeUploadDisabled:    false,
 }
 
 // Retryable reports whether reconnecting and resending can help after this code.

@@ -39,12 +39,18 @@ const (
 	TypeNack    Type = 7 // server → client, JSON Nack, seq of the report
 	TypeGoaway  Type = 8 // server → client, JSON Goaway
 	TypeError   Type = 9 // server → client, JSON Error, sent just before the server closes
-	maxType          = TypeError
+
+	TypeUploadOpen   Type = 10 // client → server, JSON UploadOpen
+	TypeUploadChunk  Type = 11 // client → server, id length | id | data; seq is the offset
+	TypeUploadCommit Type = 12 // client → server, JSON UploadCommit
+	TypeUploadState  Type = 13 // server → client, JSON UploadState; seq of the frame it answers
+	maxType               = TypeUploadState
 )
 
 var typeNames = [...]string{
 	TypeHello: "HELLO", TypeWelcome: "WELCOME", TypePing: "PING", TypePong: "PONG",
 	TypeReport: "REPORT", TypeAck: "ACK", TypeNack: "NACK", TypeGoaway: "GOAWAY", TypeError: "ERROR",
+	TypeUploadOpen: "UPLOAD_OPEN", TypeUploadChunk: "UPLOAD_CHUNK", TypeUploadCommit: "UPLOAD_COMMIT", TypeUploadState: "UPLOAD_STATE",
 }
 
 // Valid reports whether t is a known type.

@@ -10,7 +10,8 @@ import (
 )
 
 // allTypes is every frame type of protocol version 1.
-var allTypes = []Type{TypeHello, TypeWelcome, TypePing, TypePong, TypeReport, TypeAck, TypeNack, TypeGoaway, TypeError}
+var allTypes = []Type{TypeHello, TypeWelcome, TypePing, TypePong, TypeReport, TypeAck, TypeNack, TypeGoaway, TypeError,
+	TypeUploadOpen, TypeUploadChunk, TypeUploadCommit, TypeUploadState}
 
 // crc32cBitwise is CRC-32C written out from its definition, as docs/PROTOCOL.md
 // states it: reflected polynomial 0x82F63B78, initial value 0xFFFFFFFF, final xor
@@ -137,6 +138,7 @@ func TestTypeNamesAndValidity(t *testing.T) {
 	names := map[Type]string{
 		1: "HELLO", 2: "WELCOME", 3: "PING", 4: "PONG", 5: "REPORT",
 		6: "ACK", 7: "NACK", 8: "GOAWAY", 9: "ERROR",
+		10: "UPLOAD_OPEN", 11: "UPLOAD_CHUNK", 12: "UPLOAD_COMMIT", 13: "UPLOAD_STATE",
 	}
 	if len(allTypes) != len(names) {
 		t.Fatalf("allTypes has %d types, want %d", len(allTypes), len(names))

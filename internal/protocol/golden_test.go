@@ -60,7 +60,26 @@ var goldenFrames = []goldenFrame{
 		v: &ErrorPayload{Code: CodeUnauthorized, Message: "unauthorized: unknown token"}},
 	{name: "error_busy", typ: TypeError, seq: 0, what: "server -> client, handshake not admitted now; reconnect after 250 ms or later",
 		v: &ErrorPayload{Code: CodeBusy, Message: "busy: admitting 2000 handshakes/s", RetryAfterMS: 250}},
+	{name: "welcome_uploads", typ: TypeWelcome, seq: 0, what: "server -> client, HELLO accepted by a server that takes uploads, 4 MiB of chunk data in flight",
+		v: &Welcome{ServerID: "hawk-1", ServerVersion: "1.0.0", ConnID: 7, HeartbeatIntervalMS: 10000, MaxFrameSize: 1 << 20, MaxInFlight: 1024, MaxUploadInFlight: 4 << 20}},
+	{name: "upload_open", typ: TypeUploadOpen, seq: 0, what: "client -> server, open (or resume) upload u-1: a 10-byte file of known sha256",
+		v: &UploadOpen{UploadID: "u-1", Name: "crash.dump", Size: 10, SHA256: sha256Hello}},
+	{name: "upload_state_open", typ: TypeUploadState, seq: 0, what: "server -> client, upload u-1 is open and 4 bytes of it are durable: resume at 4",
+		v: &UploadState{UploadID: "u-1", Offset: 4}},
+	{name: "upload_chunk_off4", typ: TypeUploadChunk, seq: 4, raw: AppendChunkPayload(nil, "u-1", []byte("o worl")),
+		what: "client -> server, upload u-1, 6 bytes at offset 4 (seq is the offset)"},
+	{name: "upload_state_off10", typ: TypeUploadState, seq: 4, what: "server -> client, the chunk at offset 4 is durable: 10 bytes",
+		v: &UploadState{UploadID: "u-1", Offset: 10}},
+	{name: "upload_state_bad_offset", typ: TypeUploadState, seq: 12, what: "server -> client, a chunk sent at offset 12 is refused: the next chunk must start at 10",
+		v: &UploadState{UploadID: "u-1", Offset: 10, Code: CodeUploadOffset, Message: "chunk at offset 12; the durable offset is 10: send from 10"}},
+	{name: "upload_commit", typ: TypeUploadCommit, seq: 0, what: "client -> server, every byte of u-1 is sent: check and publish",
+		v: &UploadCommit{UploadID: "u-1", Size: 10, SHA256: sha256Hello}},
+	{name: "upload_state_done", typ: TypeUploadState, seq: 0, what: "server -> client, u-1 is published (also the answer to a retried commit)",
+		v: &UploadState{UploadID: "u-1", Offset: 10, Done: true}},
 }
+
+// sha256Hello is the sha256 of the 10 bytes "hello worl", the file of the upload vectors.
+const sha256Hello = "36ec9bdaee807f2ae07f9f43c851ace40bad1e659f04f831704abe9d2efcf2df"
 
 // invalidFrame is one malformed input of testdata/golden/invalid/<name>.hex: a
 // decoder with the given payload limit must reject it with the given code.
@@ -84,8 +103,8 @@ var invalidFrames = []invalidFrame{
 			return fixCRC(b)
 		}},
 	{name: "unknown_type", code: CodeUnknownType, limit: 1 << 20,
-		what:  "type 10 (CRC correct); rejected once the 16-byte header is in",
-		bytes: func() []byte { return AppendFrame(nil, Type(10), 42, nil) }},
+		what:  "type 255 (CRC correct); rejected once the 16-byte header is in",
+		bytes: func() []byte { return AppendFrame(nil, Type(255), 42, nil) }},
 	{name: "frame_too_large", code: CodeFrameTooLarge, limit: 1 << 20,
 		what: "a REPORT header announcing 1 MiB + 1 against a 1 MiB limit; rejected from the header alone, no payload follows",
 		bytes: func() []byte {
@@ -392,6 +411,12 @@ func reflectNew(v any) any {
 		return new(Goaway)
 	case *ErrorPayload:
 		return new(ErrorPayload)
+	case *UploadOpen:
+		return new(UploadOpen)
+	case *UploadCommit:
+		return new(UploadCommit)
+	case *UploadState:
+		return new(UploadState)
 	}
 	panic(fmt.Sprintf("no payload type %T", v))
 }

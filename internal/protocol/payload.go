@@ -24,6 +24,10 @@ type Welcome struct {
 	// answered (ACK or NACK) on this connection, as MQTT 5's Receive Maximum. 0 means
 	// the server did not say (an older server): the client keeps its own bound.
 	MaxInFlight int `json:"max_in_flight"`
+	// MaxUploadInFlight is the most UPLOAD_CHUNK data bytes a client may have sent
+	// and not yet seen answered on this connection. 0 (absent) means the server
+	// takes no uploads.
+	MaxUploadInFlight int `json:"max_upload_in_flight,omitempty"`
 }
 
 // Nack refuses one report (the frame's seq). Retryable means the same report may

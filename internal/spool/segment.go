@@ -101,8 +101,8 @@ func openFile(name string) (File, error) {
 	return os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
 }
 
-// syncDir makes the directory entries of the files created in dir durable.
-func syncDir(dir string) error {
+// SyncDir makes the directory entries of the files created in dir durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -186,7 +186,7 @@ func Open(opts Options) (*Spool, error) {
 		s.remove = os.Remove
 	}
 	if s.syncDir == nil {
-		s.syncDir = syncDir
+		s.syncDir = SyncDir
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -254,6 +254,9 @@ func (s *Spool) wake() {
 
 // SetFsync turns fsync after every batch on or off, from the next batch on.
 func (s *Spool) SetFsync(on bool) { s.fsync.Store(on) }
+
+// Fsync reports whether writes are fsynced now (spool.fsync, live).
+func (s *Spool) Fsync() bool { return s.fsync.Load() }
 
 // SetSegmentSize changes the rotation size; it takes effect at the next rotation
 // check (after the next batch). n <= 0 means DefaultSegmentSize.

@@ -405,7 +405,7 @@ func TestMalformedFramesGetTheirError(t *testing.T) {
 		{"unsupported version", false, corrupt(hello, 2), protocol.CodeUnsupportedVersion},
 		{"bad crc on HELLO", false, corrupt(hello, len(hello)-1), protocol.CodeBadCRC},
 		{"bad crc on REPORT", true, corrupt(report, len(report)-2), protocol.CodeBadCRC},
-		{"unknown type", false, protocol.AppendFrame(nil, protocol.Type(12), 1, nil), protocol.CodeUnknownType},
+		{"unknown type", false, protocol.AppendFrame(nil, protocol.Type(255), 1, nil), protocol.CodeUnknownType},
 		{"unknown type after HELLO", true, protocol.AppendFrame(nil, protocol.Type(0), 1, nil), protocol.CodeUnknownType},
 		{"first frame too large (header alone)", false, header(protocol.TypeHello, 17<<10), protocol.CodeFrameTooLarge},
 		{"REPORT too large (header alone)", true, header(protocol.TypeReport, 4097), protocol.CodeFrameTooLarge},

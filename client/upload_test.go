@@ -1,0 +1,72 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/upload/uploadtest"
+)
+
+// A file uploaded while reports flow on the same connection, cut by a server
+// restart halfway: it resumes from the durable offset and the stored file is
+// the file sent, announced once.
+func TestUploadResumesAcrossServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	first := uploadtest.Start(t, dir, "127.0.0.1:0", 256<<10)
+	c, err := Dial(context.Background(), Options{Addr: first.Addr, ClientID: "agent-up"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	file := make([]byte, 3<<20)
+	rand.Read(file)
+	var restarted sync.Once
+	var second *uploadtest.Server
+	var maxSeen int64
+	progress := func(durable, size int64) {
+		maxSeen = max(maxSeen, durable)
+		if durable > size/2 {
+			restarted.Do(func() {
+				first.Stop()
+				second = uploadtest.Start(t, dir, first.Addr, 256<<10)
+			})
+		}
+	}
+	reports := make(chan error, 1)
+	go func() {
+		for i := 0; i < 50; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := c.Report(ctx, []byte(`{"n":1}`))
+			cancel()
+			if err != nil {
+				reports <- err
+				return
+			}
+		}
+		reports <- nil
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = c.Upload(ctx, Upload{ID: "dump-1", Name: "core.dump", File: bytes.NewReader(file), Size: int64(len(file)), Progress: progress, ChunkSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-reports; err != nil {
+		t.Fatalf("reports beside the upload: %v", err)
+	}
+	if second == nil || len(second.Records()) != 1 || len(first.Records()) != 0 {
+		t.Fatalf("records: before the restart %v, after %v", first.Records(), second)
+	}
+	got, err := os.ReadFile(second.Records()[0].Path)
+	if err != nil || !bytes.Equal(got, file) {
+		t.Fatalf("stored file differs (%d bytes, %v)", len(got), err)
+	}
+	if maxSeen != int64(len(file)) {
+		t.Fatalf("progress reached %d of %d", maxSeen, len(file))
+	}
+}

@@ -1,0 +1,81 @@
+package upload
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/spool"
+)
+
+// FileRecord is what the report stream learns of a published file, and the
+// .json beside it in files/.
+type FileRecord struct {
+	ClientID  string    `json:"client_id"`
+	UploadID  string    `json:"upload_id"`
+	Name      string    `json:"name"`
+	Size      int64     `json:"size"`
+	SHA256    string    `json:"sha256"`
+	Path      string    `json:"path"` // where the file is on the server
+	Complete  bool      `json:"complete"`
+	Published time.Time `json:"published"`
+	// Announced is true once the record is durable in the report stream; it is
+	// kept in the .json only, never announced.
+	Announced bool `json:"announced,omitempty"`
+}
+
+// partialMeta is the .json of a partial upload: what its open announced.
+type partialMeta struct {
+	ClientID string    `json:"client_id"`
+	UploadID string    `json:"upload_id"`
+	Name     string    `json:"name"`
+	Size     int64     `json:"size"` // -1: not announced
+	SHA256   string    `json:"sha256,omitempty"`
+	Created  time.Time `json:"created"`
+}
+
+func readJSON[T any](path string) (T, error) {
+	var v T
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
+}
+
+// writeJSON replaces path with v atomically (a temporary file renamed over it),
+// synced with its directory when sync is set.
+func writeJSON(path string, v any, sync bool) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if sync {
+		return spool.SyncDir(filepath.Dir(path))
+	}
+	return nil
+}
