@@ -18,7 +18,7 @@ ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 root=$ctx/rootfs
 install -d "$root/usr/local/bin" "$root/etc/hawk" "$root/tmp"
-install -d -o 10001 -g 10001 -m 0750 "$root/var/lib/hawk"
+install -d -m 0750 "$ctx/state"   # /var/lib/hawk, given to hawk by the Dockerfile
 CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w -buildid= -X main.version=$version" \
   -o "$root/usr/local/bin/hawk" ./cmd/server
 install -m 0644 deploy/container/hawk.yaml "$root/etc/hawk/hawk.yaml"
