@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,15 +23,9 @@ func startSupervisedInPIDNamespace(t *testing.T, version string) (*server, int) 
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Fatal("unshare (util-linux) is needed to run hawk as PID 1 of a PID namespace:", err)
 	}
-	dir := t.TempDir()
-	s := &server{t: t, dir: dir, binary: filepath.Join(dir, "hawk"), cfgPath: filepath.Join(dir, "hawk.yaml"),
-		pidFile: filepath.Join(dir, "hawk.pid"), spool: filepath.Join(dir, "spool"), waitErr: make(chan error, 1)}
-	install(t, version, s.binary)
-	if err := os.WriteFile(s.cfgPath, []byte(serverConfig(dir)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	s := newServer(t, version)
 	s.cmd = exec.Command("unshare", "--pid", "--fork", "--mount-proc", s.binary, "supervise", "-config", s.cfgPath)
-	s.cmd.Dir = dir
+	s.cmd.Dir = s.dir
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
