@@ -10,7 +10,7 @@
 # Each must end with the right MainPID, a drain rather than a SIGKILL, and the right
 # Result. Run as root from anywhere:  deploy/test-systemd.sh   (exit 0: all passed)
 # HAWK_SYSTEMD_DIR names the scripts' directory (default ../shared/systemd from the
-# repository root). CI does not run it: it needs root and systemd-nspawn.
+# repository root). .ci/run runs it (as root) when ../shared/systemd is present.
 set -uo pipefail # no -e: every check is counted, and the run goes on to the end
 cd "$(dirname "$0")/.."
 SD=$(cd "${HAWK_SYSTEMD_DIR:-../shared/systemd}" && pwd)

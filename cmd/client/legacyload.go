@@ -14,7 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hawk-agents/hawk/internal/legacy"
+	"github.com/hawk-agents/hawk/internal/legacy/ffffwire"
+	"github.com/hawk-agents/hawk/internal/legacy/formats"
 )
 
 // legacySummary is what legacy-load prints at the end (-json: as one object).
@@ -57,7 +58,7 @@ func cmdLegacyLoad(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if *format != string(legacy.FormatFFFF) || *clients < 1 || *window < 1 || *size < 64 {
+	if *format != formats.FFFF || *clients < 1 || *window < 1 || *size < 64 {
 		fmt.Fprintln(stderr, "legacy-load: -format ffff (the only one measured so far), -c ≥ 1, -w ≥ 1, -s ≥ 64")
 		return 2
 	}
@@ -65,7 +66,7 @@ func cmdLegacyLoad(args []string, stdout, stderr io.Writer) int {
 	spread := *srcSpread && loop
 
 	content := fmt.Appendf(nil, `{"content":"%s","rand":123,"timestamp":1700000000}`, strings.Repeat("x", max(*size-50, 1)))
-	frame := legacy.AppendFFFFPacket(nil, legacy.FFFFReport, content)
+	frame := ffffwire.AppendPacket(nil, ffffwire.Report, content)
 
 	var sent, receipts, errs, dialFails atomic.Uint64
 	var hist histogram
@@ -97,7 +98,7 @@ func cmdLegacyLoad(args []string, stdout, stderr io.Writer) int {
 					if err != nil {
 						return
 					}
-					if string(line) != legacy.FFFFReportReply {
+					if string(line) != ffffwire.ReportReply {
 						continue // a heartbeat's line
 					}
 					t0 := <-inflight

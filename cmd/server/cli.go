@@ -18,7 +18,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/proc"
 )
 
-const commandList = "upgrade, reload, status, help"
+const commandList = "upgrade, reload, status, supervise, help"
 
 // verdict is set once hawk upgrade has its (successful) verdict.
 var verdict atomic.Bool
@@ -36,6 +36,8 @@ usage:
                                               or the rejection (exit 0/1)
   hawk status  [-config FILE | -socket PATH]  pid, version, generation, readiness, connections,
                                               last upgrade and reload (-json for JSON)
+  hawk supervise [server flags]               run the server under a supervisor that stays PID 1
+                                              across upgrades (a container's entrypoint)
   hawk help                                   this text
 
 The commands talk to the server over control.socket (read from -config, HAWK_* or -socket).
@@ -57,6 +59,8 @@ func runCommand(cmd string, args []string, stdout, stderr io.Writer) int {
 		fs.SetOutput(stdout)
 		usage(stdout, fs)
 		return 0
+	case "supervise":
+		return runSupervise(args, stderr)
 	case "upgrade", "reload", "status":
 	default:
 		fmt.Fprintf(stderr, "hawk: unknown command %q; commands are %s (hawk -h)\n", cmd, commandList)

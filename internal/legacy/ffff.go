@@ -5,65 +5,38 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"hash/crc32"
 
+	"github.com/hawk-agents/hawk/internal/legacy/ffffwire"
 	"github.com/hawk-agents/hawk/internal/legacy/formats"
 )
 
-// The ffff format (the metrics agent):
-//
-//	0xFF 0xFF | length u16 BE (of data) | data | CRC u16 BE | 0xFF 0xFE
-//
-// CRC is the high 16 bits of CRC-32 (IEEE) over data. data is what Go's
-// encoding/json writes for struct{ PacketType byte; PacketContent []byte }:
-// {"PacketType":1,"PacketContent":"<base64 of the inner JSON>"}. PacketType 0 is a
-// heartbeat, 1 a report. Replies are text lines: "heartBeat\n" for a heartbeat,
-// "Report data has recive\n" (sic) for a stored report.
+// The ffff format (the metrics agent) is ffffwire's; the names below are the
+// listener's callers' spelling of it.
 const (
-	ffffMagic   = "\xff\xff"
-	ffffTrailer = "\xff\xfe"
-	ffffHeader  = 4 // magic + length
-	ffffTail    = 4 // CRC + trailer
+	ffffMagic   = ffffwire.Magic
+	ffffTrailer = ffffwire.Trailer
+	ffffHeader  = ffffwire.Header
+	ffffTail    = ffffwire.Tail
 	maxFFFFData = formats.MaxFFFFData
 
-	// FFFFHeartbeatReply and FFFFReportReply are the agent's expected lines, byte for
-	// byte (the agents match "recive" as it is spelt).
-	FFFFHeartbeatReply = "heartBeat\n"
-	FFFFReportReply    = "Report data has recive\n"
-
-	// FFFF packet types.
-	FFFFHeartbeat = 0
-	FFFFReport    = 1
+	FFFFHeartbeatReply = ffffwire.HeartbeatReply
+	FFFFReportReply    = ffffwire.ReportReply
+	FFFFHeartbeat      = ffffwire.Heartbeat
+	FFFFReport         = ffffwire.Report
 )
 
-// FFFFCRC is the frame's checksum of data: the high 16 bits of CRC-32 (IEEE).
-func FFFFCRC(data []byte) uint16 { return uint16(crc32.ChecksumIEEE(data) >> 16) }
+// FFFFEnvelope is ffffwire.Envelope.
+type FFFFEnvelope = ffffwire.Envelope
 
-// AppendFFFF appends one ffff frame carrying data (the JSON envelope) to dst, as the
-// agents write it. data must be at most 65535 bytes.
-func AppendFFFF(dst, data []byte) []byte {
-	dst = append(dst, ffffMagic...)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(data)))
-	dst = append(dst, data...)
-	dst = binary.BigEndian.AppendUint16(dst, FFFFCRC(data))
-	return append(dst, ffffTrailer...)
-}
+// FFFFCRC is ffffwire.CRC.
+func FFFFCRC(data []byte) uint16 { return ffffwire.CRC(data) }
 
-// FFFFEnvelope is the agents' packet: encoding/json writes PacketContent as
-// standard base64 with padding.
-type FFFFEnvelope struct {
-	PacketType    byte
-	PacketContent []byte
-}
+// AppendFFFF is ffffwire.Append.
+func AppendFFFF(dst, data []byte) []byte { return ffffwire.Append(dst, data) }
 
-// AppendFFFFPacket appends the frame of a packet of type typ with the inner JSON
-// content, exactly as the agents encode it (json.Marshal of the envelope).
+// AppendFFFFPacket is ffffwire.AppendPacket.
 func AppendFFFFPacket(dst []byte, typ byte, content []byte) []byte {
-	data, err := json.Marshal(FFFFEnvelope{PacketType: typ, PacketContent: content})
-	if err != nil { // a struct of a byte and a []byte always marshals
-		panic("legacy: marshal ffff envelope: " + err.Error())
-	}
-	return AppendFFFF(dst, data)
+	return ffffwire.AppendPacket(dst, typ, content)
 }
 
 type ffffCodec struct{}

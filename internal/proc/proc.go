@@ -29,18 +29,35 @@ func ChildPIDs() []int {
 
 // ParentOf is pid's parent from /proc (0 when pid is gone).
 func ParentOf(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
+	f := statFields(pid)
 	if len(f) < 2 {
 		return 0
 	}
 	ppid, _ := strconv.Atoi(f[1])
 	return ppid
+}
+
+// StartTime is when pid started, in clock ticks since boot; ok is false when pid
+// is gone or a zombie (it has exited, only its status is left).
+func StartTime(pid int) (ticks uint64, ok bool) {
+	f := statFields(pid)
+	if len(f) < 20 || f[0] == "Z" {
+		return 0, false
+	}
+	ticks, err := strconv.ParseUint(f[19], 10, 64)
+	return ticks, err == nil
+}
+
+// statFields are the fields of /proc/pid/stat after the command name (which may
+// hold spaces and parentheses): state, ppid, and on (nil when pid is gone).
+func statFields(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
 }

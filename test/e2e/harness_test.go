@@ -150,6 +150,15 @@ heartbeat:
 // test configuration and flags.
 func startServer(t testing.TB, version string, flags ...string) *server {
 	t.Helper()
+	s := newServer(t, version)
+	s.launch(flags)
+	return s
+}
+
+// newServer installs version as dir/hawk with the test configuration beside it, in
+// a fresh directory, without starting it.
+func newServer(t testing.TB, version string) *server {
+	t.Helper()
 	dir := t.TempDir()
 	s := &server{t: t, dir: dir, binary: filepath.Join(dir, "hawk"), cfgPath: filepath.Join(dir, "hawk.yaml"),
 		pidFile: filepath.Join(dir, "hawk.pid"), spool: filepath.Join(dir, "spool"), waitErr: make(chan error, 1)}
@@ -157,7 +166,6 @@ func startServer(t testing.TB, version string, flags ...string) *server {
 	if err := os.WriteFile(s.cfgPath, []byte(serverConfig(dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.launch(flags)
 	return s
 }
 
