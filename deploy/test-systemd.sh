@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs deploy/hawk.service under real systemd (252, in the throwaway container of
-# ../shared/systemd) through the sequences of issue 13, printing each command and
+# ../shared/systemd) through the sequences an operator meets, printing each command and
 # the lines that matter, and checking the outcome of each:
 #
 #   start; reload (upgrade); reload during a drain; stop during a drain; stop right
@@ -37,10 +37,10 @@ run() {
 }
 # wait_for SECONDS DESCRIPTION CMD...: poll CMD until it succeeds, with a deadline.
 wait_for() {
-  local until=$((SECONDS + $1)) what=$2
+  local secs=$1 until=$((SECONDS + $1)) what=$2
   shift 2
   until "$@" >/dev/null 2>&1; do
-    ((SECONDS < until)) || { bad "timed out after ${1}s waiting for: $what"; return 1; }
+    ((SECONDS < until)) || { bad "timed out after ${secs}s waiting for: $what"; return 1; }
     sleep 0.1
   done
 }
@@ -52,7 +52,7 @@ no_sigkill() {
   else ok "no SIGKILL, no timeout: $1"; fi
 }
 idle_clients() { # N: N idle agents in the container that move on GOAWAY
-  inc sh -c "setsid hawkc idle -addr 127.0.0.1:7373 -n $1 -hold 600s -token $TOKEN >/tmp/idle.log 2>&1 & echo \$! >/tmp/idle.pid"
+  inc sh -c "setsid hawkc idle -addr 127.0.0.1:7373 -n $1 -id-prefix dev-idle -hold 600s -token $TOKEN >/tmp/idle.log 2>&1 & echo \$! >/tmp/idle.pid"
   wait_for 20 "$1 connections" sh -c "'$SD/in.sh' hawk status -config /etc/hawk/hawk.yaml | grep -qx 'connections $1'"
 }
 idle_stop() { inc sh -c 'kill $(cat /tmp/idle.pid) 2>/dev/null; true'; }
