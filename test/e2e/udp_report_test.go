@@ -38,7 +38,11 @@ func startLossyRelay(t *testing.T, server *net.UDPAddr, loss float64) *lossyRela
 	}
 	r := &lossyRelay{down: down, up: up, loss: loss}
 	r.wg.Add(2)
-	go r.pump(func(b []byte) (int, error) { n, from, err := down.ReadFromUDPAddrPort(b); r.client.Store(&from); return n, err },
+	go r.pump(func(b []byte) (int, error) {
+		n, from, err := down.ReadFromUDPAddrPort(b)
+		r.client.Store(&from)
+		return n, err
+	},
 		func(b []byte) { up.Write(b) }, &r.dropped[0])
 	go r.pump(up.Read, func(b []byte) {
 		if to := r.client.Load(); to != nil {
