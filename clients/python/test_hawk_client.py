@@ -26,6 +26,7 @@ GOLDEN = os.path.join(HERE, "..", "..", "internal", "protocol", "testdata", "gol
 ADDR = os.environ.get("HAWK_ADDR", "")
 SPOOL = os.environ.get("HAWK_SPOOL_DIR", "")
 REQUIRE = os.environ.get("HAWK_REQUIRE_SERVER", "") == "1"
+UDP_REPORT_ADDR = os.environ.get("HAWK_UDP_REPORT_ADDR", "")   # a report listener of that server
 NAMES = {v: k for k, v in hk.TYPE_NAMES.items()}
 
 
@@ -239,6 +240,22 @@ class ServerTestCase(unittest.TestCase):
         with self.assertRaises(hk.ConnectionClosed):
             conn.recv(5)
         return err
+
+
+class UDPServerTest(ServerTestCase):
+    def test_reports_acked_and_stored_once(self):
+        if not UDP_REPORT_ADDR:
+            if REQUIRE:
+                self.fail("HAWK_UDP_REPORT_ADDR must name the server's report listener")
+            self.skipTest("HAWK_UDP_REPORT_ADDR not set")
+        c = hk.UDPClient(UDP_REPORT_ADDR, self.client_id, first_seq=1)
+        self.addCleanup(c.close)
+        seqs = [c.report({"i": i}, timeout=30) for i in range(20)]
+        self.assertEqual(seqs, list(range(1, 21)))
+        self.assertEqual(c.report({"i": 0}, seq=1, timeout=30), 1)    # a retransmit: ACKed, not stored again
+        recs = spool_records(self.client_id)
+        self.assertEqual(sorted(r["seq"] for r in recs), seqs)
+        self.assertTrue(all(r["format"] == "report" and r["listener"] == "pyreport" for r in recs), recs)
 
 
 class ServerTest(ServerTestCase):
