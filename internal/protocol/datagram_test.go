@@ -135,3 +135,13 @@ func FuzzDecodeDatagram(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkDecodeDatagram(b *testing.B) {
+	d := AppendDatagram(nil, "agent-42", "s3cret", 42, bytes.Repeat([]byte("x"), 200))
+	b.SetBytes(int64(len(d)))
+	for b.Loop() {
+		if _, err := DecodeDatagram(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
