@@ -34,6 +34,7 @@ __all__ = [
     "crc32c", "Frame", "encode_frame", "encode_json", "decode_frame", "Decoder",
     "HawkError", "ProtocolError", "ServerError", "NackError", "ConnectionClosed",
     "ClientClosed", "TooLarge", "Connection", "Receipt", "Client",
+    "encode_datagram", "decode_datagram", "NoAck", "UDPClient",
 ]
 
 # ---------------------------------------------------------------------------
@@ -873,3 +874,133 @@ class Client:
                         self._ping_seq += 1
                         self.events["pings"] += 1
                         c.send(encode_frame(PING, self._ping_seq))
+
+
+# ---------------------------------------------------------------------------
+# Reports in datagrams (PROTOCOL.md section 4.4)
+
+DATAGRAM_MAGIC = b"HD"
+UDP_FIRST_RETRY = 0.2   # a report is sent again after this, doubling each time
+UDP_MAX_RETRY = 5.0     # up to this
+UDP_MAX_ATTEMPTS = 10   # sends before report() gives up (NoAck)
+
+
+def encode_datagram(client_id, token, seq, payload=b""):
+    """A report datagram: magic "HD", version, id length, token length, the id, the
+    token, then one REPORT frame."""
+    cid, tok = client_id.encode("utf-8"), token.encode("utf-8")
+    if not 1 <= len(cid) <= 255 or len(tok) > 255:
+        raise ValueError("client id must be 1..255 bytes and token at most 255")
+    return (DATAGRAM_MAGIC + bytes([VERSION, len(cid), len(tok)]) + cid + tok
+            + encode_frame(REPORT, seq, _as_bytes(payload)))
+
+
+def decode_datagram(data):
+    """(client_id bytes, token bytes, Frame) of a report datagram; ProtocolError
+    ("malformed" or "bad_crc") when it is not one."""
+    if len(data) < 5 or data[:2] != DATAGRAM_MAGIC or data[2] != VERSION:
+        raise ProtocolError("malformed", "not a report datagram")
+    idlen, toklen = data[3], data[4]
+    if idlen == 0 or len(data) < 5 + idlen + toklen:
+        raise ProtocolError("malformed", "id or token past the end")
+    rest = data[5 + idlen + toklen:]
+    try:
+        frame, n = decode_frame(rest, MAX_PAYLOAD_LIMIT)
+    except ProtocolError as e:
+        raise ProtocolError("bad_crc" if e.code == "bad_crc" else "malformed", str(e))
+    if frame is None or n != len(rest) or frame.type != REPORT:
+        raise ProtocolError("malformed", "not exactly one REPORT frame")
+    return bytes(data[5:5 + idlen]), bytes(data[5 + idlen:5 + idlen + toklen]), frame
+
+
+class NoAck(HawkError):
+    """No ACK came for a report datagram after max_attempts sends. It may or may
+    not be stored; sending it again under the same seq stores it at most once."""
+
+
+class UDPClient:
+    """Sends reports as datagrams to a hawk UDP listener with format report; each
+    report() returns once the server ACKed it, retransmitting with backoff until
+    then. Thread-safe: ACKs are matched by seq."""
+
+    def __init__(self, addr, client_id, token="", first_seq=None, first_retry=UDP_FIRST_RETRY,
+                 max_retry=UDP_MAX_RETRY, max_attempts=UDP_MAX_ATTEMPTS):
+        self.client_id, self.token = client_id, token
+        self.first_retry, self.max_retry, self.max_attempts = first_retry, max(max_retry, first_retry), max_attempts
+        self._seq = (first_seq if first_seq else time.time_ns()) - 1
+        self._lock = threading.Lock()
+        self._waiting = {}
+        host, port = _parse_addr(addr)
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.connect((host, port))
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def report(self, payload, seq=None, timeout=None):
+        """Send payload (bytes, str or a JSON-able object) under seq (default: the
+        next one) and return the seq once ACKed; NoAck after max_attempts sends,
+        TimeoutError past timeout seconds, ClientClosed after close()."""
+        if not isinstance(payload, (bytes, bytearray, memoryview, str)):
+            payload = _json_bytes(payload)
+        with self._lock:
+            if seq is None:
+                self._seq += 1
+                seq = self._seq
+            acked = threading.Event()
+            self._waiting[seq] = acked
+        data = encode_datagram(self.client_id, self.token, seq, payload)
+        end = None if timeout is None else time.monotonic() + timeout
+        wait = self.first_retry
+        try:
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    self._sock.send(data)
+                except OSError:
+                    pass    # ECONNREFUSED from an earlier datagram: the next attempt sends again
+                step = wait if end is None else min(wait, max(0.0, end - time.monotonic()))
+                if acked.wait(step):
+                    with self._lock:
+                        if seq not in self._waiting:    # the reader took it off: ACKed
+                            return seq
+                    raise ClientClosed("client closed")
+                if self._closed.is_set():
+                    raise ClientClosed("client closed")
+                if end is not None and time.monotonic() >= end:
+                    raise TimeoutError("report seq %d not acknowledged within %.1fs" % (seq, timeout))
+                wait = min(2 * wait, self.max_retry)
+            raise NoAck("report seq %d not acknowledged after %d sends" % (seq, self.max_attempts))
+        finally:
+            with self._lock:
+                self._waiting.pop(seq, None)
+
+    def _read(self):
+        while not self._closed.is_set():
+            try:
+                data = self._sock.recv(64)
+            except OSError:
+                if self._closed.is_set():
+                    return
+                continue    # ECONNREFUSED while nobody listens: retransmits go on
+            try:
+                frame, n = decode_frame(data)
+            except ProtocolError:
+                continue
+            if frame is None or n != len(data) or frame.type != ACK:
+                continue
+            with self._lock:
+                ev = self._waiting.pop(frame.seq, None)
+            if ev is not None:
+                ev.set()
+
+    def close(self):
+        self._closed.set()
+        with self._lock:
+            for ev in self._waiting.values():
+                ev.set()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        self._reader.join(5)

@@ -26,6 +26,7 @@ GOLDEN = os.path.join(HERE, "..", "..", "internal", "protocol", "testdata", "gol
 ADDR = os.environ.get("HAWK_ADDR", "")
 SPOOL = os.environ.get("HAWK_SPOOL_DIR", "")
 REQUIRE = os.environ.get("HAWK_REQUIRE_SERVER", "") == "1"
+UDP_REPORT_ADDR = os.environ.get("HAWK_UDP_REPORT_ADDR", "")   # a report listener of that server
 NAMES = {v: k for k, v in hk.TYPE_NAMES.items()}
 
 
@@ -159,6 +160,57 @@ def spool_records(client_id):
     return out
 
 
+class DatagramTest(unittest.TestCase):
+    def test_golden_datagrams(self):
+        files = sorted(glob.glob(os.path.join(GOLDEN, "datagram", "*.hex")))
+        self.assertTrue(files, "no golden datagrams")
+        want = {"report_seq42.hex": ("agent-42", "s3cret", 42, b'{"cpu":0.42}'),
+                "report_no_token_seq1.hex": ("a", "", 1, b"x")}
+        for path in files:
+            with self.subTest(file=os.path.basename(path)):
+                data, _ = read_hex(path)
+                cid, tok, frame = hk.decode_datagram(data)
+                w = want[os.path.basename(path)]
+                self.assertEqual((cid.decode(), tok.decode(), frame.seq, frame.payload), w)
+                self.assertEqual(hk.encode_datagram(*w), data)
+
+    def test_refusals(self):
+        good = hk.encode_datagram("agent-1", "t", 5, b"x")
+        bad_crc = bytearray(good)
+        bad_crc[-1] ^= 1
+        for data, code in [(b"", "malformed"), (b"HK\x01\x01\x00a", "malformed"), (good[:-1], "malformed"),
+                           (good + b"\x00", "malformed"), (bytes(bad_crc), "bad_crc")]:
+            with self.assertRaises(hk.ProtocolError) as cm:
+                hk.decode_datagram(data)
+            self.assertEqual(cm.exception.code, code, data)
+
+    def test_retransmits_until_acked_and_gives_up(self):
+        srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        srv.bind(("127.0.0.1", 0))
+        self.addCleanup(srv.close)
+        got = {}
+
+        def serve():
+            while True:
+                try:
+                    data, src = srv.recvfrom(2048)
+                except OSError:
+                    return
+                _, _, f = hk.decode_datagram(data)
+                got[f.seq] = got.get(f.seq, 0) + 1
+                if f.payload == b"ack" and got[f.seq] > 2:     # the first two copies are "lost"
+                    srv.sendto(hk.encode_frame(hk.ACK, f.seq), src)
+        threading.Thread(target=serve, daemon=True).start()
+        c = hk.UDPClient("127.0.0.1:%d" % srv.getsockname()[1], "agent-1", "t", first_seq=10,
+                         first_retry=0.01, max_retry=0.04, max_attempts=4)
+        self.addCleanup(c.close)
+        self.assertEqual(c.report("ack"), 10)
+        self.assertEqual(got[10], 3)
+        with self.assertRaises(hk.NoAck):
+            c.report("never")
+        self.assertEqual(got[11], 4)
+
+
 class ServerTestCase(unittest.TestCase):
     def setUp(self):
         if not ADDR or not SPOOL:
@@ -188,6 +240,22 @@ class ServerTestCase(unittest.TestCase):
         with self.assertRaises(hk.ConnectionClosed):
             conn.recv(5)
         return err
+
+
+class UDPServerTest(ServerTestCase):
+    def test_reports_acked_and_stored_once(self):
+        if not UDP_REPORT_ADDR:
+            if REQUIRE:
+                self.fail("HAWK_UDP_REPORT_ADDR must name the server's report listener")
+            self.skipTest("HAWK_UDP_REPORT_ADDR not set")
+        c = hk.UDPClient(UDP_REPORT_ADDR, self.client_id, first_seq=1)
+        self.addCleanup(c.close)
+        seqs = [c.report({"i": i}, timeout=30) for i in range(20)]
+        self.assertEqual(seqs, list(range(1, 21)))
+        self.assertEqual(c.report({"i": 0}, seq=1, timeout=30), 1)    # a retransmit: ACKed, not stored again
+        recs = spool_records(self.client_id)
+        self.assertEqual(sorted(r["seq"] for r in recs), seqs)
+        self.assertTrue(all(r["format"] == "report" and r["listener"] == "pyreport" for r in recs), recs)
 
 
 class ServerTest(ServerTestCase):

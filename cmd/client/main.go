@@ -77,12 +77,15 @@ func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var tf tlsFlags
 	tf.register(fs)
 	timeout := fs.Duration("timeout", 10*time.Second, "overall time limit: connecting (retried until then) and waiting for the ACK")
+	udpAddr := fs.String("udp", "", "send the report as a datagram to this report listener `host:port` instead (retransmitted until ACKed)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: client send -id ID [-addr host:port] [-token T] [-timeout 10s] PAYLOAD
+		fmt.Fprint(stderr, `usage: client send -id ID [-addr host:port | -udp host:port] [-token T] [-timeout 10s] PAYLOAD
 
 Sends PAYLOAD ("-" reads it from standard input) as one report and waits for the
 server's ACK. Prints "acked seq=N" and exits 0; on a refused handshake, a NACK or
 any other failure prints the error on stderr and exits 1. Bad usage exits 2.
+With -udp the report is one datagram (PROTOCOL.md 4.4), sent again with backoff
+until ACKed; no ACK within -timeout (a refused datagram is never answered) exits 1.
 
 `)
 		fs.PrintDefaults()
@@ -107,6 +110,9 @@ any other failure prints the error on stderr and exits 1. Bad usage exits 2.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	if *udpAddr != "" {
+		return sendUDP(ctx, *udpAddr, *id, *token, payload, stdout, stderr)
+	}
 	c, code := dialClient(ctx, *addr, *id, *token, &tf, stderr)
 	if c == nil {
 		return code

@@ -349,7 +349,7 @@ var keys = []Key{
 	{Name: "udp.listeners", kind: kindObjects, Default: "", Reload: RestartOnly,
 		Example: `[{name: lines, address: "127.0.0.1:7390", format: lines, allow: [127.0.0.1/32]}]`,
 		Doc: "UDP datagram listeners, a list of objects: name (a-z, 0-9, _, -; labels metrics and records), address (host:port), " +
-			"format (lines: each datagram is one report; syslog: RFC 5424 or RFC 3164, parsed into fields), " +
+			"format (lines: each datagram is one report; syslog: RFC 5424 or RFC 3164, parsed into fields; report: hawk's REPORT with client id and token, ACKed once durable, deduplicated), " +
 			"allow (required: the source networks whose datagrams are read, as CIDRs; others are refused and counted), " +
 			"max_datagram (the largest datagram stored, default 65507), receive_buffer (SO_RCVBUF, default 4MiB; " +
 			"the kernel caps it at net.core.rmem_max; 0 keeps the kernel's default), max_pending (datagrams read and not yet durable; " +

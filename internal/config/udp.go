@@ -39,7 +39,7 @@ type UDPListener struct {
 }
 
 // UDPFormats are the formats a UDP listener may have.
-var UDPFormats = []string{"lines", "syslog"}
+var UDPFormats = []string{"lines", "syslog", "report"}
 
 // UDP listener defaults, for a field left out.
 const (

@@ -11,7 +11,7 @@ func TestUDPListenerErrors(t *testing.T) {
 		{`[{name: "U!", address: ":1", format: lines, allow: [10.0.0.0/8]}]`, "udp.listeners[0].name", "must be 1-64"},
 		{"[" + ok + ", " + ok + "]", "udp.listeners[1].name", "also the name"},
 		{`[{name: u, address: "x", format: lines, allow: [10.0.0.0/8]}]`, "udp.listeners[0].address", "host:port"},
-		{`[{name: u, address: ":1", format: ffff, allow: [10.0.0.0/8]}]`, "udp.listeners[0].format", "lines or syslog"},
+		{`[{name: u, address: ":1", format: ffff, allow: [10.0.0.0/8]}]`, "udp.listeners[0].format", "lines or syslog or report"},
 		{`[{name: u, address: ":1", format: lines}]`, "udp.listeners[0].allow", "must list"},
 		{`[{name: u, address: ":1", format: lines, allow: [nope]}]`, "udp.listeners[0].allow", "not a CIDR"},
 		{`[{name: u, address: ":1", format: lines, allow: [10.0.0.0/8], max_datagram: 70000}]`, "udp.listeners[0].max_datagram", "between 1 and 65535"},

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/admin"
+	"github.com/hawk-agents/hawk/internal/auth"
 	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/control"
@@ -179,7 +180,10 @@ func start(o Options) (_ *Daemon, err error) {
 	}
 	// The UDP sockets are read from here on, before Ready: after an upgrade the
 	// parent reads the same sockets until it exits, and each datagram goes to one.
-	if err = d.udp.Start(d.dest.dest, d.met.UDP); err != nil {
+	// Report listeners check credentials as the connections do, under the same
+	// settings (a reload changes them).
+	creds := func() (*auth.Set, bool) { s := d.conns.Settings(); return s.Auth, s.AuthOpen }
+	if err = d.udp.Start(d.dest.dest, d.met.UDP, creds, d.dedup); err != nil {
 		return nil, err
 	}
 	undo = append(undo, d.udp.Stop) // before the destination closes: what was read is stored

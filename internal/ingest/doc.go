@@ -20,7 +20,7 @@
 //	seq          number   the agent's sequence number of the report (a uint64: it may not fit a float64)
 //	conn_id      number   the server's id of the connection the report came in on (a uint64)
 //	listener     string   only for a report from a legacy or UDP listener: the listener's name (legacy.listeners, udp.listeners)
-//	format       string   only with listener: the wire format, ffff, c8c9 or headers (legacy), lines or syslog (UDP)
+//	format       string   only with listener: the wire format, ffff, c8c9 or headers (legacy), lines, syslog or report (UDP)
 //	received     string   when the server read the report: UTC, RFC 3339 with up to nanoseconds
 //	payload      any      the report's payload as the agent sent it, when it is valid JSON and UTF-8
 //	                      nested at most MaxPayloadDepth (256) levels deep (whitespace removed when it

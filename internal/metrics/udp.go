@@ -20,7 +20,7 @@ func newUDPVecs(f factory) udpVecs {
 	return udpVecs{
 		datagrams: f.counterVec("hawk_udp_datagrams_total", "Datagrams read by a UDP listener.", "listener"),
 		bytes:     f.counterVec("hawk_udp_bytes_total", "Bytes of the datagrams read by a UDP listener.", "listener"),
-		refused:   f.counterVec("hawk_udp_refused_total", "Datagrams a UDP listener read and did not store, by reason (not_allowed, empty, oversize, pending_full, not_stored).", "listener", "reason"),
+		refused:   f.counterVec("hawk_udp_refused_total", "Datagrams a UDP listener read and did not store, by reason (not_allowed, empty, oversize, pending_full, not_stored; report: malformed, bad_crc, unknown_token, not_covered, open_remote).", "listener", "reason"),
 		parseErrs: f.counterVec("hawk_udp_parse_errors_total", "Datagrams stored raw because they did not parse as the listener's format, by reason (unparsed).", "listener", "reason"),
 		stored:    f.counterVec("hawk_udp_stored_total", "Datagrams from a UDP listener made durable.", "listener"),
 		replies:   f.counterVec("hawk_udp_replies_total", "Receipts a UDP listener sent (reply: true).", "listener"),

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/hawk-agents/hawk/internal/dedup"
 	"github.com/hawk-agents/hawk/internal/ingest"
 )
 
@@ -12,7 +13,8 @@ import (
 type reply struct {
 	to   netip.AddrPort
 	seq  uint64
-	size int // the datagram's: the receipt is never larger
+	size int           // the datagram's: the receipt is never larger
+	dd   *dedup.Client // a report's window, held until its commit (nil without dedup)
 }
 
 // batch is the datagrams read since the last Submit, and the Waiter of that Submit.
@@ -37,13 +39,18 @@ func newBatch(l *Listener) *batch {
 func (b *batch) Committed(seqs []uint64, err error) {
 	l := b.l
 	n := len(seqs)
+	if l.o.Format == FormatReport {
+		b.committedReports(err)
+	}
 	if err != nil {
 		for range n {
 			l.o.Observer.Refused(RefusedNotStored)
 		}
 	} else {
 		l.o.Observer.Stored(n)
-		b.sendReplies()
+		if l.o.Format != FormatReport {
+			b.sendReplies()
+		}
 	}
 	l.pending.Add(-int64(n))
 	b.b.Reset()

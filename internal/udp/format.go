@@ -6,6 +6,7 @@ import "bytes"
 const (
 	FormatLines  = "lines"
 	FormatSyslog = "syslog"
+	FormatReport = "report" // hawk's REPORT in a datagram (report.go), not parsed here
 )
 
 // parser turns one datagram into a record's payload, appended to dst. ok is false

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/dedup"
 	"github.com/hawk-agents/hawk/internal/ingest"
 )
 
@@ -43,13 +44,18 @@ type Observer interface {
 // Options configure a Listener.
 type Options struct {
 	Name        string
-	Format      string // FormatLines or FormatSyslog
+	Format      string // FormatLines, FormatSyslog or FormatReport
 	Conn        *net.UDPConn
 	MaxDatagram int
 	Settings    *Settings
 	Destination ingest.Destination
 	Observer    Observer
 	Logger      *zap.Logger
+	// Credentials and Dedup serve the report format: who may speak for a client
+	// id, and the clients' windows. Without Credentials the server is open (only
+	// loopback sources are served); without Dedup nothing is deduplicated.
+	Credentials Credentials
+	Dedup       *dedup.Table
 }
 
 // Listener reads one socket (its reader) and hands what it read to the
@@ -148,6 +154,9 @@ func (l *Listener) handle(d []byte, from netip.AddrPort) {
 	case l.pending.Load() >= int64(s.MaxPending):
 		l.o.Observer.Refused(RefusedPendingFull)
 		return
+	case l.o.Format == FormatReport:
+		l.handleReport(d, from, ip)
+		return
 	}
 	l.mu.Lock()
 	b := l.cur
@@ -177,6 +186,10 @@ func (l *Listener) handle(d []byte, from netip.AddrPort) {
 	}
 	l.pending.Add(1)
 	l.mu.Unlock()
+	l.wakeSubmitter()
+}
+
+func (l *Listener) wakeSubmitter() {
 	select {
 	case l.wake <- struct{}{}:
 	default:

@@ -80,14 +80,18 @@ type rig struct {
 	c    *counts
 }
 
-func newRig(t *testing.T, format string, st Settings, d *dest) *rig {
+func newRig(t *testing.T, format string, st Settings, d *dest, with ...func(*Options)) *rig {
 	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &counts{refused: map[string]int{}}
-	l := New(Options{Name: "u", Format: format, Conn: conn, MaxDatagram: 64, Settings: &st, Destination: d, Observer: c, Logger: zap.NewNop()})
+	o := Options{Name: "u", Format: format, Conn: conn, MaxDatagram: 64, Settings: &st, Destination: d, Observer: c, Logger: zap.NewNop()}
+	for _, f := range with {
+		f(&o)
+	}
+	l := New(o)
 	l.Start()
 	t.Cleanup(func() { l.Stop(); conn.Close() })
 	return &rig{l: l, conn: conn, d: d, c: c}

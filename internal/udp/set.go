@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/config"
+	"github.com/hawk-agents/hawk/internal/dedup"
 	"github.com/hawk-agents/hawk/internal/ingest"
 )
 
@@ -55,8 +56,9 @@ func Listen(cfgs []config.UDPListener, listen func(name, addr string) (net.Packe
 
 // Start creates and starts every listener: from here on the sockets are read.
 // observer gives each listener its metrics; drops is what reads its socket's
-// kernel drop counter.
-func (s *Set) Start(dest ingest.Destination, observer func(name string, drops func() (uint64, error)) Observer) error {
+// kernel drop counter. creds and dd serve report listeners (Options).
+func (s *Set) Start(dest ingest.Destination, observer func(name string, drops func() (uint64, error)) Observer,
+	creds Credentials, dd *dedup.Table) error {
 	for i, c := range s.cfgs {
 		st, err := SettingsOf(&c)
 		if err != nil {
@@ -68,7 +70,7 @@ func (s *Set) Start(dest ingest.Destination, observer func(name string, drops fu
 		}
 		l := New(Options{Name: c.Name, Format: c.Format, Conn: s.conns[i], MaxDatagram: c.MaxDatagram, Settings: st,
 			Destination: dest, Observer: observer(c.Name, func() (uint64, error) { return KernelDrops(inode) }),
-			Logger: s.log.Named("udp")})
+			Logger: s.log.Named("udp"), Credentials: creds, Dedup: dd})
 		s.list = append(s.list, l)
 		l.Start()
 	}

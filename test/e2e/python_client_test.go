@@ -48,12 +48,12 @@ func pythonEnv(s *server) []string {
 // TestPythonClient runs the Python client's unittest suite against a real server.
 func TestPythonClient(t *testing.T) {
 	py := python3(t)
-	s := startServer(t, bin.serverV1)
+	s := startServer(t, bin.serverV1, `-udp.listeners=[{name: pyreport, address: "127.0.0.1:0", format: report, allow: [127.0.0.0/8]}]`)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, py, "-m", "unittest", "-v")
 	cmd.Dir = pythonDir
-	cmd.Env = pythonEnv(s)
+	cmd.Env = append(pythonEnv(s), "HAWK_UDP_REPORT_ADDR="+s.udpListening("pyreport").String())
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
