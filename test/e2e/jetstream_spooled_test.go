@@ -1,0 +1,78 @@
+package e2e
+
+import (
+	"errors"
+	"net/http"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/testutil"
+)
+
+// jetstream.mode: spooled: reports are ACKed from the local spool and forwarded to
+// the stream in the background.
+
+// spooledFlags make a hawk spool its reports and forward them to ns.
+func spooledFlags(ns interface{ URL() string }) []string {
+	return []string{"-destination=jetstream", "-jetstream.mode=spooled", "-jetstream.urls=" + ns.URL(), "-jetstream.stream=" + jsStream,
+		"-jetstream.sync_always=true", "-jetstream.retry_after=200ms", "-jetstream.publish_timeout=2s", "-spool.fsync=always"}
+}
+
+// waitForwarded waits until the forwarder of the server at admin has nothing left
+// to send.
+func waitForwarded(t *testing.T, admin string) {
+	t.Helper()
+	testutil.Eventually(t, 60*time.Second, func() bool {
+		m, err := scrapeMetrics(admin)
+		return err == nil && m["hawk_forward_lag_records"] == 0 && m["hawk_forward_records_total"] > 0
+	}, "the forwarder to catch up")
+}
+
+// NATS down at start: hawk starts, is ready and ACKs every report from the spool
+// (no NACK); the lag grows. NATS back: everything is forwarded. Then SIGKILL while
+// forwarding and an upgrade while forwarding: every acked report is in the stream
+// exactly once.
+func TestJetStreamSpooledNATSDownKillAndUpgrade(t *testing.T) {
+	ns := startNATS(t)
+	ns.Stop()
+	flags := spooledFlags(ns)
+	s := startServer(t, bin.serverV1, flags...)
+	addr, admin := s.addr(), s.adminAddr()
+	if c := readyz(admin); c != http.StatusOK {
+		t.Fatalf("/readyz %d with NATS down, want 200: the spool is the destination", c)
+	}
+	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "10000", "-d", "300s", "-drain-timeout", "30s")
+	s.waitProgress(20000)
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		m, err := scrapeMetrics(admin)
+		return err == nil && m["hawk_forward_lag_records"] >= 20000 && m["hawk_forward_lag_seconds"] > 0
+	}, "the forward lag to show the reports waiting for NATS")
+
+	ns.Restart()
+	waitStream(t, ns, 20000)
+
+	// SIGKILL while forwarding: the position on disk is where the next process goes on.
+	s.signal(s.cmd.Process.Pid, syscall.SIGKILL)
+	err := <-s.waitErr
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("the server exited with %v, want killed", err)
+	}
+	s.waitErr <- err
+	cur := restartServer(t, s, append([]string{"-listen=" + addr}, flags...)...)
+	cur.waitConnected(100)
+	waitStream(t, ns, 10000)
+
+	// An upgrade while forwarding: the new process takes the lock and the position.
+	cur.upgradeTo(bin.serverV2)
+	waitStream(t, ns, 10000)
+
+	sum := load.stop()
+	if sum.Errors != 0 || sum.Nacked != 0 {
+		t.Fatalf("load: %+v; want 0 errors and 0 NACKs: the spool ACKs while NATS is down", sum)
+	}
+	waitForwarded(t, cur.adminAddr())
+	checkStreamExactlyOnce(t, ns, load)
+}
