@@ -367,6 +367,7 @@ func TestJetStreamAlertRules(t *testing.T) {
 	}
 	m := metrics.New("v-test", func() int { return 0 })
 	m.JetStream()
+	m.Forward()
 	families, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -379,9 +380,9 @@ func TestJetStreamAlertRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	used := regexp.MustCompile(`hawk_jetstream_[a-z_]+`).FindAllString(string(raw), -1)
-	if len(used) == 0 {
-		t.Fatal("no hawk_jetstream_ metric in the rules")
+	used := regexp.MustCompile(`hawk_(jetstream|forward)_[a-z_]+`).FindAllString(string(raw), -1)
+	if !slices.ContainsFunc(used, func(n string) bool { return strings.HasPrefix(n, "hawk_forward_") }) {
+		t.Fatal("no hawk_forward_ metric in the rules")
 	}
 	for _, name := range used {
 		if !have[strings.TrimSuffix(name, "_bucket")] {
