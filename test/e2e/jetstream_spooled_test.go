@@ -15,9 +15,8 @@ import (
 // the stream in the background.
 
 // spooledFlags make a hawk spool its reports and forward them to ns.
-func spooledFlags(ns interface{ URL() string }) []string {
-	return []string{"-destination=jetstream", "-jetstream.mode=spooled", "-jetstream.urls=" + ns.URL(), "-jetstream.stream=" + jsStream,
-		"-jetstream.sync_always=true", "-jetstream.retry_after=200ms", "-jetstream.publish_timeout=2s", "-spool.fsync=always"}
+func spooledFlags(urls string) []string {
+	return append(jsFlagsTo(urls), "-jetstream.mode=spooled", "-spool.fsync=always")
 }
 
 // waitForwarded waits until the forwarder of the server at admin has nothing left
@@ -37,7 +36,7 @@ func waitForwarded(t *testing.T, admin string) {
 func TestJetStreamSpooledNATSDownKillAndUpgrade(t *testing.T) {
 	ns := startNATS(t)
 	ns.Stop()
-	flags := spooledFlags(ns)
+	flags := spooledFlags(ns.URL())
 	s := startServer(t, bin.serverV1, flags...)
 	addr, admin := s.addr(), s.adminAddr()
 	if c := readyz(admin); c != http.StatusOK {

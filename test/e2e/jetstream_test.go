@@ -38,13 +38,22 @@ func startNATS(t *testing.T) *natstest.Server {
 
 // jsFlags make a hawk write to ns. The test server syncs every write
 // (sync_interval: always), which jetstream.sync_always states.
-func jsFlags(ns *natstest.Server) []string {
-	return []string{"-destination=jetstream", "-jetstream.urls=" + ns.URL(), "-jetstream.stream=" + jsStream,
+func jsFlags(ns *natstest.Server) []string { return jsFlagsTo(ns.URL()) }
+
+// jsFlagsTo make a hawk write to the NATS servers at urls (comma separated).
+func jsFlagsTo(urls string) []string {
+	return []string{"-destination=jetstream", "-jetstream.urls=" + urls, "-jetstream.stream=" + jsStream,
 		"-jetstream.sync_always=true", "-jetstream.retry_after=200ms", "-jetstream.publish_timeout=2s"}
 }
 
+// streamReader is a nats-server or a cluster of them, read back by the tests.
+type streamReader interface {
+	Count(stream string) uint64
+	Messages(stream string) (byID map[string]int, total int)
+}
+
 // waitStream waits for n more messages in the stream.
-func waitStream(t *testing.T, ns *natstest.Server, n uint64) {
+func waitStream(t *testing.T, ns streamReader, n uint64) {
 	t.Helper()
 	base := ns.Count(jsStream)
 	testutil.Eventually(t, 20*time.Second, func() bool { return ns.Count(jsStream) >= base+n }, "%d more messages in the stream", n)
@@ -62,7 +71,7 @@ func readyz(admin string) int {
 
 // checkStreamExactlyOnce: every report the load generator saw ACKed is in the
 // stream exactly once, and no Nats-Msg-Id is in it twice.
-func checkStreamExactlyOnce(t *testing.T, ns *natstest.Server, loads ...*loadRun) {
+func checkStreamExactlyOnce(t *testing.T, ns streamReader, loads ...*loadRun) {
 	t.Helper()
 	byID, total := ns.Messages(jsStream)
 	for id, n := range byID {

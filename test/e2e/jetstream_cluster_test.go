@@ -1,0 +1,48 @@
+package e2e
+
+import (
+	"testing"
+
+	"github.com/hawk-agents/hawk/internal/config"
+	"github.com/hawk-agents/hawk/internal/testutil/natstest"
+)
+
+// A real three-node NATS cluster and an R3 stream with the servers' default sync
+// (the production setting). Under load, a follower is stopped and restarted, then
+// the stream's leader: in both modes, every report hawk ACKed is in the stream
+// exactly once.
+func TestJetStreamClusterNodeFailures(t *testing.T) {
+	for _, mode := range []string{config.JetStreamDirect, config.JetStreamSpooled} {
+		t.Run(mode, func(t *testing.T) {
+			c := natstest.StartCluster(t, 3)
+			c.CreateStream(jsStream, "hawk.reports.*")
+			flags := append(jsFlagsTo(c.URLs()), "-jetstream.sync_always=false")
+			if mode == config.JetStreamSpooled {
+				flags = append(spooledFlags(c.URLs()), "-jetstream.sync_always=false")
+			}
+			s := startServer(t, bin.serverV1, flags...)
+			load := startLoad(t, s.addr(), "-c", "50", "-w", "8", "-s", "256", "-rate", "5000", "-d", "300s", "-drain-timeout", "30s")
+			waitStream(t, c, 5000)
+			for _, pick := range []struct {
+				role string
+				node func(string) *natstest.Server
+			}{{"follower", c.Follower}, {"leader", c.Leader}} {
+				n := pick.node(jsStream)
+				n.Stop()
+				waitStream(t, c, 5000) // two of three keep the stream writable
+				n.Restart()
+				waitStream(t, c, 5000)
+				t.Logf("%s: stopped and restarted the stream's %s under load", mode, pick.role)
+			}
+			sum := load.stop()
+			if sum.Errors != 0 || sum.ConnectErrs != 0 {
+				t.Fatalf("load: %+v; want 0 errors (NACKs while the leader is elected are retried)", sum)
+			}
+			if mode == config.JetStreamSpooled {
+				waitForwarded(t, s.adminAddr())
+			}
+			checkStreamExactlyOnce(t, c, load)
+			t.Logf("%s: load %+v", mode, sum)
+		})
+	}
+}
