@@ -2,14 +2,16 @@ package e2e
 
 import (
 	"testing"
+	"time"
 
 	"github.com/hawk-agents/hawk/internal/config"
+	"github.com/hawk-agents/hawk/internal/testutil"
 	"github.com/hawk-agents/hawk/internal/testutil/natstest"
 )
 
 // A real three-node NATS cluster and an R3 stream with the servers' default sync
 // (the production setting). Under load, a follower is stopped and restarted, then
-// the stream's leader: in both modes, every report hawk ACKed is in the stream
+// the stream's leader, then all three for a while: in both modes, every report hawk ACKed is in the stream
 // exactly once.
 func TestJetStreamClusterNodeFailures(t *testing.T) {
 	for _, mode := range []string{config.JetStreamDirect, config.JetStreamSpooled} {
@@ -34,6 +36,28 @@ func TestJetStreamClusterNodeFailures(t *testing.T) {
 				waitStream(t, c, 5000)
 				t.Logf("%s: stopped and restarted the stream's %s under load", mode, pick.role)
 			}
+			// All of NATS down for a while: spooled, the reports wait in the spool (the
+			// lag grows); direct, they are NACKed and resent.
+			admin := s.adminAddr()
+			// Direct, an agent resends a NACKed report with a growing backoff: few
+			// publishes fail per second.
+			waiting, grow := "hawk_jetstream_publish_errors_total", 100.0
+			if mode == config.JetStreamSpooled {
+				waiting, grow = "hawk_forward_lag_records", 5000
+			}
+			before := metric(t, admin, waiting)
+			for _, n := range c.Nodes {
+				n.Stop()
+			}
+			testutil.Eventually(t, 30*time.Second, func() bool {
+				m, err := scrapeMetrics(admin)
+				return err == nil && m[waiting] >= before+grow
+			}, "%s to grow by %.0f while NATS is down", waiting, grow)
+			for _, n := range c.Nodes {
+				n.Restart()
+			}
+			waitStream(t, c, 5000)
+			t.Logf("%s: all of NATS stopped and restarted under load", mode)
 			sum := load.stop()
 			if sum.Errors != 0 || sum.ConnectErrs != 0 {
 				t.Fatalf("load: %+v; want 0 errors (NACKs while the leader is elected are retried)", sum)
