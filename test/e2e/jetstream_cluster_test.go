@@ -24,16 +24,16 @@ func TestJetStreamClusterNodeFailures(t *testing.T) {
 			}
 			s := startServer(t, bin.serverV1, flags...)
 			load := startLoad(t, s.addr(), "-c", "50", "-w", "8", "-s", "256", "-rate", "5000", "-d", "300s", "-drain-timeout", "30s")
-			waitStream(t, c, 5000)
+			waitStreamWithin(t, c, 5000, forwardWait)
 			for _, pick := range []struct {
 				role string
 				node func(string) *natstest.Server
 			}{{"follower", c.Follower}, {"leader", c.Leader}} {
 				n := pick.node(jsStream)
 				n.Stop()
-				waitStream(t, c, 5000) // two of three keep the stream writable
+				waitStreamWithin(t, c, 5000, forwardWait) // two of three keep the stream writable
 				n.Restart()
-				waitStream(t, c, 5000)
+				waitStreamWithin(t, c, 5000, forwardWait)
 				t.Logf("%s: stopped and restarted the stream's %s under load", mode, pick.role)
 			}
 			// All of NATS down for a while: spooled, the reports wait in the spool (the
@@ -56,7 +56,7 @@ func TestJetStreamClusterNodeFailures(t *testing.T) {
 			for _, n := range c.Nodes {
 				n.Restart()
 			}
-			waitStream(t, c, 5000)
+			waitStreamWithin(t, c, 5000, forwardWait)
 			t.Logf("%s: all of NATS stopped and restarted under load", mode)
 			sum := load.stop()
 			if sum.Errors != 0 || sum.ConnectErrs != 0 {

@@ -55,8 +55,14 @@ type streamReader interface {
 // waitStream waits for n more messages in the stream.
 func waitStream(t *testing.T, ns streamReader, n uint64) {
 	t.Helper()
+	waitStreamWithin(t, ns, n, 20*time.Second)
+}
+
+// waitStreamWithin waits up to timeout for n more messages in the stream.
+func waitStreamWithin(t *testing.T, ns streamReader, n uint64, timeout time.Duration) {
+	t.Helper()
 	base := ns.Count(jsStream)
-	testutil.Eventually(t, 20*time.Second, func() bool { return ns.Count(jsStream) >= base+n }, "%d more messages in the stream", n)
+	testutil.Eventually(t, timeout, func() bool { return ns.Count(jsStream) >= base+n }, "%d more messages in the stream", n)
 }
 
 func readyz(admin string) int {
