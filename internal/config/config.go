@@ -150,6 +150,7 @@ type JetStream struct {
 	RetryHorizon   time.Duration `koanf:"retry_horizon"` // the stream's duplicate window must cover it
 	RequireDurable bool          `koanf:"require_durable"`
 	SyncAlways     bool          `koanf:"sync_always"` // the operator's word: the servers run sync_interval: always
+	Mode           string        `koanf:"mode"`        // JetStreamDirect|JetStreamSpooled
 }
 
 // Dedup is the dedup.* section.
@@ -223,6 +224,18 @@ const (
 	DestinationSpool     = "spool"
 	DestinationJetStream = "jetstream"
 )
+
+// Values of jetstream.mode.
+const (
+	JetStreamDirect  = "direct"  // ACK once JetStream acknowledged the publish
+	JetStreamSpooled = "spooled" // ACK once in the spool; a forwarder publishes
+)
+
+// Spooled reports whether reports go to the spool first: destination spool, or
+// jetstream in mode spooled.
+func (c *Config) Spooled() bool {
+	return c.Destination != DestinationJetStream || c.JetStream.Mode == JetStreamSpooled
+}
 
 // Values of spool.fsync.
 const (

@@ -69,6 +69,7 @@ var changedValues = map[string]string{
 	"jetstream.retry_horizon":    "1h",
 	"jetstream.require_durable":  "false",
 	"jetstream.sync_always":      "true",
+	"jetstream.mode":             "spooled",
 	"legacy.listeners":           `[{name: m, address: "127.0.0.1:7380", format: ffff, allow: [10.0.0.0/8]}]`,  // adding one: restart-only
 	"udp.listeners":              `[{name: u, address: "127.0.0.1:7390", format: lines, allow: [10.0.0.0/8]}]`, // adding one: restart-only
 	"uploads.enabled":            "true",
@@ -83,7 +84,7 @@ var changedValues = map[string]string{
 var restartOnly = []string{"admin.addr", "listen", "listen_proxy_from", "tls.cert_file", "tls.key_file", "tls.min_version", "tls.client_ca_file", "tls.client_auth", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout", "dedup.window", "dedup.rebuild_bytes", "dedup.rebuild_before_ready", "legacy.listeners", "udp.listeners", "control.socket", "control.mode",
 	"destination", "jetstream.urls", "jetstream.stream", "jetstream.subject", "jetstream.creds", "jetstream.tls_ca", "jetstream.tls_cert",
 	"jetstream.tls_key", "jetstream.max_pending", "jetstream.publish_timeout", "jetstream.connect_timeout", "jetstream.retry_after",
-	"jetstream.retry_horizon", "jetstream.require_durable", "jetstream.sync_always",
+	"jetstream.retry_horizon", "jetstream.require_durable", "jetstream.sync_always", "jetstream.mode",
 	"uploads.enabled", "uploads.dir", "uploads.max_file_size", "uploads.client_quota", "uploads.total_quota", "uploads.expiry", "uploads.max_in_flight"}
 
 func TestDiffEveryKey(t *testing.T) {

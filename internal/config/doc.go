@@ -72,6 +72,7 @@
 //	jetstream.retry_horizon     2m                                   restart-only
 //	jetstream.require_durable   true                                 restart-only
 //	jetstream.sync_always       false                                restart-only
+//	jetstream.mode              direct (direct, spooled)             restart-only
 //	dedup.window                4096 (power of two)                  restart-only
 //	dedup.max_clients           200000                               live (from the next new client)
 //	dedup.rebuild_bytes         256MiB                               restart-only

@@ -283,6 +283,12 @@ var keys = []Key{
 	{Name: "jetstream.sync_always", kind: kindBool, Default: "false", Example: "true", Reload: RestartOnly,
 		Doc: "Your word that the NATS servers run with jetstream { sync_interval: always } (a client cannot see it): " +
 			"then a stream with fewer than 3 replicas counts as durable."},
+	{Name: "jetstream.mode", kind: kindString, Default: JetStreamDirect, Example: JetStreamSpooled, Reload: RestartOnly,
+		Doc: "With destination: jetstream, direct: a report is ACKed once JetStream acknowledged its publish; spooled: " +
+			"ACKed once durable in the local spool (spool.*), then forwarded to the stream in the background, so hawk " +
+			"starts, serves and upgrades while NATS is down. Retention (spool.max_bytes, spool.max_age) never removes " +
+			"a segment not yet forwarded.",
+		DefaultNote: "(direct, spooled)"},
 
 	{Name: "dedup.window", kind: kindInt, Default: "4096", Example: "1024", Reload: RestartOnly,
 		Doc: "Per client, how many seqs below its highest the server remembers as durable, so that a resend of one is " +

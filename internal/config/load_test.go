@@ -36,7 +36,7 @@ func TestDefaults(t *testing.T) {
 	want.Destination = DestinationSpool
 	want.JetStream = JetStream{URLs: "nats://127.0.0.1:4222", Stream: "HAWK_REPORTS", Subject: "hawk.reports.<client_id>",
 		MaxPending: 16384, PublishTimeout: 5 * time.Second, ConnectTimeout: 5 * time.Second, RetryAfter: time.Second,
-		RetryHorizon: 2 * time.Minute, RequireDurable: true}
+		RetryHorizon: 2 * time.Minute, RequireDurable: true, Mode: JetStreamDirect}
 	want.Uploads = Uploads{MaxFileSize: 8 << 30, ClientQuota: 16 << 30, TotalQuota: 64 << 30, Expiry: 24 * time.Hour, MaxInFlight: 4 << 20}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -217,6 +217,7 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		"jetstream.retry_horizon":    "1h",
 		"jetstream.require_durable":  "false",
 		"jetstream.sync_always":      "true",
+		"jetstream.mode":             "spooled",
 		"legacy.listeners":           `[{name: m, address: ":7380", format: c8c9, allow: [10.0.0.0/8, "::1/128"], idle_timeout: 1m}]`,
 		"udp.listeners":              `[{name: u, address: ":7390", format: syslog, allow: [10.0.0.0/8], max_datagram: 2KiB, reply: true}]`,
 		"uploads.enabled":            "true",
@@ -250,7 +251,7 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 	want.Destination = DestinationJetStream
 	want.JetStream = JetStream{URLs: "nats://a:4222,nats://b:4222", Stream: "R", Subject: "r.<client_id>", Creds: "/c.creds",
 		TLSCA: "/ca.pem", TLSCert: "/c.pem", TLSKey: "/c.key", MaxPending: 100, PublishTimeout: 3 * time.Second,
-		ConnectTimeout: 4 * time.Second, RetryAfter: 250 * time.Millisecond, RetryHorizon: time.Hour, SyncAlways: true}
+		ConnectTimeout: 4 * time.Second, RetryAfter: 250 * time.Millisecond, RetryHorizon: time.Hour, SyncAlways: true, Mode: JetStreamSpooled}
 	want.Uploads = Uploads{Enabled: true, Dir: "/var/lib/hawk/up", MaxFileSize: 1 << 30, ClientQuota: 2 << 30, TotalQuota: 3 << 30,
 		Expiry: time.Hour, MaxInFlight: 1 << 20}
 	if len(values) != len(keys) {

@@ -258,6 +258,9 @@ func validateJetStream(bad func(string, string, ...any), j *JetStream) {
 	if s := strings.ReplaceAll(j.Subject, "<client_id>", "x"); s == "" || strings.ContainsAny(s, " *>") || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") || strings.Contains(s, "..") {
 		bad("jetstream.subject", "must be a subject without wildcards (<client_id> is replaced), not %q", s)
 	}
+	if j.Mode != JetStreamDirect && j.Mode != JetStreamSpooled {
+		bad("jetstream.mode", "must be direct or spooled, not %q", j.Mode)
+	}
 	if n := j.MaxPending; n < 1 || n > 1<<20 {
 		bad("jetstream.max_pending", "must be between 1 and 1048576, not %d", n)
 	}

@@ -67,6 +67,7 @@ var badValues = map[string][]string{
 	"jetstream.retry_horizon":    {"0s", "x"},
 	"jetstream.require_durable":  {"maybe", ""},
 	"jetstream.sync_always":      {"maybe", ""},
+	"jetstream.mode":             {"buffered", ""},
 	"legacy.listeners":           {"{name: m}", "[[", "7"}, // element errors: TestLegacyListenerErrors
 	"udp.listeners":              {"{name: u}", "[[", "7"}, // element errors: TestUDPListenerErrors
 	"uploads.enabled":            {"maybe", ""},

@@ -1,13 +1,11 @@
 package daemon
 
 import (
-	"os"
-	"strconv"
-
 	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/admin"
 	"github.com/hawk-agents/hawk/internal/config"
+	"github.com/hawk-agents/hawk/internal/forward"
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/jetstream"
 	"github.com/hawk-agents/hawk/internal/metrics"
@@ -15,38 +13,34 @@ import (
 )
 
 // destination is where reports become durable (destination): the spool or a
-// JetStream stream.
+// JetStream stream, or the spool and a forwarder to the stream (jetstream.mode
+// spooled).
 type destination struct {
 	spool *spool.Spool           // nil unless destination is spool
 	js    *jetstream.Destination // nil unless destination is jetstream
 	dest  ingest.Destination     // the one of the two in use
+	fwd   *forwarding            // with jetstream.mode spooled: the spool's records to the stream
 }
 
-// open opens the destination cfg names. With JetStream, /readyz also requires the
+// open opens the destination cfg names. With JetStream direct, /readyz also requires the
 // broker to be reachable.
 func (d *destination) open(cfg *config.Config, met *metrics.Metrics, ready *admin.Readiness, log *zap.Logger) error {
-	if cfg.Destination == config.DestinationJetStream {
-		j := cfg.JetStream
-		host, _ := os.Hostname()
-		js, err := jetstream.Open(jetstream.Options{
-			URLs: j.URLs, Stream: j.Stream, Subject: j.Subject, Creds: j.Creds,
-			TLSCA: j.TLSCA, TLSCert: j.TLSCert, TLSKey: j.TLSKey,
-			MaxPending: j.MaxPending, PublishTimeout: j.PublishTimeout, ConnectTimeout: j.ConnectTimeout,
-			RetryAfter: j.RetryAfter, RetryHorizon: j.RetryHorizon,
-			RequireDurable: j.RequireDurable, SyncAlways: j.SyncAlways,
-			// A payload that is not JSON is stored as base64 (4/3), beside the other
-			// fields (a client id of up to 256 bytes, escaped: at most 6 bytes each).
-			MaxRecord: int64(cfg.Limits.MaxFrameSize+2)/3*4 + 2048,
-			Name:      "hawk " + host + " pid " + strconv.Itoa(os.Getpid()),
-			Logger:    log.Named("jetstream"),
-			Observer:  met.JetStream(),
-		})
+	if !cfg.Spooled() {
+		opts := jetStreamOptions(cfg, log)
+		opts.Observer = met.JetStream()
+		js, err := jetstream.Open(opts)
 		if err != nil {
 			return err
 		}
 		d.js, d.dest = js, js
 		ready.Depend(js.Healthy)
 		return nil
+	}
+	var unsent func() func(string) bool
+	if cfg.Destination == config.DestinationJetStream {
+		// Retention keeps what the forwarder (this process's or a successor's) has
+		// not sent; the position on disk says what that is.
+		unsent = func() func(string) bool { return forward.Unsent(cfg.Spool.Dir) }
 	}
 	sp, err := spool.Open(spool.Options{
 		Dir:         cfg.Spool.Dir,
@@ -58,11 +52,18 @@ func (d *destination) open(cfg *config.Config, met *metrics.Metrics, ready *admi
 		MaxAge:      cfg.Spool.MaxAge,
 		// Retention starts with Retain, once the dedup rebuild has read the tail.
 		RetentionObserver: met.SpoolRetention(),
+		Unsent:            unsent,
 	})
 	if err != nil {
 		return err
 	}
 	d.spool, d.dest = sp, sp
+	if cfg.Destination == config.DestinationJetStream {
+		if d.fwd, err = startForwarding(cfg, met, log); err != nil {
+			sp.Close()
+			return err
+		}
+	}
 	return nil
 }
 
@@ -79,5 +80,8 @@ func (d *destination) close(log *zap.Logger) {
 		if err := d.spool.Close(); err != nil {
 			log.Error("spool close failed", zap.Error(err))
 		}
+	}
+	if d.fwd != nil {
+		d.fwd.stop()
 	}
 }

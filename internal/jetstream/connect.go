@@ -12,17 +12,11 @@ import (
 // Options, reconnecting forever, and the handlers that keep Healthy and the logs
 // current.
 func (d *Destination) natsOptions() ([]nats.Option, error) {
-	o := d.opts
-	opts := []nats.Option{
-		nats.Name(o.Name),
-		nats.Timeout(o.ConnectTimeout),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
-		nats.ReconnectJitter(100*time.Millisecond, time.Second),
-		// No buffering while disconnected: a publish then fails at once and the agent
-		// gets its retryable NACK, instead of the report waiting in this process's
-		// memory for a reconnect it might not live to see.
-		nats.ReconnectBufSize(-1),
+	opts, err := baseOptions(d.opts)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts,
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if d.closing.Load() {
 				return
@@ -47,6 +41,23 @@ func (d *Destination) natsOptions() ([]nats.Option, error) {
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			d.log.Warn("NATS error", zap.Error(err))
 		}),
+	), nil
+}
+
+// baseOptions are the connection options every NATS connection of hawk shares:
+// its name, reconnecting forever without buffering, credentials and TLS.
+func baseOptions(o Options) ([]nats.Option, error) {
+	opts := []nats.Option{
+		nats.Name(o.Name),
+		nats.Timeout(o.ConnectTimeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		// No buffering while disconnected: a publish then fails at once and the agent
+		// gets its retryable NACK (or the forwarder retries from the spool), instead
+		// of the report waiting in this process's memory for a reconnect it might
+		// not live to see.
+		nats.ReconnectBufSize(-1),
 	}
 	if o.Creds != "" {
 		opts = append(opts, nats.UserCredentials(o.Creds))

@@ -76,6 +76,29 @@ const (
 	DefaultProbeInterval  = time.Second
 )
 
+// defaults fills the fields left zero and checks what has no default.
+func (o *Options) defaults() error {
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = DefaultPublishTimeout
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = DefaultRetryAfter
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = DefaultProbeInterval
+	}
+	if o.Subject == "" {
+		return errors.New("jetstream: no subject template")
+	}
+	return nil
+}
+
 // Destination publishes batches to a JetStream stream; it implements
 // ingest.Destination. See the package doc for the contract.
 type Destination struct {
@@ -116,23 +139,8 @@ type job struct {
 // warnings are logged) and starts the acker. The connection then reconnects
 // forever; while it is down, Healthy says so and publishes fail fast.
 func Open(opts Options) (*Destination, error) {
-	if opts.MaxPending <= 0 {
-		opts.MaxPending = DefaultMaxPending
-	}
-	if opts.PublishTimeout <= 0 {
-		opts.PublishTimeout = DefaultPublishTimeout
-	}
-	if opts.ConnectTimeout <= 0 {
-		opts.ConnectTimeout = DefaultConnectTimeout
-	}
-	if opts.RetryAfter <= 0 {
-		opts.RetryAfter = DefaultRetryAfter
-	}
-	if opts.ProbeInterval <= 0 {
-		opts.ProbeInterval = DefaultProbeInterval
-	}
-	if opts.Subject == "" {
-		return nil, errors.New("jetstream: no subject template")
+	if err := opts.defaults(); err != nil {
+		return nil, err
 	}
 	d := &Destination{opts: opts, log: opts.Logger, obs: opts.Observer, tokens: opts.MaxPending,
 		jobs: make(chan *job, opts.MaxPending), done: make(chan struct{}), stop: make(chan struct{})}

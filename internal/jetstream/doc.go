@@ -66,4 +66,11 @@
 //
 // At start, Open connects (within jetstream.connect_timeout) and checks the stream;
 // a hawk whose broker is unreachable at start does not start.
+//
+// # Publisher
+//
+// With jetstream.mode: spooled, reports are ACKed from the spool and
+// internal/forward publishes them through a Publisher: the same messages, but it
+// connects in the background (NATS may be down at start), checks the stream at
+// its first publish, and waits for the acknowledgements of one batch of lines.
 package jetstream

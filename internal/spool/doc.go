@@ -53,9 +53,11 @@
 // segment is closed once a newer segment of its pid exists or its process has
 // exited; the newest segment of a running process is never removed, so the
 // directory can exceed max_bytes by the segment being written and, during an
-// upgrade, the other process's. Retention starts once the dedup rebuild has read
-// the tail; what it removes is gone for later rebuilds too, so dedup.rebuild_bytes
-// above max_bytes reads at most what is left.
+// upgrade, the other process's. A segment the JetStream forwarder has not sent to
+// its end (Options.Unsent, internal/forward) is kept too, whatever the limits.
+// Retention starts once the dedup rebuild has read the tail; what it removes is
+// gone for later rebuilds too, so dedup.rebuild_bytes above max_bytes reads at
+// most what is left.
 //
 // hawk does not know how far a log shipper (Vector's file source, Filebeat) has
 // read: the limits are the contract. A shipper must read a segment within

@@ -114,10 +114,14 @@ func (s *Spool) retainPass() {
 	maxBytes, maxAge := s.maxBytes.Load(), time.Duration(s.maxAge.Load())
 	now := s.now()
 	kept := len(segs)
+	unsent := func(string) bool { return false }
+	if s.unsent != nil {
+		unsent = s.unsent()
+	}
 	for _, g := range segs { // oldest first
 		reason := ""
 		switch {
-		case !g.closed:
+		case !g.closed, unsent(g.Name):
 			continue
 		case maxAge > 0 && now.Sub(g.mod) > maxAge:
 			reason = RemovedForAge

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -220,4 +221,35 @@ func dirBytes(t *testing.T, dir string) int64 {
 		}
 	}
 	return total
+}
+
+// A segment a reader has not finished (Options.Unsent: the forwarder) is kept
+// past both limits; once finished it goes.
+func TestRetentionKeepsUnsentSegments(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Now().Add(-3 * time.Hour)
+	sent := layOut(t, dir, deadPID, 1, t0, t0, 100)
+	unsent := layOut(t, dir, deadPID, 2, t0.Add(time.Minute), t0, 100)
+	var mu sync.Mutex
+	finished := map[string]bool{sent: true}
+	obs := &retentionObs{}
+	s := open(t, Options{Dir: dir, MaxBytes: 1, MaxAge: time.Hour, RetentionObserver: obs,
+		Alive: func(pid int) bool { return pid == livePID },
+		Unsent: func() func(string) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			done := maps.Clone(finished)
+			return func(name string) bool { return !done[name] }
+		}})
+	s.retainPass()
+	if removed, _, _, _ := obs.snapshot(); !slices.Equal(removed, []string{sent}) {
+		t.Fatalf("removed %v, want only the forwarded %s", removed, sent)
+	}
+	mu.Lock()
+	finished[unsent] = true
+	mu.Unlock()
+	s.retainPass()
+	if removed, _, _, _ := obs.snapshot(); !slices.Equal(removed, []string{sent, unsent}) {
+		t.Fatalf("removed %v, want %s once forwarded", removed, unsent)
+	}
 }

@@ -75,6 +75,10 @@ type Options struct {
 	MaxAge            time.Duration
 	RetentionObserver RetentionObserver  // optional, may be nil
 	Alive             func(pid int) bool // whether a process may still write its newest segment; nil means proc.Alive
+	// Unsent, when set, is asked once per retention pass which segments a reader
+	// of the spool (the JetStream forwarder) has not finished: retention keeps
+	// those whatever the limits.
+	Unsent func() func(name string) bool
 }
 
 // Spool appends submitted lines to segment files with group commit. Its methods
@@ -100,6 +104,7 @@ type Spool struct {
 	current    atomic.Value // string
 	robs       RetentionObserver
 	alive      func(int) bool
+	unsent     func() func(string) bool
 	rotated    chan struct{} // cap 1: a rotation or new limits; retention passes again
 	stopRetain chan struct{} // closed by Close
 	retainDone chan struct{} // closed when the retention actor has exited
@@ -168,6 +173,7 @@ func Open(opts Options) (*Spool, error) {
 		maxPending: opts.MaxPending,
 		robs:       opts.RetentionObserver,
 		alive:      opts.Alive,
+		unsent:     opts.Unsent,
 		rotated:    make(chan struct{}, 1),
 		stopRetain: make(chan struct{}),
 		retainDone: make(chan struct{}),

@@ -38,16 +38,31 @@ func startNATS(t *testing.T) *natstest.Server {
 
 // jsFlags make a hawk write to ns. The test server syncs every write
 // (sync_interval: always), which jetstream.sync_always states.
-func jsFlags(ns *natstest.Server) []string {
-	return []string{"-destination=jetstream", "-jetstream.urls=" + ns.URL(), "-jetstream.stream=" + jsStream,
+func jsFlags(ns *natstest.Server) []string { return jsFlagsTo(ns.URL()) }
+
+// jsFlagsTo make a hawk write to the NATS servers at urls (comma separated).
+func jsFlagsTo(urls string) []string {
+	return []string{"-destination=jetstream", "-jetstream.urls=" + urls, "-jetstream.stream=" + jsStream,
 		"-jetstream.sync_always=true", "-jetstream.retry_after=200ms", "-jetstream.publish_timeout=2s"}
 }
 
+// streamReader is a nats-server or a cluster of them, read back by the tests.
+type streamReader interface {
+	Count(stream string) uint64
+	Messages(stream string) (byID map[string]int, total int)
+}
+
 // waitStream waits for n more messages in the stream.
-func waitStream(t *testing.T, ns *natstest.Server, n uint64) {
+func waitStream(t *testing.T, ns streamReader, n uint64) {
+	t.Helper()
+	waitStreamWithin(t, ns, n, 20*time.Second)
+}
+
+// waitStreamWithin waits up to timeout for n more messages in the stream.
+func waitStreamWithin(t *testing.T, ns streamReader, n uint64, timeout time.Duration) {
 	t.Helper()
 	base := ns.Count(jsStream)
-	testutil.Eventually(t, 20*time.Second, func() bool { return ns.Count(jsStream) >= base+n }, "%d more messages in the stream", n)
+	testutil.Eventually(t, timeout, func() bool { return ns.Count(jsStream) >= base+n }, "%d more messages in the stream", n)
 }
 
 func readyz(admin string) int {
@@ -62,7 +77,7 @@ func readyz(admin string) int {
 
 // checkStreamExactlyOnce: every report the load generator saw ACKed is in the
 // stream exactly once, and no Nats-Msg-Id is in it twice.
-func checkStreamExactlyOnce(t *testing.T, ns *natstest.Server, loads ...*loadRun) {
+func checkStreamExactlyOnce(t *testing.T, ns streamReader, loads ...*loadRun) {
 	t.Helper()
 	byID, total := ns.Messages(jsStream)
 	for id, n := range byID {
@@ -367,6 +382,7 @@ func TestJetStreamAlertRules(t *testing.T) {
 	}
 	m := metrics.New("v-test", func() int { return 0 })
 	m.JetStream()
+	m.Forward()
 	families, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -379,9 +395,9 @@ func TestJetStreamAlertRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	used := regexp.MustCompile(`hawk_jetstream_[a-z_]+`).FindAllString(string(raw), -1)
-	if len(used) == 0 {
-		t.Fatal("no hawk_jetstream_ metric in the rules")
+	used := regexp.MustCompile(`hawk_(jetstream|forward)_[a-z_]+`).FindAllString(string(raw), -1)
+	if !slices.ContainsFunc(used, func(n string) bool { return strings.HasPrefix(n, "hawk_forward_") }) {
+		t.Fatal("no hawk_forward_ metric in the rules")
 	}
 	for _, name := range used {
 		if !have[strings.TrimSuffix(name, "_bucket")] {

@@ -28,19 +28,30 @@ type Server struct {
 // synced always (sync_interval: always), as hawk expects of a single server.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	s := &Server{t: t, opts: serverOptions(t, freePort(t))}
+	s.opts.SyncAlways = true
+	s.Restart()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// serverOptions are a test server's: JetStream with its store in a temp dir,
+// listening on 127.0.0.1:port.
+func serverOptions(t testing.TB, port int) server.Options {
+	return server.Options{
+		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true, MaxPayload: 8 << 20,
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	s := &Server{t: t, opts: server.Options{
-		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(),
-		NoLog: true, NoSigs: true, SyncAlways: true, MaxPayload: 8 << 20,
-	}}
-	s.Restart()
-	t.Cleanup(s.Stop)
-	return s
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // URL is the client URL.
@@ -92,12 +103,27 @@ func (s *Server) Connect() (*nats.Conn, jetstream.JetStream) {
 // window and one replica.
 func (s *Server) CreateStream(name string, subjects ...string) {
 	s.t.Helper()
+	s.createStream(name, 1, subjects)
+}
+
+// createStream creates a file-store stream with a 2-minute duplicate window,
+// retrying for 30 s (a new cluster elects its meta leader first).
+func (s *Server) createStream(name string, replicas int, subjects []string) {
+	s.t.Helper()
 	_, js := s.Connect()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: subjects, Storage: jetstream.FileStorage,
-		Replicas: 1, Duplicates: 2 * time.Minute}); err != nil {
-		s.t.Fatalf("create stream %s: %v", name, err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: subjects, Storage: jetstream.FileStorage,
+			Replicas: replicas, Duplicates: 2 * time.Minute})
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("create stream %s: %v", name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/config"
+	"github.com/hawk-agents/hawk/internal/testutil"
+	"github.com/hawk-agents/hawk/internal/testutil/natstest"
+)
+
+// A real three-node NATS cluster and an R3 stream with the servers' default sync
+// (the production setting). Under load, a follower is stopped and restarted, then
+// the stream's leader, then all three for a while: in both modes, every report hawk ACKed is in the stream
+// exactly once.
+func TestJetStreamClusterNodeFailures(t *testing.T) {
+	for _, mode := range []string{config.JetStreamDirect, config.JetStreamSpooled} {
+		t.Run(mode, func(t *testing.T) {
+			c := natstest.StartCluster(t, 3)
+			c.CreateStream(jsStream, "hawk.reports.*")
+			flags := append(jsFlagsTo(c.URLs()), "-jetstream.sync_always=false")
+			if mode == config.JetStreamSpooled {
+				flags = append(spooledFlags(c.URLs()), "-jetstream.sync_always=false")
+			}
+			s := startServer(t, bin.serverV1, flags...)
+			load := startLoad(t, s.addr(), "-c", "50", "-w", "8", "-s", "256", "-rate", "5000", "-d", "300s", "-drain-timeout", "30s")
+			waitStreamWithin(t, c, 5000, forwardWait)
+			for _, pick := range []struct {
+				role string
+				node func(string) *natstest.Server
+			}{{"follower", c.Follower}, {"leader", c.Leader}} {
+				n := pick.node(jsStream)
+				n.Stop()
+				waitStreamWithin(t, c, 5000, forwardWait) // two of three keep the stream writable
+				n.Restart()
+				waitStreamWithin(t, c, 5000, forwardWait)
+				t.Logf("%s: stopped and restarted the stream's %s under load", mode, pick.role)
+			}
+			// All of NATS down for a while: spooled, the reports wait in the spool (the
+			// lag grows); direct, they are NACKed and resent.
+			admin := s.adminAddr()
+			// Direct, an agent resends a NACKed report with a growing backoff: few
+			// publishes fail per second.
+			waiting, grow := "hawk_jetstream_publish_errors_total", 100.0
+			if mode == config.JetStreamSpooled {
+				waiting, grow = "hawk_forward_lag_records", 5000
+			}
+			before := metric(t, admin, waiting)
+			for _, n := range c.Nodes {
+				n.Stop()
+			}
+			testutil.Eventually(t, 30*time.Second, func() bool {
+				m, err := scrapeMetrics(admin)
+				return err == nil && m[waiting] >= before+grow
+			}, "%s to grow by %.0f while NATS is down", waiting, grow)
+			for _, n := range c.Nodes {
+				n.Restart()
+			}
+			waitStreamWithin(t, c, 5000, forwardWait)
+			t.Logf("%s: all of NATS stopped and restarted under load", mode)
+			sum := load.stop()
+			if sum.Errors != 0 || sum.ConnectErrs != 0 {
+				t.Fatalf("load: %+v; want 0 errors (NACKs while the leader is elected are retried)", sum)
+			}
+			if mode == config.JetStreamSpooled {
+				waitForwarded(t, s.adminAddr())
+			}
+			checkStreamExactlyOnce(t, c, load)
+			t.Logf("%s: load %+v", mode, sum)
+		})
+	}
+}
