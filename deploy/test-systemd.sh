@@ -13,49 +13,16 @@
 # repository root). .ci/run runs it (as root) when ../shared/systemd is present.
 set -uo pipefail # no -e: every check is counted, and the run goes on to the end
 cd "$(dirname "$0")/.."
-SD=$(cd "${HAWK_SYSTEMD_DIR:-../shared/systemd}" && pwd)
+. deploy/sd-lib.sh
 BIN=${HAWK_SD_DIR:-/var/tmp/hawk-sd}/run/bin
 W=$(mktemp -d)
 trap '"$SD"/down.sh >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
-
-fails=0
-inc() { "$SD/in.sh" "$@"; }
-say() { printf '\n## %s\n' "$*"; }
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# show: the unit's state on one line.
-show() { inc systemctl show -p MainPID,ActiveState,SubState,Result,NRestarts hawk | sort | tr '\n' ' '; echo; }
-prop() { inc systemctl show -p "$1" --value hawk; }
-# run CMD...: print it, run it in the container, print its output and exit status.
-run() {
-  echo "\$ $*"
-  local rc
-  inc "$@" 2>&1 | sed 's/^/  /'
-  rc=${PIPESTATUS[0]}
-  echo "  (exit $rc)"
-  return "$rc"
-}
-# wait_for SECONDS DESCRIPTION CMD...: poll CMD until it succeeds, with a deadline.
-wait_for() {
-  local secs=$1 until=$((SECONDS + $1)) what=$2
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < until)) || { bad "timed out after ${secs}s waiting for: $what"; return 1; }
-    sleep 0.1
-  done
-}
-gone() { ! inc kill -0 "$1" 2>/dev/null; }
 active_with_new_pid() { [[ $(prop ActiveState) == active && $(prop MainPID) != "$1" && $(prop MainPID) != 0 ]]; }
 no_sigkill() {
   if inc journalctl -u hawk -o cat --no-pager | grep -E 'SIGKILL|Killing process|Result: (signal|timeout)' ; then
     bad "systemd SIGKILLed or timed out: $1"
   else ok "no SIGKILL, no timeout: $1"; fi
 }
-idle_clients() { # N: N idle agents in the container that move on GOAWAY
-  inc sh -c "setsid hawkc idle -addr 127.0.0.1:7373 -n $1 -id-prefix dev-idle -hold 600s -token $TOKEN >/tmp/idle.log 2>&1 & echo \$! >/tmp/idle.pid"
-  wait_for 20 "$1 connections" sh -c "'$SD/in.sh' hawk status -config /etc/hawk/hawk.yaml | grep -qx 'connections $1'"
-}
-idle_stop() { inc sh -c 'kill $(cat /tmp/idle.pid) 2>/dev/null; true'; }
 
 set -e
 go build -o "$W/hawk" -ldflags "-X main.version=1" ./cmd/server
@@ -201,6 +168,4 @@ run systemctl status hawk --no-pager -n0 | grep -E 'Process|Active' || true
 rm -r "${BIN%/bin}/units/hawk.service.d"
 run systemctl daemon-reload
 
-echo
-if ((fails)); then echo "$fails check(s) failed"; exit 1; fi
-echo "all sequences passed"
+summary
