@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,11 +33,8 @@ func cmdIdle(args []string, stdout, stderr io.Writer) int {
 			"only heartbeats. Prints \"open N\" once all are up, holds them, closes them, exits 0.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	tcfg, err := tf.config()
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -52,11 +51,8 @@ func cmdLegacyLoad(args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("d", 10*time.Second, "how long to send reports")
 	srcSpread := fs.Bool("src-spread", true, "spread source addresses over 127.0.0.2-201 when the target is IPv4 loopback")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *format != formats.FFFF || *clients < 1 || *window < 1 || *size < 64 {
 		fmt.Fprintln(stderr, "legacy-load: -format ffff (the only one measured so far), -c ≥ 1, -w ≥ 1, -s ≥ 64")

@@ -90,11 +90,8 @@ until ACKed; no ACK within -timeout (a refused datagram is never answered) exits
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *id == "" || fs.NArg() != 1 {
 		fs.Usage()
@@ -125,6 +122,18 @@ until ACKed; no ACK within -timeout (a refused datagram is never answered) exits
 	}
 	fmt.Fprintf(stdout, "acked seq=%d\n", seq)
 	return 0
+}
+
+// parseFlags parses args into fs; when it returns false the command exits with
+// code: 0 after -h (the usage is printed), 2 for bad flags (fs printed why).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
 }
 
 // dialClient connects as id, or prints why not and returns nil with the exit
