@@ -111,8 +111,10 @@ func TestExactlyOnceUnderLoad(t *testing.T) {
 	if n := agent(t, d, "agent.0", 100, 10); n != 0 {
 		t.Fatalf("resend NACKed %d times", n)
 	}
-	if got := obs.dups.Load(); got != 100 {
-		t.Errorf("duplicates counted %d, want 100", got)
+	// At least the 100 resent: a publish whose ack came after PublishTimeout on a
+	// loaded machine is retried, and the stream answers that retry as a duplicate too.
+	if got := obs.dups.Load(); got < 100 {
+		t.Errorf("duplicates counted %d, want at least 100", got)
 	}
 	if got := obs.acked.Load(); got != clients*total+100 {
 		t.Errorf("acked %d, want %d", got, clients*total+100)
@@ -134,13 +136,13 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 	for c := range clients {
 		wg.Go(func() { nacks.Add(int64(agent(t, d, fmt.Sprintf("agent.%d", c), total, per))) })
 	}
-	testutil.Eventually(t, 20*time.Second, func() bool { return obs.acked.Load() >= clients*total/4 }, "a quarter acked")
+	testutil.Eventually(t, 2*time.Minute, func() bool { return obs.acked.Load() >= clients*total/4 }, "a quarter acked")
 	ns.Stop()
-	testutil.Eventually(t, 10*time.Second, func() bool { ok, _ := d.Healthy(); return !ok }, "not healthy while NATS is down")
+	testutil.Eventually(t, time.Minute, func() bool { ok, _ := d.Healthy(); return !ok }, "not healthy while NATS is down")
 	_, why := d.Healthy()
-	testutil.Eventually(t, 10*time.Second, func() bool { return obs.failed.Load() > 0 }, "NACKs while NATS is down")
+	testutil.Eventually(t, time.Minute, func() bool { return obs.failed.Load() > 0 }, "NACKs while NATS is down")
 	ns.Restart()
-	testutil.Eventually(t, 20*time.Second, func() bool { ok, _ := d.Healthy(); return ok }, "healthy again")
+	testutil.Eventually(t, time.Minute, func() bool { ok, _ := d.Healthy(); return ok }, "healthy again")
 	wg.Wait()
 	if nacks.Load() == 0 || obs.downs.Load() == 0 {
 		t.Errorf("nacks %d, disconnects %d: want both > 0", nacks.Load(), obs.downs.Load())
