@@ -60,7 +60,7 @@ func (l *Listener) handleReport(d []byte, from netip.AddrPort, ip netip.Addr) {
 	l.mu.Lock()
 	b := l.cur
 	b.b.Add(&ingest.Record{ClientID: id, Seq: seq, Received: time.Now(), Payload: g.Report.Payload,
-		Listener: l.o.Name, Format: l.o.Format})
+		Listener: l.o.Name, Format: l.o.Format, Source: netip.AddrPortFrom(ip, from.Port())})
 	b.replies = append(b.replies, reply{to: from, seq: seq, dd: dd})
 	l.pending.Add(1)
 	l.mu.Unlock()

@@ -55,6 +55,9 @@ func TestReportStoredOnceAndAckedEachTime(t *testing.T) {
 	if len(recs) != 1 || recs[0]["client_id"] != "agent-1" || seqOf(t, recs[0]) != 7 || recs[0]["format"] != "report" || recs[0]["listener"] != "u" {
 		t.Fatalf("records %v, want agent-1 seq 7 once", recs)
 	}
+	if got, want := recs[0]["source"], s.LocalAddr().String(); got != want {
+		t.Errorf("record source %v, want the sender's address %s", got, want)
+	}
 }
 
 func TestReportRetransmitWhilePendingAckedOnce(t *testing.T) {
