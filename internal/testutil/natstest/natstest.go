@@ -167,19 +167,28 @@ func (s *Server) Messages(stream string) (byID map[string]int, total int) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	// A cluster just restarted may answer "no responders" while its stream and
+	// consumer leaders settle: such a fetch is tried again, for up to a minute
+	// without progress.
+	stuck := time.Now()
 	for total < int(n) {
 		batch, err := c.Fetch(4096, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			s.t.Fatal(err)
-		}
 		got := 0
-		for m := range batch.Messages() {
-			byID[m.Headers().Get(jetstream.MsgIDHeader)]++
-			total++
-			got++
+		if err == nil {
+			for m := range batch.Messages() {
+				byID[m.Headers().Get(jetstream.MsgIDHeader)]++
+				total++
+				got++
+			}
+			err = batch.Error()
 		}
-		if err := batch.Error(); err != nil && got == 0 {
-			s.t.Fatalf("reading stream %s: %v (%d of %d read)", stream, err, total, n)
+		if got > 0 {
+			stuck = time.Now()
+		} else if err != nil {
+			if time.Since(stuck) > time.Minute {
+				s.t.Fatalf("reading stream %s: %v (%d of %d read)", stream, err, total, n)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
 	return byID, total
