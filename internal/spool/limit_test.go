@@ -2,6 +2,7 @@ package spool
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,10 +25,7 @@ type forwarded struct {
 func (f *forwarded) unsent() func(string) (bool, int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	all, done := f.all, make(map[string]bool, len(f.done))
-	for k, v := range f.done {
-		done[k] = v
-	}
+	all, done := f.all, maps.Clone(f.done)
 	return func(name string) (bool, int64) { return !all && !done[name], 0 }
 }
 

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -98,19 +96,8 @@ func TestJetStreamSpooledHardLimit(t *testing.T) {
 	s := startServer(t, bin.serverV1, append(spooledFlags(ns.URL()), "-spool.segment_size=64KiB", "-spool.max_bytes=256KiB")...)
 	admin := s.adminAddr()
 
-	var peak atomic.Int64
-	ctx, cancel := context.WithCancel(context.Background())
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for ctx.Err() == nil {
-			if n := spoolSize(s.spool); n > peak.Load() {
-				peak.Store(n)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	defer func() { cancel(); <-sampled }()
+	peak := samplePeak(s.spool)
+	defer peak.stop()
 
 	load := startLoad(t, s.addr(), "-c", "20", "-w", "8", "-s", "256", "-rate", "2000", "-d", "300s", "-drain-timeout", "60s")
 	testutil.Eventually(t, 30*time.Second, func() bool {
@@ -133,8 +120,7 @@ func TestJetStreamSpooledHardLimit(t *testing.T) {
 	testutil.Eventually(t, forwardWait, func() bool { return metric(t, admin, "hawk_spool_records_total") >= acked+2000 },
 		"reports stored again once the forwarder caught up")
 	sum := load.stop()
-	cancel()
-	<-sampled
+	peak.stop()
 	waitForwarded(t, admin)
 	// A refused batch is written nowhere; the batch that reaches the limit is the
 	// most the directory may exceed it by (a group commit: well under 64 KiB here).
