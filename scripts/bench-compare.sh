@@ -2,7 +2,7 @@
 # bench-compare.sh: hawk beside the limit reference (../shared/bench), in one series.
 #
 #   scripts/bench-compare.sh [-runs N] [-d 5s] [-idle-n 15000] [-upgrades 10]
-#                            [-skip-throughput] [-skip-idle] [-skip-startup] [-tree DIR ...]
+#                            [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-tree DIR ...]
 #
 # Builds hawk from each -tree (default: this tree; give two, say a worktree of the
 # previous commit and this one, to compare before and after in the same series) and
@@ -17,11 +17,13 @@
 # -upgrades in a row (with the new process's own share, from its main to listening),
 # each on a fresh spool directory so that the dedup rebuild reads
 # the same bytes every time, each after the previous process has exited so no old
-# process is left draining on the cores; median and max).
+# process is left draining on the cores; median and max). With -udp, last: the
+# highest rate with 0 kernel drops for this tree's UDP lines and syslog listeners
+# beside a minimal Go reader that stores nothing (scripts/udp-bench.sh, -runs times).
 # Every process it starts it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 trees=()
+runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 udp=0 trees=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -runs) runs=$2; shift 2 ;;
@@ -31,8 +33,9 @@ while [ $# -gt 0 ]; do
     -skip-throughput) thru=0; shift ;;
     -skip-idle) idle=0; shift ;;
     -skip-startup) startup=0; shift ;;
+    -udp) udp=1; shift ;;
     -tree) trees+=("$(cd "$2" && pwd)"); shift 2 ;;
-    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-tree DIR ...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-tree DIR ...]" >&2; exit 2 ;;
   esac
 done
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
@@ -171,5 +174,12 @@ PY
     done
     printf 'STARTUP %-16s -version %s ms (median of 21)  SIGHUP->ready idle: median %s ms, max %s ms (%s upgrades); of it the new process from main to listening: median %s ms\n' \
       "$l" "$v" "$(median < "$W/up.$l")" "$(sort -g "$W/up.$l" | tail -1)" "$(wc -l < "$W/up.$l")" "$(median < "$W/main.$l")"
+  done
+fi
+
+# udp: the highest rate with 0 kernel drops (sink, hawk lines, hawk syslog), per run.
+if [ "$udp" = 1 ]; then
+  for i in $(seq "$runs"); do
+    scripts/udp-bench.sh | grep 'highest rate' | sed "s/^/UDP run $i /"
   done
 fi

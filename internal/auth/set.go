@@ -125,12 +125,30 @@ type Peer struct {
 // certificate-verified peers unless peer.Open.
 func (s *Set) Check(token, clientID string, peer Peer) Verdict {
 	if s.Empty() {
-		if peer.Open || peer.CertVerified || peer.Addr.Unmap().IsLoopback() {
-			return Verdict{}
-		}
-		return Verdict{Reason: OpenRemote}
+		return openVerdict(peer)
 	}
-	h := Hash(token)
+	return s.checkHash(Hash(token), clientID)
+}
+
+// CheckBytes is Check for a token held in a byte slice (a datagram's): the same
+// decision, without copying the token.
+func (s *Set) CheckBytes(token []byte, clientID string, peer Peer) Verdict {
+	if s.Empty() {
+		return openVerdict(peer)
+	}
+	return s.checkHash(sha256.Sum256(token), clientID)
+}
+
+// openVerdict is Check's decision without credentials.
+func openVerdict(peer Peer) Verdict {
+	if peer.Open || peer.CertVerified || peer.Addr.Unmap().IsLoopback() {
+		return Verdict{}
+	}
+	return Verdict{Reason: OpenRemote}
+}
+
+// checkHash is Check's decision for a token whose hash is h.
+func (s *Set) checkHash(h [sha256.Size]byte, clientID string) Verdict {
 	c := s.byHash[h]
 	// The map finds the candidate by hash; the comparison that admits is constant
 	// time, so nothing about a near miss shows in the time a refusal takes.

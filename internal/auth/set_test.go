@@ -41,6 +41,9 @@ func TestCheck(t *testing.T) {
 		if v.Reason != c.reason || v.Name() != c.cred {
 			t.Errorf("Check(%q, %q) = %q by %q, want %q by %q", c.token, c.id, v.Reason, v.Name(), c.reason, c.cred)
 		}
+		if vb := s.CheckBytes([]byte(c.token), c.id, remote); vb != v {
+			t.Errorf("CheckBytes(%q, %q) = %v, Check = %v", c.token, c.id, vb, v)
+		}
 		msg := v.Message(c.id)
 		if (c.token != "" && strings.Contains(msg, c.token)) || (c.reason == NotCovered && !strings.Contains(msg, c.cred)) {
 			t.Errorf("message %q quotes a secret or does not name the credential", msg)
@@ -56,6 +59,9 @@ func TestOpenServer(t *testing.T) {
 	for _, s := range []*Set{empty, MustSet()} {
 		if v := s.Check("", "a", loopback); v.Reason != OK {
 			t.Errorf("loopback agent refused by an open server: %v", v.Reason)
+		}
+		if v := s.CheckBytes(nil, "a", remote); v.Reason != OpenRemote {
+			t.Errorf("CheckBytes, remote agent on an open server: %q", v.Reason)
 		}
 		if v := s.Check("", "a", Peer{Addr: netip.MustParseAddr("::1")}); v.Reason != OK {
 			t.Errorf("::1 refused: %v", v.Reason)

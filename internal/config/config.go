@@ -131,6 +131,7 @@ type Spool struct {
 	SegmentSize int64         `koanf:"segment_size" unit:"bytes"` // bytes
 	MaxBytes    int64         `koanf:"max_bytes" unit:"bytes"`    // retention; 0: no limit
 	MaxAge      time.Duration `koanf:"max_age"`                   // retention; 0: no limit
+	Discard     string        `koanf:"discard"`                   // DiscardNew|DiscardOld
 }
 
 // JetStream is the jetstream.* section: the NATS JetStream destination
@@ -236,6 +237,13 @@ const (
 func (c *Config) Spooled() bool {
 	return c.Destination != DestinationJetStream || c.JetStream.Mode == JetStreamSpooled
 }
+
+// Values of spool.discard: what spool.max_bytes does when only segments not yet
+// forwarded (jetstream.mode: spooled) are left to remove.
+const (
+	DiscardNew = "new" // refuse new reports (retryable NACK) until the forwarder catches up
+	DiscardOld = "old" // remove the oldest segments anyway, counting what they held
+)
 
 // Values of spool.fsync.
 const (

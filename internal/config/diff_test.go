@@ -40,6 +40,7 @@ var changedValues = map[string]string{
 	"spool.segment_size":         "1MiB",
 	"spool.max_bytes":            "20GiB",
 	"spool.max_age":              "168h",
+	"spool.discard":              "old",
 	"dedup.window":               "1024",
 	"dedup.max_clients":          "50000",
 	"dedup.rebuild_bytes":        "64MiB",
@@ -81,7 +82,7 @@ var changedValues = map[string]string{
 	"uploads.max_in_flight":      "1MiB",
 }
 
-var restartOnly = []string{"admin.addr", "listen", "listen_proxy_from", "tls.cert_file", "tls.key_file", "tls.min_version", "tls.client_ca_file", "tls.client_auth", "log.format", "server_id", "spool.dir", "upgrade.pid_file", "upgrade.timeout", "dedup.window", "dedup.rebuild_bytes", "dedup.rebuild_before_ready", "legacy.listeners", "udp.listeners", "control.socket", "control.mode",
+var restartOnly = []string{"admin.addr", "listen", "listen_proxy_from", "tls.cert_file", "tls.key_file", "tls.min_version", "tls.client_ca_file", "tls.client_auth", "log.format", "server_id", "spool.dir", "spool.discard", "upgrade.pid_file", "upgrade.timeout", "dedup.window", "dedup.rebuild_bytes", "dedup.rebuild_before_ready", "legacy.listeners", "udp.listeners", "control.socket", "control.mode",
 	"destination", "jetstream.urls", "jetstream.stream", "jetstream.subject", "jetstream.creds", "jetstream.tls_ca", "jetstream.tls_cert",
 	"jetstream.tls_key", "jetstream.max_pending", "jetstream.publish_timeout", "jetstream.connect_timeout", "jetstream.retry_after",
 	"jetstream.retry_horizon", "jetstream.require_durable", "jetstream.sync_always", "jetstream.mode",

@@ -249,6 +249,13 @@ var keys = []Key{
 	{Name: "spool.max_age", kind: kindDuration, Default: "0s", Example: "168h", Reload: Live,
 		Doc:         "Retention: a closed segment whose last write is older than this is removed. 0 keeps everything.",
 		DefaultNote: "(no limit)"},
+	{Name: "spool.discard", kind: kindString, Default: DiscardNew, Example: DiscardOld, Reload: RestartOnly,
+		Doc: "With jetstream.mode: spooled and spool.max_bytes, what happens when the segments not yet forwarded fill " +
+			"spool.max_bytes (NATS down for long): new: the limit is hard, reports are NACKed spool_write (retryable, " +
+			"with retry_after_ms) until the forwarder catches up; old: the oldest segments are removed anyway and their " +
+			"records never reach the stream (hawk_spool_discarded_records_total). Without the forwarder every closed " +
+			"segment may be removed and this does nothing.",
+		DefaultNote: "(new, old)"},
 
 	{Name: "jetstream.urls", kind: kindString, Default: "nats://127.0.0.1:4222", Example: "nats://n1:4222,nats://n2:4222,nats://n3:4222", Reload: RestartOnly,
 		Doc: "NATS server URLs, comma separated (destination: jetstream)."},

@@ -144,6 +144,9 @@ func Validate(c *Config) error {
 	if c.Spool.MaxAge < 0 {
 		bad("spool.max_age", "must not be negative, not %s", c.Spool.MaxAge)
 	}
+	if c.Spool.Discard != DiscardNew && c.Spool.Discard != DiscardOld {
+		bad("spool.discard", "must be new or old, not %q", c.Spool.Discard)
+	}
 	// jetstream.* is checked whatever the destination: a typo shows before the day
 	// the destination is switched.
 	validateJetStream(bad, &c.JetStream)

@@ -38,6 +38,7 @@ var badValues = map[string][]string{
 	"spool.segment_size":         {"1024", "4095", "1.5MiB"},
 	"spool.max_bytes":            {"-1"},
 	"spool.max_age":              {"-1s"},
+	"spool.discard":              {"oldest", ""},
 	"dedup.window":               {"0", "32", "1000", "33554432", "-64"},
 	"dedup.max_clients":          {"0", "-1", "lots"},
 	"dedup.rebuild_bytes":        {"-1", "1.5GiB"},

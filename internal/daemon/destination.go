@@ -36,11 +36,12 @@ func (d *destination) open(cfg *config.Config, met *metrics.Metrics, ready *admi
 		ready.Depend(js.Healthy)
 		return nil
 	}
-	var unsent func() func(string) bool
+	var unsent func() func(string) (bool, int64)
 	if cfg.Destination == config.DestinationJetStream {
 		// Retention keeps what the forwarder (this process's or a successor's) has
-		// not sent; the position on disk says what that is.
-		unsent = func() func(string) bool { return forward.Unsent(cfg.Spool.Dir) }
+		// not sent, unless spool.discard says otherwise; the position on disk says
+		// what that is.
+		unsent = func() func(string) (bool, int64) { return forward.Unsent(cfg.Spool.Dir) }
 	}
 	sp, err := spool.Open(spool.Options{
 		Dir:         cfg.Spool.Dir,
@@ -53,6 +54,7 @@ func (d *destination) open(cfg *config.Config, met *metrics.Metrics, ready *admi
 		// Retention starts with Retain, once the dedup rebuild has read the tail.
 		RetentionObserver: met.SpoolRetention(),
 		Unsent:            unsent,
+		DiscardUnsent:     cfg.Spool.Discard == config.DiscardOld,
 	})
 	if err != nil {
 		return err

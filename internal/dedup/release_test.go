@@ -80,3 +80,23 @@ func TestAttachKnown(t *testing.T) {
 	}
 	check(t, c, 5, &answers{}, Durable)
 }
+
+// AttachKnownBytes is AttachKnown for a byte slice: the same client, held, and
+// never a new one.
+func TestAttachKnownBytes(t *testing.T) {
+	tb := newTable(t, 64, 10)
+	if c := tb.AttachKnownBytes([]byte("new")); c != nil || tb.Lookup("new") != nil {
+		t.Fatalf("AttachKnownBytes of an unknown client = %p, or made one", c)
+	}
+	tb.MarkDurable([]byte("old"), 5)
+	id := []byte("old")
+	c := tb.AttachKnownBytes(id)
+	if c == nil || c != tb.Lookup("old") || c.refs.Load() != 1 {
+		t.Fatalf("AttachKnownBytes(old) = %p, want the remembered client, held", c)
+	}
+	defer tb.Detach(c)
+	id[0] = 'x' // the caller's buffer is reused: the client's id is the table's own
+	if c.ID() != "old" {
+		t.Fatalf("ID = %q after the caller's bytes changed", c.ID())
+	}
+}

@@ -115,6 +115,18 @@ func (t *Table) AttachKnown(id string) *Client {
 	return c
 }
 
+// AttachKnownBytes is AttachKnown for an id held in a byte slice (a datagram's):
+// the lookup copies nothing, and the Client's ID is the table's own string.
+func (t *Table) AttachKnownBytes(id []byte) *Client {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.clients[string(id)]
+	if c != nil {
+		t.holdLocked(c)
+	}
+	return c
+}
+
 // Lookup returns id's Client without holding it, nil if the table does not
 // remember id.
 func (t *Table) Lookup(id string) *Client {

@@ -119,8 +119,12 @@ func TestForwardsEverySegmentOnceAcrossRestarts(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, func() bool { r, a := obs.lag(); return r == 0 && a == 0 }, "no lag once caught up")
 	stop()
 
-	if !Unsent(dir)(filepath.Base(cur)) || Unsent(dir)(filepath.Base(old)) {
+	curUnsent, curSent := Unsent(dir)(filepath.Base(cur))
+	if oldUnsent, _ := Unsent(dir)(filepath.Base(old)); !curUnsent || oldUnsent {
 		t.Fatal("retention may remove the exited process's forwarded segment only")
+	}
+	if fi, err := os.Stat(cur); err != nil || curSent != fi.Size() {
+		t.Fatalf("the current segment's sent bytes %d, want its size (%v, %v)", curSent, fi.Size(), err)
 	}
 
 	// NATS down while the current segment grows: the lag is measured; then a
@@ -176,7 +180,7 @@ func TestUnknownPositionVersionKeepsEverything(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, PositionFile), []byte(`{"version":2,"done":["x"]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if !Unsent(dir)("x") {
+	if unsent, _ := Unsent(dir)("x"); !unsent {
 		t.Fatal("a position this hawk cannot read must keep every segment")
 	}
 	err := Run(context.Background(), Options{Dir: dir, Publisher: newFakeStream()})

@@ -113,12 +113,13 @@ func (p *position) save(dir string) error {
 }
 
 // Unsent returns, for the spool's retention, whether a segment of dir must be kept
-// because it is not forwarded to its end. It reads the position once per call;
-// without a readable position every segment is kept.
-func Unsent(dir string) func(name string) bool {
+// because it is not forwarded to its end, and how many of its bytes are. It reads
+// the position once per call; without a readable position every segment is kept
+// (and counted unsent from its start).
+func Unsent(dir string) func(name string) (unsent bool, sent int64) {
 	p, err := loadPosition(dir)
 	if err != nil {
-		return func(string) bool { return true }
+		return func(string) (bool, int64) { return true, 0 }
 	}
-	return func(name string) bool { return !p.isDone(name) }
+	return func(name string) (bool, int64) { return !p.isDone(name), p.Offsets[name] }
 }

@@ -77,6 +77,10 @@ func TestNack(t *testing.T) {
 	if n := Nack(errors.New("spool: write x: no space left on device")); n.Code != protocol.CodeSpoolWrite || !n.Retryable || n.Message == "" {
 		t.Errorf("write failure: %+v, want retryable spool_write naming the error", n)
 	}
+	full := &FullError{Err: errors.New("spool full"), RetryAfter: 1500 * time.Millisecond}
+	if n := Nack(full); n.Code != protocol.CodeSpoolWrite || !n.Retryable || n.RetryAfterMS != 1500 || n.Message != "spool full" {
+		t.Errorf("full: %+v, want retryable spool_write with retry_after_ms 1500", n)
+	}
 }
 
 // BenchmarkBatchAdd is the reader goroutine's cost per report: 8 reports of one read.

@@ -40,15 +40,32 @@ type DestinationError struct {
 func (e *DestinationError) Error() string { return "destination unavailable: " + e.Err.Error() }
 func (e *DestinationError) Unwrap() error { return e.Err }
 
+// FullError is the error a destination gives its Waiters when it refuses a batch
+// for want of room it may make (the spool at a hard spool.max_bytes, its oldest
+// segments not yet forwarded): the agent is told spool_write_failed, retryable,
+// and to resend after RetryAfter.
+type FullError struct {
+	Err        error
+	RetryAfter time.Duration
+}
+
+func (e *FullError) Error() string { return e.Err.Error() }
+func (e *FullError) Unwrap() error { return e.Err }
+
 // Nack is how a connection answers reports whose batch failed: every failure is
 // retryable (the report was not stored, so sending it again cannot duplicate it), and
 // the code tells an agent whether to resend here (spool_write) or on a new
 // connection (unavailable: this server is going away), or that the broker did not
-// confirm (destination_unavailable, with a retry hint).
+// confirm (destination_unavailable, with a retry hint). A full spool is a
+// spool_write_failed with a retry hint.
 func Nack(err error) *protocol.Nack {
 	if de := (*DestinationError)(nil); errors.As(err, &de) {
 		return &protocol.Nack{Code: protocol.CodeDestinationUnavailable, Message: de.Error(), Retryable: true,
 			RetryAfterMS: de.RetryAfter.Milliseconds()}
+	}
+	if fe := (*FullError)(nil); errors.As(err, &fe) {
+		return &protocol.Nack{Code: protocol.CodeSpoolWrite, Message: fe.Error(), Retryable: true,
+			RetryAfterMS: fe.RetryAfter.Milliseconds()}
 	}
 	if errors.Is(err, ErrClosed) {
 		return &protocol.Nack{Code: protocol.CodeUnavailable, Message: "server is shutting down; resend on a new connection", Retryable: true}

@@ -21,6 +21,7 @@
 //	conn_id      number   the server's id of the connection the report came in on (a uint64)
 //	listener     string   only for a report from a legacy or UDP listener: the listener's name (legacy.listeners, udp.listeners)
 //	format       string   only with listener: the wire format, ffff, c8c9 or headers (legacy), lines, syslog or report (UDP)
+//	source       string   only for a UDP report datagram (format report): its source address, "ip:port" ("[ip]:port" for IPv6)
 //	received     string   when the server read the report: UTC, RFC 3339 with up to nanoseconds
 //	payload      any      the report's payload as the agent sent it, when it is valid JSON and UTF-8
 //	                      nested at most MaxPayloadDepth (256) levels deep (whitespace removed when it
@@ -29,9 +30,11 @@
 //
 // Exactly one of payload and payload_b64 is present. listener and format are both
 // present or both absent: a native report's line carries neither, so a consumer that
-// knows only native lines reads it unchanged. A legacy or UDP report's client_id is
-// "<format>:<peer ip>:<peer port>" and its seq is assigned by the server (see
-// internal/legacy, internal/udp), so the pair still identifies the report. The depth bound keeps
+// knows only native lines reads it unchanged. A legacy report's client_id, and a UDP
+// lines or syslog one's, is "<format>:<peer ip>:<peer port>" and its seq is assigned
+// by the server (see internal/legacy, internal/udp), so the pair still identifies the
+// report; a UDP report datagram keeps its agent's client_id and seq, and its source
+// address is in source. The depth bound keeps
 // every line readable by Go's encoding/json and by Python's json module. For example:
 //
 //	{"client_id":"a1","seq":12,"conn_id":5,"received":"2026-11-23T08:00:00.123456789Z","payload":{"cpu":0.5}}

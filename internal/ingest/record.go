@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"net/netip"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -20,6 +21,10 @@ type Record struct {
 	// reports, whose lines then carry neither key.
 	Listener string
 	Format   string
+	// Source is the sender's address of a UDP report datagram, whose client_id is
+	// the agent's own (the other UDP formats carry it in client_id). The zero
+	// value leaves the key out.
+	Source netip.AddrPort
 }
 
 // The keys a record line starts with, in this order; ParseKey reads only them.
@@ -54,6 +59,11 @@ func appendRecord(dst []byte, r *Record, stamp []byte) []byte {
 		dst = appendString(dst, r.Listener)
 		dst = append(dst, `,"format":`...)
 		dst = appendString(dst, r.Format)
+	}
+	if r.Source.IsValid() {
+		dst = append(dst, `,"source":"`...)
+		dst = r.Source.AppendTo(dst)
+		dst = append(dst, '"')
 	}
 	dst = append(dst, `,"received":"`...)
 	dst = append(dst, stamp...)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
@@ -423,6 +424,28 @@ func TestAppendRecordLegacyKeys(t *testing.T) {
 	b.Add(r)
 	if string(b.Lines()) != want {
 		t.Errorf("Batch.Add wrote %s", b.Lines())
+	}
+}
+
+// A UDP report datagram's line carries its source address after format.
+func TestAppendRecordSource(t *testing.T) {
+	for _, c := range []struct{ src, want string }{
+		{"10.1.2.3:54321", `"10.1.2.3:54321"`},
+		{"[2001:db8::1]:514", `"[2001:db8::1]:514"`},
+	} {
+		r := &Record{
+			ClientID: "a1", Seq: 7, Listener: "dgrams", Format: "report", Source: netip.MustParseAddrPort(c.src),
+			Received: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC), Payload: []byte(`{}`),
+		}
+		got := string(appendLine(nil, r))
+		want := `{"client_id":"a1","seq":7,"conn_id":0,"listener":"dgrams","format":"report","source":` + c.want + `,"received":"2026-11-23T08:00:00Z","payload":{}}` + "\n"
+		if got != want {
+			t.Errorf("got  %s\nwant %s", got, want)
+		}
+		var v struct{ Source string }
+		if err := json.Unmarshal([]byte(got), &v); err != nil || v.Source != c.src {
+			t.Errorf("source read back as %q (%v), want %q", v.Source, err, c.src)
+		}
 	}
 }
 

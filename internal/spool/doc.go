@@ -54,7 +54,9 @@
 // exited; the newest segment of a running process is never removed, so the
 // directory can exceed max_bytes by the segment being written and, during an
 // upgrade, the other process's. A segment the JetStream forwarder has not sent to
-// its end (Options.Unsent, internal/forward) is kept too, whatever the limits.
+// its end (Options.Unsent, internal/forward) is kept too, whatever the limits,
+// unless Options.DiscardUnsent lets max_bytes remove it (counted); without that,
+// max_bytes is a hard limit that refuses writes (limit.go).
 // Retention starts once the dedup rebuild has read the tail; what it removes is
 // gone for later rebuilds too, so dedup.rebuild_bytes above max_bytes reads at
 // most what is left.

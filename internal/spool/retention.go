@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -20,6 +21,9 @@ const retainInterval = 5 * time.Second
 const (
 	RemovedForBytes = "bytes" // the spool held more than its byte limit
 	RemovedForAge   = "age"   // the segment's last write was longer ago than the age limit
+	// RemovedDiscarded: over the byte limit, a segment its reader had not finished
+	// (Options.DiscardUnsent); the records it had not read are lost to it.
+	RemovedDiscarded = "discarded"
 )
 
 // RetentionStats is what one retention pass found, after its removals.
@@ -31,10 +35,16 @@ type RetentionStats struct {
 }
 
 // RetentionObserver receives retention's measurements. Its methods run on the
-// retention goroutine, never on the committer.
+// retention goroutine, never on the committer, except RefusedFull.
 type RetentionObserver interface {
 	Retained(st RetentionStats)
 	SegmentRemoved(name string, bytes int64, reason string)
+	// Discarded counts the records a RemovedDiscarded segment held past what its
+	// reader had read.
+	Discarded(records int64)
+	// RefusedFull counts records refused at the hard limit (limit.go), on the
+	// committer.
+	RefusedFull(records int)
 }
 
 // SetRetention changes the limits from the next pass on (it starts one): the
@@ -102,6 +112,7 @@ type dirSegment struct {
 // retainPass removes the oldest closed segments past the limits and reports
 // what is left.
 func (s *Spool) retainPass() {
+	written := s.written.Load()
 	segs, err := s.closedSegments()
 	if err != nil {
 		s.log.Warn("retention cannot list the spool", zap.Error(err))
@@ -113,19 +124,33 @@ func (s *Spool) retainPass() {
 	}
 	maxBytes, maxAge := s.maxBytes.Load(), time.Duration(s.maxAge.Load())
 	now := s.now()
+	// Under a hard limit writes stop at maxBytes, so retention keeps room for
+	// them: a segment's worth, or half the limit when that is smaller.
+	target := maxBytes
+	if s.hardLimit() {
+		target -= min(s.segSize.Load(), maxBytes/2)
+	}
 	kept := len(segs)
-	unsent := func(string) bool { return false }
+	unsent := func(string) (bool, int64) { return false, 0 }
 	if s.unsent != nil {
 		unsent = s.unsent()
 	}
 	for _, g := range segs { // oldest first
+		if !g.closed {
+			continue
+		}
 		reason := ""
+		var discarded int64
+		pending, sent := unsent(g.Name)
 		switch {
-		case !g.closed, unsent(g.Name):
+		case pending && s.discard && maxBytes > 0 && total > maxBytes:
+			reason = RemovedDiscarded
+			discarded = countLines(filepath.Join(s.dir, g.Name), sent)
+		case pending:
 			continue
 		case maxAge > 0 && now.Sub(g.mod) > maxAge:
 			reason = RemovedForAge
-		case maxBytes > 0 && total > maxBytes:
+		case maxBytes > 0 && total > target:
 			reason = RemovedForBytes
 		default:
 			continue
@@ -141,8 +166,14 @@ func (s *Spool) retainPass() {
 		s.log.Info("segment removed by retention", zap.String("segment", g.Name), zap.Int64("bytes", g.size), zap.String("reason", reason))
 		if s.robs != nil {
 			s.robs.SegmentRemoved(g.Name, g.size, reason)
+			if discarded > 0 {
+				s.robs.Discarded(discarded)
+			}
 		}
 	}
+	// The hard limit's count: what is left, plus what this process wrote while
+	// the pass ran (perhaps counted twice: the limit errs on the safe side).
+	s.dirBytes.Store(total + s.written.Load() - written)
 	if s.robs == nil {
 		return
 	}
@@ -186,4 +217,25 @@ func (s *Spool) closedSegments() ([]dirSegment, error) {
 		}
 	}
 	return segs, nil
+}
+
+// countLines counts the whole lines of the file at path from byte offset from on:
+// the records of a segment its reader has not read. A file that cannot be read
+// counts 0.
+func countLines(path string, from int64) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	buf := make([]byte, 256<<10)
+	var n int64
+	for off := from; ; {
+		m, err := f.ReadAt(buf, off)
+		n += int64(bytes.Count(buf[:m], []byte{'\n'}))
+		off += int64(m)
+		if err != nil {
+			return n
+		}
+	}
 }

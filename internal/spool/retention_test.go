@@ -23,12 +23,17 @@ const (
 )
 
 type retentionObs struct {
-	mu      sync.Mutex
-	removed []string // names, in order
-	reasons []string
-	last    RetentionStats
-	passes  int
+	mu        sync.Mutex
+	removed   []string // names, in order
+	reasons   []string
+	last      RetentionStats
+	passes    int
+	discarded int64
+	refused   int
 }
+
+func (o *retentionObs) Discarded(n int64) { o.mu.Lock(); o.discarded += n; o.mu.Unlock() }
+func (o *retentionObs) RefusedFull(n int) { o.mu.Lock(); o.refused += n; o.mu.Unlock() }
 
 func (o *retentionObs) Retained(st RetentionStats) {
 	o.mu.Lock()
@@ -235,11 +240,11 @@ func TestRetentionKeepsUnsentSegments(t *testing.T) {
 	obs := &retentionObs{}
 	s := open(t, Options{Dir: dir, MaxBytes: 1, MaxAge: time.Hour, RetentionObserver: obs,
 		Alive: func(pid int) bool { return pid == livePID },
-		Unsent: func() func(string) bool {
+		Unsent: func() func(string) (bool, int64) {
 			mu.Lock()
 			defer mu.Unlock()
 			done := maps.Clone(finished)
-			return func(name string) bool { return !done[name] }
+			return func(name string) (bool, int64) { return !done[name], 0 }
 		}})
 	s.retainPass()
 	if removed, _, _, _ := obs.snapshot(); !slices.Equal(removed, []string{sent}) {

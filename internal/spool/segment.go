@@ -62,10 +62,15 @@ func (s *Spool) openSegment() (*segment, error) {
 // treat the old segment as complete the moment the new one appears, which holds:
 // the committer wrote its last byte to the old one before getting here.
 func (s *Spool) rotate() {
-	old := s.seg
-	if old == nil || old.size < s.segSize.Load() {
+	if old := s.seg; old == nil || old.size < s.segSize.Load() {
 		return
 	}
+	s.rotateNow()
+}
+
+// rotateNow closes the current segment and opens the next one.
+func (s *Spool) rotateNow() {
+	old := s.seg
 	next, err := s.openSegment()
 	if err != nil {
 		s.log.Error("cannot rotate, writing on to the full segment", zap.String("segment", old.name), zap.Int64("size", old.size), zap.Error(err))

@@ -76,9 +76,14 @@ type Options struct {
 	RetentionObserver RetentionObserver  // optional, may be nil
 	Alive             func(pid int) bool // whether a process may still write its newest segment; nil means proc.Alive
 	// Unsent, when set, is asked once per retention pass which segments a reader
-	// of the spool (the JetStream forwarder) has not finished: retention keeps
-	// those whatever the limits.
-	Unsent func() func(name string) bool
+	// of the spool (the JetStream forwarder) has not finished, and how many of a
+	// segment's bytes it has: retention keeps the unfinished ones whatever the
+	// limits, unless DiscardUnsent. With Unsent and MaxBytes set and DiscardUnsent
+	// false, MaxBytes is a hard limit (limit.go).
+	Unsent func() func(name string) (unsent bool, sent int64)
+	// DiscardUnsent lets MaxBytes remove segments Unsent says are unfinished, the
+	// oldest first, counting the records not yet read (spool.discard: old).
+	DiscardUnsent bool
 }
 
 // Spool appends submitted lines to segment files with group commit. Its methods
@@ -104,7 +109,10 @@ type Spool struct {
 	current    atomic.Value // string
 	robs       RetentionObserver
 	alive      func(int) bool
-	unsent     func() func(string) bool
+	unsent     func() func(string) (bool, int64)
+	discard    bool          // DiscardUnsent
+	dirBytes   atomic.Int64  // the directory's bytes: the last pass's count, plus what this process wrote since
+	written    atomic.Int64  // bytes this process wrote
 	rotated    chan struct{} // cap 1: a rotation or new limits; retention passes again
 	stopRetain chan struct{} // closed by Close
 	retainDone chan struct{} // closed when the retention actor has exited
@@ -123,7 +131,9 @@ type Spool struct {
 	seg        *segment // nil after a segment was abandoned and no new one could be created yet
 	closeErr   error    // set before done is closed
 	lastErrLog time.Time
-	suppressed int // write failures not logged since lastErrLog
+	suppressed int       // write failures not logged since lastErrLog
+	fullWake   time.Time // when a refusal at the hard limit last woke retention
+	fullLog    time.Time // and when it was last logged
 }
 
 // batch is what one group commit writes: the lines of many Submit calls, their
@@ -174,6 +184,7 @@ func Open(opts Options) (*Spool, error) {
 		robs:       opts.RetentionObserver,
 		alive:      opts.Alive,
 		unsent:     opts.Unsent,
+		discard:    opts.DiscardUnsent,
 		rotated:    make(chan struct{}, 1),
 		stopRetain: make(chan struct{}),
 		retainDone: make(chan struct{}),
@@ -355,6 +366,9 @@ func (s *Spool) write(p []byte, records int) error {
 	if len(p) == 0 {
 		return nil
 	}
+	if err := s.overLimit(len(p), records); err != nil {
+		return err
+	}
 	if s.seg == nil {
 		seg, err := s.openSegment()
 		if err != nil {
@@ -387,6 +401,8 @@ func (s *Spool) write(p []byte, records int) error {
 		syncTime = time.Since(written)
 	}
 	seg.size += int64(len(p))
+	s.written.Add(int64(len(p)))
+	s.dirBytes.Add(int64(len(p)))
 	if s.obs != nil {
 		s.obs.BatchWritten(records, len(p), written.Sub(start), syncTime)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hawk-agents/hawk/internal/dedup"
 	"github.com/hawk-agents/hawk/internal/ingest"
+	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
 // reply is a receipt owed to the sender of one stored datagram.
@@ -24,6 +25,7 @@ type batch struct {
 	replies []reply
 	scratch []byte // the payload being parsed
 	id      []byte // the client_id being formatted
+	ack     [protocol.Overhead]byte
 }
 
 var batches = sync.Pool{New: func() any { return new(batch) }}

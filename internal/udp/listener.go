@@ -67,6 +67,7 @@ type Listener struct {
 	prefix   string // "<format>:" of every client_id
 
 	seq     uint64       // the reader's
+	spare   *ackWaiter   // the reader's: handed to a window only when it keeps it
 	pending atomic.Int64 // datagrams read and neither durable nor failed
 
 	mu   sync.Mutex
@@ -207,19 +208,24 @@ func (l *Listener) submit() {
 		case <-l.stop:
 			stopping = true
 		}
-		l.mu.Lock()
-		b := l.cur
-		full := b.b.Len() > 0
-		if full {
-			l.cur = newBatch(l)
-		}
-		l.mu.Unlock()
-		if full {
-			l.inflight.Add(1)
-			l.o.Destination.Submit(&b.b, b)
-		}
+		l.flush()
 		if stopping {
 			return
 		}
+	}
+}
+
+// flush hands the pending batch, if it holds anything, to the destination.
+func (l *Listener) flush() {
+	l.mu.Lock()
+	b := l.cur
+	full := b.b.Len() > 0
+	if full {
+		l.cur = newBatch(l)
+	}
+	l.mu.Unlock()
+	if full {
+		l.inflight.Add(1)
+		l.o.Destination.Submit(&b.b, b)
 	}
 }

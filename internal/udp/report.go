@@ -38,21 +38,43 @@ func (l *Listener) handleReport(d []byte, from netip.AddrPort, ip netip.Addr) {
 	if l.o.Credentials != nil {
 		set, open = l.o.Credentials()
 	}
-	id := string(g.ClientID)
-	if v := set.Check(string(g.Token), id, auth.Peer{Addr: ip, Open: open}); v.Reason != auth.OK {
+	// A client the table remembers is attached before its token is checked, so
+	// that its id is the table's string: a report datagram then allocates nothing.
+	var dd *dedup.Client
+	if l.o.Dedup != nil {
+		dd = l.o.Dedup.AttachKnownBytes(g.ClientID)
+	}
+	var id string
+	if dd != nil {
+		id = dd.ID()
+	} else {
+		id = string(g.ClientID)
+	}
+	if v := set.CheckBytes(g.Token, id, auth.Peer{Addr: ip, Open: open}); v.Reason != auth.OK {
+		if dd != nil {
+			l.o.Dedup.Detach(dd)
+		}
 		l.o.Observer.Refused(string(v.Reason))
 		return
 	}
 	seq := g.Report.Seq
-	var dd *dedup.Client
 	if l.o.Dedup != nil {
-		dd = l.o.Dedup.Attach(id)
-		switch dd.Check(seq, ackWaiter{l, from}) {
+		if dd == nil {
+			dd = l.o.Dedup.Attach(id)
+		}
+		w := l.spare
+		if w == nil {
+			w = &ackWaiter{l: l}
+			l.spare = w
+		}
+		w.to = from
+		switch dd.Check(seq, w) {
 		case dedup.Durable:
 			l.o.Dedup.Detach(dd)
-			l.sendAck(from, seq)
+			l.sendAck(w.buf[:0], from, seq)
 			return
 		case dedup.Pending: // answered with the first copy's outcome
+			l.spare = nil // the window keeps w until then
 			l.o.Dedup.Detach(dd)
 			return
 		}
@@ -60,7 +82,7 @@ func (l *Listener) handleReport(d []byte, from netip.AddrPort, ip netip.Addr) {
 	l.mu.Lock()
 	b := l.cur
 	b.b.Add(&ingest.Record{ClientID: id, Seq: seq, Received: time.Now(), Payload: g.Report.Payload,
-		Listener: l.o.Name, Format: l.o.Format})
+		Listener: l.o.Name, Format: l.o.Format, Source: netip.AddrPortFrom(ip, from.Port())})
 	b.replies = append(b.replies, reply{to: from, seq: seq, dd: dd})
 	l.pending.Add(1)
 	l.mu.Unlock()
@@ -68,12 +90,13 @@ func (l *Listener) handleReport(d []byte, from netip.AddrPort, ip netip.Addr) {
 }
 
 // sendAck answers a durable report with its ACK, if its source is still allowed.
-func (l *Listener) sendAck(to netip.AddrPort, seq uint64) {
+// buf (empty, room for protocol.Overhead bytes) belongs to the caller's goroutine:
+// a buffer of sendAck's own would escape to the heap at every ACK.
+func (l *Listener) sendAck(buf []byte, to netip.AddrPort, seq uint64) {
 	if !l.settings.Load().allowed(to.Addr().Unmap()) {
 		return
 	}
-	var buf [protocol.Overhead]byte
-	if _, err := l.o.Conn.WriteToUDPAddrPort(protocol.AppendFrame(buf[:0], protocol.TypeAck, seq, nil), to); err == nil {
+	if _, err := l.o.Conn.WriteToUDPAddrPort(protocol.AppendFrame(buf, protocol.TypeAck, seq, nil), to); err == nil {
 		l.o.Observer.Replied()
 	}
 }
@@ -89,19 +112,22 @@ func (b *batch) committedReports(err error) {
 			l.o.Dedup.Detach(r.dd)
 		}
 		if err == nil {
-			l.sendAck(r.to, r.seq)
+			l.sendAck(b.ack[:0], r.to, r.seq)
 		}
 	}
 }
 
-// ackWaiter answers a retransmitted report whose first copy was pending.
+// ackWaiter answers a retransmitted report whose first copy was pending. The
+// reader reuses one (Listener.spare) until a window keeps it, so only such a
+// retransmit costs an allocation.
 type ackWaiter struct {
-	l  *Listener
-	to netip.AddrPort
+	l   *Listener
+	to  netip.AddrPort
+	buf [protocol.Overhead]byte
 }
 
-func (w ackWaiter) Answer(seq uint64, err error) {
+func (w *ackWaiter) Answer(seq uint64, err error) {
 	if err == nil {
-		w.l.sendAck(w.to, seq)
+		w.l.sendAck(w.buf[:0], w.to, seq)
 	}
 }

@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -9,14 +13,30 @@ import (
 	"github.com/hawk-agents/hawk/internal/testutil/natstest"
 )
 
-// A real three-node NATS cluster and an R3 stream with the servers' default sync
-// (the production setting). Under load, a follower is stopped and restarted, then
-// the stream's leader, then all three for a while: in both modes, every report hawk ACKed is in the stream
-// exactly once.
+// natsServer builds nats-server once, from the module go.mod names (a tool of the
+// module), for the tests that run it as processes of its own.
+var natsServer = sync.OnceValues(func() (string, error) {
+	out := filepath.Join(bin.dir, "nats-server")
+	cmd := exec.Command("go", "build", "-o", out, "github.com/nats-io/nats-server/v2")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building nats-server: %v\n%s", err, b)
+	}
+	return out, nil
+})
+
+// A real three-node NATS cluster, each node its own nats-server process, and an R3
+// stream with the servers' default sync (the production setting). Under load, a
+// follower is killed (SIGKILL) and restarted, then the stream's leader, then all
+// three are stopped for a while: in both modes, every report hawk ACKed is in the
+// stream exactly once.
 func TestJetStreamClusterNodeFailures(t *testing.T) {
+	natsBin, err := natsServer()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, mode := range []string{config.JetStreamDirect, config.JetStreamSpooled} {
 		t.Run(mode, func(t *testing.T) {
-			c := natstest.StartCluster(t, 3)
+			c := natstest.StartClusterProcesses(t, natsBin, 3)
 			c.CreateStream(jsStream, "hawk.reports.*")
 			flags := append(jsFlagsTo(c.URLs()), "-jetstream.sync_always=false")
 			if mode == config.JetStreamSpooled {
@@ -30,11 +50,11 @@ func TestJetStreamClusterNodeFailures(t *testing.T) {
 				node func(string) *natstest.Server
 			}{{"follower", c.Follower}, {"leader", c.Leader}} {
 				n := pick.node(jsStream)
-				n.Stop()
+				n.Kill()
 				waitStreamWithin(t, c, 5000, forwardWait) // two of three keep the stream writable
 				n.Restart()
 				waitStreamWithin(t, c, 5000, forwardWait)
-				t.Logf("%s: stopped and restarted the stream's %s under load", mode, pick.role)
+				t.Logf("%s: killed and restarted the stream's %s under load", mode, pick.role)
 			}
 			// All of NATS down for a while: spooled, the reports wait in the spool (the
 			// lag grows); direct, they are NACKed and resent.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -80,4 +81,56 @@ func TestJetStreamSpooledNATSDownKillAndUpgrade(t *testing.T) {
 	}
 	t.Logf("load %+v; last process: forwarded %.0f, duplicates %.0f, errors %.0f", sum,
 		m["hawk_forward_records_total"], m["hawk_forward_duplicates_total"], m["hawk_forward_errors_total"])
+}
+
+// NATS down long enough to fill spool.max_bytes (spool.discard: new, the default):
+// the limit is hard. Agents get retryable spool_write_failed NACKs with a retry
+// hint and keep their reports, the spool never holds more than the limit (plus the
+// one batch that reached it), nothing is removed. NATS back: the forwarder catches
+// up, retention makes room, the resent reports are ACKed, and every acked report is
+// in the stream exactly once.
+func TestJetStreamSpooledHardLimit(t *testing.T) {
+	const limit = 256 << 10
+	ns := startNATS(t)
+	ns.Stop()
+	s := startServer(t, bin.serverV1, append(spooledFlags(ns.URL()), "-spool.segment_size=64KiB", "-spool.max_bytes=256KiB")...)
+	admin := s.adminAddr()
+
+	peak := samplePeak(s.spool)
+	defer peak.stop()
+
+	load := startLoad(t, s.addr(), "-c", "20", "-w", "8", "-s", "256", "-rate", "2000", "-d", "300s", "-drain-timeout", "60s")
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		m, err := scrapeMetrics(admin)
+		return err == nil && m["hawk_spool_full_refused_records_total"] >= 1000
+	}, "reports refused at the hard limit")
+	s.waitLog(10*time.Second, func(l logLine) bool { return strings.HasPrefix(l.str("msg"), "spool full") })
+	m, err := scrapeMetrics(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := m[`hawk_spool_segments_removed_total{reason="bytes"}`] + m[`hawk_spool_segments_removed_total{reason="discarded"}`]; n != 0 {
+		t.Fatalf("%.0f segments removed while nothing was forwarded", n)
+	}
+
+	ns.Restart()
+	waitForwarded(t, admin)
+	// Writes resume: the agents' resent reports are ACKed.
+	acked := metric(t, admin, "hawk_spool_records_total")
+	testutil.Eventually(t, forwardWait, func() bool { return metric(t, admin, "hawk_spool_records_total") >= acked+2000 },
+		"reports stored again once the forwarder caught up")
+	sum := load.stop()
+	peak.stop()
+	waitForwarded(t, admin)
+	// A refused batch is written nowhere; the batch that reaches the limit is the
+	// most the directory may exceed it by (a group commit: well under 64 KiB here).
+	if p := peak.Load(); p > limit+64<<10 {
+		t.Errorf("the spool held %d bytes, over the hard limit %d", p, limit)
+	}
+	if sum.Errors != 0 || sum.Nacked == 0 || sum.Acked == 0 {
+		t.Fatalf("load: %+v; want NACKs at the limit, every one retried, no error", sum)
+	}
+	checkStreamExactlyOnce(t, ns, load)
+	t.Logf("load %+v; peak spool %d bytes (limit %d); refused %.0f records", sum, peak.Load(), limit,
+		metric(t, admin, "hawk_spool_full_refused_records_total"))
 }

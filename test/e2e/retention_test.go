@@ -24,6 +24,34 @@ func spoolSize(dir string) int64 {
 	return total
 }
 
+// peakSampler follows the largest spoolSize of a directory, every 2 ms, until stop.
+type peakSampler struct {
+	peak    atomic.Int64
+	cancel  context.CancelFunc
+	sampled chan struct{}
+}
+
+func samplePeak(dir string) *peakSampler {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &peakSampler{cancel: cancel, sampled: make(chan struct{})}
+	go func() {
+		defer close(p.sampled)
+		for ctx.Err() == nil {
+			if n := spoolSize(dir); n > p.peak.Load() {
+				p.peak.Store(n)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return p
+}
+
+// stop ends the sampling (safe to call twice).
+func (p *peakSampler) stop() { p.cancel(); <-p.sampled }
+
+// Load is the largest size seen.
+func (p *peakSampler) Load() int64 { return p.peak.Load() }
+
 // TestSpoolRetentionUnderLoad: with 4 MiB segments and a 64 MiB limit, 1 GiB flows
 // through under load, half of it after an upgrade; the spool never
 // holds more than the limit plus two segments (the one being written and the
@@ -36,19 +64,8 @@ func TestSpoolRetentionUnderLoad(t *testing.T) {
 	s := startServer(t, bin.serverV1, "-spool.segment_size=4MiB", "-spool.max_bytes=64MiB")
 	admin := s.adminAddr()
 
-	var peak atomic.Int64
-	ctx, cancel := context.WithCancel(context.Background())
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for ctx.Err() == nil {
-			if n := spoolSize(s.spool); n > peak.Load() {
-				peak.Store(n)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	defer func() { cancel(); <-sampled }()
+	peak := samplePeak(s.spool)
+	defer peak.stop()
 
 	load := startLoad(t, s.addr(), "-c", "100", "-w", "8", "-s", "1024", "-d", "120s")
 	written := func() float64 { return metric(t, admin, "hawk_spool_written_bytes_total") }
@@ -67,8 +84,7 @@ func TestSpoolRetentionUnderLoad(t *testing.T) {
 	admin = s.adminAddr()
 	waitWritten(512 << 20)
 	sum := load.stop()
-	cancel()
-	<-sampled
+	peak.stop()
 
 	removed := metric(t, admin, `hawk_spool_removed_bytes_total{reason="bytes"}`)
 	t.Logf("summary %+v; peak spool %d bytes (limit %d, bound %d); removed by the new process %.0f bytes",

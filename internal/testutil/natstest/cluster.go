@@ -26,6 +26,12 @@ type Cluster struct {
 // connections.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return startCluster(t, n, "")
+}
+
+// startCluster starts n nodes, in this process, or as processes of bin.
+func startCluster(t testing.TB, n int, bin string) *Cluster {
+	t.Helper()
 	c := &Cluster{t: t}
 	clusterPorts := make([]int, n)
 	for i := range clusterPorts {
@@ -40,7 +46,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		o.ServerName = fmt.Sprintf("n%d", i+1)
 		o.Cluster = server.ClusterOpts{Name: "hawk-test", Host: "127.0.0.1", Port: clusterPorts[i]}
 		o.Routes = routes
-		c.Nodes = append(c.Nodes, &Server{t: t, opts: o})
+		c.Nodes = append(c.Nodes, &Server{t: t, opts: o, bin: bin})
 	}
 	for _, s := range c.Nodes {
 		s.Restart()
@@ -67,7 +73,7 @@ func (c *Cluster) CreateStream(name string, subjects ...string) {
 // up is a running node.
 func (c *Cluster) up() *Server {
 	for _, s := range c.Nodes {
-		if s.srv != nil {
+		if s.running() {
 			return s
 		}
 	}
@@ -107,7 +113,7 @@ func (c *Cluster) Leader(stream string) *Server {
 	for time.Now().Before(deadline) {
 		if info, ok := c.info(stream); ok && info.Cluster != nil {
 			for _, s := range c.Nodes {
-				if s.srv != nil && s.opts.ServerName == info.Cluster.Leader {
+				if s.running() && s.opts.ServerName == info.Cluster.Leader {
 					return s
 				}
 			}
@@ -123,7 +129,7 @@ func (c *Cluster) Follower(stream string) *Server {
 	c.t.Helper()
 	leader := c.Leader(stream)
 	for _, s := range c.Nodes {
-		if s != leader && s.srv != nil {
+		if s != leader && s.running() {
 			return s
 		}
 	}

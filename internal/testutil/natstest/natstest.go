@@ -9,6 +9,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,8 +23,17 @@ import (
 type Server struct {
 	t    testing.TB
 	opts server.Options
-	srv  *server.Server
+	srv  *server.Server // in this process
+
+	// A process node (process.go): its binary, running process and files.
+	bin     string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	confDir string
 }
+
+// running reports whether the server runs, in this process or as its own.
+func (s *Server) running() bool { return s.srv != nil || s.cmd != nil }
 
 // Start starts a server on a free port with its store in a temp dir. Writes are
 // synced always (sync_interval: always), as hawk expects of a single server.
@@ -57,8 +68,9 @@ func freePort(t testing.TB) int {
 // URL is the client URL.
 func (s *Server) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.opts.Port) }
 
-// Stop shuts the server down and waits for it; safe to call twice.
+// Stop shuts the server down cleanly and waits for it; safe to call twice.
 func (s *Server) Stop() {
+	s.endProcess(syscall.SIGTERM)
 	if s.srv != nil {
 		s.srv.Shutdown()
 		s.srv.WaitForShutdown()
@@ -71,6 +83,10 @@ func (s *Server) Stop() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
+	if s.bin != "" {
+		s.startProcess()
+		return
+	}
 	o := s.opts
 	srv, err := server.NewServer(&o)
 	if err != nil {
@@ -151,19 +167,28 @@ func (s *Server) Messages(stream string) (byID map[string]int, total int) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	// A cluster just restarted may answer "no responders" while its stream and
+	// consumer leaders settle: such a fetch is tried again, for up to a minute
+	// without progress.
+	stuck := time.Now()
 	for total < int(n) {
 		batch, err := c.Fetch(4096, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			s.t.Fatal(err)
-		}
 		got := 0
-		for m := range batch.Messages() {
-			byID[m.Headers().Get(jetstream.MsgIDHeader)]++
-			total++
-			got++
+		if err == nil {
+			for m := range batch.Messages() {
+				byID[m.Headers().Get(jetstream.MsgIDHeader)]++
+				total++
+				got++
+			}
+			err = batch.Error()
 		}
-		if err := batch.Error(); err != nil && got == 0 {
-			s.t.Fatalf("reading stream %s: %v (%d of %d read)", stream, err, total, n)
+		if got > 0 {
+			stuck = time.Now()
+		} else if err != nil {
+			if time.Since(stuck) > time.Minute {
+				s.t.Fatalf("reading stream %s: %v (%d of %d read)", stream, err, total, n)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
 	return byID, total
