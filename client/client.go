@@ -28,7 +28,7 @@ type Client struct {
 	window window
 
 	stats struct {
-		sent, acked, nacked, resent, reconnects, goaways, dialFailures atomic.Uint64
+		sent, acked, nacked, resent, reconnects, goaways, dialFailures, resumed atomic.Uint64
 	}
 
 	mu    sync.Mutex // guards everything below, except the channels
@@ -71,6 +71,7 @@ type Stats struct {
 	Reconnects   uint64 // connections established after the first one
 	Goaways      uint64 // GOAWAYs received
 	DialFailures uint64 // connection attempts that failed (dial or handshake)
+	TLSResumed   uint64 // TLS connections that resumed a session (no full handshake)
 	InFlight     int    // reports in the window right now
 }
 
@@ -353,6 +354,7 @@ func (c *Client) Stats() Stats {
 		Reconnects:   c.stats.reconnects.Load(),
 		Goaways:      c.stats.goaways.Load(),
 		DialFailures: c.stats.dialFailures.Load(),
+		TLSResumed:   c.stats.resumed.Load(),
 		InFlight:     c.window.inFlight(),
 	}
 }

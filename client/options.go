@@ -70,6 +70,9 @@ type Options struct {
 	// certificate for mutual TLS. GetClientCertificate is called on every
 	// connection, so a reconnect (after a GOAWAY credentials, say) presents the
 	// certificate in force then. The client uses a clone; nil: plaintext.
+	// A nil ClientSessionCache gets a cache of the client's own, so that a
+	// reconnect resumes the TLS session (Stats.TLSResumed) instead of a full
+	// handshake: about a tenth of the server's CPU.
 	TLS *tls.Config
 	// ClientVersion is sent in HELLO; empty sends "hawk-go/"+Version.
 	ClientVersion string
@@ -151,6 +154,10 @@ func (o *Options) normalize() error {
 	}
 	if o.TLS != nil {
 		o.TLS = o.TLS.Clone()
+		if o.TLS.ClientSessionCache == nil {
+			// One entry: every connection of a Client goes to one server name.
+			o.TLS.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+		}
 		if o.TLS.ServerName == "" {
 			host, _, err := net.SplitHostPort(o.Addr)
 			if err != nil {

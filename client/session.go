@@ -129,6 +129,9 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 			nc.Close()
 			return nil, fmt.Errorf("hawk: TLS handshake with %s: %w", c.opts.Addr, err)
 		}
+		if tc.ConnectionState().DidResume {
+			c.stats.resumed.Add(1)
+		}
 		nc = tc
 	}
 	s := newSession(c, &c.wg, nc)
