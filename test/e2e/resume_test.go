@@ -44,7 +44,9 @@ func TestTLSFallbackReconnectResumes(t *testing.T) {
 	if got := metric(t, admin, `hawk_tls_handshakes_total{session="resumed"}`); got != 1 {
 		t.Fatalf("new process: %v resumed handshakes, want 1", got)
 	}
-	if s.findLogs(func(l logLine) bool { return strings.Contains(l.str("msg"), "ticket keys passed by the previous process") }) == nil {
+	if s.findLogs(func(l logLine) bool {
+		return strings.Contains(l.str("msg"), "ticket keys passed by the previous process")
+	}) == nil {
 		t.Fatal("the new process did not log the inherited ticket keys")
 	}
 	s.stopAll()
