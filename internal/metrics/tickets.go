@@ -17,7 +17,7 @@ type ticketVecs struct {
 
 func newTicketVecs(f factory) ticketVecs {
 	v := ticketVecs{
-		handshakes: f.counterVec("hawk_tls_handshakes_total", "TLS handshakes completed, by session: resumed (a session ticket was accepted: about a tenth of the CPU) or full.", "session"),
+		handshakes: f.counterVec("hawk_tls_handshakes_total", "TLS handshakes completed, by session: resumed (a session ticket was accepted: no signature, no client chain to verify) or full.", "session"),
 		keys: f.counterVec("hawk_tls_ticket_key_changes_total", "Changes of the session ticket keys, by result: rotated (hawk's own keys, every tls.ticket_key_rotation), "+
 			"reloaded (tls.ticket_keys_file changed), failure (a bad keys file: the keys in force stay).", "result"),
 	}

@@ -1,7 +1,8 @@
 // Package ticketkeys is the TLS session ticket keys in force: generated and rotated, or read from a shared file.
 //
 // A session ticket lets a client that reconnects resume its TLS session instead of
-// running a full handshake (about a tenth of the server CPU). crypto/tls encrypts
+// running a full handshake: the server signs nothing and verifies no client chain
+// (and under TLS 1.2 runs no key exchange either). crypto/tls encrypts
 // new tickets with the first key of the list it is given and decrypts with any of
 // them, so a list is a ring: a rotation puts a new key first and keeps Previous
 // older ones for decryption, so a ticket stays good for at least Previous periods
