@@ -27,6 +27,7 @@ type Client struct {
 	opts   Options
 	window window
 
+	tlsr  *tlsResume // nil without TLS
 	stats struct {
 		sent, acked, nacked, resent, reconnects, goaways, dialFailures, resumed atomic.Uint64
 	}
@@ -86,6 +87,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	}
 	c := &Client{
 		opts:   opts,
+		tlsr:   newTLSResume(opts.TLS),
 		window: newWindow(opts.MaxInFlight),
 		life:   newLifecycle(),
 		out:    newOutbox(opts.FirstSeq, opts.MaxInFlight, opts.MinBackoff, opts.MaxBackoff),

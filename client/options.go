@@ -72,7 +72,10 @@ type Options struct {
 	// certificate in force then. The client uses a clone; nil: plaintext.
 	// A nil ClientSessionCache gets a cache of the client's own, so that a
 	// reconnect resumes the TLS session (Stats.TLSResumed) instead of a full
-	// handshake: the server signs nothing and verifies no client chain.
+	// handshake: the server signs nothing and verifies no client chain. The
+	// session is forgotten, and the next handshake is a full one, after GOAWAY
+	// credentials and when GetClientCertificate gives another certificate than
+	// the one the session was made with.
 	TLS *tls.Config
 	// ClientVersion is sent in HELLO; empty sends "hawk-go/"+Version.
 	ClientVersion string
@@ -154,10 +157,6 @@ func (o *Options) normalize() error {
 	}
 	if o.TLS != nil {
 		o.TLS = o.TLS.Clone()
-		if o.TLS.ClientSessionCache == nil {
-			// One entry: every connection of a Client goes to one server name.
-			o.TLS.ClientSessionCache = tls.NewLRUClientSessionCache(1)
-		}
 		if o.TLS.ServerName == "" {
 			host, _, err := net.SplitHostPort(o.Addr)
 			if err != nil {

@@ -124,6 +124,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	if c.opts.TLS != nil {
+		c.tlsr.beforeHandshake()
 		tc := tls.Client(nc, c.opts.TLS)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
