@@ -27,7 +27,7 @@ type tickets struct {
 	log      *zap.Logger
 }
 
-// openTickets makes the keys files's handshakes use: the keys file's, else those
+// openTickets gives files the keys its handshakes use: the keys file's, else those
 // the previous process passed in inherited (nil: none), else a new key.
 func openTickets(c *config.TLS, files *tlsconf.Reloader, inherited *os.File, met *metrics.Metrics, log *zap.Logger) (*tickets, error) {
 	t := &tickets{file: c.TicketKeysFile, rotation: c.TicketKeyRotation, previous: c.TicketKeysPrevious, met: met, log: log}
