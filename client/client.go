@@ -27,8 +27,9 @@ type Client struct {
 	opts   Options
 	window window
 
+	tlsr  *tlsResume // nil without TLS
 	stats struct {
-		sent, acked, nacked, resent, reconnects, goaways, dialFailures atomic.Uint64
+		sent, acked, nacked, resent, reconnects, goaways, dialFailures, resumed atomic.Uint64
 	}
 
 	mu    sync.Mutex // guards everything below, except the channels
@@ -71,6 +72,7 @@ type Stats struct {
 	Reconnects   uint64 // connections established after the first one
 	Goaways      uint64 // GOAWAYs received
 	DialFailures uint64 // connection attempts that failed (dial or handshake)
+	TLSResumed   uint64 // TLS connections that resumed a session (no full handshake)
 	InFlight     int    // reports in the window right now
 }
 
@@ -85,6 +87,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	}
 	c := &Client{
 		opts:   opts,
+		tlsr:   newTLSResume(opts.TLS),
 		window: newWindow(opts.MaxInFlight),
 		life:   newLifecycle(),
 		out:    newOutbox(opts.FirstSeq, opts.MaxInFlight, opts.MinBackoff, opts.MaxBackoff),
@@ -353,6 +356,7 @@ func (c *Client) Stats() Stats {
 		Reconnects:   c.stats.reconnects.Load(),
 		Goaways:      c.stats.goaways.Load(),
 		DialFailures: c.stats.dialFailures.Load(),
+		TLSResumed:   c.stats.resumed.Load(),
 		InFlight:     c.window.inFlight(),
 	}
 }

@@ -150,6 +150,9 @@ func (c *Client) goawayLocked(s *session, gw *protocol.Goaway, worked bool) {
 	s.moveAt = now + min(max(gw.ReconnectAfterMS, 0), deadline)*int64(time.Millisecond)
 	s.goaway = true
 	s.shutdown = gw.Reason == "shutdown"
+	if gw.Reason == goawayCredentials {
+		c.tlsr.forget()
+	}
 	if worked {
 		c.policy.goawayStreak = 0
 	} else {

@@ -70,6 +70,12 @@ type Options struct {
 	// certificate for mutual TLS. GetClientCertificate is called on every
 	// connection, so a reconnect (after a GOAWAY credentials, say) presents the
 	// certificate in force then. The client uses a clone; nil: plaintext.
+	// A nil ClientSessionCache gets a cache of the client's own, so that a
+	// reconnect resumes the TLS session (Stats.TLSResumed) instead of a full
+	// handshake: the server signs nothing and verifies no client chain. The
+	// session is forgotten, and the next handshake is a full one, after GOAWAY
+	// credentials and when GetClientCertificate gives another certificate than
+	// the one the session was made with.
 	TLS *tls.Config
 	// ClientVersion is sent in HELLO; empty sends "hawk-go/"+Version.
 	ClientVersion string

@@ -124,10 +124,14 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	if c.opts.TLS != nil {
+		c.tlsr.beforeHandshake()
 		tc := tls.Client(nc, c.opts.TLS)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("hawk: TLS handshake with %s: %w", c.opts.Addr, err)
+		}
+		if tc.ConnectionState().DidResume {
+			c.stats.resumed.Add(1)
 		}
 		nc = tc
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
@@ -78,5 +79,49 @@ func TestTLSUntrustedServerRefused(t *testing.T) {
 	if err == nil {
 		c.Close()
 		t.Fatal("Dial succeeded against an untrusted server")
+	}
+}
+
+// A reconnect after GOAWAY resumes the TLS session, unless the GOAWAY asked for
+// the agent's current credentials: then the handshake is a full one, and the
+// certificate is presented again.
+func TestTLSReconnectResumes(t *testing.T) {
+	ca := testutil.NewCA(t, "client test CA")
+	srvLeaf := ca.ServerLeaf(t)
+	leaf := ca.Issue(t, testutil.CertOpts{CN: "agent-1", Client: true})
+	for _, tc := range []struct {
+		reason  string
+		resumed uint64
+	}{{"upgrade", 1}, {"credentials", 0}} {
+		t.Run(tc.reason, func(t *testing.T) {
+			srv := newFakeServer(t)
+			srv.ln = tls.NewListener(srv.ln, &tls.Config{
+				Certificates: []tls.Certificate{srvLeaf.TLS},
+				ClientCAs:    ca.Pool(),
+				ClientAuth:   tls.RequireAndVerifyClientCert,
+			})
+			srv.onReport = func(fc *fakeConn, seq uint64, _ []byte) {
+				fc.ack(seq)
+				if fc.idx == 0 && len(fc.receivedSeqs()) == 20 {
+					fc.queueJSON(protocol.TypeGoaway, &protocol.Goaway{Reason: tc.reason, DeadlineMS: 10_000})
+					fc.flush()
+				}
+			}
+			srv.start()
+			opts := testOptions(srv, "agent-1")
+			opts.TLS = &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{leaf.TLS}}
+			c := dial(t, opts)
+			if seqs := reportAll(t, c, 4, 100, nil); len(seqs) != 100 {
+				t.Fatalf("%d reports acked, want 100", len(seqs))
+			}
+			testutil.Eventually(t, 5*time.Second, func() bool { return c.Stats().Reconnects == 1 }, "the reconnect after GOAWAY")
+			st := c.Stats()
+			if st.Reconnects != 1 || st.TLSResumed != tc.resumed {
+				t.Fatalf("after GOAWAY %s: %d reconnects, %d resumed; want 1, %d", tc.reason, st.Reconnects, st.TLSResumed, tc.resumed)
+			}
+			if got := srv.conn(1).nc.(*tls.Conn).ConnectionState().DidResume; got != (tc.resumed == 1) {
+				t.Fatalf("the server saw DidResume %v", got)
+			}
+		})
 	}
 }

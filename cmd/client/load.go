@@ -54,6 +54,7 @@ type summary struct {
 	Reconnects    uint64  `json:"reconnects"`
 	Goaways       uint64  `json:"goaways"`
 	DialFailures  uint64  `json:"dial_failures"`
+	TLSResumed    uint64  `json:"tls_resumed"` // TLS connections that resumed a session
 	AckedPerS     float64 `json:"acked_per_s"`
 	LatencyP50US  int64   `json:"latency_p50_us"`
 	LatencyP90US  int64   `json:"latency_p90_us"`
@@ -337,6 +338,7 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 		sum.Reconnects += st.Reconnects
 		sum.Goaways += st.Goaways
 		sum.DialFailures += st.DialFailures
+		sum.TLSResumed += st.TLSResumed
 		closers.Go(func() { lc.c.Close() })
 	}
 	// Close returns once every done callback has run: the counts are final after it.

@@ -111,6 +111,11 @@ type TLS struct {
 	ClientAuth   string        `koanf:"client_auth"`    // none|optional|required
 	ClientIDFrom string        `koanf:"client_id_from"` // uri_san|dns_san|cn
 	ExpiryGoaway time.Duration `koanf:"expiry_goaway"`
+	// TicketKeysFile is the shared session ticket keys file; "" means keys of
+	// hawk's own, rotated every TicketKeyRotation.
+	TicketKeysFile     string        `koanf:"ticket_keys_file"`
+	TicketKeyRotation  time.Duration `koanf:"ticket_key_rotation"`
+	TicketKeysPrevious int           `koanf:"ticket_keys_previous"`
 }
 
 // Limits is the limits.* section.

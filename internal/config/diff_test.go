@@ -29,6 +29,9 @@ var changedValues = map[string]string{
 	"tls.client_auth":            "optional",
 	"tls.client_id_from":         "cn",
 	"tls.expiry_goaway":          "1h",
+	"tls.ticket_keys_file":       "/t.keys",
+	"tls.ticket_key_rotation":    "6h",
+	"tls.ticket_keys_previous":   "1",
 	"limits.max_conns":           "50",
 	"limits.handshake_rate":      "2000",
 	"limits.max_frame_size":      "128KiB",
@@ -86,7 +89,8 @@ var restartOnly = []string{"admin.addr", "listen", "listen_proxy_from", "tls.cer
 	"destination", "jetstream.urls", "jetstream.stream", "jetstream.subject", "jetstream.creds", "jetstream.tls_ca", "jetstream.tls_cert",
 	"jetstream.tls_key", "jetstream.max_pending", "jetstream.publish_timeout", "jetstream.connect_timeout", "jetstream.retry_after",
 	"jetstream.retry_horizon", "jetstream.require_durable", "jetstream.sync_always", "jetstream.mode",
-	"uploads.enabled", "uploads.dir", "uploads.max_file_size", "uploads.client_quota", "uploads.total_quota", "uploads.expiry", "uploads.max_in_flight"}
+	"uploads.enabled", "uploads.dir", "uploads.max_file_size", "uploads.client_quota", "uploads.total_quota", "uploads.expiry", "uploads.max_in_flight",
+	"tls.ticket_keys_file", "tls.ticket_key_rotation", "tls.ticket_keys_previous"}
 
 func TestDiffEveryKey(t *testing.T) {
 	if len(changedValues) != len(keys) {

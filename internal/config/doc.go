@@ -46,6 +46,9 @@
 //	tls.client_auth             required (none, optional, required)  restart-only
 //	tls.client_id_from          uri_san (uri_san, dns_san, cn)       live (new connections)
 //	tls.expiry_goaway           10m                                  live (new connections)
+//	tls.ticket_keys_file        "" (keys of hawk's own)              restart-only (contents reload live)
+//	tls.ticket_key_rotation     24h                                  restart-only
+//	tls.ticket_keys_previous    6                                    restart-only
 //	limits.max_conns            100000                               live (existing connections stay)
 //	limits.handshake_rate       5000 (0: unlimited)                  live
 //	limits.max_frame_size       1MiB (64 B – 64 MiB)                 live (new connections)

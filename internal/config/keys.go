@@ -200,6 +200,19 @@ var keys = []Key{
 		Doc: "A connection admitted with a client certificate is told GOAWAY credentials this long (plus up to a quarter more, jitter) " +
 			"before the certificate's NotAfter, and closed at NotAfter if it has not moved. 0 turns it off.",
 		ReloadNote: " (new connections)"},
+	{Name: "tls.ticket_keys_file", kind: kindString, Default: "", Example: "/etc/hawk/tls/ticket.keys", Reload: RestartOnly,
+		Doc: "File of session ticket keys shared by the instances a client may reconnect to (behind a balancer, across restarts), " +
+			"so that a reconnect resumes its TLS session instead of a full handshake: one key a line, 64 hex digits (openssl rand -hex 32), " +
+			"the first encrypting new tickets and every one decrypting; mode 600 or 640. Its contents are reloaded without a restart " +
+			"(a file change, SIGUSR1, hawk reload); a bad new file keeps the keys in force (hawk_tls_ticket_key_changes_total{result=\"failure\"}). " +
+			"Without it hawk makes its own keys, rotates them every tls.ticket_key_rotation and passes them to the new process of an upgrade.",
+		DefaultNote: "(keys of hawk's own)", ReloadNote: " (contents reload live)"},
+	{Name: "tls.ticket_key_rotation", kind: kindDuration, Default: "24h", Example: "6h", Reload: RestartOnly,
+		Doc: "Without tls.ticket_keys_file: how long a session ticket key encrypts new tickets before a new one replaces it; " +
+			"it then decrypts for tls.ticket_keys_previous more rotations. At least 1s."},
+	{Name: "tls.ticket_keys_previous", kind: kindInt, Default: "6", Example: "1", Reload: RestartOnly,
+		Doc: "Without tls.ticket_keys_file: how many replaced session ticket keys still decrypt tickets (0 to 15). With the defaults " +
+			"a ticket is good for 6 to 7 days, as long as crypto/tls accepts one: an agent connected for days still resumes."},
 
 	{Name: "limits.max_conns", kind: kindInt, Default: "100000", Example: "50", Reload: Live,
 		Doc:        "Maximum concurrent connections. Lowering it does not close the connections already above the new limit.",

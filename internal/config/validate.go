@@ -299,7 +299,13 @@ func validateTLS(bad func(key, format string, args ...any), t *TLS) {
 	if t.ExpiryGoaway < 0 {
 		bad("tls.expiry_goaway", "must not be negative, not %s", t.ExpiryGoaway)
 	}
-	for key, path := range map[string]string{"tls.cert_file": t.CertFile, "tls.key_file": t.KeyFile, "tls.client_ca_file": t.ClientCAFile} {
+	if t.TicketKeyRotation < time.Second {
+		bad("tls.ticket_key_rotation", "must be at least 1s, not %s", t.TicketKeyRotation)
+	}
+	if t.TicketKeysPrevious < 0 || t.TicketKeysPrevious > 15 {
+		bad("tls.ticket_keys_previous", "must be between 0 and 15, not %d", t.TicketKeysPrevious)
+	}
+	for key, path := range map[string]string{"tls.cert_file": t.CertFile, "tls.key_file": t.KeyFile, "tls.client_ca_file": t.ClientCAFile, "tls.ticket_keys_file": t.TicketKeysFile} {
 		if strings.ContainsRune(path, 0) {
 			bad(key, "must be a file path")
 		}

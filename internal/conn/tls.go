@@ -27,6 +27,12 @@ type TLSObserver interface {
 	TLSHandshakeFailed()
 }
 
+// ResumeObserver is implemented by observers that count TLS handshakes by
+// whether they resumed a session (a session ticket was accepted).
+type ResumeObserver interface {
+	TLSHandshake(resumed bool)
+}
+
 // GoawayCredentials is the GOAWAY reason of a connection whose client certificate
 // expires soon or whose issuing CA was removed: the client reconnects and presents
 // its current certificate.
@@ -127,6 +133,9 @@ func (c *Conn) tlsHandshake() bool {
 		return false
 	}
 	cs := tc.ConnectionState()
+	if o, ok := c.m.obs.(ResumeObserver); ok {
+		o.TLSHandshake(cs.DidResume)
+	}
 	ti := &tlsInfo{}
 	if ti.stay = sess.switchToRecordLayer(); ti.stay != nil && cs.Version == tls.VersionTLS13 {
 		c.m.log.Warn("a TLS 1.3 session stays in crypto/tls: it falls back to GOAWAY at an upgrade",

@@ -44,6 +44,9 @@ func (d *Daemon) serve() string {
 	if run, interrupt := d.reload.TLSWatch(); run != nil {
 		g.Add(run, interrupt)
 	}
+	if run, interrupt := d.reload.TicketKeysWatch(); run != nil {
+		g.Add(run, interrupt)
+	}
 	g.Add(d.reload.TokensWatch())
 	g.Add(d.notify.Serving())
 	// The previous process's exit, logged when it happens.

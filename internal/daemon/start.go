@@ -24,6 +24,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/pidfile"
 	"github.com/hawk-agents/hawk/internal/reload"
 	"github.com/hawk-agents/hawk/internal/sdnotify"
+	"github.com/hawk-agents/hawk/internal/ticketkeys"
 	"github.com/hawk-agents/hawk/internal/udp"
 	"github.com/hawk-agents/hawk/internal/upgrade"
 )
@@ -130,7 +131,12 @@ func start(o Options) (_ *Daemon, err error) {
 	undo = append(undo, d.udp.Close)
 
 	d.met = metrics.New(o.Version, func() int { return d.conns.Count() })
-	tlsFiles, err := reload.OpenTLS(cfg, d.met, d.log)
+	// The parent's session ticket keys, so that its tickets resume here.
+	tickets, err := upg.InheritedFile(ticketkeys.Name)
+	if err != nil {
+		d.log.Warn("TLS session ticket keys of the previous process not inherited", zap.Error(err))
+	}
+	tlsFiles, err := reload.OpenTLS(cfg, tickets, d.met, d.log)
 	if err != nil {
 		return nil, err
 	}

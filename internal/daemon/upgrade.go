@@ -106,6 +106,9 @@ func (d *Daemon) startSuccessor() error {
 	d.awaitParentHandoff()
 	moved := d.warnListenerMoves()
 	ho := d.out.Pass(d.upg.PassFile)
+	if err := d.reload.PassTicketKeys(d.upg.PassFile); err != nil {
+		d.log.Warn("the new process makes TLS session ticket keys of its own: tickets issued here will not resume there", zap.Error(err))
+	}
 	err := d.upg.Upgrade()
 	if err == nil && moved != "" {
 		d.log.Warn("upgrade moved the protocol listener: established connections are handed to the new process and stay "+

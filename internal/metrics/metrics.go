@@ -53,6 +53,7 @@ type Metrics struct {
 	tlsReloads     *prometheus.CounterVec
 	tlsNotAfter    prometheus.Gauge
 	tlsFailures    prometheus.Counter
+	tickets        ticketVecs
 	authOK         *prometheus.CounterVec
 	authRefused    *prometheus.CounterVec
 	authFile       *prometheus.CounterVec
@@ -159,6 +160,7 @@ func New(version string, connections func() int) *Metrics {
 	m.authFile.WithLabelValues("success")
 	m.authFile.WithLabelValues("failure")
 	m.tlsFailures = f.counter("hawk_tls_handshake_failures_total", "TLS handshakes that failed (bad or missing client certificate, unknown CA, timeout, not TLS).")
+	m.tickets = newTicketVecs(f)
 	r.MustRegister(&runtimeCollector{})
 	return m
 }

@@ -23,11 +23,12 @@ const tlsPollInterval = time.Second
 // TLS is the protocol listener's TLS files: loaded at start, read again at every
 // reload and when one of them changes.
 type TLS struct {
-	files  *tlsconf.Reloader
-	config *tls.Config // the listener's, reading files's material per handshake
-	seen   string      // stamp of the files the last reload read; under the Reloader's mu
-	met    *metrics.Metrics
-	log    *zap.Logger
+	files   *tlsconf.Reloader
+	config  *tls.Config // the listener's, reading files's material per handshake
+	seen    string      // stamp of the files the last reload read; under the Reloader's mu
+	tickets *tickets
+	met     *metrics.Metrics
+	log     *zap.Logger
 }
 
 // tlsFiles maps the tls.* keys to what tlsconf loads.
@@ -43,19 +44,30 @@ func tlsFiles(c *config.TLS) tlsconf.Files {
 }
 
 // OpenTLS loads the TLS files when tls.cert_file or tls.key_file is set; nil
-// (and no error) without TLS.
-func OpenTLS(c *config.Config, met *metrics.Metrics, log *zap.Logger) (*TLS, error) {
+// (and no error) without TLS. tickets is the session ticket keys file the previous
+// process of an upgrade passed (nil: none); OpenTLS closes it.
+func OpenTLS(c *config.Config, tickets *os.File, met *metrics.Metrics, log *zap.Logger) (*TLS, error) {
 	if c.TLS.CertFile == "" && c.TLS.KeyFile == "" {
+		if tickets != nil {
+			tickets.Close()
+		}
 		return nil, nil
 	}
 	r, err := tlsconf.New(tlsFiles(&c.TLS))
 	if err != nil {
+		if tickets != nil {
+			tickets.Close()
+		}
 		return nil, fmt.Errorf("tls: %w", err)
+	}
+	tk, err := openTickets(&c.TLS, r, tickets, met, log)
+	if err != nil {
+		return nil, err
 	}
 	met.TLSLoaded(r.Current().NotAfter)
 	log.Info("TLS on the protocol listener", zap.String("cert_file", c.TLS.CertFile), zap.Time("not_after", r.Current().NotAfter),
 		zap.String("min_version", c.TLS.MinVersion), zap.String("client_ca_file", c.TLS.ClientCAFile), zap.String("client_auth", c.TLS.ClientAuth))
-	return &TLS{files: r, config: r.Config(), met: met, log: log}, nil
+	return &TLS{files: r, config: r.Config(), tickets: tk, met: met, log: log}, nil
 }
 
 // Complete completes connection settings with the TLS configuration in force
@@ -74,6 +86,7 @@ func (t *TLS) reload(trigger string, conns *conn.Manager) {
 	if t == nil {
 		return
 	}
+	t.tickets.reload(trigger)
 	// Stamped before reading: a change made while the files are read is seen by the
 	// next poll. A reload for a signal stamps too, so the poll does not load the
 	// same change again (and count it twice).

@@ -57,6 +57,9 @@ type Reloader struct {
 	mu    sync.Mutex // serialises Reload
 	files Files
 	cur   atomic.Pointer[Material]
+	// tickets are the session ticket keys every material gets (the first
+	// encrypts); none: crypto/tls's own, per configuration.
+	tickets [][32]byte
 	// OnReload, if set, is called after every Reload with its error (nil: loaded).
 	OnReload func(m *Material, err error)
 }
@@ -93,6 +96,9 @@ func (r *Reloader) Reload(f *Files) (*Material, error) {
 	}
 	m, err := load(files)
 	if err == nil {
+		if r.tickets != nil {
+			m.cfg.SetSessionTicketKeys(r.tickets)
+		}
 		r.files = files
 		r.cur.Store(m)
 	}
@@ -100,6 +106,17 @@ func (r *Reloader) Reload(f *Files) (*Material, error) {
 		r.OnReload(m, err)
 	}
 	return m, err
+}
+
+// SetTicketKeys makes keys (at least one) the session ticket keys of every
+// handshake from now on, the first encrypting new tickets and all decrypting, and
+// those of material loaded later. Without them each connection's configuration
+// would have keys of its own, and no ticket could ever be used.
+func (r *Reloader) SetTicketKeys(keys [][32]byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tickets = keys
+	r.cur.Load().cfg.SetSessionTicketKeys(keys)
 }
 
 // Config returns the listener's configuration: every handshake takes the material
