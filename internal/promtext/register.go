@@ -43,35 +43,31 @@ func (r *Registry) funcSeries(name, help, kind string, s sample, labelPairs []st
 	r.child(r.family(name, help, kind, names, nil), values, func() sample { return s }, true)
 }
 
-// CounterVec is a counter family with variable labels.
-type CounterVec struct {
-	r *Registry
-	f *family
+// Vec is a family with variable labels whose series are M (*Counter, *Gauge).
+type Vec[M sample] struct {
+	r  *Registry
+	f  *family
+	mk func() sample
 }
+
+// CounterVec is a counter family with variable labels.
+type CounterVec = Vec[*Counter]
+
+// GaugeVec is a gauge family with variable labels.
+type GaugeVec = Vec[*Gauge]
 
 // CounterVec registers a counter family with these label names.
 func (r *Registry) CounterVec(name, help string, labels ...string) *CounterVec {
-	return &CounterVec{r, r.family(name, help, "counter", labels, nil)}
-}
-
-// WithLabelValues returns the counter of these label values (in the registered
-// order), created at zero on first use: bind it once, off the hot path.
-func (v *CounterVec) WithLabelValues(values ...string) *Counter {
-	return v.r.child(v.f, values, func() sample { return new(Counter) }, false).(*Counter)
-}
-
-// GaugeVec is a gauge family with variable labels.
-type GaugeVec struct {
-	r *Registry
-	f *family
+	return &CounterVec{r, r.family(name, help, "counter", labels, nil), func() sample { return new(Counter) }}
 }
 
 // GaugeVec registers a gauge family with these label names.
 func (r *Registry) GaugeVec(name, help string, labels ...string) *GaugeVec {
-	return &GaugeVec{r, r.family(name, help, "gauge", labels, nil)}
+	return &GaugeVec{r, r.family(name, help, "gauge", labels, nil), func() sample { return new(Gauge) }}
 }
 
-// WithLabelValues returns the gauge of these label values, created at zero on first use.
-func (v *GaugeVec) WithLabelValues(values ...string) *Gauge {
-	return v.r.child(v.f, values, func() sample { return new(Gauge) }, false).(*Gauge)
+// WithLabelValues returns the series of these label values (in the registered
+// order), created at zero on first use: bind it once, off the hot path.
+func (v *Vec[M]) WithLabelValues(values ...string) M {
+	return v.r.child(v.f, values, v.mk, false).(M)
 }
