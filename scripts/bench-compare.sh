@@ -15,7 +15,7 @@
 # load, from /usr/bin/time); RSS per idle connection; `hawk -version` wall time
 # (median of 21, beside a Go hello world's: the floor on this machine; with perf, the
 # CPU and page faults of both) and the binary's size; SIGHUP to the new process ready (`sighup_to_ready`, idle server,
-# -upgrades in a row (with the new process's own share, from its main to listening),
+# -upgrades in a row, the trees in turn (with the new process's own share, from its configuration loaded to listening),
 # each on a fresh spool directory so that the dedup rebuild reads
 # the same bytes every time, each after the previous process has exited so no old
 # process is left draining on the cores; median and max).
@@ -182,8 +182,8 @@ PY
       kill -HUP "$p"
       for _ in $(seq 200); do grep -q sighup_to_ready "$d/log" && break; sleep 0.05; done
       grep -o '"sighup_to_ready":[0-9.e-]*' "$d/log" | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/up.$l"
-      # the new process's own start, from its main to listening: the rest of
-      # sighup_to_ready is exec, the runtime's start and package init
+      # the new process's own start, from its configuration loaded to listening: the rest of
+      # sighup_to_ready is exec, the runtime's start, package init and the configuration load
       for _ in $(seq 100); do grep -q '"inherited":true' "$d/log" && break; sleep 0.05; done
       grep '"inherited":true' "$d/log" | grep -o '"startup":[0-9.e-]*' | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/main.$l"
       wait "$p" 2>/dev/null || true # the old process drains and exits
@@ -192,7 +192,7 @@ PY
     done
   done
   for l in "${labels[@]}"; do
-    printf 'STARTUP %-16s SIGHUP->ready idle: median %s ms, max %s ms (%s upgrades); of it the new process from main to listening: median %s ms\n' \
+    printf 'STARTUP %-16s SIGHUP->ready idle: median %s ms, max %s ms (%s upgrades); of it the new process from its configuration loaded to listening: median %s ms\n' \
       "$l" "$(median < "$W/up.$l")" "$(sort -g "$W/up.$l" | tail -1)" "$(wc -l < "$W/up.$l")" "$(median < "$W/main.$l")"
   done
 fi
