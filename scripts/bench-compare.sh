@@ -13,8 +13,9 @@
 # reference in the same run, server CPU per report (the server process's utime+stime
 # over the run / acked) and the load generator's (hawkc load's or the reference's
 # load, from /usr/bin/time); RSS per idle connection; `hawk -version` wall time
-# (median of 21); SIGHUP to the new process ready (`sighup_to_ready`, idle server,
-# -upgrades in a row (with the new process's own share, from its main to listening),
+# (median of 21, beside a Go hello world's: the floor on this machine; with perf, the
+# CPU and page faults of both) and the binary's size; SIGHUP to the new process ready (`sighup_to_ready`, idle server,
+# -upgrades in a row, the trees in turn (with the new process's own share, from its configuration loaded to listening),
 # each on a fresh spool directory so that the dedup rebuild reads
 # the same bytes every time, each after the previous process has exited so no old
 # process is left draining on the cores; median and max). With -udp, last: the
@@ -142,21 +143,41 @@ if [ "$idle" = 1 ]; then
   stop_hawks
 fi
 
-# startup: -version wall time, then SIGHUP to ready on an idle server.
+# startup: -version wall time (beside a Go hello world's, the floor on this machine),
+# its CPU and page faults, then SIGHUP to ready on an idle server.
 if [ "$startup" = 1 ]; then
-  for l in "${labels[@]}"; do
-    v=$(python3 - "$W/$l" <<'PY'
+  mkdir -p "$W/hello"
+  printf 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hawk") }\n' > "$W/hello/main.go"
+  printf 'module hello\n\ngo 1.26\n' > "$W/hello/go.mod"
+  (cd "$W/hello" && go build -o "$W/helloworld" .)
+  # median wall time of 21 runs of each, the binaries alternating: hello world, then
+  # each hawk's -version; one line each
+  python3 - "$W/helloworld" "${labels[@]/#/$W/}" > "$W/wall" <<'PY'
 import subprocess, sys, time, statistics
-ts = []
+ts = {b: [] for b in sys.argv[1:]}
 for _ in range(21):
-    t = time.perf_counter()
-    subprocess.run([sys.argv[1], "-version"], stdout=subprocess.DEVNULL, check=True)
-    ts.append((time.perf_counter() - t) * 1000)
-print("%.1f" % statistics.median(ts))
+    for i, b in enumerate(sys.argv[1:]):
+        t = time.perf_counter()
+        subprocess.run([b] if i == 0 else [b, "-version"], stdout=subprocess.DEVNULL, check=True)
+        ts[b].append((time.perf_counter() - t) * 1000)
+for b in sys.argv[1:]:
+    print("%.1f" % statistics.median(ts[b]))
 PY
-)
-    port=$(free_port); : > "$W/up.$l"; : > "$W/main.$l"
-    for i in $(seq "$upgrades"); do
+  # cpu BIN ARGS...: "task-clock ms, page faults" (means of 21 runs), or "-" without perf
+  cpu() { command -v perf >/dev/null || { echo "-"; return; }
+    perf stat -x, -r 21 -e task-clock,page-faults "$@" 2>&1 >/dev/null | awk -F, '$3=="task-clock"{t=$1} $3=="page-faults"{f=$1} END{printf "%.1f ms CPU, %d page faults", t, f}'; }
+  hv=$(sed -n 1p "$W/wall")
+  printf 'STARTUP %-16s %s ms (median of 21), %s\n' "hello world" "$hv" "$(cpu "$W/helloworld")"
+  n=1
+  for l in "${labels[@]}"; do
+    n=$((n + 1)); v=$(sed -n "${n}p" "$W/wall")
+    printf 'STARTUP %-16s -version %s ms (median of 21, %s x hello world), %s, binary %s MB\n' "$l" "$v" \
+      "$(awk -v a="$v" -v b="$hv" 'BEGIN{printf "%.1f", a/b}')" "$(cpu "$W/$l" -version)" "$(awk -v s="$(stat -c %s "$W/$l")" 'BEGIN{printf "%.1f", s/1e6}')"
+    : > "$W/up.$l"; : > "$W/main.$l"
+  done
+  port=$(free_port)
+  for i in $(seq "$upgrades"); do
+    for l in "${labels[@]}"; do # alternating, so a change in the machine's load hits every hawk
       d="$W/up-$l"; rm -rf "$d"; mkdir -p "$d"
       "$W/$l" -listen="127.0.0.1:$port" -admin.addr= -spool.dir="$d/spool" -upgrade.pid_file="$d/pid" -log.format=json 2> "$d/log" &
       p=$!; pids+=("$p")
@@ -164,16 +185,18 @@ PY
       kill -HUP "$p"
       for _ in $(seq 200); do grep -q sighup_to_ready "$d/log" && break; sleep 0.05; done
       grep -o '"sighup_to_ready":[0-9.e-]*' "$d/log" | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/up.$l"
-      # the new process's own start, from its main to listening: the rest of
-      # sighup_to_ready is exec, the runtime's start and package init
+      # the new process's own start, from its configuration loaded to listening: the rest of
+      # sighup_to_ready is exec, the runtime's start, package init and the configuration load
       for _ in $(seq 100); do grep -q '"inherited":true' "$d/log" && break; sleep 0.05; done
       grep '"inherited":true' "$d/log" | grep -o '"startup":[0-9.e-]*' | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/main.$l"
       wait "$p" 2>/dev/null || true # the old process drains and exits
       child=$(cat "$d/pid"); kill "$child" 2>/dev/null || true
       while kill -0 "$child" 2>/dev/null; do sleep 0.05; done
     done
-    printf 'STARTUP %-16s -version %s ms (median of 21)  SIGHUP->ready idle: median %s ms, max %s ms (%s upgrades); of it the new process from main to listening: median %s ms\n' \
-      "$l" "$v" "$(median < "$W/up.$l")" "$(sort -g "$W/up.$l" | tail -1)" "$(wc -l < "$W/up.$l")" "$(median < "$W/main.$l")"
+  done
+  for l in "${labels[@]}"; do
+    printf 'STARTUP %-16s SIGHUP->ready idle: median %s ms, max %s ms (%s upgrades); of it the new process from its configuration loaded to listening: median %s ms\n' \
+      "$l" "$(median < "$W/up.$l")" "$(sort -g "$W/up.$l" | tail -1)" "$(wc -l < "$W/up.$l")" "$(median < "$W/main.$l")"
   done
 fi
 

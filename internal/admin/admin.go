@@ -12,15 +12,13 @@ import (
 	"strconv"
 	"sync/atomic"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/hawk-agents/hawk/internal/conn"
+	"github.com/hawk-agents/hawk/internal/promtext"
 )
 
 // Source is what the admin endpoint reads from the running server.
 type Source struct {
-	Gatherer    prometheus.Gatherer
+	Gatherer    *promtext.Registry // served at /metrics
 	Connections func(after uint64, limit int) []conn.Info
 	// Config returns the effective configuration, secrets redacted.
 	Config func() map[string]any
@@ -72,7 +70,7 @@ const (
 // Handler returns the admin HTTP handler.
 func Handler(src Source, ready *Readiness) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(src.Gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promtext.Handler(src.Gatherer))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "alive"})
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/metrics"
 	"github.com/hawk-agents/hawk/internal/notify"
 	"github.com/hawk-agents/hawk/internal/pidfile"
+	"github.com/hawk-agents/hawk/internal/promtext/promtexttest"
 	"github.com/hawk-agents/hawk/internal/reload"
 )
 
@@ -104,7 +105,7 @@ func newTestDaemon(t *testing.T, yaml string) *testDaemon {
 // counter is a counter's value in the daemon's registry, by its one label's value.
 func (td *testDaemon) counter(t *testing.T, name, label string) float64 {
 	t.Helper()
-	mfs, err := td.met.Registry.Gather()
+	mfs, err := promtexttest.Gather(td.met.Registry)
 	if err != nil {
 		t.Fatal(err)
 	}

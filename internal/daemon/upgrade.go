@@ -104,13 +104,16 @@ func (d *Daemon) startSuccessor() error {
 	}
 	defer d.up.upgrading.Unlock()
 	d.awaitParentHandoff()
-	moved := d.warnListenerMoves()
+	// Reading the configuration file again is this process's business, not the new
+	// one's: it runs beside the new process's start instead of before its exec.
+	movedc := make(chan string, 1)
+	go func() { movedc <- d.warnListenerMoves() }()
 	ho := d.out.Pass(d.upg.PassFile)
 	if err := d.reload.PassTicketKeys(d.upg.PassFile); err != nil {
 		d.log.Warn("the new process makes TLS session ticket keys of its own: tickets issued here will not resume there", zap.Error(err))
 	}
 	err := d.upg.Upgrade()
-	if err == nil && moved != "" {
+	if moved := <-movedc; err == nil && moved != "" {
 		d.log.Warn("upgrade moved the protocol listener: established connections are handed to the new process and stay "+
 			"connected (upgrade.handoff); any that fall back are told GOAWAY and reconnect to the address they know, "+
 			"which closes with this drain", zap.String("moved", moved))

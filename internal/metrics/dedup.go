@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/hawk-agents/hawk/internal/dedup"
 )
 
@@ -17,5 +15,5 @@ func (m *Metrics) Dedup(t *dedup.Table) {
 }
 
 func (f factory) counterFunc(name, help string, fn func() float64) {
-	f.r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
+	f.r.CounterFunc(name, help, fn)
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/hawk-agents/hawk/internal/dedup"
+	"github.com/hawk-agents/hawk/internal/promtext/promtexttest"
 )
 
 func TestDedupFamilies(t *testing.T) {
@@ -21,7 +22,7 @@ func TestDedupFamilies(t *testing.T) {
 	c.Committed([]uint64{1}, nil)
 	c.Check(1, nil) // a resend of a durable report
 	tb.Detach(c)
-	mfs, err := m.Registry.Gather()
+	mfs, err := promtexttest.Gather(m.Registry)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +39,7 @@ func TestDedupFamilies(t *testing.T) {
 	if got["hawk_reports_duplicate_total"] != 1 || got["hawk_dedup_clients"] != 1 || got["hawk_dedup_clients_evicted_total"] != 0 {
 		t.Fatalf("duplicate %v, clients %v, evicted %v; want 1, 1, 0", got["hawk_reports_duplicate_total"], got["hawk_dedup_clients"], got["hawk_dedup_clients_evicted_total"])
 	}
-	problems, err := testutil.GatherAndLint(m.Registry)
+	problems, err := testutil.GatherAndLint(promtexttest.Gatherer(m.Registry))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,8 @@ package metrics
 import (
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/hawk-agents/hawk/internal/forward"
+	"github.com/hawk-agents/hawk/internal/promtext"
 )
 
 // Forward registers the JetStream forwarder's metrics (only with jetstream.mode:
@@ -22,8 +21,8 @@ func (m *Metrics) Forward() forward.Observer {
 }
 
 type forwardObserver struct {
-	forwarded, dups, errors prometheus.Counter
-	lagRecs, lagSecs        prometheus.Gauge
+	forwarded, dups, errors *promtext.Counter
+	lagRecs, lagSecs        *promtext.Gauge
 }
 
 func (o *forwardObserver) Forwarded(n, dups int) {

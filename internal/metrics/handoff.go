@@ -4,32 +4,26 @@ import (
 	"time"
 
 	"github.com/hawk-agents/hawk/internal/handoff"
-
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/hawk-agents/hawk/internal/promtext"
 )
 
 // Handoff is the metrics of connection handoff after an upgrade (internal/handoff):
 // the old process counts what it moved and what fell back, the new one what it
 // adopted or rejected.
 type Handoff struct {
-	conns    *prometheus.CounterVec
-	duration prometheus.Gauge
+	conns    *promtext.CounterVec
+	duration *promtext.Gauge
 }
 
 // Handoff registers the handoff metrics; call it once.
 func (m *Metrics) Handoff() *Handoff {
-	h := &Handoff{
-		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hawk_handoff_connections_total",
-			Help: "Connections at an upgrade's handoff, by result (moved, fallback, lost: sent to a new process that died before acknowledging; adopted, rejected: in the new process) and reason.",
-		}, []string{"result", "reason"}),
-		duration: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "hawk_handoff_duration_seconds",
-			Help: "How long the last handoff into or out of this process took, from the first connection asked to the last one moved or fallen back.",
-		}),
+	return &Handoff{
+		conns: m.Registry.CounterVec("hawk_handoff_connections_total",
+			"Connections at an upgrade's handoff, by result (moved, fallback, lost: sent to a new process that died before acknowledging; adopted, rejected: in the new process) and reason.",
+			"result", "reason"),
+		duration: m.Registry.Gauge("hawk_handoff_duration_seconds",
+			"How long the last handoff into or out of this process took, from the first connection asked to the last one moved or fallen back."),
 	}
-	m.Registry.MustRegister(h.conns, h.duration)
-	return h
 }
 
 // Add counts n connections with this result and reason.

@@ -3,9 +3,8 @@ package metrics
 import (
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/hawk-agents/hawk/internal/jetstream"
+	"github.com/hawk-agents/hawk/internal/promtext"
 )
 
 // JetStream registers the JetStream destination's metrics (only when it is the
@@ -27,9 +26,9 @@ func (m *Metrics) JetStream() jetstream.Observer {
 
 type jetStreamObserver struct {
 	m                            *Metrics
-	publish                      prometheus.Histogram
-	pending, connected           prometheus.Gauge
-	acked, errors, dups, reconns prometheus.Counter
+	publish                      *promtext.Histogram
+	pending, connected           *promtext.Gauge
+	acked, errors, dups, reconns *promtext.Counter
 }
 
 func (o *jetStreamObserver) Acked(n, dups int, d time.Duration) {

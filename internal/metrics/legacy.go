@@ -1,21 +1,20 @@
 package metrics
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/hawk-agents/hawk/internal/legacy"
+	"github.com/hawk-agents/hawk/internal/promtext"
 )
 
 // legacyVecs are the legacy listeners' metrics, labelled by listener name.
 type legacyVecs struct {
-	accepted  *prometheus.CounterVec
-	refused   *prometheus.CounterVec
-	closed    *prometheus.CounterVec
-	frames    *prometheus.CounterVec
-	dropped   *prometheus.CounterVec
-	receipts  *prometheus.CounterVec
-	stored    *prometheus.CounterVec
-	notStored *prometheus.CounterVec
+	accepted  *promtext.CounterVec
+	refused   *promtext.CounterVec
+	closed    *promtext.CounterVec
+	frames    *promtext.CounterVec
+	dropped   *promtext.CounterVec
+	receipts  *promtext.CounterVec
+	stored    *promtext.CounterVec
+	notStored *promtext.CounterVec
 }
 
 func newLegacyVecs(f factory) legacyVecs {
@@ -39,7 +38,7 @@ func (m *Metrics) Legacy(name string, count func() int) legacy.Observer {
 		accepted: v.accepted.WithLabelValues(name), refused: v.refused.WithLabelValues(name, legacy.RefusedNotAllowed),
 		receipts: v.receipts.WithLabelValues(name), stored: v.stored.WithLabelValues(name), notStored: v.notStored.WithLabelValues(name),
 		report: v.frames.WithLabelValues(name, legacy.FrameReport), heartbeat: v.frames.WithLabelValues(name, legacy.FrameHeartbeat),
-		closed: map[legacy.CloseReason]prometheus.Counter{}, dropped: map[string]prometheus.Counter{},
+		closed: map[legacy.CloseReason]*promtext.Counter{}, dropped: map[string]*promtext.Counter{},
 		bytesIn: m.bytesIn, bytesOut: m.bytesOut,
 	}
 	for _, r := range legacy.CloseReasons {
@@ -49,16 +48,15 @@ func (m *Metrics) Legacy(name string, count func() int) legacy.Observer {
 		o.dropped[r] = v.dropped.WithLabelValues(name, r)
 	}
 	// hawk_legacy_connections: a gauge function per listener, read on scrape.
-	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hawk_legacy_connections",
-		Help: "Connections open now on a legacy listener.", ConstLabels: prometheus.Labels{"listener": name}},
-		func() float64 { return float64(count()) }))
+	m.Registry.GaugeFunc("hawk_legacy_connections", "Connections open now on a legacy listener.",
+		func() float64 { return float64(count()) }, "listener", name)
 	return o
 }
 
 type legacyObserver struct {
-	accepted, refused, receipts, stored, notStored, report, heartbeat, bytesIn, bytesOut prometheus.Counter
-	closed                                                                               map[legacy.CloseReason]prometheus.Counter
-	dropped                                                                              map[string]prometheus.Counter
+	accepted, refused, receipts, stored, notStored, report, heartbeat, bytesIn, bytesOut *promtext.Counter
+	closed                                                                               map[legacy.CloseReason]*promtext.Counter
+	dropped                                                                              map[string]*promtext.Counter
 }
 
 func (o *legacyObserver) Accepted()       { o.accepted.Inc() }

@@ -1,7 +1,8 @@
 // Package metrics defines hawk's Prometheus metrics and implements the observers of
 // the packages that produce them.
 //
-// The metrics are prometheus/client_golang collectors. Hot-path calls arrive batched
+// The metrics are kept by internal/promtext, written in the Prometheus text format.
+// Hot-path calls arrive batched
 // (per read, per write, per spool batch) and resolve to pre-bound counters, so no
 // label lookup happens per frame.
 package metrics
@@ -12,51 +13,50 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/hawk-agents/hawk/internal/conn"
+	"github.com/hawk-agents/hawk/internal/promtext"
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
 // Metrics is every hawk metric, registered on its own registry.
 type Metrics struct {
-	Registry *prometheus.Registry
+	Registry *promtext.Registry
 
-	accepted       prometheus.Counter
-	closed         *prometheus.CounterVec
-	closedBy       map[conn.CloseReason]prometheus.Counter
-	framesIn       [16]prometheus.Counter
-	framesOut      [16]prometheus.Counter
-	bytesIn        prometheus.Counter
-	bytesOut       prometheus.Counter
-	acked          prometheus.Counter
-	nacked         prometheus.Counter
-	goaways        prometheus.Counter
-	ackLatency     prometheus.Histogram
-	spoolWrite     prometheus.Histogram
-	spoolFsync     prometheus.Histogram
-	spoolRecords   prometheus.Counter
-	spoolBytes     prometheus.Counter
-	spoolSegments  prometheus.Counter
-	spoolErrors    prometheus.Counter
-	spoolThrottled prometheus.Counter
+	accepted       *promtext.Counter
+	closed         *promtext.CounterVec
+	closedBy       map[conn.CloseReason]*promtext.Counter
+	framesIn       [16]*promtext.Counter
+	framesOut      [16]*promtext.Counter
+	bytesIn        *promtext.Counter
+	bytesOut       *promtext.Counter
+	acked          *promtext.Counter
+	nacked         *promtext.Counter
+	goaways        *promtext.Counter
+	ackLatency     *promtext.Histogram
+	spoolWrite     *promtext.Histogram
+	spoolFsync     *promtext.Histogram
+	spoolRecords   *promtext.Counter
+	spoolBytes     *promtext.Counter
+	spoolSegments  *promtext.Counter
+	spoolErrors    *promtext.Counter
+	spoolThrottled *promtext.Counter
 	retention      *RetentionObserver
-	upgrades       *prometheus.CounterVec
-	drainDuration  prometheus.Gauge
-	reloads        *prometheus.CounterVec
-	lastReload     prometheus.Gauge
-	ready          prometheus.Gauge
-	generation     prometheus.Gauge
-	refused        map[protocol.Code]prometheus.Counter
-	refusedVec     *prometheus.CounterVec
-	busyByShare    [2]prometheus.Counter // [within, over] the source's share of the rate
-	tlsReloads     *prometheus.CounterVec
-	tlsNotAfter    prometheus.Gauge
-	tlsFailures    prometheus.Counter
+	upgrades       *promtext.CounterVec
+	drainDuration  *promtext.Gauge
+	reloads        *promtext.CounterVec
+	lastReload     *promtext.Gauge
+	ready          *promtext.Gauge
+	generation     *promtext.Gauge
+	refused        map[protocol.Code]*promtext.Counter
+	refusedVec     *promtext.CounterVec
+	busyByShare    [2]*promtext.Counter // [within, over] the source's share of the rate
+	tlsReloads     *promtext.CounterVec
+	tlsNotAfter    *promtext.Gauge
+	tlsFailures    *promtext.Counter
+	authOK         *promtext.CounterVec
+	authRefused    *promtext.CounterVec
+	authFile       *promtext.CounterVec
 	tickets        ticketVecs
-	authOK         *prometheus.CounterVec
-	authRefused    *prometheus.CounterVec
-	authFile       *prometheus.CounterVec
 	// gauges read from the connection manager on scrape; nil until ReadConns
 	conns  atomic.Pointer[ConnGauges]
 	legacy legacyVecs
@@ -86,17 +86,17 @@ var closeReasons = []conn.CloseReason{
 
 // latencyBuckets spans 50µs to ~13s: an ack without fsync is tens of µs, with
 // fsync on a slow disk tens of ms, and anything past seconds is an incident.
-var latencyBuckets = prometheus.ExponentialBuckets(50e-6, 2, 19)
+var latencyBuckets = promtext.ExponentialBuckets(50e-6, 2, 19)
 
 // New creates the metrics; connections reports the live connection count on scrape.
 func New(version string, connections func() int) *Metrics {
-	r := prometheus.NewRegistry()
+	r := promtext.NewRegistry()
 	f := factory{r}
 	m := &Metrics{Registry: r}
 	m.accepted = f.counter("hawk_connections_accepted_total", "TCP connections accepted by the listener.")
 	f.gaugeFunc("hawk_connections", "Connections open now, handshaking ones included.", func() float64 { return float64(connections()) })
 	m.closed = f.counterVec("hawk_connections_closed_total", "Connections closed, by reason (client, heartbeat_timeout, handshake, protocol, slow_consumer, frame_timeout, drain, revoked, replaced, limit, busy, shutdown).", "reason")
-	m.closedBy = make(map[conn.CloseReason]prometheus.Counter, len(closeReasons))
+	m.closedBy = make(map[conn.CloseReason]*promtext.Counter, len(closeReasons))
 	for _, r := range closeReasons {
 		m.closedBy[r] = m.closed.WithLabelValues(string(r))
 	}
@@ -131,12 +131,12 @@ func New(version string, connections func() int) *Metrics {
 	m.lastReload = f.gauge("hawk_config_last_reload_success_timestamp_seconds", "Unix time of the last successful configuration reload (process start until the first).")
 	m.lastReload.SetToCurrentTime()
 	m.refusedVec = f.counterVec("hawk_admissions_refused_total", "Connections refused at accept, before HELLO, by the ERROR code they got: busy (over limits.handshake_rate), too_many_connections (limits.max_conns). Each is also counted in hawk_connections_closed_total (reason busy, limit).", "reason")
-	m.refused = make(map[protocol.Code]prometheus.Counter, len(refusalCodes))
+	m.refused = make(map[protocol.Code]*promtext.Counter, len(refusalCodes))
 	for _, c := range refusalCodes {
 		m.refused[c] = m.refusedVec.WithLabelValues(string(c))
 	}
 	busy := f.counterVec("hawk_admissions_busy_by_share_total", "Connections refused with ERROR busy, by whether their source (an IPv4 address, an IPv6 /64) was over its share of limits.handshake_rate (1/8): over is a source connecting faster than its share (a flood; the log line 'connections refused' names the source refused most), within is an agent refused although its source was within its share (the rate is too low for the fleet).", "share")
-	m.busyByShare = [2]prometheus.Counter{busy.WithLabelValues("within"), busy.WithLabelValues("over")}
+	m.busyByShare = [2]*promtext.Counter{busy.WithLabelValues("within"), busy.WithLabelValues("over")}
 	f.gaugeFunc("hawk_admissions_peak_per_second", "The most connections admitted in one second since the process started (past limits.max_conns and limits.handshake_rate): a reconnect storm's peak, which rate() over a scrape interval averages away.",
 		func() float64 { return m.readConns(ConnGauges.PeakAdmissionsPerSecond) })
 	f.gaugeFunc("hawk_drain_connections_remaining", "Connections the drain in progress still waits for (told GOAWAY or about to be); 0 when not draining.",
@@ -161,44 +161,28 @@ func New(version string, connections func() int) *Metrics {
 	m.authFile.WithLabelValues("failure")
 	m.tlsFailures = f.counter("hawk_tls_handshake_failures_total", "TLS handshakes that failed (bad or missing client certificate, unknown CA, timeout, not TLS).")
 	m.tickets = newTicketVecs(f)
-	r.MustRegister(&runtimeCollector{})
+	registerRuntime(r)
 	return m
 }
 
-type factory struct{ r *prometheus.Registry }
+type factory struct{ r *promtext.Registry }
 
-func (f factory) counter(name, help string) prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
-	f.r.MustRegister(c)
-	return c
+func (f factory) counter(name, help string) *promtext.Counter { return f.r.Counter(name, help) }
+
+func (f factory) counterVec(name, help string, labels ...string) *promtext.CounterVec {
+	return f.r.CounterVec(name, help, labels...)
 }
 
-func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
-	f.r.MustRegister(c)
-	return c
+func (f factory) gauge(name, help string) *promtext.Gauge { return f.r.Gauge(name, help) }
+
+func (f factory) gaugeVec(name, help string, labels ...string) *promtext.GaugeVec {
+	return f.r.GaugeVec(name, help, labels...)
 }
 
-func (f factory) gauge(name, help string) prometheus.Gauge {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
-	f.r.MustRegister(g)
-	return g
-}
+func (f factory) gaugeFunc(name, help string, fn func() float64) { f.r.GaugeFunc(name, help, fn) }
 
-func (f factory) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
-	f.r.MustRegister(g)
-	return g
-}
-
-func (f factory) gaugeFunc(name, help string, fn func() float64) {
-	f.r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
-}
-
-func (f factory) histogram(name, help string) prometheus.Histogram {
-	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: latencyBuckets})
-	f.r.MustRegister(h)
-	return h
+func (f factory) histogram(name, help string) *promtext.Histogram {
+	return f.r.Histogram(name, help, latencyBuckets)
 }
 
 // ReadConns makes the gauges that follow the connection manager's state read src.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/legacy"
+	"github.com/hawk-agents/hawk/internal/promtext/promtexttest"
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
@@ -28,7 +29,7 @@ var families = []string{
 
 func TestFamiliesPresentAndLintClean(t *testing.T) {
 	m := New("v-test", func() int { return 3 })
-	mfs, err := m.Registry.Gather()
+	mfs, err := promtexttest.Gather(m.Registry)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,14 +42,14 @@ func TestFamiliesPresentAndLintClean(t *testing.T) {
 			t.Errorf("metric family %s is missing", f)
 		}
 	}
-	problems, err := testutil.GatherAndLint(m.Registry)
+	problems, err := testutil.GatherAndLint(promtexttest.Gatherer(m.Registry))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
-	if got := testutil.ToFloat64(m.ready); got != 0 {
+	if got := m.ready.Value(); got != 0 {
 		t.Fatalf("hawk_ready = %v before SetReady", got)
 	}
 }
@@ -79,35 +80,35 @@ func TestObserversMoveCounters(t *testing.T) {
 		got  float64
 		want float64
 	}{
-		{"accepted", testutil.ToFloat64(m.accepted), 1},
-		{"frames in REPORT", testutil.ToFloat64(m.framesIn[protocol.TypeReport]), 5},
-		{"frames out ACK", testutil.ToFloat64(m.framesOut[protocol.TypeAck]), 5},
-		{"acked", testutil.ToFloat64(m.acked), 5},
-		{"nacked", testutil.ToFloat64(m.nacked), 1},
-		{"bytes in", testutil.ToFloat64(m.bytesIn), 100},
-		{"closed heartbeat", testutil.ToFloat64(m.closed.WithLabelValues("heartbeat_timeout")), 1},
-		{"closed revoked", testutil.ToFloat64(m.closed.WithLabelValues("revoked")), 1},
-		{"goaways", testutil.ToFloat64(m.goaways), 1},
-		{"spool records", testutil.ToFloat64(m.spoolRecords), 5},
-		{"spool errors", testutil.ToFloat64(m.spoolErrors), 1},
-		{"segments", testutil.ToFloat64(m.spoolSegments), 1},
-		{"spool throttled", testutil.ToFloat64(m.spoolThrottled), 1},
-		{"upgrade failures", testutil.ToFloat64(m.upgrades.WithLabelValues("failure")), 1},
-		{"reload failures", testutil.ToFloat64(m.reloads.WithLabelValues("failure")), 1},
+		{"accepted", m.accepted.Value(), 1},
+		{"frames in REPORT", m.framesIn[protocol.TypeReport].Value(), 5},
+		{"frames out ACK", m.framesOut[protocol.TypeAck].Value(), 5},
+		{"acked", m.acked.Value(), 5},
+		{"nacked", m.nacked.Value(), 1},
+		{"bytes in", m.bytesIn.Value(), 100},
+		{"closed heartbeat", m.closed.WithLabelValues("heartbeat_timeout").Value(), 1},
+		{"closed revoked", m.closed.WithLabelValues("revoked").Value(), 1},
+		{"goaways", m.goaways.Value(), 1},
+		{"spool records", m.spoolRecords.Value(), 5},
+		{"spool errors", m.spoolErrors.Value(), 1},
+		{"segments", m.spoolSegments.Value(), 1},
+		{"spool throttled", m.spoolThrottled.Value(), 1},
+		{"upgrade failures", m.upgrades.WithLabelValues("failure").Value(), 1},
+		{"reload failures", m.reloads.WithLabelValues("failure").Value(), 1},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	if n := testutil.CollectAndCount(m.ackLatency); n != 1 {
-		t.Fatalf("ack latency histogram count series = %d", n)
+	if n := m.ackLatency.Count(); n != 5 {
+		t.Fatalf("ack latency histogram count = %d after 5 reports ACKed", n)
 	}
-	out, err := testutil.GatherAndCount(m.Registry, "hawk_connections")
+	out, err := testutil.GatherAndCount(promtexttest.Gatherer(m.Registry), "hawk_connections")
 	if err != nil || out != 1 {
 		t.Fatalf("hawk_connections series: %d %v", out, err)
 	}
-	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(`
+	if err := testutil.GatherAndCompare(promtexttest.Gatherer(m.Registry), strings.NewReader(`
 # HELP hawk_connections Connections open now, handshaking ones included.
 # TYPE hawk_connections gauge
 hawk_connections 7
@@ -137,7 +138,7 @@ func TestAdmissionAndDrainMetrics(t *testing.T) {
 	}
 	ao.Refused(protocol.CodeTooManyConns)
 	o.Closed(conn.ReasonLimit, false)
-	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(`
+	if err := testutil.GatherAndCompare(promtexttest.Gatherer(m.Registry), strings.NewReader(`
 # HELP hawk_drain_connections_remaining Connections the drain in progress still waits for (told GOAWAY or about to be); 0 when not draining.
 # TYPE hawk_drain_connections_remaining gauge
 hawk_drain_connections_remaining 0
@@ -152,16 +153,16 @@ hawk_admissions_peak_per_second 0
 		name      string
 		got, want float64
 	}{
-		{"refused busy", testutil.ToFloat64(m.refusedVec.WithLabelValues("busy")), 3},
-		{"refused too_many_connections", testutil.ToFloat64(m.refusedVec.WithLabelValues("too_many_connections")), 1},
-		{"closed busy", testutil.ToFloat64(m.closed.WithLabelValues("busy")), 3},
-		{"closed limit", testutil.ToFloat64(m.closed.WithLabelValues("limit")), 1},
+		{"refused busy", m.refusedVec.WithLabelValues("busy").Value(), 3},
+		{"refused too_many_connections", m.refusedVec.WithLabelValues("too_many_connections").Value(), 1},
+		{"closed busy", m.closed.WithLabelValues("busy").Value(), 3},
+		{"closed limit", m.closed.WithLabelValues("limit").Value(), 1},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(`
+	if err := testutil.GatherAndCompare(promtexttest.Gatherer(m.Registry), strings.NewReader(`
 # HELP hawk_drain_connections_remaining Connections the drain in progress still waits for (told GOAWAY or about to be); 0 when not draining.
 # TYPE hawk_drain_connections_remaining gauge
 hawk_drain_connections_remaining 1234
@@ -193,7 +194,7 @@ func TestLegacyObserver(t *testing.T) {
 		"hawk_legacy_connections_accepted_total": `hawk_legacy_connections_accepted_total{listener="metrics"} 1`,
 	} {
 		var b strings.Builder
-		mfs, err := m.Registry.Gather()
+		mfs, err := promtexttest.Gather(m.Registry)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,16 +1,15 @@
 package metrics
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/hawk-agents/hawk/internal/promtext"
 	"github.com/hawk-agents/hawk/internal/spool"
 )
 
 // RetentionObserver implements spool.RetentionObserver.
 type RetentionObserver struct {
-	bytes, segments, diskFree, diskSize prometheus.Gauge
-	removed, removedBytes               *prometheus.CounterVec
-	discarded, refusedFull              prometheus.Counter
+	bytes, segments, diskFree, diskSize *promtext.Gauge
+	removed, removedBytes               *promtext.CounterVec
+	discarded, refusedFull              *promtext.Counter
 }
 
 // SpoolRetention returns the spool.RetentionObserver that feeds m.

@@ -1,9 +1,8 @@
 package metrics
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/hawk-agents/hawk/internal/conn"
+	"github.com/hawk-agents/hawk/internal/promtext"
 )
 
 var _ conn.ResumeObserver = connObserver{}
@@ -11,8 +10,8 @@ var _ conn.ResumeObserver = connObserver{}
 // ticketVecs are the session resumption counters: handshakes by whether they
 // resumed a session, and changes of the session ticket keys.
 type ticketVecs struct {
-	handshakes *prometheus.CounterVec
-	keys       *prometheus.CounterVec
+	handshakes *promtext.CounterVec
+	keys       *promtext.CounterVec
 }
 
 func newTicketVecs(f factory) ticketVecs {

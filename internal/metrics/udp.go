@@ -1,19 +1,18 @@
 package metrics
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/hawk-agents/hawk/internal/promtext"
 	"github.com/hawk-agents/hawk/internal/udp"
 )
 
 // udpVecs are the UDP listeners' metrics, labelled by listener name.
 type udpVecs struct {
-	datagrams *prometheus.CounterVec
-	bytes     *prometheus.CounterVec
-	refused   *prometheus.CounterVec
-	parseErrs *prometheus.CounterVec
-	stored    *prometheus.CounterVec
-	replies   *prometheus.CounterVec
+	datagrams *promtext.CounterVec
+	bytes     *promtext.CounterVec
+	refused   *promtext.CounterVec
+	parseErrs *promtext.CounterVec
+	stored    *promtext.CounterVec
+	replies   *promtext.CounterVec
 }
 
 func newUDPVecs(f factory) udpVecs {
@@ -34,26 +33,25 @@ func (m *Metrics) UDP(name string, drops func() (uint64, error)) udp.Observer {
 	v := &m.udp
 	o := &udpObserver{datagrams: v.datagrams.WithLabelValues(name), bytes: v.bytes.WithLabelValues(name),
 		unparsed: v.parseErrs.WithLabelValues(name, udp.ParseUnparsed), stored: v.stored.WithLabelValues(name),
-		replies: v.replies.WithLabelValues(name), refused: map[string]prometheus.Counter{}, bytesIn: m.bytesIn}
+		replies: v.replies.WithLabelValues(name), refused: map[string]*promtext.Counter{}, bytesIn: m.bytesIn}
 	for _, r := range udp.RefusedReasons {
 		o.refused[r] = v.refused.WithLabelValues(name, r)
 	}
-	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hawk_udp_kernel_drops_total",
-		Help:        "Datagrams the kernel dropped for a UDP listener's socket (receive buffer full), from /proc/net/udp; the socket's counter, shared with the process it came from at an upgrade.",
-		ConstLabels: prometheus.Labels{"listener": name}},
+	m.Registry.CounterFunc("hawk_udp_kernel_drops_total",
+		"Datagrams the kernel dropped for a UDP listener's socket (receive buffer full), from /proc/net/udp; the socket's counter, shared with the process it came from at an upgrade.",
 		func() float64 {
 			n, err := drops()
 			if err != nil {
 				return 0
 			}
 			return float64(n)
-		}))
+		}, "listener", name)
 	return o
 }
 
 type udpObserver struct {
-	datagrams, bytes, unparsed, stored, replies, bytesIn prometheus.Counter
-	refused                                              map[string]prometheus.Counter
+	datagrams, bytes, unparsed, stored, replies, bytesIn *promtext.Counter
+	refused                                              map[string]*promtext.Counter
 }
 
 func (o *udpObserver) Read(n int) {

@@ -1,8 +1,7 @@
 package metrics
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/hawk-agents/hawk/internal/promtext"
 	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/upload"
 )
@@ -27,9 +26,9 @@ func (m *Metrics) Uploads(clientQuota, totalQuota int64) upload.Observer {
 }
 
 type uploadObserver struct {
-	started, resumed, finished, bytes prometheus.Counter
-	failed                            *prometheus.CounterVec
-	partial, held                     prometheus.Gauge
+	started, resumed, finished, bytes *promtext.Counter
+	failed                            *promtext.CounterVec
+	partial, held                     *promtext.Gauge
 }
 
 func (o *uploadObserver) UploadStarted(resumed bool) {

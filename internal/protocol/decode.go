@@ -52,7 +52,7 @@ func Decode(buf []byte, maxPayload int) (f Frame, n int, err error) {
 	}
 	body := buf[2 : HeaderSize+int(length)]
 	want := binary.BigEndian.Uint32(buf[total-TrailerSize:])
-	if got := crc32.Update(0, castagnoli, body); got != want {
+	if got := crc32.Update(0, castagnoli(), body); got != want {
 		return f, 0, &DecodeError{Code: CodeBadCRC, Msg: fmt.Sprintf("%s seq %d: crc32c mismatch: frame says %#08x, computed %#08x", t, binary.BigEndian.Uint64(buf[8:16]), want, got)}
 	}
 	f.Type = t

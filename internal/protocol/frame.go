@@ -8,6 +8,7 @@ package protocol
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"sync"
 )
 
 // Layout constants.
@@ -71,7 +72,10 @@ type Frame struct {
 	Payload []byte
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is the CRC-32C table, built by the first frame rather than in the
+// package's init, which every process pays before main (hawk -version, an
+// upgrade's new process before it is ready).
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // AppendFrame appends one encoded frame to dst and returns the extended slice.
 func AppendFrame(dst []byte, t Type, seq uint64, payload []byte) []byte {
@@ -80,7 +84,7 @@ func AppendFrame(dst []byte, t Type, seq uint64, payload []byte) []byte {
 	binary.BigEndian.PutUint32(dst[start+4:], uint32(len(payload)))
 	binary.BigEndian.PutUint64(dst[start+8:], seq)
 	dst = append(dst, payload...)
-	sum := crc32.Update(0, castagnoli, dst[start+2:])
+	sum := crc32.Update(0, castagnoli(), dst[start+2:])
 	return binary.BigEndian.AppendUint32(dst, sum)
 }
 

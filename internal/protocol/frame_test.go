@@ -35,7 +35,7 @@ func TestCRC32CIsStandard(t *testing.T) {
 	// The CRC-32C check value (the CRC of "123456789"), from the catalogue of
 	// parametrised CRC algorithms and RFC 3720 (iSCSI).
 	const check uint32 = 0xE3069283
-	if got := crc32.Update(0, castagnoli, []byte("123456789")); got != check {
+	if got := crc32.Update(0, castagnoli(), []byte("123456789")); got != check {
 		t.Fatalf("package CRC of \"123456789\" = %#08x, want %#08x", got, check)
 	}
 	if got := crc32cBitwise([]byte("123456789")); got != check {

@@ -93,7 +93,7 @@ func AppendChunk(dst []byte, id string, offset uint64, data []byte) []byte {
 	binary.BigEndian.PutUint32(dst[start+4:], uint32(1+len(id)+len(data)))
 	binary.BigEndian.PutUint64(dst[start+8:], offset)
 	dst = AppendChunkPayload(dst, id, data)
-	sum := crc32.Update(0, castagnoli, dst[start+2:])
+	sum := crc32.Update(0, castagnoli(), dst[start+2:])
 	return binary.BigEndian.AppendUint32(dst, sum)
 }
 

@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/hawk-agents/hawk/internal/metrics"
+	"github.com/hawk-agents/hawk/internal/promtext/promtexttest"
 )
 
 const (
@@ -295,7 +296,7 @@ func TestAlertRulesCheck(t *testing.T) {
 		// The per-listener functions (hawk_udp_kernel_drops_total) exist once a listener does.
 		m := metrics.New("v-test", func() int { return 0 })
 		m.UDP("u", func() (uint64, error) { return 0, nil })
-		families, err := m.Registry.Gather()
+		families, err := promtexttest.Gather(m.Registry)
 		if err != nil {
 			t.Fatal(err)
 		}

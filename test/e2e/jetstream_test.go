@@ -19,6 +19,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/jetstream"
 	"github.com/hawk-agents/hawk/internal/metrics"
+	"github.com/hawk-agents/hawk/internal/promtext/promtexttest"
 	"github.com/hawk-agents/hawk/internal/testutil"
 	"github.com/hawk-agents/hawk/internal/testutil/natstest"
 )
@@ -383,7 +384,7 @@ func TestJetStreamAlertRules(t *testing.T) {
 	m := metrics.New("v-test", func() int { return 0 })
 	m.JetStream()
 	m.Forward()
-	families, err := m.Registry.Gather()
+	families, err := promtexttest.Gather(m.Registry)
 	if err != nil {
 		t.Fatal(err)
 	}
