@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 
 	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/spool"
@@ -64,17 +63,8 @@ func (s *Store) Begin(client string, o protocol.UploadOpen) (*Upload, protocol.U
 	if m := s.opts.MaxFileSize; m > 0 && o.Size > m {
 		return refuse(protocol.CodeUploadTooLarge, fmt.Sprintf("size %d exceeds the largest file, %d bytes", o.Size, m))
 	}
-	k := key{clientDir(client), o.UploadID}
-	s.mu.Lock()
-	e := s.entries[k]
-	if e == nil {
-		e = &entry{cdir: k.client}
-		s.entries[k] = e
-	}
-	e.refs++
-	s.mu.Unlock()
-	u := &Upload{s: s, k: k, e: e}
-
+	u := s.ref(key{clientDir(client), o.UploadID})
+	e := u.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	resumed, err := u.loadLocked(client, o)
@@ -95,6 +85,19 @@ func (s *Store) Begin(client string, o protocol.UploadOpen) (*Upload, protocol.U
 	}
 	st.Offset, st.Done = e.offset, e.done
 	return u, st
+}
+
+// ref returns a handle on the entry of k, made if this process has none.
+func (s *Store) ref(k key) *Upload {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[k]
+	if e == nil {
+		e = &entry{cdir: k.client}
+		s.entries[k] = e
+	}
+	e.refs++
+	return &Upload{s: s, k: k, e: e}
 }
 
 func validSHA256(h string) bool {
@@ -141,15 +144,9 @@ func (u *Upload) loadLocked(client string, o protocol.UploadOpen) (resumed bool,
 	default:
 		return false, err
 	}
-	f, err := os.OpenFile(base+".part", os.O_RDWR|os.O_CREATE, 0o640)
+	f, err := openPart(base + ".part")
 	if err != nil {
 		return false, err
-	}
-	// One process writes an upload at a time: during an upgrade the old process
-	// may still hold it for a connection that is draining.
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return false, errBusy
 	}
 	h := sha256.New()
 	n, err := io.Copy(h, f) // the hash of what a previous process made durable
