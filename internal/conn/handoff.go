@@ -110,8 +110,10 @@ func (c *Conn) HandoffState() *handoff.State {
 
 // HandoffServeOn implements handoff.Conn: the reader serves on in this process.
 func (c *Conn) HandoffServeOn(closing bool) {
-	c.resumeUploads(c.up.handed)
-	c.up.handed = nil
+	if c.up != nil {
+		c.resumeUploads(c.up.handed)
+		c.up.handed = nil
+	}
 	if closing {
 		// Its ERROR is on the way out: the flusher's goodbye sets the linger
 		// deadline; until then, bound the reads as that linger would.
