@@ -36,6 +36,9 @@ type Upload struct {
 	Size int64       // the file's size
 	// Progress, when set, is called with the durable offset whenever it moves.
 	Progress func(durable, size int64)
+	// Sent, when set, is called for each chunk as it is queued (its offset and
+	// length): what the lengths add up to beyond Size is what interruptions cost.
+	Sent func(offset, n int64)
 	// ChunkSize bounds a chunk's data; 0: 1 MiB. Always within max_frame_size and
 	// half of max_upload_in_flight, so that two chunks at least are in flight.
 	ChunkSize int
@@ -240,6 +243,9 @@ func (up *uploader) attempt(ctx context.Context) (done bool, err error) {
 			s.wmu.Lock()
 			s.out = protocol.AppendChunk(s.out, up.u.ID, uint64(next), buf[:n])
 			s.kickUnlock()
+			if up.u.Sent != nil {
+				up.u.Sent(next, n)
+			}
 			next += n
 		}
 		st, ok, err := up.wait(ctx, s)
