@@ -254,14 +254,22 @@ func (u *Upload) Commit(c protocol.UploadCommit) protocol.UploadState {
 		case e.meta.SHA256 != "" && e.meta.SHA256 != sum:
 			return refuse(protocol.CodeUploadMismatch, fmt.Sprintf("the open said sha256 %s, the bytes held have %s", e.meta.SHA256, sum))
 		}
-		if err := u.publishLocked(sum); err != nil {
+		if err := u.publishLocked(sum, Checked); err != nil {
 			return refuse(protocol.CodeUploadWriteFailed, err.Error())
 		}
 	}
+	return u.announceLocked(st)
+}
+
+// announceLocked announces the published upload unless it was already.
+func (u *Upload) announceLocked(st protocol.UploadState) protocol.UploadState {
+	e, s := u.e, u.s
 	st.Done = true
 	if !e.rec.Announced {
 		if err := s.announce(&e.rec); err != nil {
-			return refuse(protocol.CodeUploadWriteFailed, fmt.Sprintf("upload %s is published but its record is not durable (%v): commit again", u.k.id, err))
+			s.failed(protocol.CodeUploadWriteFailed)
+			st.Code = protocol.CodeUploadWriteFailed
+			st.Message = fmt.Sprintf("upload %s is published but its record is not durable (%v): commit again", u.k.id, err)
 		}
 	}
 	return st
@@ -269,7 +277,7 @@ func (u *Upload) Commit(c protocol.UploadCommit) protocol.UploadState {
 
 // publishLocked moves the checked .part into files/: its record first, then the
 // rename, so a death in between is completed at the next start (Store.scan).
-func (u *Upload) publishLocked(sum string) error {
+func (u *Upload) publishLocked(sum string, complete Completeness) error {
 	e, s := u.e, u.s
 	sync := s.opts.Fsync()
 	if sync {
@@ -282,7 +290,7 @@ func (u *Upload) publishLocked(sum string) error {
 		return err
 	}
 	rec := FileRecord{ClientID: e.meta.ClientID, UploadID: u.k.id, Name: e.meta.Name, Size: e.offset, SHA256: sum,
-		Path: filepath.Join(dir, u.k.id), Complete: true, Published: s.opts.Now().UTC()}
+		Path: filepath.Join(dir, u.k.id), Complete: complete, Published: s.opts.Now().UTC()}
 	if err := writeJSON(rec.Path+".json", rec, sync); err != nil {
 		return err
 	}
