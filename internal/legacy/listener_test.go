@@ -21,8 +21,8 @@ import (
 
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/spool"
-	"github.com/hawk-agents/hawk/internal/upload"
 	"github.com/hawk-agents/hawk/internal/testutil"
+	"github.com/hawk-agents/hawk/internal/upload"
 )
 
 // counts is an Observer for tests.
