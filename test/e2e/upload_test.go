@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -188,14 +190,7 @@ func TestUploadSurvivesUpgradesAndSigkill(t *testing.T) {
 	}
 	cur.stopAll()
 
-	var recs []upload.FileRecord
-	for _, r := range spoolRecordsWhere(t, s.spool, func(r *spoolRecord) bool { return r.ClientID == "upload:big-upload" }) {
-		var p struct{ File upload.FileRecord }
-		if err := json.Unmarshal(r.Payload, &p); err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, p.File)
-	}
+	recs := uploadRecords(t, s.spool, func(id string) bool { return id == "big-upload" })
 	want := file.sha256()
 	if len(recs) != 1 || recs[0].SHA256 != want || recs[0].Size != size {
 		t.Fatalf("file records %+v, want one of %d bytes with sha256 %s", recs, size, want)
@@ -213,4 +208,73 @@ func TestUploadSurvivesUpgradesAndSigkill(t *testing.T) {
 	lmu.Unlock()
 	t.Logf("%d MiB through %d upgrades and a SIGKILL: %d bytes sent twice; %d reports on the same connection, ack p50 %v p99 %v (the kill's wait included)",
 		size>>20, upgrades, resent, len(latencies), p50.Round(time.Microsecond), p99.Round(time.Microsecond))
+}
+
+// uploadRecords returns the file records in the spool of the client id (its
+// records' client_id is "upload:<client id>").
+func uploadRecords(t *testing.T, spool string, keep func(clientID string) bool) []upload.FileRecord {
+	t.Helper()
+	var recs []upload.FileRecord
+	for _, r := range spoolRecordsWhere(t, spool, func(r *spoolRecord) bool {
+		return strings.HasPrefix(r.ClientID, "upload:") && keep(strings.TrimPrefix(r.ClientID, "upload:"))
+	}) {
+		var p struct{ File upload.FileRecord }
+		if err := json.Unmarshal(r.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, p.File)
+	}
+	return recs
+}
+
+// naiveSend is the naive sender: the name, wait for "ok", the bytes, then close.
+func naiveSend(t *testing.T, addr, name string, data []byte) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	io.WriteString(nc, name)
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	ok := make([]byte, 2)
+	if _, err := io.ReadFull(nc, ok); err != nil || string(ok) != "ok" {
+		t.Fatalf("answer to the name %q: %q %v", name, ok, err)
+	}
+	if _, err := nc.Write(data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The naive sender against a file listener: a whole file, and one cut short (its
+// sender stopped after a third: the same FIN); both are stored as they came and
+// announced once each with "complete": "unknown", never more.
+func TestNaiveFileSender(t *testing.T) {
+	s := startServer(t, bin.serverV1, "-uploads.enabled=true",
+		`-legacy.listeners=[{name: files, address: "127.0.0.1:0", format: file, allow: [127.0.0.0/8]}]`)
+	addr := s.waitLog(10*time.Second, func(l logLine) bool { return l.str("msg") == "legacy listening" && l.str("listener") == "files" }).str("addr")
+	file := newGatedFile(8 << 20)
+	file.open(file.size)
+	data := make([]byte, file.size)
+	file.ReadAt(data, 0)
+	naiveSend(t, addr, "whole.bin\n", data)
+	naiveSend(t, addr, "cut.bin", data[:len(data)/3])
+	s.waitLogs(func(l logLine) bool { return l.str("msg") == "legacy file published" }, 2)
+	s.stopAll()
+
+	recs := uploadRecords(t, s.spool, func(id string) bool { return strings.HasPrefix(id, "file:") })
+	sizes := map[string]int64{"whole.bin": int64(len(data)), "cut.bin": int64(len(data) / 3)}
+	if len(recs) != 2 {
+		t.Fatalf("records %+v, want 2", recs)
+	}
+	for _, r := range recs {
+		want, ok := sizes[r.Name]
+		if !ok || r.Size != want || r.Complete != upload.Unknown {
+			t.Fatalf("record %+v: want %d bytes and complete unknown", r, want)
+		}
+		sum := sha256.Sum256(data[:want])
+		if got := fileSHA256(t, r.Path); got != hex.EncodeToString(sum[:]) || r.SHA256 != got {
+			t.Fatalf("%s: stored sha256 %s, record %s, sent %x", r.Name, got, r.SHA256, sum)
+		}
+	}
 }
