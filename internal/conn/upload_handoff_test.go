@@ -2,14 +2,11 @@ package conn
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
 	"testing"
-	"time"
 
-	"github.com/hawk-agents/hawk/internal/handoff"
 	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/testutil"
 	"github.com/hawk-agents/hawk/internal/upload"
@@ -45,23 +42,8 @@ func TestHandoffMovesOpenUpload(t *testing.T) {
 	chunk := protocol.AppendChunk(nil, "u-1", 30000, file[30000:])
 	cut := len(chunk) / 2
 	p.Write(chunk[:cut])
-	waitFor(t, "the reader to hold half a chunk", func() bool {
-		for _, c := range old.m.reg.Snapshot(nil) {
-			if c.frameHave.Load()>>32 != uint64(cut) {
-				return false
-			}
-		}
-		return true
-	})
-
-	ch, received := receiveInto(t, next.m)
-	res := handoff.Drive(context.Background(), old.m.HandoffConns(), ch, time.Now().Add(5*time.Second))
-	if err := ch.Done(&handoff.Summary{Moved: res.Moved}); err != nil {
-		t.Fatal(err)
-	}
-	if err := received(); err != nil {
-		t.Fatal(err)
-	}
+	waitPartial(t, old, cut)
+	res := moveAll(t, old, next)
 	if res.Moved != 1 {
 		t.Fatalf("handoff: %+v, want the connection moved", res)
 	}
