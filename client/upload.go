@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -35,7 +36,11 @@ type Upload struct {
 	Size int64       // the file's size
 	// Progress, when set, is called with the durable offset whenever it moves.
 	Progress func(durable, size int64)
-	// ChunkSize bounds a chunk's data; 0: 256 KiB (always within max_frame_size).
+	// Sent, when set, is called for each chunk as it is queued (its offset and
+	// length): what the lengths add up to beyond Size is what interruptions cost.
+	Sent func(offset, n int64)
+	// ChunkSize bounds a chunk's data; 0: 1 MiB. Always within max_frame_size and
+	// half of max_upload_in_flight, so that two chunks at least are in flight.
 	ChunkSize int
 }
 
@@ -86,10 +91,6 @@ func (c *Client) Upload(ctx context.Context, u Upload) error {
 	if err := protocol.ValidUploadID([]byte(u.ID)); err != nil {
 		return fmt.Errorf("hawk: %w", err)
 	}
-	sum, err := hashAt(u.File, u.Size)
-	if err != nil {
-		return err
-	}
 	ch := make(chan uploadAnswer, 1024)
 	c.ups.mu.Lock()
 	if c.ups.m == nil {
@@ -103,7 +104,7 @@ func (c *Client) Upload(ctx context.Context, u Upload) error {
 	c.ups.mu.Unlock()
 	defer func() { c.ups.mu.Lock(); delete(c.ups.m, u.ID); c.ups.mu.Unlock() }()
 
-	up := &uploader{c: c, u: u, sum: sum, ch: ch}
+	up := &uploader{c: c, u: u, h: sha256.New(), ch: ch}
 	backoff := 50 * time.Millisecond
 	for {
 		done, err := up.attempt(ctx)
@@ -119,19 +120,41 @@ func (c *Client) Upload(ctx context.Context, u Upload) error {
 	}
 }
 
-func hashAt(r io.ReaderAt, size int64) (string, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+// uploader is one Upload in progress. The whole file's sha256 is computed as
+// the chunks are read to be sent, not in a pass of its own before them: the
+// hashing then overlaps the transfer, and the file is read once.
+type uploader struct {
+	c      *Client
+	u      Upload
+	h      hash.Hash
+	hashed int64 // bytes of the file h has taken, from the start
+	ch     chan uploadAnswer
 }
 
-type uploader struct {
-	c   *Client
-	u   Upload
-	sum string
-	ch  chan uploadAnswer
+// hashChunk adds data, the file's bytes at off, to the whole file's hash. Bytes
+// before off that it has not taken (the server held them when this upload
+// began) are read from the file first; a resend of bytes it has taken is skipped.
+func (up *uploader) hashChunk(off int64, data []byte) error {
+	if off > up.hashed {
+		n, err := io.Copy(up.h, io.NewSectionReader(up.u.File, up.hashed, off-up.hashed))
+		up.hashed += n
+		if err != nil {
+			return err
+		}
+	}
+	if off == up.hashed {
+		up.h.Write(data)
+		up.hashed += int64(len(data))
+	}
+	return nil
+}
+
+// sum returns the whole file's sha256, reading what the chunks did not bring.
+func (up *uploader) sum() (string, error) {
+	if err := up.hashChunk(up.u.Size, nil); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(up.h.Sum(nil)), nil
 }
 
 // current waits for a connection and returns it.
@@ -186,7 +209,7 @@ func (up *uploader) attempt(ctx context.Context) (done bool, err error) {
 	for len(up.ch) > 0 {
 		<-up.ch
 	}
-	open, _ := json.Marshal(&protocol.UploadOpen{UploadID: up.u.ID, Name: up.u.Name, Size: up.u.Size, SHA256: up.sum})
+	open, _ := json.Marshal(&protocol.UploadOpen{UploadID: up.u.ID, Name: up.u.Name, Size: up.u.Size})
 	s.queueFrame(protocol.TypeUploadOpen, 0, open)
 	st, ok, err := up.wait(ctx, s)
 	if !ok || err != nil {
@@ -201,9 +224,9 @@ func (up *uploader) attempt(ctx context.Context) (done bool, err error) {
 	}
 	chunk := int64(up.u.ChunkSize)
 	if chunk <= 0 {
-		chunk = 256 << 10
+		chunk = 1 << 20
 	}
-	chunk = min(chunk, int64(s.welcome.MaxFrameSize-1-len(up.u.ID)), window)
+	chunk = max(1, min(chunk, int64(s.welcome.MaxFrameSize-1-len(up.u.ID)), window/2))
 	durable, next := st.Offset, st.Offset
 	up.progress(durable)
 	buf := make([]byte, chunk)
@@ -214,9 +237,15 @@ func (up *uploader) attempt(ctx context.Context) (done bool, err error) {
 			if _, err := up.u.File.ReadAt(buf[:n], next); err != nil && !errors.Is(err, io.EOF) {
 				return false, err
 			}
+			if err := up.hashChunk(next, buf[:n]); err != nil {
+				return false, err
+			}
 			s.wmu.Lock()
 			s.out = protocol.AppendChunk(s.out, up.u.ID, uint64(next), buf[:n])
 			s.kickUnlock()
+			if up.u.Sent != nil {
+				up.u.Sent(next, n)
+			}
 			next += n
 		}
 		st, ok, err := up.wait(ctx, s)
@@ -238,7 +267,11 @@ func (up *uploader) attempt(ctx context.Context) (done bool, err error) {
 		durable = st.Offset
 		up.progress(durable)
 	}
-	commit, _ := json.Marshal(&protocol.UploadCommit{UploadID: up.u.ID, Size: up.u.Size, SHA256: up.sum})
+	sum, err := up.sum()
+	if err != nil {
+		return false, err
+	}
+	commit, _ := json.Marshal(&protocol.UploadCommit{UploadID: up.u.ID, Size: up.u.Size, SHA256: sum})
 	s.queueFrame(protocol.TypeUploadCommit, 0, commit)
 	for {
 		st, ok, err = up.wait(ctx, s)

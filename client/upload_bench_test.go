@@ -7,8 +7,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hawk-agents/hawk/internal/upload/uploadtest"
 )
@@ -19,6 +22,12 @@ const benchFileSize = 64 << 20
 // BenchmarkRawCopy is the baseline: the same bytes over one TCP connection into
 // a file in the same kind of directory.
 func BenchmarkUpload(b *testing.B) {
+	for _, chunk := range []int{256 << 10, 1<<20 - 64} {
+		b.Run(strconv.Itoa(chunk>>10)+"KiB", func(b *testing.B) { benchUpload(b, chunk) })
+	}
+}
+
+func benchUpload(b *testing.B, chunk int) {
 	file := bytes.Repeat([]byte("0123456789abcdef"), benchFileSize/16)
 	srv := uploadtest.Start(b, b.TempDir(), "127.0.0.1:0", 4<<20)
 	c, err := Dial(context.Background(), Options{Addr: srv.Addr, ClientID: "bench"})
@@ -27,9 +36,10 @@ func BenchmarkUpload(b *testing.B) {
 	}
 	defer c.Close()
 	b.SetBytes(benchFileSize)
+	defer reportCPU(b)()
 	for i := 0; b.Loop(); i++ {
 		if err := c.Upload(context.Background(), Upload{ID: "b-" + strconv.Itoa(i), Name: "f", File: bytes.NewReader(file),
-			Size: benchFileSize, ChunkSize: 1<<20 - 64}); err != nil {
+			Size: benchFileSize, ChunkSize: chunk}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -44,6 +54,7 @@ func BenchmarkRawCopy(b *testing.B) {
 	defer ln.Close()
 	dir := b.TempDir()
 	b.SetBytes(benchFileSize)
+	defer reportCPU(b)()
 	for i := 0; b.Loop(); i++ {
 		done := make(chan error, 1)
 		go func() {
@@ -71,5 +82,60 @@ func BenchmarkRawCopy(b *testing.B) {
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// reportCPU reports the process's CPU time (user and system, server and client
+// together) per operation: on a shared machine wall time says little.
+func reportCPU(b *testing.B) func() {
+	start := cpuTime()
+	return func() { b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op") }
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkReportAckDuringUpload measures the ack latency of reports sent one at a
+// time on a connection, alone and while the same client uploads a file on it
+// (chunks of 1 MiB, 4 MiB in flight): what a chunk holds a report back by.
+func BenchmarkReportAckDuringUpload(b *testing.B) {
+	for _, uploading := range []bool{false, true} {
+		name := "alone"
+		if uploading {
+			name = "uploading"
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := uploadtest.Start(b, b.TempDir(), "127.0.0.1:0", 4<<20)
+			c, err := Dial(context.Background(), Options{Addr: srv.Addr, ClientID: "bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			ctx, stop := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				file := bytes.Repeat([]byte("0123456789abcdef"), benchFileSize/16)
+				for i := 0; uploading && ctx.Err() == nil; i++ {
+					c.Upload(ctx, Upload{ID: "u-" + strconv.Itoa(i), Name: "f", File: bytes.NewReader(file), Size: benchFileSize})
+				}
+			}()
+			var lat []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				if _, err := c.Report(context.Background(), []byte(`{"x":1}`)); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			stop()
+			<-done
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
 	}
 }

@@ -362,7 +362,7 @@ var keys = []Key{
 	{Name: "legacy.listeners", kind: kindObjects, Default: "", Reload: RestartOnly,
 		Example: `[{name: metrics, address: "127.0.0.1:7380", format: ffff, allow: [127.0.0.1/32]}]`,
 		Doc: "Listeners for the older wire formats (docs/PROTOCOL.md, Legacy formats), a list of objects: " +
-			"name (a-z, 0-9, _, -; labels metrics and records), address (host:port), format (ffff, c8c9 or headers), " +
+			"name (a-z, 0-9, _, -; labels metrics and records), address (host:port), format (ffff, c8c9, headers or file: file needs uploads.enabled), " +
 			"allow (required: the source networks permitted, as CIDRs; a connection from elsewhere is closed at accept), " +
 			"max_frame_size (the largest data of a frame; default and ceiling 65535 for ffff, default 1MiB otherwise) and " +
 			"idle_timeout (a connection silent this long is closed; for ffff the heartbeat timeout, default 10s; 5m otherwise). " +

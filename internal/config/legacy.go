@@ -86,7 +86,10 @@ func validateLegacy(c *Config, bad func(key, format string, args ...any)) {
 		}
 		f, okFormat := formats.Lookup(l.Format)
 		if !okFormat {
-			bad(key("format"), "must be ffff, c8c9 or headers, not %q", l.Format)
+			bad(key("format"), "must be ffff, c8c9, headers or file, not %q", l.Format)
+		}
+		if l.Format == formats.File && !c.Uploads.Enabled {
+			bad(key("format"), "file stores what it receives as uploads: set uploads.enabled: true")
 		}
 		checkAllow(l.Allow, key("allow"), "these formats carry no credentials", bad)
 		if okFormat && (l.MaxFrameSize < 1 || l.MaxFrameSize > f.MaxData) {

@@ -68,9 +68,12 @@ func (m *Manager) Adopt(f *os.File, st *handoff.State) error {
 	c.writeFn = c.writeRaw
 	if len(st.Partial) > 0 {
 		buf := getReadBuf()
-		if len(st.Partial) > len(*buf) {
+		if len(st.Partial) >= len(*buf) {
+			// Room for more of the frame than the old reader had: a buffer the
+			// partial frame fills would read nothing, which is EOF. Doubling, as
+			// parse grows it.
 			putReadBuf(buf)
-			big := make([]byte, len(st.Partial))
+			big := make([]byte, min(protocol.Needed(st.Partial), 2*len(st.Partial)))
 			buf = &big
 		}
 		c.rlen = copy(*buf, st.Partial)
@@ -85,6 +88,7 @@ func (m *Manager) Adopt(f *os.File, st *handoff.State) error {
 	} else {
 		c.attachDedup()
 	}
+	c.resumeUploads(st.Uploads)
 	c.slot.Store(true)
 	m.slots.Add(1)
 	m.reg.Add(c)

@@ -126,9 +126,10 @@ type Conn struct {
 	// until a handoff asks it (a pointer: Conn stays in its size class).
 	ho atomic.Pointer[handoff.Point]
 
-	// up is owned by the reader: the uploads open on this connection (upload.go).
-	// A struct of one map keeps a Conn at 448 bytes, a multiple of 64 (layout_test.go).
-	up uploads
+	// up is owned by the reader: the uploads open on this connection (upload.go),
+	// nil until the first. A pointer keeps a Conn at 448 bytes, a multiple of 64
+	// (layout_test.go).
+	up *uploads
 }
 
 // Info is a point-in-time view of a connection for the admin API.

@@ -104,11 +104,16 @@ func (c *Conn) HandoffState() *handoff.State {
 	if c.isTLS() {
 		st.TLS = c.tlsHandoffState()
 	}
+	st.Uploads = c.handOverUploads()
 	return st
 }
 
 // HandoffServeOn implements handoff.Conn: the reader serves on in this process.
 func (c *Conn) HandoffServeOn(closing bool) {
+	if c.up != nil {
+		c.resumeUploads(c.up.handed)
+		c.up.handed = nil
+	}
 	if closing {
 		// Its ERROR is on the way out: the flusher's goodbye sets the linger
 		// deadline; until then, bound the reads as that linger would.

@@ -46,6 +46,34 @@ func receiveInto(t *testing.T, m *Manager) (*handoff.Channel, func() error) {
 	return p.Parent, func() error { return <-done }
 }
 
+// moveAll hands every connection of from over to to, through a real socketpair,
+// as an upgrade does.
+func moveAll(t *testing.T, from, to *testServer) handoff.Result {
+	t.Helper()
+	ch, received := receiveInto(t, to.m)
+	res := handoff.Drive(context.Background(), from.m.HandoffConns(), ch, time.Now().Add(5*time.Second))
+	if err := ch.Done(&handoff.Summary{Moved: res.Moved}); err != nil {
+		t.Fatal(err)
+	}
+	if err := received(); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// waitPartial waits until every reader of ts holds cut bytes of a frame.
+func waitPartial(t *testing.T, ts *testServer, cut int) {
+	t.Helper()
+	waitFor(t, "every reader to hold its partial frame", func() bool {
+		for _, c := range ts.m.reg.Snapshot(nil) {
+			if c.frameHave.Load()>>32 != uint64(cut) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // startHandoffServer is startDedupServer with room for the connections here.
 func startHandoffServer(t *testing.T) *testServer {
 	ts, _ := startDedupServer(t)
@@ -94,23 +122,9 @@ func TestHandoffMovesConnectionsMidFrame(t *testing.T) {
 	for _, p := range peers {
 		p.Write(frame[:cut])
 	}
-	waitFor(t, "every reader to hold its partial frame", func() bool {
-		for _, c := range old.m.reg.Snapshot(nil) {
-			if c.frameHave.Load()>>32 != uint64(cut) {
-				return false
-			}
-		}
-		return true
-	})
+	waitPartial(t, old, cut)
 
-	ch, received := receiveInto(t, next.m)
-	res := handoff.Drive(context.Background(), old.m.HandoffConns(), ch, time.Now().Add(5*time.Second))
-	if err := ch.Done(&handoff.Summary{Moved: res.Moved}); err != nil {
-		t.Fatal(err)
-	}
-	if err := received(); err != nil {
-		t.Fatal(err)
-	}
+	res := moveAll(t, old, next)
 	if res.Moved != n || res.Lost != 0 || res.FallenBack() != 0 || res.Err != nil {
 		t.Fatalf("handoff: %+v, want %d moved and nothing else", res, n)
 	}

@@ -116,6 +116,9 @@ func (m *Manager) NewID() uint64 { return m.nextID.Add(1) }
 // Settings returns the settings in force.
 func (m *Manager) Settings() *Settings { return m.settings.Load() }
 
+// Uploads returns the upload store, nil when uploads are off.
+func (m *Manager) Uploads() *upload.Store { return m.uploads }
+
 // Apply swaps in new settings atomically. When the credentials changed, connections
 // whose token no longer covers their client id are closed with ERROR token_revoked;
 // it returns how many.

@@ -206,9 +206,10 @@ func (c *Conn) parse(b *batch, recv time.Time, now int64) bool {
 		copy(big, (*c.rbuf)[:c.rlen])
 		putReadBuf(c.rbuf)
 		c.rbuf = &big
-	} else if c.rlen == 0 && cap(*c.rbuf) != readBufSize {
-		c.rbuf = nil // done with a one-off big buffer
 	}
+	// A grown buffer is kept while the socket has bytes (an upload's chunks come
+	// back to back: growing it again for each would copy each chunk twice more);
+	// the read that finds the socket empty lets it go, as it does a pooled one.
 	c.trackPartial(off > 0, now)
 	return true
 }

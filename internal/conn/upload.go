@@ -1,6 +1,10 @@
 package conn
 
 import (
+	"errors"
+
+	"go.uber.org/zap"
+
 	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/upload"
 )
@@ -11,6 +15,9 @@ import (
 // holds them back by at most one chunk's write.
 type uploads struct {
 	open map[string]*upload.Upload
+	// handed are the uploads the handoff's quiet point let go of, taken back if
+	// the connection serves on here after all.
+	handed []upload.Handover
 }
 
 // upload answers an UPLOAD_OPEN, UPLOAD_CHUNK or UPLOAD_COMMIT. A malformed payload
@@ -58,17 +65,14 @@ func (c *Conn) beginUpload(o protocol.UploadOpen) protocol.UploadState {
 	if store == nil {
 		return protocol.UploadState{UploadID: o.UploadID, Code: protocol.CodeUploadDisabled, Message: "this server takes no uploads"}
 	}
-	if u := c.up.open[o.UploadID]; u != nil {
+	if u := c.openUpload([]byte(o.UploadID)); u != nil {
 		// Opened again on the same connection (the client lost track): answer anew.
 		u.Close()
 		delete(c.up.open, o.UploadID)
 	}
 	u, st := store.Begin(c.clientID, o)
 	if u != nil {
-		if c.up.open == nil {
-			c.up.open = map[string]*upload.Upload{}
-		}
-		c.up.open[o.UploadID] = u
+		c.uploads().open[o.UploadID] = u
 	}
 	return st
 }
@@ -76,7 +80,18 @@ func (c *Conn) beginUpload(o protocol.UploadOpen) protocol.UploadState {
 // openUpload returns the upload of this id open on c, or nil; looking a []byte
 // up in a map of strings does not allocate.
 func (c *Conn) openUpload(id []byte) *upload.Upload {
+	if c.up == nil {
+		return nil
+	}
 	return c.up.open[string(id)]
+}
+
+// uploads returns c's uploads, made at the first.
+func (c *Conn) uploads() *uploads {
+	if c.up == nil {
+		c.up = &uploads{open: map[string]*upload.Upload{}}
+	}
+	return c.up
 }
 
 func (c *Conn) unknownUpload(id string) protocol.UploadState {
@@ -89,8 +104,45 @@ func (c *Conn) unknownUpload(id string) protocol.UploadState {
 // closeUploads lets go of the connection's uploads; they stay on disk, to be
 // resumed on another connection.
 func (c *Conn) closeUploads() {
+	if c.up == nil {
+		return
+	}
 	for id, u := range c.up.open {
 		u.Close()
 		delete(c.up.open, id)
+	}
+}
+
+// handOverUploads, at the handoff's quiet point, lets go of the connection's
+// uploads (their locks with them) and describes them for the new process.
+func (c *Conn) handOverUploads() []upload.Handover {
+	if c.up == nil {
+		return nil
+	}
+	for id, u := range c.up.open {
+		if h, ok := u.Handover(); ok {
+			c.up.handed = append(c.up.handed, h)
+		}
+		delete(c.up.open, id)
+	}
+	return c.up.handed
+}
+
+// resumeUploads opens again the uploads a connection had open, in the process
+// it moved to or, when the handoff fell back, in this one. One that cannot be
+// resumed is answered upload_unknown at its next frame: the client opens it again.
+func (c *Conn) resumeUploads(hs []upload.Handover) {
+	for _, h := range hs {
+		var u *upload.Upload
+		err := errors.New("this server takes no uploads")
+		if c.m.uploads != nil {
+			u, err = c.m.uploads.Resume(c.clientID, h)
+		}
+		if err != nil {
+			c.m.log.Warn("handoff: an upload did not move with its connection; the client opens it again",
+				zap.Uint64("conn_id", c.id), zap.String("client_id", c.clientID), zap.Error(err))
+			continue
+		}
+		c.uploads().open[h.UploadID] = u
 	}
 }

@@ -42,6 +42,11 @@
 //  6. State messages are versioned (StateVersion); a receiver refuses a version it
 //     does not know, per connection, with that problem named.
 //
+// A native connection's open uploads travel in its State (upload.Handover: the
+// upload id, the durable offset, the sha256 state): the old process closes them at
+// the quiet point, releasing their locks, and the new one resumes them with no open;
+// a connection that falls back takes them back.
+//
 // Legacy connections (internal/legacy: ffff, c8c9, headers) travel on the same
 // channel, in batches of their own after the native ones, as States of KindLegacy
 // (listener, format, next seq, partial frame). A legacy connection must go only to

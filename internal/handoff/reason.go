@@ -14,6 +14,7 @@ const (
 	ReasonHandshake = "handshake" // not through its handshake yet
 	ReasonClosing   = "closing"   // closing for another reason
 	ReasonGoaway    = "goaway"    // told GOAWAY already
+	ReasonTransfer  = "transfer"  // a file connection (legacy format file): its stream stays with this process to its end
 	// Decided while the handoff runs.
 	ReasonBusy        = "busy"        // reports in flight or output pending at the deadline
 	ReasonTimeout     = "timeout"     // not quiet by the deadline

@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/hawk-agents/hawk/internal/upload"
 )
 
 // StateVersion is the version of the State encoding this build writes and reads.
@@ -61,7 +63,14 @@ type State struct {
 	// process's record layer. A reader without this field refuses such a state
 	// (unknown field) and so closes only the connections it could not serve.
 	TLS *TLSState `json:"tls,omitempty"`
+	// Uploads open on a native connection (PROTOCOL.md 4.3): each goes on in the
+	// new process with no new open. A reader without this field refuses such a
+	// state, as for TLS.
+	Uploads []upload.Handover `json:"uploads,omitempty"`
 }
+
+// maxUploads bounds a State's open uploads.
+const maxUploads = 1 << 10
 
 // TLSState is a TLS 1.3 session at the quiet point (internal/tlsrecord.State)
 // and the client's verified certificate chain, leaf first, in DER (none without
@@ -164,6 +173,13 @@ func (st *State) check() error {
 		return errors.New("TLS state without traffic secrets")
 	case st.TLS != nil && len(st.TLS.Chain) > maxChain:
 		return fmt.Errorf("client certificate chain of %d certificates, the limit is %d", len(st.TLS.Chain), maxChain)
+	case len(st.Uploads) > maxUploads:
+		return fmt.Errorf("%d open uploads, the limit is %d", len(st.Uploads), maxUploads)
+	}
+	for _, h := range st.Uploads {
+		if err := h.Check(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

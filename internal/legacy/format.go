@@ -14,12 +14,13 @@ const (
 	FormatFFFF    Format = formats.FFFF    // the metrics agent: 0xFFFF framing, JSON envelope, text-line receipts
 	FormatC8C9    Format = formats.C8C9    // the long-connection device format: 0xC8 … 0xC9 frames, JSON result frames
 	FormatHeaders Format = formats.Headers // "Headers" + length + message; no reply (at most once)
+	FormatFile    Format = formats.File    // a name, "ok", a file's bytes until EOF (file.go)
 )
 
 // ParseFormat returns the format called s.
 func ParseFormat(s string) (Format, error) {
 	if _, ok := formats.Lookup(s); !ok {
-		return "", fmt.Errorf("unknown legacy format %q (ffff, c8c9, headers)", s)
+		return "", fmt.Errorf("unknown legacy format %q (ffff, c8c9, headers, file)", s)
 	}
 	return Format(s), nil
 }

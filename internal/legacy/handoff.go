@@ -63,6 +63,9 @@ func (c *lconn) HandoffRequest(run *handoff.Run) string {
 	if c.closing {
 		return handoff.ReasonClosing
 	}
+	if c.l.format == FormatFile {
+		return handoff.ReasonTransfer
+	}
 	c.ho.Request(run)
 	c.nc.SetReadDeadline(handoff.WakeNow)
 	return ""

@@ -20,6 +20,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/reaper"
+	"github.com/hawk-agents/hawk/internal/upload"
 )
 
 // Settings is what a reload may change on a running listener. It is immutable once
@@ -54,6 +55,8 @@ type Options struct {
 	// WriteTimeout is read at every reaper pass (limits.write_timeout, live).
 	// nil: 10s.
 	WriteTimeout func() time.Duration
+	// Uploads stores the files of a listener of format file, which needs it.
+	Uploads *upload.Store
 }
 
 // Listener serves one legacy listener: its connections, their reaper and their
@@ -61,7 +64,8 @@ type Options struct {
 type Listener struct {
 	name     string
 	format   Format
-	codec    codec
+	codec    codec // nil for format file
+	uploads  *upload.Store
 	settings atomic.Pointer[Settings]
 	dest     ingest.Destination
 	log      *zap.Logger
@@ -88,8 +92,15 @@ func New(o Options) (*Listener, error) {
 	if _, err := ParseFormat(string(o.Format)); err != nil {
 		return nil, fmt.Errorf("legacy: listener %s: %w", o.Name, err)
 	}
-	l := &Listener{name: o.Name, format: o.Format, codec: codecFor(o.Format), dest: o.Destination,
+	l := &Listener{name: o.Name, format: o.Format, dest: o.Destination, uploads: o.Uploads,
 		log: o.Logger, obs: o.Observer, newID: o.NewID, writeTO: o.WriteTimeout}
+	if o.Format == FormatFile {
+		if o.Uploads == nil {
+			return nil, fmt.Errorf("legacy: listener %s: format file stores uploads: set uploads.enabled", o.Name)
+		}
+	} else {
+		l.codec = codecFor(o.Format)
+	}
 	if l.log == nil {
 		l.log = zap.NewNop()
 	}
@@ -179,6 +190,10 @@ func (l *Listener) accept(nc net.Conn) {
 		ce.Write(zap.String("listener", l.name), zap.Uint64("conn_id", c.id), zap.String("client_id", c.clientID))
 	}
 	l.live.Add(1)
+	if l.format == FormatFile {
+		go c.serveFile()
+		return
+	}
 	go c.serve()
 }
 

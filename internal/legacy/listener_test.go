@@ -22,6 +22,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/spool"
 	"github.com/hawk-agents/hawk/internal/testutil"
+	"github.com/hawk-agents/hawk/internal/upload"
 )
 
 // counts is an Observer for tests.
@@ -148,7 +149,14 @@ func newHarness(t *testing.T, f Format, s *Settings, wrap func(ingest.Destinatio
 		s = &Settings{Allow: loopback, IdleTimeout: time.Minute, MaxFrameSize: f.MaxDataSize()}
 	}
 	h := &harness{t: t, obs: newCounts(), spool: dir, dest: dest}
-	h.l, err = New(Options{Name: "test-" + string(f), Format: f, Settings: s, Destination: dest, Observer: h.obs})
+	o := Options{Name: "test-" + string(f), Format: f, Settings: s, Destination: dest, Observer: h.obs}
+	if f == FormatFile {
+		a := &upload.Announcer{Dest: dest}
+		if o.Uploads, err = upload.Open(upload.Options{Dir: filepath.Join(dir, "uploads"), Announce: a.Announce}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.l, err = New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,10 +38,11 @@ const (
 	ReasonDrain        CloseReason = "drain"         // still open at drain.timeout after an upgrade or a stop
 	ReasonHandoff      CloseReason = "handoff"       // moved to the new process after an upgrade: the agent saw nothing
 	ReasonHandoffLost  CloseReason = "handoff_lost"  // sent to a new process that died before acknowledging it
+	ReasonBadName      CloseReason = "bad_name"      // format file: the name is not a plain file name (answered "error: ...")
 )
 
 // CloseReasons is every close reason, for pre-bound metrics.
-var CloseReasons = []CloseReason{ReasonClient, ReasonIdleTimeout, ReasonWriteTimeout, ReasonSlowConsumer, ReasonNotAllowed, ReasonDrain, ReasonHandoff, ReasonHandoffLost}
+var CloseReasons = []CloseReason{ReasonClient, ReasonIdleTimeout, ReasonWriteTimeout, ReasonSlowConsumer, ReasonNotAllowed, ReasonDrain, ReasonHandoff, ReasonHandoffLost, ReasonBadName}
 
 // NopObserver discards everything.
 type NopObserver struct{}

@@ -87,6 +87,7 @@ func (s *Set) Start(o Options) error {
 			Observer:     o.Metrics.Legacy(ll.cfg.Name, func() int { return l.Count() }),
 			NewID:        o.Conns.NewID,
 			WriteTimeout: func() time.Duration { return o.Conns.Settings().WriteTimeout },
+			Uploads:      o.Conns.Uploads(),
 		})
 		if err != nil {
 			return err

@@ -13,17 +13,49 @@ import (
 // FileRecord is what the report stream learns of a published file, and the
 // .json beside it in files/.
 type FileRecord struct {
-	ClientID  string    `json:"client_id"`
-	UploadID  string    `json:"upload_id"`
-	Name      string    `json:"name"`
-	Size      int64     `json:"size"`
-	SHA256    string    `json:"sha256"`
-	Path      string    `json:"path"` // where the file is on the server
-	Complete  bool      `json:"complete"`
-	Published time.Time `json:"published"`
+	ClientID string `json:"client_id"`
+	UploadID string `json:"upload_id"`
+	Name     string `json:"name"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+	Path     string `json:"path"` // where the file is on the server
+	// Complete is Checked (JSON true) for an upload whose size and sha256 the
+	// client announced and the server checked, and Unknown (JSON "unknown") for a
+	// naive sender's file: it ends with EOF, which a sender killed midway sends too.
+	Complete  Completeness `json:"complete"`
+	Published time.Time    `json:"published"`
 	// Announced is true once the record is durable in the report stream; it is
 	// kept in the .json only, never announced.
 	Announced bool `json:"announced,omitempty"`
+}
+
+// Completeness says what is known of a published file's completeness.
+type Completeness uint8
+
+const (
+	Checked Completeness = iota // size and sha256 checked against the client's
+	Unknown                     // ended by EOF: whole, or its sender died
+)
+
+// MarshalJSON writes true for Checked and "unknown" for Unknown.
+func (c Completeness) MarshalJSON() ([]byte, error) {
+	if c == Unknown {
+		return []byte(`"unknown"`), nil
+	}
+	return []byte("true"), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *Completeness) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "true":
+		*c = Checked
+	case `"unknown"`:
+		*c = Unknown
+	default:
+		return fmt.Errorf("complete: %s is neither true nor \"unknown\"", b)
+	}
+	return nil
 }
 
 // partialMeta is the .json of a partial upload: what its open announced.

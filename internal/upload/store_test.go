@@ -113,7 +113,7 @@ func TestUploadPublishesOnceAndResumesAfterRestart(t *testing.T) {
 		t.Fatalf("%d records for one file committed twice, want 1", rec.len())
 	}
 	r := rec.got[0]
-	if r.ClientID != "agent/../1" || r.Name != "passwd.log" || r.Size != int64(len(file)) || r.SHA256 != sum(file) || !r.Complete || r.Announced {
+	if r.ClientID != "agent/../1" || r.Name != "passwd.log" || r.Size != int64(len(file)) || r.SHA256 != sum(file) || r.Complete != Checked || r.Announced {
 		t.Fatalf("record %+v", r)
 	}
 	if !strings.HasPrefix(r.Path, filepath.Join(dir, "files")+"/") || strings.Contains(r.Path, "passwd") {
@@ -185,7 +185,7 @@ func TestUploadPublishRolledForward(t *testing.T) {
 	cdir := clientDir("c")
 	path := filepath.Join(dir, "files", cdir, "a")
 	os.MkdirAll(filepath.Dir(path), 0o750)
-	if err := writeJSON(path+".json", FileRecord{ClientID: "c", UploadID: "a", Name: "a", Size: 3, SHA256: sum([]byte("abc")), Path: path, Complete: true}, false); err != nil {
+	if err := writeJSON(path+".json", FileRecord{ClientID: "c", UploadID: "a", Name: "a", Size: 3, SHA256: sum([]byte("abc")), Path: path, Complete: Checked}, false); err != nil {
 		t.Fatal(err)
 	}
 	s = openStore(t, dir, rec, nil)

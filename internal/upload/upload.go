@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 
 	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/spool"
@@ -64,17 +63,8 @@ func (s *Store) Begin(client string, o protocol.UploadOpen) (*Upload, protocol.U
 	if m := s.opts.MaxFileSize; m > 0 && o.Size > m {
 		return refuse(protocol.CodeUploadTooLarge, fmt.Sprintf("size %d exceeds the largest file, %d bytes", o.Size, m))
 	}
-	k := key{clientDir(client), o.UploadID}
-	s.mu.Lock()
-	e := s.entries[k]
-	if e == nil {
-		e = &entry{cdir: k.client}
-		s.entries[k] = e
-	}
-	e.refs++
-	s.mu.Unlock()
-	u := &Upload{s: s, k: k, e: e}
-
+	u := s.ref(key{clientDir(client), o.UploadID})
+	e := u.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	resumed, err := u.loadLocked(client, o)
@@ -95,6 +85,19 @@ func (s *Store) Begin(client string, o protocol.UploadOpen) (*Upload, protocol.U
 	}
 	st.Offset, st.Done = e.offset, e.done
 	return u, st
+}
+
+// ref returns a handle on the entry of k, made if this process has none.
+func (s *Store) ref(k key) *Upload {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[k]
+	if e == nil {
+		e = &entry{cdir: k.client}
+		s.entries[k] = e
+	}
+	e.refs++
+	return &Upload{s: s, k: k, e: e}
 }
 
 func validSHA256(h string) bool {
@@ -141,15 +144,9 @@ func (u *Upload) loadLocked(client string, o protocol.UploadOpen) (resumed bool,
 	default:
 		return false, err
 	}
-	f, err := os.OpenFile(base+".part", os.O_RDWR|os.O_CREATE, 0o640)
+	f, err := openPart(base + ".part")
 	if err != nil {
 		return false, err
-	}
-	// One process writes an upload at a time: during an upgrade the old process
-	// may still hold it for a connection that is draining.
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return false, errBusy
 	}
 	h := sha256.New()
 	n, err := io.Copy(h, f) // the hash of what a previous process made durable
@@ -257,14 +254,22 @@ func (u *Upload) Commit(c protocol.UploadCommit) protocol.UploadState {
 		case e.meta.SHA256 != "" && e.meta.SHA256 != sum:
 			return refuse(protocol.CodeUploadMismatch, fmt.Sprintf("the open said sha256 %s, the bytes held have %s", e.meta.SHA256, sum))
 		}
-		if err := u.publishLocked(sum); err != nil {
+		if err := u.publishLocked(sum, Checked); err != nil {
 			return refuse(protocol.CodeUploadWriteFailed, err.Error())
 		}
 	}
+	return u.announceLocked(st)
+}
+
+// announceLocked announces the published upload unless it was already.
+func (u *Upload) announceLocked(st protocol.UploadState) protocol.UploadState {
+	e, s := u.e, u.s
 	st.Done = true
 	if !e.rec.Announced {
 		if err := s.announce(&e.rec); err != nil {
-			return refuse(protocol.CodeUploadWriteFailed, fmt.Sprintf("upload %s is published but its record is not durable (%v): commit again", u.k.id, err))
+			s.failed(protocol.CodeUploadWriteFailed)
+			st.Code = protocol.CodeUploadWriteFailed
+			st.Message = fmt.Sprintf("upload %s is published but its record is not durable (%v): commit again", u.k.id, err)
 		}
 	}
 	return st
@@ -272,7 +277,7 @@ func (u *Upload) Commit(c protocol.UploadCommit) protocol.UploadState {
 
 // publishLocked moves the checked .part into files/: its record first, then the
 // rename, so a death in between is completed at the next start (Store.scan).
-func (u *Upload) publishLocked(sum string) error {
+func (u *Upload) publishLocked(sum string, complete Completeness) error {
 	e, s := u.e, u.s
 	sync := s.opts.Fsync()
 	if sync {
@@ -285,7 +290,7 @@ func (u *Upload) publishLocked(sum string) error {
 		return err
 	}
 	rec := FileRecord{ClientID: e.meta.ClientID, UploadID: u.k.id, Name: e.meta.Name, Size: e.offset, SHA256: sum,
-		Path: filepath.Join(dir, u.k.id), Complete: true, Published: s.opts.Now().UTC()}
+		Path: filepath.Join(dir, u.k.id), Complete: complete, Published: s.opts.Now().UTC()}
 	if err := writeJSON(rec.Path+".json", rec, sync); err != nil {
 		return err
 	}

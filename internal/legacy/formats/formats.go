@@ -13,6 +13,7 @@ const (
 	FFFF    = "ffff"    // the metrics agent
 	C8C9    = "c8c9"    // long-connection devices
 	Headers = "headers" // a minimal framing
+	File    = "file"    // the naive file sender: a name, "ok", the bytes until EOF
 )
 
 // MaxFFFFData is the largest data an ffff frame can carry: its length field is 16 bits.
@@ -38,6 +39,9 @@ var specs = [...]Spec{
 	{Name: FFFF, MaxData: MaxFFFFData, DefaultMaxFrameSize: MaxFFFFData, DefaultIdleTimeout: 10 * time.Second}, // agents heartbeat every 2 s
 	{Name: C8C9, MaxData: maxLongData, DefaultMaxFrameSize: 1 << 20, DefaultIdleTimeout: 5 * time.Minute},
 	{Name: Headers, MaxData: maxLongData, DefaultMaxFrameSize: 1 << 20, DefaultIdleTimeout: 5 * time.Minute},
+	// file has no frames (max_frame_size does not apply); the idle timeout cuts a
+	// sender silent that long, and a cut file is not published.
+	{Name: File, MaxData: maxLongData, DefaultMaxFrameSize: 1 << 20, DefaultIdleTimeout: 5 * time.Minute},
 }
 
 // Lookup returns the format called name; ok is false for a name that is none.

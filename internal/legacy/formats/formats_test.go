@@ -3,7 +3,7 @@ package formats
 import "testing"
 
 func TestLookup(t *testing.T) {
-	for _, name := range []string{FFFF, C8C9, Headers} {
+	for _, name := range []string{FFFF, C8C9, Headers, File} {
 		s, ok := Lookup(name)
 		if !ok || s.Name != name {
 			t.Fatalf("Lookup(%q) = %+v, %v", name, s, ok)
