@@ -55,6 +55,24 @@ func startHandoffServer(t *testing.T) *testServer {
 	return ts
 }
 
+// moveAll hands every connection of old to next through a real socketpair and
+// checks that all n moved.
+func moveAll(t *testing.T, old, next *testServer, n int) handoff.Result {
+	t.Helper()
+	ch, received := receiveInto(t, next.m)
+	res := handoff.Drive(context.Background(), old.m.HandoffConns(), ch, time.Now().Add(5*time.Second))
+	if err := ch.Done(&handoff.Summary{Moved: res.Moved}); err != nil {
+		t.Fatal(err)
+	}
+	if err := received(); err != nil {
+		t.Fatal(err)
+	}
+	if res.Moved != n || res.Lost != 0 || res.FallenBack() != 0 || res.Err != nil {
+		t.Fatalf("handoff: %+v, want %d moved and nothing else", res, n)
+	}
+	return res
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -103,17 +121,7 @@ func TestHandoffMovesConnectionsMidFrame(t *testing.T) {
 		return true
 	})
 
-	ch, received := receiveInto(t, next.m)
-	res := handoff.Drive(context.Background(), old.m.HandoffConns(), ch, time.Now().Add(5*time.Second))
-	if err := ch.Done(&handoff.Summary{Moved: res.Moved}); err != nil {
-		t.Fatal(err)
-	}
-	if err := received(); err != nil {
-		t.Fatal(err)
-	}
-	if res.Moved != n || res.Lost != 0 || res.FallenBack() != 0 || res.Err != nil {
-		t.Fatalf("handoff: %+v, want %d moved and nothing else", res, n)
-	}
+	res := moveAll(t, old, next, n)
 	if res.Batches < 2 {
 		t.Fatalf("%d batches for %d connections, want at least 2 (253 per message)", res.Batches, n)
 	}
