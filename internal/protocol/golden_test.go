@@ -265,7 +265,7 @@ func (g goldenFrame) file() string {
 			first, last := r.At(i)
 			ranges[i] = fmt.Sprintf("%d..%d", first, last)
 		}
-		comments = append(comments, "payload: ranges (first..last, uint64 pairs) "+strings.Join(ranges, ", "))
+		comments = append(comments, "ranges: "+strings.Join(ranges, ", "))
 	} else if length > 0 {
 		comments = append(comments, "payload: "+string(b[HeaderSize:HeaderSize+length]))
 	}
