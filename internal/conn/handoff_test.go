@@ -55,9 +55,8 @@ func startHandoffServer(t *testing.T) *testServer {
 	return ts
 }
 
-// moveAll hands every connection of old to next through a real socketpair and
-// checks that all n moved.
-func moveAll(t *testing.T, old, next *testServer, n int) handoff.Result {
+// handOver hands the connections of old to next through a real socketpair.
+func handOver(t *testing.T, old, next *testServer) handoff.Result {
 	t.Helper()
 	ch, received := receiveInto(t, next.m)
 	res := handoff.Drive(context.Background(), old.m.HandoffConns(), ch, time.Now().Add(5*time.Second))
@@ -67,6 +66,13 @@ func moveAll(t *testing.T, old, next *testServer, n int) handoff.Result {
 	if err := received(); err != nil {
 		t.Fatal(err)
 	}
+	return res
+}
+
+// moveAll is handOver, checking that all n connections moved.
+func moveAll(t *testing.T, old, next *testServer, n int) handoff.Result {
+	t.Helper()
+	res := handOver(t, old, next)
 	if res.Moved != n || res.Lost != 0 || res.FallenBack() != 0 || res.Err != nil {
 		t.Fatalf("handoff: %+v, want %d moved and nothing else", res, n)
 	}
