@@ -57,7 +57,7 @@ func (r AckRanges) At(i int) (first, last uint64) {
 // frames it started.
 func AppendAckRanges(dst []byte, at int, seqs []uint64) ([]byte, int, int) {
 	frames := 0
-	if at < 0 || at+Needed(dst[at:]) != len(dst) || Type(dst[at+3]) != TypeAckRange {
+	if at < 0 || at+HeaderSize > len(dst) || at+Needed(dst[at:]) != len(dst) || Type(dst[at+3]) != TypeAckRange {
 		at = -1
 	}
 	for _, s := range seqs {

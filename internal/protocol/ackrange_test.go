@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
@@ -126,6 +127,18 @@ func TestAppendAckRangesCoalesces(t *testing.T) {
 	b, _, frames = AppendAckRanges(nil, -1, seqs)
 	if got, n := ackedBy(t, b); n != 2 || frames != 2 || !slices.Equal(got, seqs) {
 		t.Fatalf("%d seqs with gaps: %d frames (said %d); want 2", len(seqs), n, frames)
+	}
+}
+
+// An offset that names no ACK_RANGE frame ending dst (stale, or past its end)
+// starts a new frame instead of writing into other bytes.
+func TestAppendAckRangesStaleOffset(t *testing.T) {
+	pong := AppendFrame(nil, TypePong, 1, nil)
+	for _, at := range []int{0, 3, len(pong), len(pong) + 5} {
+		b, got, frames := AppendAckRanges(append([]byte(nil), pong...), at, []uint64{7})
+		if frames != 1 || got != len(pong) || !bytes.Equal(b[:len(pong)], pong) {
+			t.Fatalf("at %d: %d frames, new frame at %d, PONG intact %v", at, frames, got, bytes.Equal(b[:len(pong)], pong))
+		}
 	}
 }
 
