@@ -94,10 +94,16 @@ func (c *Client) sessionEvents(s *session, evs []sessionEvent) {
 		switch ev.kind {
 		case eventAcked:
 			// An ACK from any connection means the server has the report, whichever
-			// connection it was last sent on.
-			if rec := c.out.lookup(ev.seq); rec != nil {
-				c.stats.acked.Add(1)
-				c.completeLocked(rec, nil)
+			// connection it was last sent on. A range covers only seqs the server
+			// read on this connection and made durable (ParseAckRanges bounds it).
+			for seq := ev.seq; ; seq++ {
+				if rec := c.out.lookup(seq); rec != nil {
+					c.stats.acked.Add(1)
+					c.completeLocked(rec, nil)
+				}
+				if seq == ev.last {
+					break
+				}
 			}
 		case eventNacked:
 			c.stats.nacked.Add(1)

@@ -79,6 +79,12 @@ type Options struct {
 	TLS *tls.Config
 	// ClientVersion is sent in HELLO; empty sends "hawk-go/"+Version.
 	ClientVersion string
+	// PerReportAcks asks the server for one ACK frame per report instead of the
+	// default range acknowledgements (ACK_RANGE, PROTOCOL.md 4.5), which cost the
+	// server and the client a frame per write instead of one per report. Either way
+	// a report is acknowledged only once durable; a server that does not know
+	// ranges answers one ACK per report whatever this says.
+	PerReportAcks bool
 	// Logger receives connection-level logs (never one per report); nil discards.
 	Logger *slog.Logger
 	// OnEvent, if set, is called for connection-level events (never per report).

@@ -94,7 +94,7 @@ type sessionOwner interface {
 type eventKind uint8
 
 const (
-	eventAcked  eventKind = iota + 1 // the server persisted report seq
+	eventAcked  eventKind = iota + 1 // the server persisted reports seq..last
 	eventNacked                      // the server refused report seq: nack says why
 	eventGoaway                      // the server asked us to move: goaway says how soon
 	eventUpload                      // an UPLOAD_STATE: upload says what
@@ -104,6 +104,7 @@ const (
 type sessionEvent struct {
 	kind   eventKind
 	seq    uint64
+	last   uint64         // eventAcked: the last seq acknowledged (seq itself for an ACK)
 	nack   *protocol.Nack // by pointer: NACKs are rare, ACKs are not, and the slice is copied per ACK
 	goaway *protocol.Goaway
 	upload *protocol.UploadState
@@ -152,7 +153,11 @@ func (s *session) handshake(ctx context.Context, opts *Options) error {
 		s.nc.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { s.nc.SetDeadline(time.Unix(1, 0)) })
-	hello := protocol.AppendJSON(nil, protocol.TypeHello, 0, &protocol.Hello{ClientID: opts.ClientID, Token: opts.Token, ClientVersion: opts.ClientVersion})
+	h := &protocol.Hello{ClientID: opts.ClientID, Token: opts.Token, ClientVersion: opts.ClientVersion}
+	if !opts.PerReportAcks {
+		h.Ack = protocol.AckModeRange
+	}
+	hello := protocol.AppendJSON(nil, protocol.TypeHello, 0, h)
 	if _, err := s.nc.Write(hello); err != nil {
 		stop()
 		return handshakeErr(ctx, err)
@@ -410,7 +415,17 @@ func (s *session) handle(f protocol.Frame, evs []sessionEvent) ([]sessionEvent, 
 	switch f.Type {
 	case protocol.TypeAck:
 		s.progress.Store(true)
-		evs = append(evs, sessionEvent{kind: eventAcked, seq: f.Seq})
+		evs = append(evs, sessionEvent{kind: eventAcked, seq: f.Seq, last: f.Seq})
+	case protocol.TypeAckRange:
+		r, err := protocol.ParseAckRanges(f.Payload)
+		if err != nil {
+			return evs, fmt.Errorf("hawk: %w", err)
+		}
+		s.progress.Store(true)
+		for i := range r.Len() {
+			first, last := r.At(i)
+			evs = append(evs, sessionEvent{kind: eventAcked, seq: first, last: last})
+		}
 	case protocol.TypeNack:
 		nk := new(protocol.Nack)
 		if err := protocol.ParseJSON(f, nk); err != nil {

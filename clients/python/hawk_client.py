@@ -35,6 +35,7 @@ __all__ = [
     "HawkError", "ProtocolError", "ServerError", "NackError", "ConnectionClosed",
     "ClientClosed", "TooLarge", "Connection", "Receipt", "Client",
     "encode_datagram", "decode_datagram", "NoAck", "UDPClient",
+    "ACK_RANGE", "decode_ack_ranges",
 ]
 
 # ---------------------------------------------------------------------------
@@ -44,10 +45,11 @@ MAGIC = b"HK"
 VERSION = 1
 HELLO, WELCOME, PING, PONG, REPORT, ACK, NACK, GOAWAY, ERROR = range(1, 10)
 UPLOAD_OPEN, UPLOAD_CHUNK, UPLOAD_COMMIT, UPLOAD_STATE = range(10, 14)  # section 4.3
+ACK_RANGE = 14  # section 4.5, only when HELLO asked "ack": "range"
 TYPE_NAMES = {HELLO: "HELLO", WELCOME: "WELCOME", PING: "PING", PONG: "PONG", REPORT: "REPORT",
               ACK: "ACK", NACK: "NACK", GOAWAY: "GOAWAY", ERROR: "ERROR",
               UPLOAD_OPEN: "UPLOAD_OPEN", UPLOAD_CHUNK: "UPLOAD_CHUNK", UPLOAD_COMMIT: "UPLOAD_COMMIT",
-              UPLOAD_STATE: "UPLOAD_STATE"}
+              UPLOAD_STATE: "UPLOAD_STATE", ACK_RANGE: "ACK_RANGE"}
 HEADER_SIZE = 16
 TRAILER_SIZE = 4
 MAX_PAYLOAD_LIMIT = 64 << 20          # no peer ever accepts more (section 2, 3.2)
@@ -86,11 +88,27 @@ def _type_name(t):
     return TYPE_NAMES.get(t, "type %d" % t)
 
 
+_ACK_RANGE = struct.Struct(">QQ")
+
+
+def decode_ack_ranges(payload):
+    """The (first, last) ranges of an ACK_RANGE payload (section 4.5), both seqs
+    included; ProtocolError("bad_payload") if it is malformed."""
+    n = len(payload)
+    if n == 0 or n % 16 or n > 4096:
+        raise ProtocolError("bad_payload", "ACK_RANGE payload of %d bytes is not 1..256 ranges of 16 bytes" % n)
+    ranges = [_ACK_RANGE.unpack_from(payload, off) for off in range(0, n, 16)]
+    for i, (first, last) in enumerate(ranges):
+        if last < first or last - first >= 1 << 16:
+            raise ProtocolError("bad_payload", "ACK_RANGE range %d is %d..%d" % (i, first, last))
+    return ranges
+
+
 def encode_frame(ftype, seq=0, payload=b""):
     """The bytes of one frame: header, payload and CRC-32C trailer."""
     payload = bytes(payload)
-    if not 1 <= ftype <= 13:
-        raise ValueError("frame type %d is not 1..9" % ftype)
+    if not 1 <= ftype <= ACK_RANGE:
+        raise ValueError("frame type %d is not 1..%d" % (ftype, ACK_RANGE))
     if not 0 <= seq < 1 << 64:
         raise ValueError("seq %d is not a uint64" % seq)
     if len(payload) > MAX_PAYLOAD_LIMIT:
@@ -138,7 +156,7 @@ def decode_frame(buf, limit=CLIENT_LIMIT):
     if n < HEADER_SIZE:
         return None, 0
     _, _, ftype, length, seq = _HEADER.unpack_from(buf, 0)
-    if not 1 <= ftype <= 13:
+    if not 1 <= ftype <= ACK_RANGE:
         raise ProtocolError("unknown_type", "unknown frame type %d" % ftype)
     if length > min(limit, MAX_PAYLOAD_LIMIT):
         raise ProtocolError("frame_too_large", "%s payload length %d exceeds limit %d"
@@ -367,13 +385,17 @@ class Connection:
             else:
                 self.decoder.feed(data)
 
-    def hello(self, client_id, token="", client_version="", timeout=5.0):
-        """Send HELLO and return the WELCOME as a dict; raise ServerError on ERROR."""
+    def hello(self, client_id, token="", client_version="", timeout=5.0, ack=""):
+        """Send HELLO and return the WELCOME as a dict; raise ServerError on ERROR.
+        ack="range" asks for ACK_RANGE frames (section 4.5); WELCOME's "ack" says
+        whether the server granted it."""
         hello = {"client_id": client_id}
         if token:
             hello["token"] = token
         if client_version:
             hello["client_version"] = client_version
+        if ack:
+            hello["ack"] = ack
         self.send_json(HELLO, 0, hello)
         f = self.recv(timeout)
         if f.type == ERROR:
@@ -388,6 +410,7 @@ class Connection:
             "heartbeat_interval_ms": _field(obj, "heartbeat_interval_ms", int, 0),
             "max_frame_size": _field(obj, "max_frame_size", int, 0),
             "max_in_flight": _field(obj, "max_in_flight", int, 0),
+            "ack": _field(obj, "ack", str, ""),
         }
 
     def close(self):
@@ -652,13 +675,17 @@ class Client:
 
     def _on_frame(self, c, f):
         """Handle one frame read on c; returns False when the reader must stop."""
-        if f.type == ACK:
+        if f.type in (ACK, ACK_RANGE):
+            # A range covers only seqs read on c and durable (section 4.5).
+            ranges = decode_ack_ranges(f.payload) if f.type == ACK_RANGE else [(f.seq, f.seq)]
             with self._lock:
-                c.inflight.discard(f.seq)
-                r = self._pending.get(f.seq)
-                if r is not None:
-                    self.events["acked"] += 1
-                    self._finish(r)
+                for first, last in ranges:
+                    for seq in range(first, last + 1):
+                        c.inflight.discard(seq)
+                        r = self._pending.get(seq)
+                        if r is not None:
+                            self.events["acked"] += 1
+                            self._finish(r)
                 self._retire_if_idle(c)
                 self._flush_queue()
             return True

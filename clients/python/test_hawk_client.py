@@ -35,7 +35,7 @@ def read_hex(path):
     data, meta = [], {}
     with open(path, encoding="utf-8") as f:
         for line in f:
-            m = re.match(r"#\s*(frame|payload|expect|limit):\s?(.*)$", line.rstrip("\n"))
+            m = re.match(r"#\s*(frame|payload|ranges|expect|limit):\s?(.*)$", line.rstrip("\n"))
             if m and m.group(1) not in meta:
                 meta[m.group(1)] = m.group(2)
             data.append(line.split("#", 1)[0])
@@ -85,6 +85,9 @@ class GoldenTest(unittest.TestCase):
                 self.assertEqual(len(frame.payload), int(m.group(3)))
                 if "payload" in meta:
                     self.assertEqual(frame.payload, meta["payload"].encode("utf-8"))
+                elif "ranges" in meta:
+                    want = [tuple(int(x) for x in r.split("..")) for r in meta["ranges"].split(", ")]
+                    self.assertEqual(hk.decode_ack_ranges(frame.payload), want)
                 else:
                     self.assertEqual(frame.payload, b"")
                 self.assertEqual(hk.encode_frame(frame.type, frame.seq, frame.payload), data)
@@ -290,6 +293,21 @@ class ServerTest(ServerTestCase):
             counts[rec["seq"]] = counts.get(rec["seq"], 0) + 1
         self.assertEqual(set(counts), set(seqs))
         self.assertEqual([s for s, n in counts.items() if n != 1], [])
+
+    def test_range_acks_cover_every_report(self):
+        conn = self.raw()
+        w = conn.hello(self.client_id, ack="range")
+        self.assertEqual(w["ack"], "range")
+        conn.send_raw(b"".join(hk.encode_frame(hk.REPORT, s, b'{"i":1}') for s in range(1, 201)))
+        left = set(range(1, 201))
+        while left:
+            f = conn.recv(10)
+            self.assertEqual(f.type, hk.ACK_RANGE, f)
+            for first, last in hk.decode_ack_ranges(f.payload):
+                covered = set(range(first, last + 1))
+                self.assertLessEqual(covered, left)
+                left -= covered
+        self.assertEqual(sorted(r["seq"] for r in spool_records(self.client_id)), list(range(1, 201)))
 
     def test_bad_crc_gets_error_then_close(self):
         conn = self.raw()

@@ -36,7 +36,7 @@ type loadConfig struct {
 	clients, window, size           int
 	duration, drainTimeout          time.Duration
 	rate                            float64
-	json, srcSpread                 bool
+	json, srcSpread, perReportAcks  bool
 }
 
 // summary is the final report; with -json it is printed as one JSON object.
@@ -82,6 +82,7 @@ func cmdLoad(args []string, stdout, stderr io.Writer) int {
 	cfg.tlsFlags.register(fs)
 	fs.BoolVar(&cfg.json, "json", false, "print the summary as one JSON object")
 	fs.StringVar(&cfg.ackedLog, "acked-log", "", "write to `FILE` one line \"client_id seq\" per acked report (flushed at exit)")
+	fs.BoolVar(&cfg.perReportAcks, "per-report-acks", false, "ask for one ACK frame per report instead of range acknowledgements (ACK_RANGE)")
 	fs.BoolVar(&cfg.srcSpread, "src-spread", true, "spread source addresses over 127.0.0.2-201 when the target is IPv4 loopback")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "at the end, how long to wait for reports in flight before giving up on them (they count as errors)")
 	fs.Usage = func() {
@@ -377,7 +378,7 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 func (r *loadRun) startClient(issueCtx context.Context, i int) {
 	id := r.cfg.idPrefix + "-" + strconv.Itoa(i)
 	opts := client.Options{Addr: r.cfg.addr, ClientID: id, Token: r.cfg.token, TLS: r.cfg.tls, MaxInFlight: r.cfg.window,
-		ClientVersion: "hawk-client-load/" + version, OnEvent: r.storm.onEvent(r.start)}
+		ClientVersion: "hawk-client-load/" + version, OnEvent: r.storm.onEvent(r.start), PerReportAcks: r.cfg.perReportAcks}
 	if r.cfg.srcSpread {
 		if addr, ok := loopback4(r.cfg.addr); ok {
 			opts.Addr = addr

@@ -51,6 +51,7 @@ func (m *Manager) Adopt(f *os.File, st *handoff.State) error {
 		maxInFlight: st.MaxInFlight,
 		clientID:    st.ClientID,
 		token:       st.Token,
+		ackRange:    st.Ack == protocol.AckModeRange,
 		done:        make(chan struct{}),
 	}
 	if st.TLS != nil {

@@ -112,7 +112,13 @@ type Conn struct {
 	// flusher ends the connection (see endStalled), telling the client ERROR
 	// slow_consumer if stallFor (the write timeout) is set, which it is unless the
 	// connection was already closing.
-	stalled  bool
+	stalled bool
+	// ackRange: the client asked for range acknowledgements in its HELLO (set before
+	// the connection is active, never changed); ackAt is the offset in out of the
+	// ACK_RANGE frame the next answers may extend, -1 when none (ack.go). Kept with
+	// the bools above in one word, so a Conn stays 448 bytes.
+	ackRange bool
+	ackAt    int32
 	stallFor time.Duration
 	// resume, while the reader waits for output to drain, is closed to wake it: by the
 	// flusher once output is below resumeOutBelow, or by whoever closes the connection.

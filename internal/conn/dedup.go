@@ -2,8 +2,6 @@ package conn
 
 import (
 	"github.com/hawk-agents/hawk/internal/dedup"
-	"github.com/hawk-agents/hawk/internal/ingest"
-	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
 // The glue between a connection and its client's dedup window (internal/dedup):
@@ -80,14 +78,12 @@ func (c *Conn) Answer(seq uint64, err error) {
 		c.wmu.Unlock()
 		return
 	}
-	t := protocol.TypeAck
+	one := [1]uint64{seq}
 	if err == nil {
-		*out = protocol.AppendFrame(*out, protocol.TypeAck, seq, nil)
+		c.acksLocked(out, one[:])
 	} else {
-		t = protocol.TypeNack
-		*out = protocol.AppendJSON(*out, protocol.TypeNack, seq, ingest.Nack(err))
+		c.nacksLocked(out, one[:], err)
 	}
-	c.queuedLocked(t, 1)
 	c.wmu.Unlock()
 	if err == nil {
 		c.m.obs.Acked(1)

@@ -95,6 +95,7 @@ func (c *Conn) HandoffState() *handoff.State {
 		FramesIn: c.framesIn.Load(), FramesOut: c.framesOut.Load(),
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 	}
+	st.Ack = c.ackMode()
 	if c.rlen > 0 {
 		st.Partial = append([]byte(nil), (*c.rbuf)[:c.rlen]...)
 	}

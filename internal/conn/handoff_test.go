@@ -46,21 +46,6 @@ func receiveInto(t *testing.T, m *Manager) (*handoff.Channel, func() error) {
 	return p.Parent, func() error { return <-done }
 }
 
-// moveAll hands every connection of from over to to, through a real socketpair,
-// as an upgrade does.
-func moveAll(t *testing.T, from, to *testServer) handoff.Result {
-	t.Helper()
-	ch, received := receiveInto(t, to.m)
-	res := handoff.Drive(context.Background(), from.m.HandoffConns(), ch, time.Now().Add(5*time.Second))
-	if err := ch.Done(&handoff.Summary{Moved: res.Moved}); err != nil {
-		t.Fatal(err)
-	}
-	if err := received(); err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
-
 // waitPartial waits until every reader of ts holds cut bytes of a frame.
 func waitPartial(t *testing.T, ts *testServer, cut int) {
 	t.Helper()
@@ -81,6 +66,30 @@ func startHandoffServer(t *testing.T) *testServer {
 	s.MaxConns = 1000
 	ts.m.Apply(s)
 	return ts
+}
+
+// handOver hands the connections of old to next through a real socketpair.
+func handOver(t *testing.T, old, next *testServer) handoff.Result {
+	t.Helper()
+	ch, received := receiveInto(t, next.m)
+	res := handoff.Drive(context.Background(), old.m.HandoffConns(), ch, time.Now().Add(5*time.Second))
+	if err := ch.Done(&handoff.Summary{Moved: res.Moved}); err != nil {
+		t.Fatal(err)
+	}
+	if err := received(); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// moveAll is handOver, checking that all n connections moved.
+func moveAll(t *testing.T, old, next *testServer, n int) handoff.Result {
+	t.Helper()
+	res := handOver(t, old, next)
+	if res.Moved != n || res.Lost != 0 || res.FallenBack() != 0 || res.Err != nil {
+		t.Fatalf("handoff: %+v, want %d moved and nothing else", res, n)
+	}
+	return res
 }
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -124,10 +133,7 @@ func TestHandoffMovesConnectionsMidFrame(t *testing.T) {
 	}
 	waitPartial(t, old, cut)
 
-	res := moveAll(t, old, next)
-	if res.Moved != n || res.Lost != 0 || res.FallenBack() != 0 || res.Err != nil {
-		t.Fatalf("handoff: %+v, want %d moved and nothing else", res, n)
-	}
+	res := moveAll(t, old, next, n)
 	if res.Batches < 2 {
 		t.Fatalf("%d batches for %d connections, want at least 2 (253 per message)", res.Batches, n)
 	}

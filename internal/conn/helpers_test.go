@@ -81,8 +81,9 @@ type testServer struct {
 
 // startServer runs a Manager with a reaper on 127.0.0.1:0; everything stops at the
 // end of the test, connections included.
-// opts set more Options (Uploads, ProxyFrom, ...); the test's own Settings,
-// destination, logger and observer replace those fields.
+// opts set more Options (Uploads, ProxyFrom, a Destination, ...); the test's own
+// Settings, logger and observer replace those fields, and its fakeDest is the
+// destination unless an option set one.
 func startServer(t *testing.T, s *Settings, opts ...func(*Options)) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -98,7 +99,10 @@ func startServer(t *testing.T, s *Settings, opts ...func(*Options)) *testServer 
 	for _, f := range opts {
 		f(&o)
 	}
-	o.Settings, o.Destination, o.Logger, o.Observer = s, sp, logger, ts.obs
+	if o.Destination == nil { // an option may set its own
+		o.Destination = sp
+	}
+	o.Settings, o.Logger, o.Observer = s, logger, ts.obs
 	ts.m = New(o)
 	go func() { defer close(ts.done); ts.m.Serve(ln) }()
 	t.Cleanup(func() {

@@ -333,6 +333,9 @@ func (c *Conn) handshake(f protocol.Frame) bool {
 		return false
 	}
 	c.clientID, c.token = h.ClientID, h.Token
+	// Set before the connection is active; Committed reads it only for reports,
+	// which are read after this.
+	c.ackRange = h.Ack == protocol.AckModeRange
 	c.attachDedup()
 	if !c.m.reg.bind(c) {
 		return false // closed meanwhile
@@ -346,6 +349,7 @@ func (c *Conn) handshake(f protocol.Frame) bool {
 		MaxFrameSize:        c.maxFrame,
 		MaxInFlight:         c.maxInFlight,
 		MaxUploadInFlight:   c.m.uploadInFlight,
+		Ack:                 c.ackMode(),
 	})
 	c.framesIn.Add(1)
 	c.m.obs.FramesIn(protocol.TypeHello, 1)

@@ -1,11 +1,9 @@
 package conn
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/hawk-agents/hawk/internal/handoff"
 	"github.com/hawk-agents/hawk/internal/protocol"
@@ -71,14 +69,7 @@ func TestHandoffMovesTLS13Sessions(t *testing.T) {
 			}
 			return true
 		})
-		ch, received := receiveInto(t, to.m)
-		res := handoff.Drive(context.Background(), from.m.HandoffConns(), ch, time.Now().Add(5*time.Second))
-		if err := ch.Done(&handoff.Summary{Moved: res.Moved}); err != nil {
-			t.Fatal(err)
-		}
-		if err := received(); err != nil {
-			t.Fatal(err)
-		}
+		res := handOver(t, from, to)
 		want12 := 0
 		if round == 0 {
 			want12 = 1

@@ -8,7 +8,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/mono"
 	"github.com/hawk-agents/hawk/internal/protocol"
 )
@@ -57,6 +56,7 @@ func (c *Conn) outLocked() *[]byte {
 		return nil
 	case c.out == nil:
 		c.out = getWriteBuf()
+		c.ackAt = -1
 	}
 	return c.out
 }
@@ -160,21 +160,11 @@ func (c *Conn) Committed(seqs []uint64, err error) {
 		c.wmu.Unlock()
 		return
 	}
-	b := *out
-	t := protocol.TypeAck
 	if err == nil {
-		for _, s := range seqs {
-			b = protocol.AppendFrame(b, protocol.TypeAck, s, nil)
-		}
+		c.acksLocked(out, seqs)
 	} else {
-		t = protocol.TypeNack
-		nack := ingest.Nack(err)
-		for _, s := range seqs {
-			b = protocol.AppendJSON(b, protocol.TypeNack, s, nack)
-		}
+		c.nacksLocked(out, seqs, err)
 	}
-	*out = b
-	c.queuedLocked(t, len(seqs))
 	c.wmu.Unlock()
 	if err == nil {
 		c.m.obs.Acked(len(seqs))

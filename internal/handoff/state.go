@@ -39,6 +39,10 @@ type State struct {
 	// Legacy: MaxFrame is the listener's max_frame_size at accept; MaxInFlight is 0.
 	MaxFrame    int `json:"max_frame"`
 	MaxInFlight int `json:"max_in_flight"`
+	// Ack is the acknowledgement mode WELCOME granted (protocol.AckModeRange, or
+	// empty: one ACK per report); native only. A reader without this field refuses
+	// such a state rather than answer the client in a mode it did not ask for.
+	Ack string `json:"ack,omitempty"`
 	// Legacy only (omitted from a native State): the
 	// listener it was accepted on, adopted by the new process's listener of that
 	// name and format; the next seq the server assigns (seqs keep increasing within

@@ -333,7 +333,7 @@ func TestDecodeUnsupportedVersion(t *testing.T) {
 }
 
 func TestDecodeUnknownType(t *testing.T) {
-	for _, typ := range []byte{0, 14, 0xFF} {
+	for _, typ := range []byte{0, 15, 0xFF} {
 		frame := AppendFrame(nil, Type(typ), 42, []byte("x"))
 		// The type is judged when the header is complete, before the payload arrives.
 		if _, n, err := Decode(frame[:HeaderSize-1], testLimit); n != 0 || err != nil {

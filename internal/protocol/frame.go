@@ -45,13 +45,15 @@ const (
 	TypeUploadChunk  Type = 11 // client → server, id length | id | data; seq is the offset
 	TypeUploadCommit Type = 12 // client → server, JSON UploadCommit
 	TypeUploadState  Type = 13 // server → client, JSON UploadState; seq of the frame it answers
-	maxType               = TypeUploadState
+	TypeAckRange     Type = 14 // server → client, ranges of durable seqs (ackrange.go); only when negotiated
+	maxType               = TypeAckRange
 )
 
 var typeNames = [...]string{
 	TypeHello: "HELLO", TypeWelcome: "WELCOME", TypePing: "PING", TypePong: "PONG",
 	TypeReport: "REPORT", TypeAck: "ACK", TypeNack: "NACK", TypeGoaway: "GOAWAY", TypeError: "ERROR",
 	TypeUploadOpen: "UPLOAD_OPEN", TypeUploadChunk: "UPLOAD_CHUNK", TypeUploadCommit: "UPLOAD_COMMIT", TypeUploadState: "UPLOAD_STATE",
+	TypeAckRange: "ACK_RANGE",
 }
 
 // Valid reports whether t is a known type.

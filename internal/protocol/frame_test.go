@@ -11,7 +11,7 @@ import (
 
 // allTypes is every frame type of protocol version 1.
 var allTypes = []Type{TypeHello, TypeWelcome, TypePing, TypePong, TypeReport, TypeAck, TypeNack, TypeGoaway, TypeError,
-	TypeUploadOpen, TypeUploadChunk, TypeUploadCommit, TypeUploadState}
+	TypeUploadOpen, TypeUploadChunk, TypeUploadCommit, TypeUploadState, TypeAckRange}
 
 // crc32cBitwise is CRC-32C written out from its definition, as docs/PROTOCOL.md
 // states it: reflected polynomial 0x82F63B78, initial value 0xFFFFFFFF, final xor
@@ -139,6 +139,7 @@ func TestTypeNamesAndValidity(t *testing.T) {
 		1: "HELLO", 2: "WELCOME", 3: "PING", 4: "PONG", 5: "REPORT",
 		6: "ACK", 7: "NACK", 8: "GOAWAY", 9: "ERROR",
 		10: "UPLOAD_OPEN", 11: "UPLOAD_CHUNK", 12: "UPLOAD_COMMIT", 13: "UPLOAD_STATE",
+		14: "ACK_RANGE",
 	}
 	if len(allTypes) != len(names) {
 		t.Fatalf("allTypes has %d types, want %d", len(allTypes), len(names))

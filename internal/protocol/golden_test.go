@@ -76,6 +76,21 @@ var goldenFrames = []goldenFrame{
 		v: &UploadCommit{UploadID: "u-1", Size: 10, SHA256: sha256Hello}},
 	{name: "upload_state_done", typ: TypeUploadState, seq: 0, what: "server -> client, u-1 is published (also the answer to a retried commit)",
 		v: &UploadState{UploadID: "u-1", Offset: 10, Done: true}},
+	{name: "hello_ack_range", typ: TypeHello, seq: 0, what: "client -> server, first frame, asking for range acknowledgements",
+		v: &Hello{ClientID: "agent-42", Token: "s3cret", ClientVersion: "1.0.0", Ack: AckModeRange}},
+	{name: "welcome_ack_range", typ: TypeWelcome, seq: 0, what: "server -> client, HELLO accepted, range acknowledgements granted",
+		v: &Welcome{ServerID: "hawk-1", ServerVersion: "1.0.0", ConnID: 7, HeartbeatIntervalMS: 10000, MaxFrameSize: 1 << 20, MaxInFlight: 1024, Ack: AckModeRange}},
+	{name: "ack_range_40_49", typ: TypeAckRange, seq: 0, raw: ackRangePayload(40, 47, 49, 49),
+		what: "server -> client, REPORTs 40..47 and 49 are persisted (48, NACKed or not yet durable, is not covered)"},
+}
+
+// ackRangePayload is an ACK_RANGE payload of the ranges first0, last0, first1, last1, ...
+func ackRangePayload(bounds ...uint64) []byte {
+	var p []byte
+	for _, b := range bounds {
+		p = binary.BigEndian.AppendUint64(p, b)
+	}
+	return p
 }
 
 // sha256Hello is the sha256 of the 10 bytes "hello worl", the file of the upload vectors.
@@ -244,7 +259,14 @@ func (g goldenFrame) file() string {
 		"frame: " + fmt.Sprintf("%s seq=%d length=%d", g.typ, g.seq, length),
 		g.what,
 	}
-	if length > 0 {
+	if r, err := ParseAckRanges(b[HeaderSize : HeaderSize+length]); g.typ == TypeAckRange && err == nil {
+		ranges := make([]string, r.Len())
+		for i := range ranges {
+			first, last := r.At(i)
+			ranges[i] = fmt.Sprintf("%d..%d", first, last)
+		}
+		comments = append(comments, "ranges: "+strings.Join(ranges, ", "))
+	} else if length > 0 {
 		comments = append(comments, "payload: "+string(b[HeaderSize:HeaderSize+length]))
 	}
 	comments = append(comments,

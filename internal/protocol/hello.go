@@ -12,7 +12,7 @@ import (
 
 // helloKeys are the HELLO field names, exactly as they must appear on the wire, in
 // the order of the Hello struct.
-var helloKeys = [...]string{"client_id", "token", "client_version"}
+var helloKeys = [...]string{"client_id", "token", "client_version", "ack"}
 
 // ParseHello parses a HELLO payload strictly, as docs/PROTOCOL.md section 4.1
 // specifies. Unlike ParseJSON (encoding/json), which would fold distinct inputs into
@@ -125,6 +125,8 @@ func parseHello(payload []byte) (Hello, error) {
 			h.Token = s
 		case 2:
 			h.ClientVersion = s
+		case 3:
+			h.Ack = s
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'

@@ -11,6 +11,9 @@ type Hello struct {
 	ClientID      string `json:"client_id"`
 	Token         string `json:"token,omitempty"`
 	ClientVersion string `json:"client_version,omitempty"`
+	// Ack asks for an acknowledgement mode: AckModeRange, or empty for one ACK per
+	// report. A server that does not know the mode asked for answers one ACK per report.
+	Ack string `json:"ack,omitempty"`
 }
 
 // Welcome is the server's answer to an accepted HELLO.
@@ -28,6 +31,9 @@ type Welcome struct {
 	// and not yet seen answered on this connection. 0 (absent) means the server
 	// takes no uploads.
 	MaxUploadInFlight int `json:"max_upload_in_flight,omitempty"`
+	// Ack is the acknowledgement mode the server grants for this connection:
+	// AckModeRange when the HELLO asked for it, absent (one ACK per report) otherwise.
+	Ack string `json:"ack,omitempty"`
 }
 
 // Nack refuses one report (the frame's seq). Retryable means the same report may

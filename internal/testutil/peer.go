@@ -85,7 +85,13 @@ func (p *Peer) Write(b []byte) {
 // Hello sends HELLO and expects WELCOME.
 func (p *Peer) Hello(clientID, token string) protocol.Welcome {
 	p.T.Helper()
-	p.Write(protocol.AppendJSON(nil, protocol.TypeHello, 0, &protocol.Hello{ClientID: clientID, Token: token, ClientVersion: "test"}))
+	return p.HelloWith(protocol.Hello{ClientID: clientID, Token: token, ClientVersion: "test"})
+}
+
+// HelloWith sends HELLO with h's fields and expects WELCOME.
+func (p *Peer) HelloWith(h protocol.Hello) protocol.Welcome {
+	p.T.Helper()
+	p.Write(protocol.AppendJSON(nil, protocol.TypeHello, 0, &h))
 	f := p.Expect(protocol.TypeWelcome)
 	var w protocol.Welcome
 	if err := protocol.ParseJSON(f, &w); err != nil {
