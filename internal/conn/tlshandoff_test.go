@@ -122,12 +122,7 @@ func TestHandoffMovesTLS13Sessions(t *testing.T) {
 func TestAdoptChecksClientCAInForce(t *testing.T) {
 	f := newTLSFixture(t, tlsconf.AuthOptional, true)
 	a, b := startTLSHandoffServer(t, f), startTLSHandoffServer(t, f)
-	gone := f.other.Issue(t, testutil.CertOpts{URIs: []string{"spiffe://fleet/gone"}, Client: true})
-	kept := f.ca.Issue(t, testutil.CertOpts{URIs: []string{"spiffe://fleet/kept"}, Client: true})
-	pg := testutil.DialTLS(t, a.addr, f.clientConfig(gone.TLS))
-	pg.Hello("spiffe://fleet/gone", "")
-	pk := testutil.DialTLS(t, a.addr, f.clientConfig(kept.TLS))
-	pk.Hello("spiffe://fleet/kept", "")
+	pg, pk, _ := dialGoneAndKept(t, f, a.addr, "spiffe://fleet/gone", "spiffe://fleet/kept")
 
 	// b's bundle no longer holds the other CA.
 	testutil.WriteFile(t, f.dir, "ca.pem", f.ca.PEM)
