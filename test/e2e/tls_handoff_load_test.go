@@ -81,7 +81,7 @@ func (a *mtlsAgents) run(ctx context.Context, c *client.Client, id string) {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(20 * time.Millisecond): // pacing: about 50 reports/s per agent
+		case <-time.After(100 * time.Millisecond): // pacing: about 10 reports/s per agent
 		}
 	}
 }
@@ -123,7 +123,7 @@ func TestTLSHandoffUnderLoad(t *testing.T) {
 	f.writeClientCAs(t, fleet)
 	s := startServer(t, bin.serverV1, append(f.serverFlags(), "-tls.client_ca_file="+f.clientCAs, "-tls.client_auth=optional",
 		"-tls.client_id_from=uri_san", "-limits.max_conns=5000", "-limits.handshake_rate=0")...)
-	load := startLoad(t, s.addr(), "-tls-ca", f.caFile, "-c", strconv.Itoa(conns/2), "-w", "4", "-s", "128", "-rate", "10000", "-d", "10m")
+	load := startLoad(t, s.addr(), "-tls-ca", f.caFile, "-c", strconv.Itoa(conns/2), "-w", "4", "-s", "128", "-rate", "2000", "-d", "10m")
 	agents := startMTLSAgents(t, s, f, fleet, conns/2)
 	s.waitConnected(conns)
 	s.waitProgress(3000)
