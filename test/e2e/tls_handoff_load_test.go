@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -13,18 +12,6 @@ import (
 	"github.com/hawk-agents/hawk/client"
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
-
-// tlsHandoffScale is TestTLSHandoffUnderLoad's size: 200 TLS connections
-// through 5 upgrades in CI; E2E_TLS_HANDOFF_FULL=1 for the full 1,000 through 20.
-// The full size needs the cores to itself: on 2 cores shared with other jobs
-// sessions not quiet within the handoff's bound fall back to GOAWAY, which this
-// test counts as a failure.
-func tlsHandoffScale() (conns, upgrades int) {
-	if os.Getenv("E2E_TLS_HANDOFF_FULL") == "1" {
-		return 1000, 20
-	}
-	return 200, 5
-}
 
 // mtlsAgents are Go clients (the client package), each presenting a certificate
 // of its own, sending reports one after another until stopped: one certificate
