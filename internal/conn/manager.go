@@ -67,8 +67,9 @@ type Manager struct {
 	adm  admission // limits.handshake_rate (admission.go)
 	// tlsConns maps each TLS connection to its *tlsInfo (tls.go).
 	tlsConns sync.Map
-	// tlsTrust is the TLS material of the last CredentialsChanged: a connection that
-	// completes HELLO after it checks its client certificate against it (tls.go).
+	// tlsTrust is the TLS material in force (TrustTLS at start, then each
+	// CredentialsChanged): a connection that completes HELLO, or is adopted from
+	// the previous process, checks its client certificate against it (tls.go).
 	tlsTrust atomic.Pointer[tlsconf.Material]
 	dst      drainState // what a drain publishes for late GOAWAYs (admission.go)
 

@@ -258,6 +258,12 @@ func (m *Manager) CredentialsChanged(mat *tlsconf.Material) int {
 	return n
 }
 
+// TrustTLS makes mat the material a connection's client certificate is checked
+// against when it becomes active, before any reload: connections adopted from the
+// previous process were admitted under its bundle, which may have held CAs this
+// one no longer does.
+func (m *Manager) TrustTLS(mat *tlsconf.Material) { m.tlsTrust.Store(mat) }
+
 const caRemoved = "the CA that issued the client certificate was removed from tls.client_ca_file"
 
 // forgetTLS drops c's TLS state at teardown.

@@ -66,6 +66,20 @@ func (f *tlsFixture) forcedConfig(leaf *testutil.Leaf) *tls.Config {
 	return cfg
 }
 
+// dialGoneAndKept connects two mutual-TLS agents to addr: gone with a
+// certificate from f.other (the CA a test removes), kept with one from f.ca. It
+// returns gone's certificate too.
+func dialGoneAndKept(t *testing.T, f *tlsFixture, addr, gone, kept string) (pg, pk *testutil.Peer, goneLeaf *testutil.Leaf) {
+	t.Helper()
+	g := f.other.Issue(t, testutil.CertOpts{URIs: []string{gone}, Client: true})
+	k := f.ca.Issue(t, testutil.CertOpts{URIs: []string{kept}, Client: true})
+	pg = testutil.DialTLS(t, addr, f.clientConfig(g.TLS))
+	pg.Hello(gone, "")
+	pk = testutil.DialTLS(t, addr, f.clientConfig(k.TLS))
+	pk.Hello(kept, "")
+	return pg, pk, g
+}
+
 func tlsSettings(f *tlsFixture) *Settings {
 	s := testSettings()
 	s.TLS = f.r.Config()
@@ -242,12 +256,7 @@ func TestMTLSAdmittedInsideExpiryWindow(t *testing.T) {
 func TestMTLSCARemovedByReload(t *testing.T) {
 	f := newTLSFixture(t, tlsconf.AuthRequired, true)
 	ts := startServer(t, tlsSettings(f))
-	gone := f.other.Issue(t, testutil.CertOpts{URIs: []string{"spiffe://fleet/old"}, Client: true})
-	kept := f.ca.Issue(t, testutil.CertOpts{URIs: []string{"spiffe://fleet/new"}, Client: true})
-	pg := testutil.DialTLS(t, ts.addr, f.clientConfig(gone.TLS))
-	pg.Hello("spiffe://fleet/old", "")
-	pk := testutil.DialTLS(t, ts.addr, f.clientConfig(kept.TLS))
-	pk.Hello("spiffe://fleet/new", "")
+	pg, pk, gone := dialGoneAndKept(t, f, ts.addr, "spiffe://fleet/old", "spiffe://fleet/new")
 
 	testutil.WriteFile(t, f.dir, "ca.pem", f.ca.PEM)
 	mat, err := f.r.Reload(nil)

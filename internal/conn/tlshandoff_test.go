@@ -106,3 +106,34 @@ func TestHandoffMovesTLS13Sessions(t *testing.T) {
 		}
 	}
 }
+
+// A Manager that adopts mutual-TLS connections checks their chains against the
+// bundle in force (TrustTLS) at adoption, before any reload: the connection whose
+// CA that bundle lacks is told GOAWAY credentials at once, the other is served.
+func TestAdoptChecksClientCAInForce(t *testing.T) {
+	f := newTLSFixture(t, tlsconf.AuthOptional, true)
+	a, b := startTLSHandoffServer(t, f), startTLSHandoffServer(t, f)
+	pg, pk, _ := dialGoneAndKept(t, f, a.addr, "spiffe://fleet/gone", "spiffe://fleet/kept")
+
+	// b's bundle no longer holds the other CA.
+	testutil.WriteFile(t, f.dir, "ca.pem", f.ca.PEM)
+	r, err := tlsconf.New(f.files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.m.TrustTLS(r.Current())
+	ch, received := receiveInto(t, b.m)
+	res := handoff.Drive(context.Background(), a.m.HandoffConns(), ch, time.Now().Add(5*time.Second))
+	if err := ch.Done(&handoff.Summary{Moved: res.Moved}); err != nil {
+		t.Fatal(err)
+	}
+	if err := received(); err != nil {
+		t.Fatal(err)
+	}
+	if res.Moved != 2 || res.FallenBack() != 0 {
+		t.Fatalf("handoff %+v, want both moved", res)
+	}
+	expectGoaway(t, pg, GoawayCredentials)
+	pk.Send(protocol.TypePing, 1, nil)
+	pk.Expect(protocol.TypePong)
+}

@@ -69,6 +69,9 @@ func (s *tlsSession) switchToRecordLayer() error {
 		return err
 	}
 	s.rl = rl
+	// crypto/tls is not used again: its connection, with its record and
+	// handshake buffers, keys and per-connection configuration, goes.
+	s.tc, s.sec = nil, nil
 	return nil
 }
 

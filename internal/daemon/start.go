@@ -178,6 +178,7 @@ func start(o Options) (_ *Daemon, err error) {
 		ProxyFrom:      proxyFrom,
 	})
 	undo = append(undo, d.conns.Close)
+	tlsFiles.Trust(d.conns) // before claimHandoff: adopted connections are checked against it
 	d.met.ReadConns(d.conns)
 	// The legacy listeners exist before the handoff is claimed: the ready it sends
 	// names them, and adopted legacy connections go to them.

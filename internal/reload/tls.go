@@ -79,6 +79,18 @@ func (t *TLS) Complete(st *conn.Settings) *conn.Settings {
 	return st
 }
 
+// Trust gives conns the client CA bundle in force, before it adopts the previous
+// process's connections: one whose CA this bundle lacks is told GOAWAY
+// credentials at adoption. Nothing on a nil TLS or without a client CA bundle.
+func (t *TLS) Trust(conns *conn.Manager) {
+	if t == nil {
+		return
+	}
+	if mat := t.files.Current(); mat.Pool != nil {
+		conns.TrustTLS(mat)
+	}
+}
+
 // reload reads the TLS files again: new handshakes use them at once; a bad file
 // keeps the last good ones. Connections whose client CA left the bundle are told
 // GOAWAY credentials. Called with the Reloader's mu held; nothing on a nil TLS.

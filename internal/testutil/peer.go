@@ -106,11 +106,18 @@ func (p *Peer) Next(timeout time.Duration) (protocol.Frame, error) {
 	return NextFrame(p.Conn, &p.buf, timeout)
 }
 
+// DeadlineReader is what NextFrame reads from: a connection, or a pipe (*os.File)
+// from a peer process.
+type DeadlineReader interface {
+	Read(p []byte) (int, error)
+	SetReadDeadline(t time.Time) error
+}
+
 // NextFrame reads the next whole frame from c, keeping what follows it in *buf for
 // the next call, and waits up to timeout. It returns errors rather than failing a
 // test, so that tests can use it from any goroutine. err is io.EOF (or another read
 // error) when the peer closed the connection.
-func NextFrame(c net.Conn, buf *[]byte, timeout time.Duration) (protocol.Frame, error) {
+func NextFrame(c DeadlineReader, buf *[]byte, timeout time.Duration) (protocol.Frame, error) {
 	c.SetReadDeadline(time.Now().Add(timeout))
 	var chunk []byte
 	for {

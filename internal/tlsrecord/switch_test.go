@@ -22,7 +22,7 @@ type tlsCase struct {
 
 // handshake runs crypto/tls's server handshake over a Transport on sc against a
 // crypto/tls client on cc, and returns the client and the server's tls.Conn.
-func handshake(t *testing.T, sc, cc net.Conn, tcase tlsCase) (*tls.Conn, *tls.Conn, *Transport) {
+func handshake(t testing.TB, sc, cc net.Conn, tcase tlsCase) (*tls.Conn, *tls.Conn, *Transport) {
 	t.Helper()
 	ca := testutil.NewCA(t, "tlsrecord test CA")
 	base := &tls.Config{

@@ -37,11 +37,7 @@ func (f *tlsFiles) serverFlags() []string {
 // over the previous one and by rename, as an operator's tooling rotating CAs would.
 func (f *tlsFiles) writeClientCAs(t *testing.T, cas ...*testutil.CA) {
 	t.Helper()
-	var bundle []byte
-	for _, ca := range cas {
-		bundle = append(bundle, ca.PEM...)
-	}
-	f.clientCAs = testutil.WriteFile(t, f.dir, "clients-ca.pem", bundle)
+	f.clientCAs = writeBundle(t, f.dir, "clients-ca.pem", cas...)
 }
 
 // mtlsFlags are serverFlags with mutual TLS: every client presents a certificate
