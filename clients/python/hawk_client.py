@@ -28,13 +28,16 @@ import struct
 import threading
 import time
 
+import hawk_tls
+from hawk_tls import tls_context
+
 __all__ = [
     "HELLO", "WELCOME", "PING", "PONG", "REPORT", "ACK", "NACK", "GOAWAY", "ERROR",
     "TYPE_NAMES", "MAGIC", "VERSION", "MAX_PAYLOAD_LIMIT", "HEADER_SIZE", "TRAILER_SIZE",
     "crc32c", "Frame", "encode_frame", "encode_json", "decode_frame", "Decoder",
     "HawkError", "ProtocolError", "ServerError", "NackError", "ConnectionClosed",
     "ClientClosed", "TooLarge", "Connection", "Receipt", "Client",
-    "encode_datagram", "decode_datagram", "NoAck", "UDPClient",
+    "encode_datagram", "decode_datagram", "NoAck", "UDPClient", "tls_context",
 ]
 
 # ---------------------------------------------------------------------------
@@ -315,7 +318,7 @@ def _as_bytes(payload):
 
 
 class Connection:
-    """One framed TCP connection, used synchronously (one thread reads)."""
+    """One framed TCP (or TLS) connection, used synchronously (one thread reads)."""
 
     def __init__(self, sock, limit=CLIENT_LIMIT):
         self.sock = sock
@@ -325,10 +328,21 @@ class Connection:
         self.eof = False
 
     @classmethod
-    def dial(cls, addr, timeout=5.0, limit=CLIENT_LIMIT):
-        sock = socket.create_connection(_parse_addr(addr), timeout=timeout)
+    def dial(cls, addr, timeout=5.0, limit=CLIENT_LIMIT, tls=None, server_hostname=None):
+        """Connect to addr ("host:port"); with tls (an ssl.SSLContext, see
+        tls_context) the frames travel inside TLS (section 6.7), the server's
+        certificate checked for server_hostname (default: addr's host)."""
+        host, port = _parse_addr(addr)
+        sock = socket.create_connection((host, port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            sock = hawk_tls.wrap(sock, tls, server_hostname or host, timeout)
         return cls(sock, limit)
+
+    @property
+    def local_addr(self):
+        """The connection's local (host, port)."""
+        return self.sock.getsockname()
 
     def send_raw(self, data):
         with self._send_lock:
@@ -388,6 +402,7 @@ class Connection:
             "heartbeat_interval_ms": _field(obj, "heartbeat_interval_ms", int, 0),
             "max_frame_size": _field(obj, "max_frame_size", int, 0),
             "max_in_flight": _field(obj, "max_in_flight", int, 0),
+            "max_upload_in_flight": _field(obj, "max_upload_in_flight", int, 0),
         }
 
     def close(self):
@@ -492,8 +507,11 @@ class Client:
     """
 
     def __init__(self, addr, client_id, token="", client_version="hawk-python/0.1", window=64,
-                 heartbeat_interval=None, connect_timeout=5.0, nack_backoff=0.05, seq_start=None):
+                 heartbeat_interval=None, connect_timeout=5.0, nack_backoff=0.05, seq_start=None,
+                 tls=None, server_hostname=None):
         self.addr = addr
+        self.tls = tls                          # an ssl.SSLContext (tls_context) or None: plaintext
+        self.server_hostname = server_hostname
         self.client_id = client_id
         self.token = token
         self.client_version = client_version
@@ -519,6 +537,7 @@ class Client:
         self.events = collections.Counter()     # acked, nacked, goaways, pings, pongs, connects, ...
         self.errors = []                        # every ServerError and connection failure seen
         self.welcomes = []                      # every WELCOME, in order
+        self.local_addrs = []                   # each connection's local (host, port), in order
 
     # -- public API --------------------------------------------------------
 
@@ -586,7 +605,7 @@ class Client:
     # -- internals (the lock is held where a name says _locked or documents it) ----
 
     def _dial(self):
-        c = Connection.dial(self.addr, self.connect_timeout)
+        c = Connection.dial(self.addr, self.connect_timeout, tls=self.tls, server_hostname=self.server_hostname)
         try:
             welcome = c.hello(self.client_id, self.token, self.client_version, self.connect_timeout)
         except BaseException:
@@ -602,6 +621,7 @@ class Client:
         self._conns.add(c)
         self.welcome = c.welcome
         self.welcomes.append(c.welcome)
+        self.local_addrs.append(c.conn.local_addr)
         self.max_frame_size = c.welcome["max_frame_size"]
         self.events["connects"] += 1
         self._not_before = 0.0

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,17 +46,24 @@ func pythonEnv(s *server) []string {
 
 // TestPythonClient runs the Python client's unittest suite against a real server.
 func TestPythonClient(t *testing.T) {
-	py := python3(t)
 	s := startServer(t, bin.serverV1, `-udp.listeners=[{name: pyreport, address: "127.0.0.1:0", format: report, allow: [127.0.0.0/8]}]`)
+	runPythonTests(t, s, "test_hawk_client", []string{"HAWK_UDP_REPORT_ADDR=" + s.udpListening("pyreport").String()})
+}
+
+// runPythonTests runs the unittest module of clients/python against s (env added
+// to pythonEnv) and fails unless every test ran and passed.
+func runPythonTests(t *testing.T, s *server, module string, env []string) {
+	t.Helper()
+	py := python3(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, py, "-m", "unittest", "-v")
+	cmd := exec.CommandContext(ctx, py, "-m", "unittest", "-v", module)
 	cmd.Dir = pythonDir
-	cmd.Env = append(pythonEnv(s), "HAWK_UDP_REPORT_ADDR="+s.udpListening("pyreport").String())
+	cmd.Env = append(pythonEnv(s), env...)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("python3 -m unittest -v in clients/python: %v (context: %v)\n%s\nserver log:\n%s", err, ctx.Err(), out, s.logTextDump())
+		t.Fatalf("python3 -m unittest -v %s in clients/python: %v (context: %v)\n%s\nserver log:\n%s", module, err, ctx.Err(), out, s.logTextDump())
 	}
 	text := string(out)
 	if strings.Contains(text, "skipped") {
@@ -66,10 +72,9 @@ func TestPythonClient(t *testing.T) {
 	if !strings.Contains(text, "\nOK") {
 		t.Fatalf("no OK from unittest:\n%s", text)
 	}
-	lines := strings.Split(strings.TrimSpace(text), "\n")
-	for _, l := range lines {
+	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
 		if strings.HasPrefix(l, "Ran ") {
-			t.Logf("python: %s", l)
+			t.Logf("python %s: %s", module, l)
 		}
 	}
 }
@@ -83,26 +88,43 @@ type pythonSummary struct {
 	ServerVersions []string         `json:"server_versions"`
 	ConnIDs        []json.Number    `json:"conn_ids"`
 	Errors         []string         `json:"errors"`
+	LocalPorts     []int            `json:"local_ports"`
+	TLSVersion     string           `json:"tls_version"`
 }
 
 // TestPythonClientGoaway upgrades the server while the Python client streams
 // reports: the client follows the GOAWAY to the new process, and every report is
 // acked and in the spool exactly once.
+func TestPythonClientGoaway(t *testing.T) {
+	// GOAWAY is what this test is about; with a handoff the client sees nothing
+	// (TestHandoffConnectionsUnderLoad, TestPythonClientTLSUpgrades).
+	s := startServer(t, bin.serverV1, "-upgrade.handoff=false")
+	sum := runUpgradeDriver(t, s, nil, func() { s.upgradeTo(bin.serverV2) })
+	if sum.Events["goaways"] < 1 {
+		t.Fatalf("the client saw no GOAWAY: %+v", sum)
+	}
+	if n := len(sum.ServerVersions); n < 2 || sum.ServerVersions[0] != "v1" || sum.ServerVersions[n-1] != "v2" {
+		t.Fatalf("WELCOME versions %v: want v1 first and v2 last", sum.ServerVersions)
+	}
+	s.stopAll()
+	checkSpool(t, spoolRecords(t, s.spool), sum.ackedKeys(t), true)
+}
+
+// runUpgradeDriver runs upgrade_driver.py against s (env added to pythonEnv),
+// calls upgrade once reports are flowing, waits for 500 more records in the spool,
+// stops the driver and returns its summary, failing the test if any report failed.
 //
 // Handshake: the driver prints "streaming" once reports are flowing; the test then
-// upgrades (SIGHUP, new process ready, old process drained and exited) and writes
-// "stop" to the driver's stdin; the driver waits for its last ACKs and prints a JSON
-// summary.
-func TestPythonClientGoaway(t *testing.T) {
+// upgrades and writes "stop" to the driver's stdin; the driver waits for its last
+// ACKs and prints a JSON summary.
+func runUpgradeDriver(t *testing.T, s *server, env []string, upgrade func()) pythonSummary {
+	t.Helper()
 	py := python3(t)
-	// GOAWAY is what this test is about; with a handoff the client sees nothing
-	// (TestHandoffConnectionsUnderLoad).
-	s := startServer(t, bin.serverV1, "-upgrade.handoff=false")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, py, "upgrade_driver.py")
 	cmd.Dir = pythonDir
-	cmd.Env = pythonEnv(s)
+	cmd.Env = append(pythonEnv(s), env...)
 	cmd.WaitDelay = 5 * time.Second
 	stderr := &testutil.Buffer{}
 	cmd.Stderr = stderr
@@ -158,7 +180,7 @@ func TestPythonClientGoaway(t *testing.T) {
 	if l := next(`"streaming"`); l != "streaming" {
 		t.Fatalf("driver said %q, want \"streaming\"; stderr:\n%s", l, stderr.String())
 	}
-	s.upgradeTo(bin.serverV2)
+	upgrade()
 	base := s.spoolLines()
 	// The client carries on on the new process before it is told to stop.
 	testutil.Eventually(t, 20*time.Second, func() bool { return s.spoolLines() >= base+500 }, "500 more records after the upgrade")
@@ -184,12 +206,12 @@ func TestPythonClientGoaway(t *testing.T) {
 	if len(sum.Failed) != 0 {
 		t.Fatalf("%d reports failed, e.g. %v", len(sum.Failed), sum.Failed[0])
 	}
-	if sum.Events["goaways"] < 1 {
-		t.Fatalf("the client saw no GOAWAY: %+v", sum)
-	}
-	if n := len(sum.ServerVersions); n < 2 || sum.ServerVersions[0] != "v1" || sum.ServerVersions[n-1] != "v2" {
-		t.Fatalf("WELCOME versions %v: want v1 first and v2 last", sum.ServerVersions)
-	}
+	return sum
+}
+
+// ackedKeys are the summary's acked reports as "client_id seq", each once.
+func (sum pythonSummary) ackedKeys(t *testing.T) map[string]int {
+	t.Helper()
 	acked := map[string]int{}
 	for _, seq := range sum.Acked {
 		if _, err := strconv.ParseUint(seq.String(), 10, 64); err != nil {
@@ -200,9 +222,5 @@ func TestPythonClientGoaway(t *testing.T) {
 	if len(acked) != len(sum.Acked) || len(acked) == 0 {
 		t.Fatalf("%d acked seqs, %d distinct", len(sum.Acked), len(acked))
 	}
-	s.stopAll()
-	checkSpool(t, spoolRecords(t, s.spool), acked, true)
-	if t.Failed() {
-		t.Logf("spool dir %s; driver stderr:\n%s", filepath.Clean(s.spool), stderr.String())
-	}
+	return acked
 }
