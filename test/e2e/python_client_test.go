@@ -46,24 +46,25 @@ func pythonEnv(s *server) []string {
 
 // TestPythonClient runs the Python client's unittest suite against a real server.
 func TestPythonClient(t *testing.T) {
-	s := startServer(t, bin.serverV1, `-udp.listeners=[{name: pyreport, address: "127.0.0.1:0", format: report, allow: [127.0.0.0/8]}]`)
-	runPythonTests(t, s, "test_hawk_client", []string{"HAWK_UDP_REPORT_ADDR=" + s.udpListening("pyreport").String()})
+	s := startServer(t, bin.serverV1, "-uploads.enabled=true",
+		`-udp.listeners=[{name: pyreport, address: "127.0.0.1:0", format: report, allow: [127.0.0.0/8]}]`)
+	runPythonTests(t, s, []string{"HAWK_UDP_REPORT_ADDR=" + s.udpListening("pyreport").String()}, "test_hawk_client", "test_hawk_client_upload")
 }
 
-// runPythonTests runs the unittest module of clients/python against s (env added
-// to pythonEnv) and fails unless every test ran and passed.
-func runPythonTests(t *testing.T, s *server, module string, env []string) {
+// runPythonTests runs unittest modules of clients/python against s (env added to
+// pythonEnv) and fails unless every test ran and passed.
+func runPythonTests(t *testing.T, s *server, env []string, modules ...string) {
 	t.Helper()
 	py := python3(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, py, "-m", "unittest", "-v", module)
+	cmd := exec.CommandContext(ctx, py, append([]string{"-m", "unittest", "-v"}, modules...)...)
 	cmd.Dir = pythonDir
 	cmd.Env = append(pythonEnv(s), env...)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("python3 -m unittest -v %s in clients/python: %v (context: %v)\n%s\nserver log:\n%s", module, err, ctx.Err(), out, s.logTextDump())
+		t.Fatalf("python3 -m unittest -v %s in clients/python: %v (context: %v)\n%s\nserver log:\n%s", modules, err, ctx.Err(), out, s.logTextDump())
 	}
 	text := string(out)
 	if strings.Contains(text, "skipped") {
@@ -74,7 +75,7 @@ func runPythonTests(t *testing.T, s *server, module string, env []string) {
 	}
 	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
 		if strings.HasPrefix(l, "Ran ") {
-			t.Logf("python %s: %s", module, l)
+			t.Logf("python %s: %s", modules, l)
 		}
 	}
 }

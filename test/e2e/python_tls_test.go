@@ -46,7 +46,7 @@ func newPythonTLS(t *testing.T) *pythonTLS {
 func TestPythonClientTLS(t *testing.T) {
 	p := newPythonTLS(t)
 	s := startServer(t, bin.serverV1, p.flags...)
-	runPythonTests(t, s, "test_hawk_client_tls", append(p.env, "HAWK_TLS_ADDR="+s.addr()))
+	runPythonTests(t, s, append(p.env, "HAWK_TLS_ADDR="+s.addr()), "test_hawk_client_tls")
 }
 
 // TestPythonClientTLSUpgrades streams reports from the Python client over mutual
