@@ -131,6 +131,7 @@ type Spool struct {
 	SegmentSize int64         `koanf:"segment_size" unit:"bytes"` // bytes
 	MaxBytes    int64         `koanf:"max_bytes" unit:"bytes"`    // retention; 0: no limit
 	MaxAge      time.Duration `koanf:"max_age"`                   // retention; 0: no limit
+	FileMode    string        `koanf:"file_mode"`                 // octal permissions of segments (SegmentMode)
 }
 
 // JetStream is the jetstream.* section: the NATS JetStream destination

@@ -144,6 +144,9 @@ func Validate(c *Config) error {
 	if c.Spool.MaxAge < 0 {
 		bad("spool.max_age", "must not be negative, not %s", c.Spool.MaxAge)
 	}
+	if _, err := ParseFileMode(c.Spool.FileMode); err != nil {
+		bad("spool.file_mode", "%v", err)
+	}
 	// jetstream.* is checked whatever the destination: a typo shows before the day
 	// the destination is switched.
 	validateJetStream(bad, &c.JetStream)
