@@ -5,7 +5,7 @@ ssl.SSLSocket would then have OpenSSL read and write one SSL object from two thr
 at once, which OpenSSL does not allow (reading can write: a TLS 1.3 KeyUpdate is
 answered from inside SSL_read). Here every OpenSSL call runs under one lock on
 in-memory BIOs, and the socket I/O runs outside it: a writer blocked on a full
-socket never stops the reader from decrypting.
+socket never stops the reader from decrypting, and the reader never waits to write.
 
 Example::
 
@@ -78,17 +78,25 @@ class TLSSocket:
                 raise ConnectionResetError("connection closed during the TLS handshake")
             self._in.write(data)
 
-    def _send_locked_output(self):
-        """Take what OpenSSL wrote (ssl lock held) and send it, keeping the order of
-        the bytes across threads: the send lock is taken before the ssl lock is let go."""
-        pending = self._out.read()
-        if not pending:
+    def _flush(self, wait):
+        """Send what OpenSSL wrote, in the order it wrote it. Called with the ssl lock
+        held; returns with it released. The bytes stay in the outgoing BIO (a FIFO)
+        until the thread holding the send lock takes them, so order holds across
+        threads. The reader passes wait=False: it never waits for the socket, so a
+        writer blocked on a full socket (the server not reading until we read)
+        cannot stop it; what it leaves goes out with the writer's next bytes (at
+        the latest the next heartbeat)."""
+        if not self._send_lock.acquire(blocking=wait):
             self._ssl_lock.release()
             return
-        self._send_lock.acquire()
-        self._ssl_lock.release()
         try:
-            self.sock.sendall(pending)
+            while True:
+                pending = self._out.read()
+                self._ssl_lock.release()
+                if not pending:
+                    return
+                self.sock.sendall(pending)
+                self._ssl_lock.acquire()
         finally:
             self._send_lock.release()
 
@@ -102,7 +110,7 @@ class TLSSocket:
         except BaseException:
             self._ssl_lock.release()
             raise
-        self._send_locked_output()
+        self._flush(True)
 
     def recv(self, n):
         """Up to n bytes of application data; b"" at the end of the stream
@@ -119,7 +127,7 @@ class TLSSocket:
                 self._ssl_lock.release()
                 raise
             # Reading may have produced records to send (a KeyUpdate's answer).
-            self._send_locked_output()
+            self._flush(False)
             if data is not None:
                 return data
             if self._eof:

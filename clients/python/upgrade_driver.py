@@ -3,7 +3,8 @@
 Usage: HAWK_ADDR=host:port python3 upgrade_driver.py
 
 Over TLS with HAWK_TLS_CA (the server's CA), and mutual TLS with HAWK_TLS_CERT and
-HAWK_TLS_KEY; HAWK_CLIENT_ID then names the id the certificate carries.
+HAWK_TLS_KEY; HAWK_CLIENT_ID then names the id the certificate carries. HAWK_RATE
+caps the reports per second (default: as fast as ACKs come).
 
 Protocol with the driving test, one line each way:
 
@@ -22,6 +23,7 @@ import json
 import os
 import sys
 import threading
+import time
 import uuid
 
 import hawk_client
@@ -47,10 +49,16 @@ def main():
     announced = False
     with hawk_client.Client(addr, client_id, window=16, tls=tls) as c:
         tls_version = c._current.conn.sock.ssl_object.version() if tls else ""
+        rate = float(os.environ.get("HAWK_RATE") or 0)
+        start = time.monotonic()
         i = 0
         while not stop.is_set():
             receipts.append(c.submit({"i": i, "agent": "python"}, timeout=30))
             i += 1
+            if rate and i % 50 == 0:
+                ahead = start + i / rate - time.monotonic()
+                if ahead > 0:
+                    stop.wait(ahead)
             if not announced and c.events["acked"] >= 200:
                 print("streaming", flush=True)
                 announced = True

@@ -3,6 +3,7 @@ package e2e
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
@@ -55,14 +56,22 @@ func TestPythonClientTLS(t *testing.T) {
 // stored exactly once.
 func TestPythonClientTLSUpgrades(t *testing.T) {
 	p := newPythonTLS(t)
-	s := startServer(t, bin.serverV1, p.flags...)
-	env := append(p.env, "HAWK_CLIENT_ID="+pythonTLSClientID)
+	// A heartbeat of 10s: on 2 shared cores a process can be starved for longer than
+	// the harness's 1s x 3, and this test is about the handoff, not heartbeats.
+	s := startServer(t, bin.serverV1, append(p.flags, "-heartbeat.interval=10s")...)
+	// 1,000 reports/s: enough to have reports in flight at every upgrade, a spool
+	// small enough to count quickly under -race.
+	env := append(p.env, "HAWK_CLIENT_ID="+pythonTLSClientID, "HAWK_RATE=1000")
 	const upgrades = 10
 	sum := runUpgradeDriver(t, s, env, func() {
 		versions := []string{bin.serverV2, bin.serverV1}
 		for i := range upgrades {
-			s.upgradeTo(versions[i%2])
+			t0 := time.Now()
+			_, ready := s.upgradeTo(versions[i%2])
+			t1 := time.Now()
 			s.waitProgress(200)
+			t.Logf("upgrade %d: SIGHUP to ready %v, to the old process's exit %v, 200 more records %v",
+				i+1, ready.Round(time.Millisecond), t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
 		}
 	})
 	if sum.TLSVersion != "TLSv1.3" {
