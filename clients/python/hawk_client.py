@@ -617,7 +617,9 @@ class Client:
         server restart resumes it the same way; at most WELCOME's
         max_upload_in_flight bytes are sent twice per interruption. progress, when
         given, is called as progress(durable_offset, size) whenever the durable
-        offset moves. Returns {"upload_id", "name", "size", "sha256"}; raises
+        offset moves. Returns {"upload_id", "name", "size", "sha256", "attempts",
+        "retries"} (attempts: the opens it took, 1 when nothing interrupted it;
+        retries: the retryable refusals met, "code: message"); raises
         UploadError (a final refusal: its code), UploadsDisabled, TimeoutError.
         """
         if not isinstance(upload_id, str) or not _UPLOAD_ID.match(upload_id):
@@ -994,12 +996,16 @@ class _Upload:
         self.deadline = deadline
         self.sha256 = _hash_file(f, size)
         self.answers = queue.SimpleQueue()
+        self.retries = []   # the retryable refusals met, "code: message"
 
     def run(self):
         delay = 0.05
+        attempts = 0
         while True:
+            attempts += 1
             if self._attempt():
-                return {"upload_id": self.id, "name": self.name, "size": self.size, "sha256": self.sha256}
+                return {"upload_id": self.id, "name": self.name, "size": self.size, "sha256": self.sha256,
+                        "attempts": attempts, "retries": self.retries}
             if self.client._closed.wait(min(delay, self._left())):
                 raise ClientClosed("client closed")
             delay = min(delay * 2, UPLOAD_RETRY_MAX)
@@ -1044,6 +1050,7 @@ class _Upload:
         if not code:
             return True
         if code in RETRYABLE_ERRORS:
+            self.retries.append("%s: %s" % (code, _field(st, "message", str, "")))
             return False
         raise UploadError(st)
 

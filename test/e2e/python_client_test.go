@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -120,81 +119,19 @@ func TestPythonClientGoaway(t *testing.T) {
 // ACKs and prints a JSON summary.
 func runUpgradeDriver(t *testing.T, s *server, env []string, upgrade func()) pythonSummary {
 	t.Helper()
-	py := python3(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, py, "upgrade_driver.py")
-	cmd.Dir = pythonDir
-	cmd.Env = append(pythonEnv(s), env...)
-	cmd.WaitDelay = 5 * time.Second
-	stderr := &testutil.Buffer{}
-	cmd.Stderr = stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// The reader reads stdout to EOF, then waits for the process (Wait must not
-	// run before the pipe is drained).
-	done := make(chan error, 1)
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 64<<20)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		done <- cmd.Wait()
-	}()
-	waited, waitErr := false, error(nil)
-	wait := func() error {
-		if !waited {
-			waitErr, waited = <-done, true
-		}
-		return waitErr
-	}
-	t.Cleanup(func() {
-		cancel() // kills the driver if it is still running
-		wait()
-	})
-	next := func(what string) string {
-		t.Helper()
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("driver exited before %s: %v; stderr:\n%s\nserver log:\n%s", what, wait(), stderr.String(), s.logTextDump())
-			}
-			return l
-		case <-time.After(30 * time.Second):
-			t.Fatalf("no %s from the driver within 30s; stderr:\n%s", what, stderr.String())
-		}
-		return ""
-	}
-
-	if l := next(`"streaming"`); l != "streaming" {
-		t.Fatalf("driver said %q, want \"streaming\"; stderr:\n%s", l, stderr.String())
+	d := startPythonScript(t, s, "upgrade_driver.py", env)
+	if l := d.next(`"streaming"`); l != "streaming" {
+		t.Fatalf("driver said %q, want \"streaming\"; stderr:\n%s", l, d.stderr.String())
 	}
 	upgrade()
 	base := s.spoolLines()
 	// The client carries on on the new process before it is told to stop.
 	testutil.Eventually(t, 20*time.Second, func() bool { return s.spoolLines() >= base+500 }, "500 more records after the upgrade")
-	if _, err := io.WriteString(stdin, "stop\n"); err != nil {
+	if _, err := io.WriteString(d.stdin, "stop\n"); err != nil {
 		t.Fatal(err)
 	}
-	stdin.Close()
-	summaryLine := next("JSON summary")
-	for range lines { // to EOF
-	}
-	if err := wait(); err != nil {
-		t.Fatalf("driver failed: %v\nstdout: %s\nstderr:\n%s", err, summaryLine, stderr.String())
-	}
+	d.stdin.Close()
+	summaryLine := d.last("JSON summary")
 
 	var sum pythonSummary
 	dec := json.NewDecoder(strings.NewReader(summaryLine))
