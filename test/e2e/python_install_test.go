@@ -53,7 +53,7 @@ func TestPythonClientInstalled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, mod := range []string{"hawk_client", "hawk_tls"} {
+	for _, mod := range []string{"hawk_client", "hawk_tls", "hawk_upload"} {
 		where := strings.TrimSpace(run(tests, nil, vpy, "-c", "import "+mod+"; print("+mod+".__file__)"))
 		if !strings.HasPrefix(where, venv) || !strings.Contains(where, "site-packages") {
 			t.Fatalf("%s imported from %s, want the venv's site-packages", mod, where)
