@@ -4,6 +4,11 @@
 # Sourced, not run.
 SD=$(cd "${HAWK_SYSTEMD_DIR:-../shared/systemd}" && pwd)
 fails=0
+# sd_up ARGS: boot the container (up.sh ARGS); sd_down halts it only if sd_up
+# booted it, so a run refused because another container is up leaves that one be.
+sd_booted=0
+sd_up() { "$SD/up.sh" "$@" && sd_booted=1; }
+sd_down() { if ((sd_booted)); then "$SD/down.sh" >/dev/null 2>&1 || true; fi; }
 inc() { "$SD/in.sh" "$@"; }
 say() { printf '\n## %s\n' "$*"; }
 ok() { echo "ok: $*"; }

@@ -16,7 +16,7 @@ set -uo pipefail # no -e: every check is counted, and the run goes on to the end
 cd "$(dirname "$0")/.."
 . deploy/sd-lib.sh
 W=$(mktemp -d)
-trap '"$SD"/down.sh >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
+trap 'sd_down; rm -rf "$W"' EXIT
 # status: hawk status as the running binary (/proc/MAINPID/exe) answers it: after a
 # failed upgrade /usr/bin/hawk is the broken build.
 status() { inc sh -c 'exec /proc/$(systemctl show -p MainPID --value hawk)/exe status -config /etc/hawk/hawk.yaml'; }
@@ -29,7 +29,7 @@ scripts/deb.sh -o "$W" -v 2.0 >/dev/null
 printf '#!/bin/sh\necho "broken build" >&2\nexit 1\n' >"$W/broken"
 scripts/deb.sh -o "$W" -v 3.0 -s "$W/broken" >/dev/null
 arch=$(go env GOARCH)
-"$SD/up.sh" -users overlay -file "$W/hawk_1.0_$arch.deb:/opt/hawk_1.deb" \
+sd_up -users overlay -file "$W/hawk_1.0_$arch.deb:/opt/hawk_1.deb" \
   -file "$W/hawk_2.0_$arch.deb:/opt/hawk_2.deb" -file "$W/hawk_3.0_$arch.deb:/opt/hawk_3.deb"
 set +e
 

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 . deploy/sd-lib.sh
 BIN=${HAWK_SD_DIR:-/var/tmp/hawk-sd}/run/bin
 W=$(mktemp -d)
-trap '"$SD"/down.sh >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
+trap 'sd_down; rm -rf "$W"' EXIT
 active_with_new_pid() { [[ $(prop ActiveState) == active && $(prop MainPID) != "$1" && $(prop MainPID) != 0 ]]; }
 no_sigkill() {
   if inc journalctl -u hawk -o cat --no-pager | grep -E 'SIGKILL|Killing process|Result: (signal|timeout)' ; then
@@ -36,12 +36,20 @@ mkdir "$W/etc"
 sed -e 's/^listen: "0.0.0.0:/listen: "127.0.0.1:/' \
   -e '/^drain:/,/^[a-z]/ s/^  timeout: 30s/  timeout: 8s/' -e '/^drain:/,/^[a-z]/ s/^  spread: 10s/  spread: 4s/' \
   deploy/hawk.yaml >"$W/etc/hawk.yaml"
+# A syslog listener on port 514: binding it needs CAP_NET_BIND_SERVICE, the one
+# capability the unit grants.
+printf 'udp:\n  listeners:\n    - {name: syslog, address: "127.0.0.1:514", format: syslog, allow: [127.0.0.0/8]}\n' >>"$W/etc/hawk.yaml"
 # One credential for the test agents: dev* ids, its token known to this script only.
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf 'test-agents sha256:%s dev*\n' "$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)" >"$W/etc/tokens"
 chmod -R a+rX "$W/etc"
-"$SD/up.sh" -unit deploy/hawk.service -bin "$W/hawk" -bin "$W/hawkc" -etc "$W/etc"
+sd_up -unit deploy/hawk.service -bin "$W/hawk" -bin "$W/hawkc" -etc "$W/etc"
 set +e
+
+say "0. the sandbox: systemd-analyze security"
+inc systemd-analyze security hawk.service 2>&1 | grep -E '✗|Overall' | sed 's/^/  /'
+score=$(inc systemd-analyze security hawk.service 2>/dev/null | sed -n 's/.*Overall exposure level for hawk.service: \([0-9.]*\).*/\1/p')
+awk -v s="$score" 'BEGIN { exit !(s != "" && s + 0 <= 2.5) }' && ok "exposure $score (at most 2.5)" || bad "exposure '$score', want at most 2.5"
 
 say "1. start"
 run systemctl start hawk || bad "systemctl start"
@@ -50,6 +58,18 @@ P1=$(prop MainPID)
 [[ $(prop ActiveState) == active && $P1 != 0 ]] && ok "active, MainPID=$P1" || bad "not active after start"
 run hawk status -config /etc/hawk/hawk.yaml | grep -E 'pid|generation|ready'
 run hawkc send -id dev1 -token $TOKEN hello >/dev/null || bad "a report was not acked"
+inc journalctl -u hawk -o cat --no-pager | grep -q '"msg":"udp listening".*"addr":"127.0.0.1:514"' &&
+  ok "the syslog listener bound port 514 (CAP_NET_BIND_SERVICE)" || bad "no UDP listener on port 514"
+
+say "1b. the spool: hawk's group reads it, nobody else"
+run sh -c 'stat -c "%a %U:%G %n" /var/lib/hawk /var/lib/hawk/spool /var/lib/hawk/spool/*.jsonl'
+modes=$(inc sh -c 'stat -c "%a %U:%G" /var/lib/hawk/spool /var/lib/hawk/spool/*.jsonl' | sort -u | tr '\n' ' ')
+[[ $modes == "640 hawk:hawk 750 hawk:hawk " ]] && ok "segments 0640, spool directory 0750, owned by hawk" || bad "spool modes: $modes"
+inc setpriv --reuid=nobody --regid=hawk --clear-groups sh -c 'cat /var/lib/hawk/spool/*.jsonl' | grep -q '"client_id":"dev1"' &&
+  ok "a reader in group hawk reads the spool" || bad "group hawk cannot read the spool"
+if inc setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c 'cat /var/lib/hawk/spool/*.jsonl' >/dev/null 2>&1; then
+  bad "another user reads the spool"
+else ok "another user cannot read the spool"; fi
 run systemctl status hawk --no-pager -n0 | grep -E 'Status:|Main PID' || true
 
 say "2. reload = upgrade to version 2"

@@ -21,12 +21,17 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import queue
 import random
+import re
 import socket
 import struct
 import threading
 import time
+
+import hawk_tls
+from hawk_tls import tls_context
 
 __all__ = [
     "HELLO", "WELCOME", "PING", "PONG", "REPORT", "ACK", "NACK", "GOAWAY", "ERROR",
@@ -34,8 +39,8 @@ __all__ = [
     "crc32c", "Frame", "encode_frame", "encode_json", "decode_frame", "Decoder",
     "HawkError", "ProtocolError", "ServerError", "NackError", "ConnectionClosed",
     "ClientClosed", "TooLarge", "Connection", "Receipt", "Client",
-    "encode_datagram", "decode_datagram", "NoAck", "UDPClient",
-    "ACK_RANGE", "decode_ack_ranges",
+    "encode_datagram", "decode_datagram", "NoAck", "UDPClient", "tls_context",
+    "ACK_RANGE", "decode_ack_ranges", "UploadError", "UploadsDisabled",
 ]
 
 # ---------------------------------------------------------------------------
@@ -237,6 +242,9 @@ FINAL_ERRORS = frozenset({
     "upload_disabled",
 })
 
+UPLOAD_CHUNK_SIZE = 256 << 10   # default chunk data (bounded by max_frame_size and the window)
+UPLOAD_RETRY_MAX = 2.0          # seconds between upload attempts at most (doubling from 0.05)
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}\Z")  # section 4.3
 GOAWAY_GRACE = 1.0      # seconds a connection is still read past its GOAWAY deadline
 MIN_BACKOFF = 0.01      # reconnect backoff: full jitter in [0, min(MAX, MIN * 2**n))
 MAX_BACKOFF = 1.0
@@ -279,6 +287,20 @@ class ConnectionClosed(HawkError):
 
 class ClientClosed(HawkError):
     """The client was closed before the report was acknowledged."""
+
+
+class UploadError(HawkError):
+    """An upload refused for good (section 4.3): code is its upload_* code, state the
+    whole UPLOAD_STATE."""
+
+    def __init__(self, state):
+        super().__init__("upload %s: %s: %s" % (state.get("upload_id"), state.get("code"), state.get("message")))
+        self.code = state.get("code", "")
+        self.state = state
+
+
+class UploadsDisabled(HawkError):
+    """The server announces no max_upload_in_flight in WELCOME: it takes no uploads."""
 
 
 class TooLarge(HawkError):
@@ -333,7 +355,7 @@ def _as_bytes(payload):
 
 
 class Connection:
-    """One framed TCP connection, used synchronously (one thread reads)."""
+    """One framed TCP (or TLS) connection, used synchronously (one thread reads)."""
 
     def __init__(self, sock, limit=CLIENT_LIMIT):
         self.sock = sock
@@ -343,10 +365,21 @@ class Connection:
         self.eof = False
 
     @classmethod
-    def dial(cls, addr, timeout=5.0, limit=CLIENT_LIMIT):
-        sock = socket.create_connection(_parse_addr(addr), timeout=timeout)
+    def dial(cls, addr, timeout=5.0, limit=CLIENT_LIMIT, tls=None, server_hostname=None):
+        """Connect to addr ("host:port"); with tls (an ssl.SSLContext, see
+        tls_context) the frames travel inside TLS (section 6.7), the server's
+        certificate checked for server_hostname (default: addr's host)."""
+        host, port = _parse_addr(addr)
+        sock = socket.create_connection((host, port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            sock = hawk_tls.wrap(sock, tls, server_hostname or host, timeout)
         return cls(sock, limit)
+
+    @property
+    def local_addr(self):
+        """The connection's local (host, port)."""
+        return self.sock.getsockname()
 
     def send_raw(self, data):
         with self._send_lock:
@@ -411,6 +444,7 @@ class Connection:
             "max_frame_size": _field(obj, "max_frame_size", int, 0),
             "max_in_flight": _field(obj, "max_in_flight", int, 0),
             "ack": _field(obj, "ack", str, ""),
+            "max_upload_in_flight": _field(obj, "max_upload_in_flight", int, 0),
         }
 
     def close(self):
@@ -515,8 +549,11 @@ class Client:
     """
 
     def __init__(self, addr, client_id, token="", client_version="hawk-python/0.1", window=64,
-                 heartbeat_interval=None, connect_timeout=5.0, nack_backoff=0.05, seq_start=None):
+                 heartbeat_interval=None, connect_timeout=5.0, nack_backoff=0.05, seq_start=None,
+                 tls=None, server_hostname=None):
         self.addr = addr
+        self.tls = tls                          # an ssl.SSLContext (tls_context) or None: plaintext
+        self.server_hostname = server_hostname
         self.client_id = client_id
         self.token = token
         self.client_version = client_version
@@ -542,6 +579,8 @@ class Client:
         self.events = collections.Counter()     # acked, nacked, goaways, pings, pongs, connects, ...
         self.errors = []                        # every ServerError and connection failure seen
         self.welcomes = []                      # every WELCOME, in order
+        self.local_addrs = []                   # each connection's local (host, port), in order
+        self._uploads = {}                      # upload id -> queue of (_Conn, UPLOAD_STATE dict)
 
     # -- public API --------------------------------------------------------
 
@@ -588,6 +627,43 @@ class Client:
             if not self._cond.wait_for(lambda: not self._pending, timeout):
                 raise TimeoutError("%d reports still unacknowledged after %ss" % (len(self._pending), timeout))
 
+    def upload(self, upload_id, source, name=None, progress=None, chunk_size=UPLOAD_CHUNK_SIZE, timeout=None):
+        """Send a file on this client's connections, interleaved with its reports,
+        and return once the server has published it (size and sha256 checked).
+
+        source is a path or a seekable binary file (read from its start to its end).
+        upload_id (1..64 of A-Z a-z 0-9 . _ -, not starting with ".") names the
+        upload for this client_id: the same id resumes it, in this process or in
+        another, from the offset the server holds. A lost connection, a GOAWAY or a
+        server restart resumes it the same way; at most WELCOME's
+        max_upload_in_flight bytes are sent twice per interruption. progress, when
+        given, is called as progress(durable_offset, size) whenever the durable
+        offset moves. Returns {"upload_id", "name", "size", "sha256", "attempts",
+        "retries"} (attempts: the opens it took, 1 when nothing interrupted it;
+        retries: the retryable refusals met, "code: message"); raises
+        UploadError (a final refusal: its code), UploadsDisabled, TimeoutError.
+        """
+        if not isinstance(upload_id, str) or not _UPLOAD_ID.match(upload_id):
+            raise ValueError("upload id %r: want 1..64 of A-Z a-z 0-9 . _ - not starting with '.'" % (upload_id,))
+        import hawk_upload  # here: it imports this module
+        f, default_name, opened = hawk_upload.open_source(source)
+        try:
+            size = f.seek(0, os.SEEK_END)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            up = hawk_upload.Upload(self, upload_id, f, name or default_name, size, progress, chunk_size, deadline)
+            with self._lock:
+                if upload_id in self._uploads:
+                    raise HawkError("upload %s is already in progress on this client" % upload_id)
+                self._uploads[upload_id] = up.answers
+            try:
+                return up.run()
+            finally:
+                with self._lock:
+                    self._uploads.pop(upload_id, None)
+        finally:
+            if opened:
+                f.close()
+
     def close(self):
         """Close every connection; reports still pending fail with ClientClosed."""
         with self._lock:
@@ -609,7 +685,7 @@ class Client:
     # -- internals (the lock is held where a name says _locked or documents it) ----
 
     def _dial(self):
-        c = Connection.dial(self.addr, self.connect_timeout)
+        c = Connection.dial(self.addr, self.connect_timeout, tls=self.tls, server_hostname=self.server_hostname)
         try:
             welcome = c.hello(self.client_id, self.token, self.client_version, self.connect_timeout)
         except BaseException:
@@ -625,6 +701,7 @@ class Client:
         self._conns.add(c)
         self.welcome = c.welcome
         self.welcomes.append(c.welcome)
+        self.local_addrs.append(c.conn.local_addr)
         self.max_frame_size = c.welcome["max_frame_size"]
         self.events["connects"] += 1
         self._not_before = 0.0
@@ -747,6 +824,13 @@ class Client:
                 else:
                     c.draining = True
                     self._retire_if_idle(c)
+            return True
+        if f.type == UPLOAD_STATE:
+            st = _parse_json_object(f)
+            with self._lock:
+                q = self._uploads.get(_field(st, "upload_id", str, ""))
+            if q is not None:
+                q.put((c, st))
             return True
         if f.type == ERROR:
             raise server_error(f)

@@ -2,7 +2,8 @@
 the client against a real server whose address is $HAWK_ADDR and spool directory
 $HAWK_SPOOL_DIR (test/e2e/python_client_test.go starts one and runs these).
 
-Without HAWK_ADDR the server tests are skipped, unless HAWK_REQUIRE_SERVER=1 (set by
+Run from a copy (against the installed package), HAWK_REPO_ROOT names the repository
+(golden vectors, PROTOCOL.md). Without HAWK_ADDR the server tests are skipped, unless HAWK_REQUIRE_SERVER=1 (set by
 the Go test), which makes them fail instead.
 
     cd clients/python && python3 -m unittest -v
@@ -22,7 +23,10 @@ import uuid
 import hawk_client as hk
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GOLDEN = os.path.join(HERE, "..", "..", "internal", "protocol", "testdata", "golden")
+# The repository (golden vectors, PROTOCOL.md): set when these tests run from a copy,
+# against the installed package.
+REPO = os.environ.get("HAWK_REPO_ROOT") or os.path.join(HERE, "..", "..")
+GOLDEN = os.path.join(REPO, "internal", "protocol", "testdata", "golden")
 ADDR = os.environ.get("HAWK_ADDR", "")
 SPOOL = os.environ.get("HAWK_SPOOL_DIR", "")
 REQUIRE = os.environ.get("HAWK_REQUIRE_SERVER", "") == "1"
@@ -692,7 +696,7 @@ class FakeServerTest(unittest.TestCase):
                         self.assertEqual(len(s.accepted), 1)
 
     def test_retry_table_matches_protocol_md(self):
-        with open(os.path.join(HERE, "..", "..", "docs", "PROTOCOL.md"), encoding="utf-8") as f:
+        with open(os.path.join(REPO, "docs", "PROTOCOL.md"), encoding="utf-8") as f:
             text = f.read()
         section = text[text.index("\n## 5. Codes"):]
         section = section[:section.index("\n## 6.")]

@@ -137,6 +137,7 @@ type Spool struct {
 	MaxBytes    int64         `koanf:"max_bytes" unit:"bytes"`    // retention; 0: no limit
 	MaxAge      time.Duration `koanf:"max_age"`                   // retention; 0: no limit
 	Discard     string        `koanf:"discard"`                   // DiscardNew|DiscardOld
+	FileMode    string        `koanf:"file_mode"`                 // octal permissions of segments (SegmentMode)
 }
 
 // JetStream is the jetstream.* section: the NATS JetStream destination

@@ -44,6 +44,7 @@ var changedValues = map[string]string{
 	"spool.max_bytes":            "20GiB",
 	"spool.max_age":              "168h",
 	"spool.discard":              "old",
+	"spool.file_mode":            "0600",
 	"dedup.window":               "1024",
 	"dedup.max_clients":          "50000",
 	"dedup.rebuild_bytes":        "64MiB",
@@ -90,7 +91,8 @@ var restartOnly = []string{"admin.addr", "listen", "listen_proxy_from", "tls.cer
 	"jetstream.tls_key", "jetstream.max_pending", "jetstream.publish_timeout", "jetstream.connect_timeout", "jetstream.retry_after",
 	"jetstream.retry_horizon", "jetstream.require_durable", "jetstream.sync_always", "jetstream.mode",
 	"uploads.enabled", "uploads.dir", "uploads.max_file_size", "uploads.client_quota", "uploads.total_quota", "uploads.expiry", "uploads.max_in_flight",
-	"tls.ticket_keys_file", "tls.ticket_key_rotation", "tls.ticket_keys_previous"}
+	"tls.ticket_keys_file", "tls.ticket_key_rotation", "tls.ticket_keys_previous",
+	"spool.file_mode"}
 
 func TestDiffEveryKey(t *testing.T) {
 	if len(changedValues) != len(keys) {

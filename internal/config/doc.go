@@ -62,6 +62,7 @@
 //	spool.max_bytes             0 (no limit)                         live
 //	spool.max_age               0s (no limit)                        live
 //	spool.discard               new (new, old)                       restart-only
+//	spool.file_mode             0640                                 restart-only
 //	jetstream.urls              nats://127.0.0.1:4222                restart-only
 //	jetstream.stream            HAWK_REPORTS                         restart-only
 //	jetstream.subject           hawk.reports.<client_id>             restart-only

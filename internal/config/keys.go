@@ -269,6 +269,10 @@ var keys = []Key{
 			"records never reach the stream (hawk_spool_discarded_records_total). Without the forwarder every closed " +
 			"segment may be removed and this does nothing.",
 		DefaultNote: "(new, old)"},
+	{Name: "spool.file_mode", kind: kindString, Default: "0640", Example: "0600", Reload: RestartOnly,
+		Doc: "Permissions of the spool's segments, in octal, whatever the umask: 0640 lets a log shipper in hawk's group read them " +
+			"and nobody else. A directory hawk creates gets the same bits plus search (x) where read is given (0640: 0750). " +
+			"The owner must keep read and write."},
 
 	{Name: "jetstream.urls", kind: kindString, Default: "nats://127.0.0.1:4222", Example: "nats://n1:4222,nats://n2:4222,nats://n3:4222", Reload: RestartOnly,
 		Doc: "NATS server URLs, comma separated (destination: jetstream)."},

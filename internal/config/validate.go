@@ -147,6 +147,9 @@ func Validate(c *Config) error {
 	if c.Spool.Discard != DiscardNew && c.Spool.Discard != DiscardOld {
 		bad("spool.discard", "must be new or old, not %q", c.Spool.Discard)
 	}
+	if _, err := ParseFileMode(c.Spool.FileMode); err != nil {
+		bad("spool.file_mode", "%v", err)
+	}
 	// jetstream.* is checked whatever the destination: a typo shows before the day
 	// the destination is switched.
 	validateJetStream(bad, &c.JetStream)

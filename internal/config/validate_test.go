@@ -42,6 +42,7 @@ var badValues = map[string][]string{
 	"spool.max_bytes":            {"-1"},
 	"spool.max_age":              {"-1s"},
 	"spool.discard":              {"oldest", ""},
+	"spool.file_mode":            {"", "640x", "0888", "01640", "0440", "0200", "rw-r-----"},
 	"dedup.window":               {"0", "32", "1000", "33554432", "-64"},
 	"dedup.max_clients":          {"0", "-1", "lots"},
 	"dedup.rebuild_bytes":        {"-1", "1.5GiB"},
@@ -128,6 +129,7 @@ func TestValidateValidEdges(t *testing.T) {
 		"admin.addr":            "",
 		"server_id":             "höst-1",
 		"auth.tokens":           "",
+		"spool.file_mode":       "600",
 	}
 	delete(ok, "auth.tokens") // "" is one empty token, which is refused (see badValues)
 	for key, v := range ok {

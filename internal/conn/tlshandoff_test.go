@@ -122,17 +122,7 @@ func TestAdoptChecksClientCAInForce(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.m.TrustTLS(r.Current())
-	ch, received := receiveInto(t, b.m)
-	res := handoff.Drive(context.Background(), a.m.HandoffConns(), ch, time.Now().Add(5*time.Second))
-	if err := ch.Done(&handoff.Summary{Moved: res.Moved}); err != nil {
-		t.Fatal(err)
-	}
-	if err := received(); err != nil {
-		t.Fatal(err)
-	}
-	if res.Moved != 2 || res.FallenBack() != 0 {
-		t.Fatalf("handoff %+v, want both moved", res)
-	}
+	moveAll(t, a, b, 2)
 	expectGoaway(t, pg, GoawayCredentials)
 	pk.Send(protocol.TypePing, 1, nil)
 	pk.Expect(protocol.TypePong)

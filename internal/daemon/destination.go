@@ -47,6 +47,7 @@ func (d *destination) open(cfg *config.Config, met *metrics.Metrics, ready *admi
 		Dir:         cfg.Spool.Dir,
 		Fsync:       cfg.Spool.Fsync == config.FsyncAlways,
 		SegmentSize: cfg.Spool.SegmentSize,
+		FileMode:    cfg.Spool.SegmentMode(),
 		Logger:      log.Named("spool"),
 		Observer:    met.Spool(),
 		MaxBytes:    cfg.Spool.MaxBytes,

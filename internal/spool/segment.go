@@ -102,8 +102,39 @@ func (s *Spool) closeSegment() error {
 	return nil
 }
 
-func openFile(name string) (File, error) {
-	return os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+// DefaultFileMode is the segments' permissions when Options.FileMode is 0: the
+// owner writes, hawk's group (a log shipper) reads, nobody else.
+const DefaultFileMode fs.FileMode = 0o640
+
+// DirMode is the permissions of a directory holding files of mode m: m plus
+// search (x) wherever m gives read.
+func DirMode(m fs.FileMode) fs.FileMode { return m | (m&0o444)>>2 }
+
+// mkdir creates dir (and its parents) if it does not exist, dir itself with
+// exactly mode whatever the umask; an existing directory keeps its mode.
+func mkdir(dir string, mode fs.FileMode) error {
+	if _, err := os.Stat(dir); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return err
+	}
+	return os.Chmod(dir, mode)
+}
+
+// createSegment creates a new segment file with exactly mode: the umask may
+// take bits away at create, so they are set again.
+func createSegment(name string, mode fs.FileMode) (File, error) {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, mode)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		os.Remove(name)
+		return nil, err
+	}
+	return f, nil
 }
 
 // SyncDir makes the directory entries of the files created in dir durable.

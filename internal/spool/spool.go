@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
 	"sync"
@@ -60,9 +61,13 @@ type Options struct {
 	// cannot keep up, connections stop being read and TCP pushes back on the agents,
 	// instead of the server buffering without limit.
 	MaxPending int
-	Logger     *zap.Logger
+	// FileMode is the permissions of the segments, whatever the umask;
+	// DefaultFileMode if 0. A directory Open creates gets these plus search
+	// where read is given (DirMode).
+	FileMode fs.FileMode
+	Logger   *zap.Logger
 	// OS calls behind fields so tests can inject failures (tableflip style); nil means the real os functions.
-	OpenFile func(name string) (File, error) // creates a NEW file (O_CREATE|O_EXCL|O_WRONLY|O_APPEND, 0o644)
+	OpenFile func(name string) (File, error) // creates a NEW file (O_CREATE|O_EXCL|O_WRONLY|O_APPEND, FileMode)
 	Remove   func(name string) error         // removes an empty segment at Close
 	SyncDir  func(dir string) error          // fsyncs the directory, to make a new segment's entry durable
 	Now      func() time.Time                // the start time in segment names
@@ -166,7 +171,11 @@ func Open(opts Options) (*Spool, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("spool: no directory given")
 	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	mode := opts.FileMode
+	if mode == 0 {
+		mode = DefaultFileMode
+	}
+	if err := mkdir(opts.Dir, DirMode(mode)); err != nil {
 		return nil, fmt.Errorf("spool: create directory: %w", err)
 	}
 	s := &Spool{
@@ -197,7 +206,7 @@ func Open(opts Options) (*Spool, error) {
 		s.log = zap.NewNop()
 	}
 	if s.openFile == nil {
-		s.openFile = openFile
+		s.openFile = func(name string) (File, error) { return createSegment(name, mode) }
 	}
 	if s.remove == nil {
 		s.remove = os.Remove

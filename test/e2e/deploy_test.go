@@ -147,6 +147,36 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	// not systemd-analyze is installed.
 	t.Run("agrees with hawk.yaml", func(t *testing.T) { checkUnitAgainstConfig(t, text, lines) })
 	t.Run("systemd-analyze verify", func(t *testing.T) { verifyUnit(t, text, lines) })
+	t.Run("systemd-analyze security", func(t *testing.T) { unitExposure(t) })
+}
+
+// maxUnitExposure is the highest "Overall exposure level" systemd-analyze security
+// may give the unit (0 = most sandboxed, 10 = none).
+const maxUnitExposure = 2.5
+
+// unitExposure rates the unit's sandbox offline with systemd-analyze security
+// (the same score deploy/test-systemd.sh reads from a running systemd).
+func unitExposure(t *testing.T) {
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatalf("systemd-analyze is not on PATH (Debian: apt-get install systemd): %v", err)
+	}
+	cmd := exec.Command(sa, "security", "--offline=yes", "--no-pager", filepath.Base(deployUnit))
+	cmd.Dir = filepath.Dir(deployUnit)
+	cmd.Env = append(os.Environ(), "SYSTEMD_PAGER=", "SYSTEMD_LOG_COLOR=0", "SYSTEMD_COLORS=0")
+	out, err := cmd.CombinedOutput()
+	m := regexp.MustCompile(`Overall exposure level for hawk\.service: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("systemd-analyze security %s: %v, no exposure level in:\n%s", deployUnit, err, out)
+	}
+	score, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("systemd-analyze security: exposure %.1f", score)
+	if score > maxUnitExposure {
+		t.Fatalf("%s: exposure %.1f, want at most %.1f:\n%s", deployUnit, score, maxUnitExposure, out)
+	}
 }
 
 // checkUnitAgainstConfig checks the settings of the unit that hawk.yaml and the

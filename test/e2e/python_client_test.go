@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,17 +45,25 @@ func pythonEnv(s *server) []string {
 
 // TestPythonClient runs the Python client's unittest suite against a real server.
 func TestPythonClient(t *testing.T) {
+	s := startServer(t, bin.serverV1, "-uploads.enabled=true",
+		`-udp.listeners=[{name: pyreport, address: "127.0.0.1:0", format: report, allow: [127.0.0.0/8]}]`)
+	runPythonTests(t, s, []string{"HAWK_UDP_REPORT_ADDR=" + s.udpListening("pyreport").String()}, "test_hawk_client", "test_hawk_client_upload")
+}
+
+// runPythonTests runs unittest modules of clients/python against s (env added to
+// pythonEnv) and fails unless every test ran and passed.
+func runPythonTests(t *testing.T, s *server, env []string, modules ...string) {
+	t.Helper()
 	py := python3(t)
-	s := startServer(t, bin.serverV1, `-udp.listeners=[{name: pyreport, address: "127.0.0.1:0", format: report, allow: [127.0.0.0/8]}]`)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, py, "-m", "unittest", "-v")
+	cmd := exec.CommandContext(ctx, py, append([]string{"-m", "unittest", "-v"}, modules...)...)
 	cmd.Dir = pythonDir
-	cmd.Env = append(pythonEnv(s), "HAWK_UDP_REPORT_ADDR="+s.udpListening("pyreport").String())
+	cmd.Env = append(pythonEnv(s), env...)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("python3 -m unittest -v in clients/python: %v (context: %v)\n%s\nserver log:\n%s", err, ctx.Err(), out, s.logTextDump())
+		t.Fatalf("python3 -m unittest -v %s in clients/python: %v (context: %v)\n%s\nserver log:\n%s", modules, err, ctx.Err(), out, s.logTextDump())
 	}
 	text := string(out)
 	if strings.Contains(text, "skipped") {
@@ -66,10 +72,9 @@ func TestPythonClient(t *testing.T) {
 	if !strings.Contains(text, "\nOK") {
 		t.Fatalf("no OK from unittest:\n%s", text)
 	}
-	lines := strings.Split(strings.TrimSpace(text), "\n")
-	for _, l := range lines {
+	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
 		if strings.HasPrefix(l, "Ran ") {
-			t.Logf("python: %s", l)
+			t.Logf("python %s: %s", modules, l)
 		}
 	}
 }
@@ -83,95 +88,50 @@ type pythonSummary struct {
 	ServerVersions []string         `json:"server_versions"`
 	ConnIDs        []json.Number    `json:"conn_ids"`
 	Errors         []string         `json:"errors"`
+	LocalPorts     []int            `json:"local_ports"`
+	TLSVersion     string           `json:"tls_version"`
 }
 
 // TestPythonClientGoaway upgrades the server while the Python client streams
 // reports: the client follows the GOAWAY to the new process, and every report is
 // acked and in the spool exactly once.
+func TestPythonClientGoaway(t *testing.T) {
+	// GOAWAY is what this test is about; with a handoff the client sees nothing
+	// (TestHandoffConnectionsUnderLoad, TestPythonClientTLSUpgrades).
+	s := startServer(t, bin.serverV1, "-upgrade.handoff=false")
+	sum := runUpgradeDriver(t, s, nil, func() { s.upgradeTo(bin.serverV2) })
+	if sum.Events["goaways"] < 1 {
+		t.Fatalf("the client saw no GOAWAY: %+v", sum)
+	}
+	if n := len(sum.ServerVersions); n < 2 || sum.ServerVersions[0] != "v1" || sum.ServerVersions[n-1] != "v2" {
+		t.Fatalf("WELCOME versions %v: want v1 first and v2 last", sum.ServerVersions)
+	}
+	s.stopAll()
+	checkSpool(t, spoolRecords(t, s.spool), sum.ackedKeys(t), true)
+}
+
+// runUpgradeDriver runs upgrade_driver.py against s (env added to pythonEnv),
+// calls upgrade once reports are flowing, waits for 500 more records in the spool,
+// stops the driver and returns its summary, failing the test if any report failed.
 //
 // Handshake: the driver prints "streaming" once reports are flowing; the test then
-// upgrades (SIGHUP, new process ready, old process drained and exited) and writes
-// "stop" to the driver's stdin; the driver waits for its last ACKs and prints a JSON
-// summary.
-func TestPythonClientGoaway(t *testing.T) {
-	py := python3(t)
-	// GOAWAY is what this test is about; with a handoff the client sees nothing
-	// (TestHandoffConnectionsUnderLoad).
-	s := startServer(t, bin.serverV1, "-upgrade.handoff=false")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, py, "upgrade_driver.py")
-	cmd.Dir = pythonDir
-	cmd.Env = pythonEnv(s)
-	cmd.WaitDelay = 5 * time.Second
-	stderr := &testutil.Buffer{}
-	cmd.Stderr = stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
+// upgrades and writes "stop" to the driver's stdin; the driver waits for its last
+// ACKs and prints a JSON summary.
+func runUpgradeDriver(t *testing.T, s *server, env []string, upgrade func()) pythonSummary {
+	t.Helper()
+	d := startPythonScript(t, s, "upgrade_driver.py", env)
+	if l := d.next(`"streaming"`); l != "streaming" {
+		t.Fatalf("driver said %q, want \"streaming\"; stderr:\n%s", l, d.stderr.String())
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// The reader reads stdout to EOF, then waits for the process (Wait must not
-	// run before the pipe is drained).
-	done := make(chan error, 1)
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 64<<20)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		done <- cmd.Wait()
-	}()
-	waited, waitErr := false, error(nil)
-	wait := func() error {
-		if !waited {
-			waitErr, waited = <-done, true
-		}
-		return waitErr
-	}
-	t.Cleanup(func() {
-		cancel() // kills the driver if it is still running
-		wait()
-	})
-	next := func(what string) string {
-		t.Helper()
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("driver exited before %s: %v; stderr:\n%s\nserver log:\n%s", what, wait(), stderr.String(), s.logTextDump())
-			}
-			return l
-		case <-time.After(30 * time.Second):
-			t.Fatalf("no %s from the driver within 30s; stderr:\n%s", what, stderr.String())
-		}
-		return ""
-	}
-
-	if l := next(`"streaming"`); l != "streaming" {
-		t.Fatalf("driver said %q, want \"streaming\"; stderr:\n%s", l, stderr.String())
-	}
-	s.upgradeTo(bin.serverV2)
+	upgrade()
 	base := s.spoolLines()
 	// The client carries on on the new process before it is told to stop.
 	testutil.Eventually(t, 20*time.Second, func() bool { return s.spoolLines() >= base+500 }, "500 more records after the upgrade")
-	if _, err := io.WriteString(stdin, "stop\n"); err != nil {
+	if _, err := io.WriteString(d.stdin, "stop\n"); err != nil {
 		t.Fatal(err)
 	}
-	stdin.Close()
-	summaryLine := next("JSON summary")
-	for range lines { // to EOF
-	}
-	if err := wait(); err != nil {
-		t.Fatalf("driver failed: %v\nstdout: %s\nstderr:\n%s", err, summaryLine, stderr.String())
-	}
+	d.stdin.Close()
+	summaryLine := d.last("JSON summary")
 
 	var sum pythonSummary
 	dec := json.NewDecoder(strings.NewReader(summaryLine))
@@ -184,12 +144,12 @@ func TestPythonClientGoaway(t *testing.T) {
 	if len(sum.Failed) != 0 {
 		t.Fatalf("%d reports failed, e.g. %v", len(sum.Failed), sum.Failed[0])
 	}
-	if sum.Events["goaways"] < 1 {
-		t.Fatalf("the client saw no GOAWAY: %+v", sum)
-	}
-	if n := len(sum.ServerVersions); n < 2 || sum.ServerVersions[0] != "v1" || sum.ServerVersions[n-1] != "v2" {
-		t.Fatalf("WELCOME versions %v: want v1 first and v2 last", sum.ServerVersions)
-	}
+	return sum
+}
+
+// ackedKeys are the summary's acked reports as "client_id seq", each once.
+func (sum pythonSummary) ackedKeys(t *testing.T) map[string]int {
+	t.Helper()
 	acked := map[string]int{}
 	for _, seq := range sum.Acked {
 		if _, err := strconv.ParseUint(seq.String(), 10, 64); err != nil {
@@ -200,9 +160,5 @@ func TestPythonClientGoaway(t *testing.T) {
 	if len(acked) != len(sum.Acked) || len(acked) == 0 {
 		t.Fatalf("%d acked seqs, %d distinct", len(sum.Acked), len(acked))
 	}
-	s.stopAll()
-	checkSpool(t, spoolRecords(t, s.spool), acked, true)
-	if t.Failed() {
-		t.Logf("spool dir %s; driver stderr:\n%s", filepath.Clean(s.spool), stderr.String())
-	}
+	return acked
 }

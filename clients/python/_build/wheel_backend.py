@@ -9,7 +9,7 @@ import os
 import zipfile
 
 NAME, VERSION = "hawk_client", "1.0.0"
-MODULES = ["hawk_client.py"]
+MODULES = ["hawk_client.py", "hawk_tls.py", "hawk_upload.py"]
 _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _METADATA = """Metadata-Version: 2.1
 Name: hawk-client
