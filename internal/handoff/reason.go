@@ -10,7 +10,7 @@ const (
 	ReasonNoListener = "no_listener" // the new process has nowhere to adopt the group (no listener of that name)
 	ReasonFormat     = "format"      // its listener of that name speaks another format
 	// Decided by the connection when asked (Conn.HandoffRequest).
-	ReasonTLS       = "tls"       // Go cannot export a TLS session's state
+	ReasonTLS       = "tls"       // a TLS session outside hawk's TLS 1.3 record layer (TLS 1.2): crypto/tls exports no state
 	ReasonHandshake = "handshake" // not through its handshake yet
 	ReasonClosing   = "closing"   // closing for another reason
 	ReasonGoaway    = "goaway"    // told GOAWAY already
