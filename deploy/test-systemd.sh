@@ -12,6 +12,7 @@
 # HAWK_SYSTEMD_DIR names the scripts' directory (default ../shared/systemd from the
 # repository root). .ci/run runs it (as root) when ../shared/systemd is present.
 set -uo pipefail # no -e: every check is counted, and the run goes on to the end
+# grep reads to the end after a pipe (never -q): an early exit would leave the writer a SIGPIPE that pipefail counts as a failure.
 cd "$(dirname "$0")/.."
 . deploy/sd-lib.sh
 BIN=${HAWK_SD_DIR:-/var/tmp/hawk-sd}/run/bin
@@ -58,14 +59,14 @@ P1=$(prop MainPID)
 [[ $(prop ActiveState) == active && $P1 != 0 ]] && ok "active, MainPID=$P1" || bad "not active after start"
 run hawk status -config /etc/hawk/hawk.yaml | grep -E 'pid|generation|ready'
 run hawkc send -id dev1 -token $TOKEN hello >/dev/null || bad "a report was not acked"
-inc journalctl -u hawk -o cat --no-pager | grep -q '"msg":"udp listening".*"addr":"127.0.0.1:514"' &&
+inc journalctl -u hawk -o cat --no-pager | grep '"msg":"udp listening".*"addr":"127.0.0.1:514"' >/dev/null &&
   ok "the syslog listener bound port 514 (CAP_NET_BIND_SERVICE)" || bad "no UDP listener on port 514"
 
 say "1b. the spool: hawk's group reads it, nobody else"
 run sh -c 'stat -c "%a %U:%G %n" /var/lib/hawk /var/lib/hawk/spool /var/lib/hawk/spool/*.jsonl'
 modes=$(inc sh -c 'stat -c "%a %U:%G" /var/lib/hawk/spool /var/lib/hawk/spool/*.jsonl' | sort -u | tr '\n' ' ')
 [[ $modes == "640 hawk:hawk 750 hawk:hawk " ]] && ok "segments 0640, spool directory 0750, owned by hawk" || bad "spool modes: $modes"
-inc setpriv --reuid=nobody --regid=hawk --clear-groups sh -c 'cat /var/lib/hawk/spool/*.jsonl' | grep -q '"client_id":"dev1"' &&
+inc setpriv --reuid=nobody --regid=hawk --clear-groups sh -c 'cat /var/lib/hawk/spool/*.jsonl' | grep '"client_id":"dev1"' >/dev/null &&
   ok "a reader in group hawk reads the spool" || bad "group hawk cannot read the spool"
 if inc setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c 'cat /var/lib/hawk/spool/*.jsonl' >/dev/null 2>&1; then
   bad "another user reads the spool"
@@ -95,7 +96,7 @@ echo "  $handed"
 [[ $handed == *'"moved":5'* ]] && ok "the 5 connections were handed to the new process" || bad "no 'handoff finished' with moved=5 from $P2"
 P2=$(inc hawk status -config /etc/hawk/hawk.yaml | awk '$1 == "pid" {print $2}')
 run hawk status -config /etc/hawk/hawk.yaml | grep -E 'pid|generation|connections'
-inc hawk status -config /etc/hawk/hawk.yaml | grep -qx 'connections 5' && ok "the agents stayed connected" || bad "agents not connected after the handoff"
+inc hawk status -config /etc/hawk/hawk.yaml | grep -x 'connections 5' >/dev/null && ok "the agents stayed connected" || bad "agents not connected after the handoff"
 [[ $(prop MainPID) == "$P2" ]] && ok "MainPID followed: $P2" || bad "MainPID=$(prop MainPID), serving: $P2"
 
 # The drain sequences below need a drain: with the handoff the idle agents would
