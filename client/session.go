@@ -68,6 +68,13 @@ type session struct {
 	// writer is not woken: held is set, and owed records that a kick was skipped.
 	// release kicks once, so one write carries the whole batch.
 	held, owed bool // guarded by wmu
+	// ext are bytes written in out's stead at a place in it (an upload chunk's
+	// data, queueChunk), not copied into it; extQueued counts them, and written
+	// is extQueued as of the last write that completed, after which the caller
+	// may reuse the bytes.
+	ext       []extBytes // guarded by wmu
+	extQueued uint64     // guarded by wmu
+	written   atomic.Uint64
 
 	failOnce sync.Once
 	err      error // why the session ended; read only after fail
@@ -261,6 +268,26 @@ func (s *session) queueReports(recs []*pending) {
 	s.kickUnlock()
 }
 
+// extBytes are bytes to write at offset at of the pending output.
+type extBytes struct {
+	at   int
+	data []byte
+}
+
+// queueChunk queues an UPLOAD_CHUNK frame whose data is written from where it
+// is, not copied. It returns the number the session's written count reaches
+// once the frame is written: data must stay as it is until then.
+func (s *session) queueChunk(id string, offset uint64, data []byte) uint64 {
+	s.wmu.Lock()
+	var at int
+	s.out, at = protocol.AppendChunkAround(s.out, id, offset, data)
+	s.ext = append(s.ext, extBytes{at, data})
+	s.extQueued++
+	n := s.extQueued
+	s.kickUnlock()
+	return n
+}
+
 // kickUnlock releases wmu after output was queued and wakes the writer, unless
 // the reader is holding it back (then the reader wakes it). Caller holds wmu.
 func (s *session) kickUnlock() {
@@ -313,6 +340,8 @@ func (s *session) signal() {
 func (s *session) writeLoop() {
 	defer s.wg.Done()
 	var spare []byte
+	var spareExt []extBytes
+	var vec net.Buffers
 	for {
 		select {
 		case <-s.kick:
@@ -324,26 +353,47 @@ func (s *session) writeLoop() {
 		// nothing else is runnable, and needs no timer.
 		runtime.Gosched()
 		s.wmu.Lock()
-		buf := s.out
-		s.out = spare
+		buf, ext, queued := s.out, s.ext, s.extQueued
+		s.out, s.ext = spare, spareExt
 		s.wmu.Unlock()
-		spare = nil
+		spare, spareExt = nil, nil
 		if len(buf) == 0 {
-			spare = buf[:0]
+			spare, spareExt = buf[:0], ext[:0]
 			continue
 		}
 		s.writeStart.Store(mono.Now())
-		_, err := s.nc.Write(buf)
+		var err error
+		if len(ext) == 0 {
+			_, err = s.nc.Write(buf)
+		} else {
+			vec = interleave(vec[:0], buf, ext)
+			send := vec                 // WriteTo consumes its receiver
+			_, err = send.WriteTo(s.nc) // writev on a TCP connection
+			clear(vec)
+			clear(ext)
+		}
+		spareExt = ext[:0]
 		s.writeStart.Store(0)
 		s.lastSend.Store(mono.Now())
 		if err != nil {
 			s.fail(err)
 			return
 		}
+		s.written.Store(queued)
 		if cap(buf) <= maxKeptWriteBuf {
 			spare = buf[:0]
 		}
 	}
+}
+
+// interleave appends to v the pieces of buf with each of ext written at its place.
+func interleave(v net.Buffers, buf []byte, ext []extBytes) net.Buffers {
+	from := 0
+	for _, e := range ext {
+		v = append(v, buf[from:e.at], e.data)
+		from = e.at
+	}
+	return append(v, buf[from:])
 }
 
 // readLoop decodes server frames in place from one reused buffer, hands a whole
