@@ -68,13 +68,13 @@ type session struct {
 	// writer is not woken: held is set, and owed records that a kick was skipped.
 	// release kicks once, so one write carries the whole batch.
 	held, owed bool // guarded by wmu
-	// ext are bytes written in out's stead at a place in it (an upload chunk's
-	// data, queueChunk), not copied into it; extQueued counts them, and written
-	// is extQueued as of the last write that completed, after which the caller
-	// may reuse the bytes.
-	ext       []extBytes // guarded by wmu
-	extQueued uint64     // guarded by wmu
-	written   atomic.Uint64
+	// chunks are UPLOAD_CHUNK frames queued apart from out (queueChunk): each
+	// write takes everything in out and one chunk, so a report queued behind an
+	// upload waits for one chunk at most, not for the upload's whole window.
+	// chunksQueued counts them; written counts those written, in queue order.
+	chunks       []chunkFrame // guarded by wmu
+	chunksQueued uint64       // guarded by wmu
+	written      atomic.Uint64
 
 	failOnce sync.Once
 	err      error // why the session ended; read only after fail
@@ -268,22 +268,23 @@ func (s *session) queueReports(recs []*pending) {
 	s.kickUnlock()
 }
 
-// extBytes are bytes to write at offset at of the pending output.
-type extBytes struct {
-	at   int
-	data []byte
+// chunkFrame is an UPLOAD_CHUNK frame whose data is written from where it is:
+// frame[:at], data, frame[at:] (protocol.AppendChunkAround).
+type chunkFrame struct {
+	frame []byte
+	at    int
+	data  []byte
 }
 
 // queueChunk queues an UPLOAD_CHUNK frame whose data is written from where it
-// is, not copied. It returns the number the session's written count reaches
-// once the frame is written: data must stay as it is until then.
+// is, not copied. It returns the count the session's written reaches once the
+// frame is written: data must stay as it is until then.
 func (s *session) queueChunk(id string, offset uint64, data []byte) uint64 {
+	frame, at := protocol.AppendChunkAround(nil, id, offset, data)
 	s.wmu.Lock()
-	var at int
-	s.out, at = protocol.AppendChunkAround(s.out, id, offset, data)
-	s.ext = append(s.ext, extBytes{at, data})
-	s.extQueued++
-	n := s.extQueued
+	s.chunks = append(s.chunks, chunkFrame{frame, at, data})
+	s.chunksQueued++
+	n := s.chunksQueued
 	s.kickUnlock()
 	return n
 }
@@ -333,67 +334,86 @@ func (s *session) signal() {
 	}
 }
 
-// writeLoop writes everything queued since its last write in one Write. While a
+// writeLoop writes everything queued since its last write in one Write, and
+// at most one upload chunk after it (writev: its data is not copied). While a
 // Write is in progress, new frames pile up in out and go together next time. The
 // output buffer is double-buffered: out and the writer's spare are swapped, so
 // steady state allocates nothing.
 func (s *session) writeLoop() {
 	defer s.wg.Done()
 	var spare []byte
-	var spareExt []extBytes
+	var pend []chunkFrame // chunks taken from s.chunks, not written yet
 	var vec net.Buffers
+	var written uint64
 	for {
-		select {
-		case <-s.kick:
-		case <-s.done:
+		if len(pend) == 0 {
+			select {
+			case <-s.kick:
+			case <-s.done:
+				return
+			}
+			// Let the goroutines made runnable by the same burst of ACKs queue their
+			// reports first: one write then carries them all. It costs nothing when
+			// nothing else is runnable, and needs no timer.
+			runtime.Gosched()
+		} else if s.isDone() {
 			return
 		}
-		// Let the goroutines made runnable by the same burst of ACKs queue their
-		// reports first: one write then carries them all. It costs nothing when
-		// nothing else is runnable, and needs no timer.
-		runtime.Gosched()
 		s.wmu.Lock()
-		buf, ext, queued := s.out, s.ext, s.extQueued
-		s.out, s.ext = spare, spareExt
+		buf := s.out
+		s.out = spare
+		pend = append(pend, s.chunks...)
+		clear(s.chunks)
+		s.chunks = s.chunks[:0]
 		s.wmu.Unlock()
-		spare, spareExt = nil, nil
-		if len(buf) == 0 {
-			spare, spareExt = buf[:0], ext[:0]
+		spare = nil
+		if len(buf) == 0 && len(pend) == 0 {
+			spare = buf[:0]
 			continue
+		}
+		vec = vec[:0]
+		if len(buf) > 0 {
+			vec = append(vec, buf)
+		}
+		if len(pend) > 0 {
+			c := pend[0]
+			vec = append(vec, c.frame[:c.at], c.data, c.frame[c.at:])
 		}
 		s.writeStart.Store(mono.Now())
 		var err error
-		if len(ext) == 0 {
+		if len(vec) == 1 {
 			_, err = s.nc.Write(buf)
 		} else {
-			vec = interleave(vec[:0], buf, ext)
 			send := vec                 // WriteTo consumes its receiver
 			_, err = send.WriteTo(s.nc) // writev on a TCP connection
-			clear(vec)
-			clear(ext)
 		}
-		spareExt = ext[:0]
+		clear(vec)
 		s.writeStart.Store(0)
 		s.lastSend.Store(mono.Now())
 		if err != nil {
 			s.fail(err)
 			return
 		}
-		s.written.Store(queued)
+		if len(pend) > 0 {
+			pend[0] = chunkFrame{}
+			pend = pend[1:]
+			written++
+			s.written.Store(written)
+		}
 		if cap(buf) <= maxKeptWriteBuf {
 			spare = buf[:0]
 		}
 	}
 }
 
-// interleave appends to v the pieces of buf with each of ext written at its place.
-func interleave(v net.Buffers, buf []byte, ext []extBytes) net.Buffers {
-	from := 0
-	for _, e := range ext {
-		v = append(v, buf[from:e.at], e.data)
-		from = e.at
+// isDone reports whether the session has ended.
+func (s *session) isDone() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
 	}
-	return append(v, buf[from:])
 }
 
 // readLoop decodes server frames in place from one reused buffer, hands a whole
