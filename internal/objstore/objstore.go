@@ -139,6 +139,10 @@ func (o *Options) defaults() {
 	}
 }
 
+// stopGrace is how long a put that has read its file may still take once Run is
+// stopped.
+const stopGrace = 5 * time.Second
+
 // Name is a file's object name: the hex SHA-256 of the client id, '/', the upload
 // id. Both are in the character set every Object Store client accepts
 // ([-/_=.a-zA-Z0-9]), whatever the client id holds; the object's metadata and the
@@ -289,6 +293,8 @@ func place(ctx context.Context, o Options, rec upload.FileRecord) (existed bool,
 	// the chunks it sent while the connection is still there.
 	pctx, cancel := context.WithTimeout(context.Background(), o.PutTimeout+time.Duration(rec.Size/o.MinRate)*time.Second)
 	defer cancel()
+	// A put past its reads (awaiting the acknowledgements) gets a grace period.
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, cancel) })()
 	name := Name(rec)
 	existed, err = o.Bucket.Put(pctx, name, map[string]string{"client_id": rec.ClientID, "upload_id": rec.UploadID,
 		"name": rec.Name, "sha256": rec.SHA256}, rec.Size, sum, v)
