@@ -103,6 +103,9 @@ func (b *Bucket) Put(ctx context.Context, name string, meta map[string]string, s
 		}
 		return true, nil
 	case !errors.Is(err, jetstream.ErrObjectNotFound):
+		// Looked up again at the next put: the bucket may have been deleted
+		// meanwhile (it is made again then).
+		b.unbind()
 		return false, fmt.Errorf("jetstream: bucket %s: %w", b.bopts.Name, err)
 	}
 	info, err = store.Put(ctx, jetstream.ObjectMeta{Name: name, Metadata: meta}, r)
@@ -136,6 +139,12 @@ func same(info *jetstream.ObjectInfo, size int64, sum []byte) error {
 // its base64url, padded.
 func Digest(sum []byte) string {
 	return "SHA-256=" + base64.URLEncoding.EncodeToString(sum)
+}
+
+func (b *Bucket) unbind() {
+	b.mu.Lock()
+	b.store = nil
+	b.mu.Unlock()
 }
 
 // bind looks the bucket up, creating it when absent, and checks that it is

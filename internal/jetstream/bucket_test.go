@@ -76,6 +76,16 @@ func TestBucketPut(t *testing.T) {
 	if got, _ := store.GetBytes(ctx, "c/u1"); !bytes.Equal(got, data) {
 		t.Fatal("the object was replaced")
 	}
+	// The bucket deleted by an operator: made again at the next put.
+	if err := js.DeleteObjectStore(ctx, "FILES"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put(bytes.NewReader(data)); err == nil {
+		t.Fatal("Put into a deleted bucket succeeded")
+	}
+	if existed, err := put(bytes.NewReader(data)); err != nil || existed {
+		t.Fatalf("Put after the bucket was deleted: %v, existed %v; want it made again", err, existed)
+	}
 }
 
 // A reader that fails (the local file is not what its sha256 says) leaves no
