@@ -122,3 +122,26 @@ func TestBucketRefusesNotDurable(t *testing.T) {
 		t.Fatalf("Put into a one-replica bucket: %v, want ErrNotDurable", err)
 	}
 }
+
+// BenchmarkBucketPut puts a 64 MiB file into a bucket of the in-process
+// nats-server (sync_interval: always, as a single server must run for hawk).
+func BenchmarkBucketPut(b *testing.B) {
+	ns := natstest.Start(b)
+	bk, err := jetstream.NewBucket(jetstream.Options{URLs: ns.URL(), RequireDurable: true, SyncAlways: true},
+		jetstream.BucketOptions{Name: "FILES", Replicas: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(bk.Close)
+	testutil.Eventually(b, 10*time.Second, bk.Connected, "the bucket to connect")
+	data := bytes.Repeat([]byte("0123456789abcdef"), 4<<20)
+	sum := sha256.Sum256(data)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := range b.N {
+		name := "bench/" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + time.Now().Format("150405.000000000")
+		if _, err := bk.Put(context.Background(), name, nil, int64(len(data)), sum[:], bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -63,7 +63,7 @@ type Announcer struct {
 func (a *Announcer) Announce(r FileRecord) error {
 	seq := r.Seq
 	r.Seq = 0     // the line's seq says it
-	if seq == 0 { // published by a version that chose none
+	if seq == 0 { // a .json written without one
 		a.mu.Lock()
 		seq = max(uint64(time.Now().UnixNano()), a.last+1)
 		a.last = seq
