@@ -79,8 +79,11 @@ func (d *Daemon) startUploads(cfg *config.Config) (*upload.Store, error) {
 			}
 		}
 	}()
-	log.Info("uploads enabled", zap.String("dir", dir), zap.Int64("max_in_flight", u.MaxInFlight), zap.Bool("to_bucket", cfg.InBucket()),
-		zap.String("bucket", u.Bucket))
+	fields := []zap.Field{zap.String("dir", dir), zap.Int64("max_in_flight", u.MaxInFlight)}
+	if cfg.InBucket() {
+		fields = append(fields, zap.String("bucket", u.Bucket))
+	}
+	log.Info("uploads enabled", fields...)
 	return store, nil
 }
 
@@ -97,10 +100,10 @@ func (d *Daemon) startPlacing(ctx context.Context, cfg *config.Config, dir strin
 	}
 	done := make(chan struct{})
 	olog := log.Named("objstore")
+	obs := d.met.ObjStore() // registered before Ready: the metrics are there from the first scrape
 	go func() {
 		defer close(done)
-		err := objstore.Run(ctx, objstore.Options{Dir: dir, Bucket: bucket, Queue: store, Kick: kick, Logger: olog,
-			Observer: d.met.ObjStore()})
+		err := objstore.Run(ctx, objstore.Options{Dir: dir, Bucket: bucket, Queue: store, Kick: kick, Logger: olog, Observer: obs})
 		if err != nil {
 			olog.Error("finished files cannot be put into the object store: they stay in the uploads directory", zap.Error(err))
 		}
