@@ -1,50 +1,15 @@
-// Package objstore puts finished uploads into an Object Store bucket, each once, the local files being the queue.
-//
-// With destination: jetstream, the upload store (internal/upload, Options.Queue)
-// publishes a committed file locally as always (checked, atomic, durable under
-// the spool's fsync policy) and the commit is answered then: the agent never
-// waits for NATS. Run, one actor per uploads directory, takes the store's
-// Backlog and, for each file:
-//
-//  1. puts it into the bucket under Name (derived from the client id and the
-//     upload id), unless the bucket holds it already with the same size and
-//     digest (a put confirmed before a crash); the bytes are hashed as they are
-//     read, and a file that is not what its sha256 says fails its last read, so
-//     no wrong object is ever complete in the bucket (reason "digest");
-//  2. announces it (upload.Store.Placed): one record in the report stream saying
-//     the bucket and the object, with the seq chosen at publish, so an announce
-//     repeated after a crash is the same line (JetStream drops it by its
-//     Nats-Msg-Id within the stream's duplicate window);
-//  3. removes the local copy, which then no longer counts against the uploads
-//     quotas.
-//
-// The record is written once the file is in the bucket, never before: a
-// consumer finds the file where the record says. A failure is retried with a
-// backoff per file (doubling from MinBackoff to MaxBackoff); while NATS is down
-// the files wait in the uploads directory and count against its quotas, and the
-// backlog is a metric. The queue is on disk: after a restart or an upgrade, Run
-// goes on from the files not yet announced.
-//
-// One actor per directory: Run holds an exclusive flock on <dir>/bucket.lock
-// (internal/dirlock); at an upgrade the new process's Run starts when the old
-// one's ends.
 package objstore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/hawk-agents/hawk/internal/dirlock"
-	"github.com/hawk-agents/hawk/internal/jetstream"
 	"github.com/hawk-agents/hawk/internal/upload"
 )
 
@@ -137,19 +102,6 @@ func (o *Options) defaults() {
 	if o.MinRate <= 0 {
 		o.MinRate = 1 << 20
 	}
-}
-
-// stopGrace is how long a put that has read its file may still take once Run is
-// stopped.
-const stopGrace = 5 * time.Second
-
-// Name is a file's object name: the hex SHA-256 of the client id, '/', the upload
-// id. Both are in the character set every Object Store client accepts
-// ([-/_=.a-zA-Z0-9]), whatever the client id holds; the object's metadata and the
-// record say the client id itself.
-func Name(rec upload.FileRecord) string {
-	h := sha256.Sum256([]byte(rec.ClientID))
-	return hex.EncodeToString(h[:]) + "/" + rec.UploadID
 }
 
 // retry is a file's backoff.
@@ -275,44 +227,4 @@ func observeBacklog(o Options, backlog []upload.FileRecord) {
 		age = max(o.Now().Sub(oldest), 0)
 	}
 	o.Observer.Backlog(len(backlog), bytes, age)
-}
-
-// place puts rec into the bucket and announces it.
-func place(ctx context.Context, o Options, rec upload.FileRecord) (existed bool, reason string, err error) {
-	sum, err := hex.DecodeString(rec.SHA256)
-	if err != nil || len(sum) != sha256.Size {
-		return false, ReasonDigest, fmt.Errorf("the record's sha256 %q is not a SHA-256", rec.SHA256)
-	}
-	f, err := os.Open(rec.Path)
-	if err != nil {
-		return false, ReasonRead, err
-	}
-	defer f.Close()
-	v := &verifier{r: f, h: sha256.New(), size: rec.Size, sum: sum, stop: ctx.Done()}
-	// Not ctx: a stop ends the put through the reader, so that the library purges
-	// the chunks it sent while the connection is still there.
-	pctx, cancel := context.WithTimeout(context.Background(), o.PutTimeout+time.Duration(rec.Size/o.MinRate)*time.Second)
-	defer cancel()
-	// A put past its reads (awaiting the acknowledgements) gets a grace period.
-	defer context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, cancel) })()
-	name := Name(rec)
-	existed, err = o.Bucket.Put(pctx, name, map[string]string{"client_id": rec.ClientID, "upload_id": rec.UploadID,
-		"name": rec.Name, "sha256": rec.SHA256}, rec.Size, sum, v)
-	switch {
-	case err == nil:
-	case errors.Is(err, errMismatch):
-		return false, ReasonDigest, err
-	case v.readErr != nil && errors.Is(err, v.readErr):
-		return false, ReasonRead, err
-	case errors.Is(err, jetstream.ErrObjectConflict):
-		return false, ReasonConflict, err
-	case errors.Is(err, jetstream.ErrNotDurable):
-		return false, ReasonNotDurable, err
-	default:
-		return false, ReasonUnavailable, err
-	}
-	if err := o.Queue.Placed(rec, o.Bucket.Name(), name); err != nil {
-		return existed, ReasonAnnounce, err
-	}
-	return existed, "", nil
 }
