@@ -58,6 +58,17 @@ type Uploads struct {
 	TotalQuota  int64         `koanf:"total_quota" unit:"bytes"`
 	Expiry      time.Duration `koanf:"expiry"`
 	MaxInFlight int64         `koanf:"max_in_flight" unit:"bytes"`
+	// Bucket is the Object Store bucket of finished files with destination:
+	// jetstream; "" keeps them in Dir.
+	Bucket         string        `koanf:"bucket"`
+	BucketReplicas int           `koanf:"bucket_replicas"`
+	BucketMaxBytes int64         `koanf:"bucket_max_bytes" unit:"bytes"`
+	BucketTTL      time.Duration `koanf:"bucket_ttl"`
+}
+
+// InBucket reports whether finished files go to the Object Store bucket.
+func (c *Config) InBucket() bool {
+	return c.Uploads.Enabled && c.Destination == DestinationJetStream && c.Uploads.Bucket != ""
 }
 
 // Log is the log.* section.

@@ -101,6 +101,10 @@
 //	uploads.total_quota         64GiB                                restart-only
 //	uploads.expiry              24h                                  restart-only
 //	uploads.max_in_flight       4MiB                                 restart-only
+//	uploads.bucket              HAWK_FILES ("" keeps files local)    restart-only
+//	uploads.bucket_replicas     3                                    restart-only
+//	uploads.bucket_max_bytes    0 (no limit)                         restart-only
+//	uploads.bucket_ttl          0s (never)                           restart-only
 //
 // # Reload
 //

@@ -38,7 +38,8 @@ func TestDefaults(t *testing.T) {
 	want.JetStream = JetStream{URLs: "nats://127.0.0.1:4222", Stream: "HAWK_REPORTS", Subject: "hawk.reports.<client_id>",
 		MaxPending: 16384, PublishTimeout: 5 * time.Second, ConnectTimeout: 5 * time.Second, RetryAfter: time.Second,
 		RetryHorizon: 2 * time.Minute, RequireDurable: true, Mode: JetStreamDirect}
-	want.Uploads = Uploads{MaxFileSize: 8 << 30, ClientQuota: 16 << 30, TotalQuota: 64 << 30, Expiry: 24 * time.Hour, MaxInFlight: 4 << 20}
+	want.Uploads = Uploads{MaxFileSize: 8 << 30, ClientQuota: 16 << 30, TotalQuota: 64 << 30, Expiry: 24 * time.Hour, MaxInFlight: 4 << 20,
+		Bucket: "HAWK_FILES", BucketReplicas: 3}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
 	}
@@ -233,6 +234,10 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		"uploads.total_quota":        "3GiB",
 		"uploads.expiry":             "1h",
 		"uploads.max_in_flight":      "1MiB",
+		"uploads.bucket":             "FILES",
+		"uploads.bucket_replicas":    "1",
+		"uploads.bucket_max_bytes":   "1GiB",
+		"uploads.bucket_ttl":         "1h",
 	}
 	want := Config{
 		Listen: "0.0.0.0:9000", ServerID: "edge-1", ProxyFrom: "10.0.0.5,10.1.0.0/16",
@@ -259,7 +264,7 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		TLSCA: "/ca.pem", TLSCert: "/c.pem", TLSKey: "/c.key", MaxPending: 100, PublishTimeout: 3 * time.Second,
 		ConnectTimeout: 4 * time.Second, RetryAfter: 250 * time.Millisecond, RetryHorizon: time.Hour, SyncAlways: true, Mode: JetStreamSpooled}
 	want.Uploads = Uploads{Enabled: true, Dir: "/var/lib/hawk/up", MaxFileSize: 1 << 30, ClientQuota: 2 << 30, TotalQuota: 3 << 30,
-		Expiry: time.Hour, MaxInFlight: 1 << 20}
+		Expiry: time.Hour, MaxInFlight: 1 << 20, Bucket: "FILES", BucketReplicas: 1, BucketMaxBytes: 1 << 30, BucketTTL: time.Hour}
 	if len(values) != len(keys) {
 		t.Fatalf("test covers %d keys, there are %d", len(values), len(keys))
 	}
