@@ -320,10 +320,10 @@ func TestUnknownEnvRejected(t *testing.T) {
 func TestServiceLinksAreNoKeys(t *testing.T) {
 	links := []string{"HAWK_SERVICE_HOST=10.0.0.1", "HAWK_SERVICE_PORT=7373", "HAWK_SERVICE_PORT_ADMIN=7374",
 		"HAWK_PORT=tcp://10.0.0.1:7373", "HAWK_PORT_7373_TCP=tcp://10.0.0.1:7373", "HAWK_PORT_7373_TCP_PROTO=tcp",
-		"HAWK_PORT_7373_TCP_PORT=7373", "HAWK_PORT_7373_TCP_ADDR=10.0.0.1", "HAWK_GENERATION=3"}
+		"HAWK_PORT_7373_TCP_PORT=7373", "HAWK_PORT_7373_TCP_ADDR=10.0.0.1", "HAWK_GENERATION=3", "HAWK_UPGRADE_REQUESTED=123456789"}
 	mustLoad(t, &Loader{Env: links})
 	for _, k := range keys {
-		if serviceLink().MatchString(k.Env()) || k.Env() == GenerationEnv {
+		if serviceLink().MatchString(k.Env()) || k.Env() == GenerationEnv || k.Env() == UpgradeRequestedEnv {
 			t.Errorf("key %s's variable %s would be skipped as a service link", k.Name, k.Env())
 		}
 	}
