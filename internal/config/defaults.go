@@ -20,7 +20,7 @@ var defaults = sync.OnceValue(func() *Config {
 
 // decodeDefaults sets every key to the Default the keys table gives it, the text
 // defaults.yaml is generated from (TestDefaultsYAMLIsTheTable holds them equal),
-// converted by decodeHook as a flag's text is. Every Load starts from these, and a new
+// converted as a flag's text is (Key.parse). Every Load starts from these, and a new
 // process loads before it serves: going through the table costs a fraction of parsing
 // defaults.yaml with koanf (BenchmarkDecodeDefaults).
 // A default that does not convert or validate is an error, never a zero.
@@ -35,16 +35,12 @@ func decodeDefaults() (*Config, error) {
 			}
 			continue
 		}
-		var raw any = k.Default
-		if k.kind == kindSize {
-			raw = sizeValue{k.Default}
-		}
-		v, err := decodeHook(nil, k.fieldType(), raw)
+		v, err := k.parse(k.Default)
 		if err != nil {
 			ferrs = append(ferrs, FieldError{Key: k.Name, Reason: err.Error(), Source: sourceDefaults})
 			continue
 		}
-		k.field(c).Set(reflect.ValueOf(v).Convert(k.fieldType()))
+		k.field(c).Set(v)
 	}
 	if len(ferrs) > 0 {
 		return nil, &ValidationError{Errors: ferrs}
