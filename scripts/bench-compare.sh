@@ -15,7 +15,7 @@
 # load, from /usr/bin/time); RSS per idle connection; `hawk -version` wall time
 # (median of 21, beside a Go hello world's: the floor on this machine; with perf, the
 # CPU and page faults of both) and the binary's size; SIGHUP to the new process ready (`sighup_to_ready`, idle server,
-# -upgrades in a row, the trees in turn (with the new process's own share, from its configuration loaded to listening),
+# -upgrades in a row, the trees in turn (with the new process's own share, from its configuration loaded to listening, and, where its log says, from the request to its main and from main to the configuration loaded),
 # each on a fresh spool directory so that the dedup rebuild reads
 # the same bytes every time, each after the previous process has exited so no old
 # process is left draining on the cores; median and max). With -udp, last: the
@@ -173,7 +173,7 @@ PY
     n=$((n + 1)); v=$(sed -n "${n}p" "$W/wall")
     printf 'STARTUP %-16s -version %s ms (median of 21, %s x hello world), %s, binary %s MB\n' "$l" "$v" \
       "$(awk -v a="$v" -v b="$hv" 'BEGIN{printf "%.1f", a/b}')" "$(cpu "$W/$l" -version)" "$(awk -v s="$(stat -c %s "$W/$l")" 'BEGIN{printf "%.1f", s/1e6}')"
-    : > "$W/up.$l"; : > "$W/main.$l"
+    : > "$W/up.$l"; : > "$W/main.$l"; : > "$W/before_main.$l"; : > "$W/config_load.$l"
   done
   port=$(free_port)
   for i in $(seq "$upgrades"); do
@@ -189,6 +189,11 @@ PY
       # sighup_to_ready is exec, the runtime's start, package init and the configuration load
       for _ in $(seq 100); do grep -q '"inherited":true' "$d/log" && break; sleep 0.05; done
       grep '"inherited":true' "$d/log" | grep -o '"startup":[0-9.e-]*' | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/main.$l"
+      # and, from trees whose new process logs them, what came before that: from the
+      # parent's request to the child's main, and main to the configuration loaded
+      for f in before_main config_load; do
+        grep '"inherited":true' "$d/log" | grep -o "\"$f\":[0-9.e-]*" | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/$f.$l"
+      done
       wait "$p" 2>/dev/null || true # the old process drains and exits
       child=$(cat "$d/pid"); kill "$child" 2>/dev/null || true
       while kill -0 "$child" 2>/dev/null; do sleep 0.05; done
@@ -197,6 +202,10 @@ PY
   for l in "${labels[@]}"; do
     printf 'STARTUP %-16s SIGHUP->ready idle: median %s ms, max %s ms (%s upgrades); of it the new process from its configuration loaded to listening: median %s ms\n' \
       "$l" "$(median < "$W/up.$l")" "$(sort -g "$W/up.$l" | tail -1)" "$(wc -l < "$W/up.$l")" "$(median < "$W/main.$l")"
+    if [ -s "$W/before_main.$l" ]; then
+      printf 'STARTUP %-16s SIGHUP->ready idle, before that share: from the request to the new process'"'"'s main (the parent before the exec, exec, runtime start, package init) median %s ms; main to the configuration loaded median %s ms\n' \
+        "$l" "$(median < "$W/before_main.$l")" "$(median < "$W/config_load.$l")"
+    fi
   done
 fi
 
