@@ -192,7 +192,7 @@ PY
       # and, from trees whose new process logs them, what came before that: from the
       # parent's request to the child's main, and main to the configuration loaded
       for f in before_main config_load; do
-        grep '"inherited":true' "$d/log" | grep -o "\"$f\":[0-9.e-]*" | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/$f.$l"
+        { grep '"inherited":true' "$d/log" | grep -o "\"$f\":[0-9.e-]*" || true; } | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/$f.$l"
       done
       wait "$p" 2>/dev/null || true # the old process drains and exits
       child=$(cat "$d/pid"); kill "$child" 2>/dev/null || true
