@@ -3,6 +3,7 @@
 #
 #   scripts/bench-compare.sh [-runs N] [-d 5s] [-idle-n 15000] [-upgrades 10]
 #                            [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-tree DIR ...]
+#                            [-release-build]
 #
 # Builds hawk from each -tree (default: this tree; give two, say a worktree of the
 # previous commit and this one, to compare before and after in the same series) and
@@ -21,10 +22,13 @@
 # process is left draining on the cores; median and max). With -udp, last: the
 # highest rate with 0 kernel drops for this tree's UDP lines and syslog listeners
 # beside a minimal Go reader that stores nothing (scripts/udp-bench.sh, -runs times).
+# With -release-build, hawk is built as scripts/release.sh builds it (static,
+# CGO_ENABLED=0, -trimpath, -s -w) instead of by a plain go build (which links libc for
+# the net package's cgo resolver: the dynamic loader's start is paid at every exec).
 # Every process it starts it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 udp=0 trees=()
+runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 udp=0 trees=() release=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -runs) runs=$2; shift 2 ;;
@@ -35,8 +39,9 @@ while [ $# -gt 0 ]; do
     -skip-idle) idle=0; shift ;;
     -skip-startup) startup=0; shift ;;
     -udp) udp=1; shift ;;
+    -release-build) release=1; shift ;;
     -tree) trees+=("$(cd "$2" && pwd)"); shift 2 ;;
-    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-tree DIR ...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-tree DIR ...] [-release-build]" >&2; exit 2 ;;
   esac
 done
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
@@ -52,7 +57,11 @@ labels=()
 for i in "${!trees[@]}"; do
   label="hawk$i@$(git -C "${trees[$i]}" rev-parse --short HEAD)"
   labels+=("$label")
-  (cd "${trees[$i]}" && go build -o "$W/$label" ./cmd/server)
+  if [ "$release" = 1 ]; then
+    (cd "${trees[$i]}" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$W/$label" ./cmd/server)
+  else
+    (cd "${trees[$i]}" && go build -o "$W/$label" ./cmd/server)
+  fi
   echo "$label: ${trees[$i]}"
 done
 go build -o "$W/hawkc" ./cmd/client # one load generator for every hawk
