@@ -182,7 +182,7 @@ PY
     n=$((n + 1)); v=$(sed -n "${n}p" "$W/wall")
     printf 'STARTUP %-16s -version %s ms (median of 21, %s x hello world), %s, binary %s MB\n' "$l" "$v" \
       "$(awk -v a="$v" -v b="$hv" 'BEGIN{printf "%.1f", a/b}')" "$(cpu "$W/$l" -version)" "$(awk -v s="$(stat -c %s "$W/$l")" 'BEGIN{printf "%.1f", s/1e6}')"
-    : > "$W/up.$l"; : > "$W/main.$l"; : > "$W/before_main.$l"; : > "$W/config_load.$l"
+    : > "$W/up.$l"; : > "$W/main.$l"; : > "$W/before_main.$l"; : > "$W/config_load.$l"; : > "$W/cpu.$l"; : > "$W/page_faults.$l"
   done
   port=$(free_port)
   for i in $(seq "$upgrades"); do
@@ -199,9 +199,12 @@ PY
       for _ in $(seq 100); do grep -q '"inherited":true' "$d/log" && break; sleep 0.05; done
       grep '"inherited":true' "$d/log" | grep -o '"startup":[0-9.e-]*' | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/main.$l"
       # and, from trees whose new process logs them, what came before that: from the
-      # parent's request to the child's main, and main to the configuration loaded
-      for f in before_main config_load; do
-        { grep '"inherited":true' "$d/log" | grep -o "\"$f\":[0-9.e-]*" || true; } | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/$f.$l"
+      # parent's request to the child's main, and main to the configuration loaded; and
+      # the new process's CPU and page faults from its exec to ready, which other load on
+      # the machine stretches far less than it stretches the wall-clock figures
+      for f in before_main config_load cpu page_faults; do
+        scale=1000; [ "$f" = page_faults ] && scale=1
+        { grep '"inherited":true' "$d/log" | grep -o "\"$f\":[0-9.e-]*" || true; } | cut -d: -f2 | awk -v s="$scale" '{printf "%.2f\n", $1*s}' >> "$W/$f.$l"
       done
       wait "$p" 2>/dev/null || true # the old process drains and exits
       child=$(cat "$d/pid"); kill "$child" 2>/dev/null || true
@@ -214,6 +217,10 @@ PY
     if [ -s "$W/before_main.$l" ]; then
       printf 'STARTUP %-16s SIGHUP->ready idle, before that share: from the request to the new process'"'"'s main (the parent before the exec, exec, runtime start, package init) median %s ms; main to the configuration loaded median %s ms\n' \
         "$l" "$(median < "$W/before_main.$l")" "$(median < "$W/config_load.$l")"
+    fi
+    if [ -s "$W/cpu.$l" ]; then
+      printf 'STARTUP %-16s the new process from its exec to its listening line, just after ready: CPU median %s ms, page faults median %s\n' \
+        "$l" "$(median < "$W/cpu.$l")" "$(median < "$W/page_faults.$l")"
     fi
   done
 fi
