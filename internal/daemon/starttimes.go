@@ -25,7 +25,7 @@ func startTimes(mainBegan, startBegan time.Time, inherited bool) []zap.Field {
 	var fields []zap.Field
 	if !mainBegan.IsZero() {
 		fields = append(fields, zap.Duration("config_load", startBegan.Sub(mainBegan)))
-		if requested, err := strconv.ParseInt(os.Getenv(config.UpgradeRequestedEnv), 10, 64); inherited && err == nil {
+		if requested, err := strconv.ParseInt(os.Getenv(config.UpgradeRequestedEnv), 10, 64); inherited && err == nil && requested > 0 {
 			sinceRequest := time.Duration(upgrade.Clock() - requested)
 			fields = append(fields, zap.Duration("before_main", sinceRequest-time.Since(mainBegan)),
 				zap.Duration("since_upgrade_requested", sinceRequest))

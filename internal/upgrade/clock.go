@@ -2,7 +2,7 @@ package upgrade
 
 import "golang.org/x/sys/unix"
 
-// Clock reads CLOCK_MONOTONIC in nanoseconds: unlike time.Now's monotonic reading,
+// Clock reads CLOCK_MONOTONIC in nanoseconds (0 if it cannot): unlike time.Now's monotonic reading,
 // which counts from its own process's start, it is one clock for every process on
 // the machine, so a new process can measure its start from its parent's request.
 func Clock() int64 {
