@@ -2,8 +2,8 @@
 //
 // # Sources
 //
-// A Loader layers, lowest first: the embedded defaults.yaml (which documents every key;
-// see DefaultsYAML) < a YAML file < HAWK_* environment variables < the command-line flags
+// A Loader layers, lowest first: the keys' defaults (those of the keys table, which the
+// embedded defaults.yaml shows with what every key does; see DefaultsYAML) < a YAML file < HAWK_* environment variables < the command-line flags
 // that were explicitly set (RegisterFlags defines one per key, named as the key). Each
 // Load builds a fresh koanf instance, so a key removed from the file falls back to its
 // default on the next reload.

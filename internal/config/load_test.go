@@ -6,13 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/rawbytes"
+	"github.com/knadh/koanf/v2"
 )
 
 func TestDefaults(t *testing.T) {
@@ -322,10 +325,10 @@ func TestUnknownEnvRejected(t *testing.T) {
 func TestServiceLinksAreNoKeys(t *testing.T) {
 	links := []string{"HAWK_SERVICE_HOST=10.0.0.1", "HAWK_SERVICE_PORT=7373", "HAWK_SERVICE_PORT_ADMIN=7374",
 		"HAWK_PORT=tcp://10.0.0.1:7373", "HAWK_PORT_7373_TCP=tcp://10.0.0.1:7373", "HAWK_PORT_7373_TCP_PROTO=tcp",
-		"HAWK_PORT_7373_TCP_PORT=7373", "HAWK_PORT_7373_TCP_ADDR=10.0.0.1", "HAWK_GENERATION=3"}
+		"HAWK_PORT_7373_TCP_PORT=7373", "HAWK_PORT_7373_TCP_ADDR=10.0.0.1", "HAWK_GENERATION=3", "HAWK_UPGRADE_REQUESTED=123456789"}
 	mustLoad(t, &Loader{Env: links})
 	for _, k := range keys {
-		if serviceLink().MatchString(k.Env()) || k.Env() == GenerationEnv {
+		if serviceLink().MatchString(k.Env()) || k.Env() == GenerationEnv || k.Env() == UpgradeRequestedEnv {
 			t.Errorf("key %s's variable %s would be skipped as a service link", k.Name, k.Env())
 		}
 	}
@@ -653,21 +656,62 @@ func TestDeployExampleLoads(t *testing.T) {
 	}
 }
 
-// The embedded defaults give every key a valid value: a gap or a bad value is an error
-// (a panic at first use), never a zero default.
-func TestDecodeDefaultsRefusesGaps(t *testing.T) {
-	saved := Default() // decoded before defaultsYAML is changed below
-	orig := defaultsYAML
-	t.Cleanup(func() { defaultsYAML = orig })
+// The keys table gives every key a valid default: a value that does not convert or
+// validate is an error (a panic at first use), never a zero default.
+func TestDecodeDefaultsRefusesBadDefaults(t *testing.T) {
+	saved := Default()
 	if c, err := decodeDefaults(); err != nil || !reflect.DeepEqual(c, saved) {
 		t.Fatalf("decodeDefaults: %v", err)
 	}
-	defaultsYAML = bytes.Replace(orig, []byte("  max_conns: 100000\n"), nil, 1)
-	if _, err := decodeDefaults(); err == nil || !strings.Contains(err.Error(), "1 of the") {
-		t.Errorf("a key left out: %v", err)
+	for key, bad := range map[string]string{"limits.max_conns": "lots", "log.level": "loud"} {
+		k := index().byName[key]
+		orig := k.Default
+		k.Default = bad
+		_, err := decodeDefaults()
+		k.Default = orig
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %s: %v", key, bad, err)
+		}
 	}
-	defaultsYAML = bytes.Replace(orig, []byte("max_conns: 100000"), []byte("max_conns: lots"), 1)
-	if _, err := decodeDefaults(); err == nil || !strings.Contains(err.Error(), "limits.max_conns") {
-		t.Errorf("a bad value: %v", err)
+}
+
+// defaults.yaml, which is generated from the table, reads as the table's defaults.
+func TestDefaultsYAMLIsTheTable(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "defaults.yaml")
+	if err := os.WriteFile(f, DefaultsYAML(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c := mustLoad(t, &Loader{File: f, Env: []string{}}); !reflect.DeepEqual(c, Default()) {
+		t.Errorf("defaults.yaml reads as\n%+v\nthe table gives\n%+v", c, Default())
+	}
+}
+
+// BenchmarkDecodeDefaults is what every Load (and so every new process) pays for its
+// defaults; BenchmarkDecodeDefaultsYAML what reading defaults.yaml with koanf would.
+func BenchmarkDecodeDefaults(b *testing.B) {
+	index()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeDefaults(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeDefaultsYAML(b *testing.B) {
+	index()
+	b.ReportAllocs()
+	for b.Loop() {
+		flat, ferrs, err := readYAML(rawbytes.Provider(defaultsYAML), sourceDefaults)
+		if err != nil || len(ferrs) > 0 {
+			b.Fatal(err, ferrs)
+		}
+		ko := koanf.New(".")
+		if err := ko.Load(confmap.Provider(flat, "."), nil); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := unmarshal(ko, &Config{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
