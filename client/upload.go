@@ -88,6 +88,9 @@ func (c *Client) Upload(ctx context.Context, u Upload) error {
 	if err := protocol.ValidUploadID([]byte(u.ID)); err != nil {
 		return fmt.Errorf("hawk: %w", err)
 	}
+	if u.File == nil && u.Size > 0 {
+		return fmt.Errorf("hawk: upload %s: no File for its %d bytes", u.ID, u.Size)
+	}
 	ch := make(chan uploadAnswer, 1024)
 	c.ups.mu.Lock()
 	if c.ups.m == nil {

@@ -120,3 +120,15 @@ func TestUploadSendsEachByteOnce(t *testing.T) {
 		t.Fatalf("stored file differs (%d bytes, %v)", len(got), err)
 	}
 }
+
+func TestUploadWithoutFileIsRefused(t *testing.T) {
+	srv := uploadtest.Start(t, t.TempDir(), "127.0.0.1:0", 1<<20)
+	c, err := Dial(context.Background(), Options{Addr: srv.Addr, ClientID: "agent-nofile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Upload(context.Background(), Upload{ID: "nofile", Name: "f", Size: 10}); err == nil {
+		t.Fatal("an upload of 10 bytes without a File was accepted")
+	}
+}
