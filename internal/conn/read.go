@@ -198,7 +198,7 @@ func (c *Conn) parse(b *batch, recv time.Time, now int64) bool {
 		copy(*c.rbuf, buf[off:])
 		c.rlen = rest
 	}
-	if need := protocol.Needed((*c.rbuf)[:c.rlen]); need > len(*c.rbuf) && c.rlen == len(*c.rbuf) {
+	if need := protocol.Needed((*c.rbuf)[:c.rlen]); need > len(*c.rbuf) && c.rlen == len(*c.rbuf) && !c.readChunkDirect(need) {
 		// A frame larger than the buffer, which its bytes have filled: grow the buffer
 		// with the bytes that arrived (doubling, up to the frame's size), never to the
 		// size a header merely announces, so a header alone pins no large buffer.
