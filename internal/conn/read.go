@@ -91,11 +91,16 @@ func (c *Conn) serve(handshaking bool) {
 	if handshaking && c.isTLS() && !c.tlsHandshake() {
 		return
 	}
+	woke := false // this goroutine has read (and so grown its stack)
 	for {
 		if c.outFull.Load() {
 			// The client is not reading what it is sent: stop reading what it sends
 			// until it does, so that TCP pushes back on it (see maxPendingOut).
 			c.waitOutput()
+		}
+		if woke && !handshaking && c.tlsIdle() {
+			go c.serveIdleTLS() // waits on a fresh stack (tlsidle.go)
+			return
 		}
 		n, err := c.read()
 		if err != nil {
@@ -119,6 +124,7 @@ func (c *Conn) serve(handshaking bool) {
 			continue
 		}
 		c.rlen += n
+		woke = true
 		now := mono.Now()
 		c.lastSeen.Store(now)
 		c.bytesIn.Add(uint64(n))
