@@ -1,6 +1,11 @@
 package conn
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/mono"
+)
 
 // An idle TLS connection's reader waits on a small stack, as a plaintext one's
 // does. Opening a record (the record layer, then AES-GCM's Open and its
@@ -13,7 +18,13 @@ import "syscall"
 // waits in its place: it waits for input without reading (waitReadable) at the
 // top of its stack, shallower than a read through the record layer, which keeps
 // the average stack size the runtime starts new goroutines with at 2 KiB too.
-// The cost is one goroutine per wake-up that went back to waiting.
+// Only a goroutine that read at least respawnAfter after it started ends so:
+// a heartbeating agent's reader is replaced at each heartbeat, a busy one about
+// once a second, which keeps the cost (a goroutine, its stack grown again, a
+// peek) off the per-report path.
+
+// respawnAfter is how long a TLS reader reads before it may end at a wait.
+const respawnAfter = int64(time.Second)
 
 // tlsIdle reports whether c is a TLS connection in the record layer with no
 // input held: its next read would wait on the socket.
@@ -28,6 +39,7 @@ func (c *Conn) tlsIdle() bool {
 // serveIdleTLS is serve(false) on a fresh goroutine, which first waits for the
 // socket to be readable with no buffer held.
 func (c *Conn) serveIdleTLS() {
+	born := mono.Now() // its wait counts: the read after it may end it again
 	if c.rbuf != nil {
 		// readTLS would give it back before waiting; the wait below comes first.
 		putReadBuf(c.rbuf)
@@ -35,7 +47,7 @@ func (c *Conn) serveIdleTLS() {
 	}
 	// An error (a deadline, a close) comes again from the read that follows.
 	c.session().t.waitReadable()
-	c.serve(false)
+	c.serveFrom(false, born)
 }
 
 // waitReadable waits until the socket has input, an end of input or an error,
