@@ -138,3 +138,35 @@ func tlsSuiteName(id uint16) string {
 	}
 	return "CHACHA20"
 }
+
+// TestReadGivesBufferBackOnceDrained: the read that returns the last byte
+// received gives the read buffer back, so a session that then idles holds
+// none; one that holds more input keeps it.
+func TestReadGivesBufferBackOnceDrained(t *testing.T) {
+	a, b := tcpPair(t)
+	sa, sb := states(t, allSuites[0])
+	ca, err := New(a, sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := New(b, sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2)
+	if n, err := cb.Read(buf); err != nil || n != 2 {
+		t.Fatalf("Read = %d, %v", n, err)
+	}
+	if cb.rbuf == nil {
+		t.Fatal("the buffer went back with opened data still unread")
+	}
+	if n, err := cb.Read(buf); err != nil || n != 2 || string(buf) != "ng" {
+		t.Fatalf("Read = %d %q, %v", n, buf[:n], err)
+	}
+	if cb.rbuf != nil || cb.Ready() {
+		t.Fatalf("drained session holds a read buffer (%v) or says Ready (%v)", cb.rbuf != nil, cb.Ready())
+	}
+}
