@@ -15,16 +15,7 @@ import (
 func TestPairEveryKeyUpdate(t *testing.T) {
 	for _, id := range allSuites {
 		t.Run(tlsSuiteName(id), func(t *testing.T) {
-			a, b := tcpPair(t)
-			sa, sb := states(t, id)
-			ca, err := New(a, sa)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cb, err := New(b, sb)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ca, cb := connPair(t, id)
 			rng := rand.New(rand.NewPCG(1, uint64(id)))
 			const total = 300 << 10
 			data := make([]byte, total)
@@ -143,16 +134,7 @@ func tlsSuiteName(id uint16) string {
 // received gives the read buffer back, so a session that then idles holds
 // none; one that holds more input keeps it.
 func TestReadGivesBufferBackOnceDrained(t *testing.T) {
-	a, b := tcpPair(t)
-	sa, sb := states(t, allSuites[0])
-	ca, err := New(a, sa)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb, err := New(b, sb)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, cb := connPair(t, allSuites[0])
 	if _, err := ca.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
 	}
