@@ -18,19 +18,23 @@ import (
 // burst is over and the agents sit idle the process holds about as much free
 // heap as live heap, for good (measured: about 5 KiB per idle TLS connection).
 // A server whose connections then idle for hours has no use for it. The
-// Trimmer waits for allocation to go quiet and the free heap to be worth it,
-// then runs debug.FreeOSMemory: one forced collection, then every free page
-// returned. It is bounded: never while the process allocates, never more often
-// than Interval, and never when GOGC=off or a memory limit (GOMEMLIMIT) is set,
-// where the operator has chosen how the runtime keeps memory.
+// Trimmer waits for allocation to go quiet and the heap it could give back
+// (free pages, and garbage not yet collected: the burst's own, until a
+// collection runs) to be worth it, then runs debug.FreeOSMemory: one forced
+// collection, then every free page returned. It is bounded: never while the
+// process allocates, never more often than Interval, and never when GOGC=off or
+// a memory limit (GOMEMLIMIT) is set, where the operator has chosen how the
+// runtime keeps memory. On an idle server heartbeats' garbage makes it worth it
+// again after a while (at 5,000 idle TLS agents, about every 35 s): a forced
+// collection of an idle heap instead of a heap left at its goal.
 
 // Trimmer is the actor that trims the heap.
 type Trimmer struct {
 	Log      *zap.Logger
-	Tick     time.Duration // how often it looks; quiet means a whole Tick quiet
+	Tick     time.Duration // how often it looks; quiet means two whole Ticks quiet
 	Interval time.Duration // the least time between two trims
-	// MinFree is the least free heap (held, not returned) worth a trim; a trim
-	// also needs a quarter of the live heap to be free.
+	// MinFree is the least heap a trim must be able to return (free pages
+	// held, and garbage); a trim also needs it to be a quarter of the live heap.
 	MinFree uint64
 	// QuietBytes is the most the process may allocate per second, beside 1/32
 	// of its live heap per second, and still be quiet (heartbeats allocate).
@@ -40,15 +44,15 @@ type Trimmer struct {
 }
 
 // New returns a Trimmer with the defaults: a look every second, at most one
-// trim every 30 s, 8 MiB free at least, quiet below 1 MiB/s.
+// trim every 10 s, 8 MiB to return at least, quiet below 1 MiB/s.
 func New(log *zap.Logger) *Trimmer {
-	return &Trimmer{Log: log, Tick: time.Second, Interval: 30 * time.Second, MinFree: 8 << 20, QuietBytes: 1 << 20}
+	return &Trimmer{Log: log, Tick: time.Second, Interval: 10 * time.Second, MinFree: 8 << 20, QuietBytes: 1 << 20}
 }
 
 // sample is what the Trimmer reads from the runtime at each tick.
 type sample struct {
-	allocs, free, released, live, limit uint64
-	gogc                                int64
+	allocs, free, released, live, objects, limit uint64
+	gogc                                         int64
 }
 
 var names = []string{
@@ -56,6 +60,7 @@ var names = []string{
 	"/memory/classes/heap/free:bytes",
 	"/memory/classes/heap/released:bytes",
 	"/gc/heap/live:bytes",
+	"/memory/classes/heap/objects:bytes",
 	"/gc/gomemlimit:bytes",
 	"/gc/gogc:percent",
 }
@@ -76,7 +81,7 @@ func read(ms []metrics.Sample) sample {
 		}
 		return ms[i].Value.Uint64()
 	}
-	return sample{allocs: u(0), free: u(1), released: u(2), live: u(3), limit: u(4), gogc: int64(u(5))}
+	return sample{allocs: u(0), free: u(1), released: u(2), live: u(3), objects: u(4), limit: u(5), gogc: int64(u(6))}
 }
 
 // due reports whether a trim is due now: prev was read one tick (of tick) earlier.
@@ -88,7 +93,8 @@ func (t *Trimmer) due(prev, now sample, tick time.Duration) bool {
 	if float64(now.allocs-prev.allocs) > quiet {
 		return false
 	}
-	return now.free >= t.MinFree && now.free >= now.live/4
+	back := now.free + now.objects - min(now.objects, now.live) // free pages, and garbage
+	return back >= t.MinFree && back >= now.live/4
 }
 
 // Run trims until ctx ends.
@@ -98,6 +104,7 @@ func (t *Trimmer) Run(ctx context.Context) error {
 	defer tk.Stop()
 	prev := read(ms)
 	var last time.Time
+	quiet := false // the tick before was quiet too
 	for {
 		select {
 		case <-ctx.Done():
@@ -105,7 +112,8 @@ func (t *Trimmer) Run(ctx context.Context) error {
 		case <-tk.C:
 		}
 		now := read(ms)
-		if time.Since(last) >= t.Interval && t.due(prev, now, t.Tick) {
+		due := t.due(prev, now, t.Tick)
+		if due && quiet && time.Since(last) >= t.Interval {
 			start := time.Now()
 			debug.FreeOSMemory()
 			last = time.Now()
@@ -114,9 +122,9 @@ func (t *Trimmer) Run(ctx context.Context) error {
 			t.Log.Info("heap trimmed: allocation went quiet after the heap grew",
 				zap.Uint64("free_before", now.free), zap.Uint64("returned", after.released-min(after.released, now.released)),
 				zap.Uint64("live", after.live), zap.Duration("took", last.Sub(start)))
-			now = after
+			now, due = after, false
 		}
-		prev = now
+		prev, quiet = now, due
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 
 func TestDue(t *testing.T) {
 	tr := New(zap.NewNop())
-	base := sample{allocs: 1 << 30, free: 64 << 20, live: 100 << 20, limit: math.MaxInt64, gogc: 100}
+	base := sample{allocs: 1 << 30, free: 64 << 20, live: 100 << 20, objects: 100 << 20, limit: math.MaxInt64, gogc: 100}
 	with := func(f func(*sample)) sample { s := base; f(&s); return s }
 	for _, tc := range []struct {
 		name string
@@ -23,6 +23,7 @@ func TestDue(t *testing.T) {
 		{"allocating", with(func(s *sample) { s.allocs += 16 << 20 }), false},
 		{"little free", with(func(s *sample) { s.free = 4 << 20 }), false},
 		{"free below a quarter of live", with(func(s *sample) { s.free = 20 << 20 }), false},
+		{"garbage not yet collected", with(func(s *sample) { s.free, s.objects = 0, 140<<20 }), true},
 		{"GOMEMLIMIT set", with(func(s *sample) { s.limit = 1 << 30 }), false},
 		{"GOGC=off", with(func(s *sample) { s.gogc = -1 }), false},
 	} {
