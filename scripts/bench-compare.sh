@@ -96,17 +96,19 @@ stop_hawks() { for l in "${labels[@]}"; do kill "${hpid[$l]}"; wait "${hpid[$l]}
 # window SERVER_PID C OUT LOAD...: runs the load generator LOAD (output to OUT) and
 # samples the CPU ticks of the server and of the load generator inside its steady
 # window (see the header); leaves "server_ticks load_ticks wall_s" in OUT.cpu. One
-# python process polls and samples, so that neither lags behind by forks on a busy machine.
+# python process starts the load generator, polls and samples, so that neither its
+# start (~0.4 s on a busy machine) nor forks shift the samples.
 warmup=1
 window() {
   local sp=$1 c=$2 out=$3 marker=""; shift 3
   [ "$1" = "$W/hawkc" ] && marker="steady window begins"
-  "$@" > "$out" 2> "$out.err" & local lp=$!; pids+=("$lp")
-  nice -n -10 python3 - "$sp" "$lp" "$c" "$warmup" "$secs" "$out.err" "$marker" > "$out.cpu" <<'PY' || { echo "the load generator exited before its window ended: $(tail -3 "$out.err")" >&2; exit 1; }
-import os, sys, time
-sp, lp, c = sys.argv[1], sys.argv[2], int(sys.argv[3])
-warmup, secs = map(float, sys.argv[4:6])
-errfile, marker = sys.argv[6], sys.argv[7]
+  nice -n -10 python3 - "$sp" "$c" "$warmup" "$secs" "$out" "$marker" "$@" <<'PY' || { echo "the load generator exited before its window ended: $(tail -3 "$out.err")" >&2; exit 1; }
+import os, subprocess, sys, time
+sp, c = sys.argv[1], int(sys.argv[2])
+warmup, secs = map(float, sys.argv[3:5])
+out, marker = sys.argv[5], sys.argv[6]
+p = subprocess.Popen(sys.argv[7:], stdout=open(out, "w"), stderr=open(out + ".err", "w"))
+lp = p.pid
 def sockets():
     d = "/proc/%s/fd" % lp
     n = 0
@@ -123,7 +125,7 @@ def ticks(pid):
 def until(t):
     time.sleep(max(0, t - time.monotonic()))
 if marker:  # hawkc load says when its window begins (its clients connected, the warm-up over)
-    while marker not in open(errfile).read():
+    while marker not in open(out + ".err").read():
         time.sleep(0.005)
     begins = time.monotonic()
 else:  # the reference's load: connected once it has c sockets, then 1 s of warm-up
@@ -134,9 +136,10 @@ until(begins + 0.2)
 s0, l0, w0 = ticks(sp), ticks(lp), time.monotonic()
 until(begins + secs - 0.5)
 s1, l1, w1 = ticks(sp), ticks(lp), time.monotonic()
-print(s1 - s0, l1 - l0, "%.3f" % (w1 - w0))
+with open(out + ".cpu", "w") as f:
+    print(s1 - s0, l1 - l0, "%.3f" % (w1 - w0), file=f)
+p.wait() # a hawkc run with errors still prints its JSON
 PY
-  wait "$lp" || true # a hawkc run with errors still prints its JSON
 }
 # per_report OUT RATE FIELD: microseconds of CPU per report from OUT.cpu (FIELD 1: the
 # server, 2: the load generator) at RATE acked/s.
