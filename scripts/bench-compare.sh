@@ -126,6 +126,8 @@ def until(t):
     time.sleep(max(0, t - time.monotonic()))
 if marker:  # hawkc load says when its window begins (its clients connected, the warm-up over)
     while marker not in open(out + ".err").read():
+        if p.poll() is not None:
+            sys.exit(1) # it ended without a window: clients that never connected
         time.sleep(0.005)
     begins = time.monotonic()
 else:  # the reference's load: connected once it has c sockets, then 1 s of warm-up
