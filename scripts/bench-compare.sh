@@ -159,7 +159,11 @@ series() { # name fsync conns window size
     bcpu=$(per_report "$W/bout" "$b" 1); blcpu=$(per_report "$W/bout" "$b" 2)
     echo "$b" >> "$W/$name.ref"; echo "$bcpu" >> "$W/$name.refcpu"; echo "$blcpu" >> "$W/$name.refload"
     line="$name run $i: reference $b acked/s ($bcpu us CPU/report, load $blcpu)"
-    for l in "${labels[@]}"; do
+    # The hawks in turn, in the reverse order every other run: the machine's load
+    # drifts within a run, and a fixed order would favour one tree.
+    order=("${labels[@]}")
+    [ $((i % 2)) = 0 ] && for ((k = 0; k < ${#labels[@]}; k++)); do order[k]=${labels[${#labels[@]} - 1 - k]}; done
+    for l in "${order[@]}"; do
       window "${hpid[$l]}" "$c" "$W/hout" "$W/hawkc" load -addr "127.0.0.1:${hport[$l]}" -c "$c" -w "$w" -s "$s" -d "$dur" -warmup "${warmup}s" -json
       out=$(tail -1 "$W/hout")
       h=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["steady_acked_per_s"]))' "$out")

@@ -6,10 +6,6 @@
 // ACKed only after the write holding it succeeded (and was fsynced, in fsync mode
 // "always"). The bytes waiting for the next write are bounded (Options.MaxPending):
 // past the bound Submit blocks, which stops the submitting connection's reads.
-// In fsync mode the Waiters of a written batch are told by an acker goroutine while
-// the committer writes and fsyncs the next batch, in the order written; without
-// fsync the committer tells them before it takes the next batch, so that the
-// connections the ACKs wake join that batch.
 //
 // # Files (the contract with log shippers)
 //

@@ -125,11 +125,6 @@ type Spool struct {
 
 	signal chan struct{} // cap 1: "pending went from empty to non-empty", or Close
 	done   chan struct{} // closed when the committer has exited
-	// With fsync, the committer hands each written batch to the acker (ack.go) and
-	// writes and fsyncs the next one while the acker tells the Waiters.
-	ackq  chan ackJob   // cap 1: a written batch for the acker
-	freed chan batch    // cap 1: the acker is done with a batch
-	acked chan struct{} // closed when the acker has exited
 
 	mu      sync.Mutex
 	room    sync.Cond // on mu: the committer took the pending batch, or Close
@@ -137,8 +132,7 @@ type Spool struct {
 	closed  bool
 
 	// Owned by the committer goroutine.
-	spares     []batch  // empty batches to swap in for the pending one
-	acking     bool     // a batch is with the acker
+	spare      batch
 	seg        *segment // nil after a segment was abandoned and no new one could be created yet
 	closeErr   error    // set before done is closed
 	lastErrLog time.Time
@@ -195,10 +189,6 @@ func Open(opts Options) (*Spool, error) {
 		now:        opts.Now,
 		signal:     make(chan struct{}, 1),
 		done:       make(chan struct{}),
-		ackq:       make(chan ackJob, 1),
-		freed:      make(chan batch, 1),
-		acked:      make(chan struct{}),
-		spares:     make([]batch, 0, 2),
 		maxPending: opts.MaxPending,
 		robs:       opts.RetentionObserver,
 		alive:      opts.Alive,
@@ -238,7 +228,6 @@ func Open(opts Options) (*Spool, error) {
 		return nil, err
 	}
 	s.seg = seg
-	go s.ack()
 	go s.run()
 	return s, nil
 }
@@ -334,9 +323,6 @@ func (s *Spool) run() {
 		for len(s.pending.entries) == 0 {
 			if s.closed {
 				s.mu.Unlock()
-				s.ackerIdle()
-				close(s.ackq)
-				<-s.acked
 				s.closeErr = s.closeSegment()
 				return
 			}
@@ -355,43 +341,29 @@ func (s *Spool) run() {
 		runtime.Gosched()
 		s.mu.Lock()
 		b := s.pending
-		s.pending = s.spare()
+		s.pending, s.spare = s.spare, batch{}
 		s.room.Broadcast()
 		s.mu.Unlock()
 
-		s.commit(b)
-	}
-}
-
-// spare is an empty batch to swap in for the pending one: one the acker or an
-// earlier commit gave back, so that the buffers are reused, not grown anew.
-func (s *Spool) spare() batch {
-	n := len(s.spares)
-	if n == 0 {
-		return batch{}
-	}
-	b := s.spares[n-1]
-	s.spares[n-1] = batch{}
-	s.spares = s.spares[:n-1]
-	return b
-}
-
-// commit writes b, then tells its Waiters: with fsync, through the acker, so the
-// next batch's write and fsync overlap the ACKs of this one (one batch with the
-// acker at a time, in order); without, here, before the next batch is taken, so
-// that the connections the ACKs wake submit into it (see run). The segment
-// rotates after the Waiters were told, or while the acker tells them.
-func (s *Spool) commit(b batch) {
-	fsync := s.fsync.Load()
-	err := s.write(b.lines, len(b.seqs), fsync)
-	s.ackerIdle() // the Waiters of the previous batch are told first
-	if fsync {
-		s.ackq <- ackJob{b: b, err: err}
-		s.acking = true
-	} else {
-		s.tell(&b, err)
+		s.commit(&b)
 		b.reset()
-		s.spares = append(s.spares, b)
+		s.spare = b
+	}
+}
+
+func (s *Spool) commit(b *batch) {
+	err := s.write(b.lines, len(b.seqs))
+	var now time.Time
+	if s.obs != nil && err == nil {
+		now = time.Now()
+	}
+	for _, e := range b.entries {
+		// The full slice expression keeps a Waiter's append from writing into
+		// the next Waiter's seqs.
+		if !now.IsZero() {
+			s.obs.AckLatency(now.Sub(e.at), e.end-e.start)
+		}
+		e.w.Committed(b.seqs[e.start:e.end:e.end], err)
 	}
 	s.rotate()
 }
@@ -399,7 +371,7 @@ func (s *Spool) commit(b batch) {
 // write appends p to the current segment (creating one if the last was
 // abandoned) and fsyncs it if configured. On failure nothing of p stays in the
 // segment, if the spool can help it.
-func (s *Spool) write(p []byte, records int, fsync bool) error {
+func (s *Spool) write(p []byte, records int) error {
 	if len(p) == 0 {
 		return nil
 	}
@@ -414,6 +386,7 @@ func (s *Spool) write(p []byte, records int, fsync bool) error {
 		s.seg = seg
 	}
 	seg := s.seg
+	fsync := s.fsync.Load()
 	if fsync && !seg.dirSynced {
 		if err := s.syncDir(s.dir); err != nil {
 			return s.failed(nil, fmt.Errorf("spool: fsync directory %s: %w", s.dir, err), records, len(p))

@@ -772,7 +772,7 @@ var benchJSON = []byte(`{"host":"web-01.eu-west-1.prod","cpu":0.53,"load":[1.25,
 func BenchmarkSubmit(b *testing.B) {
 	for _, c := range []struct {
 		perSubmit int
-		fsync     bool // the acker tells the Waiters while the next batch is written
+		fsync     bool // each write fsynced before its Waiters are told
 	}{{1, false}, {16, false}, {16, true}} {
 		perSubmit := c.perSubmit
 		name := fmt.Sprintf("records=%d", perSubmit)
