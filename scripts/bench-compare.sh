@@ -7,7 +7,8 @@
 # Builds hawk from each -tree (default: this tree; give two, say a worktree of the
 # previous commit and this one, to compare before and after in the same series) and
 # the reference, then for each workload alternates runs of the reference and of each
-# hawk: 1,000 conns x 8 in flight x 256 B with spool.fsync never and always, and
+# hawk (the hawks in reverse order every other run, so that the load drifting does not
+# favour one tree): 1,000 conns x 8 in flight x 256 B with spool.fsync never and always, and
 # 100 x 32 x 128 B; then holds -idle-n idle connections on each; then times each
 # hawk's start. Prints one line per run and the medians: acked/s, the ratio to the
 # reference in the same run, server CPU per report and the load generator's; RSS per
