@@ -8,12 +8,12 @@
 # Builds hawk from each -tree (default: this tree; give two, say a worktree of the
 # previous commit and this one, to compare before and after in the same series) and
 # the reference, then for each workload alternates runs of the reference and of each
-# hawk: 1,000 conns x 8 in flight x 256 B with spool.fsync never and always, and
+# hawk (the hawks in reverse order every other run, so that the load drifting does not
+# favour one tree): 1,000 conns x 8 in flight x 256 B with spool.fsync never and always, and
 # 100 x 32 x 128 B; then holds -idle-n idle connections on each; then times each
 # hawk's start. Prints one line per run and the medians: acked/s, the ratio to the
-# reference in the same run, server CPU per report (the server process's utime+stime
-# over the run / acked) and the load generator's (hawkc load's or the reference's
-# load, from /usr/bin/time); RSS per idle connection; `hawk -version` wall time
+# reference in the same run, server CPU per report and the load generator's; RSS per
+# idle connection; `hawk -version` wall time
 # (median of 21, beside a Go hello world's: the floor on this machine; with perf, the
 # CPU and page faults of both) and the binary's size; SIGHUP to the new process ready (`sighup_to_ready`, idle server,
 # -upgrades in a row, the trees in turn (with the new process's own share, from its configuration loaded to listening, and, where its log says, from the request to its main and from main to the configuration loaded),
@@ -26,6 +26,19 @@
 # CGO_ENABLED=0, -trimpath, -s -w) instead of by a plain go build (which links libc for
 # the net package's cgo resolver: the dynamic loader's start is paid at every exec).
 # Every process it starts it stops.
+#
+# Throughput is measured the same way for both servers, in a steady-state window:
+# each load generator connects, runs a 1 s warm-up that is not counted, then the -d
+# window (the reference's load does exactly this; `hawkc load -warmup 1s` does too and
+# reports the window's rate as steady_acked_per_s, the figure used here). CPU per
+# report, of the server and of the load generator alike, is sampled from
+# /proc/PID/stat (utime+stime, every thread) inside that window: from its start (the
+# reference's load: -c sockets open plus the 1 s warm-up; hawkc load says on stderr
+# when its window begins, its clients past the handshake and its warm-up over) plus a
+# margin of 0.2 s to its end less 0.5 s (the sampler runs at nice -10 and wakes at
+# deadlines, yet on a busy machine a wake-up can be late), the CPU between the two samples divided
+# by (the window's acked/s x the wall time between them). Connection set-up, the
+# warm-up and the drain are outside both measures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 udp=0 trees=() release=0
@@ -44,7 +57,6 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-tree DIR ...] [-release-build]" >&2; exit 2 ;;
   esac
 done
-command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 [ ${#trees[@]} -gt 0 ] || trees=("$PWD")
 ref=../shared/bench
 [ -d "$ref" ] || { echo "no $ref beside the project" >&2; exit 1; }
@@ -68,7 +80,6 @@ go build -o "$W/hawkc" ./cmd/client # one load generator for every hawk
 (cd "$ref" && go build -o "$W/baseline" ./baseline && go build -o "$W/bload" ./load && go build -o "$W/bidle" ./idle)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 # wait_open FILE: until the idle holder prints "open N", then 4 s for the heartbeats
@@ -92,27 +103,81 @@ start_hawks() { # fsync
 }
 stop_hawks() { for l in "${labels[@]}"; do kill "${hpid[$l]}"; wait "${hpid[$l]}" 2>/dev/null || true; done; }
 
+# window SERVER_PID C OUT LOAD...: runs the load generator LOAD (output to OUT) and
+# samples the CPU ticks of the server and of the load generator inside its steady
+# window (see the header); leaves "server_ticks load_ticks wall_s" in OUT.cpu. One
+# python process starts the load generator, polls and samples, so that neither its
+# start (~0.4 s on a busy machine) nor forks shift the samples.
+warmup=1
+window() {
+  local sp=$1 c=$2 out=$3 marker=""; shift 3
+  [ "$1" = "$W/hawkc" ] && marker="steady window begins"
+  nice -n -10 python3 - "$sp" "$c" "$warmup" "$secs" "$out" "$marker" "$@" <<'PY' || { echo "the load generator exited before its window ended: $(tail -3 "$out.err")" >&2; exit 1; }
+import os, subprocess, sys, time
+sp, c = sys.argv[1], int(sys.argv[2])
+warmup, secs = map(float, sys.argv[3:5])
+out, marker = sys.argv[5], sys.argv[6]
+p = subprocess.Popen(sys.argv[7:], stdout=open(out, "w"), stderr=open(out + ".err", "w"))
+lp = p.pid
+def sockets():
+    d = "/proc/%s/fd" % lp
+    n = 0
+    for f in os.listdir(d):
+        try:
+            n += os.readlink(d + "/" + f).startswith("socket:")
+        except OSError:
+            pass
+    return n
+def ticks(pid):
+    with open("/proc/%s/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return int(v[11]) + int(v[12]) # utime, stime: fields 14 and 15
+def until(t):
+    time.sleep(max(0, t - time.monotonic()))
+if marker:  # hawkc load says when its window begins (its clients connected, the warm-up over)
+    while marker not in open(out + ".err").read():
+        if p.poll() is not None:
+            sys.exit(1) # it ended without a window: clients that never connected
+        time.sleep(0.005)
+    begins = time.monotonic()
+else:  # the reference's load: connected once it has c sockets, then 1 s of warm-up
+    while sockets() < c:
+        time.sleep(0.005)
+    begins = time.monotonic() + warmup
+until(begins + 0.2)
+s0, l0, w0 = ticks(sp), ticks(lp), time.monotonic()
+until(begins + secs - 0.5)
+s1, l1, w1 = ticks(sp), ticks(lp), time.monotonic()
+with open(out + ".cpu", "w") as f:
+    print(s1 - s0, l1 - l0, "%.3f" % (w1 - w0), file=f)
+p.wait() # a hawkc run with errors still prints its JSON
+PY
+}
+# per_report OUT RATE FIELD: microseconds of CPU per report from OUT.cpu (FIELD 1: the
+# server, 2: the load generator) at RATE acked/s.
+per_report() { awk -v r="$2" -v f="$3" -v hz="$hz" '{printf "%.2f", $f/hz*1e6/(r*$3)}' "$1.cpu"; }
+
 series() { # name fsync conns window size
   local name=$1 fsync=$2 c=$3 w=$4 s=$5
   start_hawks "$fsync"
+  echo "$name: load average $(cut -d' ' -f1-3 /proc/loadavg)"
   : > "$W/$name.ref"; : > "$W/$name.refcpu"
   for l in "${labels[@]}"; do : > "$W/$name.$l"; : > "$W/$name.$l.cpu"; : > "$W/$name.$l.ratio"; done
   for i in $(seq "$runs"); do
-    t0=$(cpu_ticks "$bpid")
-    b=$(/usr/bin/time -f '%U %S' -o "$W/ltime" "$W/bload" -addr "127.0.0.1:$bport" -c "$c" -w "$w" -s "$s" -d "$dur" | awk '{print $3}')
-    t1=$(cpu_ticks "$bpid")
-    bcpu=$(awk -v d="$((t1-t0))" -v hz="$hz" -v r="$b" -v s="$secs" 'BEGIN{printf "%.2f", d/hz*1e6/(r*s)}')
-    blcpu=$(tail -1 "$W/ltime" | awk -v r="$b" -v s="$secs" '{printf "%.2f", ($1+$2)*1e6/(r*s)}')
+    window "$bpid" "$c" "$W/bout" "$W/bload" -addr "127.0.0.1:$bport" -c "$c" -w "$w" -s "$s" -d "$dur"
+    b=$(awk '{print $3}' "$W/bout")
+    bcpu=$(per_report "$W/bout" "$b" 1); blcpu=$(per_report "$W/bout" "$b" 2)
     echo "$b" >> "$W/$name.ref"; echo "$bcpu" >> "$W/$name.refcpu"; echo "$blcpu" >> "$W/$name.refload"
     line="$name run $i: reference $b acked/s ($bcpu us CPU/report, load $blcpu)"
-    for l in "${labels[@]}"; do
-      t0=$(cpu_ticks "${hpid[$l]}")
-      out=$(/usr/bin/time -f '%U %S' -o "$W/ltime" "$W/hawkc" load -addr "127.0.0.1:${hport[$l]}" -c "$c" -w "$w" -s "$s" -d "$dur" -json 2>/dev/null | tail -1 || true) # a run with errors still prints its JSON
-      t1=$(cpu_ticks "${hpid[$l]}")
-      h=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["acked_per_s"]))' "$out")
-      acked=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["acked"])' "$out")
-      hcpu=$(awk -v d="$((t1-t0))" -v hz="$hz" -v a="$acked" 'BEGIN{printf "%.2f", d/hz*1e6/a}')
-      hlcpu=$(tail -1 "$W/ltime" | awk -v a="$acked" '{printf "%.2f", ($1+$2)*1e6/a}') # the last line: time may say "exited with non-zero status" first
+    # The hawks in turn, in the reverse order every other run: the machine's load
+    # drifts within a run, and a fixed order would favour one tree.
+    order=("${labels[@]}")
+    [ $((i % 2)) = 0 ] && for ((k = 0; k < ${#labels[@]}; k++)); do order[k]=${labels[${#labels[@]} - 1 - k]}; done
+    for l in "${order[@]}"; do
+      window "${hpid[$l]}" "$c" "$W/hout" "$W/hawkc" load -addr "127.0.0.1:${hport[$l]}" -c "$c" -w "$w" -s "$s" -d "$dur" -warmup "${warmup}s" -json
+      out=$(tail -1 "$W/hout")
+      h=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["steady_acked_per_s"]))' "$out")
+      hcpu=$(per_report "$W/hout" "$h" 1); hlcpu=$(per_report "$W/hout" "$h" 2)
       ratio=$(awk -v h="$h" -v b="$b" 'BEGIN{printf "%.3f", h/b}')
       echo "$h" >> "$W/$name.$l"; echo "$hcpu" >> "$W/$name.$l.cpu"; echo "$ratio" >> "$W/$name.$l.ratio"; echo "$hlcpu" >> "$W/$name.$l.load"
       line="$line; $l $h ($hcpu us, load $hlcpu, ratio $ratio)"

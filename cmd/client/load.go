@@ -34,7 +34,7 @@ type loadConfig struct {
 	tlsFlags                        tlsFlags
 	tls                             *tls.Config
 	clients, window, size           int
-	duration, drainTimeout          time.Duration
+	duration, drainTimeout, warmup  time.Duration
 	rate                            float64
 	json, srcSpread, perReportAcks  bool
 }
@@ -56,10 +56,15 @@ type summary struct {
 	DialFailures  uint64  `json:"dial_failures"`
 	TLSResumed    uint64  `json:"tls_resumed"` // TLS connections that resumed a session
 	AckedPerS     float64 `json:"acked_per_s"`
-	LatencyP50US  int64   `json:"latency_p50_us"`
-	LatencyP90US  int64   `json:"latency_p90_us"`
-	LatencyP99US  int64   `json:"latency_p99_us"`
-	LatencyMaxUS  int64   `json:"latency_max_us"`
+	// With -warmup: the reports acked in the steady window (-d, after the warm-up)
+	// and their rate, the figure comparable with a load tool that excludes its warm-up.
+	SteadyS         float64 `json:"steady_s"`
+	SteadyAcked     uint64  `json:"steady_acked"`
+	SteadyAckedPerS float64 `json:"steady_acked_per_s"`
+	LatencyP50US    int64   `json:"latency_p50_us"`
+	LatencyP90US    int64   `json:"latency_p90_us"`
+	LatencyP99US    int64   `json:"latency_p99_us"`
+	LatencyMaxUS    int64   `json:"latency_max_us"`
 	// A reconnect storm, as the clients saw it (storm.go).
 	Busy              uint64  `json:"busy"`                 // ERROR busy received (dials and reconnects)
 	BusyAfterGoaway   uint64  `json:"busy_after_goaway"`    // of which after the first GOAWAY seen
@@ -75,7 +80,8 @@ func cmdLoad(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.clients, "c", 1000, "number of clients (connections)")
 	fs.IntVar(&cfg.window, "w", 8, "reports in flight per client (its window, kept full)")
 	fs.IntVar(&cfg.size, "s", 256, "payload size in bytes")
-	fs.DurationVar(&cfg.duration, "d", 10*time.Second, "how long to issue reports")
+	fs.DurationVar(&cfg.duration, "d", 10*time.Second, "how long to issue reports (with -warmup: the steady window after it)")
+	fs.DurationVar(&cfg.warmup, "warmup", 0, "issue reports for `D` once every client is connected before the -d window starts; only the window counts in steady_acked_per_s")
 	fs.Float64Var(&cfg.rate, "rate", 0, "total reports per second over all clients; 0 = as fast as acks allow")
 	fs.StringVar(&cfg.idPrefix, "id-prefix", "load", "client ids are `PREFIX`-0 … PREFIX-(c-1)")
 	fs.StringVar(&cfg.token, "token", "", "auth token")
@@ -113,6 +119,10 @@ p50/p90/p99/max (µs, from issuing a report to its ACK).
                as the clients saw them
   move_s       from the first GOAWAY any client saw to the last reconnect
   acked_per_s  acked / elapsed, elapsed being from the start to the end of the drain
+  steady_acked_per_s  with -warmup D: once every client is connected, reports are
+               issued for D, then for the -d window; the reports acked within the
+               window / its length (steady_acked, steady_s). stderr gets a line
+               when the window begins and ends
 
 Exit status: 0 if every report succeeded and every client connected; 1 if any
 report failed (errors > 0) or a client never connected
@@ -124,7 +134,7 @@ report failed (errors > 0) or a client never connected
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if fs.NArg() != 0 || cfg.clients < 1 || cfg.window < 1 || cfg.size < 0 || cfg.size > protocol.MaxPayloadLimit || cfg.duration <= 0 || cfg.rate < 0 {
+	if fs.NArg() != 0 || cfg.clients < 1 || cfg.window < 1 || cfg.size < 0 || cfg.size > protocol.MaxPayloadLimit || cfg.duration <= 0 || cfg.warmup < 0 || cfg.rate < 0 {
 		fs.Usage()
 		return 2
 	}
@@ -244,8 +254,14 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	}
 
 	// First signal: stop issuing (graceful). Second: stop waiting for in-flight reports.
-	issueCtx, stopIssuing := context.WithTimeout(context.Background(), cfg.duration)
+	// Connecting ends at -d at the latest; without -warmup, so does issuing.
+	issueCtx, stopIssuing := context.WithCancel(context.Background())
 	defer stopIssuing()
+	dialCtx, dialDone := context.WithTimeout(issueCtx, cfg.duration)
+	defer dialDone()
+	if cfg.warmup == 0 {
+		issueCtx = dialCtx
+	}
 	abortCtx, abortReports := context.WithCancel(context.Background())
 	defer abortReports()
 	sigs := make(chan os.Signal, 2)
@@ -292,9 +308,9 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	for i := range cfg.clients {
 		select {
 		case dialSem <- struct{}{}:
-		case <-issueCtx.Done():
+		case <-dialCtx.Done():
 		}
-		if issueCtx.Err() != nil {
+		if dialCtx.Err() != nil {
 			if !r.interrupted.Load() { // -d passed before every client could even start connecting
 				r.connectErrs.Add(uint64(cfg.clients - i))
 			}
@@ -302,11 +318,18 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 		}
 		dialers.Go(func() {
 			defer func() { <-dialSem }()
-			r.startClient(issueCtx, i)
+			r.startClient(dialCtx, i)
 		})
 	}
 	dialers.Wait()
 
+	var steady window
+	if cfg.warmup > 0 {
+		if dialCtx.Err() == nil {
+			steady = r.steadyWindow(issueCtx)
+		}
+		stopIssuing()
+	}
 	<-issueCtx.Done()
 	r.stopping.Store(true)
 	r.endSlot() // runLoad's reference: from here on, drained closes when the last slot ends
@@ -366,6 +389,10 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	sum.Errors = r.errs.Load()
 	sum.ConnectErrors = r.connectErrs.Load()
 	sum.AckedPerS = float64(sum.Acked) / elapsed.Seconds()
+	sum.SteadyS, sum.SteadyAcked = steady.secs, steady.acked
+	if steady.secs > 0 {
+		sum.SteadyAckedPerS = float64(steady.acked) / steady.secs
+	}
 	sum.LatencyP50US, sum.LatencyP90US, sum.LatencyP99US = h.quantile(0.50), h.quantile(0.90), h.quantile(0.99)
 	sum.LatencyMaxUS = h.max.Load()
 	sum.Busy, sum.BusyAfterGoaway = r.storm.busy.Load(), r.storm.busyStorm.Load()
@@ -375,7 +402,7 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 }
 
 // startClient dials client i (retrying until the run ends) and starts its slots.
-func (r *loadRun) startClient(issueCtx context.Context, i int) {
+func (r *loadRun) startClient(dialCtx context.Context, i int) {
 	id := r.cfg.idPrefix + "-" + strconv.Itoa(i)
 	opts := client.Options{Addr: r.cfg.addr, ClientID: id, Token: r.cfg.token, TLS: r.cfg.tls, MaxInFlight: r.cfg.window,
 		ClientVersion: "hawk-client-load/" + version, OnEvent: r.storm.onEvent(r.start), PerReportAcks: r.cfg.perReportAcks}
@@ -385,7 +412,7 @@ func (r *loadRun) startClient(issueCtx context.Context, i int) {
 			opts.Dialer = spreadDialer(i)
 		}
 	}
-	c, err := client.Dial(issueCtx, opts) // waits out ERROR busy itself; OnEvent counts it
+	c, err := client.Dial(dialCtx, opts) // waits out ERROR busy itself; OnEvent counts it
 	if err != nil {
 		if r.interrupted.Load() && errors.Is(err, context.Canceled) {
 			return // the operator stopped the run; not a failure to connect

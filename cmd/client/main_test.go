@@ -278,6 +278,29 @@ func TestLoadRate(t *testing.T) {
 	}
 }
 
+// -warmup: the run lasts the warm-up plus the window, and only the window's
+// reports count in steady_acked_per_s.
+func TestLoadWarmup(t *testing.T) {
+	srv := startAckServer(t, "")
+	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "10", "-w", "4", "-d", "600ms", "-warmup", "400ms", "-json", "-src-spread=false")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	var sum summary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.SteadyS < 0.6 || sum.ElapsedS < 1.0 || sum.SteadyAcked == 0 || sum.SteadyAcked >= sum.Acked || sum.Errors != 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if want := float64(sum.SteadyAcked) / sum.SteadyS; sum.SteadyAckedPerS != want {
+		t.Fatalf("steady_acked_per_s %v, want %v", sum.SteadyAckedPerS, want)
+	}
+	if !strings.Contains(errOut, "steady window begins") || !strings.Contains(errOut, "steady window ends") {
+		t.Fatalf("stderr %q", errOut)
+	}
+}
+
 func TestLoadConnectFailureExits1(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()

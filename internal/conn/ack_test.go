@@ -3,6 +3,7 @@ package conn
 import (
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -178,5 +179,36 @@ func TestHandoffKeepsAckMode(t *testing.T) {
 	for ranges, p := range peers {
 		sendReports(p, 4, 5, 6)
 		expectAcks(t, p, ranges, 4, 5, 6)
+	}
+}
+
+// ACK_RANGE frames written in part: the socket takes part of the pending output at
+// once and the rest waits for the flusher; a frame partly written is never
+// extended, so the client reads well-formed frames covering every seq once.
+func TestAckRangeOverAFullSocket(t *testing.T) {
+	s := testSettings()
+	s.MaxInFlight = 65535
+	ts := startServer(t, s)
+	p := testutil.DialReadBuffer(t, ts.addr, 4096)
+	helloRange(t, p, "ranged-full")
+	c := serverConn(t, ts, "ranged-full")
+	if err := c.nc.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	// Every other seq: each range holds one seq, so the answers are large frames.
+	var seqs []uint64
+	var stream []byte
+	for seq := uint64(2); seq <= 40000; seq += 2 {
+		seqs = append(seqs, seq)
+		stream = protocol.AppendFrame(stream, protocol.TypeReport, seq, []byte("1"))
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := p.Conn.Write(stream)
+		wrote <- err
+	}()
+	expectAcks(t, p, true, seqs...)
+	if err := <-wrote; err != nil {
+		t.Fatalf("client write: %v", err)
 	}
 }

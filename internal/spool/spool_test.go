@@ -766,14 +766,22 @@ var benchJSON = []byte(`{"host":"web-01.eu-west-1.prod","cpu":0.53,"load":[1.25,
 	`"disks":[{"dev":"sda","util":12.5},{"dev":"sdb","util":3.25}],"tags":["prod","eu-west-1","k8s"],"msg":"` +
 	strings.Repeat("x", 256-214) + `"}`)
 
-// BenchmarkSubmit measures the spool end to end on a real directory, fsync off:
+// BenchmarkSubmit measures the spool end to end on a real directory, fsync off (and on):
 // parallel submitters (connections) each waiting for their ACK before sending
 // more, as an agent with a window of one batch would.
 func BenchmarkSubmit(b *testing.B) {
-	for _, perSubmit := range []int{1, 16} {
-		b.Run(fmt.Sprintf("records=%d", perSubmit), func(b *testing.B) {
+	for _, c := range []struct {
+		perSubmit int
+		fsync     bool // each write fsynced before its Waiters are told
+	}{{1, false}, {16, false}, {16, true}} {
+		perSubmit := c.perSubmit
+		name := fmt.Sprintf("records=%d", perSubmit)
+		if c.fsync {
+			name += "/fsync"
+		}
+		b.Run(name, func(b *testing.B) {
 			obs := &observer{}
-			s, err := Open(Options{Dir: b.TempDir(), Logger: zap.NewNop(), Observer: obs})
+			s, err := Open(Options{Dir: b.TempDir(), Logger: zap.NewNop(), Observer: obs, Fsync: c.fsync})
 			if err != nil {
 				b.Fatal(err)
 			}

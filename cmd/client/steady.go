@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// window is the steady-state part of a run: the reports acked within it and its length.
+type window struct {
+	acked uint64
+	secs  float64
+}
+
+// steadyWindow issues for -warmup, then measures the -d window: what a load tool
+// that excludes its warm-up counts (connection set-up and the first batches, while
+// buffers and the server's pools grow, are left out). A signal ends the window early.
+func (r *loadRun) steadyWindow(ctx context.Context) window {
+	if !sleepCtx(ctx, r.cfg.warmup) {
+		return window{}
+	}
+	a0, t0 := r.ackedNow(), time.Now()
+	fmt.Fprintf(r.stderr, "load: steady window begins (warm-up %v over)\n", r.cfg.warmup)
+	sleepCtx(ctx, r.cfg.duration)
+	w := window{acked: r.ackedNow() - a0, secs: time.Since(t0).Seconds()}
+	fmt.Fprintf(r.stderr, "load: steady window ends: %d acked in %.2fs\n", w.acked, w.secs)
+	return w
+}
+
+// ackedNow is the number of reports acked so far over every client.
+func (r *loadRun) ackedNow() uint64 {
+	r.cmu.Lock()
+	defer r.cmu.Unlock()
+	var n uint64
+	for _, lc := range r.clients {
+		if lc != nil {
+			n += lc.acked.Load()
+		}
+	}
+	return n
+}
+
+// sleepCtx waits d or until ctx is done; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
