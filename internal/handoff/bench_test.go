@@ -42,16 +42,7 @@ func BenchmarkReceiveTCPBatch(b *testing.B) {
 		msg, _ := sampleState().Encode()
 		states = append(states, msg)
 	}
-	p, err := NewPair()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Parent.Close()
-	child, err := FromFile(p.Child)
-	p.Child.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
+	p, child := channelPair(b)
 	done := make(chan error, 1)
 	go func() {
 		defer child.Close()
