@@ -68,9 +68,11 @@ func (s *socket) CloseWrite() error {
 // and the descriptor a later handoff sends.
 func (s *socket) SyscallConn() (syscall.RawConn, error) { return s.f.SyscallConn() }
 
-func (s *socket) SetDeadline(t time.Time) error      { return s.opError("set", s.f.SetDeadline(t)) }
-func (s *socket) SetReadDeadline(t time.Time) error  { return s.opError("set", s.f.SetReadDeadline(t)) }
-func (s *socket) SetWriteDeadline(t time.Time) error { return s.opError("set", s.f.SetWriteDeadline(t)) }
+func (s *socket) SetDeadline(t time.Time) error     { return s.opError("set", s.f.SetDeadline(t)) }
+func (s *socket) SetReadDeadline(t time.Time) error { return s.opError("set", s.f.SetReadDeadline(t)) }
+func (s *socket) SetWriteDeadline(t time.Time) error {
+	return s.opError("set", s.f.SetWriteDeadline(t))
+}
 
 func (s *socket) LocalAddr() net.Addr {
 	s.readAddrs()
