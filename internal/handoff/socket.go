@@ -2,6 +2,7 @@ package handoff
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -119,11 +120,11 @@ func tcpAddr(sa syscall.Sockaddr) net.Addr {
 	return nil
 }
 
-// opError is err as net reports it: the system's error in a *net.OpError, and
-// net.ErrClosed for a closed socket (os says os.ErrClosed).
+// opError is err as net reports it: the system's error in a *net.OpError,
+// net.ErrClosed for a closed socket (os says os.ErrClosed), io.EOF unwrapped.
 func (s *socket) opError(op string, err error) error {
-	if err == nil {
-		return nil
+	if err == nil || err == io.EOF {
+		return err // end-of-stream is io.EOF itself, as net returns it
 	}
 	var pe *os.PathError
 	if errors.As(err, &pe) {

@@ -104,6 +104,10 @@ func TestOpenedSocketIsATCPConn(t *testing.T) {
 	if err != nil || string(got) != "pong" {
 		t.Fatalf("the peer read %q, %v: want pong, then end-of-stream", got, err)
 	}
+	peer.Close()
+	if n, err := nc.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("read after the peer closed: %d, %v; want io.EOF itself", n, err)
+	}
 	if err := nc.Close(); err != nil {
 		t.Fatal(err)
 	}
