@@ -4,7 +4,7 @@
 #   scripts/bench-compare.sh [-runs N] [-d 5s] [-idle-n 15000] [-upgrades 10]
 #                            [-skip-throughput] [-skip-idle] [-skip-startup] [-udp]
 #                            [-rounds 3] [-rate 150000] [-skip-handoff] [-skip-upgrade-load]
-#                            [-tree DIR ...]
+#                            [-tree DIR ...] [-release-build]
 #
 # Builds hawk from each -tree (default: this tree; give two, say a worktree of the
 # previous commit and this one, to compare before and after in the same series) and
@@ -17,7 +17,7 @@
 # load, from /usr/bin/time); RSS per idle connection; `hawk -version` wall time
 # (median of 21, beside a Go hello world's: the floor on this machine; with perf, the
 # CPU and page faults of both) and the binary's size; SIGHUP to the new process ready (`sighup_to_ready`, idle server,
-# -upgrades in a row, the trees in turn (with the new process's own share, from its configuration loaded to listening),
+# -upgrades in a row, the trees in turn (with the new process's own share, from its configuration loaded to listening, and, where its log says, from the request to its main and from main to the configuration loaded),
 # each on a fresh spool directory so that the dedup rebuild reads
 # the same bytes every time, each after the previous process has exited so no old
 # process is left draining on the cores; median and max); then, per hawk, the
@@ -35,10 +35,13 @@
 # moves them). With -udp, last: the
 # highest rate with 0 kernel drops for this tree's UDP lines and syslog listeners
 # beside a minimal Go reader that stores nothing (scripts/udp-bench.sh, -runs times).
+# With -release-build, hawk is built as scripts/release.sh builds it (static,
+# CGO_ENABLED=0, -trimpath, -s -w) instead of by a plain go build (which links libc for
+# the net package's cgo resolver: the dynamic loader's start is paid at every exec).
 # Every process it starts it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 udp=0 trees=()
+runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 udp=0 trees=() release=0
 handoff=1 upload=1 rounds=3 rate=150000
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -54,8 +57,9 @@ while [ $# -gt 0 ]; do
     -skip-upgrade-load) upload=0; shift ;;
     -rounds) rounds=$2; shift 2 ;;
     -rate) rate=$2; shift 2 ;;
+    -release-build) release=1; shift ;;
     -tree) trees+=("$(cd "$2" && pwd)"); shift 2 ;;
-    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-rounds N] [-rate N] [-skip-handoff] [-skip-upgrade-load] [-tree DIR ...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-rounds N] [-rate N] [-skip-handoff] [-skip-upgrade-load] [-tree DIR ...] [-release-build]" >&2; exit 2 ;;
   esac
 done
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
@@ -71,7 +75,11 @@ labels=()
 for i in "${!trees[@]}"; do
   label="hawk$i@$(git -C "${trees[$i]}" rev-parse --short HEAD)"
   labels+=("$label")
-  (cd "${trees[$i]}" && go build -o "$W/$label" ./cmd/server)
+  if [ "$release" = 1 ]; then
+    (cd "${trees[$i]}" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$W/$label" ./cmd/server)
+  else
+    (cd "${trees[$i]}" && go build -o "$W/$label" ./cmd/server)
+  fi
   echo "$label: ${trees[$i]}"
 done
 go build -o "$W/hawkc" ./cmd/client # one load generator for every hawk
@@ -192,7 +200,7 @@ PY
     n=$((n + 1)); v=$(sed -n "${n}p" "$W/wall")
     printf 'STARTUP %-16s -version %s ms (median of 21, %s x hello world), %s, binary %s MB\n' "$l" "$v" \
       "$(awk -v a="$v" -v b="$hv" 'BEGIN{printf "%.1f", a/b}')" "$(cpu "$W/$l" -version)" "$(awk -v s="$(stat -c %s "$W/$l")" 'BEGIN{printf "%.1f", s/1e6}')"
-    : > "$W/up.$l"; : > "$W/main.$l"
+    : > "$W/up.$l"; : > "$W/main.$l"; : > "$W/before_main.$l"; : > "$W/config_load.$l"; : > "$W/cpu.$l"; : > "$W/page_faults.$l"
   done
   port=$(free_port)
   for i in $(seq "$upgrades"); do
@@ -208,6 +216,14 @@ PY
       # sighup_to_ready is exec, the runtime's start, package init and the configuration load
       for _ in $(seq 100); do grep -q '"inherited":true' "$d/log" && break; sleep 0.05; done
       grep '"inherited":true' "$d/log" | grep -o '"startup":[0-9.e-]*' | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/main.$l"
+      # and, from trees whose new process logs them, what came before that: from the
+      # parent's request to the child's main, and main to the configuration loaded; and
+      # the new process's CPU and page faults from its exec to ready, which other load on
+      # the machine stretches far less than it stretches the wall-clock figures
+      for f in before_main config_load cpu page_faults; do
+        scale=1000; [ "$f" = page_faults ] && scale=1
+        { grep '"inherited":true' "$d/log" | grep -o "\"$f\":[0-9.e-]*" || true; } | cut -d: -f2 | awk -v s="$scale" '{printf "%.2f\n", $1*s}' >> "$W/$f.$l"
+      done
       wait "$p" 2>/dev/null || true # the old process drains and exits
       child=$(cat "$d/pid"); kill "$child" 2>/dev/null || true
       while kill -0 "$child" 2>/dev/null; do sleep 0.05; done
@@ -216,6 +232,14 @@ PY
   for l in "${labels[@]}"; do
     printf 'STARTUP %-16s SIGHUP->ready idle: median %s ms, max %s ms (%s upgrades); of it the new process from its configuration loaded to listening: median %s ms\n' \
       "$l" "$(median < "$W/up.$l")" "$(sort -g "$W/up.$l" | tail -1)" "$(wc -l < "$W/up.$l")" "$(median < "$W/main.$l")"
+    if [ -s "$W/before_main.$l" ]; then
+      printf 'STARTUP %-16s SIGHUP->ready idle, before that share: from the request to the new process'"'"'s main (the parent before the exec, exec, runtime start, package init) median %s ms; main to the configuration loaded median %s ms\n' \
+        "$l" "$(median < "$W/before_main.$l")" "$(median < "$W/config_load.$l")"
+    fi
+    if [ -s "$W/cpu.$l" ]; then
+      printf 'STARTUP %-16s the new process from its exec to its listening line, just after ready: CPU median %s ms, page faults median %s\n' \
+        "$l" "$(median < "$W/cpu.$l")" "$(median < "$W/page_faults.$l")"
+    fi
   done
 fi
 

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"time"
 
 	"github.com/hawk-agents/hawk/internal/auth"
 	"github.com/hawk-agents/hawk/internal/config"
@@ -29,6 +30,7 @@ func main() {
 }
 
 func runMain(args []string, stdout, stderr io.Writer) int {
+	began := time.Now()
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		return runCommand(args[0], args[1:], stdout, stderr)
 	}
@@ -87,7 +89,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		printConfigError(stderr, err)
 		return 1
 	}
-	if err := daemon.Run(daemon.Options{Loader: loader, Config: cfg, Version: version}); err != nil {
+	if err := daemon.Run(daemon.Options{Loader: loader, Config: cfg, Version: version, Began: began}); err != nil {
 		fmt.Fprintf(stderr, "hawk: %v\n", err)
 		return 1
 	}

@@ -8,13 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/knadh/koanf/providers/confmap"
-	"github.com/knadh/koanf/providers/rawbytes"
-	"github.com/knadh/koanf/v2"
 )
 
 // Config is one complete, typed configuration. It is immutable once Load returns it:
@@ -58,6 +53,17 @@ type Uploads struct {
 	TotalQuota  int64         `koanf:"total_quota" unit:"bytes"`
 	Expiry      time.Duration `koanf:"expiry"`
 	MaxInFlight int64         `koanf:"max_in_flight" unit:"bytes"`
+	// Bucket is the Object Store bucket of finished files with destination:
+	// jetstream; "" keeps them in Dir.
+	Bucket         string        `koanf:"bucket"`
+	BucketReplicas int           `koanf:"bucket_replicas"`
+	BucketMaxBytes int64         `koanf:"bucket_max_bytes" unit:"bytes"`
+	BucketTTL      time.Duration `koanf:"bucket_ttl"`
+}
+
+// InBucket reports whether finished files go to the Object Store bucket.
+func (c *Config) InBucket() bool {
+	return c.Uploads.Enabled && c.Destination == DestinationJetStream && c.Uploads.Bucket != ""
 }
 
 // Log is the log.* section.
@@ -321,42 +327,6 @@ var defaultsYAML []byte
 // DefaultsYAML returns the embedded defaults.yaml: every key, its default and what it
 // does. It is also the reference for writing a config file.
 func DefaultsYAML() []byte { return slices.Clone(defaultsYAML) }
-
-// Default returns a new Config holding the defaults (defaults.yaml), handy for tests.
-func Default() *Config { return defaults().Clone() }
-
-// defaults is defaults.yaml decoded, on first use: importing the package parses nothing.
-var defaults = sync.OnceValue(func() *Config {
-	c, err := decodeDefaults()
-	if err != nil {
-		panic("config: embedded defaults.yaml: " + err.Error())
-	}
-	return c
-})
-
-// decodeDefaults decodes defaults.yaml, which must set every key to a valid value.
-func decodeDefaults() (*Config, error) {
-	flat, ferrs, err := readYAML(rawbytes.Provider(defaultsYAML), sourceDefaults)
-	if err != nil {
-		return nil, err
-	}
-	ko := koanf.New(".")
-	if err := ko.Load(confmap.Provider(flat, "."), nil); err != nil {
-		return nil, err
-	}
-	c := &Config{}
-	fe, err := unmarshal(ko, c)
-	if err != nil {
-		return nil, err
-	}
-	if ferrs = append(ferrs, fe...); len(ferrs) > 0 {
-		return nil, &ValidationError{Errors: ferrs}
-	}
-	if len(flat) != len(keys) { // readYAML keeps known keys with a value only
-		return nil, fmt.Errorf("%d of the %d keys have no value", len(keys)-len(flat), len(keys))
-	}
-	return c, Validate(c)
-}
 
 // Holder holds the configuration in force: readers Load a snapshot without locking,
 // a reload Stores a new one.

@@ -84,6 +84,10 @@ var changedValues = map[string]string{
 	"uploads.total_quota":        "3GiB",
 	"uploads.expiry":             "1h",
 	"uploads.max_in_flight":      "1MiB",
+	"uploads.bucket":             "FILES",
+	"uploads.bucket_replicas":    "1",
+	"uploads.bucket_max_bytes":   "1GiB",
+	"uploads.bucket_ttl":         "1h",
 }
 
 var restartOnly = []string{"admin.addr", "listen", "listen_proxy_from", "tls.cert_file", "tls.key_file", "tls.min_version", "tls.client_ca_file", "tls.client_auth", "log.format", "server_id", "spool.dir", "spool.discard", "upgrade.pid_file", "upgrade.timeout", "dedup.window", "dedup.rebuild_bytes", "dedup.rebuild_before_ready", "legacy.listeners", "udp.listeners", "control.socket", "control.mode",
@@ -91,6 +95,7 @@ var restartOnly = []string{"admin.addr", "listen", "listen_proxy_from", "tls.cer
 	"jetstream.tls_key", "jetstream.max_pending", "jetstream.publish_timeout", "jetstream.connect_timeout", "jetstream.retry_after",
 	"jetstream.retry_horizon", "jetstream.require_durable", "jetstream.sync_always", "jetstream.mode",
 	"uploads.enabled", "uploads.dir", "uploads.max_file_size", "uploads.client_quota", "uploads.total_quota", "uploads.expiry", "uploads.max_in_flight",
+	"uploads.bucket", "uploads.bucket_replicas", "uploads.bucket_max_bytes", "uploads.bucket_ttl",
 	"tls.ticket_keys_file", "tls.ticket_key_rotation", "tls.ticket_keys_previous",
 	"spool.file_mode"}
 

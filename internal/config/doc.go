@@ -2,8 +2,8 @@
 //
 // # Sources
 //
-// A Loader layers, lowest first: the embedded defaults.yaml (which documents every key;
-// see DefaultsYAML) < a YAML file < HAWK_* environment variables < the command-line flags
+// A Loader layers, lowest first: the keys' defaults (those of the keys table, which the
+// embedded defaults.yaml shows with what every key does; see DefaultsYAML) < a YAML file < HAWK_* environment variables < the command-line flags
 // that were explicitly set (RegisterFlags defines one per key, named as the key). Each
 // Load builds a fresh koanf instance, so a key removed from the file falls back to its
 // default on the next reload.
@@ -101,6 +101,10 @@
 //	uploads.total_quota         64GiB                                restart-only
 //	uploads.expiry              24h                                  restart-only
 //	uploads.max_in_flight       4MiB                                 restart-only
+//	uploads.bucket              HAWK_FILES ("" keeps files local)    restart-only
+//	uploads.bucket_replicas     3                                    restart-only
+//	uploads.bucket_max_bytes    0 (no limit)                         restart-only
+//	uploads.bucket_ttl          0s (never)                           restart-only
 //
 // # Reload
 //

@@ -33,7 +33,9 @@ func envProvider(environ []string, prov map[string]string, ferrs *[]FieldError) 
 			case k != nil:
 				prov[k.Name] = sourceEnv + name
 				return k.Name, val
-			case serviceLink().MatchString(name) || name == GenerationEnv:
+			case name == GenerationEnv || name == UpgradeRequestedEnv:
+				// hawk's own, passed to an upgrade's new process.
+			case serviceLink().MatchString(name):
 				// Kubernetes' variables for a Service named hawk: not ours, not a typo.
 			case !unknown[name]:
 				unknown[name] = true
@@ -47,6 +49,11 @@ func envProvider(environ []string, prov map[string]string, ferrs *[]FieldError) 
 // GenerationEnv carries the process generation (1, 2, 3… across upgrades) from a
 // process to the one its upgrade execs. It is hawk's own, not a key.
 const GenerationEnv = "HAWK_GENERATION"
+
+// UpgradeRequestedEnv carries from a process to the one its upgrade execs when that
+// upgrade was requested (upgrade.Clock, in nanoseconds), so that the new process can
+// say how long its start took from the request. It is hawk's own, not a key.
+const UpgradeRequestedEnv = "HAWK_UPGRADE_REQUESTED"
 
 // serviceLink matches the variables Kubernetes injects into every pod for a Service
 // named hawk in its namespace (docker links have the same shape): HAWK_SERVICE_HOST,

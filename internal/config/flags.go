@@ -85,23 +85,37 @@ func (v *flagValue) Set(s string) error {
 // IsBoolFlag lets -admin.pprof stand alone.
 func (v *flagValue) IsBoolFlag() bool { return v != nil && v.k != nil && v.k.kind == kindBool }
 
-// parse decodes a key's value from text as Load does, into a value of its field's type.
+// parse decodes a key's value from text with the conversion Load applies to it
+// (decodeHook), into a value of its field's type; the error is the hook's reason.
+// A scalar or a list of strings is the hook's value itself; listeners go on through
+// mapstructure, field by field, as in Load.
 func (k *Key) parse(text string) (reflect.Value, error) {
-	v := reflect.New(k.fieldType())
+	if k.kind == kindObjects {
+		return k.parseObjects(text)
+	}
 	var raw any = text
 	if k.kind == kindSize {
 		raw = sizeValue{text}
 	}
+	v, err := decodeHook(nil, k.fieldType(), raw)
+	if err != nil {
+		return reflect.Value{}, flagError(err.Error())
+	}
+	return reflect.ValueOf(v).Convert(k.fieldType()), nil
+}
+
+func (k *Key) parseObjects(text string) (reflect.Value, error) {
+	v := reflect.New(k.fieldType())
 	d, err := mapstructure.NewDecoder(decoderConfig(v.Interface()))
 	if err == nil {
-		err = d.Decode(raw)
+		err = d.Decode(text)
 	}
 	ferrs, err := decodeErrors(err)
 	if err != nil {
-		return v, err
+		return reflect.Value{}, err
 	}
 	if len(ferrs) > 0 {
-		return v, flagError(strings.TrimPrefix(ferrs[0].String(), ": "))
+		return reflect.Value{}, flagError(strings.TrimPrefix(ferrs[0].String(), ": "))
 	}
 	return v.Elem(), nil
 }

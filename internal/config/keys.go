@@ -405,6 +405,20 @@ var keys = []Key{
 	{Name: "uploads.max_in_flight", kind: kindSize, Default: "4MiB", Example: "1MiB", Reload: RestartOnly,
 		Doc: "Chunk data bytes a client may have sent and not seen answered, announced in WELCOME (max_upload_in_flight): " +
 			"what an interruption can cost in bytes sent twice."},
+	{Name: "uploads.bucket", kind: kindString, Default: "HAWK_FILES", Example: "FILES", Reload: RestartOnly,
+		Doc: "With destination: jetstream, the NATS JetStream Object Store bucket finished files go to (created if absent; " +
+			"A-Z a-z 0-9 _ -). A commit is answered once the file is published in uploads.dir; then it is put into the " +
+			"bucket (retried while NATS is down), announced with its bucket and object, and removed from uploads.dir. " +
+			`"" keeps finished files in uploads.dir.`,
+		DefaultNote: `("" keeps files local)`},
+	{Name: "uploads.bucket_replicas", kind: kindInt, Default: "3", Example: "1", Reload: RestartOnly,
+		Doc: "Replicas of uploads.bucket when hawk creates it, 1 to 5. With jetstream.require_durable, files are put only " +
+			"into a bucket of 3 or more replicas (or with jetstream.sync_always), since the local copy is removed then."},
+	{Name: "uploads.bucket_max_bytes", kind: kindSize, Default: "0", Example: "500GiB", Reload: RestartOnly,
+		Doc: "Size limit of uploads.bucket when hawk creates it; a full bucket refuses new files, which wait in uploads.dir. " +
+			"0: no limit.", DefaultNote: "(no limit)"},
+	{Name: "uploads.bucket_ttl", kind: kindDuration, Default: "0s", Example: "720h", Reload: RestartOnly,
+		Doc: "Age at which JetStream removes an object of uploads.bucket, when hawk creates it; 0: never.", DefaultNote: "(never)"},
 }
 
 // keyIndex is the indexes over keys, built on first use (index) so that importing the

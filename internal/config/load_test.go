@@ -6,13 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/rawbytes"
+	"github.com/knadh/koanf/v2"
 )
 
 func TestDefaults(t *testing.T) {
@@ -38,7 +41,8 @@ func TestDefaults(t *testing.T) {
 	want.JetStream = JetStream{URLs: "nats://127.0.0.1:4222", Stream: "HAWK_REPORTS", Subject: "hawk.reports.<client_id>",
 		MaxPending: 16384, PublishTimeout: 5 * time.Second, ConnectTimeout: 5 * time.Second, RetryAfter: time.Second,
 		RetryHorizon: 2 * time.Minute, RequireDurable: true, Mode: JetStreamDirect}
-	want.Uploads = Uploads{MaxFileSize: 8 << 30, ClientQuota: 16 << 30, TotalQuota: 64 << 30, Expiry: 24 * time.Hour, MaxInFlight: 4 << 20}
+	want.Uploads = Uploads{MaxFileSize: 8 << 30, ClientQuota: 16 << 30, TotalQuota: 64 << 30, Expiry: 24 * time.Hour, MaxInFlight: 4 << 20,
+		Bucket: "HAWK_FILES", BucketReplicas: 3}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
 	}
@@ -233,6 +237,10 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		"uploads.total_quota":        "3GiB",
 		"uploads.expiry":             "1h",
 		"uploads.max_in_flight":      "1MiB",
+		"uploads.bucket":             "FILES",
+		"uploads.bucket_replicas":    "1",
+		"uploads.bucket_max_bytes":   "1GiB",
+		"uploads.bucket_ttl":         "1h",
 	}
 	want := Config{
 		Listen: "0.0.0.0:9000", ServerID: "edge-1", ProxyFrom: "10.0.0.5,10.1.0.0/16",
@@ -259,7 +267,7 @@ func TestEveryKeyFromEnvAndFlag(t *testing.T) {
 		TLSCA: "/ca.pem", TLSCert: "/c.pem", TLSKey: "/c.key", MaxPending: 100, PublishTimeout: 3 * time.Second,
 		ConnectTimeout: 4 * time.Second, RetryAfter: 250 * time.Millisecond, RetryHorizon: time.Hour, SyncAlways: true, Mode: JetStreamSpooled}
 	want.Uploads = Uploads{Enabled: true, Dir: "/var/lib/hawk/up", MaxFileSize: 1 << 30, ClientQuota: 2 << 30, TotalQuota: 3 << 30,
-		Expiry: time.Hour, MaxInFlight: 1 << 20}
+		Expiry: time.Hour, MaxInFlight: 1 << 20, Bucket: "FILES", BucketReplicas: 1, BucketMaxBytes: 1 << 30, BucketTTL: time.Hour}
 	if len(values) != len(keys) {
 		t.Fatalf("test covers %d keys, there are %d", len(values), len(keys))
 	}
@@ -317,10 +325,10 @@ func TestUnknownEnvRejected(t *testing.T) {
 func TestServiceLinksAreNoKeys(t *testing.T) {
 	links := []string{"HAWK_SERVICE_HOST=10.0.0.1", "HAWK_SERVICE_PORT=7373", "HAWK_SERVICE_PORT_ADMIN=7374",
 		"HAWK_PORT=tcp://10.0.0.1:7373", "HAWK_PORT_7373_TCP=tcp://10.0.0.1:7373", "HAWK_PORT_7373_TCP_PROTO=tcp",
-		"HAWK_PORT_7373_TCP_PORT=7373", "HAWK_PORT_7373_TCP_ADDR=10.0.0.1", "HAWK_GENERATION=3"}
+		"HAWK_PORT_7373_TCP_PORT=7373", "HAWK_PORT_7373_TCP_ADDR=10.0.0.1", "HAWK_GENERATION=3", "HAWK_UPGRADE_REQUESTED=123456789"}
 	mustLoad(t, &Loader{Env: links})
 	for _, k := range keys {
-		if serviceLink().MatchString(k.Env()) || k.Env() == GenerationEnv {
+		if serviceLink().MatchString(k.Env()) || k.Env() == GenerationEnv || k.Env() == UpgradeRequestedEnv {
 			t.Errorf("key %s's variable %s would be skipped as a service link", k.Name, k.Env())
 		}
 	}
@@ -648,21 +656,62 @@ func TestDeployExampleLoads(t *testing.T) {
 	}
 }
 
-// The embedded defaults give every key a valid value: a gap or a bad value is an error
-// (a panic at first use), never a zero default.
-func TestDecodeDefaultsRefusesGaps(t *testing.T) {
-	saved := Default() // decoded before defaultsYAML is changed below
-	orig := defaultsYAML
-	t.Cleanup(func() { defaultsYAML = orig })
+// The keys table gives every key a valid default: a value that does not convert or
+// validate is an error (a panic at first use), never a zero default.
+func TestDecodeDefaultsRefusesBadDefaults(t *testing.T) {
+	saved := Default()
 	if c, err := decodeDefaults(); err != nil || !reflect.DeepEqual(c, saved) {
 		t.Fatalf("decodeDefaults: %v", err)
 	}
-	defaultsYAML = bytes.Replace(orig, []byte("  max_conns: 100000\n"), nil, 1)
-	if _, err := decodeDefaults(); err == nil || !strings.Contains(err.Error(), "1 of the") {
-		t.Errorf("a key left out: %v", err)
+	for key, bad := range map[string]string{"limits.max_conns": "lots", "log.level": "loud"} {
+		k := index().byName[key]
+		orig := k.Default
+		k.Default = bad
+		_, err := decodeDefaults()
+		k.Default = orig
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %s: %v", key, bad, err)
+		}
 	}
-	defaultsYAML = bytes.Replace(orig, []byte("max_conns: 100000"), []byte("max_conns: lots"), 1)
-	if _, err := decodeDefaults(); err == nil || !strings.Contains(err.Error(), "limits.max_conns") {
-		t.Errorf("a bad value: %v", err)
+}
+
+// defaults.yaml, which is generated from the table, reads as the table's defaults.
+func TestDefaultsYAMLIsTheTable(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "defaults.yaml")
+	if err := os.WriteFile(f, DefaultsYAML(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c := mustLoad(t, &Loader{File: f, Env: []string{}}); !reflect.DeepEqual(c, Default()) {
+		t.Errorf("defaults.yaml reads as\n%+v\nthe table gives\n%+v", c, Default())
+	}
+}
+
+// BenchmarkDecodeDefaults is what every Load (and so every new process) pays for its
+// defaults; BenchmarkDecodeDefaultsYAML what reading defaults.yaml with koanf would.
+func BenchmarkDecodeDefaults(b *testing.B) {
+	index()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeDefaults(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeDefaultsYAML(b *testing.B) {
+	index()
+	b.ReportAllocs()
+	for b.Loop() {
+		flat, ferrs, err := readYAML(rawbytes.Provider(defaultsYAML), sourceDefaults)
+		if err != nil || len(ferrs) > 0 {
+			b.Fatal(err, ferrs)
+		}
+		ko := koanf.New(".")
+		if err := ko.Load(confmap.Provider(flat, "."), nil); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := unmarshal(ko, &Config{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -18,7 +18,7 @@ import (
 // another Load. Each Load starts from a fresh koanf instance, so a key removed from the
 // file falls back to its default (or to env and flags) instead of keeping a stale value.
 //
-// Precedence, lowest first: the embedded defaults.yaml < File (YAML) < Env (HAWK_*) <
+// Precedence, lowest first: the keys' defaults (defaults.yaml) < File (YAML) < Env (HAWK_*) <
 // the Flags the user set explicitly.
 type Loader struct {
 	// File is the YAML config file; "" means none. A missing file is an error.

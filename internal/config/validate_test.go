@@ -82,6 +82,10 @@ var badValues = map[string][]string{
 	"uploads.total_quota":        {"-1", "x"},
 	"uploads.expiry":             {"-1s", "x"},
 	"uploads.max_in_flight":      {"0", "2GiB", "x"},
+	"uploads.bucket":             {"a.b", "a b"},
+	"uploads.bucket_replicas":    {"0", "6", "x"},
+	"uploads.bucket_max_bytes":   {"-1", "x"},
+	"uploads.bucket_ttl":         {"-1s", "x"},
 }
 
 // Every key has bad values, and each is refused with an error naming that key.

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -37,6 +38,8 @@ type Options struct {
 	Loader  *config.Loader // the configuration's sources, read again by each reload
 	Config  *config.Config // as loaded (and validated) from them
 	Version string
+	// Began is when main began, before the configuration was loaded (zero: unknown).
+	Began time.Time
 }
 
 // Run runs the process in two phases: serving, until a stop signal or a

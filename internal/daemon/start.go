@@ -237,8 +237,8 @@ func start(o Options) (_ *Daemon, err error) {
 	// The new process of an upgrade says READY=1 too, but not MAINPID=: the old
 	// process stays the main process until it exits (internal/pidfile says why).
 	d.notify.Send(sdnotify.Ready, sdnotify.Status(d.notify.ServingStatus()))
-	d.log.Info("listening", zap.String("addr", d.ln.Addr().String()), zap.String("destination", cfg.Destination), zap.String("spool_dir", cfg.Spool.Dir),
-		zap.Bool("inherited", inherited), zap.Duration("startup", time.Since(began)))
+	d.log.Info("listening", append([]zap.Field{zap.String("addr", d.ln.Addr().String()), zap.String("destination", cfg.Destination), zap.String("spool_dir", cfg.Spool.Dir),
+		zap.Bool("inherited", inherited), zap.Duration("startup", time.Since(began))}, startTimes(o.Began, began, upg.Inherited())...)...)
 	if controlLn != nil {
 		d.log.Info("control socket listening", zap.String("path", cfg.Control.Socket), zap.String("mode", cfg.Control.Mode))
 	}

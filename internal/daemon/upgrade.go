@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/config"
 	"github.com/hawk-agents/hawk/internal/sdnotify"
 	"github.com/hawk-agents/hawk/internal/upgrade"
 )
@@ -103,6 +104,11 @@ func (d *Daemon) startSuccessor() error {
 		return upgrade.ErrInProgress
 	}
 	defer d.up.upgrading.Unlock()
+	// For the new process's account of its start (startTimes); tableflip execs it
+	// with this process's environment.
+	if err := os.Setenv(config.UpgradeRequestedEnv, strconv.FormatInt(upgrade.Clock(), 10)); err != nil {
+		d.log.Warn("the new process will not know when its upgrade was requested", zap.Error(err))
+	}
 	d.awaitParentHandoff()
 	// Reading the configuration file again is this process's business, not the new
 	// one's: it runs beside the new process's start instead of before its exec.

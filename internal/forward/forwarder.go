@@ -2,12 +2,14 @@ package forward
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/dirlock"
 	"github.com/hawk-agents/hawk/internal/proc"
 	"github.com/hawk-agents/hawk/internal/spool"
 )
@@ -102,12 +104,12 @@ type forwarder struct {
 // doc), so during an upgrade the new process's Run starts when the old one's ends.
 func Run(ctx context.Context, o Options) error {
 	o.defaults()
-	lf, err := lock(ctx, o.Dir, o.Poll)
+	lf, err := dirlock.Wait(ctx, filepath.Join(o.Dir, LockFile), o.Poll)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return err
+		return fmt.Errorf("forward: %w", err)
 	}
 	defer lf.Close()
 	pos, err := loadPosition(o.Dir)

@@ -37,17 +37,25 @@ func CheckStream(cfg jetstream.StreamConfig, opts Options) (warnings []string, e
 		return nil, fmt.Errorf("jetstream: stream %q duplicate window %s is shorter than jetstream.retry_horizon %s: "+
 			"a resend after the window would be stored twice (raise the stream's duplicate_window)", cfg.Name, cfg.Duplicates, opts.RetryHorizon)
 	}
-	if cfg.Storage != jetstream.FileStorage {
-		warnings = append(warnings, "memory storage: a server restart loses the stream")
-	} else if cfg.Replicas < 3 && !opts.SyncAlways {
-		warnings = append(warnings, fmt.Sprintf("%d replica(s) and jetstream.sync_always false: the file store syncs every "+
-			"2 minutes by default, so a machine crash can lose acknowledged reports (use num_replicas 3, or run the servers "+
-			"with sync_interval: always and set jetstream.sync_always)", cfg.Replicas))
-	}
+	warnings = durability(cfg.Storage, cfg.Replicas, opts.SyncAlways, "the stream", "acknowledged reports")
 	if len(warnings) > 0 && opts.RequireDurable {
 		return nil, fmt.Errorf("jetstream: stream %q is not durable (jetstream.require_durable): %s", cfg.Name, strings.Join(warnings, "; "))
 	}
 	return warnings, nil
+}
+
+// durability says why storage with replicas is not durable (nothing when it is):
+// what names the stream or bucket, lost what a machine crash can lose.
+func durability(storage jetstream.StorageType, replicas int, syncAlways bool, what, lost string) []string {
+	if storage != jetstream.FileStorage {
+		return []string{"memory storage: a server restart loses " + what}
+	}
+	if replicas < 3 && !syncAlways {
+		return []string{fmt.Sprintf("%d replica(s) and jetstream.sync_always false: the file store syncs every "+
+			"2 minutes by default, so a machine crash can lose %s (use num_replicas 3, or run the servers "+
+			"with sync_interval: always and set jetstream.sync_always)", replicas, lost)}
+	}
+	return nil
 }
 
 // SubjectMatches reports whether subject matches pattern, NATS style: '*' matches

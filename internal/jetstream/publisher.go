@@ -37,29 +37,9 @@ func NewPublisher(opts Options) (*Publisher, error) {
 	if p.log == nil {
 		p.log = zap.NewNop()
 	}
-	nopts, err := baseOptions(opts)
-	if err != nil {
+	var err error
+	if p.nc, err = connectBackground(opts, p.log, "forwarding waits"); err != nil {
 		return nil, err
-	}
-	nopts = append(nopts,
-		nats.RetryOnFailedConnect(true),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				p.log.Warn("NATS disconnected: forwarding waits", zap.Error(err))
-			}
-		}),
-		nats.ConnectHandler(func(nc *nats.Conn) {
-			p.log.Info("NATS connected", zap.String("url", nc.ConnectedUrlRedacted()))
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			p.log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
-		}),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			p.log.Warn("NATS error", zap.Error(err))
-		}),
-	)
-	if p.nc, err = nats.Connect(opts.URLs, nopts...); err != nil {
-		return nil, fmt.Errorf("jetstream: connect to %s: %w", opts.URLs, err)
 	}
 	if p.js, err = jetstream.New(p.nc, jetstream.WithPublishAsyncMaxPending(maxBatch),
 		jetstream.WithPublishAsyncTimeout(opts.PublishTimeout)); err != nil {
@@ -153,3 +133,35 @@ func (p *Publisher) Connected() bool { return p.nc.IsConnected() }
 
 // Close closes the NATS connection; a Publish in progress fails.
 func (p *Publisher) Close() { p.nc.Close() }
+
+// connectBackground connects to NATS with opts without waiting for it to be up:
+// the connection retries forever, and what depends on it (the waiting named by
+// waits, in the logs) fails until it is connected.
+func connectBackground(opts Options, log *zap.Logger, waits string) (*nats.Conn, error) {
+	nopts, err := baseOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	nopts = append(nopts,
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS disconnected: "+waits, zap.Error(err))
+			}
+		}),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			log.Info("NATS connected", zap.String("url", nc.ConnectedUrlRedacted()))
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn("NATS error", zap.Error(err))
+		}),
+	)
+	nc, err := nats.Connect(opts.URLs, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: connect to %s: %w", opts.URLs, err)
+	}
+	return nc, nil
+}

@@ -13,6 +13,9 @@ func (s *Store) announce(rec *FileRecord) error {
 	if s.opts.Announce != nil {
 		out := *rec
 		out.Announced = false
+		if out.Object != "" {
+			out.Path = "" // not here any more
+		}
 		if err := s.opts.Announce(out); err != nil {
 			return err
 		}
@@ -25,6 +28,9 @@ func (s *Store) announce(rec *FileRecord) error {
 // announce; the first failure stops it (they are tried again at the next start,
 // or by a commit of the same upload).
 func (s *Store) AnnouncePending() error {
+	if s.opts.Queue {
+		return nil // Placed announces them, once they are in the bucket
+	}
 	s.mu.Lock()
 	pending := s.pending
 	s.pending = nil
@@ -43,8 +49,9 @@ func (s *Store) AnnouncePending() error {
 // Announcer writes file records into the report stream through an
 // ingest.Destination, one line each, and waits for each to be durable. The line's
 // client_id is "upload:<client id>" and its seq a server-assigned increasing number
-// (as legacy records'), so that it never enters the client's own seq window; its
-// format is "upload" and its payload {"file":<FileRecord>}.
+// (as legacy records'; FileRecord.Seq, chosen at publish), so that it never enters
+// the client's own seq window; its format is "upload" and its payload
+// {"file":<FileRecord>}.
 type Announcer struct {
 	Dest ingest.Destination
 
@@ -54,10 +61,14 @@ type Announcer struct {
 
 // Announce implements Options.Announce.
 func (a *Announcer) Announce(r FileRecord) error {
-	a.mu.Lock()
-	seq := max(uint64(time.Now().UnixNano()), a.last+1)
-	a.last = seq
-	a.mu.Unlock()
+	seq := r.Seq
+	r.Seq = 0     // the line's seq says it
+	if seq == 0 { // a .json written without one
+		a.mu.Lock()
+		seq = max(uint64(time.Now().UnixNano()), a.last+1)
+		a.last = seq
+		a.mu.Unlock()
+	}
 	payload, err := json.Marshal(struct {
 		File FileRecord `json:"file"`
 	}{r})

@@ -18,7 +18,13 @@ type FileRecord struct {
 	Name     string `json:"name"`
 	Size     int64  `json:"size"`
 	SHA256   string `json:"sha256"`
-	Path     string `json:"path"` // where the file is on the server
+	// Path is where the file is on the server; announced only while the file
+	// stays there (the record of a file in a bucket says Bucket and Object).
+	Path string `json:"path,omitempty"`
+	// Bucket and Object say where a file put into a JetStream Object Store bucket
+	// is (destination: jetstream); the server's copy is removed then.
+	Bucket string `json:"bucket,omitempty"`
+	Object string `json:"object,omitempty"`
 	// Complete is Checked (JSON true) for an upload whose size and sha256 the
 	// client announced and the server checked, and Unknown (JSON "unknown") for a
 	// naive sender's file: it ends with EOF, which a sender killed midway sends too.
@@ -27,6 +33,11 @@ type FileRecord struct {
 	// Announced is true once the record is durable in the report stream; it is
 	// kept in the .json only, never announced.
 	Announced bool `json:"announced,omitempty"`
+	// Seq is the seq of the record's line in the report stream, chosen at publish
+	// and kept in the .json only: announcing the file again after a death between
+	// the announce and the .json makes the same line (the same Nats-Msg-Id, which
+	// JetStream drops within its duplicate window).
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Completeness says what is known of a published file's completeness.

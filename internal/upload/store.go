@@ -25,6 +25,13 @@ type Options struct {
 	// Announce makes a published file's record durable (in the report stream); it
 	// blocks until it is, or fails. nil: files are not announced.
 	Announce func(FileRecord) error
+	// Queue makes the published files a queue for another store (the Object
+	// Store bucket of destination: jetstream; internal/objstore takes them): a
+	// commit answers done once the file is published here, and the file is
+	// announced by Placed, with where it went. Queued, if set, is called after
+	// each publish; it must not block.
+	Queue    bool
+	Queued   func()
 	Observer Observer         // nil: none
 	Now      func() time.Time // nil: time.Now
 }
@@ -51,6 +58,7 @@ type Store struct {
 	total   int64
 	held    int64        // bytes in partial uploads
 	pending []FileRecord // published but not yet announced
+	lastSeq uint64       // the last FileRecord.Seq given
 }
 
 type key struct{ client, id string }
@@ -137,6 +145,15 @@ func (s *Store) recoverFile(cdir, id string) error {
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
+	if rec.Announced && rec.Object != "" {
+		// Placed in a bucket. A copy still here is one the process died before
+		// removing; scan counted it already (the file's name sorts before its .json).
+		if info, err := os.Stat(rec.Path); err == nil && os.Remove(rec.Path) == nil {
+			s.usage[cdir] -= info.Size()
+			s.total -= info.Size()
+		}
+		return nil
+	}
 	part := filepath.Join(s.partial, cdir, id+".part")
 	if _, err := os.Stat(rec.Path); errors.Is(err, os.ErrNotExist) {
 		if err := os.Rename(part, rec.Path); err != nil {
@@ -148,6 +165,15 @@ func (s *Store) recoverFile(cdir, id string) error {
 		s.pending = append(s.pending, rec)
 	}
 	return nil
+}
+
+// nextSeq is a FileRecord.Seq: the time in nanoseconds, above every one given
+// before, so that a client's file records keep their order in the stream.
+func (s *Store) nextSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastSeq = max(uint64(s.opts.Now().UnixNano()), s.lastSeq+1)
+	return s.lastSeq
 }
 
 func (s *Store) observeUsage() {

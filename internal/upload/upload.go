@@ -265,7 +265,7 @@ func (u *Upload) Commit(c protocol.UploadCommit) protocol.UploadState {
 func (u *Upload) announceLocked(st protocol.UploadState) protocol.UploadState {
 	e, s := u.e, u.s
 	st.Done = true
-	if !e.rec.Announced {
+	if !e.rec.Announced && !s.opts.Queue { // queued: Placed announces it
 		if err := s.announce(&e.rec); err != nil {
 			s.failed(protocol.CodeUploadWriteFailed)
 			st.Code = protocol.CodeUploadWriteFailed
@@ -290,7 +290,7 @@ func (u *Upload) publishLocked(sum string, complete Completeness) error {
 		return err
 	}
 	rec := FileRecord{ClientID: e.meta.ClientID, UploadID: u.k.id, Name: e.meta.Name, Size: e.offset, SHA256: sum,
-		Path: filepath.Join(dir, u.k.id), Complete: complete, Published: s.opts.Now().UTC()}
+		Path: filepath.Join(dir, u.k.id), Complete: complete, Published: s.opts.Now().UTC(), Seq: s.nextSeq()}
 	if err := writeJSON(rec.Path+".json", rec, sync); err != nil {
 		return err
 	}
@@ -310,6 +310,9 @@ func (u *Upload) publishLocked(sum string, complete Completeness) error {
 	s.release(e.cdir, e.offset, true)
 	if s.opts.Observer != nil {
 		s.opts.Observer.UploadFinished(e.offset)
+	}
+	if s.opts.Queue {
+		s.enqueue(rec)
 	}
 	return nil
 }

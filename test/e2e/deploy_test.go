@@ -326,6 +326,7 @@ func TestAlertRulesCheck(t *testing.T) {
 		// The per-listener functions (hawk_udp_kernel_drops_total) exist once a listener does.
 		m := metrics.New("v-test", func() int { return 0 })
 		m.UDP("u", func() (uint64, error) { return 0, nil })
+		m.ObjStore()
 		families, err := promtexttest.Gather(m.Registry)
 		if err != nil {
 			t.Fatal(err)
