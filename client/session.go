@@ -68,6 +68,13 @@ type session struct {
 	// writer is not woken: held is set, and owed records that a kick was skipped.
 	// release kicks once, so one write carries the whole batch.
 	held, owed bool // guarded by wmu
+	// chunks are UPLOAD_CHUNK frames queued apart from out (queueChunk): each
+	// write takes everything in out and one chunk, so a report queued behind an
+	// upload waits for one chunk at most, not for the upload's whole window.
+	// chunksQueued counts them; written counts those written, in queue order.
+	chunks       []chunkFrame // guarded by wmu
+	chunksQueued uint64       // guarded by wmu
+	written      atomic.Uint64
 
 	failOnce sync.Once
 	err      error // why the session ended; read only after fail
@@ -261,6 +268,27 @@ func (s *session) queueReports(recs []*pending) {
 	s.kickUnlock()
 }
 
+// chunkFrame is an UPLOAD_CHUNK frame whose data is written from where it is:
+// frame[:at], data, frame[at:] (protocol.AppendChunkAround).
+type chunkFrame struct {
+	frame []byte
+	at    int
+	data  []byte
+}
+
+// queueChunk queues an UPLOAD_CHUNK frame whose data is written from where it
+// is, not copied. It returns the count the session's written reaches once the
+// frame is written: data must stay as it is until then.
+func (s *session) queueChunk(id string, offset uint64, data []byte) uint64 {
+	frame, at := protocol.AppendChunkAround(nil, id, offset, data)
+	s.wmu.Lock()
+	s.chunks = append(s.chunks, chunkFrame{frame, at, data})
+	s.chunksQueued++
+	n := s.chunksQueued
+	s.kickUnlock()
+	return n
+}
+
 // kickUnlock releases wmu after output was queued and wakes the writer, unless
 // the reader is holding it back (then the reader wakes it). Caller holds wmu.
 func (s *session) kickUnlock() {
@@ -306,43 +334,85 @@ func (s *session) signal() {
 	}
 }
 
-// writeLoop writes everything queued since its last write in one Write. While a
+// writeLoop writes everything queued since its last write in one Write, and
+// at most one upload chunk after it (writev: its data is not copied). While a
 // Write is in progress, new frames pile up in out and go together next time. The
 // output buffer is double-buffered: out and the writer's spare are swapped, so
 // steady state allocates nothing.
 func (s *session) writeLoop() {
 	defer s.wg.Done()
 	var spare []byte
+	var pend []chunkFrame // chunks taken from s.chunks, not written yet
+	var vec net.Buffers
+	var written uint64
 	for {
-		select {
-		case <-s.kick:
-		case <-s.done:
+		if len(pend) == 0 {
+			select {
+			case <-s.kick:
+			case <-s.done:
+				return
+			}
+			// Let the goroutines made runnable by the same burst of ACKs queue their
+			// reports first: one write then carries them all. It costs nothing when
+			// nothing else is runnable, and needs no timer.
+			runtime.Gosched()
+		} else if s.isDone() {
 			return
 		}
-		// Let the goroutines made runnable by the same burst of ACKs queue their
-		// reports first: one write then carries them all. It costs nothing when
-		// nothing else is runnable, and needs no timer.
-		runtime.Gosched()
 		s.wmu.Lock()
 		buf := s.out
 		s.out = spare
+		pend = append(pend, s.chunks...)
+		clear(s.chunks)
+		s.chunks = s.chunks[:0]
 		s.wmu.Unlock()
 		spare = nil
-		if len(buf) == 0 {
+		if len(buf) == 0 && len(pend) == 0 {
 			spare = buf[:0]
 			continue
 		}
+		vec = vec[:0]
+		if len(buf) > 0 {
+			vec = append(vec, buf)
+		}
+		if len(pend) > 0 {
+			c := pend[0]
+			vec = append(vec, c.frame[:c.at], c.data, c.frame[c.at:])
+		}
 		s.writeStart.Store(mono.Now())
-		_, err := s.nc.Write(buf)
+		var err error
+		if len(vec) == 1 {
+			_, err = s.nc.Write(buf)
+		} else {
+			send := vec                 // WriteTo consumes its receiver
+			_, err = send.WriteTo(s.nc) // writev on a TCP connection
+		}
+		clear(vec)
 		s.writeStart.Store(0)
 		s.lastSend.Store(mono.Now())
 		if err != nil {
 			s.fail(err)
 			return
 		}
+		if len(pend) > 0 {
+			pend[0] = chunkFrame{}
+			pend = pend[1:]
+			written++
+			s.written.Store(written)
+		}
 		if cap(buf) <= maxKeptWriteBuf {
 			spare = buf[:0]
 		}
+	}
+}
+
+// isDone reports whether the session has ended.
+func (s *session) isDone() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -2,12 +2,9 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -91,6 +88,9 @@ func (c *Client) Upload(ctx context.Context, u Upload) error {
 	if err := protocol.ValidUploadID([]byte(u.ID)); err != nil {
 		return fmt.Errorf("hawk: %w", err)
 	}
+	if u.File == nil && u.Size > 0 {
+		return fmt.Errorf("hawk: upload %s: no File for its %d bytes", u.ID, u.Size)
+	}
 	ch := make(chan uploadAnswer, 1024)
 	c.ups.mu.Lock()
 	if c.ups.m == nil {
@@ -104,7 +104,8 @@ func (c *Client) Upload(ctx context.Context, u Upload) error {
 	c.ups.mu.Unlock()
 	defer func() { c.ups.mu.Lock(); delete(c.ups.m, u.ID); c.ups.mu.Unlock() }()
 
-	up := &uploader{c: c, u: u, h: sha256.New(), ch: ch}
+	up := &uploader{c: c, u: u, fh: hashFile(u.File, u.Size), ch: ch}
+	defer up.fh.close()
 	backoff := 50 * time.Millisecond
 	for {
 		done, err := up.attempt(ctx)
@@ -120,41 +121,13 @@ func (c *Client) Upload(ctx context.Context, u Upload) error {
 	}
 }
 
-// uploader is one Upload in progress. The whole file's sha256 is computed as
-// the chunks are read to be sent, not in a pass of its own before them: the
-// hashing then overlaps the transfer, and the file is read once.
+// uploader is one Upload in progress. The whole file's sha256 is computed
+// beside the transfer (fileHash), so neither waits for the other.
 type uploader struct {
-	c      *Client
-	u      Upload
-	h      hash.Hash
-	hashed int64 // bytes of the file h has taken, from the start
-	ch     chan uploadAnswer
-}
-
-// hashChunk adds data, the file's bytes at off, to the whole file's hash. Bytes
-// before off that it has not taken (the server held them when this upload
-// began) are read from the file first; a resend of bytes it has taken is skipped.
-func (up *uploader) hashChunk(off int64, data []byte) error {
-	if off > up.hashed {
-		n, err := io.Copy(up.h, io.NewSectionReader(up.u.File, up.hashed, off-up.hashed))
-		up.hashed += n
-		if err != nil {
-			return err
-		}
-	}
-	if off == up.hashed {
-		up.h.Write(data)
-		up.hashed += int64(len(data))
-	}
-	return nil
-}
-
-// sum returns the whole file's sha256, reading what the chunks did not bring.
-func (up *uploader) sum() (string, error) {
-	if err := up.hashChunk(up.u.Size, nil); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(up.h.Sum(nil)), nil
+	c  *Client
+	u  Upload
+	fh *fileHash
+	ch chan uploadAnswer
 }
 
 // current waits for a connection and returns it.
@@ -229,20 +202,16 @@ func (up *uploader) attempt(ctx context.Context) (done bool, err error) {
 	chunk = max(1, min(chunk, int64(s.welcome.MaxFrameSize-1-len(up.u.ID)), window/2))
 	durable, next := st.Offset, st.Offset
 	up.progress(durable)
-	buf := make([]byte, chunk)
+	bufs := chunkBufs{size: chunk}
 	resync := false
 	for durable < up.u.Size {
 		for !resync && next < up.u.Size && next-durable+chunk <= window || next == durable && next < up.u.Size {
 			n := min(chunk, up.u.Size-next)
+			buf := bufs.get(s)
 			if _, err := up.u.File.ReadAt(buf[:n], next); err != nil && !errors.Is(err, io.EOF) {
 				return false, err
 			}
-			if err := up.hashChunk(next, buf[:n]); err != nil {
-				return false, err
-			}
-			s.wmu.Lock()
-			s.out = protocol.AppendChunk(s.out, up.u.ID, uint64(next), buf[:n])
-			s.kickUnlock()
+			bufs.lend(buf, s.queueChunk(up.u.ID, uint64(next), buf[:n]))
 			if up.u.Sent != nil {
 				up.u.Sent(next, n)
 			}
@@ -267,7 +236,7 @@ func (up *uploader) attempt(ctx context.Context) (done bool, err error) {
 		durable = st.Offset
 		up.progress(durable)
 	}
-	sum, err := up.sum()
+	sum, err := up.fh.wait(ctx.Done(), ctx.Err)
 	if err != nil {
 		return false, err
 	}

@@ -70,3 +70,65 @@ func TestUploadResumesAcrossServerRestart(t *testing.T) {
 		t.Fatalf("progress reached %d of %d", maxSeen, len(file))
 	}
 }
+
+// On a connection that stays up, every byte of a file goes out once although
+// reports share the connection's output with the chunks, whose data is written
+// from the upload's buffers (session.queueChunk): a chunk written wrong would be
+// refused (bad_crc) and sent again on a new connection.
+func TestUploadSendsEachByteOnce(t *testing.T) {
+	srv := uploadtest.Start(t, t.TempDir(), "127.0.0.1:0", 1<<20)
+	c, err := Dial(context.Background(), Options{Addr: srv.Addr, ClientID: "agent-once"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	file := make([]byte, 24<<20+123)
+	rand.Read(file)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stop := make(chan struct{})
+	reports := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				reports <- nil
+				return
+			default:
+			}
+			if _, err := c.Report(ctx, []byte(`{"n":1}`)); err != nil {
+				reports <- err
+				return
+			}
+		}
+	}()
+	var sent int64
+	err = c.Upload(ctx, Upload{ID: "once-1", Name: "f", File: bytes.NewReader(file), Size: int64(len(file)),
+		ChunkSize: 100 << 10, Sent: func(_, n int64) { sent += n }})
+	close(stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-reports; err != nil {
+		t.Fatalf("reports beside the upload: %v", err)
+	}
+	if sent != int64(len(file)) {
+		t.Fatalf("%d bytes sent for a file of %d on a connection that stayed up", sent, len(file))
+	}
+	got, err := os.ReadFile(srv.Records()[0].Path)
+	if err != nil || !bytes.Equal(got, file) {
+		t.Fatalf("stored file differs (%d bytes, %v)", len(got), err)
+	}
+}
+
+func TestUploadWithoutFileIsRefused(t *testing.T) {
+	srv := uploadtest.Start(t, t.TempDir(), "127.0.0.1:0", 1<<20)
+	c, err := Dial(context.Background(), Options{Addr: srv.Addr, ClientID: "agent-nofile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Upload(context.Background(), Upload{ID: "nofile", Name: "f", Size: 10}); err == nil {
+		t.Fatal("an upload of 10 bytes without a File was accepted")
+	}
+}

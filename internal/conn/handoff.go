@@ -84,6 +84,7 @@ func (c *Conn) HandoffOutput() (sync.Locker, *bool) { return &c.wmu, &c.closing 
 // HandoffIdle implements handoff.Conn; under wmu.
 func (c *Conn) HandoffIdle() bool {
 	return !c.flushing && (c.out == nil || len(*c.out) == 0) && c.answered.Load() == c.reportsRead &&
+		(c.up == nil || !c.up.pipe.busy()) &&
 		(!c.isTLS() || c.session().rl.Quiet())
 }
 

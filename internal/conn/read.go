@@ -87,15 +87,23 @@ func putBatch(b *batch) {
 // then idles for hours in the same goroutine, so once the handshake is done the
 // loop continues on a fresh goroutine whose stack fits the idle read path: at
 // 15,000 connections that is the difference between ~10 KiB and ~6 KiB each.
-func (c *Conn) serve(handshaking bool) {
+func (c *Conn) serve(handshaking bool) { c.serveFrom(handshaking, mono.Now()) }
+
+// serveFrom is serve on a goroutine that started at born (mono).
+func (c *Conn) serveFrom(handshaking bool, born int64) {
 	if handshaking && c.isTLS() && !c.tlsHandshake() {
 		return
 	}
+	woke := int64(0) // when this goroutine last read
 	for {
 		if c.outFull.Load() {
 			// The client is not reading what it is sent: stop reading what it sends
 			// until it does, so that TCP pushes back on it (see maxPendingOut).
 			c.waitOutput()
+		}
+		if woke-born >= respawnAfter && !handshaking && c.tlsIdle() {
+			go c.serveIdleTLS() // waits on a fresh stack (tlsidle.go)
+			return
 		}
 		n, err := c.read()
 		if err != nil {
@@ -120,6 +128,7 @@ func (c *Conn) serve(handshaking bool) {
 		}
 		c.rlen += n
 		now := mono.Now()
+		woke = now
 		c.lastSeen.Store(now)
 		c.bytesIn.Add(uint64(n))
 		c.m.obs.BytesIn(n)
@@ -198,7 +207,7 @@ func (c *Conn) parse(b *batch, recv time.Time, now int64) bool {
 		copy(*c.rbuf, buf[off:])
 		c.rlen = rest
 	}
-	if need := protocol.Needed((*c.rbuf)[:c.rlen]); need > len(*c.rbuf) && c.rlen == len(*c.rbuf) {
+	if need := protocol.Needed((*c.rbuf)[:c.rlen]); need > len(*c.rbuf) && c.rlen == len(*c.rbuf) && !c.readChunkDirect(need) {
 		// A frame larger than the buffer, which its bytes have filled: grow the buffer
 		// with the bytes that arrived (doubling, up to the frame's size), never to the
 		// size a header merely announces, so a header alone pins no large buffer.

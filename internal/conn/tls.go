@@ -38,7 +38,8 @@ type ResumeObserver interface {
 // its current certificate.
 const GoawayCredentials = "credentials"
 
-// tlsInfo is what the server keeps about a TLS connection's client certificate.
+// tlsInfo is what the server keeps about a TLS connection's client certificate,
+// for a connection that has one or whose session stays in crypto/tls.
 type tlsInfo struct {
 	chain    []*x509.Certificate // verified chain, leaf first; nil: no client certificate
 	notAfter time.Time
@@ -147,7 +148,12 @@ func (c *Conn) tlsHandshake() bool {
 		ti.notAfter = leaf.NotAfter
 		ti.certID, ti.certErr = tlsconf.ClientID(leaf, s.ClientIDFrom)
 	}
-	c.m.tlsConns.Store(c, ti)
+	if ti.chain != nil || ti.stay != nil {
+		// Without either there is nothing to keep: every reader of tlsConns
+		// takes a connection it does not find for one without a client
+		// certificate, in the record layer.
+		c.m.tlsConns.Store(c, ti)
+	}
 	return true
 }
 

@@ -171,6 +171,8 @@ func (c *Conn) adoptTLS(nc net.Conn, rc syscall.RawConn, ts *handoff.TLSState) e
 	}
 	c.nc = &tlsSession{t: t, rl: rl}
 	c.rc = nil
-	c.m.tlsConns.Store(c, ti)
+	if ti.chain != nil {
+		c.m.tlsConns.Store(c, ti) // see tlsHandshake
+	}
 	return nil
 }

@@ -9,22 +9,29 @@ import (
 	"github.com/hawk-agents/hawk/internal/upload"
 )
 
-// uploads are the uploads a connection has open, by upload id; the reader
-// goroutine owns them. The store answers for each one; the connection only
-// parses and queues the answer, so an upload interleaves with its reports and
-// holds them back by at most one chunk's write.
+// uploads are the uploads a connection has open, by upload id. The reader parses
+// upload frames and queues them (uploadpipe.go); the upload writer runs them and
+// owns open and handed while it runs, the reader after settling the pipe. The
+// store answers for each upload; the connection only parses and queues the
+// answer, so an upload interleaves with its reports and holds them back by at
+// most the chunk bytes ahead of them on the wire.
 type uploads struct {
 	open map[string]*upload.Upload
 	// handed are the uploads the handoff's quiet point let go of, taken back if
 	// the connection serves on here after all.
 	handed []upload.Handover
+	pipe   uploadPipe
+	// direct, owned by the reader: its read buffer is a chunk buffer holding one
+	// UPLOAD_CHUNK frame (readChunkDirect).
+	direct bool
 }
 
-// upload answers an UPLOAD_OPEN, UPLOAD_CHUNK or UPLOAD_COMMIT. A malformed payload
-// ends the connection (bad_payload); anything about the upload itself is answered
-// in UPLOAD_STATE and the connection goes on (PROTOCOL.md 4.3).
+// upload parses an UPLOAD_OPEN, UPLOAD_CHUNK or UPLOAD_COMMIT and queues it for
+// the upload writer. A malformed payload ends the connection (bad_payload);
+// anything about the upload itself is answered in UPLOAD_STATE and the
+// connection goes on (PROTOCOL.md 4.3).
 func (c *Conn) upload(f protocol.Frame) bool {
-	var st protocol.UploadState
+	j := uploadJob{t: f.Type, seq: f.Seq}
 	switch f.Type {
 	case protocol.TypeUploadChunk:
 		id, data, err := protocol.ParseChunk(f)
@@ -32,32 +39,39 @@ func (c *Conn) upload(f protocol.Frame) bool {
 			c.fail(ReasonProtocol, protocol.CodeBadPayload, err.Error())
 			return false
 		}
-		if u := c.openUpload(id); u != nil {
-			st = u.Write(f.Seq, data)
-		} else {
-			st = c.unknownUpload(string(id))
-		}
+		j.id = string(id)
+		j.data, j.buf = c.takeChunk(data)
 	case protocol.TypeUploadOpen:
-		var o protocol.UploadOpen
-		if err := protocol.ParseJSON(f, &o); err != nil {
+		if err := protocol.ParseJSON(f, &j.open); err != nil {
 			c.fail(ReasonProtocol, protocol.CodeBadPayload, err.Error())
 			return false
 		}
-		st = c.beginUpload(o)
 	case protocol.TypeUploadCommit:
-		var cm protocol.UploadCommit
-		if err := protocol.ParseJSON(f, &cm); err != nil {
+		if err := protocol.ParseJSON(f, &j.commit); err != nil {
 			c.fail(ReasonProtocol, protocol.CodeBadPayload, err.Error())
 			return false
-		}
-		if u := c.openUpload([]byte(cm.UploadID)); u != nil {
-			st = u.Commit(cm)
-		} else {
-			st = c.unknownUpload(cm.UploadID)
 		}
 	}
-	c.send(protocol.TypeUploadState, f.Seq, &st)
+	c.uploads().pipe.push(c, j, c.m.uploadInFlight)
 	return true
+}
+
+// runUpload runs one queued upload frame on the upload writer and returns its answer.
+func (c *Conn) runUpload(j uploadJob) protocol.UploadState {
+	switch j.t {
+	case protocol.TypeUploadChunk:
+		if u := c.openUpload([]byte(j.id)); u != nil {
+			return u.Write(j.seq, j.data)
+		}
+		return c.unknownUpload(j.id)
+	case protocol.TypeUploadOpen:
+		return c.beginUpload(j.open)
+	default:
+		if u := c.openUpload([]byte(j.commit.UploadID)); u != nil {
+			return u.Commit(j.commit)
+		}
+		return c.unknownUpload(j.commit.UploadID)
+	}
 }
 
 func (c *Conn) beginUpload(o protocol.UploadOpen) protocol.UploadState {
@@ -107,6 +121,7 @@ func (c *Conn) closeUploads() {
 	if c.up == nil {
 		return
 	}
+	c.up.pipe.settle()
 	for id, u := range c.up.open {
 		u.Close()
 		delete(c.up.open, id)
@@ -119,6 +134,7 @@ func (c *Conn) handOverUploads() []upload.Handover {
 	if c.up == nil {
 		return nil
 	}
+	c.up.pipe.settle()
 	for id, u := range c.up.open {
 		if h, ok := u.Handover(); ok {
 			c.up.handed = append(c.up.handed, h)
@@ -132,6 +148,9 @@ func (c *Conn) handOverUploads() []upload.Handover {
 // it moved to or, when the handoff fell back, in this one. One that cannot be
 // resumed is answered upload_unknown at its next frame: the client opens it again.
 func (c *Conn) resumeUploads(hs []upload.Handover) {
+	if len(hs) > 0 {
+		c.uploads().pipe.settle()
+	}
 	for _, h := range hs {
 		var u *upload.Upload
 		err := errors.New("this server takes no uploads")

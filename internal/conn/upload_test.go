@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -149,5 +150,54 @@ func checkState(t *testing.T, f protocol.Frame, offset int64, code protocol.Code
 	}
 	if f.Type != protocol.TypeUploadState || st.Offset != offset || st.Code != code {
 		t.Fatalf("%s %+v, want UPLOAD_STATE offset %d code %q", f.Type, st, offset, code)
+	}
+}
+
+// Chunks larger than the read buffer sent back to back, more of them than the
+// in-flight bound holds, each followed by a report: the reader hands them to the
+// upload writer (waiting at the bound), every chunk is answered in order with its
+// durable offset, every report is acknowledged, and the published file is the one sent.
+func TestUploadChunksPipelined(t *testing.T) {
+	var rec atomic.Pointer[upload.FileRecord]
+	store, err := upload.Open(upload.Options{Dir: t.TempDir(), Announce: func(r upload.FileRecord) error { rec.Store(&r); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, testSettings(), func(o *Options) { o.Uploads, o.UploadInFlight = store, 1<<20 })
+	const chunk, chunks = 200 << 10, 8
+	file := bytes.Repeat([]byte("pipelined chunk "), chunk*chunks/16)
+	sum := sha256.Sum256(file)
+	p := testutil.Dial(t, ts.addr)
+	p.Hello("up", "")
+	p.Write(protocol.AppendJSON(nil, protocol.TypeUploadOpen, 0, &protocol.UploadOpen{UploadID: "u-p", Name: "p.log", Size: int64(len(file))}))
+	expectState(t, p, 0, "")
+	var out []byte
+	for i := range chunks {
+		out = protocol.AppendChunk(out, "u-p", uint64(i*chunk), file[i*chunk:(i+1)*chunk])
+		out = protocol.AppendFrame(out, protocol.TypeReport, uint64(i+1), []byte("r"))
+	}
+	go p.Conn.Write(out) // the server may stop reading at the bound until it has written
+	var acks, states int
+	for acks < chunks || states < chunks {
+		f, err := p.Next(10 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d ACKs and %d UPLOAD_STATEs: %v", acks, states, err)
+		}
+		if f.Type == protocol.TypeAck {
+			acks++
+			continue
+		}
+		states++
+		checkState(t, f, int64(states*chunk), "")
+	}
+	p.Write(protocol.AppendJSON(nil, protocol.TypeUploadCommit, 0, &protocol.UploadCommit{UploadID: "u-p", Size: int64(len(file)), SHA256: hex.EncodeToString(sum[:])}))
+	f := p.Expect(protocol.TypeUploadState)
+	var st protocol.UploadState
+	if err := protocol.ParseJSON(f, &st); err != nil || !st.Done || st.Code != "" {
+		t.Fatalf("commit: %+v %v", st, err)
+	}
+	got, err := os.ReadFile(rec.Load().Path)
+	if err != nil || !bytes.Equal(got, file) {
+		t.Fatalf("published file differs (%d bytes, %v)", len(got), err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/oklog/run"
 	"go.uber.org/zap"
 
+	"github.com/hawk-agents/hawk/internal/heaptrim"
 	"github.com/hawk-agents/hawk/internal/sdnotify"
 )
 
@@ -49,6 +50,8 @@ func (d *Daemon) serve() string {
 	}
 	g.Add(d.reload.TokensWatch())
 	g.Add(d.notify.Serving())
+	// Free heap a burst of handshakes left, returned once allocation is quiet.
+	g.Add(heaptrim.New(d.log).Actor())
 	// The previous process's exit, logged when it happens.
 	if d.upg.Inherited() {
 		g.Add(d.parentWatch())

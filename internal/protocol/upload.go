@@ -89,12 +89,31 @@ func ValidUploadID(id []byte) error {
 // caller keeps len(id) within MaxUploadIDLen (ValidUploadID).
 func AppendChunk(dst []byte, id string, offset uint64, data []byte) []byte {
 	start := len(dst)
-	dst = append(dst, Magic0, Magic1, Version, byte(TypeUploadChunk), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-	binary.BigEndian.PutUint32(dst[start+4:], uint32(1+len(id)+len(data)))
-	binary.BigEndian.PutUint64(dst[start+8:], offset)
-	dst = AppendChunkPayload(dst, id, data)
+	dst = appendChunkHead(dst, id, offset, len(data))
+	dst = append(dst, data...)
 	sum := crc32.Update(0, castagnoli(), dst[start+2:])
 	return binary.BigEndian.AppendUint32(dst, sum)
+}
+
+// AppendChunkAround appends the UPLOAD_CHUNK frame AppendChunk does, less data
+// itself: data's place is at, between the id and the trailer, whose CRC covers
+// data. A sender writes dst[:at], data, dst[at:] (writev), so the chunk's bytes
+// are not copied into its output.
+func AppendChunkAround(dst []byte, id string, offset uint64, data []byte) (out []byte, at int) {
+	start := len(dst)
+	dst = appendChunkHead(dst, id, offset, len(data))
+	sum := crc32.Update(crc32.Update(0, castagnoli(), dst[start+2:]), castagnoli(), data)
+	return binary.BigEndian.AppendUint32(dst, sum), len(dst)
+}
+
+// appendChunkHead appends an UPLOAD_CHUNK frame's header and id, for n bytes of data.
+func appendChunkHead(dst []byte, id string, offset uint64, n int) []byte {
+	start := len(dst)
+	dst = append(dst, Magic0, Magic1, Version, byte(TypeUploadChunk), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(dst[start+4:], uint32(1+len(id)+n))
+	binary.BigEndian.PutUint64(dst[start+8:], offset)
+	dst = append(dst, byte(len(id)))
+	return append(dst, id...)
 }
 
 // AppendChunkPayload appends an UPLOAD_CHUNK payload (id length, id, data) to dst.

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -23,6 +24,10 @@ func TestChunkRoundTrip(t *testing.T) {
 	}
 	if !bytes.Equal(frame, AppendFrame(nil, TypeUploadChunk, 1<<40, AppendChunkPayload(nil, "u-1", data))) {
 		t.Fatal("AppendChunk and AppendFrame of AppendChunkPayload differ")
+	}
+	around, at := AppendChunkAround([]byte("before"), "u-1", 1<<40, data)
+	if got := slices.Concat(around[:at], data, around[at:]); !bytes.Equal(got, append([]byte("before"), frame...)) {
+		t.Fatal("AppendChunkAround with data put at its place differs from AppendChunk")
 	}
 }
 

@@ -86,6 +86,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	n := copy(p, c.plain)
 	c.plain = c.plain[n:]
+	if len(c.plain) == 0 && c.roff == c.rlen {
+		// Nothing opened or received is left: the read buffer goes back at once,
+		// not at the next Read, which for an idle session may be hours away.
+		c.releaseInput()
+	}
 	return n, nil
 }
 

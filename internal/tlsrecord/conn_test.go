@@ -15,16 +15,7 @@ import (
 func TestPairEveryKeyUpdate(t *testing.T) {
 	for _, id := range allSuites {
 		t.Run(tlsSuiteName(id), func(t *testing.T) {
-			a, b := tcpPair(t)
-			sa, sb := states(t, id)
-			ca, err := New(a, sa)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cb, err := New(b, sb)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ca, cb := connPair(t, id)
 			rng := rand.New(rand.NewPCG(1, uint64(id)))
 			const total = 300 << 10
 			data := make([]byte, total)
@@ -137,4 +128,27 @@ func tlsSuiteName(id uint16) string {
 		return "AES256GCM"
 	}
 	return "CHACHA20"
+}
+
+// TestReadGivesBufferBackOnceDrained: the read that returns the last byte
+// received gives the read buffer back, so a session that then idles holds
+// none; one that holds more input keeps it.
+func TestReadGivesBufferBackOnceDrained(t *testing.T) {
+	ca, cb := connPair(t, allSuites[0])
+	if _, err := ca.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2)
+	if n, err := cb.Read(buf); err != nil || n != 2 {
+		t.Fatalf("Read = %d, %v", n, err)
+	}
+	if cb.rbuf == nil {
+		t.Fatal("the buffer went back with opened data still unread")
+	}
+	if n, err := cb.Read(buf); err != nil || n != 2 || string(buf) != "ng" {
+		t.Fatalf("Read = %d %q, %v", n, buf[:n], err)
+	}
+	if cb.rbuf != nil || cb.Ready() {
+		t.Fatalf("drained session holds a read buffer (%v) or says Ready (%v)", cb.rbuf != nil, cb.Ready())
+	}
 }

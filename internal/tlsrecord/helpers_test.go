@@ -47,3 +47,20 @@ func states(t testing.TB, id uint16) (server, peer State) {
 }
 
 var allSuites = []uint16{tls.TLS_AES_128_GCM_SHA256, tls.TLS_AES_256_GCM_SHA384, tls.TLS_CHACHA20_POLY1305_SHA256}
+
+// connPair returns two record layers carrying one session under suite id over
+// a loopback TCP connection, with fresh random secrets.
+func connPair(t testing.TB, id uint16) (a, b *Conn) {
+	t.Helper()
+	na, nb := tcpPair(t)
+	sa, sb := states(t, id)
+	a, err := New(na, sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = New(nb, sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}

@@ -1,0 +1,63 @@
+package conn
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/mono"
+)
+
+// An idle TLS connection's reader waits on a small stack, as a plaintext one's
+// does. Opening a record (the record layer, then AES-GCM's Open and its
+// assembly) runs deeper than the 2 KiB a goroutine starts with, so the first
+// record a reader opens grows its stack to 4 KiB; a parked goroutine's stack is
+// never shrunk back below that (the runtime halves a stack only when a quarter
+// of it holds the live frames and its guard), and for a heartbeating agent that
+// is 2 KiB more per connection for ever. So a TLS reader that has read since it
+// started and is about to wait with nothing held ends, and a fresh goroutine
+// waits in its place: it waits for input without reading (waitReadable) at the
+// top of its stack, shallower than a read through the record layer, which keeps
+// the average stack size the runtime starts new goroutines with at 2 KiB too.
+// Only a goroutine that read at least respawnAfter after it started ends so:
+// a heartbeating agent's reader is replaced at each heartbeat, a busy one about
+// once a second, which keeps the cost (a goroutine, its stack grown again, a
+// peek) off the per-report path.
+
+// respawnAfter is how long a TLS reader reads before it may end at a wait.
+const respawnAfter = int64(time.Second)
+
+// tlsIdle reports whether c is a TLS connection in the record layer with no
+// input held: its next read would wait on the socket.
+func (c *Conn) tlsIdle() bool {
+	if !c.isTLS() || c.rlen != 0 {
+		return false
+	}
+	rl := c.session().rl
+	return rl != nil && !rl.Ready()
+}
+
+// serveIdleTLS is serve(false) on a fresh goroutine, which first waits for the
+// socket to be readable with no buffer held.
+func (c *Conn) serveIdleTLS() {
+	born := mono.Now() // its wait counts: the read after it may end it again
+	if c.rbuf != nil {
+		// readTLS would give it back before waiting; the wait below comes first.
+		putReadBuf(c.rbuf)
+		c.rbuf = nil
+	}
+	// An error (a deadline, a close) comes again from the read that follows.
+	c.session().t.waitReadable()
+	c.serveFrom(false, born)
+}
+
+// waitReadable waits until the socket has input, an end of input or an error,
+// or a read deadline passes, and reads nothing.
+func (t *tlsTransport) waitReadable() error { return t.rc.Read(peekReadable) }
+
+// peekReadable is a syscall.RawConn read callback: true once the socket has
+// something to read. It always looks before the goroutine parks (see readRaw).
+func peekReadable(fd uintptr) bool {
+	var b [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err != syscall.EAGAIN
+}

@@ -1,0 +1,43 @@
+package conn
+
+import (
+	"bytes"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/hawk-agents/hawk/internal/protocol"
+	"github.com/hawk-agents/hawk/internal/testutil"
+	"github.com/hawk-agents/hawk/internal/tlsconf"
+)
+
+// TestTLSReaderWaitsOnFreshGoroutine: a TLS reader that read a second or more
+// after it started ends at its next wait, and a fresh goroutine waits in its
+// place (serveIdleTLS, on a stack that opened no record); the connection goes
+// on through it.
+func TestTLSReaderWaitsOnFreshGoroutine(t *testing.T) {
+	f := newTLSFixture(t, tlsconf.AuthNone, false)
+	ts := startServer(t, tlsSettings(f))
+	p := testutil.DialTLS(t, ts.addr, f.clientConfig())
+	p.Hello("agent-1", "")
+	waitsFresh := func() bool {
+		buf := make([]byte, 1<<20)
+		return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte(".serveIdleTLS("))
+	}
+	if waitsFresh() {
+		t.Fatal("the reader was replaced before it read for a second")
+	}
+	seq := uint64(0)
+	ping := func() {
+		seq++
+		p.Send(protocol.TypePing, seq, nil)
+		if f := p.Expect(protocol.TypePong); f.Seq != seq {
+			t.Fatalf("PONG seq %d, want %d", f.Seq, seq)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		ping()
+		return waitsFresh()
+	}, "a fresh goroutine waiting for the TLS connection's input")
+	ping()
+}
