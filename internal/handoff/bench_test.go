@@ -20,24 +20,7 @@ func BenchmarkReceiveTCPBatch(b *testing.B) {
 	var fds []int
 	var states [][]byte
 	for range batchSize {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		s, err := ln.Accept()
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		rc, err := s.(*net.TCPConn).SyscallConn()
-		if err != nil {
-			b.Fatal(err)
-		}
-		fd, err := RawFD(rc)
-		if err != nil {
-			b.Fatal(err)
-		}
+		_, fd := tcpConn(b, ln)
 		fds = append(fds, fd)
 		msg, _ := sampleState().Encode()
 		states = append(states, msg)

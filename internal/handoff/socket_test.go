@@ -10,10 +10,34 @@ import (
 	"time"
 )
 
+// tcpConn connects to ln and returns the peer and the descriptor of the server's
+// end (both close with tb).
+func tcpConn(tb testing.TB, ln net.Listener) (peer net.Conn, fd int) {
+	tb.Helper()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { peer.Close() })
+	s, err := ln.Accept()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	rc, err := s.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if fd, err = RawFD(rc); err != nil {
+		tb.Fatal(err)
+	}
+	return peer, fd
+}
+
 // receivedSocket returns a peer and, for the server's end of its connection, an
-// *os.File on a duplicate of the descriptor, as a batch brings it (the original
-// is closed: the duplicate alone holds the socket). blocking clears the socket's
-// O_NONBLOCK first, as a sender that never polled it would have left it.
+// *os.File on a duplicate of the descriptor, as a batch brings it. blocking
+// clears the socket's O_NONBLOCK first, as a sender that never polled it would
+// have left it.
 func receivedSocket(t *testing.T, blocking bool) (peer net.Conn, f *os.File) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -21,24 +45,7 @@ func receivedSocket(t *testing.T, blocking bool) (peer net.Conn, f *os.File) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	peer, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { peer.Close() })
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	rc, err := s.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fd, err := RawFD(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	peer, fd := tcpConn(t, ln)
 	dup, err := syscall.Dup(fd)
 	if err != nil {
 		t.Fatal(err)
