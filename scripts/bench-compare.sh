@@ -2,8 +2,9 @@
 # bench-compare.sh: hawk beside the limit reference (../shared/bench), in one series.
 #
 #   scripts/bench-compare.sh [-runs N] [-d 5s] [-idle-n 15000] [-upgrades 10]
-#                            [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-tree DIR ...]
-#                            [-release-build]
+#                            [-skip-throughput] [-skip-idle] [-skip-startup] [-udp]
+#                            [-rounds 3] [-rate 150000] [-skip-handoff] [-skip-upgrade-load]
+#                            [-tree DIR ...] [-release-build]
 #
 # Builds hawk from each -tree (default: this tree; give two, say a worktree of the
 # previous commit and this one, to compare before and after in the same series) and
@@ -19,7 +20,19 @@
 # -upgrades in a row, the trees in turn (with the new process's own share, from its configuration loaded to listening, and, where its log says, from the request to its main and from main to the configuration loaded),
 # each on a fresh spool directory so that the dedup rebuild reads
 # the same bytes every time, each after the previous process has exited so no old
-# process is left draining on the cores; median and max). With -udp, last: the
+# process is left draining on the cores; median and max); then, per hawk, the
+# upgrade figures: -idle-n idle heartbeating connections handed over, 3 upgrades
+# in a row (the old process's "handoff finished" duration, and the CPU seconds of
+# the old process from SIGHUP to its exit and of the new one from its exec to the
+# end of the handoff); and -rounds rounds of the ack p99 under load (1,000 conns x
+# 8 in flight x 64 B at -rate reports/s, p99 over each whole 10 s run): a steady
+# run, then a run with SIGHUP at 2.5, 5 and 7.5 s, and their ratio. Both upgrade
+# measures start each round with a fresh server on a fresh spool directory
+# (the new process's dedup rebuild reads what the round wrote, the same every
+# time), send each SIGHUP only once the previous old process has exited (so no
+# old process is left draining on the cores; the log line says when one was
+# late), and print the load average beside the figures (the machine's other work
+# moves them). With -udp, last: the
 # highest rate with 0 kernel drops for this tree's UDP lines and syslog listeners
 # beside a minimal Go reader that stores nothing (scripts/udp-bench.sh, -runs times).
 # With -release-build, hawk is built as scripts/release.sh builds it (static,
@@ -42,6 +55,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 udp=0 trees=() release=0
+handoff=1 upload=1 rounds=3 rate=150000
 while [ $# -gt 0 ]; do
   case "$1" in
     -runs) runs=$2; shift 2 ;;
@@ -52,9 +66,13 @@ while [ $# -gt 0 ]; do
     -skip-idle) idle=0; shift ;;
     -skip-startup) startup=0; shift ;;
     -udp) udp=1; shift ;;
+    -skip-handoff) handoff=0; shift ;;
+    -skip-upgrade-load) upload=0; shift ;;
+    -rounds) rounds=$2; shift 2 ;;
+    -rate) rate=$2; shift 2 ;;
     -release-build) release=1; shift ;;
     -tree) trees+=("$(cd "$2" && pwd)"); shift 2 ;;
-    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-tree DIR ...] [-release-build]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-rounds N] [-rate N] [-skip-handoff] [-skip-upgrade-load] [-tree DIR ...] [-release-build]" >&2; exit 2 ;;
   esac
 done
 [ ${#trees[@]} -gt 0 ] || trees=("$PWD")
@@ -294,5 +312,94 @@ fi
 if [ "$udp" = 1 ]; then
   for i in $(seq "$runs"); do
     scripts/udp-bench.sh | grep 'highest rate' | sed "s/^/UDP run $i /"
+  done
+fi
+
+# upgrade figures: each round a fresh server on a fresh spool directory.
+alive() { [ -e "/proc/$1" ] && ! awk '{exit ($3 != "Z")}' "/proc/$1/stat" 2>/dev/null; } # a zombie has exited
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+start_upgradable() { # label dir port
+  rm -rf "$2"; mkdir -p "$2"
+  "$W/$1" -listen="127.0.0.1:$3" -admin.addr= -spool.dir="$2/spool" -upgrade.pid_file="$2/pid" -limits.handshake_rate=0 \
+    -limits.max_conns=200000 -log.format=json 2> "$2/log" &
+  pids+=("$!")
+  for _ in $(seq 200); do [ -s "$2/pid" ] && break; sleep 0.05; done
+  wait_port "$3"
+}
+stop_upgradable() { # dir
+  local p; p=$(cat "$1/pid"); kill "$p" 2>/dev/null || true
+  while alive "$p"; do sleep 0.05; done
+}
+# sighup DIR: upgrade once the previous old process has exited; prints the pid upgraded
+sighup() {
+  local old n; old=$(cat "$1/pid"); n=$(grep -c 'upgrade succeeded' "$1/log" || true)
+  kill -HUP "$old"
+  for _ in $(seq 600); do [ "$(grep -c 'upgrade succeeded' "$1/log" || true)" -gt "$n" ] && break; sleep 0.02; done
+  echo "$old"
+}
+ticks_of() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || true; }
+
+if [ "$handoff" = 1 ]; then
+  for l in "${labels[@]}"; do
+    d="$W/ho-$l"; port=$(free_port); : > "$W/ho.$l"
+    start_upgradable "$l" "$d" "$port"
+    "$W/hawkc" idle -addr "127.0.0.1:$port" -n "$idlen" -hold 1h > "$d/idle.out" 2>&1 & ipid=$!; pids+=("$ipid")
+    wait_open "$d/idle.out"
+    for i in 1 2 3; do
+      old=$(cat "$d/pid"); t0=$(ticks_of "$old"); ot=$t0; n=$(grep -c 'handoff received' "$d/log" || true)
+      kill -HUP "$old"
+      while alive "$old"; do x=$(ticks_of "$old"); [ -n "$x" ] && ot=$x; sleep 0.02; done
+      for _ in $(seq 1500); do [ "$(grep -c 'handoff received' "$d/log" || true)" -gt "$n" ] && break; sleep 0.02; done
+      new=$(cat "$d/pid"); nt=$(ticks_of "$new")
+      line=$(grep 'handoff finished' "$d/log" | grep "\"pid\":$old," || true)
+      dur=$(echo "$line" | grep -o '"duration":[0-9.e-]*' | cut -d: -f2)
+      moved=$(echo "$line" | grep -o '"moved":[0-9]*' | cut -d: -f2)
+      dur=${dur:-nan} moved=${moved:-0}
+      echo "$dur" >> "$W/ho.$l"
+      printf 'HANDOFF %-16s upgrade %d: %s of %s idle connections moved in %.3f s; CPU: old process %.2f s, new %.2f s (load average %s)\n' \
+        "$l" "$i" "$moved" "$idlen" "$dur" "$(awk -v a="$ot" -v b="$t0" -v hz="$hz" 'BEGIN{print (a-b)/hz}')" \
+        "$(awk -v a="$nt" -v hz="$hz" 'BEGIN{print a/hz}')" "$(loadavg)"
+      sleep 2 # the new process's start settles before the next SIGHUP
+    done
+    kill "$ipid" 2>/dev/null || true; wait "$ipid" 2>/dev/null || true
+    stop_upgradable "$d"
+    printf 'HANDOFF %-16s median %.3f s, max %.3f s (%s idle connections, 3 upgrades)\n' "$l" "$(median < "$W/ho.$l")" "$(sort -g "$W/ho.$l" | tail -1)" "$idlen"
+  done
+fi
+
+p99_of() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])["latency_p99_us"])' "$1"; }
+if [ "$upload" = 1 ]; then
+  for l in "${labels[@]}"; do
+    : > "$W/ratio.$l"
+    for r in $(seq "$rounds"); do
+      d="$W/ul-$l"; port=$(free_port)
+      start_upgradable "$l" "$d" "$port"
+      load=("$W/hawkc" load -addr "127.0.0.1:$port" -c 1000 -w 8 -s 64 -rate "$rate" -d 10s -json)
+      steady=$("${load[@]}" 2>/dev/null | tail -1 || true)
+      "${load[@]}" > "$d/up.json" 2>/dev/null & lpid=$!; pids+=("$lpid")
+      t0=$(date +%s.%N); late=""
+      for k in 1 2 3; do
+        sleep "$(awk -v t0="$t0" -v k="$k" -v now="$(date +%s.%N)" 'BEGIN{s=t0+2.5*k-now; print (s>0)?s:0}')"
+        waited=0
+        while [ -n "${prev:-}" ] && alive "$prev"; do waited=1; sleep 0.02; done
+        [ "$waited" = 0 ] || late="$late upgrade $k at $(awk -v t0="$t0" -v now="$(date +%s.%N)" 'BEGIN{printf "%.1f", now-t0}') s;"
+        prev=$(sighup "$d")
+      done
+      wait "$lpid" || true
+      while alive "$prev"; do sleep 0.02; done; prev=""
+      up=$(tail -1 "$d/up.json")
+      stop_upgradable "$d"
+      s99=$(p99_of "$steady"); u99=$(p99_of "$up")
+      ratio=$(awk -v a="$u99" -v b="$s99" 'BEGIN{printf "%.2f", a/b}')
+      echo "$ratio" >> "$W/ratio.$l"
+      printf 'UPGRADE-LOAD %-16s round %d: ack p99 steady %.1f ms, with 3 upgrades %.1f ms: x%s; acked/s %s / %s, errors %s / %s, reconnects %s (load average %s)%s\n' \
+        "$l" "$r" "$(awk -v a="$s99" 'BEGIN{print a/1000}')" "$(awk -v a="$u99" 'BEGIN{print a/1000}')" "$ratio" \
+        "$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["acked_per_s"]))' "$steady")" \
+        "$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["acked_per_s"]))' "$up")" \
+        "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["errors"])' "$steady")" \
+        "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["errors"])' "$up")" \
+        "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["reconnects"])' "$up")" "$(loadavg)" "${late:+ (waited for the previous old process to exit:$late)}"
+    done
+    printf 'UPGRADE-LOAD %-16s ratio per round: %s (max %s; %s reports/s, 1000 x 8 x 64 B, 3 upgrades per 10 s)\n' "$l" "$(paste -sd' ' "$W/ratio.$l")" "$(sort -g "$W/ratio.$l" | tail -1)" "$rate"
   done
 fi

@@ -17,8 +17,8 @@ import (
 // process stopped at its quiet point resumes here, on the same socket, as if it
 // had been accepted and had completed its handshake here. The client sees nothing.
 
-// Adopt takes over the socket f (closed by Adopt: the connection holds its own
-// duplicate) described by st, and starts serving it where the old process stopped:
+// Adopt takes over the socket f (it becomes the connection, State.Open) described
+// by st, and starts serving it where the old process stopped:
 // with the partial frame it had read and, over TLS, its session. The connection gets an id of this process;
 // connected_since stays the original connect time. The token it authenticated with
 // is checked against this process's settings: one no longer accepted is revoked

@@ -106,20 +106,28 @@ func pipes(t *testing.T, n int) (fds []int, states [][]byte) {
 	return fds, states
 }
 
+// channelPair returns a new pair, the child's end as a Channel; the parent's end
+// closes with tb.
+func channelPair(tb testing.TB) (*Pair, *Channel) {
+	tb.Helper()
+	p, err := NewPair()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { p.Parent.Close() })
+	child, err := FromFile(p.Child)
+	p.Child.Close()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p, child
+}
+
 // 600 descriptors in three batches (the kernel takes at most 253 per message):
 // each arrives with its own state, in order, and the sender learns of each batch's
 // acknowledgement.
 func TestChannelMovesBatches(t *testing.T) {
-	p, err := NewPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Parent.Close()
-	child, err := FromFile(p.Child)
-	p.Child.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, child := channelPair(t)
 	const n = 600
 	fds, states := pipes(t, n)
 	got := 0

@@ -99,14 +99,22 @@ func (st *State) Encode() ([]byte, error) {
 	return append([]byte{StateVersion}, b...), nil
 }
 
-// Open makes the connection st describes of f, the descriptor that came with it;
-// f is closed (the connection holds a duplicate). An empty Remote is filled in
-// from the socket.
+// Open makes the connection st describes of f, the descriptor that came with it:
+// f itself, as a net.Conn (socket.go), or, should f not be pollable, a duplicate
+// by net.FileConn, and f is closed. The connection's methods are those of a
+// *net.TCPConn that adopters use: CloseWrite and SyscallConn, besides net.Conn's.
+// An empty Remote is filled in from the socket.
 func (st *State) Open(f *os.File) (net.Conn, error) {
-	nc, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("adopt %s conn %d (%s): %w", st.Kind, st.ConnID, st.ClientID, err)
+	var nc net.Conn
+	if s := openSocket(f); s != nil {
+		nc = s
+	} else {
+		var err error
+		nc, err = net.FileConn(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("adopt %s conn %d (%s): %w", st.Kind, st.ConnID, st.ClientID, err)
+		}
 	}
 	if st.Remote == "" {
 		st.Remote = nc.RemoteAddr().String()

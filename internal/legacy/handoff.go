@@ -120,8 +120,8 @@ func (c *lconn) HandoffFD() (int, error) {
 // HandoffDone implements handoff.Conn.
 func (c *lconn) HandoffDone() <-chan struct{} { return c.done }
 
-// Adopt implements handoff.Adopter: it takes over the socket f (closed by Adopt:
-// the connection holds its own duplicate) described by st, a connection the
+// Adopt implements handoff.Adopter: it takes over the socket f (it becomes the
+// connection, State.Open) described by st, a connection the
 // previous process stopped at its quiet point on this listener's namesake, and
 // serves it from there: same client id, seqs counting on from st.NextSeq, the
 // partial frame it had read. A peer this listener's allow no longer permits is

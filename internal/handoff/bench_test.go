@@ -1,0 +1,59 @@
+package handoff
+
+import (
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// The receiving side's cost per connection: a batch of established TCP sockets
+// posted, each received, made a net.Conn as an adopter does (State.Open) and
+// closed (the sockets themselves stay open: the sender holds them), then
+// acknowledged. Run it with -benchtime and compare per_conn_ns.
+func BenchmarkReceiveTCPBatch(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	var fds []int
+	var states [][]byte
+	for range batchSize {
+		_, fd := tcpConn(b, ln)
+		fds = append(fds, fd)
+		msg, _ := sampleState().Encode()
+		states = append(states, msg)
+	}
+	p, child := channelPair(b)
+	done := make(chan error, 1)
+	go func() {
+		defer child.Close()
+		done <- child.Receive(func(f *os.File, st *State, err error) {
+			if err != nil {
+				b.Error(err)
+				f.Close()
+				return
+			}
+			nc, err := st.Open(f)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			nc.Close()
+		})
+	}()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if err := p.Parent.Send(fds, states); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N*batchSize), "per_conn_ns")
+	b.StopTimer()
+	p.Parent.Done(nil)
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}
