@@ -60,11 +60,18 @@ func spooledCount(ts *testServer) int {
 // closed; and it is not taken for silent while the server does not read it. Once it
 // reads, it gets every ACK, and every report is persisted exactly once.
 func TestNonReadingClientIsPushedBackNotClosed(t *testing.T) {
+	// The stream is built before the HELLO: under -race on a busy machine building it
+	// takes longer than the heartbeat timeout, which would run out before the first byte.
+	const reports = 60000 // 1.2 MB of ACKs, several times maxPendingOut
+	var stream []byte
+	for seq := uint64(1); seq <= reports; seq++ {
+		stream = protocol.AppendFrame(stream, protocol.TypeReport, seq, []byte("12345678"))
+	}
 	s := testSettings()
 	s.MaxInFlight = 65535
-	s.WriteTimeout = 20 * time.Second           // only a write with no progress for this long is cut
-	s.HeartbeatTimeout = 300 * time.Millisecond // much shorter than the pause below
-	s.FrameTimeout = 300 * time.Millisecond
+	s.WriteTimeout = 20 * time.Second // only a write with no progress for this long is cut
+	s.HeartbeatTimeout = time.Second  // much shorter than the pause below
+	s.FrameTimeout = time.Second
 	ts := startServer(t, s)
 	p := testutil.DialReadBuffer(t, ts.addr, 4096)
 	p.Hello("batcher", "")
@@ -74,11 +81,6 @@ func TestNonReadingClientIsPushedBackNotClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const reports = 60000 // 1.2 MB of ACKs, several times maxPendingOut
-	var stream []byte
-	for seq := uint64(1); seq <= reports; seq++ {
-		stream = protocol.AppendFrame(stream, protocol.TypeReport, seq, []byte("12345678"))
-	}
 	wrote := make(chan error, 1)
 	go func() {
 		_, err := p.Conn.Write(stream) // blocks once the server stops reading
