@@ -148,24 +148,37 @@ func (s *Server) createStream(name string, replicas int, subjects []string) {
 func (s *Server) Messages(stream string) (byID map[string]int, total int) {
 	s.t.Helper()
 	_, js := s.Connect()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		s.t.Fatal(err)
+	// A cluster just restarted may leave a request unanswered while its stream's
+	// leader is elected: each step is tried again, 10 s at a time, for two minutes.
+	var (
+		st   jetstream.Stream
+		info *jetstream.StreamInfo
+		c    jetstream.Consumer
+	)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var err error
+		st, err = js.Stream(ctx, stream)
+		if err == nil {
+			info, err = st.Info(ctx)
+		}
+		if err == nil && info.State.Msgs > 0 {
+			c, err = st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+		}
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("stream %s: %v", stream, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	byID = map[string]int{}
 	n := info.State.Msgs
 	if n == 0 {
 		return byID, 0
-	}
-	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		s.t.Fatal(err)
 	}
 	// A cluster just restarted may answer "no responders" while its stream and
 	// consumer leaders settle: such a fetch is tried again, for up to a minute
