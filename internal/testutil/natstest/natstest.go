@@ -127,17 +127,28 @@ func (s *Server) CreateStream(name string, subjects ...string) {
 func (s *Server) createStream(name string, replicas int, subjects []string) {
 	s.t.Helper()
 	_, js := s.Connect()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	s.retry(30*time.Second, "create stream "+name, func(ctx context.Context) error {
 		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: subjects, Storage: jetstream.FileStorage,
 			Replicas: replicas, Duplicates: 2 * time.Minute})
+		return err
+	})
+}
+
+// retry runs step, each try with 10 s to answer, until it succeeds or total has
+// passed: a cluster just started or restarted leaves requests unanswered while it
+// elects its leaders.
+func (s *Server) retry(total time.Duration, what string, step func(ctx context.Context) error) {
+	s.t.Helper()
+	deadline := time.Now().Add(total)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := step(ctx)
 		cancel()
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("create stream %s: %v", name, err)
+			s.t.Fatalf("%s: %v", what, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -148,33 +159,20 @@ func (s *Server) createStream(name string, replicas int, subjects []string) {
 func (s *Server) Messages(stream string) (byID map[string]int, total int) {
 	s.t.Helper()
 	_, js := s.Connect()
-	// A cluster just restarted may leave a request unanswered while its stream's
-	// leader is elected: each step is tried again, 10 s at a time, for two minutes.
 	var (
-		st   jetstream.Stream
 		info *jetstream.StreamInfo
 		c    jetstream.Consumer
 	)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		var err error
-		st, err = js.Stream(ctx, stream)
+	s.retry(2*time.Minute, "stream "+stream, func(ctx context.Context) error {
+		st, err := js.Stream(ctx, stream)
 		if err == nil {
 			info, err = st.Info(ctx)
 		}
 		if err == nil && info.State.Msgs > 0 {
 			c, err = st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 		}
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("stream %s: %v", stream, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err
+	})
 	byID = map[string]int{}
 	n := info.State.Msgs
 	if n == 0 {
