@@ -40,7 +40,7 @@ func (r *records) len() int {
 	return len(r.got)
 }
 
-func openStore(t *testing.T, dir string, rec *records, mod func(*Options)) *Store {
+func openStore(t testing.TB, dir string, rec *records, mod func(*Options)) *Store {
 	t.Helper()
 	o := Options{Dir: dir, Announce: rec.announce, Fsync: func() bool { return true }}
 	if mod != nil {
