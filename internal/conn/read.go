@@ -105,6 +105,10 @@ func (c *Conn) serveFrom(handshaking bool, born int64) {
 			go c.serveIdleTLS() // waits on a fresh stack (tlsidle.go)
 			return
 		}
+		if woke-born >= respawnAfter && !handshaking && c.plainIdle() {
+			go c.serveIdlePlain() // waits on a fresh stack (plainidle.go)
+			return
+		}
 		n, err := c.read()
 		if err != nil {
 			if c.handoffAsked() && errors.Is(err, os.ErrDeadlineExceeded) {
