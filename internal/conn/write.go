@@ -192,7 +192,7 @@ func (c *Conn) flush() {
 		if buf == nil || len(*buf) == 0 {
 			c.flushing = false
 			c.drainedLocked()
-			closing, reason := c.closing, c.reason
+			closing, reason := c.closing, c.reasonLocked()
 			c.wmu.Unlock()
 			putWriteBuf(buf)
 			if closing {
@@ -307,14 +307,14 @@ func (c *Conn) stall(now int64, timeout time.Duration) {
 	c.stalled = true
 	if !c.closing {
 		c.closing = true
-		c.reason = ReasonSlowConsumer
-		c.stallFor = timeout
+		e := c.endLocked(ReasonSlowConsumer)
+		e.reason, e.stallFor = ReasonSlowConsumer, timeout
 	}
 	pending := c.writing // the write in progress, whatever part of it is written
 	if c.out != nil {
 		pending += len(*c.out)
 	}
-	reason := c.reason
+	reason := c.reasonLocked()
 	c.releaseSlot()
 	c.wakeReaderLocked()
 	c.nc.SetWriteDeadline(aLongTimeAgo) // under wmu: endStalled's own deadline comes after it
@@ -332,7 +332,10 @@ func (c *Conn) stall(now int64, timeout time.Duration) {
 // its own ERROR) the socket is just closed.
 func (c *Conn) endStalled(tail []byte) {
 	c.wmu.Lock()
-	timeout := c.stallFor
+	timeout := time.Duration(0)
+	if c.end != nil {
+		timeout = c.end.stallFor
+	}
 	c.wmu.Unlock()
 	if timeout == 0 {
 		c.nc.Close()
@@ -354,7 +357,7 @@ func (c *Conn) endStalled(tail []byte) {
 		return
 	}
 	c.wmu.Lock()
-	c.code = protocol.CodeSlowConsumer
+	c.endLocked(ReasonSlowConsumer).code = protocol.CodeSlowConsumer
 	c.wmu.Unlock()
 	c.framesOut.Add(1)
 	c.m.obs.FramesOut(protocol.TypeError, 1)
