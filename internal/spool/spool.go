@@ -294,6 +294,12 @@ func (s *Spool) Submit(b *ingest.Batch, w ingest.Waiter) {
 // found no commit in progress and pending not empty; mu is released on return.
 func (s *Spool) commitAsLeader() {
 	s.committing = true
+	// As the committer does (run): the readers already runnable submit first and
+	// share this write. Without it, at 100 connections x 32 in flight, spool
+	// writes per report rose by half.
+	s.mu.Unlock()
+	runtime.Gosched()
+	s.mu.Lock()
 	b := s.take()
 	s.mu.Unlock()
 	s.commit(&b)
