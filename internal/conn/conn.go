@@ -96,7 +96,8 @@ type Conn struct {
 	// reportsRead counts the REPORTs read.
 	reportsRead uint64
 
-	// flusher-owned: the write in progress (see write)
+	// the write in progress (see write), owned by whoever set flushing: a flusher,
+	// or the reader in flushHeld
 	wbuf    *[]byte
 	wsent   int                   // bytes of wbuf written
 	werr    syscall.Errno         // the write's error, 0 if none

@@ -62,7 +62,8 @@ func (c *Conn) outLocked() *[]byte {
 }
 
 // queuedLocked counts n frames of type t just appended by the caller of outLocked,
-// makes sure a flusher is running, and tells the reader to stop reading when the
+// makes sure a flusher is running (or the reader holding the output will write it),
+// and tells the reader to stop reading when the
 // pending output passed maxPendingOut. Caller holds wmu.
 func (c *Conn) queuedLocked(t protocol.Type, n int) {
 	c.framesOut.Add(uint64(n))

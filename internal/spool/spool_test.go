@@ -154,6 +154,38 @@ func TestGroupCommitBatches(t *testing.T) {
 	}
 }
 
+// TestSubmitLeadsWithoutFsync: without fsync, a Submit that finds no write in
+// progress writes its batch and tells its Waiter before it returns, on the
+// caller's goroutine; with fsync, the committer goroutine does it.
+func TestSubmitLeadsWithoutFsync(t *testing.T) {
+	fsys := &fakeFS{}
+	s := openFake(t, fsys, Options{})
+	w := newWaiter()
+	s.Submit(batchOf("c", 1), w)
+	if !w.told() {
+		t.Fatal("Submit returned before its Waiter was told, with no write in progress")
+	}
+	if err := w.wait(t); err != nil {
+		t.Fatal(err)
+	}
+
+	s.SetFsync(true)
+	g := holdNextWrite(fsys)
+	w2 := newWaiter()
+	s.Submit(batchOf("c", 2), w2) // returns: the committer writes, and is held
+	g.waitEntered(t)
+	if w2.told() {
+		t.Fatal("told before its write finished")
+	}
+	close(g.release)
+	if err := w2.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if f := fsys.file(0); f.writes != 2 || f.syncs != 1 {
+		t.Errorf("%d writes, %d syncs; want 2 and 1", f.writes, f.syncs)
+	}
+}
+
 func TestSubmitCopiesItsArguments(t *testing.T) {
 	fsys := &fakeFS{}
 	s := openFake(t, fsys, Options{})
