@@ -96,16 +96,23 @@ type Conn struct {
 	// reportsRead counts the REPORTs read.
 	reportsRead uint64
 
-	// flusher-owned: the write in progress (see write)
+	// the write in progress (see write), owned by whoever set flushing: a flusher,
+	// or the reader in flushHeld
 	wbuf    *[]byte
 	wsent   int                   // bytes of wbuf written
 	werr    syscall.Errno         // the write's error, 0 if none
 	writeFn func(fd uintptr) bool // c.writeRaw, bound once
 
 	// write side
-	wmu      sync.Mutex
-	out      *[]byte // pending output, nil when none
-	writing  int     // bytes handed to the flusher's write in progress, 0 when none
+	wmu     sync.Mutex
+	out     *[]byte // pending output, nil when none
+	writing int32   // bytes handed to the flusher's write in progress, 0 when none
+	// held: the reader is between the start of a read's work and its own flush of
+	// what that work queued (holdOutput, flushHeld); no flusher is started meanwhile.
+	held bool
+	// wnowait: the write in progress is the reader's, which must not wait for the
+	// socket (flusher-owned, like wbuf).
+	wnowait  bool
 	flushing bool
 	closing  bool // an ERROR is queued or the socket is closed: queue nothing more
 	// stalled: the reaper cut a write that made no progress for the write timeout; the
@@ -218,9 +225,16 @@ func (c *Conn) closeNow(reason CloseReason) {
 	c.nc.Close()
 }
 
-func (c *Conn) isClosing() bool {
+// holdOutput reports whether c is closing and, unless it is, holds the output for
+// the reader about to work on a read, so that the PONGs and ACKs this read's work queues are
+// written by the reader itself afterwards (flushHeld), not by a flusher goroutine
+// started for them. TLS connections write through their record layer and hold nothing.
+func (c *Conn) holdOutput() (closing bool) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if !c.closing && !c.isTLS() {
+		c.held = true
+	}
 	return c.closing
 }
 

@@ -125,7 +125,7 @@ func (c *Conn) serveFrom(handshaking bool, born int64) {
 			c.teardown()
 			return
 		}
-		if c.isClosing() {
+		if c.holdOutput() {
 			// An ERROR is on its way out. Keep reading (and dropping) what the peer
 			// still sends: closing a socket with unread input makes the kernel send a
 			// reset, which can destroy the ERROR before the peer reads it. The
@@ -148,6 +148,7 @@ func (c *Conn) serveFrom(handshaking bool, born int64) {
 		c.reportsRead += uint64(b.reports)
 		c.account(b)
 		putBatch(b)
+		c.flushHeld()
 		if !ok {
 			c.dropInput()
 		}
