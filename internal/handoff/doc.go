@@ -25,15 +25,17 @@
 //     report does not wait); the sender waits for it (WaitReadyInfo) before it stops
 //     any connection, and falls back for all of them if it does not come within
 //     upgrade.handoff_timeout. Then the sender (old process) sends batches of at
-//     most MaxFDs descriptors, each with its State (Channel.Send). It sends one
-//     batch at a time and waits for the receiver's acknowledgement before the
-//     next: an acknowledged batch belongs to the child, whose copies of the
+//     most MaxFDs descriptors, each with its State (Channel.Post). It keeps a few
+//     batches in flight (window) and the receiver acknowledges each, in order
+//     (Channel.Ack): an acknowledged batch belongs to the child, whose copies of the
 //     descriptors are open and registered; the sender then closes its own copies
 //     (close, never shutdown: no FIN).
-//  3. A batch sent but not acknowledged (the child died, the channel broke) is lost:
-//     the child may have read from those sockets, so the sender cannot resume them;
-//     it closes them, as a crash would. Connections not yet sent are not affected:
-//     the sender keeps serving them (GOAWAY drain). A descriptor is never sent twice.
+//  3. A batch sent but not acknowledged (the child died, the channel broke) is lost,
+//     as is every batch sent after it: the child may have read from those sockets,
+//     so the sender cannot resume them; it closes them, as a crash would. A batch
+//     acknowledged before the break still moved. Connections not yet sent are not
+//     affected: the sender keeps serving them (GOAWAY drain). A descriptor is never
+//     sent twice.
 //  4. The receiver (child) acknowledges a batch once every descriptor in it is
 //     adopted, or, when its State cannot be used, answered with an ERROR naming the
 //     problem and closed: one bad State never costs the batch's others.
