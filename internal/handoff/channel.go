@@ -53,6 +53,18 @@ type Ready struct {
 	// connection moves only to a listener of the same name and format: the sender
 	// keeps the others (it cannot take a connection back once sent).
 	Legacy map[string]string `json:"legacy,omitempty"`
+	// StateVersion is the newest State version the receiver reads: the sender
+	// writes that one, or stateJSON, which every receiver reads, when it is
+	// below StateVersion (a plain ready says nothing: stateJSON).
+	StateVersion int `json:"state_version,omitempty"`
+}
+
+// stateVersion is the State version to write to the receiver that said r.
+func (r *Ready) stateVersion() byte {
+	if r.StateVersion >= StateVersion {
+		return StateVersion
+	}
+	return stateJSON
 }
 
 // SignalReadyWith is SignalReady that also says what the receiver can adopt.
@@ -91,6 +103,7 @@ func (ch *Channel) WaitReady(deadline time.Time) (*Ready, error) {
 	}
 	switch b {
 	case readyMagic:
+		ch.version = stateJSON
 		return &Ready{}, nil
 	case readyListenersMagic:
 	default:
@@ -112,7 +125,17 @@ func (ch *Channel) WaitReady(deadline time.Time) (*Ready, error) {
 	if err := json.Unmarshal(body, r); err != nil {
 		return nil, fmt.Errorf("handoff: the new process's ready: %w", err)
 	}
+	ch.version = r.stateVersion()
 	return r, nil
+}
+
+// StateVersion is the State version to write to the receiver: the one its ready
+// asked for, StateVersion before any.
+func (ch *Channel) StateVersion() byte {
+	if ch.version == 0 {
+		return StateVersion
+	}
+	return ch.version
 }
 
 // Channel is one end of the handoff socketpair. Send, Post, Ack and Done are
@@ -121,6 +144,7 @@ func (ch *Channel) WaitReady(deadline time.Time) (*Ready, error) {
 type Channel struct {
 	uc      *net.UnixConn
 	summary *Summary // what the sender's Done said
+	version byte     // the State version the receiver's ready asked for (0: none yet)
 	// mu guards posted: the sizes of the batches posted and not yet acknowledged,
 	// oldest first (Post and Ack run on different goroutines).
 	mu     sync.Mutex

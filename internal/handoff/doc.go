@@ -42,7 +42,10 @@
 //  5. The sender ends with an empty batch (Channel.Done) and closes its end; the
 //     receiver's Receive returns on it or on end-of-file.
 //  6. State messages are versioned (StateVersion); a receiver refuses a version it
-//     does not know, per connection, with that problem named.
+//     does not know, per connection, with that problem named. The receiver's ready
+//     says the newest version it reads (Ready.StateVersion) and the sender writes
+//     that one, or version 1 (JSON), which every receiver reads: an upgrade and its
+//     rollback both move every connection.
 //
 // A native connection's open uploads travel in its State (upload.Handover: the
 // upload id, the durable offset, the sha256 state): the old process closes them at
@@ -56,8 +59,8 @@
 // so the receiver's ready says which it has (SignalReadyWith: "HWKL", a length and
 // the JSON of Ready); the sender keeps the others (fallback no_listener, format) and
 // serves them until drain.timeout. A plain ready ("HWKR", SignalReady) adopts no
-// legacy connection; the Receiver sends it when it has no legacy listener, so a
-// sender that knows only native connections keeps moving them. Such a sender
-// reads "HWKL" as no ready and drains all its connections with GOAWAY: safe, for
-// that one upgrade. The legacy fields are omitted from native States.
+// legacy connection and asks for State version 1; the Receiver always sends
+// "HWKL", for the State version it names. A sender of a build from before legacy
+// handoff reads "HWKL" as no ready and drains all its connections with GOAWAY:
+// safe, for that one upgrade.
 package handoff

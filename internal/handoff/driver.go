@@ -32,6 +32,12 @@ type BatchSender interface {
 	Ack() error
 }
 
+// stateVersioner is a BatchSender that knows which State version its receiver
+// reads (*Channel, from the ready); with another, Drive writes StateVersion.
+type stateVersioner interface {
+	StateVersion() byte
+}
+
 // Result is what a handoff did.
 type Result struct {
 	Moved    int            // acknowledged by the new process
@@ -55,6 +61,7 @@ func (r Result) FallenBack() int {
 type Run struct {
 	deadline time.Time
 	events   chan event // one per connection asked, buffered for all of them
+	version  byte       // of the State messages: what the receiver reads
 }
 
 // event is a connection asked that left requested: quiet, or fallen back for reason.
@@ -71,9 +78,13 @@ type event struct {
 // lost (likewise), or serving again.
 func Drive(ctx context.Context, conns []Conn, ch BatchSender, deadline time.Time) Result {
 	start := time.Now()
+	version := byte(StateVersion)
+	if v, ok := ch.(stateVersioner); ok {
+		version = v.StateVersion()
+	}
 	d := &driver{
 		conns: conns,
-		run:   &Run{deadline: deadline, events: make(chan event, len(conns))},
+		run:   &Run{deadline: deadline, events: make(chan event, len(conns)), version: version},
 		res:   Result{Fallback: map[string]int{}},
 		acks:  startAcks(ch),
 	}
