@@ -323,3 +323,29 @@ func TestReadyWithListeners(t *testing.T) {
 		p.Parent.Close()
 	}
 }
+
+// The sender writes the State version the receiver's ready asks for: version 1
+// (JSON) to a receiver that sends a plain ready or names none, StateVersion to
+// one that names it (readyFor, as the Receiver sends).
+func TestReadyChoosesStateVersion(t *testing.T) {
+	for _, tc := range []struct {
+		signal func(*Channel) error
+		want   byte
+	}{
+		{(*Channel).SignalReady, stateJSON},
+		{func(ch *Channel) error { return ch.SignalReadyWith(&Ready{}) }, stateJSON},
+		{func(ch *Channel) error { return ch.SignalReadyWith(readyFor(nil)) }, StateVersion},
+	} {
+		p, child := channelPair(t)
+		if err := tc.signal(child); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Parent.WaitReady(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Parent.StateVersion(); got != tc.want {
+			t.Errorf("state version %d, want %d", got, tc.want)
+		}
+		child.Close()
+	}
+}
