@@ -186,12 +186,12 @@ func (d *driver) gather() {
 	}
 }
 
-// ready says the batch goes now: the window has room and the batch is full, or
-// nothing is in flight (the receiver would wait for it), or nothing more is
-// coming for it.
+// ready says the batch goes now: whenever the window has room, full or not, so
+// that a connection quiet under load does not wait for others to fill its batch;
+// while the window is full the batch grows (up to batchSize), so batches are as
+// large as the receiver is slow.
 func (d *driver) ready() bool {
-	return len(d.batch) > 0 && !d.broken && len(d.flight) < window &&
-		(len(d.batch) == batchSize || len(d.flight) == 0 || d.pending == 0)
+	return len(d.batch) > 0 && !d.broken && len(d.flight) < window
 }
 
 // release ends the wait for every connection not yet quiet: each one the CAS takes
