@@ -171,13 +171,31 @@ func TestHandoffMovesConnectionsMidFrame(t *testing.T) {
 // duplicating the descriptors (as SCM_RIGHTS would), later ones fail as if the
 // process had died before acknowledging.
 type stubSender struct {
-	t     *testing.T
-	next  *Manager
-	mu    sync.Mutex
-	calls int
+	t       *testing.T
+	next    *Manager
+	mu      sync.Mutex
+	calls   int
+	results []error // of the batches posted and not yet acknowledged
 }
 
-func (s *stubSender) Send(fds []int, states [][]byte) error {
+// Post takes the batch; its acknowledgement says how it went.
+func (s *stubSender) Post(fds []int, states [][]byte) error {
+	err := s.take(fds, states)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.results = append(s.results, err)
+	return nil
+}
+
+func (s *stubSender) Ack() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.results[0]
+	s.results = s.results[1:]
+	return err
+}
+
+func (s *stubSender) take(fds []int, states [][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
@@ -296,14 +314,16 @@ type corruptFirst struct {
 	done bool
 }
 
-func (c *corruptFirst) Send(fds []int, states [][]byte) error {
+func (c *corruptFirst) Post(fds []int, states [][]byte) error {
 	if !c.done {
 		c.done = true
 		bad := append([]byte{9}, states[0][1:]...)
 		states = append([][]byte{bad}, states[1:]...)
 	}
-	return c.ch.Send(fds, states)
+	return c.ch.Post(fds, states)
 }
+
+func (c *corruptFirst) Ack() error { return c.ch.Ack() }
 
 // A state message the new process cannot use: that connection gets ERROR
 // handoff_failed naming the problem and is closed; the others move on.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -52,6 +53,18 @@ type Ready struct {
 	// connection moves only to a listener of the same name and format: the sender
 	// keeps the others (it cannot take a connection back once sent).
 	Legacy map[string]string `json:"legacy,omitempty"`
+	// StateVersion is the newest State version the receiver reads: the sender
+	// writes that one, or stateJSON, which every receiver reads, when it is
+	// below StateVersion (a plain ready says nothing: stateJSON).
+	StateVersion int `json:"state_version,omitempty"`
+}
+
+// stateVersion is the State version to write to the receiver that said r.
+func (r *Ready) stateVersion() byte {
+	if r.StateVersion >= StateVersion {
+		return StateVersion
+	}
+	return stateJSON
 }
 
 // SignalReadyWith is SignalReady that also says what the receiver can adopt.
@@ -90,6 +103,7 @@ func (ch *Channel) WaitReady(deadline time.Time) (*Ready, error) {
 	}
 	switch b {
 	case readyMagic:
+		ch.version = stateJSON
 		return &Ready{}, nil
 	case readyListenersMagic:
 	default:
@@ -111,14 +125,30 @@ func (ch *Channel) WaitReady(deadline time.Time) (*Ready, error) {
 	if err := json.Unmarshal(body, r); err != nil {
 		return nil, fmt.Errorf("handoff: the new process's ready: %w", err)
 	}
+	ch.version = r.stateVersion()
 	return r, nil
 }
 
-// Channel is one end of the handoff socketpair. Send and Done are the sender's,
-// Receive the receiver's; neither side is safe for concurrent use.
+// StateVersion is the State version to write to the receiver: the one its ready
+// asked for, StateVersion before any.
+func (ch *Channel) StateVersion() byte {
+	if ch.version == 0 {
+		return StateVersion
+	}
+	return ch.version
+}
+
+// Channel is one end of the handoff socketpair. Send, Post, Ack and Done are
+// the sender's, Receive the receiver's; neither side is safe for concurrent use,
+// except that Post and Ack may run at the same time.
 type Channel struct {
 	uc      *net.UnixConn
 	summary *Summary // what the sender's Done said
+	version byte     // the State version the receiver's ready asked for (0: none yet)
+	// mu guards posted: the sizes of the batches posted and not yet acknowledged,
+	// oldest first (Post and Ack run on different goroutines).
+	mu     sync.Mutex
+	posted []int
 }
 
 // Summary is what a handoff did, as the sender saw it.
@@ -178,10 +208,18 @@ func FromFile(f *os.File) (*Channel, error) {
 // Close closes this end; the other side reads end-of-file.
 func (ch *Channel) Close() error { return ch.uc.Close() }
 
-// Send sends one batch (len(fds) == len(states), 1 to MaxFDs) and waits for its
-// acknowledgement. nil means the receiver owns every descriptor of the batch; an
-// error means the batch's fate is unknown (contract step 3).
+// Send sends one batch and waits for its acknowledgement (Post, then Ack).
 func (ch *Channel) Send(fds []int, states [][]byte) error {
+	if err := ch.Post(fds, states); err != nil {
+		return err
+	}
+	return ch.Ack()
+}
+
+// Post sends one batch (len(fds) == len(states), 1 to MaxFDs) without waiting
+// for its acknowledgement; an error means the batch's fate is unknown (contract
+// step 3). Post and Ack may run at the same time.
+func (ch *Channel) Post(fds []int, states [][]byte) error {
 	if len(fds) == 0 || len(fds) > MaxFDs || len(fds) != len(states) {
 		return fmt.Errorf("handoff: batch of %d descriptors and %d states", len(fds), len(states))
 	}
@@ -198,15 +236,32 @@ func (ch *Channel) Send(fds []int, states [][]byte) error {
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(s)))
 		buf = append(buf, s...)
 	}
+	ch.mu.Lock()
+	ch.posted = append(ch.posted, len(fds)) // before the body: the ack may follow it at once
+	ch.mu.Unlock()
 	if _, err := ch.uc.Write(buf); err != nil {
 		return fmt.Errorf("handoff: send batch body: %w", err)
 	}
+	return nil
+}
+
+// Ack waits for the acknowledgement of the oldest batch posted and not yet
+// acknowledged (the receiver acknowledges in order). nil means the receiver owns
+// every descriptor of that batch.
+func (ch *Channel) Ack() error {
 	var ack [ackSize]byte
 	if _, err := io.ReadFull(ch.uc, ack[:]); err != nil {
-		return fmt.Errorf("handoff: no acknowledgement for a batch of %d: %w", len(fds), err)
+		return fmt.Errorf("handoff: no acknowledgement for a batch: %w", err)
 	}
-	if [4]byte(ack[:4]) != ackMagic || int(binary.BigEndian.Uint32(ack[4:])) != len(fds) {
-		return fmt.Errorf("handoff: bad acknowledgement % x for a batch of %d", ack, len(fds))
+	ch.mu.Lock()
+	n := -1
+	if len(ch.posted) > 0 {
+		n = ch.posted[0]
+		ch.posted = ch.posted[1:]
+	}
+	ch.mu.Unlock()
+	if [4]byte(ack[:4]) != ackMagic || int(binary.BigEndian.Uint32(ack[4:])) != n {
+		return fmt.Errorf("handoff: bad acknowledgement % x for a batch of %d", ack, n)
 	}
 	return nil
 }

@@ -25,22 +25,27 @@
 //     report does not wait); the sender waits for it (WaitReadyInfo) before it stops
 //     any connection, and falls back for all of them if it does not come within
 //     upgrade.handoff_timeout. Then the sender (old process) sends batches of at
-//     most MaxFDs descriptors, each with its State (Channel.Send). It sends one
-//     batch at a time and waits for the receiver's acknowledgement before the
-//     next: an acknowledged batch belongs to the child, whose copies of the
+//     most MaxFDs descriptors, each with its State (Channel.Post). It keeps a few
+//     batches in flight (window) and the receiver acknowledges each, in order
+//     (Channel.Ack): an acknowledged batch belongs to the child, whose copies of the
 //     descriptors are open and registered; the sender then closes its own copies
 //     (close, never shutdown: no FIN).
-//  3. A batch sent but not acknowledged (the child died, the channel broke) is lost:
-//     the child may have read from those sockets, so the sender cannot resume them;
-//     it closes them, as a crash would. Connections not yet sent are not affected:
-//     the sender keeps serving them (GOAWAY drain). A descriptor is never sent twice.
+//  3. A batch sent but not acknowledged (the child died, the channel broke) is lost,
+//     as is every batch sent after it: the child may have read from those sockets,
+//     so the sender cannot resume them; it closes them, as a crash would. A batch
+//     acknowledged before the break still moved. Connections not yet sent are not
+//     affected: the sender keeps serving them (GOAWAY drain). A descriptor is never
+//     sent twice.
 //  4. The receiver (child) acknowledges a batch once every descriptor in it is
 //     adopted, or, when its State cannot be used, answered with an ERROR naming the
 //     problem and closed: one bad State never costs the batch's others.
 //  5. The sender ends with an empty batch (Channel.Done) and closes its end; the
 //     receiver's Receive returns on it or on end-of-file.
 //  6. State messages are versioned (StateVersion); a receiver refuses a version it
-//     does not know, per connection, with that problem named.
+//     does not know, per connection, with that problem named. The receiver's ready
+//     says the newest version it reads (Ready.StateVersion) and the sender writes
+//     that one, or version 1 (JSON), which every receiver reads: an upgrade and its
+//     rollback both move every connection.
 //
 // A native connection's open uploads travel in its State (upload.Handover: the
 // upload id, the durable offset, the sha256 state): the old process closes them at
@@ -54,8 +59,8 @@
 // so the receiver's ready says which it has (SignalReadyWith: "HWKL", a length and
 // the JSON of Ready); the sender keeps the others (fallback no_listener, format) and
 // serves them until drain.timeout. A plain ready ("HWKR", SignalReady) adopts no
-// legacy connection; the Receiver sends it when it has no legacy listener, so a
-// sender that knows only native connections keeps moving them. Such a sender
-// reads "HWKL" as no ready and drains all its connections with GOAWAY: safe, for
-// that one upgrade. The legacy fields are omitted from native States.
+// legacy connection and asks for State version 1; the Receiver always sends
+// "HWKL", for the State version it names. A sender of a build from before legacy
+// handoff reads "HWKL" as no ready and drains all its connections with GOAWAY:
+// safe, for that one upgrade.
 package handoff

@@ -6,23 +6,36 @@ import (
 	"time"
 )
 
-// batchSize is the most connections a batch carries, and wave how many a handoff
-// has asked and not yet settled at most: two batches, so that the next one gathers
-// while one is sent. A connection stops reading from when it is asked until its
-// batch is acknowledged, so the batch, not the message's limit (MaxFDs), sets how
-// long each client's reports wait during an upgrade. Measured at 150k reports/s
-// over 1,000 connections, 3 upgrades per 10 s (docs/PERFORMANCE.md): batches of 32 took the ack
-// p99 during upgrades from a median 1.78× steady (batches of 253) to 1.27×, and
-// 15,000 idle connections still move in 0.52–0.57 s (0.47–0.49 s).
+// batchSize is the most connections a batch carries; window is how many batches
+// may be sent and not yet acknowledged; asked bounds the connections a handoff
+// holds stopped at once (asked and not yet quiet, quiet and not yet sent, sent and
+// not yet acknowledged). A connection stops reading from when it is asked until
+// its batch is acknowledged, so the batch, not the message's limit (MaxFDs), sets
+// how long each client's reports wait during an upgrade: measured at 150k
+// reports/s over 1,000 connections, 3 upgrades per 10 s (docs/PERFORMANCE.md),
+// batches of 32 took the ack p99 during upgrades from a median 1.78× steady
+// (batches of 253) to 1.27×. The window lets the receiver adopt one batch while
+// the next ones are on their way, instead of the two processes taking turns.
 const (
 	batchSize = 32
-	wave      = 2 * batchSize
+	window    = 3
+	maxAsked  = (window + 1) * batchSize
 )
 
-// BatchSender sends one batch of descriptors with their state messages and returns
-// once the receiver acknowledged it (*Channel).
+// BatchSender sends batches of descriptors with their state messages (*Channel).
+// Post and Ack may run at the same time, on different goroutines.
 type BatchSender interface {
-	Send(fds []int, states [][]byte) error
+	// Post sends one batch without waiting for its acknowledgement.
+	Post(fds []int, states [][]byte) error
+	// Ack waits for the acknowledgement of the oldest batch posted and not yet
+	// acknowledged: nil means the receiver owns every descriptor of that batch.
+	Ack() error
+}
+
+// stateVersioner is a BatchSender that knows which State version its receiver
+// reads (*Channel, from the ready); with another, Drive writes StateVersion.
+type stateVersioner interface {
+	StateVersion() byte
 }
 
 // Result is what a handoff did.
@@ -48,6 +61,7 @@ func (r Result) FallenBack() int {
 type Run struct {
 	deadline time.Time
 	events   chan event // one per connection asked, buffered for all of them
+	version  byte       // of the State messages: what the receiver reads
 }
 
 // event is a connection asked that left requested: quiet, or fallen back for reason.
@@ -64,44 +78,53 @@ type event struct {
 // lost (likewise), or serving again.
 func Drive(ctx context.Context, conns []Conn, ch BatchSender, deadline time.Time) Result {
 	start := time.Now()
+	version := byte(StateVersion)
+	if v, ok := ch.(stateVersioner); ok {
+		version = v.StateVersion()
+	}
 	d := &driver{
 		conns: conns,
-		run:   &Run{deadline: deadline, events: make(chan event, len(conns))},
+		run:   &Run{deadline: deadline, events: make(chan event, len(conns)), version: version},
 		res:   Result{Fallback: map[string]int{}},
+		acks:  startAcks(ch),
 	}
+	defer close(d.acks.want)
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
-	for d.pending > 0 || d.next < len(d.conns) {
+	for d.pending > 0 || d.next < len(d.conns) || len(d.batch) > 0 || len(d.flight) > 0 {
 		if !d.released {
-			d.ask() // keep a wave asked, whatever settled since
+			d.ask() // keep the most asked, whatever settled since
 		}
-		if d.pending == 0 {
-			continue // that wave could not move at all: ask the next
+		d.gather()
+		if d.ready() {
+			d.post(ch)
+			continue
 		}
-		if d.released {
-			d.take(<-d.run.events)
-		} else {
-			select {
-			case ev := <-d.run.events:
-				d.take(ev)
-			case <-timer.C:
-				d.release(ReasonTimeout)
-			case <-ctx.Done():
-				d.release(ReasonInterrupted)
-			}
+		if d.pending == 0 && len(d.flight) == 0 {
+			continue // nothing to wait for: ask the next (or they could not move at all)
 		}
-		// Whatever else is quiet already goes in the same batch.
-	more:
-		for d.pending > 0 && len(d.batch) < batchSize {
-			select {
-			case ev := <-d.run.events:
-				d.take(ev)
-			default:
-				break more
-			}
+		var events <-chan event
+		if d.pending > 0 && len(d.batch) < batchSize {
+			events = d.run.events
 		}
-		if len(d.batch) > 0 {
-			d.send(ch)
+		var acked <-chan error
+		if len(d.flight) > 0 {
+			acked = d.acks.got
+		}
+		var expired <-chan time.Time
+		var done <-chan struct{}
+		if !d.released {
+			expired, done = timer.C, ctx.Done()
+		}
+		select {
+		case ev := <-events:
+			d.take(ev)
+		case err := <-acked:
+			d.acked(err)
+		case <-expired:
+			d.release(ReasonTimeout)
+		case <-done:
+			d.release(ReasonInterrupted)
 		}
 	}
 	for _, c := range d.finished {
@@ -111,25 +134,34 @@ func Drive(ctx context.Context, conns []Conn, ch BatchSender, deadline time.Time
 	return d.res
 }
 
-// driver is Drive's state. Connections are asked in waves, a few batches' worth at
-// a time, not all at once: a connection stops reading from when it is asked until
-// its batch is acknowledged, so under load each one pauses for about one batch
+// driver is Drive's state. Connections are asked a few batches' worth at a time,
+// not all at once: a connection stops reading from when it is asked until its
+// batch is acknowledged, so under load each one pauses for about that long
 // instead of for the whole handoff.
+//
+// Every connection asked gets exactly one verdict: from the driver once its batch
+// is acknowledged (Moved), once its batch's fate is unknown (Lost: posted, and
+// the post or an acknowledgement failed, this one's or an earlier one's), or once
+// it is known never to have reached the receiver (Fallback: never posted);
+// otherwise it falls back on its own (not quiet in time, or released).
 type driver struct {
 	conns    []Conn
 	next     int    // conns[next:] are not asked yet
 	asked    []Conn // every connection asked, settled or not
 	pending  int    // asked and not yet reported
 	run      *Run
-	batch    []Conn // quiet, to be sent
+	batch    []Conn   // quiet, to be posted
+	flight   [][]Conn // posted, not yet acknowledged, oldest first
+	inFlight int      // connections in flight
+	acks     acks
 	finished []Conn // moved or lost: Drive waits for their teardown
-	broken   bool   // ch failed: nothing more is sent
+	broken   bool   // ch failed: nothing more is posted
 	released bool   // nothing more is asked; the asked and not quiet are released
 	res      Result
 }
 
 func (d *driver) ask() {
-	for d.pending < wave && d.next < len(d.conns) {
+	for d.pending+len(d.batch)+d.inFlight < maxAsked && d.next < len(d.conns) {
 		c := d.conns[d.next]
 		d.conns[d.next] = nil
 		d.next++
@@ -140,6 +172,26 @@ func (d *driver) ask() {
 		d.asked = append(d.asked, c)
 		d.pending++
 	}
+}
+
+// gather takes whatever is quiet already, up to a batch.
+func (d *driver) gather() {
+	for d.pending > 0 && len(d.batch) < batchSize {
+		select {
+		case ev := <-d.run.events:
+			d.take(ev)
+		default:
+			return
+		}
+	}
+}
+
+// ready says the batch goes now: whenever the window has room, full or not, so
+// that a connection quiet under load does not wait for others to fill its batch;
+// while the window is full the batch grows (up to batchSize), so batches are as
+// large as the receiver is slow.
+func (d *driver) ready() bool {
+	return len(d.batch) > 0 && !d.broken && len(d.flight) < window
 }
 
 // release ends the wait for every connection not yet quiet: each one the CAS takes
@@ -170,55 +222,114 @@ func (d *driver) take(ev event) {
 	}
 }
 
-// send sends the batch and delivers its verdicts. A batch that fails is lost: the
-// receiver may have adopted some of it. One that could not be sent at all (a
-// descriptor not to be had) falls back. Either way the channel counts as broken.
-func (d *driver) send(ch BatchSender) {
-	sent, err := sendBatch(ch, d.batch)
-	switch {
-	case err == nil:
-		d.res.Batches++
-		d.res.Moved += len(d.batch)
-		d.settle(Moved)
-	case sent:
-		d.res.Lost += len(d.batch)
-		d.settle(Lost)
-	default:
-		d.res.Fallback[ReasonChannel] += len(d.batch)
-		for _, c := range d.batch {
-			c.HandoffPoint().verdict <- Fallback
-		}
-	}
-	d.batch = d.batch[:0:0]
+// post sends the batch. One that could not be sent at all (a descriptor not to be
+// had) falls back: nothing of it reached the receiver. One whose post failed is
+// lost: part of it may have. Either way the channel counts as broken.
+func (d *driver) post(ch BatchSender) {
+	b := d.batch
+	d.batch = nil
+	fds, states, err := collect(b)
 	if err != nil {
+		d.res.Fallback[ReasonChannel] += len(b)
+		verdict(b, Fallback)
+		d.fail(err)
+		return
+	}
+	if err := ch.Post(fds, states); err != nil {
+		d.settle(b, Lost)
+		d.fail(err)
+		return
+	}
+	d.flight = append(d.flight, b)
+	d.inFlight += len(b)
+	d.acks.want <- struct{}{}
+}
+
+// acked settles the oldest batch in flight with its acknowledgement's outcome.
+func (d *driver) acked(err error) {
+	b := d.flight[0]
+	d.flight[0] = nil
+	d.flight = d.flight[1:]
+	d.inFlight -= len(b)
+	if err != nil {
+		d.settle(b, Lost)
+		d.fail(err)
+		return
+	}
+	d.res.Batches++
+	d.settle(b, Moved)
+}
+
+// fail marks the channel broken: the connections quiet and not posted fall back,
+// the asked and not quiet are released, and none is asked any more. The batches
+// in flight are settled by their acknowledgements (one the receiver sent before
+// the break still counts).
+func (d *driver) fail(err error) {
+	if d.res.Err == nil {
 		d.res.Err = err
-		d.broken = true
-		if !d.released {
-			d.release(ReasonChannel)
-		}
+	}
+	d.broken = true
+	d.res.Fallback[ReasonChannel] += len(d.batch)
+	verdict(d.batch, Fallback)
+	d.batch = nil
+	if !d.released {
+		d.release(ReasonChannel)
 	}
 }
 
-// settle delivers v to the batch, whose connections then leave this process.
-func (d *driver) settle(v Verdict) {
-	for _, c := range d.batch {
+// settle counts b as v (Moved or Lost) and delivers the verdict: b's connections
+// then leave this process.
+func (d *driver) settle(b []Conn, v Verdict) {
+	if v == Moved {
+		d.res.Moved += len(b)
+	} else {
+		d.res.Lost += len(b)
+	}
+	verdict(b, v)
+	d.finished = append(d.finished, b...)
+}
+
+func verdict(b []Conn, v Verdict) {
+	for _, c := range b {
 		c.HandoffPoint().verdict <- v
 	}
-	d.finished = append(d.finished, d.batch...)
 }
 
-// sendBatch sends batch through ch; sent says whether anything may have reached the
-// receiver.
-func sendBatch(ch BatchSender, batch []Conn) (sent bool, err error) {
-	fds := make([]int, 0, len(batch))
-	states := make([][]byte, 0, len(batch))
-	for _, c := range batch {
+// collect gathers b's descriptors and state messages.
+func collect(b []Conn) (fds []int, states [][]byte, err error) {
+	fds = make([]int, 0, len(b))
+	states = make([][]byte, 0, len(b))
+	for _, c := range b {
 		fd, err := c.HandoffFD()
 		if err != nil {
-			return false, fmt.Errorf("handoff: batch not sent: %w", err)
+			return nil, nil, fmt.Errorf("handoff: batch not sent: %w", err)
 		}
 		fds = append(fds, fd)
 		states = append(states, c.HandoffPoint().msg)
 	}
-	return true, ch.Send(fds, states)
+	return fds, states, nil
+}
+
+// acks reads acknowledgements on a goroutine of its own, one per want, in order,
+// so that the driver keeps gathering and posting while the receiver adopts. After
+// the first failure it reads no more: every later batch gets that error (its fate
+// is as unknown). Closing want ends the goroutine; the driver closes it only with
+// nothing in flight.
+type acks struct {
+	want chan struct{}
+	got  chan error
+}
+
+func startAcks(ch BatchSender) acks {
+	a := acks{want: make(chan struct{}, window), got: make(chan error, window)}
+	go func() {
+		var err error
+		for range a.want {
+			if err == nil {
+				err = ch.Ack()
+			}
+			a.got <- err
+		}
+	}()
+	return a
 }

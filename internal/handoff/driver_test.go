@@ -2,9 +2,9 @@ package handoff
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +21,7 @@ type fakeConn struct {
 	closes  bool   // closing for another reason once asked
 	leaves  bool   // torn down once asked, before its quiet point
 	fdErr   error  // HandoffFD fails with it
+	fd      int    // HandoffFD's descriptor (0: the id)
 	asked   *atomic.Int64
 	mu      sync.Mutex
 	closing bool
@@ -74,13 +75,20 @@ func (c *fakeConn) HandoffOutput() (sync.Locker, *bool) {
 
 func (c *fakeConn) HandoffIdle() bool { return !c.busy }
 
-func (c *fakeConn) HandoffState() *State { return &State{ClientID: strconv.Itoa(c.id)} }
+func (c *fakeConn) HandoffState() *State {
+	return &State{Kind: KindNative, ClientID: strconv.Itoa(c.id), MaxFrame: 1, MaxInFlight: 1}
+}
 
 func (c *fakeConn) HandoffServeOn(bool) {}
 
 func (c *fakeConn) HandoffLeft(v Verdict) { c.ended = v }
 
-func (c *fakeConn) HandoffFD() (int, error) { return c.id, c.fdErr }
+func (c *fakeConn) HandoffFD() (int, error) {
+	if c.fd != 0 {
+		return c.fd, c.fdErr
+	}
+	return c.id, c.fdErr
+}
 
 func (c *fakeConn) HandoffDone() <-chan struct{} { return c.done }
 
@@ -94,19 +102,33 @@ func fakeConns(n int, asked *atomic.Int64) ([]*fakeConn, []Conn) {
 	return fcs, cs
 }
 
-// recorder is a BatchSender that checks each batch and fails from batch failAt on.
+// recorder is a BatchSender that checks each batch. The acknowledgement of batch
+// failAt (1-based; 0: never) fails, as does the post of batch postFailAt. With
+// hold, it acknowledges a batch only once the window is full (or no more posts
+// can come: n connections sent, or a post failed), so a driver that does not keep
+// the window full never finishes.
 type recorder struct {
-	t       *testing.T
-	asked   *atomic.Int64
-	failAt  int // 1-based; 0: never
-	batches [][]int
-	sent    map[int]bool
-	maxOpen int64 // most connections asked and not yet sent, at a send
+	t          *testing.T
+	asked      *atomic.Int64
+	failAt     int
+	postFailAt int
+	hold       bool
+	n          int // with hold: how many connections move in all
+
+	mu         sync.Mutex
+	batches    [][]int // posted, failed posts included
+	acked      int     // acknowledgements asked for
+	postFailed bool
+	sent       map[int]bool
+	maxOpen    int64 // most connections asked and not yet sent, at a post
+	maxFlight  int   // most batches posted and not acknowledged
 }
 
 var errBroken = errors.New("receiver gone")
 
-func (r *recorder) Send(fds []int, states [][]byte) error {
+func (r *recorder) Post(fds []int, states [][]byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if len(fds) == 0 || len(fds) > batchSize || len(fds) != len(states) {
 		r.t.Errorf("batch of %d descriptors, %d states", len(fds), len(states))
 	}
@@ -120,15 +142,59 @@ func (r *recorder) Send(fds []int, states [][]byte) error {
 			r.t.Errorf("conn %d sent twice", fd)
 		}
 		r.sent[fd] = true
-		if !strings.Contains(string(states[i]), `"client_id":"`+strconv.Itoa(fd)+`"`) {
-			r.t.Errorf("conn %d sent with state %q", fd, states[i])
+		st, err := DecodeState(states[i])
+		if err != nil || st.ClientID != strconv.Itoa(fd) {
+			r.t.Errorf("conn %d sent with state %q (%v)", fd, states[i], err)
 		}
 	}
 	r.batches = append(r.batches, fds)
-	if r.failAt > 0 && len(r.batches) >= r.failAt {
+	r.maxFlight = max(r.maxFlight, len(r.batches)-r.acked)
+	if len(r.batches) == r.postFailAt {
+		r.postFailed = true
 		return errBroken
 	}
 	return nil
+}
+
+func (r *recorder) Ack() error {
+	deadline := time.Now().Add(5 * time.Second)
+	for r.hold && !r.full() {
+		if time.Now().After(deadline) {
+			r.t.Errorf("the window of %d batches never filled", window)
+			break
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.acked++
+	if r.failAt > 0 && r.acked >= r.failAt {
+		return errBroken
+	}
+	return nil
+}
+
+// full says the driver can post nothing more before this acknowledgement.
+func (r *recorder) full() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.batches)-r.acked >= window || len(r.sent) == r.n || r.postFailed
+}
+
+// verdicts is what each connection sent should have ended with: Moved for the
+// batches acknowledged, Lost from the first failure on.
+func (r *recorder) verdicts() map[int]Verdict {
+	want := map[int]Verdict{}
+	for i, b := range r.batches {
+		v := Moved
+		if (r.failAt > 0 && i+1 >= r.failAt) || (r.postFailAt > 0 && i+1 >= r.postFailAt) {
+			v = Lost
+		}
+		for _, fd := range b {
+			want[fd] = v
+		}
+	}
+	return want
 }
 
 // waitResumed waits until c's reader serves on again.
@@ -153,19 +219,23 @@ func accounted(t *testing.T, res Result, n int) {
 	}
 }
 
-// Every connection moves, once, in batches of at most batchSize; the driver never
-// has more than a wave asked and unsent, and returns after every teardown.
+// Every connection moves, once, in batches of at most batchSize; the driver keeps
+// the window full, never has more than maxAsked asked and unsent, and returns
+// after every teardown.
 func TestDriveMovesEveryConnectionOnce(t *testing.T) {
 	const n = 3*MaxFDs + 17
 	var asked atomic.Int64
 	fcs, cs := fakeConns(n, &asked)
-	r := &recorder{t: t, asked: &asked, sent: map[int]bool{}}
+	r := &recorder{t: t, asked: &asked, sent: map[int]bool{}, hold: true, n: n}
 	res := Drive(context.Background(), cs, r, time.Now().Add(10*time.Second))
 	if res.Moved != n || res.Lost != 0 || res.FallenBack() != 0 || res.Err != nil || res.Batches != len(r.batches) {
 		t.Fatalf("result %+v, %d batches sent", res, len(r.batches))
 	}
-	if r.maxOpen > wave {
-		t.Errorf("%d connections asked and not sent at once, the wave is %d", r.maxOpen, wave)
+	if r.maxOpen > maxAsked {
+		t.Errorf("%d connections asked and not sent at once, the most is %d", r.maxOpen, maxAsked)
+	}
+	if r.maxFlight != window {
+		t.Errorf("at most %d batches in flight, the window is %d", r.maxFlight, window)
 	}
 	for _, c := range fcs {
 		select {
@@ -204,29 +274,20 @@ func TestDriveFallbackReasons(t *testing.T) {
 	}
 }
 
-// A batch the receiver does not acknowledge is lost; what was not sent falls back
-// ("channel") and serves on, quiet or not.
-func TestDriveBrokenChannel(t *testing.T) {
-	const n = 3 * MaxFDs
-	var asked atomic.Int64
-	fcs, cs := fakeConns(n, &asked)
-	r := &recorder{t: t, asked: &asked, sent: map[int]bool{}, failAt: 2}
-	res := Drive(context.Background(), cs, r, time.Now().Add(10*time.Second))
-	if !errors.Is(res.Err, errBroken) || len(r.batches) != 2 || res.Batches != 1 {
-		t.Fatalf("result %+v after %d sends", res, len(r.batches))
-	}
-	if res.Moved != len(r.batches[0]) || res.Lost != len(r.batches[1]) || res.Fallback["channel"] != n-res.Moved-res.Lost {
-		t.Fatalf("result %+v, batches of %d and %d", res, len(r.batches[0]), len(r.batches[1]))
-	}
-	accounted(t, res, n)
-	want := map[int]Verdict{}
-	for i, b := range r.batches {
-		for _, fd := range b {
-			want[fd] = Moved + Verdict(i)
-		}
-	}
+// checkVerdicts checks that each connection sent ended as the recorder says and
+// that every other one asked serves on; and the counts agree.
+func checkVerdicts(t *testing.T, fcs []*fakeConn, r *recorder, res Result) {
+	t.Helper()
+	accounted(t, res, len(fcs))
+	want := r.verdicts()
+	moved, lost := 0, 0
 	for _, c := range fcs {
 		if v, sent := want[c.id]; sent {
+			if v == Moved {
+				moved++
+			} else {
+				lost++
+			}
 			if c.ended != v {
 				t.Errorf("conn %d ended %d, want %d", c.id, c.ended, v)
 			}
@@ -234,33 +295,69 @@ func TestDriveBrokenChannel(t *testing.T) {
 			waitResumed(t, c)
 		}
 	}
+	if res.Moved != moved || res.Lost != lost || res.Fallback[ReasonChannel] != len(fcs)-moved-lost {
+		t.Errorf("result %+v; the batches say %d moved, %d lost", res, moved, lost)
+	}
 }
 
-// A batch that cannot be sent at all (no descriptor) falls back rather than being
-// lost: nothing reached the receiver.
-func TestDriveUnsentBatchFallsBack(t *testing.T) {
+// An acknowledgement that fails loses its batch and every batch posted after it
+// (the window is full when it fails); the batch before it moved; what was not
+// posted falls back ("channel") and serves on, quiet or not.
+func TestDriveBrokenChannel(t *testing.T) {
+	for range 3 {
+		const n = 3 * MaxFDs
+		var asked atomic.Int64
+		fcs, cs := fakeConns(n, &asked)
+		r := &recorder{t: t, asked: &asked, sent: map[int]bool{}, failAt: 2, hold: true, n: n}
+		res := Drive(context.Background(), cs, r, time.Now().Add(10*time.Second))
+		if !errors.Is(res.Err, errBroken) || len(r.batches) < window || res.Batches != 1 {
+			t.Fatalf("result %+v after %d posts", res, len(r.batches))
+		}
+		if res.Moved != len(r.batches[0]) {
+			t.Fatalf("result %+v, first batch of %d", res, len(r.batches[0]))
+		}
+		checkVerdicts(t, fcs, r, res)
+	}
+}
+
+// A post that fails loses that batch; the batches posted before it are settled by
+// their acknowledgements (moved); the rest falls back.
+func TestDrivePostFails(t *testing.T) {
+	const n = 3 * MaxFDs
 	var asked atomic.Int64
-	fcs, cs := fakeConns(3, &asked)
-	fcs[1].fdErr = errors.New("not a socket")
+	fcs, cs := fakeConns(n, &asked)
+	r := &recorder{t: t, asked: &asked, sent: map[int]bool{}, postFailAt: window, hold: true, n: n}
+	res := Drive(context.Background(), cs, r, time.Now().Add(10*time.Second))
+	if !errors.Is(res.Err, errBroken) || len(r.batches) != window || res.Batches != window-1 {
+		t.Fatalf("result %+v after %d posts", res, len(r.batches))
+	}
+	if res.Lost != len(r.batches[window-1]) {
+		t.Fatalf("result %+v, the failed post had %d", res, len(r.batches[window-1]))
+	}
+	checkVerdicts(t, fcs, r, res)
+}
+
+// A batch that cannot be sent at all (no descriptor) falls back, exactly its
+// connections, rather than being lost: nothing of it reached the receiver. The
+// batches in flight before it move.
+func TestDriveUnsentBatchFallsBack(t *testing.T) {
+	const n = 10 * batchSize
+	var asked atomic.Int64
+	fcs, cs := fakeConns(n, &asked)
+	bad := fcs[4*batchSize+5]
+	bad.fdErr = errors.New("not a socket")
 	r := &recorder{t: t, asked: &asked, sent: map[int]bool{}}
 	res := Drive(context.Background(), cs, r, time.Now().Add(10*time.Second))
-	if res.Err == nil || res.Lost != 0 || r.sent[1] || res.Moved != len(r.sent) || res.Fallback["channel"] != 3-len(r.sent) {
-		t.Fatalf("result %+v after %d sends", res, len(r.batches))
+	if res.Err == nil || res.Lost != 0 || r.sent[bad.id] || res.Moved != len(r.sent) || res.Batches != len(r.batches) {
+		t.Fatalf("result %+v after %d posts", res, len(r.batches))
 	}
-	for _, c := range fcs {
-		if r.sent[c.id] {
-			if c.ended != Moved {
-				t.Errorf("conn %d ended %d, want moved", c.id, c.ended)
-			}
-		} else {
-			waitResumed(t, c)
-		}
-	}
+	checkVerdicts(t, fcs, r, res)
+	waitResumed(t, bad)
 }
 
 // Cancelling ctx releases every connection not yet quiet, asked or not.
 func TestDriveInterrupted(t *testing.T) {
-	const n = wave + 10 // some are never asked
+	const n = maxAsked + 10 // some are never asked
 	var asked atomic.Int64
 	fcs, cs := fakeConns(n, &asked)
 	for _, c := range fcs {
@@ -274,10 +371,80 @@ func TestDriveInterrupted(t *testing.T) {
 	if res.Fallback["interrupted"] != n || len(r.batches) != 0 || time.Since(start) > 10*time.Second {
 		t.Fatalf("result %+v in %v", res, time.Since(start))
 	}
-	if asked.Load() != wave {
-		t.Errorf("%d asked, want a wave of %d", asked.Load(), wave)
+	if asked.Load() != maxAsked {
+		t.Errorf("%d asked, want %d", asked.Load(), maxAsked)
 	}
-	for _, c := range fcs[:wave] {
+	for _, c := range fcs[:maxAsked] {
 		waitResumed(t, c)
+	}
+}
+
+// Over a real channel, a receiver that acknowledges some batches and then goes
+// away with more in flight: exactly the connections of the batches it
+// acknowledged move, those posted after are lost, the rest fall back and serve on.
+func TestDriveReceiverGoneMidway(t *testing.T) {
+	for _, keep := range []int{0, 1, 5} {
+		p, child := channelPair(t)
+		const n = 1000
+		fds, _ := pipes(t, n)
+		var asked atomic.Int64
+		fcs, cs := fakeConns(n, &asked)
+		for i, c := range fcs {
+			c.fd = fds[i]
+		}
+		acked := make(chan map[int]bool, 1)
+		go func() {
+			defer child.Close()
+			ids := map[int]bool{}
+			defer func() { acked <- ids }()
+			for range keep {
+				b, err := child.recv()
+				if err != nil {
+					t.Errorf("batch: %v", err)
+					return
+				}
+				for _, f := range b.Files {
+					var id [2]byte
+					if _, err := f.Read(id[:]); err != nil {
+						t.Errorf("descriptor: %v", err)
+					}
+					ids[int(id[0])|int(id[1])<<8] = true
+					f.Close()
+				}
+				ack := [ackSize]byte{'H', 'W', 'K', 'A'}
+				binary.BigEndian.PutUint32(ack[4:], uint32(len(b.Files)))
+				if _, err := child.uc.Write(ack[:]); err != nil {
+					t.Errorf("ack: %v", err)
+					return
+				}
+			}
+			if b, err := child.recv(); err == nil { // in flight, never acknowledged
+				b.close()
+			}
+		}()
+		res := Drive(context.Background(), cs, p.Parent, time.Now().Add(10*time.Second))
+		moved := <-acked
+		if res.Err == nil || res.Batches != keep || res.Moved != len(moved) {
+			t.Fatalf("keep %d: result %+v, %d acknowledged", keep, res, len(moved))
+		}
+		accounted(t, res, n)
+		lost := 0
+		for _, c := range fcs {
+			switch {
+			case moved[c.id]:
+				if c.ended != Moved {
+					t.Errorf("keep %d: conn %d ended %d, want moved", keep, c.id, c.ended)
+				}
+			case c.ended == Lost:
+				lost++
+			case c.ended != 0:
+				t.Errorf("keep %d: conn %d ended %d, not acknowledged", keep, c.id, c.ended)
+			case c.p.state.Load() != stateNone:
+				waitResumed(t, c)
+			}
+		}
+		if lost != res.Lost || lost == 0 || lost > window*batchSize {
+			t.Errorf("keep %d: %d lost, result %+v", keep, lost, res)
+		}
 	}
 }

@@ -72,15 +72,14 @@ func (r *Ready) refuses(t Target) string {
 	return ReasonNoListener // a kind this receiver does not announce
 }
 
-// readyFor is the ready that announces adopters, nil when a plain ready says it
-// all (no legacy listener): a sender of the build before legacy handoff reads only
-// that one.
+// readyFor is the ready that announces adopters and the State version this
+// build reads.
 func readyFor(adopters []Adopter) *Ready {
-	var r *Ready
+	r := &Ready{StateVersion: StateVersion}
 	for _, a := range adopters {
 		if t := a.HandoffTarget(); t.Kind == KindLegacy {
-			if r == nil {
-				r = &Ready{Legacy: map[string]string{}}
+			if r.Legacy == nil {
+				r.Legacy = map[string]string{}
 			}
 			r.Legacy[t.Listener] = t.Format
 		}

@@ -1,12 +1,15 @@
 package handoff
 
 import (
+	"encoding/hex"
 	"os"
 	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hawk-agents/hawk/internal/upload"
 )
 
 func sampleState() *State {
@@ -18,24 +21,72 @@ func sampleState() *State {
 	}
 }
 
-func TestStateRoundTrip(t *testing.T) {
+// fullState has every field set, TLS and an upload included.
+func fullState() *State {
 	st := sampleState()
-	msg, err := st.Encode()
+	st.Ack = "range"
+	st.TLS = &TLSState{Suite: 0x1301, InSecret: []byte{1, 2, 3}, OutSecret: []byte{4, 5, 6}, InSeq: 9, OutSeq: 10,
+		Input: []byte{0x17, 3, 3}, Chain: [][]byte{{0x30, 1}, {0x30, 2}}}
+	st.Uploads = []upload.Handover{{UploadID: "up-1", Offset: 1 << 40, Hash: []byte{7, 7, 7}}}
+	return st
+}
+
+// Every version this build reads round-trips every field.
+func TestStateRoundTrip(t *testing.T) {
+	for _, st := range []*State{sampleState(), fullState(), {Kind: KindNative, ClientID: "a", MaxFrame: 1, MaxInFlight: 1}} {
+		for _, v := range []byte{StateVersion, stateJSON} {
+			msg, err := st.encode(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg[0] != v {
+				t.Fatalf("version byte %d, want %d", msg[0], v)
+			}
+			got, err := DecodeState(msg)
+			if err != nil {
+				t.Fatalf("version %d: %v", v, err)
+			}
+			if !reflect.DeepEqual(got, st) {
+				t.Fatalf("version %d round trip:\n got %+v\nwant %+v", v, got, st)
+			}
+		}
+	}
+}
+
+// The binary layout does not change unnoticed: a reader of this version in
+// another build must read what this one writes. testdata/state-v2.hex is
+// fullState's message.
+func TestStateGolden(t *testing.T) {
+	msg, err := fullState().Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := DecodeState(msg)
+	want, err := os.ReadFile("testdata/state-v2.hex")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, st) {
-		t.Fatalf("round trip:\n got %+v\nwant %+v", got, st)
+	if got := hex.EncodeToString(msg); got != strings.TrimSpace(string(want)) {
+		t.Fatalf("version %d message of fullState:\n got %s\nwant %s", StateVersion, got, want)
+	}
+	st, err := DecodeState(msg)
+	if err != nil || !reflect.DeepEqual(st, fullState()) {
+		t.Fatalf("golden message decodes to %+v, %v", st, err)
+	}
+}
+
+// The binary state is several times smaller than the JSON one.
+func TestStateBinarySmaller(t *testing.T) {
+	bin, _ := sampleState().encode(StateVersion)
+	js, _ := sampleState().encode(stateJSON)
+	if 2*len(bin) > len(js) {
+		t.Fatalf("binary %d bytes, JSON %d", len(bin), len(js))
 	}
 }
 
 // Each problem is named, so the ERROR the client gets says what went wrong.
 func TestDecodeStateNamesTheProblem(t *testing.T) {
 	good, _ := sampleState().Encode()
+	goodJSON, _ := sampleState().encode(stateJSON)
 	noClient := *sampleState()
 	noClient.ClientID = ""
 	noClientMsg, _ := noClient.Encode()
@@ -44,12 +95,17 @@ func TestDecodeStateNamesTheProblem(t *testing.T) {
 		want string
 	}{
 		{nil, "empty message"},
-		{append([]byte{2}, good[1:]...), "version 2"},
-		{good[:len(good)-3], "malformed"},
-		{append(append([]byte(nil), good...), []byte(`{}`)...), "data after"},
+		{append([]byte{3}, good[1:]...), "version 3"},
+		{good[:len(good)-3], "malformed: truncated"},
+		{good[:1], "malformed: truncated"},
+		{append(append([]byte(nil), good...), 0), "1 bytes after"},
+		{goodJSON[:len(goodJSON)-3], "malformed"},
+		{append(append([]byte(nil), goodJSON...), []byte(`{}`)...), "data after"},
 		{append([]byte{1}, []byte(`{"kind":"native","surprise":1}`)...), "unknown field"},
 		{append([]byte{1}, []byte(`{"kind":"ffff"}`)...), `kind "ffff"`},
 		{noClientMsg, "no client_id"},
+		// A length longer than the message: refused before it is allocated.
+		{[]byte{StateVersion, 0xff, 0xff, 0xff, 0xff, 0x0f}, "truncated"},
 	} {
 		_, err := DecodeState(tc.msg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -58,26 +114,39 @@ func TestDecodeStateNamesTheProblem(t *testing.T) {
 	}
 }
 
+// Bad input is an error, never a panic, in either version; whatever decodes is
+// usable and encodes back, in either version, to a message that decodes to the
+// same State.
 func FuzzDecodeState(f *testing.F) {
-	good, _ := sampleState().Encode()
-	f.Add(good)
+	for _, st := range []*State{sampleState(), fullState()} {
+		for _, v := range []byte{StateVersion, stateJSON} {
+			msg, _ := st.encode(v)
+			f.Add(msg)
+		}
+	}
 	f.Add([]byte{1, '{', '}'})
+	f.Add([]byte{StateVersion})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		st, err := DecodeState(msg)
 		if err != nil {
 			return
 		}
-		// Whatever decodes is usable, and encodes back to something that decodes.
-		if st.ClientID == "" || st.MaxFrame <= 0 || st.MaxInFlight <= 0 {
+		if st.ClientID == "" || st.MaxFrame <= 0 || (st.Kind == KindNative && st.MaxInFlight <= 0) {
 			t.Fatalf("accepted an unusable state %+v", st)
 		}
-		again, err := st.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := DecodeState(again); err != nil {
-			t.Fatalf("re-encoded state does not decode: %v", err)
+		for _, v := range []byte{StateVersion, stateJSON} {
+			again, err := st.encode(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := DecodeState(again)
+			if err != nil {
+				t.Fatalf("re-encoded state (version %d) does not decode: %v", v, err)
+			}
+			if v == StateVersion && !reflect.DeepEqual(back, st) {
+				t.Fatalf("re-encoded state (version %d) decodes to %+v, not %+v", v, back, st)
+			}
 		}
 	})
 }
@@ -252,5 +321,31 @@ func TestReadyWithListeners(t *testing.T) {
 		}
 		child.Close()
 		p.Parent.Close()
+	}
+}
+
+// The sender writes the State version the receiver's ready asks for: version 1
+// (JSON) to a receiver that sends a plain ready or names none, StateVersion to
+// one that names it (readyFor, as the Receiver sends).
+func TestReadyChoosesStateVersion(t *testing.T) {
+	for _, tc := range []struct {
+		signal func(*Channel) error
+		want   byte
+	}{
+		{(*Channel).SignalReady, stateJSON},
+		{func(ch *Channel) error { return ch.SignalReadyWith(&Ready{}) }, stateJSON},
+		{func(ch *Channel) error { return ch.SignalReadyWith(readyFor(nil)) }, StateVersion},
+	} {
+		p, child := channelPair(t)
+		if err := tc.signal(child); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Parent.WaitReady(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Parent.StateVersion(); got != tc.want {
+			t.Errorf("state version %d, want %d", got, tc.want)
+		}
+		child.Close()
 	}
 }

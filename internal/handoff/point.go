@@ -176,7 +176,7 @@ func (p *Point) Quiesce(c Conn) bool {
 	}
 	// A State of strings, numbers and bytes always encodes; should it not, the empty
 	// message makes the new process reject this one connection, naming why.
-	p.msg, _ = c.HandoffState().Encode()
+	p.msg, _ = c.HandoffState().encode(run.version)
 	run.events <- event{c: c, quiet: true}
 	switch v := <-p.verdict; v {
 	case Moved, Lost:

@@ -71,11 +71,7 @@ func (r *Receiver) receive(ch *Channel) {
 	defer ch.Close()
 	start := time.Now()
 	<-r.gate
-	signal := ch.SignalReady
-	if ready := readyFor(r.adopters); ready != nil {
-		signal = func() error { return ch.SignalReadyWith(ready) }
-	}
-	if err := signal(); err != nil {
+	if err := ch.SignalReadyWith(readyFor(r.adopters)); err != nil {
 		r.log.Debug("handoff: the previous process is not listening", zap.Error(err))
 		return
 	}

@@ -2,6 +2,7 @@ package handoff
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,9 +13,22 @@ import (
 	"github.com/hawk-agents/hawk/internal/upload"
 )
 
-// StateVersion is the version of the State encoding this build writes and reads.
-// A change a reader of the previous version would misread takes a new version.
-const StateVersion = 1
+// StateVersion is the version of the State encoding this build writes, when the
+// receiver's ready says it reads it (Ready.StateVersion); to a receiver that does
+// not, it writes stateJSON. A change a reader of the previous version would
+// misread takes a new version. This build reads both.
+//
+// Version 2 is a binary layout: every field of State in the order of the struct,
+// numbers as uvarints (varints for the signed ones), strings and byte strings as
+// a uvarint length and the bytes, flags as a byte 0 or 1, Since (read in UTC) as a flag (set)
+// and, when set, its Unix seconds (varint) and nanoseconds; DedupDurable as a
+// count and 8 big-endian bytes a word; TLS as a flag (present) and its fields,
+// Chain as a count and byte strings; Uploads as a count and, each, UploadID,
+// Offset and Hash. Nothing follows the last field.
+const StateVersion = 2
+
+// stateJSON is version 1: the version byte, then State as JSON.
+const stateJSON = 1
 
 // Kinds of connection a State describes.
 const (
@@ -90,13 +104,126 @@ type TLSState struct {
 	Chain     [][]byte `json:"chain,omitempty"`
 }
 
-// Encode returns st as a message: one version byte, then JSON.
-func (st *State) Encode() ([]byte, error) {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return nil, fmt.Errorf("handoff: encode state of conn %d: %w", st.ConnID, err)
+// Encode returns st as a message of StateVersion.
+func (st *State) Encode() ([]byte, error) { return st.encode(StateVersion) }
+
+// encode returns st as a message of version v (StateVersion or stateJSON).
+func (st *State) encode(v byte) ([]byte, error) {
+	if v == stateJSON {
+		b, err := json.Marshal(st)
+		if err != nil {
+			return nil, fmt.Errorf("handoff: encode state of conn %d: %w", st.ConnID, err)
+		}
+		return append([]byte{stateJSON}, b...), nil
 	}
-	return append([]byte{StateVersion}, b...), nil
+	b := make([]byte, 0, 96+len(st.ClientID)+len(st.Token)+len(st.Partial)+8*len(st.DedupDurable))
+	b = append(b, StateVersion)
+	b = appendString(b, st.Kind)
+	b = binary.AppendUvarint(b, st.ConnID)
+	b = appendString(b, st.ClientID)
+	b = appendString(b, st.Token)
+	b = appendString(b, st.Remote)
+	b = appendBool(b, !st.Since.IsZero())
+	if !st.Since.IsZero() {
+		b = binary.AppendVarint(b, st.Since.Unix())
+		b = binary.AppendUvarint(b, uint64(st.Since.Nanosecond()))
+	}
+	b = binary.AppendVarint(b, int64(st.MaxFrame))
+	b = binary.AppendVarint(b, int64(st.MaxInFlight))
+	b = appendString(b, st.Ack)
+	b = appendString(b, st.Listener)
+	b = appendString(b, st.Format)
+	b = binary.AppendUvarint(b, st.NextSeq)
+	b = appendBool(b, st.InSync)
+	b = appendBytes(b, st.Partial)
+	b = binary.AppendUvarint(b, st.FramesIn)
+	b = binary.AppendUvarint(b, st.FramesOut)
+	b = binary.AppendUvarint(b, st.BytesIn)
+	b = binary.AppendUvarint(b, st.BytesOut)
+	b = appendBool(b, st.DedupHas)
+	b = binary.AppendUvarint(b, st.DedupHi)
+	b = binary.AppendUvarint(b, uint64(len(st.DedupDurable)))
+	for _, w := range st.DedupDurable {
+		b = binary.BigEndian.AppendUint64(b, w)
+	}
+	b = appendBool(b, st.TLS != nil)
+	if t := st.TLS; t != nil {
+		b = binary.AppendUvarint(b, uint64(t.Suite))
+		b = appendBytes(b, t.InSecret)
+		b = appendBytes(b, t.OutSecret)
+		b = binary.AppendUvarint(b, t.InSeq)
+		b = binary.AppendUvarint(b, t.OutSeq)
+		b = appendBytes(b, t.Input)
+		b = binary.AppendUvarint(b, uint64(len(t.Chain)))
+		for _, c := range t.Chain {
+			b = appendBytes(b, c)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(st.Uploads)))
+	for _, u := range st.Uploads {
+		b = appendString(b, u.UploadID)
+		b = binary.AppendVarint(b, u.Offset)
+		b = appendBytes(b, u.Hash)
+	}
+	return b, nil
+}
+
+// decodeBinary reads a message of StateVersion (msg[0] is its version byte).
+func decodeBinary(msg []byte) (*State, error) {
+	r := &wireReader{b: msg[1:]}
+	st := &State{
+		Kind: r.string(), ConnID: r.uvarint(), ClientID: r.string(), Token: r.string(), Remote: r.string(),
+	}
+	if r.bool() {
+		sec, nsec := r.varint(), r.uvarint()
+		if nsec >= 1e9 {
+			r.fail(errors.New("since: nanoseconds out of range"))
+		}
+		st.Since = time.Unix(sec, int64(nsec)).UTC()
+	}
+	st.MaxFrame, st.MaxInFlight = r.int(), r.int()
+	st.Ack, st.Listener, st.Format = r.string(), r.string(), r.string()
+	st.NextSeq, st.InSync = r.uvarint(), r.bool()
+	st.Partial = r.bytes()
+	st.FramesIn, st.FramesOut, st.BytesIn, st.BytesOut = r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint()
+	st.DedupHas, st.DedupHi = r.bool(), r.uvarint()
+	if n := r.count(8); n > 0 {
+		st.DedupDurable = make([]uint64, n)
+		for i := range st.DedupDurable {
+			st.DedupDurable[i] = r.fixed64()
+		}
+	}
+	if r.bool() {
+		t := new(TLSState)
+		suite := r.uvarint()
+		if suite > 0xffff {
+			r.fail(errors.New("TLS suite out of range"))
+		}
+		t.Suite = uint16(suite)
+		t.InSecret, t.OutSecret = r.bytes(), r.bytes()
+		t.InSeq, t.OutSeq = r.uvarint(), r.uvarint()
+		t.Input = r.bytes()
+		if n := r.count(1); n > 0 {
+			t.Chain = make([][]byte, n)
+			for i := range t.Chain {
+				t.Chain[i] = r.bytes()
+			}
+		}
+		st.TLS = t
+	}
+	if n := r.count(3); n > 0 {
+		st.Uploads = make([]upload.Handover, n)
+		for i := range st.Uploads {
+			st.Uploads[i] = upload.Handover{UploadID: r.string(), Offset: r.varint(), Hash: r.bytes()}
+		}
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail(fmt.Errorf("%d bytes after the state", len(r.b)))
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("handoff state: malformed: %w", r.err)
+	}
+	return st, nil
 }
 
 // Open makes the connection st describes of f, the descriptor that came with it:
@@ -131,17 +258,25 @@ func DecodeState(msg []byte) (*State, error) {
 	if len(msg) > maxStateSize {
 		return nil, fmt.Errorf("handoff state: %d bytes, the limit is %d", len(msg), maxStateSize)
 	}
-	if v := msg[0]; v != StateVersion {
-		return nil, fmt.Errorf("handoff state: version %d, this server reads version %d", v, StateVersion)
-	}
-	d := json.NewDecoder(bytes.NewReader(msg[1:]))
-	d.DisallowUnknownFields() // a field this build does not know is a change it would misread
-	st := new(State)
-	if err := d.Decode(st); err != nil {
-		return nil, fmt.Errorf("handoff state: malformed: %w", err)
-	}
-	if d.More() {
-		return nil, errors.New("handoff state: malformed: data after the state")
+	var st *State
+	switch v := msg[0]; v {
+	case StateVersion:
+		var err error
+		if st, err = decodeBinary(msg); err != nil {
+			return nil, err
+		}
+	case stateJSON:
+		d := json.NewDecoder(bytes.NewReader(msg[1:]))
+		d.DisallowUnknownFields() // a field this build does not know is a change it would misread
+		st = new(State)
+		if err := d.Decode(st); err != nil {
+			return nil, fmt.Errorf("handoff state: malformed: %w", err)
+		}
+		if d.More() {
+			return nil, errors.New("handoff state: malformed: data after the state")
+		}
+	default:
+		return nil, fmt.Errorf("handoff state: version %d, this server reads versions %d and %d", v, stateJSON, StateVersion)
 	}
 	if err := st.check(); err != nil {
 		return nil, fmt.Errorf("handoff state: %w", err)

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,10 +25,30 @@ type adopter struct {
 	t      *testing.T
 	to     *Listener
 	states []*handoff.State
-	err    error // Send fails with it, having adopted nothing
+	err    error // a batch fails with it, having adopted nothing
+	// results of the batches posted and not yet acknowledged
+	mu      sync.Mutex
+	results []error
 }
 
-func (a *adopter) Send(fds []int, states [][]byte) error {
+// Post adopts the batch at once; its acknowledgement says how it went.
+func (a *adopter) Post(fds []int, states [][]byte) error {
+	err := a.take(fds, states)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.results = append(a.results, err)
+	return nil
+}
+
+func (a *adopter) Ack() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	err := a.results[0]
+	a.results = a.results[1:]
+	return err
+}
+
+func (a *adopter) take(fds []int, states [][]byte) error {
 	if a.err != nil {
 		return a.err
 	}
