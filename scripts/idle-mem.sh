@@ -11,11 +11,15 @@
 # connections with `hawkc idle`, and prints per connection, 2 s, 10 s and 30 s
 # after all are open: VmRSS, stack in use, heap in use, and the server's free
 # and released heap; then the allocation rate and any "heap trimmed" log lines.
+# With IDLE_MEM_60=1 it also prints them 60 s after all are open.
 set -euo pipefail
 BIN=$1 CLI=$2 MODE=$3 N=$4 PORT=$5
 shift 5
 APORT=$((PORT + 1))
 CERTS=${CERTS:-.}
+LONG=${IDLE_MEM_60:-}
+HOLD=40s
+[ -n "$LONG" ] && HOLD=70s
 D=$(mktemp -d)
 trap 'kill $SP $CP 2>/dev/null || true; rm -rf "$D"' EXIT
 TLSF=() CF=()
@@ -31,7 +35,7 @@ sleep 1
 m() { curl -sf http://127.0.0.1:$APORT/metrics | awk -v k="$1" '$1==k{print $2}'; }
 rss() { awk '/VmRSS/{print $2}' /proc/$SP/status; }
 R0=$(rss) S0=$(m go_memstats_stack_inuse_bytes) H0=$(m go_memstats_heap_inuse_bytes)
-"$CLI" idle -addr 127.0.0.1:$PORT "${CF[@]}" -n "$N" -hold 40s >"$D/idle.out" 2>"$D/idle.err" &
+"$CLI" idle -addr 127.0.0.1:$PORT "${CF[@]}" -n "$N" -hold $HOLD >"$D/idle.out" 2>"$D/idle.err" &
 CP=$!
 until grep -q "^open" "$D/idle.out" 2>/dev/null; do
 	sleep 0.2
@@ -47,4 +51,5 @@ sleep 2; snap "open+2s "
 sleep 8; snap "open+10s"; A1=$(m go_memstats_alloc_bytes_total)
 sleep 20; snap "open+30s"; A2=$(m go_memstats_alloc_bytes_total)
 awk -v a="$A1" -v b="$A2" -v n="$N" 'BEGIN{printf "allocated %.1f B/conn/s while idle\n", (b-a)/n/20}'
+if [ -n "$LONG" ]; then sleep 30; snap "open+60s"; fi
 grep -h "heap trimmed" "$D/server.log" | cut -c1-300 || true
