@@ -102,7 +102,7 @@ func (c *Conn) serveFrom(handshaking bool, born int64) {
 			c.waitOutput()
 		}
 		if woke-born >= respawnAfter && !handshaking && c.tlsIdle() {
-			go c.serveIdleTLS() // waits on a fresh stack (tlsidle.go)
+			spawn(c, (*Conn).serveIdleTLS) // waits on a fresh stack (tlsidle.go)
 			return
 		}
 		n, err := c.read()

@@ -69,7 +69,7 @@ func (c *Conn) queuedLocked(t protocol.Type, n int) {
 	c.m.obs.FramesOut(t, n)
 	if !c.flushing {
 		c.flushing = true
-		go c.flush()
+		spawn(c, (*Conn).flush) // allocates nothing per heartbeat (spawn.go)
 	}
 	if len(*c.out)+c.writing > maxPendingOut && !c.outFull.Load() {
 		c.outFull.Store(true)
