@@ -35,3 +35,7 @@ func (c *Conn) restWriteLocked() {
 		c.out.rest()
 	}
 }
+
+// Resting reports whether the session rests: Rest was called and no record has
+// come in since.
+func (c *Conn) Resting() bool { return c.resting.Load() }
