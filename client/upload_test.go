@@ -4,11 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/upload/uploadtest"
 )
 
@@ -130,5 +137,59 @@ func TestUploadWithoutFileIsRefused(t *testing.T) {
 	defer c.Close()
 	if err := c.Upload(context.Background(), Upload{ID: "nofile", Name: "f", Size: 10}); err == nil {
 		t.Fatal("an upload of 10 bytes without a File was accepted")
+	}
+}
+
+// countingReader counts the bytes read from a file.
+type countingReader struct {
+	r io.ReaderAt
+	n atomic.Int64
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// A caller that knows the file's sha256 passes it: the client reads the file
+// once, for the chunks, and the server still checks the bytes against it.
+func TestUploadKnownSHA256(t *testing.T) {
+	srv := uploadtest.Start(t, t.TempDir(), "127.0.0.1:0", 1<<20)
+	c, err := Dial(context.Background(), Options{Addr: srv.Addr, ClientID: "agent-sum"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	file := make([]byte, 3<<20+5)
+	rand.Read(file)
+	h := sha256.Sum256(file)
+	sum := hex.EncodeToString(h[:])
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	r := &countingReader{r: bytes.NewReader(file)}
+	if err := c.Upload(ctx, Upload{ID: "sum-1", Name: "f", File: r, Size: int64(len(file)), SHA256: sum}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.n.Load(); got != int64(len(file)) {
+		t.Fatalf("%d bytes read for a file of %d whose sha256 was given: the client hashed it", got, len(file))
+	}
+	recs := srv.Records()
+	if len(recs) != 1 || recs[0].SHA256 != sum {
+		t.Fatalf("records %+v, want one with sha256 %s", recs, sum)
+	}
+
+	wrong := strings.Repeat("0", 64)
+	err = c.Upload(ctx, Upload{ID: "sum-2", Name: "f", File: bytes.NewReader(file), Size: int64(len(file)), SHA256: wrong})
+	var ue *UploadError
+	if !errors.As(err, &ue) || ue.State.Code != protocol.CodeUploadMismatch {
+		t.Fatalf("a wrong sha256 given: %v, want upload_mismatch", err)
+	}
+	if n := len(srv.Records()); n != 1 {
+		t.Fatalf("%d records after a wrong sha256, want the first upload's alone", n)
+	}
+	if err := c.Upload(ctx, Upload{ID: "sum-3", Name: "f", File: bytes.NewReader(file), Size: int64(len(file)), SHA256: strings.ToUpper(sum)}); err == nil || !strings.Contains(err.Error(), "lower-case hex") {
+		t.Fatalf("a malformed sha256: %v", err)
 	}
 }

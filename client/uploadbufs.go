@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"sync"
 )
 
 // fileHash computes a file's sha256 on a goroutine of its own, reading the file
@@ -51,6 +52,25 @@ func (h *fileHash) run(r io.ReaderAt, size int64) {
 	h.sum = hex.EncodeToString(d.Sum(nil))
 }
 
+// knownHash is the fileHash of a file whose sha256 the caller gave.
+func knownHash(sum string) *fileHash {
+	h := &fileHash{stop: make(chan struct{}), done: make(chan struct{}), sum: sum}
+	close(h.done)
+	return h
+}
+
+func validSHA256(h string) bool {
+	if len(h) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range []byte(h) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // wait returns the file's sha256 once computed, or done's error first.
 func (h *fileHash) wait(done <-chan struct{}, err func() error) (string, error) {
 	select {
@@ -70,7 +90,9 @@ func (h *fileHash) close() {
 // chunkBufs are the buffers an attempt reads chunks into. A chunk's bytes are
 // written from its buffer (session.queueChunk), so a buffer is reused only once
 // the session has written it; one attempt's buffers are never another's, whose
-// session may still be writing the old ones.
+// session may still be writing the old ones. At the attempt's end the buffers
+// written go to chunkPool, for the next upload: a fresh megabyte costs its page
+// faults and zeroing every time.
 type chunkBufs struct {
 	size int64
 	lent []lentBuf
@@ -91,7 +113,24 @@ func (c *chunkBufs) get(s *session) []byte {
 			return l.b
 		}
 	}
+	if b, _ := chunkPool.Get().(*[]byte); b != nil && int64(cap(*b)) >= c.size {
+		return (*b)[:c.size]
+	}
 	return make([]byte, c.size)
+}
+
+var chunkPool sync.Pool
+
+// release puts the buffers s has written into chunkPool; those it may still be
+// writing from are left to the garbage collector.
+func (c *chunkBufs) release(s *session) {
+	w := s.written.Load()
+	for _, l := range c.lent {
+		if l.written <= w {
+			chunkPool.Put(&l.b)
+		}
+	}
+	c.lent = nil
 }
 
 // lend records that b is written from until s's written count reaches written.

@@ -245,6 +245,7 @@ FINAL_ERRORS = frozenset({
 UPLOAD_CHUNK_SIZE = 256 << 10   # default chunk data (bounded by max_frame_size and the window)
 UPLOAD_RETRY_MAX = 2.0          # seconds between upload attempts at most (doubling from 0.05)
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}\Z")  # section 4.3
+_SHA256 = re.compile(r"[0-9A-Fa-f]{64}\Z")
 GOAWAY_GRACE = 1.0      # seconds a connection is still read past its GOAWAY deadline
 MIN_BACKOFF = 0.01      # reconnect backoff: full jitter in [0, min(MAX, MIN * 2**n))
 MAX_BACKOFF = 1.0
@@ -627,7 +628,8 @@ class Client:
             if not self._cond.wait_for(lambda: not self._pending, timeout):
                 raise TimeoutError("%d reports still unacknowledged after %ss" % (len(self._pending), timeout))
 
-    def upload(self, upload_id, source, name=None, progress=None, chunk_size=UPLOAD_CHUNK_SIZE, timeout=None):
+    def upload(self, upload_id, source, name=None, progress=None, chunk_size=UPLOAD_CHUNK_SIZE, timeout=None,
+               sha256=None):
         """Send a file on this client's connections, interleaved with its reports,
         and return once the server has published it (size and sha256 checked).
 
@@ -642,15 +644,23 @@ class Client:
         "retries"} (attempts: the opens it took, 1 when nothing interrupted it;
         retries: the retryable refusals met, "code: message"); raises
         UploadError (a final refusal: its code), UploadsDisabled, TimeoutError.
+        sha256, when the caller knows the file's (64 hex digits), is sent in the
+        open and the commit instead of hashing the file first; the server checks
+        the bytes it received against it (upload_mismatch).
         """
         if not isinstance(upload_id, str) or not _UPLOAD_ID.match(upload_id):
             raise ValueError("upload id %r: want 1..64 of A-Z a-z 0-9 . _ - not starting with '.'" % (upload_id,))
+        if sha256 is not None:
+            if not isinstance(sha256, str) or not _SHA256.match(sha256):
+                raise ValueError("sha256 %r: want 64 hex digits" % (sha256,))
+            sha256 = sha256.lower()
         import hawk_upload  # here: it imports this module
         f, default_name, opened = hawk_upload.open_source(source)
         try:
             size = f.seek(0, os.SEEK_END)
             deadline = None if timeout is None else time.monotonic() + timeout
-            up = hawk_upload.Upload(self, upload_id, f, name or default_name, size, progress, chunk_size, deadline)
+            up = hawk_upload.Upload(self, upload_id, f, name or default_name, size, progress, chunk_size, deadline,
+                                    sha256)
             with self._lock:
                 if upload_id in self._uploads:
                     raise HawkError("upload %s is already in progress on this client" % upload_id)

@@ -34,7 +34,7 @@ class Upload:
     connection until the server publishes the file; every interruption resumes from
     the durable offset the server answers to the next open."""
 
-    def __init__(self, client, upload_id, f, name, size, progress, chunk_size, deadline):
+    def __init__(self, client, upload_id, f, name, size, progress, chunk_size, deadline, sha256=None):
         self.client = client
         self.id = upload_id
         self.idb = upload_id.encode("ascii")
@@ -44,7 +44,7 @@ class Upload:
         self.progress = progress
         self.chunk_size = chunk_size
         self.deadline = deadline
-        self.sha256 = hash_file(f, size)
+        self.sha256 = sha256 or hash_file(f, size)
         self.answers = queue.SimpleQueue()
         self.retries = []   # the retryable refusals met, "code: message"
 

@@ -86,6 +86,29 @@ class UploadServerTest(ServerTestCase):
         self.assertEqual(cm.exception.code, "upload_bad_name")
         self.assertEqual(c.report({"still": "serving"}, timeout=10) > 0, True)
 
+    def test_known_sha256_read_once_and_checked(self):
+        data = os.urandom(300_000)
+        sha = hashlib.sha256(data).hexdigest()
+
+        class Counting(io.BytesIO):
+            n = 0
+
+            def read(self, size=-1):
+                b = super().read(size)
+                Counting.n += len(b)
+                return b
+
+        c = self.client()
+        res = c.upload("known-1", Counting(data), name="k", sha256=sha.upper())
+        self.assertEqual(res["sha256"], sha)
+        self.assertEqual(Counting.n, len(data), "the file was read more than once: the client hashed it")
+        self.assertEqual(published(self.client_id, "known-1")[0], data)
+        with self.assertRaises(hk.UploadError) as cm:
+            c.upload("known-2", io.BytesIO(data), name="k", sha256="0" * 64, timeout=30)
+        self.assertEqual(cm.exception.code, "upload_mismatch")
+        with self.assertRaises(ValueError):
+            c.upload("known-3", io.BytesIO(data), name="k", sha256="xyz")
+
     def test_bad_upload_id_refused_locally(self):
         c = self.client()
         for bad in ("", ".hidden", "a/b", "x" * 65):

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"math/rand/v2"
 	"net"
@@ -430,6 +432,19 @@ func TestSendFile(t *testing.T) {
 	}
 	recs := srv.Records()
 	if len(recs) != 1 || recs[0].Name != "x.log" || recs[0].Size != int64(len(data)) {
+		t.Fatalf("records %+v", recs)
+	}
+	// The sha256 given: checked by the server, in either case of hex digits.
+	sum := sha256.Sum256(data)
+	code, out, errOut := runCmd("send-file", "-addr", srv.Addr, "-id", "a1", "-upload-id", "k1", "-sha256", strings.ToUpper(hex.EncodeToString(sum[:])), path)
+	if code != 0 || !strings.Contains(out, "published upload_id=k1") {
+		t.Fatalf("a right sha256: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, out, errOut = runCmd("send-file", "-addr", srv.Addr, "-id", "a1", "-upload-id", "k2", "-sha256", strings.Repeat("0", 64), path)
+	if code != 1 || !strings.Contains(errOut, "upload_mismatch") {
+		t.Fatalf("a wrong sha256: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if recs := srv.Records(); len(recs) != 2 || recs[1].UploadID != "k1" || recs[1].SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("records %+v", recs)
 	}
 }

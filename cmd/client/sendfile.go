@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hawk-agents/hawk/client"
 )
 
 func cmdSendFile(args []string, stdout, stderr io.Writer) int {
@@ -21,11 +23,12 @@ func cmdSendFile(args []string, stdout, stderr io.Writer) int {
 	id := fs.String("id", "", "client id (required)")
 	token := fs.String("token", "", "auth token")
 	uploadID := fs.String("upload-id", "", "upload id; default: one derived from the file's path, size and modification time, so a rerun resumes")
+	known := fs.String("sha256", "", "the file's sha256 in hex, when known: the client then reads the file once and does not hash it (the server checks the bytes against it)")
 	var tf tlsFlags
 	tf.register(fs)
 	timeout := fs.Duration("timeout", time.Hour, "overall time limit")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: client send-file -id ID [-addr host:port] [-token T] [-upload-id U] PATH
+		fmt.Fprint(stderr, `usage: client send-file -id ID [-addr host:port] [-token T] [-upload-id U] [-sha256 HEX] PATH
 
 Uploads the file at PATH on the agent protocol (PROTOCOL.md 4.3), resuming from
 what the server already holds, and waits until the server has published it. Shows
@@ -61,7 +64,7 @@ published, 1 on failure, 2 on bad usage.
 	}
 	defer c.Close()
 	p := newProgress(stdout, isTerminal(stdout))
-	if err := c.UploadFile(ctx, *uploadID, path, p.update); err != nil {
+	if err := sendFile(ctx, c, *uploadID, path, strings.ToLower(*known), p.update); err != nil {
 		p.end()
 		printErr(stderr, err)
 		return 1
@@ -69,6 +72,23 @@ published, 1 on failure, 2 on bad usage.
 	p.end()
 	fmt.Fprintf(stdout, "published upload_id=%s bytes=%d\n", *uploadID, st.Size())
 	return 0
+}
+
+// sendFile uploads the file at path; sum, when given, is its sha256.
+func sendFile(ctx context.Context, c *client.Client, id, path, sum string, progress func(durable, size int64)) error {
+	if sum == "" {
+		return c.UploadFile(ctx, id, path, progress)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return c.Upload(ctx, client.Upload{ID: id, Name: filepath.Base(path), File: f, Size: st.Size(), Progress: progress, SHA256: sum})
 }
 
 func isTerminal(w io.Writer) bool {

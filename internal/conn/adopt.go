@@ -45,14 +45,13 @@ func (m *Manager) Adopt(f *os.File, st *handoff.State) error {
 		nc:          nc,
 		rc:          rc,
 		remote:      st.Remote,
-		since:       st.Since,
+		since:       st.Since.UnixNano(),
 		accepted:    now,
-		maxFrame:    st.MaxFrame,
-		maxInFlight: st.MaxInFlight,
+		maxFrame:    int32(st.MaxFrame),
+		maxInFlight: int32(st.MaxInFlight),
 		clientID:    st.ClientID,
 		token:       st.Token,
 		ackRange:    st.Ack == protocol.AckModeRange,
-		done:        make(chan struct{}),
 	}
 	if st.TLS != nil {
 		if err := c.adoptTLS(nc, rc, st.TLS); err != nil {

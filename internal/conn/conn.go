@@ -33,10 +33,10 @@ type Conn struct {
 	nc     net.Conn
 	rc     syscall.RawConn
 	remote string
-	since  time.Time
+	since  int64 // time.Now().UnixNano() at connect (for an adopted connection, its first process's)
 
-	// What the reaper reads on every pass is kept together (offsets 88..128, within
-	// one cache line of a 448-byte object), so that a pass over 100,000 connections
+	// What the reaper reads on every pass is kept together (offsets 72..112, within
+	// one cache line of a 384-byte object), so that a pass over 100,000 connections
 	// touches one line of each. BenchmarkReap measured the object's first line as
 	// slower for it.
 	state atomic.Int32
@@ -60,8 +60,8 @@ type Conn struct {
 	accepted   int64 // mono.Now() at accept
 
 	// Copied at accept, as announced in WELCOME; a reload applies to new connections only.
-	maxFrame    int
-	maxInFlight int
+	maxFrame    int32
+	maxInFlight int32
 
 	frameHave atomic.Uint64 // see frameStart
 	// answered counts the REPORTs Committed has answered (or dropped, the connection
@@ -88,53 +88,62 @@ type Conn struct {
 	framesIn, framesOut, bytesIn, bytesOut atomic.Uint64
 
 	// read side, owned by the reader goroutine
-	rbuf   *[]byte // nil while idle
-	rlen   int     // bytes of rbuf holding unparsed input
-	rn     int     // result of the last raw read
-	rerr   error
+	rbuf   *[]byte               // nil while idle
+	rlen   int                   // bytes of rbuf holding unparsed input
+	rn     int                   // result of the last raw read
+	rerr   syscall.Errno         // its error, 0 if none
 	readFn func(fd uintptr) bool // c.readRaw, bound once so waiting allocates nothing
 	// reportsRead counts the REPORTs read.
 	reportsRead uint64
 
-	// flusher-owned: the write in progress (see write)
+	// the write in progress (see write), owned by whoever set flushing: a flusher,
+	// or the reader in flushHeld
 	wbuf    *[]byte
 	wsent   int                   // bytes of wbuf written
 	werr    syscall.Errno         // the write's error, 0 if none
 	writeFn func(fd uintptr) bool // c.writeRaw, bound once
 
 	// write side
-	wmu      sync.Mutex
-	out      *[]byte // pending output, nil when none
-	writing  int     // bytes handed to the flusher's write in progress, 0 when none
+	wmu     sync.Mutex
+	out     *[]byte // pending output, nil when none
+	writing int32   // bytes handed to the flusher's write in progress, 0 when none
+	// held: the reader is between the start of a read's work and its own flush of
+	// what that work queued (holdOutput, flushHeld); no flusher is started meanwhile.
+	held bool
+	// wnowait: the write in progress is the reader's, which must not wait for the
+	// socket (flusher-owned, like wbuf).
+	wnowait  bool
 	flushing bool
 	closing  bool // an ERROR is queued or the socket is closed: queue nothing more
 	// stalled: the reaper cut a write that made no progress for the write timeout; the
 	// flusher ends the connection (see endStalled), telling the client ERROR
-	// slow_consumer if stallFor (the write timeout) is set, which it is unless the
+	// slow_consumer if end.stallFor (the write timeout) is set, which it is unless the
 	// connection was already closing.
 	stalled bool
 	// ackRange: the client asked for range acknowledgements in its HELLO (set before
 	// the connection is active, never changed); ackAt is the offset in out of the
 	// ACK_RANGE frame the next answers may extend, -1 when none (ack.go). Kept with
-	// the bools above in one word, so a Conn stays 448 bytes.
+	// the bools above in one word.
 	ackRange bool
 	ackAt    int32
-	stallFor time.Duration
 	// resume, while the reader waits for output to drain, is closed to wake it: by the
 	// flusher once output is below resumeOutBelow, or by whoever closes the connection.
-	resume         chan struct{}
-	reason         CloseReason
-	code           protocol.Code // the ERROR the server sent, if it sent one
-	connset.Member               // its place in the registry
-	done           chan struct{}
+	resume chan struct{}
+	// end says why the connection ends, nil until it does (ending.go): a live
+	// connection does not carry its close reason, ERROR code and stall timeout.
+	end            *ending
+	connset.Member // its place in the registry
+	// done is closed once the connection is torn down; made by the first who asks
+	// (Done), so that a connection nobody waits for holds no channel. Under wmu.
+	done chan struct{}
 
 	// Handoff to a new process (handoff.go): where this connection is in it, nil
 	// until a handoff asks it (a pointer: Conn stays in its size class).
 	ho atomic.Pointer[handoff.Point]
 
 	// up is owned by the reader: the uploads open on this connection (upload.go),
-	// nil until the first. A pointer keeps a Conn at 448 bytes, a multiple of 64
-	// (layout_test.go).
+	// nil until the first. Rarely used parts are pointers, which keeps a Conn at
+	// 384 bytes, a multiple of 64 (layout_test.go).
 	up *uploads
 }
 
@@ -161,7 +170,7 @@ type Info struct {
 func (c *Conn) Info() Info {
 	st := c.state.Load()
 	in := Info{
-		ID: c.id, Remote: c.remote, Since: c.since,
+		ID: c.id, Remote: c.remote, Since: time.Unix(0, c.since),
 		LastSeen:  mono.Time(c.lastSeen.Load()),
 		State:     [...]string{"handshake", "active", "closed"}[st],
 		Draining:  c.goawayAt.Load() != 0,
@@ -187,8 +196,8 @@ func (c *Conn) fail(reason CloseReason, code protocol.Code, msg string) bool {
 		return false
 	}
 	c.closing = true
-	c.reason = reason
-	c.code = code
+	e := c.endLocked(reason)
+	e.reason, e.code = reason, code
 	c.releaseSlot()
 	c.wakeReaderLocked() // to read and drop what the peer still sends, until it leaves
 	*out = protocol.AppendJSON(*out, protocol.TypeError, 0, &protocol.ErrorPayload{Code: code, Message: msg})
@@ -210,19 +219,34 @@ func (c *Conn) closeNow(reason CloseReason) {
 	c.releaseSlot()
 	c.wmu.Lock()
 	c.closing = true
-	if c.reason == "" {
-		c.reason = reason
-	}
+	c.endLocked(reason)
 	c.wakeReaderLocked() // its next read fails on the closed socket: teardown
 	c.wmu.Unlock()
 	c.nc.Close()
 }
 
-func (c *Conn) isClosing() bool {
+// holdOutput reports whether c is closing and, unless it is, holds the output for
+// the reader about to work on a read, so that the PONGs and ACKs this read's work queues are
+// written by the reader itself afterwards (flushHeld), not by a flusher goroutine
+// started for them. TLS connections write through their record layer and hold nothing.
+func (c *Conn) holdOutput() (closing bool) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if !c.closing && !c.isTLS() {
+		c.held = true
+	}
 	return c.closing
 }
 
+// closedChan is the Done of a connection torn down before anyone asked for it.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // Done is closed when the connection has been torn down.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+	}
+	return c.done
+}

@@ -102,7 +102,7 @@ func (m *Manager) Drain(ctx context.Context, reason string) DrainResult {
 	wait:
 		for _, c := range left {
 			select {
-			case <-c.done:
+			case <-c.Done():
 			case <-grace.C:
 				break wait
 			}
@@ -110,7 +110,7 @@ func (m *Manager) Drain(ctx context.Context, reason string) DrainResult {
 		grace.Stop()
 		for _, c := range left {
 			c.closeNow(ReasonDrain)
-			<-c.done
+			<-c.Done()
 		}
 	}
 	res.Duration = time.Since(start)

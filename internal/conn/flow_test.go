@@ -97,7 +97,7 @@ func TestNonReadingClientIsPushedBackNotClosed(t *testing.T) {
 		t.Fatalf("a paused connection was closed: %v", got)
 	}
 	c.wmu.Lock()
-	pending := c.writing
+	pending := int(c.writing)
 	if c.out != nil {
 		pending += len(*c.out)
 	}

@@ -92,7 +92,7 @@ func (c *Conn) HandoffIdle() bool {
 func (c *Conn) HandoffState() *handoff.State {
 	st := &handoff.State{
 		Kind: handoff.KindNative, ConnID: c.id, ClientID: c.clientID, Token: c.token,
-		Remote: c.remote, Since: c.since, MaxFrame: c.maxFrame, MaxInFlight: c.maxInFlight,
+		Remote: c.remote, Since: time.Unix(0, c.since), MaxFrame: int(c.maxFrame), MaxInFlight: int(c.maxInFlight),
 		FramesIn: c.framesIn.Load(), FramesOut: c.framesOut.Load(),
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 	}
@@ -136,7 +136,7 @@ var endReasons = map[handoff.Verdict]CloseReason{handoff.Moved: ReasonHandoff, h
 
 // HandoffLeft implements handoff.Conn; under wmu. quiesce then tears c down.
 func (c *Conn) HandoffLeft(v handoff.Verdict) {
-	c.reason = endReasons[v]
+	c.endLocked(endReasons[v]).reason = endReasons[v]
 	if c.isTLS() {
 		c.session().rl.Detach() // the teardown's close must not end the moved session
 	}
@@ -156,4 +156,4 @@ func (c *Conn) HandoffFD() (int, error) {
 }
 
 // HandoffDone implements handoff.Conn.
-func (c *Conn) HandoffDone() <-chan struct{} { return c.done }
+func (c *Conn) HandoffDone() <-chan struct{} { return c.Done() }

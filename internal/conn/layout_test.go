@@ -6,7 +6,7 @@ import (
 )
 
 // The reaper reads these fields of every connection on every pass: they share one
-// cache line (a Conn of 448 bytes, a multiple of 64, is 64-byte aligned).
+// cache line (a Conn of 384 bytes, a multiple of 64, is 64-byte aligned).
 func TestReaperFieldsShareACacheLine(t *testing.T) {
 	var c Conn
 	first, last := unsafe.Offsetof(c.state), unsafe.Offsetof(c.accepted)+8

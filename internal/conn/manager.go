@@ -199,11 +199,10 @@ func (m *Manager) acceptFrom(nc net.Conn, remote net.Addr) {
 		nc:          nc,
 		rc:          rc,
 		remote:      remote.String(),
-		since:       time.Now(),
+		since:       time.Now().UnixNano(),
 		accepted:    mono.Now(),
-		maxFrame:    s.MaxFrameSize,
-		maxInFlight: s.MaxInFlight,
-		done:        make(chan struct{}),
+		maxFrame:    int32(s.MaxFrameSize),
+		maxInFlight: int32(s.MaxInFlight),
 	}
 	c.lastSeen.Store(c.accepted)
 	c.slot.Store(true)

@@ -37,7 +37,10 @@ func (c *Conn) readRaw(fd uintptr) bool {
 	if err == syscall.EINTR {
 		return false // poll again; readability is level-checked by the next read
 	}
-	c.rn, c.rerr = n, err
+	c.rn, c.rerr = n, 0
+	if err != nil {
+		c.rerr = err.(syscall.Errno)
+	}
 	return true
 }
 
@@ -49,7 +52,7 @@ func (c *Conn) read() (int, error) {
 	if err := c.rc.Read(c.readFn); err != nil {
 		return 0, err
 	}
-	if c.rerr != nil {
+	if c.rerr != 0 {
 		return 0, c.rerr
 	}
 	if c.rn == 0 {
@@ -105,6 +108,10 @@ func (c *Conn) serveFrom(handshaking bool, born int64) {
 			spawn(c, (*Conn).serveIdleTLS) // waits on a fresh stack (tlsidle.go)
 			return
 		}
+		if woke-born >= respawnAfter && !handshaking && c.plainIdle() {
+			go c.serveIdlePlain() // waits on a fresh stack (plainidle.go)
+			return
+		}
 		n, err := c.read()
 		if err != nil {
 			if c.handoffAsked() && errors.Is(err, os.ErrDeadlineExceeded) {
@@ -118,7 +125,7 @@ func (c *Conn) serveFrom(handshaking bool, born int64) {
 			c.teardown()
 			return
 		}
-		if c.isClosing() {
+		if c.holdOutput() {
 			// An ERROR is on its way out. Keep reading (and dropping) what the peer
 			// still sends: closing a socket with unread input makes the kernel send a
 			// reset, which can destroy the ERROR before the peer reads it. The
@@ -141,6 +148,7 @@ func (c *Conn) serveFrom(handshaking bool, born int64) {
 		c.reportsRead += uint64(b.reports)
 		c.account(b)
 		putBatch(b)
+		c.flushHeld()
 		if !ok {
 			c.dropInput()
 		}
@@ -170,7 +178,7 @@ func (c *Conn) account(b *batch) {
 func (c *Conn) parse(b *batch, recv time.Time, now int64) bool {
 	buf := (*c.rbuf)[:c.rlen]
 	off := 0
-	limit := c.maxFrame
+	limit := int(c.maxFrame)
 	if c.state.Load() == stateHandshake {
 		limit = maxHelloSize
 	}
@@ -195,7 +203,7 @@ func (c *Conn) parse(b *batch, recv time.Time, now int64) bool {
 		if c.state.Load() == stateHandshake {
 			continue
 		}
-		limit = c.maxFrame
+		limit = int(c.maxFrame)
 	}
 	rest := len(buf) - off
 	switch {
@@ -355,8 +363,8 @@ func (c *Conn) handshake(f protocol.Frame) bool {
 		ServerVersion:       s.Version,
 		ConnID:              c.id,
 		HeartbeatIntervalMS: s.HeartbeatInterval.Milliseconds(),
-		MaxFrameSize:        c.maxFrame,
-		MaxInFlight:         c.maxInFlight,
+		MaxFrameSize:        int(c.maxFrame),
+		MaxInFlight:         int(c.maxInFlight),
 		MaxUploadInFlight:   c.m.uploadInFlight,
 		Ack:                 c.ackMode(),
 	})
@@ -378,10 +386,8 @@ func (c *Conn) teardown() {
 	c.releaseSlot()
 	c.wmu.Lock()
 	c.closing = true
-	if c.reason == "" {
-		c.reason = ReasonClient
-	}
-	reason, code := c.reason, c.code
+	e := c.endLocked(ReasonClient)
+	reason, code := e.reason, e.code
 	c.wmu.Unlock()
 	c.handoffClosed()
 	handshaken := c.state.Swap(stateClosed) == stateActive
@@ -405,6 +411,12 @@ func (c *Conn) teardown() {
 			zap.String("reason", string(reason)), zap.String("code", string(code)),
 			zap.Uint64("frames_in", c.framesIn.Load()), zap.Uint64("frames_out", c.framesOut.Load()))
 	}
-	close(c.done)
+	c.wmu.Lock()
+	if c.done == nil {
+		c.done = closedChan // for whoever asks from now on
+	} else {
+		close(c.done)
+	}
+	c.wmu.Unlock()
 	c.m.live.Done()
 }

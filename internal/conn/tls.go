@@ -121,7 +121,7 @@ func (c *Conn) tlsHandshake() bool {
 	sess := c.session()
 	tc := sess.tc
 	s := c.m.Settings()
-	ctx, cancel := context.WithDeadline(context.Background(), c.since.Add(s.HandshakeTimeout))
+	ctx, cancel := context.WithDeadline(context.Background(), mono.Time(c.accepted).Add(s.HandshakeTimeout))
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {

@@ -62,16 +62,17 @@ func (c *Conn) outLocked() *[]byte {
 }
 
 // queuedLocked counts n frames of type t just appended by the caller of outLocked,
-// makes sure a flusher is running, and tells the reader to stop reading when the
+// makes sure a flusher is running (or the reader holding the output will write it),
+// and tells the reader to stop reading when the
 // pending output passed maxPendingOut. Caller holds wmu.
 func (c *Conn) queuedLocked(t protocol.Type, n int) {
 	c.framesOut.Add(uint64(n))
 	c.m.obs.FramesOut(t, n)
-	if !c.flushing {
+	if !c.flushing && !c.held {
 		c.flushing = true
 		spawn(c, (*Conn).flush) // allocates nothing per heartbeat (spawn.go)
 	}
-	if len(*c.out)+c.writing > maxPendingOut && !c.outFull.Load() {
+	if len(*c.out)+int(c.writing) > maxPendingOut && !c.outFull.Load() {
 		c.outFull.Store(true)
 	}
 }
@@ -82,7 +83,7 @@ func (c *Conn) drainedLocked() {
 	if !c.outFull.Load() {
 		return
 	}
-	pending := c.writing
+	pending := int(c.writing)
 	if c.out != nil {
 		pending += len(*c.out)
 	}
@@ -173,6 +174,69 @@ func (c *Conn) Committed(seqs []uint64, err error) {
 	}
 }
 
+// flushHeld ends the reader's hold on the output (holdOutput): it writes what the
+// read's work queued itself, as much as the socket takes at once. Whatever the
+// socket does not take, or what is queued meanwhile, and a close, go to a flusher.
+func (c *Conn) flushHeld() {
+	c.wmu.Lock()
+	if !c.held {
+		c.wmu.Unlock()
+		return
+	}
+	c.held = false
+	if c.flushing || c.out == nil || len(*c.out) == 0 {
+		c.wmu.Unlock()
+		return
+	}
+	c.flushing = true
+	if c.closing || c.stalled {
+		c.wmu.Unlock()
+		go c.flush()
+		return
+	}
+	buf := c.out
+	c.out = nil
+	c.writing = int32(len(*buf))
+	c.wmu.Unlock()
+
+	n, err := c.writeNow(buf)
+	c.bytesOut.Add(uint64(n))
+	c.m.obs.BytesOut(n)
+	if err != nil {
+		c.writeFailed(buf, n)
+		return
+	}
+	if n < len(*buf) {
+		go c.flushFrom(buf, n) // the socket is full: a flusher waits for it
+		return
+	}
+	putWriteBuf(buf)
+	c.wmu.Lock()
+	c.writing = 0
+	if (c.out != nil && len(*c.out) > 0) || c.closing || c.stalled {
+		c.wmu.Unlock()
+		go c.flush()
+		return
+	}
+	c.flushing = false
+	c.drainedLocked()
+	c.wmu.Unlock()
+}
+
+// flushFrom finishes the write of buf, of which sent bytes are written, then
+// flushes on.
+func (c *Conn) flushFrom(buf *[]byte, sent int) {
+	n, err := c.writeFrom(buf, sent)
+	c.bytesOut.Add(uint64(n - sent))
+	c.m.obs.BytesOut(n - sent)
+	if err != nil {
+		c.writeFailed(buf, n)
+		return
+	}
+	putWriteBuf(buf)
+	c.flush()
+}
+
 // flush writes everything pending in one write, again and again until nothing is
 // pending, then exits. A write that makes no progress is cut by the reaper (stall),
 // not by a deadline.
@@ -192,7 +256,7 @@ func (c *Conn) flush() {
 		if buf == nil || len(*buf) == 0 {
 			c.flushing = false
 			c.drainedLocked()
-			closing, reason := c.closing, c.reason
+			closing, reason := c.closing, c.reasonLocked()
 			c.wmu.Unlock()
 			putWriteBuf(buf)
 			if closing {
@@ -200,7 +264,7 @@ func (c *Conn) flush() {
 			}
 			return
 		}
-		c.writing = len(*buf)
+		c.writing = int32(len(*buf))
 		c.drainedLocked()
 		c.wmu.Unlock()
 
@@ -208,21 +272,26 @@ func (c *Conn) flush() {
 		c.bytesOut.Add(uint64(n))
 		c.m.obs.BytesOut(n)
 		if err != nil {
-			c.wmu.Lock()
-			c.flushing = false
-			c.writing = 0
-			stalled := c.stalled
-			c.wmu.Unlock()
-			if stalled {
-				c.endStalled((*buf)[n:frameEnd(*buf, n)])
-			} else {
-				c.closeNow(ReasonClient)
-			}
-			putWriteBuf(buf)
+			c.writeFailed(buf, n)
 			return
 		}
 		putWriteBuf(buf)
 	}
+}
+
+// writeFailed ends the flush whose write of buf failed after n bytes.
+func (c *Conn) writeFailed(buf *[]byte, n int) {
+	c.wmu.Lock()
+	c.flushing = false
+	c.writing = 0
+	stalled := c.stalled
+	c.wmu.Unlock()
+	if stalled {
+		c.endStalled((*buf)[n:frameEnd(*buf, n)])
+	} else {
+		c.closeNow(ReasonClient)
+	}
+	putWriteBuf(buf)
 }
 
 // write writes all of *p through the raw socket, so that it can record each bit of
@@ -233,12 +302,35 @@ func (c *Conn) write(p *[]byte) (int, error) {
 	if c.isTLS() {
 		return c.writeTLS(p)
 	}
-	c.wbuf, c.wsent, c.werr = p, 0, 0
+	return c.writeFrom(p, 0)
+}
+
+// writeFrom is write of a plaintext connection's *p, of which sent bytes are
+// already written.
+func (c *Conn) writeFrom(p *[]byte, sent int) (int, error) {
+	c.wbuf, c.wsent, c.werr = p, sent, 0
 	c.writeAt.Store(mono.Now())
 	err := c.rc.Write(c.writeFn)
 	c.writeAt.Store(0)
 	n := c.wsent
 	c.wbuf = nil
+	if err == nil && c.werr != 0 {
+		err = c.werr
+	}
+	if err != nil {
+		return n, fmt.Errorf("conn %d: write: %w", c.id, err)
+	}
+	return n, nil
+}
+
+// writeNow writes what the socket of a plaintext connection takes of *p without
+// waiting for it; it returns how many bytes were written. Untimed: it never waits,
+// so the reaper has nothing to cut.
+func (c *Conn) writeNow(p *[]byte) (int, error) {
+	c.wbuf, c.wsent, c.werr, c.wnowait = p, 0, 0, true
+	err := c.rc.Write(c.writeFn)
+	n := c.wsent
+	c.wbuf, c.wnowait = nil, false
 	if err == nil && c.werr != 0 {
 		err = c.werr
 	}
@@ -263,6 +355,9 @@ func (c *Conn) writeRaw(fd uintptr) bool {
 		case nil:
 		case syscall.EINTR:
 		case syscall.EAGAIN:
+			if c.wnowait {
+				return true
+			}
 			// Progress is recorded for a timed write only: a TLS transport also
 			// writes handshake records and alerts, which no flush is timing.
 			if c.wsent != start && c.writeAt.Load() != 0 {
@@ -307,14 +402,14 @@ func (c *Conn) stall(now int64, timeout time.Duration) {
 	c.stalled = true
 	if !c.closing {
 		c.closing = true
-		c.reason = ReasonSlowConsumer
-		c.stallFor = timeout
+		e := c.endLocked(ReasonSlowConsumer)
+		e.reason, e.stallFor = ReasonSlowConsumer, timeout
 	}
-	pending := c.writing // the write in progress, whatever part of it is written
+	pending := int(c.writing) // the write in progress, whatever part of it is written
 	if c.out != nil {
 		pending += len(*c.out)
 	}
-	reason := c.reason
+	reason := c.reasonLocked()
 	c.releaseSlot()
 	c.wakeReaderLocked()
 	c.nc.SetWriteDeadline(aLongTimeAgo) // under wmu: endStalled's own deadline comes after it
@@ -332,7 +427,10 @@ func (c *Conn) stall(now int64, timeout time.Duration) {
 // its own ERROR) the socket is just closed.
 func (c *Conn) endStalled(tail []byte) {
 	c.wmu.Lock()
-	timeout := c.stallFor
+	timeout := time.Duration(0)
+	if c.end != nil {
+		timeout = c.end.stallFor
+	}
 	c.wmu.Unlock()
 	if timeout == 0 {
 		c.nc.Close()
@@ -354,7 +452,7 @@ func (c *Conn) endStalled(tail []byte) {
 		return
 	}
 	c.wmu.Lock()
-	c.code = protocol.CodeSlowConsumer
+	c.endLocked(ReasonSlowConsumer).code = protocol.CodeSlowConsumer
 	c.wmu.Unlock()
 	c.framesOut.Add(1)
 	c.m.obs.FramesOut(protocol.TypeError, 1)

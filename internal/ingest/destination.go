@@ -11,7 +11,9 @@ import (
 type Destination interface {
 	// Submit hands b to the destination, which copies what it needs: the caller may
 	// reuse b as soon as Submit returns. w.Committed is called exactly once for the
-	// call, from the destination's goroutine, once the batch is durable or has failed.
+	// call, once the batch is durable or has failed: from the destination's
+	// goroutine, or on the caller's before Submit returns (the spool's caller may
+	// do the write itself), so the caller holds no lock Committed takes.
 	// Submit may block while the destination is full (that is how a slow disk or
 	// broker pushes back on the agents: their connections stop being read).
 	Submit(b *Batch, w Waiter)

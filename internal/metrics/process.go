@@ -35,8 +35,8 @@ func (p *process) snapshot() {
 			}
 		}
 	}
-	if d, err := os.ReadDir("/proc/self/fd"); err == nil {
-		p.fds = float64(len(d))
+	if n, err := countEntries("/proc/self/fd"); err == nil {
+		p.fds = float64(n)
 	}
 	var l syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil {

@@ -6,6 +6,9 @@
 // ACKed only after the write holding it succeeded (and was fsynced, in fsync mode
 // "always"). The bytes waiting for the next write are bounded (Options.MaxPending):
 // past the bound Submit blocks, which stops the submitting connection's reads.
+// With fsync "never", a Submit that finds no write in progress does the write
+// itself, on its caller's goroutine; with "always", the committer goroutine
+// gathers every write (an fsync's cost hardly depends on what it carries).
 //
 // # Files (the contract with log shippers)
 //

@@ -16,8 +16,8 @@ func stuckWithFullPending(t *testing.T) (s *Spool, g *gate, ws []*waiter, return
 	s = openFake(t, fsys, Options{MaxPending: 3 * len(batchOf("c", 1).Lines())})
 	g = holdNextWrite(fsys)
 	ws = []*waiter{newWaiter(), newWaiter(), newWaiter(), newWaiter(), newWaiter()}
-	s.Submit(batchOf("c", 0), ws[0])
-	g.waitEntered(t) // the committer holds {0}; nothing is pending
+	go s.Submit(batchOf("c", 0), ws[0]) // the caller commits: it waits in the held write
+	g.waitEntered(t)                    // the committer holds {0}; nothing is pending
 	for seq := uint64(1); seq <= 3; seq++ {
 		s.Submit(batchOf("c", seq), ws[seq]) // up to MaxPending: no wait
 	}

@@ -21,7 +21,7 @@ var segCounter atomic.Uint64
 // new counter value and start time, so more than a few means something else is wrong.
 const maxNameAttempts = 100
 
-// segment is the file the committer appends to. Only the committer uses it.
+// segment is the file the spool appends to. Only the holder of the commit uses it.
 type segment struct {
 	f    File
 	name string

@@ -116,7 +116,7 @@ func TestGroupCommitBatches(t *testing.T) {
 	g := holdNextWrite(fsys)
 
 	first := newWaiter()
-	s.Submit(batchOf("c", 0), first)
+	go s.Submit(batchOf("c", 0), first) // the caller commits: it waits in the held write
 	g.waitEntered(t)
 
 	const goroutines, submits = 8, 50
@@ -154,11 +154,43 @@ func TestGroupCommitBatches(t *testing.T) {
 	}
 }
 
+// TestSubmitLeadsWithoutFsync: without fsync, a Submit that finds no write in
+// progress writes its batch and tells its Waiter before it returns, on the
+// caller's goroutine; with fsync, the committer goroutine does it.
+func TestSubmitLeadsWithoutFsync(t *testing.T) {
+	fsys := &fakeFS{}
+	s := openFake(t, fsys, Options{})
+	w := newWaiter()
+	s.Submit(batchOf("c", 1), w)
+	if !w.told() {
+		t.Fatal("Submit returned before its Waiter was told, with no write in progress")
+	}
+	if err := w.wait(t); err != nil {
+		t.Fatal(err)
+	}
+
+	s.SetFsync(true)
+	g := holdNextWrite(fsys)
+	w2 := newWaiter()
+	s.Submit(batchOf("c", 2), w2) // returns: the committer writes, and is held
+	g.waitEntered(t)
+	if w2.told() {
+		t.Fatal("told before its write finished")
+	}
+	close(g.release)
+	if err := w2.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if f := fsys.file(0); f.writes != 2 || f.syncs != 1 {
+		t.Errorf("%d writes, %d syncs; want 2 and 1", f.writes, f.syncs)
+	}
+}
+
 func TestSubmitCopiesItsArguments(t *testing.T) {
 	fsys := &fakeFS{}
 	s := openFake(t, fsys, Options{})
 	g := holdNextWrite(fsys)
-	s.Submit(batchOf("c", 1), newWaiter())
+	go s.Submit(batchOf("c", 1), newWaiter()) // the caller commits: it waits in the held write
 	g.waitEntered(t)
 
 	b := batchOf("c", 2, 3)
@@ -309,7 +341,7 @@ func TestSetSegmentSize(t *testing.T) {
 	// would go to a second segment and rotate to a third.
 	acked, release := make(chan struct{}), make(chan struct{})
 	var ackErr error
-	s.Submit(batchOf("c", 2), waiterFunc(func(_ []uint64, err error) {
+	go s.Submit(batchOf("c", 2), waiterFunc(func(_ []uint64, err error) { // the caller commits: it waits in the Waiter
 		ackErr = err
 		close(acked)
 		<-release
@@ -593,7 +625,7 @@ func TestRotationCreateFailure(t *testing.T) {
 	// and it would create the next segment before seq 3 is written.
 	g := holdNextWrite(fsys)
 	w := newWaiter()
-	s.Submit(batchOf("c", 3), w)
+	go s.Submit(batchOf("c", 3), w) // the caller commits: it waits in the held write
 	g.waitEntered(t)
 	fsys.set(func(fsys *fakeFS) { fsys.openErr = nil })
 	close(g.release)
@@ -615,7 +647,7 @@ func TestCloseCommitsPending(t *testing.T) {
 	s := openFake(t, fsys, Options{})
 	g := holdNextWrite(fsys)
 	w1 := newWaiter()
-	s.Submit(batchOf("c", 1), w1)
+	go s.Submit(batchOf("c", 1), w1) // the caller commits: it waits in the held write
 	g.waitEntered(t)
 	w2, w3 := newWaiter(), newWaiter()
 	s.Submit(batchOf("c", 2), w2)
@@ -686,7 +718,7 @@ func TestFlush(t *testing.T) {
 
 	g := holdNextWrite(fsys)
 	w1 := newWaiter()
-	s.Submit(batchOf("c", 1), w1)
+	go s.Submit(batchOf("c", 1), w1) // the caller commits: it waits in the held write
 	g.waitEntered(t)
 	// w2 and the first sentinel go to disk in one batch, after {1}; each notes
 	// how many segments exist when it is told.
@@ -736,7 +768,7 @@ func TestFlush(t *testing.T) {
 	// flush itself: it returns only after every Waiter before it was told.
 	g = holdNextWrite(fsys)
 	w3 := newWaiter()
-	s.Submit(batchOf("c", 3), w3)
+	go s.Submit(batchOf("c", 3), w3) // the caller commits: it waits in the held write
 	g.waitEntered(t)
 	w4 := newWaiter()
 	s.Submit(batchOf("c", 4), w4)
@@ -861,7 +893,7 @@ func spareCap(t *testing.T, s *Spool, fsys *fakeFS, seq uint64) int {
 	t.Helper()
 	g := holdNextWrite(fsys)
 	probe := newWaiter()
-	s.Submit(batchOf("probe", seq), probe)
+	go s.Submit(batchOf("probe", seq), probe) // the caller commits: it waits in the held write
 	g.waitEntered(t)
 	s.mu.Lock()
 	c, empty := cap(s.pending.lines), len(s.pending.entries) == 0

@@ -40,7 +40,7 @@ func (r *records) len() int {
 	return len(r.got)
 }
 
-func openStore(t *testing.T, dir string, rec *records, mod func(*Options)) *Store {
+func openStore(t testing.TB, dir string, rec *records, mod func(*Options)) *Store {
 	t.Helper()
 	o := Options{Dir: dir, Announce: rec.announce, Fsync: func() bool { return true }}
 	if mod != nil {
@@ -270,4 +270,29 @@ func TestUploadHeldByOneProcessAtATime(t *testing.T) {
 	v, st := successor.Begin("c", o)
 	wantOK(t, st, 3)
 	v.Close()
+}
+
+// TestUploadFailedWriteLeavesHash: a chunk hashed beside its write that fails
+// leaves the whole file's hash as it was, so the chunk sent again is hashed once.
+func TestUploadFailedWriteLeavesHash(t *testing.T) {
+	s := openStore(t, t.TempDir(), &records{}, nil)
+	a, b := bytes.Repeat([]byte("a"), 2*minHashBeside), bytes.Repeat([]byte("b"), 2*minHashBeside)
+	file := append(append([]byte(nil), a...), b...)
+	u, st := s.Begin("c", protocol.UploadOpen{UploadID: "x", Name: "f", Size: int64(len(file))})
+	wantOK(t, st, 0)
+	defer u.Close()
+	wantOK(t, u.Write(0, a), int64(len(a)))
+	good := u.e.f
+	ro, err := os.Open(good.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	u.e.f = ro // the write fails as on a full disk
+	wantCode(t, u.Write(uint64(len(a)), b), protocol.CodeUploadWriteFailed, "writing")
+	u.e.f = good
+	wantOK(t, u.Write(uint64(len(a)), b), int64(len(file)))
+	if st := u.Commit(protocol.UploadCommit{UploadID: "x", Size: int64(len(file)), SHA256: sum(file)}); st.Code != "" || !st.Done {
+		t.Fatalf("commit: %+v", st)
+	}
 }

@@ -2,6 +2,7 @@ package upload
 
 import (
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ type entry struct {
 	f      *os.File // the .part file; nil once published or expired
 	offset int64    // the durable offset: the .part file's size
 	hash   hash.Hash
+	beside beside // the hash of the chunk being written
 	done   bool
 	rec    FileRecord
 }
@@ -206,19 +208,33 @@ func (u *Upload) Write(offset uint64, data []byte) protocol.UploadState {
 	if err := s.reserve(e.cdir, n); err != nil {
 		return refuse(protocol.CodeUploadQuota, err.Error())
 	}
+	hashing := e.beside.start(e.hash, data)
 	_, err := e.f.WriteAt(data, e.offset)
 	if err == nil && s.opts.Fsync() {
 		err = e.f.Sync()
+	}
+	if hashing {
+		e.beside.wg.Wait()
 	}
 	if err != nil {
 		// Back to the durable offset: the client resends from there.
 		if terr := e.f.Truncate(e.offset); terr != nil {
 			err = errors.Join(err, terr)
 		}
+		if hashing {
+			if herr := e.beside.undo(e.hash.(encoding.BinaryUnmarshaler)); herr != nil {
+				// The state cannot be put back: the next open hashes the
+				// durable bytes from the file again.
+				e.f.Close()
+				e.f, e.loaded = nil, false
+			}
+		}
 		s.release(e.cdir, n, false)
 		return refuse(protocol.CodeUploadWriteFailed, fmt.Sprintf("writing %d bytes at offset %d: %v", n, e.offset, err))
 	}
-	e.hash.Write(data)
+	if !hashing {
+		e.hash.Write(data)
+	}
 	e.offset += n
 	if s.opts.Observer != nil {
 		s.opts.Observer.UploadBytes(len(data))
