@@ -109,7 +109,7 @@ func (c *Conn) serveFrom(handshaking bool, born int64) {
 			return
 		}
 		if woke-born >= respawnAfter && !handshaking && c.plainIdle() {
-			go c.serveIdlePlain() // waits on a fresh stack (plainidle.go)
+			spawn(c, (*Conn).serveIdlePlain) // waits on a fresh stack (plainidle.go)
 			return
 		}
 		n, err := c.read()

@@ -3,10 +3,10 @@ package conn
 import "sync"
 
 // `go c.f()` allocates a closure holding c (16 bytes) at every start, and an
-// idle agent's every heartbeat starts goroutines: the flusher of its PONG, and
-// for TLS the reader's fresh wait (tlsidle.go). That garbage is all the heap
-// an idle connection grows by. spawn starts f(c) without it: from a pooled
-// task, whose method value was bound once.
+// idle agent's every heartbeat starts a goroutine: the reader's fresh wait
+// (plainidle.go, tlsidle.go), and a flusher when the reader leaves its PONG to
+// one. That garbage would be all a plaintext heartbeat allocates. spawn starts
+// f(c) without it: from a pooled task, whose method value was bound once.
 
 // task is one pooled goroutine start.
 type task struct {
