@@ -11,11 +11,15 @@
 # connections with `hawkc idle`, and prints per connection, 2 s, 10 s and 30 s
 # after all are open: VmRSS, stack in use, heap in use, and the server's free
 # and released heap; then the allocation rate and any "heap trimmed" log lines.
+# With IDLE_MEM_60=1 it also prints them 60 s after all are open.
 set -euo pipefail
 BIN=$1 CLI=$2 MODE=$3 N=$4 PORT=$5
 shift 5
 APORT=$((PORT + 1))
 CERTS=${CERTS:-.}
+LONG=${IDLE_MEM_60:-}
+HOLD=40s
+[ -n "$LONG" ] && HOLD=70s
 D=$(mktemp -d)
 trap 'kill $SP $CP 2>/dev/null || true; rm -rf "$D"' EXIT
 TLSF=() CF=()
@@ -31,20 +35,27 @@ sleep 1
 m() { curl -sf http://127.0.0.1:$APORT/metrics | awk -v k="$1" '$1==k{print $2}'; }
 rss() { awk '/VmRSS/{print $2}' /proc/$SP/status; }
 R0=$(rss) S0=$(m go_memstats_stack_inuse_bytes) H0=$(m go_memstats_heap_inuse_bytes)
-"$CLI" idle -addr 127.0.0.1:$PORT "${CF[@]}" -n "$N" -hold 40s >"$D/idle.out" 2>"$D/idle.err" &
+"$CLI" idle -addr 127.0.0.1:$PORT "${CF[@]}" -n "$N" -hold $HOLD >"$D/idle.out" 2>"$D/idle.err" &
 CP=$!
 until grep -q "^open" "$D/idle.out" 2>/dev/null; do
 	sleep 0.2
 	kill -0 $CP 2>/dev/null || { cat "$D/idle.err"; exit 1; }
 done
+# One scrape per snapshot: a scrape allocates (about 0.7 MB at 5,000
+# connections), and that garbage is in the next snapshot's heap.
+mf() { awk -v k="$1" '$1==k{printf "%d\n", $2}' "$D/metrics"; }
 snap() {
-	awk -v l="$1" -v r="$(rss)" -v r0="$R0" -v s="$(m go_memstats_stack_inuse_bytes)" -v s0="$S0" \
-		-v h="$(m go_memstats_heap_inuse_bytes)" -v h0="$H0" -v hi="$(m go_memstats_heap_idle_bytes)" \
-		-v hr="$(m go_memstats_heap_released_bytes)" -v n="$N" \
+	local r
+	r=$(rss)
+	curl -sf http://127.0.0.1:$APORT/metrics >"$D/metrics"
+	awk -v l="$1" -v r="$r" -v r0="$R0" -v s="$(mf go_memstats_stack_inuse_bytes)" -v s0="$S0" \
+		-v h="$(mf go_memstats_heap_inuse_bytes)" -v h0="$H0" -v hi="$(mf go_memstats_heap_idle_bytes)" \
+		-v hr="$(mf go_memstats_heap_released_bytes)" -v n="$N" \
 		'BEGIN{printf "%s rss %.2f KiB/conn, stack %.2f, heap in use %.2f; heap free held %.1f MiB, released %.1f MiB\n", l, (r-r0)/n, (s-s0)/n/1024, (h-h0)/n/1024, (hi-hr)/1048576, hr/1048576}'
 }
 sleep 2; snap "open+2s "
-sleep 8; snap "open+10s"; A1=$(m go_memstats_alloc_bytes_total)
-sleep 20; snap "open+30s"; A2=$(m go_memstats_alloc_bytes_total)
+sleep 8; snap "open+10s"; A1=$(mf go_memstats_alloc_bytes_total)
+sleep 20; snap "open+30s"; A2=$(mf go_memstats_alloc_bytes_total)
 awk -v a="$A1" -v b="$A2" -v n="$N" 'BEGIN{printf "allocated %.1f B/conn/s while idle\n", (b-a)/n/20}'
+if [ -n "$LONG" ]; then sleep 30; snap "open+60s"; fi
 grep -h "heap trimmed" "$D/server.log" | cut -c1-300 || true

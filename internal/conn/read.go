@@ -105,11 +105,11 @@ func (c *Conn) serveFrom(handshaking bool, born int64) {
 			c.waitOutput()
 		}
 		if woke-born >= respawnAfter && !handshaking && c.tlsIdle() {
-			go c.serveIdleTLS() // waits on a fresh stack (tlsidle.go)
+			spawn(c, (*Conn).serveIdleTLS) // waits on a fresh stack (tlsidle.go)
 			return
 		}
 		if woke-born >= respawnAfter && !handshaking && c.plainIdle() {
-			go c.serveIdlePlain() // waits on a fresh stack (plainidle.go)
+			spawn(c, (*Conn).serveIdlePlain) // waits on a fresh stack (plainidle.go)
 			return
 		}
 		n, err := c.read()

@@ -41,3 +41,31 @@ func TestTLSReaderWaitsOnFreshGoroutine(t *testing.T) {
 	}, "a fresh goroutine waiting for the TLS connection's input")
 	ping()
 }
+
+// TestIdleTLSSessionRests: a TLS session whose reader waits on a fresh
+// goroutine rests (its AEADs go, tlsrecord's Rest), and the next heartbeat is
+// answered all the same.
+func TestIdleTLSSessionRests(t *testing.T) {
+	f := newTLSFixture(t, tlsconf.AuthNone, false)
+	ts := startServer(t, tlsSettings(f))
+	p := testutil.DialTLS(t, ts.addr, f.clientConfig())
+	p.Hello("agent-1", "")
+	resting := func() bool {
+		cs := ts.m.reg.Snapshot(nil) // under the registry's lock, which bind took after the switch
+		return len(cs) == 1 && cs[0].session().rl.Resting()
+	}
+	seq := uint64(0)
+	ping := func() {
+		seq++
+		p.Send(protocol.TypePing, seq, nil)
+		if f := p.Expect(protocol.TypePong); f.Seq != seq {
+			t.Fatalf("PONG seq %d, want %d", f.Seq, seq)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		ping()
+		return resting()
+	}, "the idle TLS session resting")
+	ping()
+	ping()
+}

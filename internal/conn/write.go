@@ -70,7 +70,7 @@ func (c *Conn) queuedLocked(t protocol.Type, n int) {
 	c.m.obs.FramesOut(t, n)
 	if !c.flushing && !c.held {
 		c.flushing = true
-		go c.flush()
+		spawn(c, (*Conn).flush) // allocates nothing per heartbeat (spawn.go)
 	}
 	if len(*c.out)+int(c.writing) > maxPendingOut && !c.outFull.Load() {
 		c.outFull.Store(true)

@@ -20,6 +20,7 @@ func TestDue(t *testing.T) {
 		want bool
 	}{
 		{"quiet, much free", with(func(s *sample) { s.allocs += 1 << 20 }), true},
+		{"heartbeats' garbage, a tenth of live a second", with(func(s *sample) { s.allocs += 10 << 20 }), true},
 		{"allocating", with(func(s *sample) { s.allocs += 16 << 20 }), false},
 		{"little free", with(func(s *sample) { s.free = 4 << 20 }), false},
 		{"free below a quarter of live", with(func(s *sample) { s.free = 20 << 20 }), false},

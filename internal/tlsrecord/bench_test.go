@@ -97,3 +97,25 @@ func cpuNanos() int64 {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// BenchmarkAEADRebuild is what a resting half pays at its next record: building
+// its AEAD again from the key (Rest, rest.go).
+func BenchmarkAEADRebuild(b *testing.B) {
+	for _, id := range allSuites {
+		b.Run(tlsSuiteName(id), func(b *testing.B) {
+			st, _ := states(b, id)
+			var h half
+			s, _ := suiteByID(id)
+			if err := h.set(s, st.InSecret, 0); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				h.rest()
+				if _, err := h.cipher(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,8 @@ type Conn struct {
 	hsLen int
 	rerr  error
 	first [64]byte // what a read waits with while no input is held
+
+	resting atomic.Bool // Rest was called and no record came in since (rest.go)
 
 	wmu  sync.Mutex
 	out  half
@@ -177,6 +180,7 @@ func (c *Conn) releaseInput() {
 
 // handle opens rec and acts on what it carries.
 func (c *Conn) handle(rec []byte) error {
+	c.wake()
 	typ, content, lerr := c.in.open(rec)
 	if lerr != nil {
 		return c.fatal(lerr)
@@ -266,6 +270,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	wb := getWriteBuf()
 	defer putWriteBuf(wb)
+	defer c.restWriteLocked()
 	sent := 0
 	for sent < len(p) {
 		buf := (*wb)[:0]

@@ -24,12 +24,16 @@ func recordLen(buf []byte) (int, *LocalError) {
 // open opens rec, one whole record, in place under h and returns its inner type
 // and content (which alias rec).
 func (h *half) open(rec []byte) (byte, []byte, *LocalError) {
+	a, err := h.cipher()
+	if err != nil {
+		return 0, nil, fail(AlertInternalError, "%v", err)
+	}
 	nonce, err := h.nextNonce()
 	if err != nil {
 		return 0, nil, fail(AlertInternalError, "%v", err)
 	}
 	body := rec[headerLen:]
-	pt, err := h.aead.Open(body[:0], nonce, body, rec[:headerLen])
+	pt, err := a.Open(body[:0], nonce, body, rec[:headerLen])
 	if err != nil {
 		return 0, nil, fail(AlertBadRecordMAC, "record %d does not authenticate", h.seq-1)
 	}

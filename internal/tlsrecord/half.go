@@ -21,12 +21,19 @@ const (
 
 var errSeqOverflow = errors.New("tlsrecord: record sequence number would wrap")
 
-// half is one direction's keys: the traffic secret, the AEAD and IV it keys, and
-// the sequence number of the next record.
+// half is one direction's keys: the traffic secret, the key and IV it derives,
+// the AEAD built from that key while records flow, and the sequence number of
+// the next record.
+//
+// The AEAD is most of a session's memory (AES-GCM's key schedule and GHASH
+// table: about 770 bytes a direction), and an idle agent's session sends a
+// record every heartbeat interval: a resting half (rest) forgets it, and the
+// next record builds it again from the key (cipher).
 type half struct {
 	s      *suite
 	secret []byte
-	aead   cipher.AEAD
+	key    [maxKeyLen]byte // the first s.keyLen bytes
+	aead   cipher.AEAD     // nil while the half rests
 	iv     [nonceLen]byte
 	seq    uint64
 	nonce  [nonceLen]byte
@@ -34,14 +41,32 @@ type half struct {
 
 // set keys h from secret, which h keeps, at sequence number seq.
 func (h *half) set(s *suite, secret []byte, seq uint64) error {
-	a, iv, err := s.trafficKeys(secret)
+	var key [maxKeyLen]byte
+	iv, err := s.trafficKeys(secret, key[:s.keyLen])
 	if err != nil {
+		clear(key[:])
 		return err
 	}
 	clear(h.secret)
-	h.s, h.secret, h.aead, h.iv, h.seq = s, secret, a, iv, seq
+	h.s, h.secret, h.key, h.aead, h.iv, h.seq = s, secret, key, nil, iv, seq
+	clear(key[:])
 	return nil
 }
+
+// cipher returns h's AEAD, building it from h's key if h rests.
+func (h *half) cipher() (cipher.AEAD, error) {
+	if h.aead == nil {
+		a, err := h.s.aead(h.key[:h.s.keyLen])
+		if err != nil {
+			return nil, err
+		}
+		h.aead = a
+	}
+	return h.aead, nil
+}
+
+// rest forgets h's AEAD until the next record; h keeps its key.
+func (h *half) rest() { h.aead = nil }
 
 // update moves h to the next traffic secret at sequence number 0 (KeyUpdate).
 func (h *half) update() error {
@@ -67,21 +92,26 @@ func (h *half) nextNonce() ([]byte, error) {
 // seal appends to rec (whose first headerLen bytes are reserved for the header)
 // the record carrying content of inner type typ, sealed in place.
 func (h *half) seal(rec []byte, typ byte, content []byte) ([]byte, error) {
+	a, err := h.cipher()
+	if err != nil {
+		return nil, err
+	}
 	nonce, err := h.nextNonce()
 	if err != nil {
 		return nil, err
 	}
-	n := len(content) + 1 + h.aead.Overhead()
+	n := len(content) + 1 + a.Overhead()
 	start := len(rec)
 	rec = append(rec, typeAppData, 3, 3, byte(n>>8), byte(n))
 	rec = append(rec, content...)
 	rec = append(rec, typ)
 	hdr := rec[start : start+headerLen]
-	return h.aead.Seal(rec[:start+headerLen], nonce, rec[start+headerLen:], hdr), nil
+	return a.Seal(rec[:start+headerLen], nonce, rec[start+headerLen:], hdr), nil
 }
 
-// drop forgets h's secret.
+// drop forgets h's secret and key.
 func (h *half) drop() {
 	clear(h.secret)
+	clear(h.key[:])
 	h.secret, h.aead = nil, nil
 }

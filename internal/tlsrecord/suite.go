@@ -13,6 +13,9 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
+// maxKeyLen is the longest AEAD key of the suites below.
+const maxKeyLen = 32
+
 // suite is one TLS 1.3 cipher suite: its AEAD and the hash of its key schedule.
 type suite struct {
 	id     uint16
@@ -64,22 +67,23 @@ func (s *suite) expandLabel(secret []byte, label string, length int) ([]byte, er
 	return hkdf.Expand(s.hash, secret, string(info), length)
 }
 
-// trafficKeys derives the AEAD and IV a traffic secret keys (RFC 8446 7.3).
-func (s *suite) trafficKeys(secret []byte) (cipher.AEAD, [nonceLen]byte, error) {
+// trafficKeys derives the key (into key, of s.keyLen bytes) and IV a traffic
+// secret keys (RFC 8446 7.3).
+func (s *suite) trafficKeys(secret, key []byte) ([nonceLen]byte, error) {
 	var iv [nonceLen]byte
-	key, err := s.expandLabel(secret, "key", s.keyLen)
+	k, err := s.expandLabel(secret, "key", s.keyLen)
 	if err != nil {
-		return nil, iv, err
+		return iv, err
 	}
+	copy(key, k)
+	clear(k)
 	ivb, err := s.expandLabel(secret, "iv", nonceLen)
 	if err != nil {
-		return nil, iv, err
+		return iv, err
 	}
 	copy(iv[:], ivb)
-	a, err := s.aead(key)
-	clear(key)
 	clear(ivb)
-	return a, iv, err
+	return iv, nil
 }
 
 // nextSecret is the next application traffic secret after a KeyUpdate (RFC 8446 7.2).
