@@ -49,6 +49,12 @@ type Upload struct {
 // UploadFile sends the file at path as upload id, resuming it if the server
 // holds part of it.
 func (c *Client) UploadFile(ctx context.Context, id, path string, progress func(durable, size int64)) error {
+	return c.UploadPath(ctx, path, Upload{ID: id, Progress: progress})
+}
+
+// UploadPath sends the file at path as Upload u: the file gives u's File, Size
+// and, if u has none, its Name; the rest (ID, Progress, a known SHA256) is u's.
+func (c *Client) UploadPath(ctx context.Context, path string, u Upload) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -58,7 +64,11 @@ func (c *Client) UploadFile(ctx context.Context, id, path string, progress func(
 	if err != nil {
 		return err
 	}
-	return c.Upload(ctx, Upload{ID: id, Name: filepath.Base(path), File: f, Size: st.Size(), Progress: progress})
+	u.File, u.Size = f, st.Size()
+	if u.Name == "" {
+		u.Name = filepath.Base(path)
+	}
+	return c.Upload(ctx, u)
 }
 
 // uploadRouter hands UPLOAD_STATE answers to the Upload waiting for them.
@@ -96,7 +106,7 @@ func (c *Client) Upload(ctx context.Context, u Upload) error {
 	if u.File == nil && u.Size > 0 {
 		return fmt.Errorf("hawk: upload %s: no File for its %d bytes", u.ID, u.Size)
 	}
-	if u.SHA256 != "" && !validSHA256(u.SHA256) {
+	if u.SHA256 != "" && !protocol.ValidSHA256(u.SHA256) {
 		return fmt.Errorf("hawk: upload %s: sha256 %q is not 64 lower-case hex digits", u.ID, u.SHA256)
 	}
 	ch := make(chan uploadAnswer, 1024)

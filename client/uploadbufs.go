@@ -59,18 +59,6 @@ func knownHash(sum string) *fileHash {
 	return h
 }
 
-func validSHA256(h string) bool {
-	if len(h) != 2*sha256.Size {
-		return false
-	}
-	for _, c := range []byte(h) {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // wait returns the file's sha256 once computed, or done's error first.
 func (h *fileHash) wait(done <-chan struct{}, err func() error) (string, error) {
 	select {

@@ -64,7 +64,8 @@ published, 1 on failure, 2 on bad usage.
 	}
 	defer c.Close()
 	p := newProgress(stdout, isTerminal(stdout))
-	if err := sendFile(ctx, c, *uploadID, path, strings.ToLower(*known), p.update); err != nil {
+	u := client.Upload{ID: *uploadID, Progress: p.update, SHA256: strings.ToLower(*known)}
+	if err := c.UploadPath(ctx, path, u); err != nil {
 		p.end()
 		printErr(stderr, err)
 		return 1
@@ -72,23 +73,6 @@ published, 1 on failure, 2 on bad usage.
 	p.end()
 	fmt.Fprintf(stdout, "published upload_id=%s bytes=%d\n", *uploadID, st.Size())
 	return 0
-}
-
-// sendFile uploads the file at path; sum, when given, is its sha256.
-func sendFile(ctx context.Context, c *client.Client, id, path, sum string, progress func(durable, size int64)) error {
-	if sum == "" {
-		return c.UploadFile(ctx, id, path, progress)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	return c.Upload(ctx, client.Upload{ID: id, Name: filepath.Base(path), File: f, Size: st.Size(), Progress: progress, SHA256: sum})
 }
 
 func isTerminal(w io.Writer) bool {

@@ -29,6 +29,20 @@ type UploadOpen struct {
 	SHA256 string `json:"sha256,omitempty"`
 }
 
+// ValidSHA256 reports whether h has the form the sha256 fields take: 64
+// lower-case hex digits.
+func ValidSHA256(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for _, c := range []byte(h) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // UploadCommit is the UPLOAD_COMMIT payload: the client has sent every byte.
 type UploadCommit struct {
 	UploadID string `json:"upload_id"`

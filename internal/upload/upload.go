@@ -56,7 +56,7 @@ func (s *Store) Begin(client string, o protocol.UploadOpen) (*Upload, protocol.U
 	if err := ValidName(o.Name); err != nil {
 		return refuse(protocol.CodeUploadBadName, err.Error())
 	}
-	if o.SHA256 != "" && !validSHA256(o.SHA256) {
+	if o.SHA256 != "" && !protocol.ValidSHA256(o.SHA256) {
 		return refuse(protocol.CodeUploadMismatch, fmt.Sprintf("sha256 %q is not 64 lower-case hex digits", o.SHA256))
 	}
 	if o.Size < -1 {
@@ -100,18 +100,6 @@ func (s *Store) ref(k key) *Upload {
 	}
 	e.refs++
 	return &Upload{s: s, k: k, e: e}
-}
-
-func validSHA256(h string) bool {
-	if len(h) != 2*sha256.Size {
-		return false
-	}
-	for _, c := range []byte(h) {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // loadLocked brings e from disk (published, partial, or new); resumed says a
