@@ -1,7 +1,9 @@
 package conn
 
 import (
+	"bytes"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/protocol"
+	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -142,4 +145,24 @@ func (o *closeRecorder) closed() []CloseReason {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return append([]CloseReason(nil), o.reasons...)
+}
+
+// pinger returns a function that sends p a PING with the next seq and fails t
+// unless the next frame is its PONG.
+func pinger(t *testing.T, p *testutil.Peer) func() {
+	seq := uint64(0)
+	return func() {
+		seq++
+		p.Send(protocol.TypePing, seq, nil)
+		if f := p.Expect(protocol.TypePong); f.Seq != seq {
+			t.Fatalf("PONG seq %d, want %d", f.Seq, seq)
+		}
+	}
+}
+
+// goroutineIn reports whether some goroutine's stack holds the call named by
+// fn (".serveIdleTLS(").
+func goroutineIn(fn string) bool {
+	buf := make([]byte, 1<<20)
+	return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte(fn))
 }

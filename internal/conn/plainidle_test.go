@@ -1,8 +1,6 @@
 package conn
 
 import (
-	"bytes"
-	"runtime"
 	"testing"
 	"time"
 
@@ -17,21 +15,11 @@ func TestPlainReaderWaitsOnFreshGoroutine(t *testing.T) {
 	ts := startServer(t, testSettings())
 	p := testutil.Dial(t, ts.addr)
 	p.Hello("agent-1", "")
-	waitsFresh := func() bool {
-		buf := make([]byte, 1<<20)
-		return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte(".serveIdlePlain("))
-	}
+	waitsFresh := func() bool { return goroutineIn(".serveIdlePlain(") }
 	if waitsFresh() {
 		t.Fatal("the reader was replaced before it read for a second")
 	}
-	seq := uint64(0)
-	ping := func() {
-		seq++
-		p.Send(protocol.TypePing, seq, nil)
-		if f := p.Expect(protocol.TypePong); f.Seq != seq {
-			t.Fatalf("PONG seq %d, want %d", f.Seq, seq)
-		}
-	}
+	ping := pinger(t, p)
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		ping()
 		return waitsFresh()

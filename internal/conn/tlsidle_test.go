@@ -1,12 +1,9 @@
 package conn
 
 import (
-	"bytes"
-	"runtime"
 	"testing"
 	"time"
 
-	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/testutil"
 	"github.com/hawk-agents/hawk/internal/tlsconf"
 )
@@ -20,21 +17,11 @@ func TestTLSReaderWaitsOnFreshGoroutine(t *testing.T) {
 	ts := startServer(t, tlsSettings(f))
 	p := testutil.DialTLS(t, ts.addr, f.clientConfig())
 	p.Hello("agent-1", "")
-	waitsFresh := func() bool {
-		buf := make([]byte, 1<<20)
-		return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte(".serveIdleTLS("))
-	}
+	waitsFresh := func() bool { return goroutineIn(".serveIdleTLS(") }
 	if waitsFresh() {
 		t.Fatal("the reader was replaced before it read for a second")
 	}
-	seq := uint64(0)
-	ping := func() {
-		seq++
-		p.Send(protocol.TypePing, seq, nil)
-		if f := p.Expect(protocol.TypePong); f.Seq != seq {
-			t.Fatalf("PONG seq %d, want %d", f.Seq, seq)
-		}
-	}
+	ping := pinger(t, p)
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		ping()
 		return waitsFresh()
@@ -54,14 +41,7 @@ func TestIdleTLSSessionRests(t *testing.T) {
 		cs := ts.m.reg.Snapshot(nil) // under the registry's lock, which bind took after the switch
 		return len(cs) == 1 && cs[0].session().rl.Resting()
 	}
-	seq := uint64(0)
-	ping := func() {
-		seq++
-		p.Send(protocol.TypePing, seq, nil)
-		if f := p.Expect(protocol.TypePong); f.Seq != seq {
-			t.Fatalf("PONG seq %d, want %d", f.Seq, seq)
-		}
-	}
+	ping := pinger(t, p)
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		ping()
 		return resting()

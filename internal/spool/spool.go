@@ -297,14 +297,7 @@ func (s *Spool) commitAsLeader() {
 	// As the committer does (run): the readers already runnable submit first and
 	// share this write. Without it, at 100 connections x 32 in flight, spool
 	// writes per report rose by half.
-	s.mu.Unlock()
-	runtime.Gosched()
-	s.mu.Lock()
-	b := s.take()
-	s.mu.Unlock()
-	s.commit(&b)
-	b.reset()
-	s.spare = b
+	s.commitPending()
 	s.mu.Lock()
 	s.release()
 	s.mu.Unlock()
@@ -371,6 +364,21 @@ func (s *Spool) Close() error {
 	return s.closeErr
 }
 
+// commitPending is called with s.mu held by the goroutine that set
+// s.committing, and returns with it released once the pending batch is written.
+// It yields first, so that the connections already runnable submit to the same
+// write.
+func (s *Spool) commitPending() {
+	s.mu.Unlock()
+	runtime.Gosched()
+	s.mu.Lock()
+	b := s.take()
+	s.mu.Unlock()
+	s.commit(&b)
+	b.reset()
+	s.spare = b
+}
+
 // run is the committer goroutine: it commits what was submitted while another
 // commit was in progress (a leader's, or its own), and closes the segment at Close.
 func (s *Spool) run() {
@@ -395,15 +403,7 @@ func (s *Spool) run() {
 		// a third of the speed of 64 KiB ones), so fewer, larger writes leave more
 		// CPU to the connections. It costs nothing when nothing else is runnable,
 		// so a lone report is not delayed, and needs no timer.
-		s.mu.Unlock()
-		runtime.Gosched()
-		s.mu.Lock()
-		b := s.take()
-		s.mu.Unlock()
-
-		s.commit(&b)
-		b.reset()
-		s.spare = b
+		s.commitPending()
 		s.mu.Lock()
 		s.committing = false
 		s.mu.Unlock()
