@@ -56,6 +56,15 @@ func benchUpload(b *testing.B, chunk int, known bool) {
 }
 
 func BenchmarkRawCopy(b *testing.B) {
+	benchCopy(b, func(f *os.File, nc net.Conn) error {
+		_, err := io.Copy(f, nc)
+		return err
+	})
+}
+
+// benchCopy sends the 64 MiB file over loopback per iteration, into a new file
+// in one directory, receive moving the bytes.
+func benchCopy(b *testing.B, receive func(f *os.File, nc net.Conn) error) {
 	file := bytes.Repeat([]byte("0123456789abcdef"), benchFileSize/16)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -79,7 +88,7 @@ func BenchmarkRawCopy(b *testing.B) {
 				done <- err
 				return
 			}
-			_, err = io.Copy(f, nc)
+			err = receive(f, nc)
 			f.Close()
 			done <- err
 		}()
@@ -99,57 +108,21 @@ func BenchmarkRawCopy(b *testing.B) {
 // through user space: read into a 128 KiB buffer, then write to the file (no
 // splice). An upload's server must do at least that, for its checks.
 func BenchmarkUserspaceCopy(b *testing.B) {
-	file := bytes.Repeat([]byte("0123456789abcdef"), benchFileSize/16)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	dir := b.TempDir()
 	buf := make([]byte, 128<<10)
-	b.SetBytes(benchFileSize)
-	defer reportCPU(b)()
-	for i := 0; b.Loop(); i++ {
-		done := make(chan error, 1)
-		go func() {
-			nc, err := ln.Accept()
+	benchCopy(b, func(f *os.File, nc net.Conn) error {
+		for {
+			n, err := nc.Read(buf)
+			if _, werr := f.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if err == io.EOF {
+				return nil
+			}
 			if err != nil {
-				done <- err
-				return
+				return err
 			}
-			defer nc.Close()
-			f, err := os.Create(filepath.Join(dir, strconv.Itoa(i)))
-			if err != nil {
-				done <- err
-				return
-			}
-			defer f.Close()
-			for {
-				n, err := nc.Read(buf)
-				if _, werr := f.Write(buf[:n]); werr != nil {
-					done <- werr
-					return
-				}
-				if err == io.EOF {
-					done <- nil
-					return
-				}
-				if err != nil {
-					done <- err
-					return
-				}
-			}
-		}()
-		nc, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			b.Fatal(err)
 		}
-		nc.Write(file)
-		nc.Close()
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
-	}
+	})
 }
 
 // BenchmarkChecksums is the checking an upload adds, alone, over the same 64
