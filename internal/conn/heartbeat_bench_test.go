@@ -8,7 +8,6 @@ import (
 
 	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/testutil"
-	"github.com/hawk-agents/hawk/internal/tlsconf"
 )
 
 // BenchmarkHeartbeat is an idle agent's heartbeat as the server serves it: a
@@ -24,20 +23,7 @@ func BenchmarkHeartbeat(b *testing.B) {
 		benchHeartbeat(b, testSettings(), func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) })
 	})
 	b.Run("tls", func(b *testing.B) {
-		ca := testutil.NewCA(b, "bench CA")
-		dir := b.TempDir()
-		leaf := ca.ServerLeaf(b)
-		r, err := tlsconf.New(tlsconf.Files{
-			CertFile:   testutil.WriteFile(b, dir, "s.crt", leaf.CertPEM),
-			KeyFile:    testutil.WriteFile(b, dir, "s.key", leaf.KeyPEM),
-			MinVersion: tls.VersionTLS13,
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		s := testSettings()
-		s.TLS = r.Config()
-		cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
+		s, cfg := benchTLS(b)
 		benchHeartbeat(b, s, func(addr string) (net.Conn, error) { return tls.Dial("tcp", addr, cfg) })
 	})
 }

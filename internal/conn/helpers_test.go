@@ -166,3 +166,18 @@ func goroutineIn(fn string) bool {
 	buf := make([]byte, 1<<20)
 	return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte(fn))
 }
+
+// waitsOnFreshGoroutine checks that p's connection, just past HELLO, is not yet
+// served by fresh (".serveIdleTLS("), then heartbeats until a fresh goroutine
+// running fresh waits for its input, and returns p's pinger.
+func waitsOnFreshGoroutine(t *testing.T, p *testutil.Peer, fresh string) func() {
+	if goroutineIn(fresh) {
+		t.Fatal("the reader was replaced before it read for a second")
+	}
+	ping := pinger(t, p)
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		ping()
+		return goroutineIn(fresh)
+	}, "a fresh goroutine ("+fresh+") waiting for the connection's input")
+	return ping
+}

@@ -277,6 +277,13 @@ func TestMTLSCARemovedByReload(t *testing.T) {
 // ECDSA P-256 certificate: TCP connect, TLS handshake, HELLO, WELCOME, close. The
 // clients run in the same process, so the server gets about half the CPU.
 func BenchmarkTLSHandshake(b *testing.B) {
+	s, cfg := benchTLS(b)
+	benchHandshakes(b, s, func(addr string) (net.Conn, error) { return tls.Dial("tcp", addr, cfg) }, benchHellos(""))
+}
+
+// benchTLS returns test settings serving TLS 1.3 with an ECDSA P-256
+// certificate for localhost, and a client configuration that trusts it.
+func benchTLS(b *testing.B) (*Settings, *tls.Config) {
 	ca := testutil.NewCA(b, "bench CA")
 	dir := b.TempDir()
 	leaf := ca.ServerLeaf(b)
@@ -290,8 +297,7 @@ func BenchmarkTLSHandshake(b *testing.B) {
 	}
 	s := testSettings()
 	s.TLS = r.Config()
-	cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
-	benchHandshakes(b, s, func(addr string) (net.Conn, error) { return tls.Dial("tcp", addr, cfg) }, benchHellos(""))
+	return s, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
 }
 
 // benchHellos returns HELLOs with token, each for an id of its own: a HELLO for an

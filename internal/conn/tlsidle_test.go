@@ -17,15 +17,7 @@ func TestTLSReaderWaitsOnFreshGoroutine(t *testing.T) {
 	ts := startServer(t, tlsSettings(f))
 	p := testutil.DialTLS(t, ts.addr, f.clientConfig())
 	p.Hello("agent-1", "")
-	waitsFresh := func() bool { return goroutineIn(".serveIdleTLS(") }
-	if waitsFresh() {
-		t.Fatal("the reader was replaced before it read for a second")
-	}
-	ping := pinger(t, p)
-	testutil.Eventually(t, 10*time.Second, func() bool {
-		ping()
-		return waitsFresh()
-	}, "a fresh goroutine waiting for the TLS connection's input")
+	ping := waitsOnFreshGoroutine(t, p, ".serveIdleTLS(")
 	ping()
 }
 
