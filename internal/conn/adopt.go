@@ -106,7 +106,7 @@ func (m *Manager) Adopt(f *os.File, st *handoff.State) error {
 		ce.Write(zap.Uint64("conn_id", c.id), zap.Uint64("previous_conn_id", st.ConnID), zap.String("client_id", c.clientID),
 			zap.String("remote", c.remote), zap.Int("partial_bytes", len(st.Partial)))
 	}
-	go c.serve(false)
+	c.serveAnew()
 	return nil
 }
 

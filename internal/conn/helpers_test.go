@@ -161,14 +161,14 @@ func pinger(t *testing.T, p *testutil.Peer) func() {
 }
 
 // goroutineIn reports whether some goroutine's stack holds the call named by
-// fn (".serveIdleTLS(").
+// fn (".serveIdlePlain(").
 func goroutineIn(fn string) bool {
 	buf := make([]byte, 1<<20)
 	return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte(fn))
 }
 
 // waitsOnFreshGoroutine checks that p's connection, just past HELLO, is not yet
-// served by fresh (".serveIdleTLS("), then heartbeats until a fresh goroutine
+// served by fresh (".serveIdlePlain("), then heartbeats until a fresh goroutine
 // running fresh waits for its input, and returns p's pinger.
 func waitsOnFreshGoroutine(t *testing.T, p *testutil.Peer, fresh string) func() {
 	if goroutineIn(fresh) {

@@ -153,7 +153,7 @@ func (c *Conn) serveFrom(handshaking bool, born int64) {
 			c.dropInput()
 		}
 		if handshaking && c.state.Load() == stateActive {
-			go c.serve(false) // read side (rbuf, rlen) moves with it
+			c.serveAnew() // read side (rbuf, rlen) moves with it
 			return
 		}
 	}

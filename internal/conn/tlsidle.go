@@ -39,6 +39,18 @@ func (c *Conn) tlsIdle() bool {
 	return rl != nil && !rl.Ready()
 }
 
+// serveAnew starts c's reader on a new goroutine once its handshake is done or
+// it was adopted. An agent may send nothing until its first heartbeat, tens of
+// seconds later: an idle TLS session rests at once, not at that heartbeat's wait
+// (1.5 KiB of AEADs a connection meanwhile, at every fleet start and upgrade).
+func (c *Conn) serveAnew() {
+	if c.tlsIdle() {
+		spawn(c, (*Conn).serveIdleTLS)
+		return
+	}
+	go c.serve(false)
+}
+
 // serveIdleTLS is serve(false) on a fresh goroutine, which first waits for the
 // socket to be readable with no buffer held.
 func (c *Conn) serveIdleTLS() {

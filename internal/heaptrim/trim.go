@@ -37,6 +37,15 @@ import (
 // report allocates nothing): MinFree, which a small busy heap does not reach
 // between its collections, is what keeps trims out of load runs (at 4 MiB, a
 // third or more of 100-connection TLS load runs trimmed once).
+//
+// Between trims the heap still grows by GOGC percent of what is live before a
+// collection reuses the garbage: at GOGC=100, 2 KiB more per idle TLS
+// connection than right after a trim. So while allocation is quiet the Trimmer
+// lowers GOGC to QuietGOGC, and gives the operator's back at the first tick
+// that is not quiet: an idle heap then grows by a quarter of what is live, and
+// its collections come no more often than every two seconds (quiet allocates
+// at most an eighth of the live heap a second), each marking an idle heap.
+// Under load GOGC is the operator's, but for the one tick it takes to see it.
 
 // Trimmer is the actor that trims the heap.
 type Trimmer struct {
@@ -49,17 +58,20 @@ type Trimmer struct {
 	// QuietBytes is the most the process may allocate per second, beside 1/8
 	// of its live heap per second, and still be quiet (heartbeats allocate).
 	QuietBytes uint64
+	// QuietGOGC is GOGC while allocation is quiet, when the operator's is
+	// higher; 0 leaves GOGC alone.
+	QuietGOGC int
 
 	trims atomic.Int64
 }
 
 // New returns a Trimmer with the defaults: a look every second, at most one
 // trim every 5 s, 8 MiB to return at least, quiet below 256 KiB/s beside an
-// eighth of the live heap. Two whole seconds quiet, not less: a loaded
-// machine's scheduling makes a busy process allocate little for a second now
-// and then.
+// eighth of the live heap, GOGC 25 while quiet. Two whole seconds quiet, not
+// less: a loaded machine's scheduling makes a busy process allocate little for
+// a second now and then.
 func New(log *zap.Logger) *Trimmer {
-	return &Trimmer{Log: log, Tick: time.Second, Interval: 5 * time.Second, MinFree: 8 << 20, QuietBytes: 256 << 10}
+	return &Trimmer{Log: log, Tick: time.Second, Interval: 5 * time.Second, MinFree: 8 << 20, QuietBytes: 256 << 10, QuietGOGC: 25}
 }
 
 // sample is what the Trimmer reads from the runtime at each tick.
@@ -97,13 +109,18 @@ func read(ms []metrics.Sample) sample {
 	return sample{allocs: u(0), free: u(1), released: u(2), live: u(3), objects: u(4), limit: u(5), gogc: int64(u(6))}
 }
 
-// due reports whether a trim is due now: prev was read one tick (of tick) earlier.
-func (t *Trimmer) due(prev, now sample, tick time.Duration) bool {
+// quiet reports whether the process allocated little over the tick (of tick)
+// between prev and now, with the runtime's memory left to the Trimmer.
+func (t *Trimmer) quiet(prev, now sample, tick time.Duration) bool {
 	if now.gogc <= 0 || now.limit != math.MaxInt64 {
 		return false
 	}
-	quiet := float64(t.QuietBytes+now.live/8) * tick.Seconds()
-	if float64(now.allocs-prev.allocs) > quiet {
+	return float64(now.allocs-prev.allocs) <= float64(t.QuietBytes+now.live/8)*tick.Seconds()
+}
+
+// due reports whether a trim is due now: prev was read one tick (of tick) earlier.
+func (t *Trimmer) due(prev, now sample, tick time.Duration) bool {
+	if !t.quiet(prev, now, tick) {
 		return false
 	}
 	back := now.free + now.objects - min(now.objects, now.live) // free pages, and garbage
@@ -116,6 +133,8 @@ func (t *Trimmer) Run(ctx context.Context) error {
 	tk := time.NewTicker(t.Tick)
 	defer tk.Stop()
 	prev := read(ms)
+	gogc := newGOGC(int(prev.gogc), t.QuietGOGC)
+	defer gogc.set(false)
 	var last time.Time
 	quiet := false // the tick before was quiet too
 	for {
@@ -125,6 +144,7 @@ func (t *Trimmer) Run(ctx context.Context) error {
 		case <-tk.C:
 		}
 		now := read(ms)
+		gogc.set(t.quiet(prev, now, t.Tick))
 		due := t.due(prev, now, t.Tick)
 		if due && quiet && time.Since(last) >= t.Interval {
 			start := time.Now()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -85,5 +86,66 @@ func TestRunReturnsFreeHeap(t *testing.T) {
 	// taken some of it between the Trimmer's look and the trim, never most.
 	if back := trimmed[0].ContextMap()["returned"].(uint64); back < tr.MinFree/2 {
 		t.Errorf("the trim returned %d bytes, due with at least %d to give back", back, tr.MinFree)
+	}
+}
+
+// gcPercent reads GOGC as the runtime has it.
+func gcPercent() int64 { return read(newSamples()).gogc }
+
+// TestRunLowersGOGCWhileQuiet runs the Trimmer on an idle process until it
+// lowers GOGC, then allocates until it gives the operator's back, and checks
+// that it leaves the operator's when it ends.
+func TestRunLowersGOGCWhileQuiet(t *testing.T) {
+	operator := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(operator)
+	tr := New(zap.NewNop())
+	tr.Tick, tr.QuietBytes, tr.QuietGOGC = 20*time.Millisecond, 64<<10, 25
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	waitFor := func(what string, cond func() bool, work func()) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				cancel()
+				<-done
+				t.Fatalf("%s: GOGC is %d", what, gcPercent())
+			}
+			work()
+		}
+	}
+	waitFor("never lowered while quiet", func() bool { return gcPercent() == 25 }, func() { time.Sleep(5 * time.Millisecond) })
+	var sink [][]byte
+	waitFor("never given back while allocating", func() bool { return gcPercent() == 100 }, func() {
+		// Far above QuietBytes a tick, however late the ticks come.
+		for range 64 {
+			sink = append(sink, make([]byte, 64<<10))
+		}
+		if len(sink) > 1024 {
+			sink = sink[:0]
+		}
+	})
+	waitFor("never lowered again once quiet", func() bool { return gcPercent() == 25 }, func() { sink = nil; time.Sleep(5 * time.Millisecond) })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := gcPercent(); got != 100 {
+		t.Errorf("GOGC %d once the Trimmer ended, want the operator's 100", got)
+	}
+}
+
+func TestGOGCLeavesOffAndLowSettingsAlone(t *testing.T) {
+	operator := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(operator)
+	for _, tc := range []struct{ operator, quiet int }{{-1, 25}, {20, 25}, {25, 25}, {100, 0}} {
+		debug.SetGCPercent(tc.operator)
+		g := newGOGC(tc.operator, tc.quiet)
+		g.set(true)
+		if got := gcPercent(); got != int64(tc.operator) && !(tc.operator < 0 && got <= 0) {
+			t.Errorf("operator GOGC %d, quiet %d: quiet set GOGC %d", tc.operator, tc.quiet, got)
+		}
+		g.set(false)
 	}
 }
