@@ -50,7 +50,8 @@ func (d *Daemon) serve() string {
 	}
 	g.Add(d.reload.TokensWatch())
 	g.Add(d.notify.Serving())
-	// Free heap a burst of handshakes left, returned once allocation is quiet.
+	// Free heap a burst of handshakes left, returned once allocation is quiet,
+	// and a lower GOGC while it is.
 	g.Add(heaptrim.New(d.log).Actor())
 	// The previous process's exit, logged when it happens.
 	if d.upg.Inherited() {
