@@ -11,17 +11,21 @@
 # connections with `hawkc idle`, and prints per connection, 2 s, 10 s and 30 s
 # after all are open: VmRSS, stack in use, heap in use, and the server's free
 # and released heap; then the allocation rate and any "heap trimmed" log lines.
-# With IDLE_MEM_60=1 it also prints them 60 s after all are open.
+# With IDLE_MEM_60=1 it also prints them 60 s after all are open. With
+# IDLE_MEM_EVERY=1 it also reads VmRSS every second and prints the least and
+# the most per connection from 3 s after all are open to the last snapshot.
 set -euo pipefail
 BIN=$1 CLI=$2 MODE=$3 N=$4 PORT=$5
 shift 5
 APORT=$((PORT + 1))
 CERTS=${CERTS:-.}
 LONG=${IDLE_MEM_60:-}
+EVERY=${IDLE_MEM_EVERY:-}
 HOLD=40s
 [ -n "$LONG" ] && HOLD=70s
 D=$(mktemp -d)
-trap 'kill $SP $CP 2>/dev/null || true; rm -rf "$D"' EXIT
+EP=
+trap 'kill $SP $CP $EP 2>/dev/null || true; rm -rf "$D"' EXIT
 TLSF=() CF=()
 if [ "$MODE" = tls ]; then
 	TLSF=(-tls.cert_file="$CERTS/s.crt" -tls.key_file="$CERTS/s.key" -tls.min_version=1.3)
@@ -53,9 +57,18 @@ snap() {
 		-v hr="$(mf go_memstats_heap_released_bytes)" -v n="$N" \
 		'BEGIN{printf "%s rss %.2f KiB/conn, stack %.2f, heap in use %.2f; heap free held %.1f MiB, released %.1f MiB\n", l, (r-r0)/n, (s-s0)/n/1024, (h-h0)/n/1024, (hi-hr)/1048576, hr/1048576}'
 }
+if [ -n "$EVERY" ]; then
+	(sleep 3; while :; do awk '/VmRSS/{print $2}' /proc/$SP/status >>"$D/every"; sleep 1; done) &
+	EP=$!
+fi
 sleep 2; snap "open+2s "
 sleep 8; snap "open+10s"; A1=$(mf go_memstats_alloc_bytes_total)
 sleep 20; snap "open+30s"; A2=$(mf go_memstats_alloc_bytes_total)
 awk -v a="$A1" -v b="$A2" -v n="$N" 'BEGIN{printf "allocated %.1f B/conn/s while idle\n", (b-a)/n/20}'
 if [ -n "$LONG" ]; then sleep 30; snap "open+60s"; fi
+if [ -n "$EVERY" ]; then
+	kill $EP
+	awk -v r0="$R0" -v n="$N" 'NR==1||$1<lo{lo=$1} NR==1||$1>hi{hi=$1; at=NR+2} {c++}
+		END{printf "rss every second from open+3s: least %.2f, most %.2f KiB/conn at about open+%ds (%d readings)\n", (lo-r0)/n, (hi-r0)/n, at, c}' "$D/every"
+fi
 grep -h "heap trimmed" "$D/server.log" | cut -c1-300 || true
