@@ -63,7 +63,7 @@ func TestCommandLineHygiene(t *testing.T) {
 		if code := runMain(args, &out, &errOut); code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, errOut.String())
 		}
-		for _, w := range []string{"hawk upgrade", "hawk reload", "hawk status", "-check-config", "-limits.max_conns"} {
+		for _, w := range []string{"hawk upgrade", "hawk reload", "hawk status", "-check-config", "-limits.max_conns", "-heartbeat.interval duration", "(default 10s)", "restart-only"} {
 			if !strings.Contains(out.String(), w) {
 				t.Errorf("%v: usage does not mention %q", args, w)
 			}

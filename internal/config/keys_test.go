@@ -118,3 +118,11 @@ func TestEveryFieldHasAKey(t *testing.T) {
 		t.Errorf("fields %v\nkeys   %v", names, want)
 	}
 }
+
+// BenchmarkIndexKeys is what every new process pays, once, to index the keys table.
+func BenchmarkIndexKeys(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		indexKeys()
+	}
+}
