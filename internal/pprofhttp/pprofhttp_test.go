@@ -13,7 +13,11 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func get(t *testing.T, method, url string, body io.Reader) (int, http.Header, []byte) {
 	t.Helper()
