@@ -1,6 +1,6 @@
-// Package pprofhttp serves the runtime's profiles over HTTP at /debug/pprof/, as net/http/pprof does, without linking net/http/pprof into every process that starts.
+// Package pprofhttp serves the runtime's profiles at /debug/pprof/ as net/http/pprof does, without linking it.
 //
-// The paths, parameters and answers are net/http/pprof's: the index page, every
+// Linking net/http/pprof costs every start of the process its init and its size. The paths, parameters and answers are net/http/pprof's: the index page, every
 // runtime/pprof profile by name (debug=N for text, gc=1 on heap), cmdline, profile (CPU,
 // seconds=30), symbol and trace (seconds=1). The difference: a named profile does not take
 // seconds= (net/http/pprof's delta profile, which needs a profile parser); the answer is
