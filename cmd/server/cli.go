@@ -44,6 +44,7 @@ The commands talk to the server over control.socket (read from -config, HAWK_* o
 
 server flags:
 `, version)
+	config.DescribeFlags(fs)
 	fs.PrintDefaults()
 }
 

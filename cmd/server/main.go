@@ -31,6 +31,12 @@ func main() {
 
 func runMain(args []string, stdout, stderr io.Writer) int {
 	began := time.Now()
+	// The usual form is answered before the flag set of every key is built; any other
+	// (hawk -config x -version) goes through the flags below and prints the same.
+	if len(args) == 1 && (args[0] == "-version" || args[0] == "--version") {
+		printVersion(stdout)
+		return 0
+	}
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		return runCommand(args[0], args[1:], stdout, stderr)
 	}
@@ -56,7 +62,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *showVersion {
-		fmt.Fprintf(stdout, "hawk %s (%s)\n", version, runtime.Version())
+		printVersion(stdout)
 		return 0
 	}
 	loader := &config.Loader{File: *file, Flags: fs}
@@ -94,6 +100,10 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "hawk %s (%s)\n", version, runtime.Version())
 }
 
 func printConfigError(w io.Writer, err error) {

@@ -8,11 +8,11 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/pprof"
 	"strconv"
 	"sync/atomic"
 
 	"github.com/hawk-agents/hawk/internal/conn"
+	"github.com/hawk-agents/hawk/internal/pprofhttp"
 	"github.com/hawk-agents/hawk/internal/promtext"
 )
 
@@ -111,13 +111,8 @@ func Handler(src Source, ready *Readiness) http.Handler {
 	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, src.Config())
 	})
-	pp := http.NewServeMux()
-	pp.HandleFunc("/debug/pprof/", pprof.Index)
-	pp.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	pp.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	pp.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	pp.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, r *http.Request) {
+	pp := pprofhttp.Handler()
+	mux.HandleFunc(pprofhttp.Prefix, func(w http.ResponseWriter, r *http.Request) {
 		if src.Pprof == nil || !src.Pprof() {
 			http.Error(w, "pprof is disabled (admin.pprof: false)", http.StatusNotFound)
 			return

@@ -12,8 +12,24 @@ import (
 const envPrefix = "HAWK_"
 
 // envName is the environment variable for a key: limits.max_conns → HAWK_LIMITS_MAX_CONNS.
+// Written byte by byte (one allocation): every new process names every key's.
 func envName(key string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+	var b strings.Builder
+	b.Grow(len(envPrefix) + len(key))
+	b.WriteString(envPrefix)
+	for i := range len(key) {
+		switch c := key[i]; {
+		case c == '.':
+			b.WriteByte('_')
+		case 'a' <= c && c <= 'z':
+			b.WriteByte(c - 'a' + 'A')
+		case c < 0x80:
+			b.WriteByte(c)
+		default: // not a key's name (they are ASCII), but named as before
+			return envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+		}
+	}
+	return b.String()
 }
 
 // envProvider reads HAWK_* variables as keys, matching each to a known key, which makes

@@ -15,15 +15,29 @@ import (
 // -admin.pprof (a bare boolean means true), -auth.tokens=a,b (comma separated; flags
 // show in ps, so prefer the file or HAWK_AUTH_TOKENS for tokens).
 //
-// A malformed value fails at fs.Parse, naming the flag. The defaults shown by -help are
-// the keys' defaults; they are never merged: Loader takes only the flags the user set,
-// so an unset flag cannot mask the file or the environment.
+// A malformed value fails at fs.Parse, naming the flag. The flags carry no help text
+// and no default until DescribeFlags: every start of the server defines them, only
+// -help shows them. The defaults are never merged: Loader takes only the flags the user
+// set, so an unset flag cannot mask the file or the environment.
 func RegisterFlags(fs *flag.FlagSet) {
+	vals := make([]flagValue, len(keys)) // one allocation for all
+	for i := range keys {
+		vals[i].k = &keys[i]
+		fs.Var(&vals[i], keys[i].Name, "")
+	}
+}
+
+// DescribeFlags gives each flag RegisterFlags defined on fs its help text and the
+// default -help shows (the key's, as Load reads it; none for a secret).
+func DescribeFlags(fs *flag.FlagSet) {
 	for i := range keys {
 		k := &keys[i]
-		v := &flagValue{k: k}
+		f := fs.Lookup(k.Name)
+		if f == nil {
+			continue
+		}
 		if !k.Secret {
-			v.raw = k.defaultText()
+			f.DefValue = k.defaultText()
 		}
 		usage := strings.TrimSuffix(k.Doc, ".")
 		if k.Secret {
@@ -34,12 +48,12 @@ func RegisterFlags(fs *flag.FlagSet) {
 		if k.kind != kindBool {
 			class = "`" + k.kind.flagType() + "`, " + class
 		}
-		fs.Var(v, k.Name, usage+" ("+class+")")
+		f.Usage = usage + " (" + class + ")"
 	}
 }
 
 // defaultText is the default as Load reads it ("1m0s" for 60s, "[]" for no listeners),
-// converted without reflection: RegisterFlags runs before -version is looked at.
+// converted without reflection (which would build the keys' index).
 func (k *Key) defaultText() string {
 	var v any = k.Default
 	switch k.kind {
@@ -56,7 +70,8 @@ func (k *Key) defaultText() string {
 	return k.format(v)
 }
 
-// flagValue holds a flag's text; Loader decodes it like an environment variable.
+// flagValue holds a flag's text, "" until set; Loader decodes it like an environment
+// variable.
 type flagValue struct {
 	k   *Key
 	raw string

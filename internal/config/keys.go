@@ -434,29 +434,17 @@ var index = sync.OnceValue(indexKeys)
 // indexKeys finds each key's Config field and builds the indexes. It panics on an
 // inconsistent table: a key without a field or a field without a key, a field of the
 // wrong type (a size without unit:"bytes" or the converse), a duplicate, a key that is
-// also a section, a missing Reload.
+// also a section, a missing Reload. Every new process builds it before it is ready, so
+// it allocates little: maps sized once, sections and paths as substrings and one buffer.
 func indexKeys() *keyIndex {
-	fields := tagPaths(reflect.TypeFor[Config](), "", nil)
-	ints := []reflect.Type{reflect.TypeFor[int](), reflect.TypeFor[int64]()}
-	fieldTypes := map[kind][]reflect.Type{ // the Go types each kind may decode into
-		kindString: {reflect.TypeFor[string]()}, kindDuration: {reflect.TypeFor[time.Duration]()}, kindInt: ints, kindSize: ints,
-		kindBool: {reflect.TypeFor[bool]()}, kindList: {reflect.TypeFor[Secrets]()}, kindObjects: {reflect.TypeFor[[]LegacyListener](), reflect.TypeFor[[]UDPListener]()},
-	}
-	x := &keyIndex{byName: map[string]*Key{}, byEnv: map[string]*Key{}, sections: map[string]bool{}, field: map[string][]int{}}
+	n := len(keys)
+	x := &keyIndex{byName: make(map[string]*Key, n), byEnv: make(map[string]*Key, n), sections: make(map[string]bool, n/2), field: make(map[string][]int, n)}
 	for i := range keys {
 		k := &keys[i]
 		if _, dup := x.byName[k.Name]; dup {
 			panic("config: key " + k.Name + " defined twice")
 		}
 		x.byName[k.Name] = k
-		f, ok := fields[k.Name]
-		if !ok {
-			panic("config: key " + k.Name + " has no Config field (koanf tags)")
-		}
-		if !slices.Contains(fieldTypes[k.kind], f.Type) || (k.kind == kindSize) != (f.Tag.Get("unit") == "bytes") {
-			panic(fmt.Sprintf("config: key %s is %s, but its field is a %s `%s`", k.Name, k.kind, f.Type, f.Tag))
-		}
-		x.field[k.Name] = f.Index
 		if k.Reload != Live && k.Reload != RestartOnly {
 			panic("config: key " + k.Name + " says neither Live nor RestartOnly")
 		}
@@ -465,17 +453,34 @@ func indexKeys() *keyIndex {
 			panic("config: keys " + o.Name + " and " + k.Name + " map to the same variable " + env)
 		}
 		x.byEnv[env] = k
-		parts := strings.Split(k.Name, ".")
-		for j := 1; j < len(parts); j++ {
-			x.sections[strings.Join(parts[:j], ".")] = true
+		for j := range len(k.Name) {
+			if k.Name[j] == '.' {
+				x.sections[k.Name[:j]] = true
+			}
 		}
 	}
-	for name := range fields {
-		if x.byName[name] == nil {
-			panic("config: Config field " + name + " has no key in the table")
+	// The index paths share one array: they are short, and kept for the process's life.
+	paths := make([]int, 0, 3*n)
+	walkFields(reflect.TypeFor[Config](), nil, nil, func(path []byte, f reflect.StructField, at []int) {
+		k := x.byName[string(path)]
+		if k == nil {
+			panic("config: Config field " + string(path) + " has no key in the table")
 		}
-	}
-	for name := range x.byName {
+		if _, dup := x.field[k.Name]; dup {
+			panic("config: two Config fields are tagged " + k.Name)
+		}
+		if !fits(k.kind, f.Type) || (k.kind == kindSize) != (f.Tag.Get("unit") == "bytes") {
+			panic(fmt.Sprintf("config: key %s is %s, but its field is a %s `%s`", k.Name, k.kind, f.Type, f.Tag))
+		}
+		from := len(paths)
+		paths = append(paths, at...)
+		x.field[k.Name] = paths[from:len(paths):len(paths)]
+	})
+	for i := range keys {
+		name := keys[i].Name
+		if _, ok := x.field[name]; !ok {
+			panic("config: key " + name + " has no Config field (koanf tags)")
+		}
 		if x.sections[name] {
 			panic("config: key " + name + " is also a section")
 		}
@@ -483,27 +488,43 @@ func indexKeys() *keyIndex {
 	return x
 }
 
-// tagPaths maps the dotted koanf-tag path of every non-struct field of t (recursively)
-// to the field, with Index set to the full index path from the top.
-func tagPaths(t reflect.Type, prefix string, index []int) map[string]reflect.StructField {
-	out := map[string]reflect.StructField{}
+// fits reports whether a key of kind k may decode into a field of type t.
+func fits(k kind, t reflect.Type) bool {
+	switch k {
+	case kindString:
+		return t == reflect.TypeFor[string]()
+	case kindDuration:
+		return t == reflect.TypeFor[time.Duration]()
+	case kindInt, kindSize:
+		return t == reflect.TypeFor[int]() || t == reflect.TypeFor[int64]()
+	case kindBool:
+		return t == reflect.TypeFor[bool]()
+	case kindList:
+		return t == reflect.TypeFor[Secrets]()
+	case kindObjects:
+		return t == reflect.TypeFor[[]LegacyListener]() || t == reflect.TypeFor[[]UDPListener]()
+	}
+	return false
+}
+
+// walkFields calls visit with every non-struct field of t (recursively), its dotted
+// koanf-tag path and its index path from the top. path and at are reused between calls:
+// visit copies what it keeps.
+func walkFields(t reflect.Type, path []byte, at []int, visit func(path []byte, f reflect.StructField, at []int)) {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := f.Tag.Get("koanf")
 		if tag == "" {
 			panic("config: field " + t.Name() + "." + f.Name + " has no koanf tag")
 		}
-		path := prefix + tag
-		f.Index = append(slices.Clone(index), i)
+		p := append(path, tag...)
+		a := append(at, i)
 		if f.Type.Kind() == reflect.Struct {
-			for k, v := range tagPaths(f.Type, path+".", f.Index) {
-				out[k] = v
-			}
+			walkFields(f.Type, append(p, '.'), a, visit)
 			continue
 		}
-		out[path] = f
+		visit(p, f, a)
 	}
-	return out
 }
 
 // field is the key's field in c.

@@ -108,13 +108,32 @@ func TestKeyExamples(t *testing.T) {
 // otherwise; this shows it from the outside).
 func TestEveryFieldHasAKey(t *testing.T) {
 	var names []string
-	for name := range tagPaths(reflect.TypeFor[Config](), "", nil) {
-		names = append(names, name)
-	}
+	walkFields(reflect.TypeFor[Config](), nil, nil, func(path []byte, _ reflect.StructField, _ []int) {
+		names = append(names, string(path))
+	})
 	slices.Sort(names)
 	want := knownKeys()
 	slices.Sort(want)
 	if !slices.Equal(names, want) {
 		t.Errorf("fields %v\nkeys   %v", names, want)
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	for _, name := range append(knownKeys(), "a.b-c_d", "naïve.key") {
+		if got, want := envName(name), "HAWK_"+strings.ToUpper(strings.ReplaceAll(name, ".", "_")); got != want {
+			t.Errorf("envName(%q) = %q, want %q", name, got, want)
+		}
+	}
+	if got := envName("limits.max_conns"); got != "HAWK_LIMITS_MAX_CONNS" {
+		t.Errorf("envName(limits.max_conns) = %q", got)
+	}
+}
+
+// BenchmarkIndexKeys is what every new process pays, once, to index the keys table.
+func BenchmarkIndexKeys(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		indexKeys()
 	}
 }

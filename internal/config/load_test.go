@@ -522,6 +522,7 @@ func TestDeletedKeyReturnsToDefault(t *testing.T) {
 
 func TestFlags(t *testing.T) {
 	fs := flags(t)
+	DescribeFlags(fs)
 	if got := fs.Lookup("listen").DefValue; got != "127.0.0.1:7373" {
 		t.Errorf("listen default shown as %q", got)
 	}
@@ -548,6 +549,7 @@ func TestFlags(t *testing.T) {
 	help := flag.NewFlagSet("t", flag.ContinueOnError)
 	help.SetOutput(&out)
 	RegisterFlags(help)
+	DescribeFlags(help)
 	out.Reset()
 	help.PrintDefaults()
 	for _, want := range []string{"-limits.max_frame_size size", "(default 1MiB)", "restart-only", "-admin.pprof\n"} {
@@ -713,5 +715,13 @@ func BenchmarkDecodeDefaultsYAML(b *testing.B) {
 		if _, err := unmarshal(ko, &Config{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkRegisterFlags is what every start of the server pays to define its flags.
+func BenchmarkRegisterFlags(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		RegisterFlags(flag.NewFlagSet("bench", flag.ContinueOnError))
 	}
 }
