@@ -28,25 +28,29 @@ type gcHold struct {
 	release func()
 	on      bool
 	ms      []metrics.Sample
-	allocs  uint64 // heap allocated when the hold began
-	limit   uint64 // the memory the hold allows: what the runtime held, and holdExtra
-	n       int    // adoptions since the last look
+	// after is what may be allocated before the hold ends, margin how near
+	// the limit the memory held may come.
+	after, margin uint64
+	allocs        uint64 // heap allocated when the hold began
+	limit         uint64 // the memory the hold allows: what the runtime held, and extra
+	n             int    // adoptions since the last look
 }
 
 var holdNames = []string{"/gc/heap/allocs:bytes", "/memory/classes/total:bytes", "/memory/classes/heap/released:bytes"}
 
-// holdGC holds the collector, unless the operator's settings forbid it (then
-// the gcHold does nothing).
-func holdGC() *gcHold {
-	h := &gcHold{ms: make([]metrics.Sample, len(holdNames))}
+// holdGC holds the collector with extra bytes of room, until after bytes were
+// allocated; unless the operator's settings forbid it (then the gcHold does
+// nothing).
+func holdGC(extra, after uint64) *gcHold {
+	h := &gcHold{ms: make([]metrics.Sample, len(holdNames)), after: after, margin: extra - min(after, extra)}
 	for i, n := range holdNames {
 		h.ms[i].Name = n
 	}
 	held := heaptrim.Held()
-	h.release, h.on = heaptrim.Hold(holdExtra)
+	h.release, h.on = heaptrim.Hold(extra)
 	if h.on {
 		h.allocs, _ = h.read()
-		h.limit = held + holdExtra
+		h.limit = held + extra
 	}
 	return h
 }
@@ -58,9 +62,9 @@ func (h *gcHold) read() (allocs, held uint64) {
 	return h.ms[0].Value.Uint64(), total - min(released, total)
 }
 
-// adopted counts one adoption, and ends the hold once holdRelease was allocated
-// since it began, or the memory held is within a quarter of holdExtra of its
-// limit.
+// adopted counts one adoption, and ends the hold once its after bytes were
+// allocated since it began, or the memory held (stacks too) comes as near its
+// limit as extra less after.
 func (h *gcHold) adopted() {
 	if !h.on {
 		return
@@ -70,7 +74,7 @@ func (h *gcHold) adopted() {
 	}
 	h.n = 0
 	allocs, held := h.read()
-	if allocs-h.allocs >= holdRelease || held+(holdExtra-holdRelease) >= h.limit {
+	if allocs-h.allocs >= h.after || held+h.margin >= h.limit {
 		h.end()
 	}
 }

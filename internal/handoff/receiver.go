@@ -71,7 +71,7 @@ func (r *Receiver) receive(ch *Channel) {
 	defer ch.Close()
 	start := time.Now()
 	<-r.gate
-	hold := holdGC()
+	hold := holdGC(holdExtra, holdRelease)
 	defer hold.end()
 	if err := ch.SignalReadyWith(readyFor(r.adopters)); err != nil {
 		r.log.Debug("handoff: the previous process is not listening", zap.Error(err))
