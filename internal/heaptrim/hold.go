@@ -36,12 +36,11 @@ func Hold(extra uint64) (release func(), ok bool) {
 	if limit != math.MaxInt64 {
 		return func() {}, false
 	}
-	gogc := debug.SetGCPercent(-1)
+	gogc := readGOGC()
 	if gogc < 0 {
-		return func() {}, false // it was off already
+		return func() {}, false
 	}
-	debug.SetGCPercent(gogc) // never off without the limit in place
-	debug.SetMemoryLimit(int64(min(Held()+extra, math.MaxInt64)))
+	debug.SetMemoryLimit(int64(min(Held()+extra, math.MaxInt64))) // first: never off without it
 	debug.SetGCPercent(-1)
 	settings.held, settings.gogc, settings.limit = true, gogc, limit
 	var once sync.Once
@@ -76,6 +75,11 @@ func operatorGOGC() int {
 	if settings.held {
 		return settings.gogc
 	}
+	return readGOGC()
+}
+
+// readGOGC reads GOGC without setting it (-1: off).
+func readGOGC() int {
 	ms := []metrics.Sample{{Name: "/gc/gogc:percent"}}
 	metrics.Read(ms)
 	return int(int64(ms[0].Value.Uint64()))
