@@ -295,15 +295,18 @@ type Batch struct {
 	end    []byte // the end message's summary
 }
 
+// newOOB is a buffer for a batch's descriptors.
+func newOOB() []byte { return make([]byte, syscall.CmsgSpace(MaxFDs*4)) }
+
 // errEnd is the sender's empty batch.
 var errEnd = errors.New("handoff: end")
 
 // recv reads one batch. The descriptors come with the header, which is read with a
 // buffer of exactly its size: the kernel keeps a message's descriptors with its
 // first byte, and never merges them into a read of another message's bytes.
-func (ch *Channel) recv() (*Batch, error) {
+// oob is the buffer for the descriptors (newOOB).
+func (ch *Channel) recv(oob []byte) (*Batch, error) {
 	var hdr [headerSize]byte
-	oob := make([]byte, syscall.CmsgSpace(MaxFDs*4))
 	n, oobn, flags, _, err := ch.uc.ReadMsgUnix(hdr[:], oob)
 	if err != nil {
 		return nil, fmt.Errorf("handoff: receive batch header: %w", err)
@@ -407,15 +410,65 @@ func parseRights(oob []byte) ([]*os.File, error) {
 // client and close). adopt owns the file. Each batch is acknowledged once adopt has
 // returned for all of it. Receive returns nil at the sender's end, or the error
 // that broke the channel.
+//
+// The next batch is read on a goroutine of its own while adopt runs for this one
+// (its recvmsg and its descriptors' files overlap the adoptions), one batch ahead
+// and no more. What Receive does and returns is what reading in turn would: a
+// batch is adopted and acknowledged in order, an error ends Receive after the
+// batches read before it; a batch read ahead of an error of Receive's own (an
+// acknowledgement it cannot write) has its descriptors closed, as the sender,
+// which lost it, expects.
 func (ch *Channel) Receive(adopt func(f *os.File, st *State, err error)) error {
-	for {
-		b, err := ch.recv()
-		switch {
-		case errors.Is(err, errEnd), errors.Is(err, io.EOF):
-			return nil
-		case err != nil:
-			return err
+	type result struct {
+		b   *Batch
+		err error
+	}
+	next := make(chan result) // unbuffered: one batch read ahead, no more
+	stop := make(chan struct{})
+	go func() {
+		defer close(next)
+		oob := newOOB()
+		for {
+			b, err := ch.recv(oob)
+			select {
+			case next <- result{b, err}:
+			case <-stop:
+				if b != nil {
+					b.close()
+				}
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
+	}()
+	ended := false // the reader sent its last result and returned
+	defer func() {
+		if ended {
+			return
+		}
+		// Receive's own error (or adopt's panic): the reader may be waiting in
+		// recvmsg or holding a batch; stop it and close what it read.
+		close(stop)
+		ch.uc.SetReadDeadline(time.Now())
+		for r := range next {
+			if r.b != nil {
+				r.b.close()
+			}
+		}
+		ch.uc.SetReadDeadline(time.Time{})
+	}()
+	for r := range next {
+		switch {
+		case errors.Is(r.err, errEnd), errors.Is(r.err, io.EOF):
+			ended = true
+			return nil
+		case r.err != nil:
+			ended = true
+			return r.err
+		}
+		b := r.b
 		for i, f := range b.Files {
 			st, derr := DecodeState(b.States[i])
 			adopt(f, st, derr)
@@ -427,4 +480,6 @@ func (ch *Channel) Receive(adopt func(f *os.File, st *State, err error)) error {
 			return fmt.Errorf("handoff: acknowledge a batch of %d: %w", len(b.Files), err)
 		}
 	}
+	ended = true
+	return errors.New("handoff: the channel's reader ended without a reason") // unreachable: its last result is an error
 }

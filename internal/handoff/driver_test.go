@@ -398,7 +398,7 @@ func TestDriveReceiverGoneMidway(t *testing.T) {
 			ids := map[int]bool{}
 			defer func() { acked <- ids }()
 			for range keep {
-				b, err := child.recv()
+				b, err := child.recv(newOOB())
 				if err != nil {
 					t.Errorf("batch: %v", err)
 					return
@@ -418,7 +418,7 @@ func TestDriveReceiverGoneMidway(t *testing.T) {
 					return
 				}
 			}
-			if b, err := child.recv(); err == nil { // in flight, never acknowledged
+			if b, err := child.recv(newOOB()); err == nil { // in flight, never acknowledged
 				b.close()
 			}
 		}()

@@ -71,6 +71,8 @@ func (r *Receiver) receive(ch *Channel) {
 	defer ch.Close()
 	start := time.Now()
 	<-r.gate
+	hold := holdGC(holdExtra, holdRelease)
+	defer hold.end()
 	if err := ch.SignalReadyWith(readyFor(r.adopters)); err != nil {
 		r.log.Debug("handoff: the previous process is not listening", zap.Error(err))
 		return
@@ -78,6 +80,7 @@ func (r *Receiver) receive(ch *Channel) {
 	adopted := map[string]int{}
 	total, rejected := 0, 0
 	err := ch.Receive(func(f *os.File, st *State, err error) {
+		hold.adopted()
 		if err != nil {
 			r.counter.Add("rejected", "bad_state", 1)
 			r.reject(f, err)
@@ -97,6 +100,7 @@ func (r *Receiver) receive(ch *Channel) {
 		adopted[st.Kind]++
 		total++
 	})
+	hold.end()
 	r.counter.Add("adopted", "", total)
 	if sum := ch.Summary(); err == nil && sum != nil {
 		r.counter.Count(sum) // the previous process's count: its own metrics went with it

@@ -1,7 +1,5 @@
 package heaptrim
 
-import "runtime/debug"
-
 // gogc switches GOGC between the operator's and the quiet one.
 type gogc struct {
 	operator, quiet int
@@ -20,9 +18,9 @@ func (g *gogc) set(quiet bool) {
 		return
 	}
 	if quiet {
-		debug.SetGCPercent(g.quiet)
+		setGCPercent(g.quiet)
 	} else {
-		debug.SetGCPercent(g.operator)
+		setGCPercent(g.operator)
 	}
 	g.lowered = quiet
 }

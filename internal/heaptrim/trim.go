@@ -133,7 +133,7 @@ func (t *Trimmer) Run(ctx context.Context) error {
 	tk := time.NewTicker(t.Tick)
 	defer tk.Stop()
 	prev := read(ms)
-	gogc := newGOGC(int(prev.gogc), t.QuietGOGC)
+	gogc := newGOGC(operatorGOGC(), t.QuietGOGC)
 	defer gogc.set(false)
 	var last time.Time
 	quiet := false // the tick before was quiet too

@@ -1,0 +1,88 @@
+package handoff
+
+import (
+	"runtime/metrics"
+
+	"github.com/hawk-agents/hawk/internal/heaptrim"
+)
+
+// A receiver adopting thousands of connections grows its heap from little: each
+// adopted connection's Conn, poll descriptor and buffers stay live. At the
+// operator's GOGC the collector runs at every doubling of that heap (8 cycles
+// for 15,000 idle connections), each marking everything adopted so far and
+// freeing almost nothing, on the cores the two processes share. So while it
+// adopts, the receiver holds collection off (heaptrim.Hold) under a memory
+// limit of holdExtra above what it held when it began, and gives the
+// operator's settings back at the end, or earlier, once holdRelease was
+// allocated or the limit comes near: a handoff larger than that collects as
+// usual past that point.
+const (
+	holdExtra   = 128 << 20
+	holdRelease = 96 << 20
+	// holdCheck is how many adoptions pass between two looks at the allocation.
+	holdCheck = 64
+)
+
+// gcHold is one hold of the collector for a receive.
+type gcHold struct {
+	release func()
+	on      bool
+	ms      []metrics.Sample
+	// after is what may be allocated before the hold ends, margin how near
+	// the limit the memory held may come.
+	after, margin uint64
+	allocs        uint64 // heap allocated when the hold began
+	limit         uint64 // the memory the hold allows: what the runtime held, and extra
+	n             int    // adoptions since the last look
+}
+
+var holdNames = []string{"/gc/heap/allocs:bytes", "/memory/classes/total:bytes", "/memory/classes/heap/released:bytes"}
+
+// holdGC holds the collector with extra bytes of room, until after bytes were
+// allocated; unless the operator's settings forbid it (then the gcHold does
+// nothing).
+func holdGC(extra, after uint64) *gcHold {
+	h := &gcHold{ms: make([]metrics.Sample, len(holdNames)), after: after, margin: extra - min(after, extra)}
+	for i, n := range holdNames {
+		h.ms[i].Name = n
+	}
+	held := heaptrim.Held()
+	h.release, h.on = heaptrim.Hold(extra)
+	if h.on {
+		h.allocs, _ = h.read()
+		h.limit = held + extra
+	}
+	return h
+}
+
+// read returns the heap allocated so far and the memory the limit counts.
+func (h *gcHold) read() (allocs, held uint64) {
+	metrics.Read(h.ms)
+	total, released := h.ms[1].Value.Uint64(), h.ms[2].Value.Uint64()
+	return h.ms[0].Value.Uint64(), total - min(released, total)
+}
+
+// adopted counts one adoption, and ends the hold once its after bytes were
+// allocated since it began, or the memory held (stacks too) comes as near its
+// limit as extra less after.
+func (h *gcHold) adopted() {
+	if !h.on {
+		return
+	}
+	if h.n++; h.n < holdCheck {
+		return
+	}
+	h.n = 0
+	allocs, held := h.read()
+	if allocs-h.allocs >= h.after || held+h.margin >= h.limit {
+		h.end()
+	}
+}
+
+// end gives back the operator's settings.
+func (h *gcHold) end() {
+	if h.on {
+		h.release()
+		h.on = false
+	}
+}
