@@ -138,7 +138,7 @@ func (c *lostAckClient) resend(addr string, acked map[string]int) {
 // ACKed from the rebuilt windows, not written again.
 func TestSigkillRestartExactlyOnce(t *testing.T) {
 	const kills = 3
-	s := startServer(t, bin.serverV1, "-spool.fsync=always")
+	s := startServer(t, bin.serverV1, "-spool.fsync=always", testutil.StableListen(t)) // started again on addr below
 	addr := s.addr()
 	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "20000", "-d", "300s")
 	cur := s

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,7 +41,7 @@ func TestJetStreamSpooledNATSDownKillAndUpgrade(t *testing.T) {
 	ns := startNATS(t)
 	ns.Stop()
 	flags := spooledFlags(ns.URL())
-	s := startServer(t, bin.serverV1, flags...)
+	s := startServer(t, bin.serverV1, append(slices.Clone(flags), testutil.StableListen(t))...) // started again on addr below
 	addr, admin := s.addr(), s.adminAddr()
 	if c := readyz(admin); c != http.StatusOK {
 		t.Fatalf("/readyz %d with NATS down, want 200: the spool is the destination", c)

@@ -308,7 +308,7 @@ func TestFailedUpgradesKeepServing(t *testing.T) {
 // report is on disk; and no report fails: what the drain could not answer, the
 // clients resend to the restarted server.
 func TestSigtermDrainsUnderLoad(t *testing.T) {
-	s := startServer(t, bin.serverV1, "-drain.timeout=2s")
+	s := startServer(t, bin.serverV1, "-drain.timeout=2s", testutil.StableListen(t)) // started again on addr below
 	addr := s.addr()
 	pid := s.cmd.Process.Pid
 	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "20000", "-d", "120s")
@@ -350,7 +350,7 @@ func TestSigtermDrainsUnderLoad(t *testing.T) {
 // and every report acked before or after a kill is on disk. A kill may tear the
 // last line of a segment; the spool contract tells readers to ignore exactly that.
 func TestSigkillThenRestart(t *testing.T) {
-	s := startServer(t, bin.serverV1)
+	s := startServer(t, bin.serverV1, testutil.StableListen(t)) // started again on addr below
 	addr := s.addr()
 	// The load generator keeps running across the kills: its clients reconnect
 	// with backoff and resend what was not acked.

@@ -106,7 +106,7 @@ func TestUploadSurvivesUpgradesAndSigkill(t *testing.T) {
 	const upgrades, inFlight = 10, 4 << 20
 	flags := []string{"-uploads.enabled=true", fmt.Sprintf("-uploads.max_in_flight=%d", inFlight), "-uploads.max_file_size=0",
 		"-uploads.client_quota=0", "-uploads.total_quota=0"}
-	s := startServer(t, bin.serverV1, flags...)
+	s := startServer(t, bin.serverV1, append(slices.Clone(flags), testutil.StableListen(t))...) // started again on addr below
 	addr := s.addr()
 	c, err := client.Dial(context.Background(), client.Options{Addr: addr, ClientID: "big-upload"})
 	if err != nil {
