@@ -18,7 +18,9 @@ phase of the upgrade that holds its middle:
 
 For each phase it prints its time, its ACKs, p50/p99/max (µs, over the merged
 histograms) and its share of the run's tail: of the ACKs slower than the run's
-quantile -q, the part acked in that phase. Then one line per upgrade.
+quantile -q, the part acked in that phase. Then one line per upgrade, with the
+pause of the connections it moved (asked to acknowledged: p50/p99/max) where the
+old process's log line says it.
 """
 import json, sys, datetime
 
@@ -98,6 +100,8 @@ def read_upgrades(paths):
             u["handoff_end"] = t
             u["handoff_start"] = t - int(float(j.get("duration", 0)) * 1000)
             u["batches"] = j.get("batches")
+            # each connection's pause, asked to acknowledged (internal/handoff)
+            u["pause"] = "/".join("%.1f" % (float(j[k]) * 1000) for k in ("pause_p50", "pause_p99", "pause_max") if k in j)
         elif msg == "exiting" and pid == u["old"]:
             u["exit"] = t
     for u in ups:
@@ -159,9 +163,10 @@ def main():
         print("%-8s %7.2f %9d %8.1f %8.1f %8.1f %6.1f" % (name, n[0] * step / 1000, sum(ph.values()), quantile(ph, 0.5) / 1000,
               quantile(ph, 0.99) / 1000, (max(ph) and bucket_hi(max(ph))) / 1000 if ph else 0, 100 * tail / max(1, tail_total)))
     for k, u in enumerate(ups):
-        print("upgrade %d: start %d ms, rebuild %d ms, wait %d ms, handoff %d ms (%s batches); its ACKs p99 %.1f ms" % (
+        print("upgrade %d: start %d ms, rebuild %d ms, wait %d ms, handoff %d ms (%s batches%s); its ACKs p99 %.1f ms" % (
             k + 1, u["listening"] - u["sighup"], u["ready"] - u["listening"], u["handoff_start"] - u["ready"],
-            u["handoff_end"] - u["handoff_start"], u.get("batches"), quantile(by_up[k], 0.99) / 1000))
+            u["handoff_end"] - u["handoff_start"], u.get("batches"),
+            ", pause p50/p99/max %s ms" % u["pause"] if u.get("pause") else "", quantile(by_up[k], 0.99) / 1000))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ package handoff
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -50,6 +51,19 @@ type Result struct {
 	Batches  int
 	Duration time.Duration
 	Err      error // what broke the channel, if it broke
+	// Pauses is, per connection moved, how long it stopped reading: from when it
+	// was asked to when its batch was acknowledged (its reports waited that long).
+	Pauses []time.Duration
+}
+
+// PauseQuantile is the q quantile (0..1) of Pauses, 0 with none.
+func (r Result) PauseQuantile(q float64) time.Duration {
+	if len(r.Pauses) == 0 {
+		return 0
+	}
+	p := slices.Clone(r.Pauses)
+	slices.Sort(p)
+	return p[min(len(p)-1, int(q*float64(len(p))))]
 }
 
 // FallenBack is how many connections fell back, whatever the reason.
@@ -286,6 +300,9 @@ func (d *driver) fail(err error) {
 func (d *driver) settle(b []Conn, v Verdict) {
 	if v == Moved {
 		d.res.Moved += len(b)
+		for _, c := range b {
+			d.res.Pauses = append(d.res.Pauses, time.Since(c.HandoffPoint().asked))
+		}
 	} else {
 		d.res.Lost += len(b)
 	}
