@@ -26,7 +26,12 @@
 # the old process from SIGHUP to its exit and of the new one from its exec to the
 # end of the handoff); and -rounds rounds of the ack p99 under load (1,000 conns x
 # 8 in flight x 64 B at -rate reports/s, p99 over each whole 10 s run): a steady
-# run, then a run with SIGHUP at 2.5, 5 and 7.5 s, and their ratio. Both upgrade
+# run, then a run with SIGHUP at 2.5, 5 and 7.5 s, and their ratio, the trees in
+# turn each round; beside each round, where its tail sat (hawkc load -timeline and
+# the servers' log, through scripts/upgrade-phases.py: per phase of the upgrades,
+# SIGHUP to listening, the dedup rebuild, the handoff and the 0.5 s after the old
+# process's exit, its length, its p99 and its share of the ACKs above the run's
+# p99). Both upgrade
 # measures start each round with a fresh server on a fresh spool directory
 # (the new process's dedup rebuild reads what the round wrote, the same every
 # time), send each SIGHUP only once the previous old process has exited (so no
@@ -369,14 +374,18 @@ fi
 
 p99_of() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])["latency_p99_us"])' "$1"; }
 if [ "$upload" = 1 ]; then
-  for l in "${labels[@]}"; do
-    : > "$W/ratio.$l"
-    for r in $(seq "$rounds"); do
+  for l in "${labels[@]}"; do : > "$W/ratio.$l"; done
+  # Round by round, the hawks in turn (in the reverse order every other round), so
+  # that the machine's load drifting does not favour one tree.
+  for r in $(seq "$rounds"); do
+    order=("${labels[@]}")
+    [ $((r % 2)) = 0 ] && for ((k = 0; k < ${#labels[@]}; k++)); do order[k]=${labels[${#labels[@]} - 1 - k]}; done
+    for l in "${order[@]}"; do
       d="$W/ul-$l"; port=$(free_port)
       start_upgradable "$l" "$d" "$port"
       load=("$W/hawkc" load -addr "127.0.0.1:$port" -c 1000 -w 8 -s 64 -rate "$rate" -d 10s -json)
       steady=$("${load[@]}" 2>/dev/null | tail -1 || true)
-      "${load[@]}" > "$d/up.json" 2>/dev/null & lpid=$!; pids+=("$lpid")
+      "${load[@]}" -timeline "$d/up.tl" > "$d/up.json" 2>/dev/null & lpid=$!; pids+=("$lpid")
       t0=$(date +%s.%N); late=""
       for k in 1 2 3; do
         sleep "$(awk -v t0="$t0" -v k="$k" -v now="$(date +%s.%N)" 'BEGIN{s=t0+2.5*k-now; print (s>0)?s:0}')"
@@ -399,7 +408,14 @@ if [ "$upload" = 1 ]; then
         "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["errors"])' "$steady")" \
         "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["errors"])' "$up")" \
         "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["reconnects"])' "$up")" "$(loadavg)" "${late:+ (waited for the previous old process to exit:$late)}"
+      # Where the upgrade run's tail sat: per phase, its p99 and its share of the
+      # ACKs slower than the run's p99 (scripts/upgrade-phases.py).
+      scripts/upgrade-phases.py "$d/up.tl" "$d/log" | awk -v l="$l" -v r="$r" '
+        /^(steady|start|rebuild|wait|handoff|after) / {line = line sprintf(" %s %.2f s p99 %.1f ms tail %s%%;", $1, $2, $5, $7)}
+        END {printf "UPGRADE-PHASES %-16s round %d:%s\n", l, r, line}'
     done
+  done
+  for l in "${labels[@]}"; do
     printf 'UPGRADE-LOAD %-16s ratio per round: %s (max %s; %s reports/s, 1000 x 8 x 64 B, 3 upgrades per 10 s)\n' "$l" "$(paste -sd' ' "$W/ratio.$l")" "$(sort -g "$W/ratio.$l" | tail -1)" "$rate"
   done
 fi

@@ -31,10 +31,12 @@ const (
 
 type loadConfig struct {
 	addr, idPrefix, token, ackedLog string
+	timeline                        string
 	tlsFlags                        tlsFlags
 	tls                             *tls.Config
 	clients, window, size           int
 	duration, drainTimeout, warmup  time.Duration
+	timelineStep                    time.Duration
 	rate                            float64
 	json, srcSpread, perReportAcks  bool
 }
@@ -88,6 +90,8 @@ func cmdLoad(args []string, stdout, stderr io.Writer) int {
 	cfg.tlsFlags.register(fs)
 	fs.BoolVar(&cfg.json, "json", false, "print the summary as one JSON object")
 	fs.StringVar(&cfg.ackedLog, "acked-log", "", "write to `FILE` one line \"client_id seq\" per acked report (flushed at exit)")
+	fs.StringVar(&cfg.timeline, "timeline", "", "write to `FILE` the ack latencies by the time of their ACK, per -timeline-step: its start (Unix ms), acked, p50, p99, max (µs) and its histogram (scripts/upgrade-phases.py reads it)")
+	fs.DurationVar(&cfg.timelineStep, "timeline-step", 100*time.Millisecond, "the width of a -timeline bucket")
 	fs.BoolVar(&cfg.perReportAcks, "per-report-acks", false, "ask for one ACK frame per report instead of range acknowledgements (ACK_RANGE)")
 	fs.BoolVar(&cfg.srcSpread, "src-spread", true, "spread source addresses over 127.0.0.2-201 when the target is IPv4 loopback")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "at the end, how long to wait for reports in flight before giving up on them (they count as errors)")
@@ -134,7 +138,7 @@ report failed (errors > 0) or a client never connected
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if fs.NArg() != 0 || cfg.clients < 1 || cfg.window < 1 || cfg.size < 0 || cfg.size > protocol.MaxPayloadLimit || cfg.duration <= 0 || cfg.warmup < 0 || cfg.rate < 0 {
+	if fs.NArg() != 0 || cfg.clients < 1 || cfg.window < 1 || cfg.size < 0 || cfg.size > protocol.MaxPayloadLimit || cfg.duration <= 0 || cfg.warmup < 0 || cfg.rate < 0 || cfg.timelineStep < time.Millisecond {
 		fs.Usage()
 		return 2
 	}
@@ -171,6 +175,7 @@ type loadRun struct {
 	stderr  io.Writer
 	payload []byte
 	hists   [histShards]histogram
+	tl      *timeline     // nil without -timeline
 	tokens  chan struct{} // rate limit; nil = unlimited
 
 	// With -rate, slots wait here (FIFO) for the dispatcher to get them a token.
@@ -290,6 +295,9 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 
 	start := time.Now()
 	r.start = start
+	if cfg.timeline != "" {
+		r.tl = newTimeline(cfg.duration+cfg.warmup+cfg.drainTimeout, cfg.timelineStep)
+	}
 	var dispatcher sync.WaitGroup
 	quit := make(chan struct{}) // the dispatcher exits
 	if cfg.rate > 0 {
@@ -380,6 +388,11 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 			return summary{}, fmt.Errorf("writing %s: %w", cfg.ackedLog, err)
 		}
 	}
+	if r.tl != nil {
+		if err := writeTimeline(r.tl, cfg.timeline); err != nil {
+			return summary{}, err
+		}
+	}
 	var h histogram
 	for i := range r.hists {
 		h.merge(&r.hists[i])
@@ -465,6 +478,9 @@ func (s *slot) finished(seq uint64, err error) {
 		// That report was refused; the client works.
 	} else {
 		lc.hist.record(time.Duration(now - s.t0))
+		if r.tl != nil {
+			r.tl.record(now, time.Duration(now-s.t0))
+		}
 		lc.acked.Add(1)
 		if ab := lc.ab; ab != nil {
 			ab.mu.Lock()

@@ -448,3 +448,57 @@ func TestSendFile(t *testing.T) {
 		t.Fatalf("records %+v", recs)
 	}
 }
+
+// -timeline: every ACK of the run is in exactly one bucket, each bucket's
+// histogram holds its ACKs, and the buckets follow each other by the step.
+func TestLoadTimeline(t *testing.T) {
+	srv := startAckServer(t, "")
+	path := filepath.Join(t.TempDir(), "tl")
+	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "10", "-w", "4", "-d", "500ms", "-rate", "2000",
+		"-json", "-src-spread=false", "-timeline", path, "-timeline-step", "50ms")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	var sum summary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked uint64
+	var prev int64
+	rows := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 6 {
+			t.Fatalf("line %q: %d fields", line, len(f))
+		}
+		ms, _ := strconv.ParseInt(f[0], 10, 64)
+		n, _ := strconv.ParseUint(f[1], 10, 64)
+		if rows > 0 && ms-prev != 50 {
+			t.Fatalf("bucket at %d after %d: not 50 ms on", ms, prev)
+		}
+		prev = ms
+		rows++
+		var inHist uint64
+		if f[5] != "-" {
+			for _, kv := range strings.Split(f[5], ",") {
+				_, c, _ := strings.Cut(kv, ":")
+				v, _ := strconv.ParseUint(c, 10, 64)
+				inHist += v
+			}
+		}
+		if inHist != n {
+			t.Fatalf("line %q: histogram holds %d, acked %d", line, inHist, n)
+		}
+		acked += n
+	}
+	if acked != sum.Acked || sum.Acked == 0 || rows < 10 {
+		t.Fatalf("timeline holds %d ACKs in %d buckets, the run acked %d", acked, rows, sum.Acked)
+	}
+}

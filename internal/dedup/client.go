@@ -90,8 +90,9 @@ func (c *Client) advanceLocked(s uint64) {
 		}
 		clear(c.pending)
 	} else {
-		for x := c.hi + 1; x <= s; x++ {
-			w, m := c.slot(x)
+		// By distance, not x <= s: s may be the largest seq, and x++ would wrap.
+		for d := uint64(1); d <= n; d++ {
+			w, m := c.slot(c.hi + d)
 			c.durable[w] &^= m
 			if c.pending != nil && c.pending[w]&m != 0 {
 				c.pending[w] &^= m
@@ -236,29 +237,99 @@ func (c *Client) idle() bool {
 // Durable returns the window as the handoff carries it (internal/handoff): has
 // says whether any seq was seen, hi is the highest, and bit i of bits (word i/64)
 // is set when seq hi-i is durable. Relative to hi, so a process with another
-// dedup.window reads it right (MergeDurable).
-func (c *Client) Durable() (has bool, hi uint64, bits []uint64) {
+// dedup.window reads it right (MergeDurable). Word by word: it runs on each
+// connection's reader at its quiet point.
+func (c *Client) Durable() (has bool, hi uint64, win []uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.has {
 		return false, 0, nil
 	}
-	bits = make([]uint64, len(c.durable))
-	for i := uint64(0); i < c.t.window && i <= c.hi; i++ {
-		w, m := c.slot(c.hi - i)
-		if c.durable[w]&m != 0 {
-			bits[i>>6] |= 1 << (i & 63)
+	win = make([]uint64, len(c.durable))
+	lim := min(c.t.window, seqsTo(c.hi)) // bits i >= lim are not seqs of the window
+	for k := range win {
+		i := uint64(k) * 64
+		if i >= lim {
+			break
 		}
+		// Bit j of word k is seq hi-i-j: the 64 slots ending at slot(hi-i),
+		// reversed.
+		win[k] = bits.Reverse64(c.durableSpan((c.hi-i-63)&(c.t.window-1))) & lowBits(lim-i)
 	}
-	return true, c.hi, bits
+	return true, c.hi, win
+}
+
+// durableSpan is the 64 bits of the durable bitmap from slot p on, wrapping at
+// the window's end.
+func (c *Client) durableSpan(p uint64) uint64 {
+	w, off := p>>6, p&63
+	x := c.durable[w] >> off
+	if off != 0 {
+		x |= c.durable[(int(w)+1)%len(c.durable)] << (64 - off)
+	}
+	return x
+}
+
+// seqsTo is how many seqs there are from 0 to hi, saturating.
+func seqsTo(hi uint64) uint64 { return max(hi+1, hi) }
+
+// lowBits is a mask of the n lowest bits (all of them from 64 on).
+func lowBits(n uint64) uint64 {
+	if n >= 64 {
+		return ^uint64(0)
+	}
+	return 1<<n - 1
 }
 
 // MergeDurable marks durable what another process's Durable returned: the seqs of
-// a connection handed over, acknowledged by the old process.
-func (c *Client) MergeDurable(hi uint64, bits []uint64) {
-	for i := uint64(0); i < uint64(len(bits))*64 && i <= hi; i++ {
-		if bits[i>>6]&(1<<(i&63)) != 0 {
-			c.markDurable(hi - i)
+// a connection handed over, acknowledged by the old process. As one markDurable
+// per seq set, from the highest, would: the window moves up to the highest seq
+// set, and seqs below the window are ignored; but under one lock and a word at a
+// time, since the new process adopts each connection of a batch in turn before it
+// acknowledges the batch.
+func (c *Client) MergeDurable(hi uint64, in []uint64) {
+	// The highest seq set is hi less the lowest bit set.
+	first := -1
+	for k, w := range in {
+		if w != 0 {
+			first = k*64 + bits.TrailingZeros64(w)
+			break
+		}
+	}
+	if first < 0 || uint64(first) > hi {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if top := hi - uint64(first); !c.has || top > c.hi {
+		c.advanceLocked(top)
+	}
+	// Seq hi-i is in the window for i < lim: i <= hi, and hi-i above c.hi-window
+	// (none above c.hi is set).
+	lim := min(uint64(len(in))*64, seqsTo(hi))
+	if c.hi >= hi {
+		if c.hi-hi >= c.t.window {
+			return // every seq set is below the window
+		}
+		lim = min(lim, c.t.window-(c.hi-hi))
+	} else {
+		lim = min(lim, c.t.window+(hi-c.hi))
+	}
+	for k, w := range in {
+		i := uint64(k) * 64
+		if i >= lim {
+			break
+		}
+		if w &= lowBits(lim - i); w == 0 {
+			continue
+		}
+		// Bit j of w is seq hi-i-j: reversed, the 64 slots ending at slot(hi-i).
+		p := (hi - i - 63) & (c.t.window - 1)
+		r := bits.Reverse64(w)
+		word, off := p>>6, p&63
+		c.durable[word] |= r << off
+		if off != 0 {
+			c.durable[(int(word)+1)%len(c.durable)] |= r >> (64 - off)
 		}
 	}
 }

@@ -127,6 +127,20 @@ func TestWindowExtremeSeqs(t *testing.T) {
 	check(t, c, 0, &w, Store)
 }
 
+// A step to the largest seq from within the window ends (the window moves by
+// distance; a loop up to it would wrap).
+func TestWindowStepToLargestSeq(t *testing.T) {
+	tb := newTable(t, 64, 10)
+	c := tb.Attach("a")
+	defer tb.Detach(c)
+	var w answers
+	check(t, c, ^uint64(0)-3, &w, Store)
+	c.Committed([]uint64{^uint64(0) - 3}, nil)
+	check(t, c, ^uint64(0), &w, Store)
+	check(t, c, ^uint64(0)-3, &w, Durable)
+	check(t, c, ^uint64(0)-1, &w, Store)
+}
+
 // A pending seq pushed out of the window by later ones stays answerable: its
 // waiter gets the commit's outcome, and nothing is miscounted.
 func TestPendingPushedOutOfTheWindow(t *testing.T) {

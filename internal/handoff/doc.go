@@ -25,8 +25,8 @@
 //     report does not wait); the sender waits for it (WaitReadyInfo) before it stops
 //     any connection, and falls back for all of them if it does not come within
 //     upgrade.handoff_timeout. Then the sender (old process) sends batches of at
-//     most MaxFDs descriptors, each with its State (Channel.Post). It keeps a few
-//     batches in flight (window) and the receiver acknowledges each, in order
+//     most MaxFDs descriptors, each with its State (Channel.Post). It may keep
+//     batches in flight (the driver's window: one) and the receiver acknowledges each, in order
 //     (Channel.Ack): an acknowledged batch belongs to the child, whose copies of the
 //     descriptors are open and registered; the sender then closes its own copies
 //     (close, never shutdown: no FIN).

@@ -108,6 +108,7 @@ type Point struct {
 	state   atomic.Int32
 	verdict chan Verdict // made by Request, before run is stored
 	msg     []byte       // the encoded state, written by the reader before its quiet event
+	asked   time.Time    // when Request armed it: the connection stops reading from then on
 	// held: the quiet point set the connection's closing flag (under its output
 	// lock); serving on clears it again.
 	held bool
@@ -117,6 +118,7 @@ type Point struct {
 // that it can move, and then wakes its reader.
 func (p *Point) Request(run *Run) {
 	p.verdict = make(chan Verdict, 1)
+	p.asked = time.Now()
 	p.run.Store(run)
 	p.state.Store(stateRequested)
 }

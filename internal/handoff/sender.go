@@ -124,6 +124,7 @@ func (s *Sender) send(ctx context.Context, ch BatchSender, ready *Ready, timeout
 		res.Lost += r.Lost
 		res.Batches += r.Batches
 		res.Err = r.Err
+		res.Pauses = append(res.Pauses, r.Pauses...)
 		moved[t.Kind] += r.Moved
 		for k, v := range r.Fallback {
 			res.Fallback[k] += v
@@ -144,7 +145,10 @@ func (s *Sender) logResult(res Result, moved map[string]int) {
 		fields = append(fields, zap.Int(kind+"_moved", moved[kind]))
 	}
 	fields = append(fields, zap.Int("fallback", res.FallenBack()), zap.Int("lost", res.Lost),
-		zap.Int("batches", res.Batches), zap.Duration("duration", res.Duration))
+		zap.Int("batches", res.Batches), zap.Duration("duration", res.Duration),
+		// How long the connections moved stopped reading, asked to acknowledged.
+		zap.Duration("pause_p50", res.PauseQuantile(0.5)), zap.Duration("pause_p99", res.PauseQuantile(0.99)),
+		zap.Duration("pause_max", res.PauseQuantile(1)))
 	for r, n := range res.Fallback {
 		fields = append(fields, zap.Int("fallback_"+r, n))
 	}
