@@ -285,18 +285,30 @@ func (s *server) pid() int {
 }
 
 // alive reports whether pid runs. A zombie does not count: a replaced server is
-// reparented to whatever reaps orphans here, which may take its time.
+// reparented to whatever reaps orphans here, which may take its time. Every
+// thread counts, not only the main one: a killed process's main thread can be a
+// zombie while its other threads are still exiting, holding the process's
+// descriptors (its listening sockets too).
 func alive(pid int) bool {
 	if pid <= 0 || syscall.Kill(pid, 0) != nil {
 		return false
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		return false
 	}
-	// The state follows the parenthesised command name.
-	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+	for _, task := range tasks {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			continue // the thread ended while we looked
+		}
+		// The state follows the parenthesised command name.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 || i+2 >= len(stat) || (stat[i+2] != 'Z' && stat[i+2] != 'X') {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *server) signal(pid int, sig syscall.Signal) {
