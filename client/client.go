@@ -25,7 +25,7 @@ import (
 // budget.
 type Client struct {
 	opts   Options
-	window window
+	window *window
 
 	tlsr  *tlsResume // nil without TLS
 	stats struct {
