@@ -68,6 +68,11 @@ type session struct {
 	// writer is not woken: held is set, and owed records that a kick was skipped.
 	// release kicks once, so one write carries the whole batch.
 	held, owed bool // guarded by wmu
+	// writing is set, under wmu, by whichever goroutine took out for a Write, and
+	// cleared once that Write returned: the writer, or the reader writing its own
+	// batch (release). rspare is the reader's spare output buffer for the latter.
+	writing atomic.Bool
+	rspare  []byte
 	// chunks are UPLOAD_CHUNK frames queued apart from out (queueChunk): each
 	// write takes everything in out and one chunk, so a report queued behind an
 	// upload waits for one chunk at most, not for the upload's whole window.
@@ -309,15 +314,55 @@ func (s *session) hold() {
 	s.wmu.Unlock()
 }
 
+// release ends hold. The reports the done callbacks queued meanwhile are written
+// by the reader itself when no other write is in progress and no upload chunk
+// waits (chunks keep their order through the writer alone): waking the writer
+// for them would cost two goroutine switches per batch, more than the reader
+// spends writing them, and the reader has nothing to read before the server has
+// them.
 func (s *session) release() {
 	s.wmu.Lock()
 	s.held = false
 	owed := s.owed
 	s.owed = false
+	if !owed {
+		s.wmu.Unlock()
+		return
+	}
+	if s.writing.Load() || len(s.out) == 0 || s.chunksQueued != s.written.Load() {
+		s.wmu.Unlock()
+		s.signal()
+		return
+	}
+	s.writing.Store(true)
+	buf := s.out
+	s.out = s.rspare
+	s.rspare = nil
 	s.wmu.Unlock()
-	if owed {
+	err := s.write(buf)
+	s.wmu.Lock()
+	s.writing.Store(false)
+	more := len(s.out) > 0 || len(s.chunks) > 0
+	if cap(buf) <= maxKeptWriteBuf {
+		s.rspare = buf[:0]
+	}
+	s.wmu.Unlock()
+	if err != nil {
+		s.fail(err)
+		return
+	}
+	if more { // queued by other goroutines while this write ran: the writer's turn
 		s.signal()
 	}
+}
+
+// write writes buf, keeping the times the heartbeat and the stall check read.
+func (s *session) write(buf []byte) error {
+	s.writeStart.Store(mono.Now())
+	_, err := s.nc.Write(buf)
+	s.writeStart.Store(0)
+	s.lastSend.Store(mono.Now())
+	return err
 }
 
 // ping queues a PING, behind any output already pending: a PING is also due when
@@ -360,6 +405,13 @@ func (s *session) writeLoop() {
 			return
 		}
 		s.wmu.Lock()
+		if s.writing.Load() {
+			// The reader is writing its batch; it kicks again if more is queued
+			// when it is done.
+			s.wmu.Unlock()
+			continue
+		}
+		s.writing.Store(true)
 		buf := s.out
 		s.out = spare
 		pend = append(pend, s.chunks...)
@@ -368,6 +420,7 @@ func (s *session) writeLoop() {
 		s.wmu.Unlock()
 		spare = nil
 		if len(buf) == 0 && len(pend) == 0 {
+			s.writing.Store(false)
 			spare = buf[:0]
 			continue
 		}
@@ -379,17 +432,18 @@ func (s *session) writeLoop() {
 			c := pend[0]
 			vec = append(vec, c.frame[:c.at], c.data, c.frame[c.at:])
 		}
-		s.writeStart.Store(mono.Now())
 		var err error
 		if len(vec) == 1 {
-			_, err = s.nc.Write(buf)
+			err = s.write(buf)
 		} else {
+			s.writeStart.Store(mono.Now())
 			send := vec                 // WriteTo consumes its receiver
 			_, err = send.WriteTo(s.nc) // writev on a TCP connection
+			s.writeStart.Store(0)
+			s.lastSend.Store(mono.Now())
 		}
 		clear(vec)
-		s.writeStart.Store(0)
-		s.lastSend.Store(mono.Now())
+		s.writing.Store(false)
 		if err != nil {
 			s.fail(err)
 			return
