@@ -119,3 +119,117 @@ func TestSessionReportsEvents(t *testing.T) {
 		t.Fatal("the session changed the owner's bookkeeping")
 	}
 }
+
+// readFrames reads from c until it has n whole frames, or fails the test.
+func readFrames(t *testing.T, c net.Conn, n int) []protocol.Frame {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var got []byte
+	var frames []protocol.Frame
+	buf := make([]byte, 512)
+	for len(frames) < n {
+		k, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d frames: %v", len(frames), err)
+		}
+		got = append(got, buf[:k]...)
+		for {
+			f, m, err := protocol.Decode(got, 1<<10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m == 0 {
+				break
+			}
+			f.Payload = slices.Clone(f.Payload)
+			frames = append(frames, f)
+			got = got[m:]
+		}
+	}
+	return frames
+}
+
+// The reports queued while the session is held (by done callbacks) are written by
+// release itself when nothing else is being written: with no writer goroutine
+// running at all, they still reach the server, in order, by the time release
+// returns, and the writer is not woken for them.
+func TestSessionReleaseWritesHeldBatch(t *testing.T) {
+	cli, srv := net.Pipe()
+	defer srv.Close()
+	defer cli.Close()
+	s := newSession(&recordingOwner{}, &sync.WaitGroup{}, cli)
+	s.hold()
+	for seq := uint64(1); seq <= 3; seq++ {
+		s.queueFrame(protocol.TypeReport, seq, []byte("r"))
+	}
+	released := make(chan struct{})
+	go func() { defer close(released); s.release() }()
+	frames := readFrames(t, srv, 3)
+	<-released // net.Pipe: its Write returned once srv had read every byte
+	for i, f := range frames {
+		if f.Type != protocol.TypeReport || f.Seq != uint64(i+1) {
+			t.Fatalf("frame %d: %s %d", i, f.Type, f.Seq)
+		}
+	}
+	select {
+	case <-s.kick:
+		t.Fatal("release woke the writer for a batch it wrote itself")
+	default:
+	}
+	if s.writing.Load() || len(s.out) != 0 {
+		t.Fatalf("after release: writing %v, %d bytes still queued", s.writing.Load(), len(s.out))
+	}
+}
+
+// An upload chunk queued and not yet written leaves the held batch to the writer,
+// which keeps chunks and reports in the order it takes them: release only wakes it.
+func TestSessionReleaseLeavesBatchToWriterWhileChunkPending(t *testing.T) {
+	cli, srv := net.Pipe()
+	defer srv.Close()
+	defer cli.Close()
+	s := newSession(&recordingOwner{}, &sync.WaitGroup{}, cli)
+	s.queueChunk("u1", 0, []byte("data"))
+	<-s.kick // the chunk's own kick, as the writer would take it
+	s.hold()
+	s.queueFrame(protocol.TypeReport, 1, []byte("r"))
+	s.release() // would block on net.Pipe if it wrote: nobody reads srv yet
+	select {
+	case <-s.kick:
+	default:
+		t.Fatal("release neither wrote the batch nor woke the writer")
+	}
+	if len(s.out) == 0 {
+		t.Fatal("release took the batch although a chunk waits")
+	}
+}
+
+// A Write of the reader's batch in progress makes the writer leave output alone;
+// the reader wakes it afterwards for whatever was queued meanwhile.
+func TestSessionReleaseWakesWriterForOutputQueuedDuringItsWrite(t *testing.T) {
+	cli, srv := net.Pipe()
+	defer srv.Close()
+	var wg sync.WaitGroup
+	s := newSession(&recordingOwner{}, &wg, cli)
+	wg.Add(1)
+	go s.writeLoop()
+	defer func() { s.fail(errors.New("test over")); wg.Wait() }()
+	s.hold()
+	s.queueFrame(protocol.TypeReport, 1, []byte("r"))
+	released := make(chan struct{})
+	go func() { defer close(released); s.release() }()
+	// The reader's write of report 1 blocks on the pipe until srv reads; queue
+	// report 2 while it does (writing is set under wmu before the write starts).
+	deadline := time.Now().Add(5 * time.Second)
+	for !s.writing.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("release never started writing")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.queueFrame(protocol.TypeReport, 2, []byte("r"))
+	frames := readFrames(t, srv, 2)
+	<-released
+	if frames[0].Seq != 1 || frames[1].Seq != 2 {
+		t.Fatalf("frames out of order: %d then %d", frames[0].Seq, frames[1].Seq)
+	}
+}
