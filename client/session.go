@@ -68,10 +68,12 @@ type session struct {
 	// writer is not woken: held is set, and owed records that a kick was skipped.
 	// release kicks once, so one write carries the whole batch.
 	held, owed bool // guarded by wmu
-	// writing is set, under wmu, by whichever goroutine took out for a Write, and
-	// cleared once that Write returned: the writer, or the reader writing its own
-	// batch (release). rspare is the reader's spare output buffer for the latter.
+	// writing is set, under wmu, by whichever goroutine took out for a write, and
+	// cleared once that write returned: the writer, or the reader writing its own
+	// batch (release) through raw, without waiting (nil: TLS, or not unix). rspare
+	// is the reader's spare output buffer.
 	writing atomic.Bool
+	raw     *rawWriter
 	rspare  []byte
 	// chunks are UPLOAD_CHUNK frames queued apart from out (queueChunk): each
 	// write takes everything in out and one chunk, so a report queued behind an
@@ -126,7 +128,7 @@ type sessionEvent struct {
 }
 
 func newSession(owner sessionOwner, wg *sync.WaitGroup, nc net.Conn) *session {
-	return &session{owner: owner, wg: wg, nc: nc, kick: make(chan struct{}, 1), done: make(chan struct{}), rbuf: make([]byte, readBufSize)}
+	return &session{owner: owner, wg: wg, nc: nc, raw: newRawWriter(nc), kick: make(chan struct{}, 1), done: make(chan struct{}), rbuf: make([]byte, readBufSize)}
 }
 
 // connect opens a connection and runs the handshake, both bounded by DialTimeout.
@@ -315,11 +317,12 @@ func (s *session) hold() {
 }
 
 // release ends hold. The reports the done callbacks queued meanwhile are written
-// by the reader itself when no other write is in progress and no upload chunk
-// waits (chunks keep their order through the writer alone): waking the writer
-// for them would cost two goroutine switches per batch, more than the reader
-// spends writing them, and the reader has nothing to read before the server has
-// them.
+// by the reader itself, as much as the socket takes without waiting, when no
+// other write is in progress and no upload chunk waits (chunks keep their order
+// through the writer alone); the writer is woken only for what is left. Waking it
+// for every batch costs two goroutine switches, more than the write itself, and
+// the reader has nothing to read before the server has the batch. Never waiting
+// keeps the reader reading whatever the server does.
 func (s *session) release() {
 	s.wmu.Lock()
 	s.held = false
@@ -329,7 +332,7 @@ func (s *session) release() {
 		s.wmu.Unlock()
 		return
 	}
-	if s.writing.Load() || len(s.out) == 0 || s.chunksQueued != s.written.Load() {
+	if s.raw == nil || s.writing.Load() || len(s.out) == 0 || s.chunksQueued != s.written.Load() {
 		s.wmu.Unlock()
 		s.signal()
 		return
@@ -339,19 +342,25 @@ func (s *session) release() {
 	s.out = s.rspare
 	s.rspare = nil
 	s.wmu.Unlock()
-	err := s.write(buf)
+	n, err := s.raw.writeNow(buf)
+	if n > 0 {
+		s.lastSend.Store(mono.Now())
+	}
 	s.wmu.Lock()
 	s.writing.Store(false)
-	more := len(s.out) > 0 || len(s.chunks) > 0
-	if cap(buf) <= maxKeptWriteBuf {
+	if n < len(buf) { // the rest goes first, ahead of what was queued meanwhile
+		rest := append(buf[:0], buf[n:]...)
+		s.out, s.rspare = append(rest, s.out...), s.out[:0]
+	} else if cap(buf) <= maxKeptWriteBuf {
 		s.rspare = buf[:0]
 	}
+	more := len(s.out) > 0 || len(s.chunks) > 0
 	s.wmu.Unlock()
 	if err != nil {
 		s.fail(err)
 		return
 	}
-	if more { // queued by other goroutines while this write ran: the writer's turn
+	if more { // the socket's buffer was full, or others queued output meanwhile
 		s.signal()
 	}
 }
