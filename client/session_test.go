@@ -123,28 +123,9 @@ func TestSessionReportsEvents(t *testing.T) {
 // readFrames reads from c until it has n whole frames, or fails the test.
 func readFrames(t *testing.T, c net.Conn, n int) []protocol.Frame {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var got []byte
-	var frames []protocol.Frame
-	buf := make([]byte, 512)
-	for len(frames) < n {
-		k, err := c.Read(buf)
-		if err != nil {
-			t.Fatalf("after %d frames: %v", len(frames), err)
-		}
-		got = append(got, buf[:k]...)
-		for {
-			f, m, err := protocol.Decode(got, 1<<10)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m == 0 {
-				break
-			}
-			f.Payload = slices.Clone(f.Payload)
-			frames = append(frames, f)
-			got = got[m:]
-		}
+	frames := readFramesMax(c, n, 1<<10)
+	if len(frames) < n {
+		t.Fatalf("read %d frames, want %d", len(frames), n)
 	}
 	return frames
 }
@@ -256,7 +237,7 @@ func TestSessionReleaseLeavesWhatTheSocketDoesNotTakeToWriter(t *testing.T) {
 }
 
 // readFramesMax reads n frames of at most max bytes of payload from c, or as many
-// as arrive within 10 s.
+// as arrive within 10 s; of each it keeps the type and the seq.
 func readFramesMax(c net.Conn, n, max int) []protocol.Frame {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var got []byte
