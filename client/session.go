@@ -350,8 +350,10 @@ func (s *session) release() {
 	s.writing.Store(false)
 	if n < len(buf) { // the rest goes first, ahead of what was queued meanwhile
 		rest := append(buf[:0], buf[n:]...)
-		s.out, s.rspare = append(rest, s.out...), s.out[:0]
-	} else if cap(buf) <= maxKeptWriteBuf {
+		buf = s.out // copied behind the rest: the spare from here on
+		s.out = append(rest, buf...)
+	}
+	if cap(buf) <= maxKeptWriteBuf {
 		s.rspare = buf[:0]
 	}
 	more := len(s.out) > 0 || len(s.chunks) > 0
@@ -363,15 +365,6 @@ func (s *session) release() {
 	if more { // the socket's buffer was full, or others queued output meanwhile
 		s.signal()
 	}
-}
-
-// write writes buf, keeping the times the heartbeat and the stall check read.
-func (s *session) write(buf []byte) error {
-	s.writeStart.Store(mono.Now())
-	_, err := s.nc.Write(buf)
-	s.writeStart.Store(0)
-	s.lastSend.Store(mono.Now())
-	return err
 }
 
 // ping queues a PING, behind any output already pending: a PING is also due when
@@ -441,17 +434,17 @@ func (s *session) writeLoop() {
 			c := pend[0]
 			vec = append(vec, c.frame[:c.at], c.data, c.frame[c.at:])
 		}
+		s.writeStart.Store(mono.Now())
 		var err error
 		if len(vec) == 1 {
-			err = s.write(buf)
+			_, err = s.nc.Write(buf)
 		} else {
-			s.writeStart.Store(mono.Now())
 			send := vec                 // WriteTo consumes its receiver
 			_, err = send.WriteTo(s.nc) // writev on a TCP connection
-			s.writeStart.Store(0)
-			s.lastSend.Store(mono.Now())
 		}
 		clear(vec)
+		s.writeStart.Store(0)
+		s.lastSend.Store(mono.Now())
 		s.writing.Store(false)
 		if err != nil {
 			s.fail(err)
