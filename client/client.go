@@ -25,11 +25,11 @@ import (
 // budget.
 type Client struct {
 	opts   Options
-	window window
+	window *window
 
 	tlsr  *tlsResume // nil without TLS
 	stats struct {
-		sent, acked, nacked, resent, reconnects, goaways, dialFailures, resumed atomic.Uint64
+		nacked, resent, reconnects, goaways, dialFailures, resumed atomic.Uint64
 	}
 
 	mu    sync.Mutex // guards everything below, except the channels
@@ -54,6 +54,11 @@ type Client struct {
 	}
 
 	ups uploadRouter // answers to Upload (upload.go)
+
+	// The two counts bumped for every report are plain fields under mu, which
+	// their updaters hold anyway, rather than atomics: a locked instruction less
+	// per report for each.
+	sent, acked uint64
 
 	wake      chan struct{} // cap 1: the manager has something to look at
 	stop      chan struct{} // closed when the manager must exit
@@ -219,7 +224,7 @@ func (c *Client) enqueue(rec *pending) (uint64, error) {
 	if s := c.conns.cur; s != nil {
 		if s.inflight < s.limit && len(c.out.held) == 0 {
 			c.out.sendOn(s, rec) // a new report: never a resend
-			c.stats.sent.Add(1)
+			c.sent++
 			s.queueFrame(protocol.TypeReport, seq, rec.payload)
 		} else {
 			c.out.holdOne(rec) // the connection is at the server's max_in_flight
@@ -348,9 +353,12 @@ func (c *Client) close() {
 
 // Stats returns the client's counters.
 func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	sent, acked := c.sent, c.acked
+	c.mu.Unlock()
 	return Stats{
-		Sent:         c.stats.sent.Load(),
-		Acked:        c.stats.acked.Load(),
+		Sent:         sent,
+		Acked:        acked,
 		Nacked:       c.stats.nacked.Load(),
 		Resent:       c.stats.resent.Load(),
 		Reconnects:   c.stats.reconnects.Load(),

@@ -65,7 +65,7 @@ func (c *Client) sendLocked(s *session, recs []*pending) (resent int) {
 	}
 	resent = c.out.sendAllOn(s, recs)
 	c.stats.resent.Add(uint64(resent))
-	c.stats.sent.Add(uint64(len(recs) - resent))
+	c.sent += uint64(len(recs) - resent)
 	s.queueReports(recs)
 	return resent
 }
@@ -98,7 +98,7 @@ func (c *Client) sessionEvents(s *session, evs []sessionEvent) {
 			// read on this connection and made durable (ParseAckRanges bounds it).
 			for seq := ev.seq; ; seq++ {
 				if rec := c.out.lookup(seq); rec != nil {
-					c.stats.acked.Add(1)
+					c.acked++
 					c.completeLocked(rec, nil)
 				}
 				if seq == ev.last {

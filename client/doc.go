@@ -57,8 +57,10 @@
 // in place and handles a whole read's worth of ACKs under one lock, and a writer
 // goroutine, which sends everything queued since its last write in one Write (it
 // yields once before each write, so reports released by the same burst of ACKs
-// share it). A manager goroutine per Client reconnects, resends after retryable
-// NACKs and checks heartbeats with one ticker (a quarter of the heartbeat
-// interval): it, not the writer, watches for dead connections, so a write stuck on
-// a hung server cannot hide one.
+// share it). The reports that callbacks queue with Go go out in one Write after
+// the last callback of a read, made by the reader itself when no other write is
+// in progress (no wake-up of the writer per batch). A manager goroutine per Client
+// reconnects, resends after retryable NACKs and checks heartbeats with one ticker
+// (a quarter of the heartbeat interval): it, not the writer, watches for dead
+// connections, so a write stuck on a hung server cannot hide one.
 package client

@@ -68,6 +68,13 @@ type session struct {
 	// writer is not woken: held is set, and owed records that a kick was skipped.
 	// release kicks once, so one write carries the whole batch.
 	held, owed bool // guarded by wmu
+	// writing is set, under wmu, by whichever goroutine took out for a write, and
+	// cleared once that write returned: the writer, or the reader writing its own
+	// batch (release) through raw, without waiting (nil: TLS, or not unix). rspare
+	// is the reader's spare output buffer.
+	writing atomic.Bool
+	raw     *rawWriter
+	rspare  []byte
 	// chunks are UPLOAD_CHUNK frames queued apart from out (queueChunk): each
 	// write takes everything in out and one chunk, so a report queued behind an
 	// upload waits for one chunk at most, not for the upload's whole window.
@@ -121,7 +128,7 @@ type sessionEvent struct {
 }
 
 func newSession(owner sessionOwner, wg *sync.WaitGroup, nc net.Conn) *session {
-	return &session{owner: owner, wg: wg, nc: nc, kick: make(chan struct{}, 1), done: make(chan struct{}), rbuf: make([]byte, readBufSize)}
+	return &session{owner: owner, wg: wg, nc: nc, raw: newRawWriter(nc), kick: make(chan struct{}, 1), done: make(chan struct{}), rbuf: make([]byte, readBufSize)}
 }
 
 // connect opens a connection and runs the handshake, both bounded by DialTimeout.
@@ -309,13 +316,53 @@ func (s *session) hold() {
 	s.wmu.Unlock()
 }
 
+// release ends hold. The reports the done callbacks queued meanwhile are written
+// by the reader itself, as much as the socket takes without waiting, when no
+// other write is in progress and no upload chunk waits (chunks keep their order
+// through the writer alone); the writer is woken only for what is left. Waking it
+// for every batch costs two goroutine switches, more than the write itself, and
+// the reader has nothing to read before the server has the batch. Never waiting
+// keeps the reader reading whatever the server does.
 func (s *session) release() {
 	s.wmu.Lock()
 	s.held = false
 	owed := s.owed
 	s.owed = false
+	if !owed {
+		s.wmu.Unlock()
+		return
+	}
+	if s.raw == nil || s.writing.Load() || len(s.out) == 0 || s.chunksQueued != s.written.Load() {
+		s.wmu.Unlock()
+		s.signal()
+		return
+	}
+	s.writing.Store(true)
+	buf := s.out
+	s.out = s.rspare
+	s.rspare = nil
 	s.wmu.Unlock()
-	if owed {
+	n, err := s.raw.writeNow(buf)
+	if n > 0 {
+		s.lastSend.Store(mono.Now())
+	}
+	s.wmu.Lock()
+	s.writing.Store(false)
+	if n < len(buf) { // the rest goes first, ahead of what was queued meanwhile
+		rest := append(buf[:0], buf[n:]...)
+		buf = s.out // copied behind the rest: the spare from here on
+		s.out = append(rest, buf...)
+	}
+	if cap(buf) <= maxKeptWriteBuf {
+		s.rspare = buf[:0]
+	}
+	more := len(s.out) > 0 || len(s.chunks) > 0
+	s.wmu.Unlock()
+	if err != nil {
+		s.fail(err)
+		return
+	}
+	if more { // the socket's buffer was full, or others queued output meanwhile
 		s.signal()
 	}
 }
@@ -360,6 +407,13 @@ func (s *session) writeLoop() {
 			return
 		}
 		s.wmu.Lock()
+		if s.writing.Load() {
+			// The reader is writing its batch; it kicks again if more is queued
+			// when it is done.
+			s.wmu.Unlock()
+			continue
+		}
+		s.writing.Store(true)
 		buf := s.out
 		s.out = spare
 		pend = append(pend, s.chunks...)
@@ -368,6 +422,7 @@ func (s *session) writeLoop() {
 		s.wmu.Unlock()
 		spare = nil
 		if len(buf) == 0 && len(pend) == 0 {
+			s.writing.Store(false)
 			spare = buf[:0]
 			continue
 		}
@@ -390,6 +445,7 @@ func (s *session) writeLoop() {
 		clear(vec)
 		s.writeStart.Store(0)
 		s.lastSend.Store(mono.Now())
+		s.writing.Store(false)
 		if err != nil {
 			s.fail(err)
 			return

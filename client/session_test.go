@@ -119,3 +119,193 @@ func TestSessionReportsEvents(t *testing.T) {
 		t.Fatal("the session changed the owner's bookkeeping")
 	}
 }
+
+// readFrames reads from c until it has n whole frames, or fails the test.
+func readFrames(t *testing.T, c net.Conn, n int) []protocol.Frame {
+	t.Helper()
+	frames := readFramesMax(c, n, 1<<10)
+	if len(frames) < n {
+		t.Fatalf("read %d frames, want %d", len(frames), n)
+	}
+	return frames
+}
+
+// tcpPair is a connected pair of loopback TCP sockets: the client's side and the
+// server's. Both are closed when the test ends.
+func tcpPair(t *testing.T) (cli, srv net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cli, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	srv, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return cli, srv
+}
+
+// waitRelease waits for a release running in the background, or fails the test.
+func waitRelease(t *testing.T, released <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-released:
+	case <-time.After(10 * time.Second):
+		t.Fatal("release is still waiting")
+	}
+}
+
+// The reports queued while the session is held (by done callbacks) are written by
+// release itself when nothing else is being written: with no writer goroutine
+// running at all, they reach the server, in order, and the writer is not woken.
+func TestSessionReleaseWritesHeldBatch(t *testing.T) {
+	cli, srv := tcpPair(t)
+	s := newSession(&recordingOwner{}, &sync.WaitGroup{}, cli)
+	s.hold()
+	for seq := uint64(1); seq <= 3; seq++ {
+		s.queueFrame(protocol.TypeReport, seq, []byte("r"))
+	}
+	s.release()
+	for i, f := range readFrames(t, srv, 3) {
+		if f.Type != protocol.TypeReport || f.Seq != uint64(i+1) {
+			t.Fatalf("frame %d: %s %d", i, f.Type, f.Seq)
+		}
+	}
+	select {
+	case <-s.kick:
+		t.Fatal("release woke the writer for a batch it wrote itself")
+	default:
+	}
+	if s.writing.Load() || len(s.out) != 0 {
+		t.Fatalf("after release: writing %v, %d bytes still queued", s.writing.Load(), len(s.out))
+	}
+}
+
+// A batch larger than the socket takes while the server reads nothing: release
+// does not wait; the rest stays queued, first, and the writer is woken for it.
+// Once the server reads, every frame arrives once and in order.
+func TestSessionReleaseLeavesWhatTheSocketDoesNotTakeToWriter(t *testing.T) {
+	cli, srv := tcpPair(t)
+	var wg sync.WaitGroup
+	s := newSession(&recordingOwner{}, &wg, cli)
+	// Small socket buffers, so that half the frames (4 MiB) are far more than the
+	// socket takes whatever the system's defaults.
+	cli.(*net.TCPConn).SetWriteBuffer(64 << 10)
+	srv.(*net.TCPConn).SetReadBuffer(64 << 10)
+	const frames = 2000
+	payload := make([]byte, 4<<10)
+	s.hold()
+	for seq := uint64(1); seq <= frames/2; seq++ {
+		s.queueFrame(protocol.TypeReport, seq, payload)
+	}
+	released := make(chan struct{})
+	go func() { defer close(released); s.release() }()
+	waitRelease(t, released)
+	if len(s.out) == 0 {
+		t.Fatal("the socket took 4 MiB nobody reads")
+	}
+	select {
+	case <-s.kick:
+	default:
+		t.Fatal("release left output queued without waking the writer")
+	}
+	s.kick <- struct{}{} // give the writer its kick back
+	for seq := uint64(frames/2 + 1); seq <= frames; seq++ {
+		s.queueFrame(protocol.TypeReport, seq, payload) // behind the rest
+	}
+	wg.Add(1)
+	go s.writeLoop()
+	defer func() { s.fail(errors.New("test over")); wg.Wait() }()
+	got := make(chan []protocol.Frame, 1)
+	go func() { got <- readFramesMax(srv, frames, len(payload)+64) }()
+	fs := <-got
+	if len(fs) != frames {
+		t.Fatalf("read %d frames, want %d", len(fs), frames)
+	}
+	for i, f := range fs {
+		if f.Seq != uint64(i+1) {
+			t.Fatalf("frame %d has seq %d", i, f.Seq)
+		}
+	}
+}
+
+// readFramesMax reads n frames of at most max bytes of payload from c, or as many
+// as arrive within 10 s; of each it keeps the type and the seq.
+func readFramesMax(c net.Conn, n, max int) []protocol.Frame {
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got []byte
+	var frames []protocol.Frame
+	buf := make([]byte, 64<<10)
+	for len(frames) < n {
+		k, err := c.Read(buf)
+		if err != nil {
+			return frames
+		}
+		got = append(got, buf[:k]...)
+		for {
+			f, m, err := protocol.Decode(got, max)
+			if err != nil || m == 0 {
+				break
+			}
+			frames = append(frames, protocol.Frame{Type: f.Type, Seq: f.Seq})
+			got = got[m:]
+		}
+	}
+	return frames
+}
+
+// An upload chunk queued and not yet written leaves the held batch to the writer,
+// which keeps chunks and reports in the order it takes them: release only wakes it.
+func TestSessionReleaseLeavesBatchToWriterWhileChunkPending(t *testing.T) {
+	cli, _ := tcpPair(t)
+	s := newSession(&recordingOwner{}, &sync.WaitGroup{}, cli)
+	s.queueChunk("u1", 0, []byte("data"))
+	<-s.kick // the chunk's own kick, as the writer would take it
+	s.hold()
+	s.queueFrame(protocol.TypeReport, 1, []byte("r"))
+	s.release()
+	select {
+	case <-s.kick:
+	default:
+		t.Fatal("release neither wrote the batch nor woke the writer")
+	}
+	if len(s.out) == 0 {
+		t.Fatal("release took the batch although a chunk waits")
+	}
+}
+
+// While a write of the writer's is in progress, release leaves its batch queued
+// behind it and wakes the writer, which sends it next.
+func TestSessionReleaseLeavesBatchBehindWriterInProgress(t *testing.T) {
+	cli, srv := tcpPair(t)
+	s := newSession(&recordingOwner{}, &sync.WaitGroup{}, cli)
+	s.writing.Store(true) // as the writer sets it, under wmu, taking out
+	s.hold()
+	s.queueFrame(protocol.TypeReport, 1, []byte("r"))
+	s.release()
+	select {
+	case <-s.kick:
+	default:
+		t.Fatal("release neither wrote the batch nor woke the writer")
+	}
+	if len(s.out) == 0 {
+		t.Fatal("release wrote while another write was in progress")
+	}
+	s.writing.Store(false)
+	var wg sync.WaitGroup
+	s.wg = &wg
+	wg.Add(1)
+	s.kick <- struct{}{}
+	go s.writeLoop()
+	defer func() { s.fail(errors.New("test over")); wg.Wait() }()
+	if f := readFrames(t, srv, 1)[0]; f.Type != protocol.TypeReport || f.Seq != 1 {
+		t.Fatalf("got %s %d", f.Type, f.Seq)
+	}
+}

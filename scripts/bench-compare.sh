@@ -4,7 +4,7 @@
 #   scripts/bench-compare.sh [-runs N] [-d 5s] [-idle-n 15000] [-upgrades 10]
 #                            [-skip-throughput] [-skip-idle] [-skip-startup] [-udp]
 #                            [-rounds 3] [-rate 150000] [-skip-handoff] [-skip-upgrade-load]
-#                            [-tree DIR ...] [-release-build]
+#                            [-tree DIR ...] [-release-build] [-client-per-tree]
 #
 # Builds hawk from each -tree (default: this tree; give two, say a worktree of the
 # previous commit and this one, to compare before and after in the same series) and
@@ -43,6 +43,9 @@
 # With -release-build, hawk is built as scripts/release.sh builds it (static,
 # CGO_ENABLED=0, -trimpath, -s -w) instead of by a plain go build (which links libc for
 # the net package's cgo resolver: the dynamic loader's start is paid at every exec).
+# With -client-per-tree, each hawk's throughput runs are driven by the `hawkc load`
+# of its own tree instead of this tree's, so that two trees compare the load
+# generator's CPU per report as well as the server's.
 # Every process it starts it stops.
 #
 # Throughput is measured the same way for both servers, in a steady-state window:
@@ -60,7 +63,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 udp=0 trees=() release=0
-handoff=1 upload=1 rounds=3 rate=150000
+handoff=1 upload=1 rounds=3 rate=150000 clientpertree=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -runs) runs=$2; shift 2 ;;
@@ -76,8 +79,9 @@ while [ $# -gt 0 ]; do
     -rounds) rounds=$2; shift 2 ;;
     -rate) rate=$2; shift 2 ;;
     -release-build) release=1; shift ;;
+    -client-per-tree) clientpertree=1; shift ;;
     -tree) trees+=("$(cd "$2" && pwd)"); shift 2 ;;
-    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-rounds N] [-rate N] [-skip-handoff] [-skip-upgrade-load] [-tree DIR ...] [-release-build]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-rounds N] [-rate N] [-skip-handoff] [-skip-upgrade-load] [-tree DIR ...] [-release-build] [-client-per-tree]" >&2; exit 2 ;;
   esac
 done
 [ ${#trees[@]} -gt 0 ] || trees=("$PWD")
@@ -98,8 +102,9 @@ for i in "${!trees[@]}"; do
     (cd "${trees[$i]}" && go build -o "$W/$label" ./cmd/server)
   fi
   echo "$label: ${trees[$i]}"
+  [ "$clientpertree" = 1 ] && (cd "${trees[$i]}" && go build -o "$W/hawkc-$label" ./cmd/client)
 done
-go build -o "$W/hawkc" ./cmd/client # one load generator for every hawk
+go build -o "$W/hawkc" ./cmd/client # one load generator for every hawk (but see -client-per-tree)
 (cd "$ref" && go build -o "$W/baseline" ./baseline && go build -o "$W/bload" ./load && go build -o "$W/bidle" ./idle)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -134,7 +139,7 @@ stop_hawks() { for l in "${labels[@]}"; do kill "${hpid[$l]}"; wait "${hpid[$l]}
 warmup=1
 window() {
   local sp=$1 c=$2 out=$3 marker=""; shift 3
-  [ "$1" = "$W/hawkc" ] && marker="steady window begins"
+  [ "$2" = load ] && marker="steady window begins" # hawkc load, not the reference's
   nice -n -10 python3 - "$sp" "$c" "$warmup" "$secs" "$out" "$marker" "$@" <<'PY' || { echo "the load generator exited before its window ended: $(tail -3 "$out.err")" >&2; exit 1; }
 import os, subprocess, sys, time
 sp, c = sys.argv[1], int(sys.argv[2])
@@ -197,7 +202,8 @@ series() { # name fsync conns window size
     order=("${labels[@]}")
     [ $((i % 2)) = 0 ] && for ((k = 0; k < ${#labels[@]}; k++)); do order[k]=${labels[${#labels[@]} - 1 - k]}; done
     for l in "${order[@]}"; do
-      window "${hpid[$l]}" "$c" "$W/hout" "$W/hawkc" load -addr "127.0.0.1:${hport[$l]}" -c "$c" -w "$w" -s "$s" -d "$dur" -warmup "${warmup}s" -json
+      lg="$W/hawkc"; [ "$clientpertree" = 1 ] && lg="$W/hawkc-$l"
+      window "${hpid[$l]}" "$c" "$W/hout" "$lg" load -addr "127.0.0.1:${hport[$l]}" -c "$c" -w "$w" -s "$s" -d "$dur" -warmup "${warmup}s" -json
       out=$(tail -1 "$W/hout")
       h=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["steady_acked_per_s"]))' "$out")
       hcpu=$(per_report "$W/hout" "$h" 1); hlcpu=$(per_report "$W/hout" "$h" 2)
