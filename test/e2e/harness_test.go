@@ -173,17 +173,28 @@ func newServer(t testing.TB, version string) *server {
 func (s *server) launch(flags []string) {
 	t := s.t
 	t.Helper()
-	s.cmd = exec.Command(s.binary, append([]string{"-config", s.cfgPath}, flags...)...)
-	s.cmd.Dir = s.dir
 	// Our own pipe, not StderrPipe: Wait closes that one when the first process
 	// exits, and the processes that replaced it share this stderr.
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.cmd.Stderr = w
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
+	// A parallel test's fork can hold the binary install just wrote open for
+	// writing until that child execs (golang/go#22315): exec then fails with
+	// ETXTBSY for a moment, so it is tried again.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.cmd = exec.Command(s.binary, append([]string{"-config", s.cfgPath}, flags...)...)
+		s.cmd.Dir = s.dir
+		s.cmd.Stderr = w
+		err := s.cmd.Start()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.ETXTBSY) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	w.Close()
 	go func() { defer r.Close(); s.readLogs(r) }()
