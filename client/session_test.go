@@ -268,6 +268,13 @@ func TestSessionReleaseLeavesBatchToWriterWhileChunkPending(t *testing.T) {
 	s := newSession(&recordingOwner{}, &sync.WaitGroup{}, cli)
 	s.queueChunk("u1", 0, []byte("data"))
 	<-s.kick // the chunk's own kick, as the writer would take it
+	releaseLeavesBatch(t, s, "a chunk waits")
+}
+
+// releaseLeavesBatch holds s, queues a REPORT and releases, and fails unless
+// release left the batch queued and woke the writer (because of why).
+func releaseLeavesBatch(t *testing.T, s *session, why string) {
+	t.Helper()
 	s.hold()
 	s.queueFrame(protocol.TypeReport, 1, []byte("r"))
 	s.release()
@@ -277,7 +284,7 @@ func TestSessionReleaseLeavesBatchToWriterWhileChunkPending(t *testing.T) {
 		t.Fatal("release neither wrote the batch nor woke the writer")
 	}
 	if len(s.out) == 0 {
-		t.Fatal("release took the batch although a chunk waits")
+		t.Fatalf("release took the batch although %s", why)
 	}
 }
 
@@ -287,17 +294,7 @@ func TestSessionReleaseLeavesBatchBehindWriterInProgress(t *testing.T) {
 	cli, srv := tcpPair(t)
 	s := newSession(&recordingOwner{}, &sync.WaitGroup{}, cli)
 	s.writing.Store(true) // as the writer sets it, under wmu, taking out
-	s.hold()
-	s.queueFrame(protocol.TypeReport, 1, []byte("r"))
-	s.release()
-	select {
-	case <-s.kick:
-	default:
-		t.Fatal("release neither wrote the batch nor woke the writer")
-	}
-	if len(s.out) == 0 {
-		t.Fatal("release wrote while another write was in progress")
-	}
+	releaseLeavesBatch(t, s, "another write was in progress")
 	s.writing.Store(false)
 	var wg sync.WaitGroup
 	s.wg = &wg
