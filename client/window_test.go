@@ -7,18 +7,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
 // waitWaiters waits until n callers are parked in w's wait, or fails the test.
 func waitWaiters(t *testing.T, w *window, n int32) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for w.waiters.Load() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiters = %d, want %d", w.waiters.Load(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return w.waiters.Load() == n }, "%d callers waiting for a slot", n)
 }
 
 // fill takes every slot of w.

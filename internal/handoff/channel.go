@@ -413,7 +413,9 @@ func parseRights(oob []byte) ([]*os.File, error) {
 //
 // The next batch is read on a goroutine of its own while adopt runs for this one
 // (its recvmsg and its descriptors' files overlap the adoptions), one batch ahead
-// and no more. What Receive does and returns is what reading in turn would: a
+// and no more. This driver posts the next batch only once this one is
+// acknowledged, but the sender is the previous release, and earlier ones keep
+// three batches in flight. What Receive does and returns is what reading in turn would: a
 // batch is adopted and acknowledged in order, an error ends Receive after the
 // batches read before it; a batch read ahead of an error of Receive's own (an
 // acknowledgement it cannot write) has its descriptors closed, as the sender,

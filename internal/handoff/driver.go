@@ -57,14 +57,17 @@ type Result struct {
 	Pauses []time.Duration
 }
 
-// PauseQuantile is the q quantile (0..1) of Pauses, 0 with none.
-func (r Result) PauseQuantile(q float64) time.Duration {
+// PauseQuantiles are the qs quantiles (0..1) of Pauses, 0s with none.
+func (r Result) PauseQuantiles(qs ...float64) []time.Duration {
+	out := make([]time.Duration, len(qs))
 	if len(r.Pauses) == 0 {
-		return 0
+		return out
 	}
-	p := slices.Clone(r.Pauses)
-	slices.Sort(p)
-	return p[min(len(p)-1, int(q*float64(len(p))))]
+	p := slices.Sorted(slices.Values(r.Pauses))
+	for i, q := range qs {
+		out[i] = p[min(len(p)-1, int(q*float64(len(p))))]
+	}
+	return out
 }
 
 // FallenBack is how many connections fell back, whatever the reason.

@@ -238,8 +238,8 @@ func TestDriveMovesEveryConnectionOnce(t *testing.T) {
 		t.Errorf("at most %d batches in flight, the window is %d", r.maxFlight, window)
 	}
 	// One pause per connection moved, none longer than the handoff.
-	if len(res.Pauses) != n || res.PauseQuantile(1) > res.Duration || res.PauseQuantile(0) <= 0 {
-		t.Errorf("%d pauses, shortest %v, longest %v, handoff %v", len(res.Pauses), res.PauseQuantile(0), res.PauseQuantile(1), res.Duration)
+	if pause := res.PauseQuantiles(0, 1); len(res.Pauses) != n || pause[1] > res.Duration || pause[0] <= 0 {
+		t.Errorf("%d pauses, shortest %v, longest %v, handoff %v", len(res.Pauses), pause[0], pause[1], res.Duration)
 	}
 	for _, c := range fcs {
 		select {

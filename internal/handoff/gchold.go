@@ -27,7 +27,7 @@ const (
 type gcHold struct {
 	release func()
 	on      bool
-	ms      []metrics.Sample
+	ms      []metrics.Sample // the heap allocated so far
 	// after is what may be allocated before the hold ends, margin how near
 	// the limit the memory held may come.
 	after, margin uint64
@@ -36,16 +36,11 @@ type gcHold struct {
 	n             int    // adoptions since the last look
 }
 
-var holdNames = []string{"/gc/heap/allocs:bytes", "/memory/classes/total:bytes", "/memory/classes/heap/released:bytes"}
-
 // holdGC holds the collector with extra bytes of room, until after bytes were
 // allocated; unless the operator's settings forbid it (then the gcHold does
 // nothing).
 func holdGC(extra, after uint64) *gcHold {
-	h := &gcHold{ms: make([]metrics.Sample, len(holdNames)), after: after, margin: extra - min(after, extra)}
-	for i, n := range holdNames {
-		h.ms[i].Name = n
-	}
+	h := &gcHold{ms: []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}, after: after, margin: extra - min(after, extra)}
 	held := heaptrim.Held()
 	h.release, h.on = heaptrim.Hold(extra)
 	if h.on {
@@ -58,8 +53,7 @@ func holdGC(extra, after uint64) *gcHold {
 // read returns the heap allocated so far and the memory the limit counts.
 func (h *gcHold) read() (allocs, held uint64) {
 	metrics.Read(h.ms)
-	total, released := h.ms[1].Value.Uint64(), h.ms[2].Value.Uint64()
-	return h.ms[0].Value.Uint64(), total - min(released, total)
+	return h.ms[0].Value.Uint64(), heaptrim.Held()
 }
 
 // adopted counts one adoption, and ends the hold once its after bytes were

@@ -145,10 +145,10 @@ func (s *Sender) logResult(res Result, moved map[string]int) {
 		fields = append(fields, zap.Int(kind+"_moved", moved[kind]))
 	}
 	fields = append(fields, zap.Int("fallback", res.FallenBack()), zap.Int("lost", res.Lost),
-		zap.Int("batches", res.Batches), zap.Duration("duration", res.Duration),
-		// How long the connections moved stopped reading, asked to acknowledged.
-		zap.Duration("pause_p50", res.PauseQuantile(0.5)), zap.Duration("pause_p99", res.PauseQuantile(0.99)),
-		zap.Duration("pause_max", res.PauseQuantile(1)))
+		zap.Int("batches", res.Batches), zap.Duration("duration", res.Duration))
+	// How long the connections moved stopped reading, asked to acknowledged.
+	pause := res.PauseQuantiles(0.5, 0.99, 1)
+	fields = append(fields, zap.Duration("pause_p50", pause[0]), zap.Duration("pause_p99", pause[1]), zap.Duration("pause_max", pause[2]))
 	for r, n := range res.Fallback {
 		fields = append(fields, zap.Int("fallback_"+r, n))
 	}

@@ -84,17 +84,7 @@ func cpuProfile(w http.ResponseWriter, r *http.Request) {
 	if sec <= 0 || err != nil {
 		sec = 30
 	}
-	d := time.Duration(sec) * time.Second
-	extendWriteDeadline(w, r, d)
-	// Set before StartCPUProfile: once it works, it starts writing.
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", `attachment; filename="profile"`)
-	if err := pprof.StartCPUProfile(w); err != nil {
-		serveError(w, http.StatusInternalServerError, "Could not enable CPU profiling: "+err.Error())
-		return
-	}
-	wait(r, d)
-	pprof.StopCPUProfile()
+	record(w, r, time.Duration(sec)*time.Second, "profile", "CPU profiling", pprof.StartCPUProfile, pprof.StopCPUProfile)
 }
 
 func execTrace(w http.ResponseWriter, r *http.Request) {
@@ -102,16 +92,22 @@ func execTrace(w http.ResponseWriter, r *http.Request) {
 	if sec <= 0 || err != nil {
 		sec = 1
 	}
-	d := time.Duration(sec * float64(time.Second))
+	record(w, r, time.Duration(sec*float64(time.Second)), "trace", "tracing", trace.Start, trace.Stop)
+}
+
+// record writes what start records for d, or until the request ends, as the
+// attachment file.
+func record(w http.ResponseWriter, r *http.Request, d time.Duration, file, what string, start func(io.Writer) error, stop func()) {
 	extendWriteDeadline(w, r, d)
+	// Set before start: once it works, it starts writing.
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", `attachment; filename="trace"`)
-	if err := trace.Start(w); err != nil {
-		serveError(w, http.StatusInternalServerError, "Could not enable tracing: "+err.Error())
+	w.Header().Set("Content-Disposition", `attachment; filename="`+file+`"`)
+	if err := start(w); err != nil {
+		serveError(w, http.StatusInternalServerError, "Could not enable "+what+": "+err.Error())
 		return
 	}
 	wait(r, d)
-	trace.Stop()
+	stop()
 }
 
 // symbol maps the program counters of the request (GET query or POST body, joined by
