@@ -142,6 +142,7 @@ type Spool struct {
 	SegmentSize int64         `koanf:"segment_size" unit:"bytes"` // bytes
 	MaxBytes    int64         `koanf:"max_bytes" unit:"bytes"`    // retention; 0: no limit
 	MaxAge      time.Duration `koanf:"max_age"`                   // retention; 0: no limit
+	CacheBytes  int64         `koanf:"cache_bytes" unit:"bytes"`  // page cache kept; 0: left to the kernel
 	Discard     string        `koanf:"discard"`                   // DiscardNew|DiscardOld
 	FileMode    string        `koanf:"file_mode"`                 // octal permissions of segments (SegmentMode)
 }

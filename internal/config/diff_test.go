@@ -42,6 +42,7 @@ var changedValues = map[string]string{
 	"spool.fsync":                "always",
 	"spool.segment_size":         "1MiB",
 	"spool.max_bytes":            "20GiB",
+	"spool.cache_bytes":          "1GiB",
 	"spool.max_age":              "168h",
 	"spool.discard":              "old",
 	"spool.file_mode":            "0600",

@@ -61,6 +61,7 @@
 //	spool.segment_size          64MiB                                live
 //	spool.max_bytes             0 (no limit)                         live
 //	spool.max_age               0s (no limit)                        live
+//	spool.cache_bytes           256MiB (0: left to the kernel)       live
 //	spool.discard               new (new, old)                       restart-only
 //	spool.file_mode             0640                                 restart-only
 //	jetstream.urls              nats://127.0.0.1:4222                restart-only

@@ -262,6 +262,13 @@ var keys = []Key{
 	{Name: "spool.max_age", kind: kindDuration, Default: "0s", Example: "168h", Reload: Live,
 		Doc:         "Retention: a closed segment whose last write is older than this is removed. 0 keeps everything.",
 		DefaultNote: "(no limit)"},
+	{Name: "spool.cache_bytes", kind: kindSize, Default: "256MiB", Example: "1GiB", Reload: Live,
+		Doc: "Page cache: the newest closed segments stay in the kernel's page cache while they hold at most this many bytes; " +
+			"older closed segments are written back and dropped from it, so that a spool written for months does not fill the " +
+			"machine's memory with records read again only by a shipper that fell behind, and new writes do not pay to reclaim " +
+			"that memory. Keep it at least dedup.rebuild_bytes: an upgrade's new process reads that much of the newest " +
+			"segments. The segment being written stays whatever the size. 0 leaves the page cache to the kernel.",
+		DefaultNote: "(0: left to the kernel)"},
 	{Name: "spool.discard", kind: kindString, Default: DiscardNew, Example: DiscardOld, Reload: RestartOnly,
 		Doc: "With jetstream.mode: spooled and spool.max_bytes, what happens when the segments not yet forwarded fill " +
 			"spool.max_bytes (NATS down for long): new: the limit is hard, reports are NACKed spool_write (retryable, " +

@@ -138,6 +138,9 @@ func Validate(c *Config) error {
 	if _, err := c.ProxyPrefixes(); err != nil {
 		bad("listen_proxy_from", "%v", err)
 	}
+	if c.Spool.CacheBytes < 0 {
+		bad("spool.cache_bytes", "must not be negative (0: left to the kernel), not %d", c.Spool.CacheBytes)
+	}
 	if c.Spool.MaxBytes < 0 {
 		bad("spool.max_bytes", "must not be negative, not %d", c.Spool.MaxBytes)
 	}

@@ -40,6 +40,7 @@ var badValues = map[string][]string{
 	"spool.fsync":                {"sometimes", "true", ""},
 	"spool.segment_size":         {"1024", "4095", "1.5MiB"},
 	"spool.max_bytes":            {"-1"},
+	"spool.cache_bytes":          {"-1"},
 	"spool.max_age":              {"-1s"},
 	"spool.discard":              {"oldest", ""},
 	"spool.file_mode":            {"", "640x", "0888", "01640", "0440", "0200", "rw-r-----"},

@@ -52,6 +52,7 @@ func (d *destination) open(cfg *config.Config, met *metrics.Metrics, ready *admi
 		Observer:    met.Spool(),
 		MaxBytes:    cfg.Spool.MaxBytes,
 		MaxAge:      cfg.Spool.MaxAge,
+		CacheBytes:  cfg.Spool.CacheBytes,
 		// Retention starts with Retain, once the dedup rebuild has read the tail.
 		RetentionObserver: met.SpoolRetention(),
 		Unsent:            unsent,

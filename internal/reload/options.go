@@ -58,6 +58,7 @@ var liveOptions = map[string]liveOption{
 	"spool.segment_size":    spoolSegmentSizeOption{},
 	"spool.max_bytes":       spoolRetentionOption{},
 	"spool.max_age":         spoolRetentionOption{},
+	"spool.cache_bytes":     spoolCacheOption{},
 	"auth.tokens":           connSettingsOption{},
 	"auth.credentials":      connSettingsOption{},
 	"auth.tokens_file":      connSettingsOption{},
@@ -124,6 +125,15 @@ type spoolRetentionOption struct{}
 func (spoolRetentionOption) apply(t *Target, r *reloading) {
 	if t.Spool != nil {
 		t.Spool.SetRetention(r.next.Spool.MaxBytes, r.next.Spool.MaxAge)
+	}
+}
+
+// spoolCacheOption: at once (segments past the new size leave the page cache).
+type spoolCacheOption struct{}
+
+func (spoolCacheOption) apply(t *Target, r *reloading) {
+	if t.Spool != nil {
+		t.Spool.SetCacheBytes(r.next.Spool.CacheBytes)
 	}
 }
 

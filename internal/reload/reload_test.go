@@ -89,6 +89,11 @@ func TestReloadAppliesEveryLiveKey(t *testing.T) {
 				t.Errorf("the spool keeps segments up to %v old, want %v", got, want.Spool.MaxAge)
 			}
 		},
+		"spool.cache_bytes": func(t *testing.T, ts *testReloader, want *config.Config) {
+			if got := ts.target.Spool.CacheBytes(); got != want.Spool.CacheBytes {
+				t.Errorf("the spool keeps up to %d bytes in the page cache, want %d", got, want.Spool.CacheBytes)
+			}
+		},
 		"dedup.max_clients": func(t *testing.T, ts *testReloader, want *config.Config) {
 			if got := ts.target.Dedup.MaxClients(); got != want.Dedup.MaxClients {
 				t.Errorf("the dedup table remembers up to %d clients, want %d", got, want.Dedup.MaxClients)

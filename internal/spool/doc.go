@@ -64,6 +64,16 @@
 // gone for later rebuilds too, so dedup.rebuild_bytes above max_bytes reads at
 // most what is left.
 //
+// # The page cache
+//
+// With spool.cache_bytes (Options.CacheBytes), the segments this process closed
+// stay in the kernel's page cache while the newer ones hold at most that many
+// bytes; older ones are written back (sync_file_range, waited for) and dropped
+// from it (posix_fadvise DONTNEED), on a goroutine of their own, never the
+// committer (cache.go). What is read back soon stays cached: the dedup rebuild
+// of an upgrade, a shipper tailing the newest segments. Segments of other
+// processes (an upgrade's parent) are left to the kernel.
+//
 // hawk does not know how far a log shipper (Vector's file source, Filebeat) has
 // read: the limits are the contract. A shipper must read a segment within
 // max_age of its last write and before max_bytes more have been written after it;

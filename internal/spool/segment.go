@@ -80,6 +80,7 @@ func (s *Spool) rotateNow() {
 	if err := old.f.Close(); err != nil {
 		s.log.Error("closing a full segment failed", zap.String("segment", old.name), zap.Error(err))
 	}
+	s.cacheClosed(old.name, old.size)
 	s.retainWake()
 }
 

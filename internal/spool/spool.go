@@ -90,6 +90,14 @@ type Options struct {
 	// DiscardUnsent lets MaxBytes remove segments Unsent says are unfinished, the
 	// oldest first, counting the records not yet read (spool.discard: old).
 	DiscardUnsent bool
+
+	// CacheBytes keeps the newest closed segments in the page cache while they hold
+	// at most this many bytes; older closed segments are written back and dropped
+	// from it (cache.go). 0 leaves the page cache to the kernel.
+	CacheBytes int64
+	// DropCache writes a closed segment back and drops it from the page cache; nil
+	// means the real one (none off Linux: CacheBytes then does nothing).
+	DropCache func(name string) error
 }
 
 // Spool appends submitted lines to segment files with group commit. Its methods
@@ -123,6 +131,15 @@ type Spool struct {
 	stopRetain chan struct{} // closed by Close
 	retainDone chan struct{} // closed when the retention actor has exited
 	retaining  atomic.Bool   // Retain was called
+
+	// The page-cache actor (cache.go): the committer queues the segments it closes.
+	cacheBytes  atomic.Int64
+	dropCache   func(string) error // nil: no actor
+	cacheMu     sync.Mutex
+	cacheQueue  []closedSegment // on cacheMu
+	cacheSignal chan struct{}   // cap 1: a segment was queued, or a new limit
+	stopCache   chan struct{}   // closed by Close
+	cacheDone   chan struct{}   // closed when the actor has exited
 
 	signal chan struct{} // cap 1: "pending went from empty to non-empty", or Close
 	done   chan struct{} // closed when the committer has exited
@@ -183,24 +200,28 @@ func Open(opts Options) (*Spool, error) {
 		return nil, fmt.Errorf("spool: create directory: %w", err)
 	}
 	s := &Spool{
-		dir:        opts.Dir,
-		pid:        os.Getpid(),
-		log:        opts.Logger,
-		obs:        opts.Observer,
-		openFile:   opts.OpenFile,
-		remove:     opts.Remove,
-		syncDir:    opts.SyncDir,
-		now:        opts.Now,
-		signal:     make(chan struct{}, 1),
-		done:       make(chan struct{}),
-		maxPending: opts.MaxPending,
-		robs:       opts.RetentionObserver,
-		alive:      opts.Alive,
-		unsent:     opts.Unsent,
-		discard:    opts.DiscardUnsent,
-		rotated:    make(chan struct{}, 1),
-		stopRetain: make(chan struct{}),
-		retainDone: make(chan struct{}),
+		dir:         opts.Dir,
+		pid:         os.Getpid(),
+		log:         opts.Logger,
+		obs:         opts.Observer,
+		openFile:    opts.OpenFile,
+		remove:      opts.Remove,
+		syncDir:     opts.SyncDir,
+		now:         opts.Now,
+		signal:      make(chan struct{}, 1),
+		done:        make(chan struct{}),
+		maxPending:  opts.MaxPending,
+		robs:        opts.RetentionObserver,
+		alive:       opts.Alive,
+		unsent:      opts.Unsent,
+		discard:     opts.DiscardUnsent,
+		rotated:     make(chan struct{}, 1),
+		stopRetain:  make(chan struct{}),
+		retainDone:  make(chan struct{}),
+		dropCache:   opts.DropCache,
+		cacheSignal: make(chan struct{}, 1),
+		stopCache:   make(chan struct{}),
+		cacheDone:   make(chan struct{}),
 	}
 	s.room.L = &s.mu
 	if s.maxPending <= 0 {
@@ -224,6 +245,9 @@ func Open(opts Options) (*Spool, error) {
 	if s.alive == nil {
 		s.alive = proc.Alive
 	}
+	if s.dropCache == nil {
+		s.dropCache = dropPageCache
+	}
 	s.SetRetention(opts.MaxBytes, opts.MaxAge)
 	s.fsync.Store(opts.Fsync)
 	s.SetSegmentSize(opts.SegmentSize)
@@ -232,6 +256,12 @@ func Open(opts Options) (*Spool, error) {
 		return nil, err
 	}
 	s.seg = seg
+	s.SetCacheBytes(opts.CacheBytes)
+	if s.dropCache != nil {
+		go s.cache()
+	} else {
+		close(s.cacheDone)
+	}
 	go s.run()
 	return s, nil
 }
@@ -357,7 +387,9 @@ func (s *Spool) Close() error {
 	<-s.done
 	if first {
 		close(s.stopRetain)
+		close(s.stopCache)
 	}
+	<-s.cacheDone
 	if s.retaining.Load() {
 		<-s.retainDone
 	}
