@@ -263,8 +263,8 @@ var keys = []Key{
 		Doc:         "Retention: a closed segment whose last write is older than this is removed. 0 keeps everything.",
 		DefaultNote: "(no limit)"},
 	{Name: "spool.cache_bytes", kind: kindSize, Default: "256MiB", Example: "1GiB", Reload: Live,
-		Doc: "Page cache: the newest closed segments stay in the kernel's page cache while they hold at most this many bytes; " +
-			"older closed segments are written back and dropped from it, so that a spool written for months does not fill the " +
+		Doc: "Page cache: a closed segment stays in the kernel's page cache until the closed segments newer than it hold this " +
+			"many bytes; then it is written back and dropped from it, so that a spool written for months does not fill the " +
 			"machine's memory with records read again only by a shipper that fell behind, and new writes do not pay to reclaim " +
 			"that memory. Keep it at least dedup.rebuild_bytes: an upgrade's new process reads that much of the newest " +
 			"segments. The segment being written stays whatever the size. 0 leaves the page cache to the kernel.",

@@ -14,9 +14,9 @@ import (
 // memory is gone: a new page must first be reclaimed from somewhere (on a VM,
 // faulted in by the host), and the copy into it cost 52 % of the server's CPU at
 // 2M reports/s after ~5 GB had been written, against a few percent before. So the
-// spool keeps its newest closed segments cached, up to Options.CacheBytes (what
-// the dedup rebuild of an upgrade and shippers tailing the spool read back), and
-// writes back and drops the pages of older ones. The segment being written is
+// spool keeps a closed segment cached until the closed segments newer than it hold
+// Options.CacheBytes (what the dedup rebuild of an upgrade and shippers tailing
+// the spool read back), then writes it back and drops its pages. The segment being written is
 // never touched.
 
 // closedSegment is a segment the committer has closed, waiting its turn to leave
@@ -57,8 +57,8 @@ func (s *Spool) SetCacheBytes(n int64) {
 func (s *Spool) CacheBytes() int64 { return s.cacheBytes.Load() }
 
 // cache is the page-cache actor: after every rotation (or a new limit) it drops
-// the oldest closed segments while the newer ones hold more than the limit, until
-// Close. A drop waits for the segment's write-back, so it runs here and not on
+// each closed segment that has at least the limit's bytes of closed segments
+// newer than it, oldest first, until Close. A drop waits for the segment's write-back, so it runs here and not on
 // the committer.
 func (s *Spool) cache() {
 	defer close(s.cacheDone)
@@ -85,8 +85,12 @@ func (s *Spool) cache() {
 			kept, keptBytes = kept[:0], 0
 			continue
 		}
+		// A segment goes once the closed segments newer than it hold the limit:
+		// then at least the newest limit bytes (plus the segment being written)
+		// stay cached, which is what an upgrade's dedup rebuild reads when
+		// spool.cache_bytes is at least dedup.rebuild_bytes.
 		n := 0
-		for n < len(kept) && keptBytes > limit {
+		for n < len(kept) && keptBytes-kept[n].size >= limit {
 			select {
 			case <-s.stopCache:
 				return

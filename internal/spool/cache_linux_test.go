@@ -118,7 +118,7 @@ func TestCacheToleratesRemovedSegments(t *testing.T) {
 		d.drop(name)
 		return dropPageCache(name)
 	}})
-	rotations(t, s, 1, 1)
+	rotations(t, s, 1, 2)
 	names, _ := closedSegments(t, s)
 	testutil.Eventually(t, waitTimeout, func() bool { return len(d.list()) == 1 }, "the closed segment dropped")
 	if err := os.Remove(names[0]); err != nil {

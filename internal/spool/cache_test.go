@@ -72,15 +72,18 @@ func TestCacheDropsOldestClosedSegmentsPastTheLimit(t *testing.T) {
 	if len(names) != 10 {
 		t.Fatalf("%d closed segments, want 10", len(names))
 	}
-	// What stays is the longest run of the newest closed segments within the
-	// limit; the first segment was closed before there was a limit, so it was
-	// never queued.
+	// What stays is the shortest run of the newest closed segments that holds
+	// the limit; the first segment was closed before there was a limit, so it
+	// was never queued.
 	keep, kept := len(names), int64(0)
-	for keep > 1 && kept+sizes[keep-1] <= limit {
+	for keep > 1 && kept < limit {
 		keep--
 		kept += sizes[keep]
 	}
 	want := names[1:keep]
+	if len(want) != 5 {
+		t.Fatalf("the test expects 5 of 9 segments dropped, not %d: segment sizes %v", len(want), sizes)
+	}
 	testutil.Eventually(t, waitTimeout, func() bool { return len(d.list()) >= len(want) },
 		"%d segments dropped from the page cache", len(want))
 	s.Close() // the actor has exited: no more drops can come
@@ -96,11 +99,13 @@ func TestCacheZeroLeavesThePageCacheToTheKernel(t *testing.T) {
 	// Segments closed while the limit is 0 are not tracked: a limit set later
 	// drops only what closes after it.
 	s.SetCacheBytes(1)
-	rotations(t, s, 6, 2)
+	rotations(t, s, 6, 3)
 	names, _ := closedSegments(t, s)
 	testutil.Eventually(t, waitTimeout, func() bool { return len(d.list()) >= 2 }, "2 segments dropped")
 	s.Close()
-	if got, want := d.list(), names[len(names)-2:]; !slices.Equal(got, want) {
-		t.Fatalf("dropped %v, want only the two closed after the limit was set: %v", got, want)
+	// Of the three closed after the limit was set, the newest stays: it holds
+	// the limit's byte.
+	if got, want := d.list(), names[len(names)-3:len(names)-1]; !slices.Equal(got, want) {
+		t.Fatalf("dropped %v, want the older two of those closed after the limit was set: %v", got, want)
 	}
 }

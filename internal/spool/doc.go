@@ -66,10 +66,10 @@
 //
 // # The page cache
 //
-// With spool.cache_bytes (Options.CacheBytes), the segments this process closed
-// stay in the kernel's page cache while the newer ones hold at most that many
-// bytes; older ones are written back (sync_file_range, waited for) and dropped
-// from it (posix_fadvise DONTNEED), on a goroutine of their own, never the
+// With spool.cache_bytes (Options.CacheBytes), a segment this process closed
+// stays in the kernel's page cache until the closed segments newer than it hold
+// that many bytes; then it is written back (sync_file_range, waited for) and
+// dropped from it (posix_fadvise DONTNEED), on a goroutine of their own, never the
 // committer (cache.go). What is read back soon stays cached: the dedup rebuild
 // of an upgrade, a shipper tailing the newest segments. Segments of other
 // processes (an upgrade's parent) are left to the kernel.
