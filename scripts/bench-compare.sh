@@ -10,8 +10,8 @@
 # previous commit and this one, to compare before and after in the same series) and
 # the reference, then for each workload alternates runs of the reference and of each
 # hawk (the hawks in reverse order every other run, so that the load drifting does not
-# favour one tree): 1,000 conns x 8 in flight x 256 B with spool.fsync never and always, and
-# 100 x 32 x 128 B; then holds -idle-n idle connections on each; then times each
+# favour one tree): 1,000 conns x 8 in flight x 256 B and 100 x 32 x 128 B, each with
+# spool.fsync never and always; then holds -idle-n idle connections on each; then times each
 # hawk's start. Prints one line per run and the medians: acked/s, the ratio to the
 # reference in the same run, server CPU per report and the load generator's; RSS per
 # idle connection; `hawk -version` wall time
@@ -228,6 +228,7 @@ if [ "$thru" = 1 ]; then
   series "1000x8x256-fsync-never" never 1000 8 256
   series "1000x8x256-fsync-always" always 1000 8 256
   series "100x32x128-fsync-never" never 100 32 128
+  series "100x32x128-fsync-always" always 100 32 128
 fi
 
 if [ "$idle" = 1 ]; then
