@@ -147,6 +147,41 @@ func FuzzBatchAdd(f *testing.F) {
 	})
 }
 
+// TestBatchStamp holds the receive time's text, whose seconds Batch keeps from
+// one report to the next, to appendStamp's (time.RFC3339Nano), through fractions
+// with and without trailing zeros, second and year boundaries, other zones and
+// years RFC 3339 has no room for.
+func TestBatchStamp(t *testing.T) {
+	t0 := time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC)
+	times := []time.Time{t0, t0.Add(1), t0.Add(100 * time.Millisecond), t0.Add(999999999), t0.Add(time.Second),
+		t0.Add(time.Second + 120*time.Microsecond), t0.In(time.FixedZone("x", -5*3600)).Add(7),
+		time.Unix(0, 0), time.Date(0, 1, 1, 0, 0, 0, 5, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 50, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 500, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Now()}
+	var b Batch
+	for _, at := range times {
+		b.formatStamp(at)
+		if want := appendStamp(nil, at); !bytes.Equal(b.stamp, want) {
+			t.Errorf("%v: %s, want %s", at, b.stamp, want)
+		}
+	}
+}
+
+func FuzzBatchStamp(f *testing.F) {
+	f.Add(int64(1764000000), uint32(0), uint32(1))
+	f.Add(int64(-62135596800), uint32(999999999), uint32(1000))
+	f.Fuzz(func(t *testing.T, sec int64, ns, step uint32) {
+		var b Batch
+		at := time.Unix(sec, int64(ns%1e9))
+		for range 3 {
+			b.formatStamp(at)
+			if want := appendStamp(nil, at); !bytes.Equal(b.stamp, want) {
+				t.Fatalf("%v: %s, want %s", at, b.stamp, want)
+			}
+			at = at.Add(time.Duration(step))
+		}
+	})
+}
+
 func TestIncrement(t *testing.T) {
 	for _, n := range []uint64{0, 1, 8, 10, 98, 1234567, 1999, math.MaxUint64 - 1} {
 		d := strconv.AppendUint(nil, n, 10)
@@ -212,4 +247,26 @@ func BenchmarkBatchAdd(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkStamp is the receive time's text per read: Batch's (the seconds kept)
+// beside appendStamp's (time.Time.AppendFormat).
+func BenchmarkStamp(b *testing.B) {
+	at := time.Now()
+	b.Run("batch", func(b *testing.B) {
+		var bt Batch
+		b.ReportAllocs()
+		for b.Loop() {
+			at = at.Add(37 * time.Microsecond)
+			bt.formatStamp(at)
+		}
+	})
+	b.Run("appendStamp", func(b *testing.B) {
+		buf := make([]byte, 0, 64)
+		b.ReportAllocs()
+		for b.Loop() {
+			at = at.Add(37 * time.Microsecond)
+			buf = appendStamp(buf[:0], at)
+		}
+	})
 }
