@@ -42,16 +42,27 @@ func appendStamp(dst []byte, t time.Time) []byte {
 // to dst and returns it, with r.Received already formatted by appendStamp. It does
 // not allocate when dst has room for the line.
 //
-// The payload is embedded as a JSON value when it is valid JSON (json.Valid), valid
-// UTF-8 and nested no deeper than MaxPayloadDepth, and otherwise written as
-// "payload_b64". Valid JSON that is not valid UTF-8 goes to payload_b64 too: a JSON
-// reader would replace the bad bytes with U+FFFD, and the record would silently not
-// hold what the agent sent.
+// A line is appendHead, the seq, appendMiddle and appendPayload in turn: Batch keeps
+// the head and middle of its last line, which the reports of one read share, and
+// appends only the seq and the payload per report.
 func appendRecord(dst []byte, r *Record, stamp []byte) []byte {
-	dst = append(dst, clientIDKey...)
-	dst = appendString(dst, r.ClientID)
-	dst = append(dst, seqKey...)
+	dst = appendHead(dst, r.ClientID)
 	dst = strconv.AppendUint(dst, r.Seq, 10)
+	dst = appendMiddle(dst, r, stamp)
+	return appendPayload(dst, r.Payload)
+}
+
+// appendHead appends what a line holds before its seq's digits.
+func appendHead(dst []byte, clientID string) []byte {
+	dst = append(dst, clientIDKey...)
+	dst = appendString(dst, clientID)
+	return append(dst, seqKey...)
+}
+
+// appendMiddle appends what a line holds between its seq's digits and its
+// payload: from conn_id to the receive time's text (stamp), its closing quote left
+// to appendPayload. It reads neither r.Seq nor r.Payload.
+func appendMiddle(dst []byte, r *Record, stamp []byte) []byte {
 	dst = append(dst, `,"conn_id":`...)
 	dst = strconv.AppendUint(dst, r.ConnID, 10)
 	if r.Listener != "" || r.Format != "" {
@@ -66,17 +77,27 @@ func appendRecord(dst []byte, r *Record, stamp []byte) []byte {
 		dst = append(dst, '"')
 	}
 	dst = append(dst, `,"received":"`...)
-	dst = append(dst, stamp...)
-	if ok, lineBreak := scanJSON(r.Payload); ok {
+	return append(dst, stamp...)
+}
+
+// appendPayload appends the end of a line: the payload and the line's end.
+//
+// The payload is embedded as a JSON value when it is valid JSON (json.Valid), valid
+// UTF-8 and nested no deeper than MaxPayloadDepth, and otherwise written as
+// "payload_b64". Valid JSON that is not valid UTF-8 goes to payload_b64 too: a JSON
+// reader would replace the bad bytes with U+FFFD, and the record would silently not
+// hold what the agent sent.
+func appendPayload(dst, p []byte) []byte {
+	if ok, lineBreak := scanJSON(p); ok {
 		dst = append(dst, `","payload":`...)
 		if lineBreak {
-			dst = appendCompact(dst, r.Payload)
+			dst = appendCompact(dst, p)
 		} else {
-			dst = append(dst, r.Payload...)
+			dst = append(dst, p...)
 		}
 	} else {
 		dst = append(dst, `","payload_b64":"`...)
-		dst = base64.StdEncoding.AppendEncode(dst, r.Payload)
+		dst = base64.StdEncoding.AppendEncode(dst, p)
 		dst = append(dst, '"')
 	}
 	return append(dst, '}', '\n')
