@@ -3,10 +3,12 @@ package dedup
 import (
 	"bytes"
 	"context"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -210,4 +212,47 @@ func FuzzReadSnapshot(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkSnapshot is the passing of n clients' windows, each with 1,000 seqs
+// durable: the old process's write, and the new one's read and apply.
+func BenchmarkSnapshot(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		tb, _ := New(Options{})
+		tb.SetReady()
+		seqs := make([]uint64, 1000)
+		for i := range n {
+			c := tb.Attach("client-" + strconv.Itoa(i))
+			for s := range seqs {
+				seqs[s] = uint64(s)
+				c.Check(uint64(s), nil)
+			}
+			c.Committed(seqs, nil)
+			tb.Detach(c)
+		}
+		var buf bytes.Buffer
+		if _, err := tb.WriteSnapshot(&buf, testMark); err != nil {
+			b.Fatal(err)
+		}
+		data := buf.Bytes()
+		b.Run("write/clients="+strconv.Itoa(n), func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, err := tb.WriteSnapshot(io.Discard, testMark); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("read+apply/clients="+strconv.Itoa(n), func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				s, err := ReadSnapshot(bytes.NewReader(data))
+				if err != nil {
+					b.Fatal(err)
+				}
+				to, _ := New(Options{})
+				to.ApplySnapshot(s)
+			}
+		})
+	}
 }
