@@ -79,9 +79,11 @@ func (d *Daemon) startDedup(cfg *config.Config, began time.Time) {
 			log.Info("dedup ready", zap.Duration("since_start", time.Since(began)))
 			return
 		}
+		following := time.Now()
 		fs, err := d.dedup.Follow(ctx, cfg.Spool.Dir, parent, segs, followInterval, alive, func() {
 			d.dedup.SetReady()
-			log.Info("dedup ready", zap.Duration("since_start", time.Since(began)), zap.Int("following_pid", parent))
+			log.Info("dedup ready", zap.Duration("since_start", time.Since(began)), zap.Int("following_pid", parent),
+				zap.Duration("first_pass", time.Since(following)))
 		})
 		if err != nil {
 			log.Error("following the previous process's spool failed", zap.Int("parent_pid", parent), zap.Error(err))
