@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"errors"
 	"os"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/sys/unix"
@@ -151,5 +153,29 @@ func TestDedupNotReceived(t *testing.T) {
 	}
 	if d.dedup.Len() != 0 {
 		t.Fatalf("%d clients in the table after nothing was received", d.dedup.Len())
+	}
+}
+
+// An inherited descriptor comes blocking; pollable's copy honours a read deadline,
+// so a parent that never writes nor closes delays the new process's windows by
+// dedupTableTimeout at most.
+func TestPollableHonoursADeadline(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	pr.Fd() // as exec passes it: blocking
+	f, err := pollable(pr)
+	pr.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
+		t.Fatalf("no deadline on the copy: %v", err)
+	}
+	if _, err := f.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read from a silent pipe: %v, want the deadline", err)
 	}
 }
