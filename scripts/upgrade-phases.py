@@ -9,7 +9,8 @@ and new processes of every upgrade write to it). Each bucket is given to the
 phase of the upgrade that holds its middle:
 
   start    SIGHUP (upgrade requested) to the new process listening
-  rebuild  listening to the new process's "dedup ready" (its spool rebuild)
+  rebuild  listening to the new process's "dedup ready" (the old process's dedup
+           windows received, or its spool rebuild when they were not)
   wait     dedup ready to the handoff's start (the old process's "handoff
            finished" less its duration)
   handoff  the handoff (connections stopped, sent in batches, adopted)

@@ -266,7 +266,7 @@ var keys = []Key{
 		Doc: "Page cache: a closed segment stays in the kernel's page cache until the closed segments newer than it hold this " +
 			"many bytes; then it is written back and dropped from it, so that a spool written for months does not fill the " +
 			"machine's memory with records read again only by a shipper that fell behind, and new writes do not pay to reclaim " +
-			"that memory. Keep it at least dedup.rebuild_bytes: an upgrade's new process reads that much of the newest " +
+			"that memory. Keep it at least dedup.rebuild_bytes: a restarted process reads that much of the newest " +
 			"segments. The segment being written stays whatever the size. 0 leaves the page cache to the kernel.",
 		DefaultNote: "(0: left to the kernel)"},
 	{Name: "spool.discard", kind: kindString, Default: DiscardNew, Example: DiscardOld, Reload: RestartOnly,
@@ -332,7 +332,8 @@ var keys = []Key{
 		ReloadNote: " (from the next new client)"},
 	{Name: "dedup.rebuild_bytes", kind: kindSize, Default: "256MiB", Example: "64MiB", Reload: RestartOnly,
 		Doc: "At start, the windows are rebuilt from this many bytes of the newest spool segments; reports wait until " +
-			"it is done. 0 rebuilds nothing."},
+			"it is done. 0 rebuilds nothing. An upgrade's new process receives the old one's windows instead, and " +
+			"rebuilds only when they cannot be passed."},
 	{Name: "dedup.rebuild_before_ready", kind: kindBool, Default: "false", Example: "true", Reload: RestartOnly,
 		Doc: "Rebuild (and, after an upgrade, read the old process's segments once) before declaring the process ready. " +
 			"false: ready at once, and the first reports wait for the rebuild; true: an upgrade's old process keeps " +

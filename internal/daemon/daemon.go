@@ -89,6 +89,9 @@ type Daemon struct {
 	dedup  *dedup.Table
 	// stopDedup stops following the previous process's spool (startDedup).
 	stopDedup func()
+	// dedupDone is closed once the table has all the spool can tell it: the
+	// rebuild done and the previous process followed to its exit (startDedup).
+	dedupDone chan struct{}
 	// stopUploads ends the upload store's upkeep (startUploads); nil without uploads.
 	stopUploads func()
 	out         *handoff.Sender   // connections to a successor

@@ -157,6 +157,8 @@ func start(o Options) (_ *Daemon, err error) {
 		// catches resends across processes; the table still answers them here.
 		d.dedup.SetReady()
 		d.stopDedup = func() {}
+		d.dedupDone = make(chan struct{})
+		close(d.dedupDone)
 	}
 	undo = append(undo, d.stopDedup)
 	uploads, err := d.startUploads(cfg)

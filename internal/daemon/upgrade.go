@@ -115,6 +115,7 @@ func (d *Daemon) startSuccessor() error {
 	movedc := make(chan string, 1)
 	go func() { movedc <- d.warnListenerMoves() }()
 	ho := d.out.Pass(d.upg.PassFile)
+	d.passDedup(d.upg.PassFile)
 	if err := d.reload.PassTicketKeys(d.upg.PassFile); err != nil {
 		d.log.Warn("the new process makes TLS session ticket keys of its own: tickets issued here will not resume there", zap.Error(err))
 	}

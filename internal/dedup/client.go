@@ -246,6 +246,13 @@ func (c *Client) Durable() (has bool, hi uint64, win []uint64) {
 		return false, 0, nil
 	}
 	win = make([]uint64, len(c.durable))
+	c.durableIntoLocked(win)
+	return true, c.hi, win
+}
+
+// durableIntoLocked writes Durable's bits into win (len(c.durable) words, zeroed).
+// Caller holds c.mu and c.has is set.
+func (c *Client) durableIntoLocked(win []uint64) {
 	lim := min(c.t.window, seqsTo(c.hi)) // bits i >= lim are not seqs of the window
 	for k := range win {
 		i := uint64(k) * 64
@@ -256,7 +263,6 @@ func (c *Client) Durable() (has bool, hi uint64, win []uint64) {
 		// reversed.
 		win[k] = bits.Reverse64(c.durableSpan((c.hi-i-63)&(c.t.window-1))) & lowBits(lim-i)
 	}
-	return true, c.hi, win
 }
 
 // durableSpan is the 64 bits of the durable bitmap from slot p on, wrapping at

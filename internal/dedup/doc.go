@@ -63,6 +63,22 @@
 // gate opened: the old process serves everyone meanwhile, no report waits, and SIGHUP
 // to ready grows by the rebuild time (internal/daemon).
 //
+// A process started by an upgrade does not read the spool's tail: its parent passes
+// its own table (WriteSnapshot: every client's durable window, relative to its
+// highest seq, as a handed-over connection carries its own; a few hundred bytes a
+// client) through a pipe, after a Mark of its spool taken between two commits
+// (internal/spool's Mark): every line before the mark had its commit recorded in
+// the parent's table before the table was copied, every line after it the new
+// process reads by following (FollowFrom, then Follow). The new process applies the
+// windows (ApplySnapshot) only once the whole snapshot has arrived and its checksum
+// matched, and falls back to Rebuild when none comes (a parent without it, a
+// JetStream destination, a parent still reading its own parent's spool), or one that
+// is short, damaged, late, of another process, or of a smaller window than its own.
+// What the table then knows is what the parent knew at the mark plus what the
+// follow reads: at least what a rebuild from the spool's tail would know (the
+// parent's table was itself rebuilt and then followed every commit since), without
+// the rebuild's read of RebuildBytes beside the serving parent.
+//
 // A process started by an upgrade also follows (Follow) the segments of its parent,
 // which keeps writing and ACKing on its old connections for up to drain.timeout:
 // it reads their new lines every follow interval (internal/daemon: 2 ms) until the
@@ -72,7 +88,9 @@
 // Residual races (what this package cannot close):
 //
 //   - A resend the new process checks before it has read the parent's line for the
-//     same report is stored again: a duplicate. That happens when the parent writes
+//     same report is stored again: a duplicate. (The gate opens after the first
+//     follow pass whether the windows came from the parent or from the spool, so
+//     passing them leaves this window as it was.) That happens when the parent writes
 //     the report after the resend was checked (the old connection was cut, at
 //     drain.timeout or by the client at its GOAWAY deadline, while the report sat in
 //     the parent's commit), or less than one follow interval before. Only a

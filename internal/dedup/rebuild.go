@@ -37,7 +37,7 @@ func (s RebuildStats) MBPerSecond() float64 {
 //
 // It returns, for Follow, every segment and where its reading stopped (at its
 // size then for those beyond the budget).
-func (t *Table) Rebuild(dir string, maxBytes int64) (RebuildStats, []segmentFile, error) {
+func (t *Table) Rebuild(dir string, maxBytes int64) (RebuildStats, []SegmentFile, error) {
 	began := time.Now()
 	var st RebuildStats
 	segs, err := listSegments(dir)
@@ -101,10 +101,10 @@ type FollowStats struct {
 // in the last pass (the process may have rotated) or listInterval has passed, so a
 // pass costs one read of one file while the process is busy, however many
 // segments the directory holds.
-func (t *Table) Follow(ctx context.Context, dir string, pid int, from []segmentFile, interval time.Duration, alive func(int) bool, first func()) (FollowStats, error) {
+func (t *Table) Follow(ctx context.Context, dir string, pid int, from []SegmentFile, interval time.Duration, alive func(int) bool, first func()) (FollowStats, error) {
 	began := time.Now()
 	r := &reader{t: t}
-	var segs []segmentFile // pid's segments by name; segs[done:] may still grow
+	var segs []SegmentFile // pid's segments by name; segs[done:] may still grow
 	known := map[string]bool{}
 	for _, f := range from {
 		if f.pid == pid {
@@ -112,7 +112,7 @@ func (t *Table) Follow(ctx context.Context, dir string, pid int, from []segmentF
 			known[f.name] = true
 		}
 	}
-	slices.SortFunc(segs, func(a, b segmentFile) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(segs, func(a, b SegmentFile) int { return strings.Compare(a.name, b.name) })
 	done := max(0, len(segs)-1) // the older ones were read to their end by Rebuild
 	var listed time.Time
 	grew := false

@@ -163,7 +163,7 @@ func TestFollowTruncatedSegment(t *testing.T) {
 	tb.SetReady()
 	name := segName(1, 400)
 	writeSeg(t, dir, name, record("a", 1, `1`), record("a", 2, `1`))
-	f := segmentFile{name: name, pid: 400}
+	f := SegmentFile{name: name, pid: 400}
 	r := &reader{t: tb}
 	if err := r.scan(dir, &f); err != nil || r.lines != 2 {
 		t.Fatalf("scan: %d lines, %v", r.lines, err)

@@ -12,9 +12,9 @@ import (
 	"github.com/hawk-agents/hawk/internal/spool"
 )
 
-// segmentFile is one spool segment (internal/spool owns its name) and how far it
-// has been read.
-type segmentFile struct {
+// SegmentFile is one spool segment (internal/spool owns its name) and how far it
+// has been read: what Rebuild and FollowFrom give Follow.
+type SegmentFile struct {
 	name string // without the directory; names sort by start time
 	pid  int
 	off  int64 // the next byte to read, at a line boundary
@@ -22,14 +22,14 @@ type segmentFile struct {
 }
 
 // listSegments returns dir's segments, sorted by name.
-func listSegments(dir string) ([]segmentFile, error) {
+func listSegments(dir string) ([]SegmentFile, error) {
 	segs, err := spool.Segments(dir)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]segmentFile, len(segs))
+	out := make([]SegmentFile, len(segs))
 	for i, s := range segs {
-		out[i] = segmentFile{name: s.Name, pid: s.PID}
+		out[i] = SegmentFile{name: s.Name, pid: s.PID}
 	}
 	return out, nil
 }
@@ -50,7 +50,7 @@ const readChunk = 1 << 20
 // f.off after the last one: a last line without '\n' is not applied (torn, or still
 // being written). A file shorter than f.off was truncated after a failed write:
 // reading continues from its new end.
-func (r *reader) scan(dir string, f *segmentFile) error {
+func (r *reader) scan(dir string, f *SegmentFile) error {
 	fh, err := os.Open(filepath.Join(dir, f.name))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

@@ -40,8 +40,9 @@
 // another. A consumer that must never see a duplicate still deduplicates on that pair.
 //
 // At start, the server reads the newest dedup.rebuild_bytes of these segments to
-// learn what is already stored; a process started by an upgrade also reads its
-// parent's segments as they grow, until the parent exits.
+// learn what is already stored; a process started by an upgrade instead receives
+// its parent's dedup windows, taken after a Mark of the parent's spool, and reads
+// the parent's segments from the mark on as they grow, until the parent exits.
 //
 // Lines are only ever appended. A segment receives no more bytes once a segment with
 // the same pid and a greater name exists, or once that process has exited; until then

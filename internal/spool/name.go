@@ -78,3 +78,7 @@ func Segments(dir string) ([]Segment, error) {
 	}
 	return out, nil // os.ReadDir sorts by name
 }
+
+// SegmentPID returns the pid in a segment's name (without directory); ok is false
+// for a name SegmentName does not make.
+func SegmentPID(name string) (pid int, ok bool) { return parseSegmentName(name) }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -146,6 +147,8 @@ type Spool struct {
 
 	mu      sync.Mutex
 	room    sync.Cond // on mu: the committer took the pending batch, or Close
+	idle    sync.Cond // on mu: the commit was given up while marking > 0 (Mark)
+	marking int
 	pending batch
 	closed  bool
 	// committing: a goroutine (a leader in Submit, or the committer goroutine)
@@ -224,6 +227,7 @@ func Open(opts Options) (*Spool, error) {
 		cacheDone:   make(chan struct{}),
 	}
 	s.room.L = &s.mu
+	s.idle.L = &s.mu
 	if s.maxPending <= 0 {
 		s.maxPending = DefaultMaxPending
 	}
@@ -346,6 +350,7 @@ func (s *Spool) take() batch {
 // must not wait while it writes for everyone else. Caller holds mu.
 func (s *Spool) release() {
 	s.committing = false
+	s.givenUp()
 	if len(s.pending.entries) > 0 || s.closed {
 		s.wake()
 	}
@@ -438,8 +443,41 @@ func (s *Spool) run() {
 		s.commitPending()
 		s.mu.Lock()
 		s.committing = false
+		s.givenUp()
 		s.mu.Unlock()
 	}
+}
+
+// givenUp wakes a Mark waiting for the commit. Caller holds mu and has just
+// cleared committing.
+func (s *Spool) givenUp() {
+	if s.marking > 0 {
+		s.idle.Broadcast()
+	}
+}
+
+// Mark returns the segment this process writes and its size at a point between
+// two commits: every line before size was written and its Waiters called (an
+// ingest.Waiter's Committed, a dedup table's included) before Mark returned; every
+// line after it is written later. ok is false after Close, or while no segment is
+// open (the last one was abandoned after a failed write). It waits for a commit in
+// progress to end (one write, and its fsync in fsync mode "always").
+func (s *Spool) Mark() (name string, size int64, ok bool) {
+	s.mu.Lock()
+	s.marking++
+	for s.committing && !s.closed {
+		s.idle.Wait()
+	}
+	s.marking--
+	if s.closed || s.seg == nil {
+		s.mu.Unlock()
+		return "", 0, false
+	}
+	// No commit in progress, and none starts while mu is held: seg and its size
+	// are the last commit's.
+	name, size = filepath.Base(s.seg.name), s.seg.size
+	s.mu.Unlock()
+	return name, size, true
 }
 
 func (s *Spool) commit(b *batch) {

@@ -185,8 +185,8 @@ func TestSigkillRestartExactlyOnce(t *testing.T) {
 		kills, sum.Acked, len(acked), inSpool, len(keys), dups, torn, answered, sum.Reconnects)
 }
 
-// Upgrades under load: the new process rebuilds and follows the old one's
-// segments while it drains; nothing is stored twice.
+// Upgrades under load: the new process receives the old one's dedup windows and
+// follows its segments while it drains; nothing is stored twice.
 func TestUpgradesExactlyOnce(t *testing.T) {
 	// The GOAWAY path: the lost-ack client stays with the old process, whose late
 	// records only following its spool finds (with a handoff it would move).
@@ -208,8 +208,15 @@ func TestUpgradesExactlyOnce(t *testing.T) {
 		})
 		testutil.Eventually(t, 5*time.Second, func() bool { p := s.pid(); return p != old && alive(p) }, "the PID file to name the new process")
 		pid := s.pid()
+		got := s.waitLog(10*time.Second, func(l logLine) bool {
+			return int(l.num("pid")) == pid && l.str("msg") == "dedup windows received from the previous process"
+		})
+		if got.num("clients") < 200 {
+			t.Fatalf("upgrade %d: the windows of %v clients received, want the load's 200 at least", i+1, got["clients"])
+		}
 		s.waitLog(10*time.Second, func(l logLine) bool { return int(l.num("pid")) == pid && l.str("msg") == "dedup ready" })
-		// Written by the old process after the new one rebuilt: only following finds them.
+		// Written by the old process after the new one received its windows: only
+		// following finds them.
 		la.peer.Write(la.stream())
 		testutil.Eventually(t, 10*time.Second, func() bool {
 			keys, _ := spoolKeys(t, s.spool)
