@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,10 +32,11 @@ const (
 
 type loadConfig struct {
 	addr, idPrefix, token, ackedLog string
-	timeline                        string
+	timeline, cpuProfile            string
 	tlsFlags                        tlsFlags
 	tls                             *tls.Config
 	clients, window, size           int
+	latencyEvery                    int // measure the ACK latency of one report in this many
 	duration, drainTimeout, warmup  time.Duration
 	timelineStep                    time.Duration
 	rate                            float64
@@ -92,6 +94,8 @@ func cmdLoad(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.ackedLog, "acked-log", "", "write to `FILE` one line \"client_id seq\" per acked report (flushed at exit)")
 	fs.StringVar(&cfg.timeline, "timeline", "", "write to `FILE` the ack latencies by the time of their ACK, per -timeline-step: its start (Unix ms), acked, p50, p99, max (µs) and its histogram (scripts/upgrade-phases.py reads it)")
 	fs.DurationVar(&cfg.timelineStep, "timeline-step", 100*time.Millisecond, "the width of a -timeline bucket")
+	fs.IntVar(&cfg.latencyEvery, "latency-every", 8, "measure the ack latency of one report in `N` of each slot's (1: every report; with -timeline every report is measured, whatever N)")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (connecting to the end of the drain) to `FILE`")
 	fs.BoolVar(&cfg.perReportAcks, "per-report-acks", false, "ask for one ACK frame per report instead of range acknowledgements (ACK_RANGE)")
 	fs.BoolVar(&cfg.srcSpread, "src-spread", true, "spread source addresses over 127.0.0.2-201 when the target is IPv4 loopback")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "at the end, how long to wait for reports in flight before giving up on them (they count as errors)")
@@ -106,7 +110,8 @@ issued, the ones in flight are waited for (at most -drain-timeout; a second sign
 stops waiting), the clients are closed and a summary is printed on stdout: sent,
 acked, nacked, resent, errors, connect_errors, reconnects, goaways, dial_failures,
 busy, busy_after_goaway, reconnect_peak_per_s, move_s, acked_per_s, ack latency
-p50/p90/p99/max (µs, from issuing a report to its ACK).
+p50/p90/p99/max (µs, from issuing a report to its ACK; measured on one report in
+-latency-every of each slot's, 8 by default, every report with -timeline).
 
   acked        reports acknowledged (the lines of -acked-log)
   nacked       NACK frames received (retryable ones too; they are retried)
@@ -138,7 +143,7 @@ report failed (errors > 0) or a client never connected
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if fs.NArg() != 0 || cfg.clients < 1 || cfg.window < 1 || cfg.size < 0 || cfg.size > protocol.MaxPayloadLimit || cfg.duration <= 0 || cfg.warmup < 0 || cfg.rate < 0 || cfg.timelineStep < time.Millisecond {
+	if fs.NArg() != 0 || cfg.clients < 1 || cfg.window < 1 || cfg.size < 0 || cfg.size > protocol.MaxPayloadLimit || cfg.duration <= 0 || cfg.warmup < 0 || cfg.rate < 0 || cfg.timelineStep < time.Millisecond || cfg.latencyEvery < 1 {
 		fs.Usage()
 		return 2
 	}
@@ -147,7 +152,25 @@ report failed (errors > 0) or a client never connected
 		fmt.Fprintf(stderr, "client: %v\n", err)
 		return 2
 	}
+	if cfg.timeline != "" {
+		cfg.latencyEvery = 1 // a bucket's count is its ACKs: each must be recorded
+	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "client: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "client: %v\n", err)
+			return 1
+		}
+	}
 	sum, err := runLoad(cfg, stderr)
+	if cfg.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "client: %v\n", err)
 		return 1
@@ -218,11 +241,20 @@ type loadClient struct {
 // its done callback (on the client's reader goroutine) records the outcome and
 // issues the next one with client.Go. No goroutine and no allocation per report:
 // the callback is a method value built once per slot.
+//
+// A slot measures the ACK latency of one report in -latency-every: reading the
+// clock at issue and at ACK and recording into the histogram was a tenth of the
+// generator's own CPU per report. Which report is measured depends only on its
+// place in the slot's sequence, never on its latency, so the sample's quantiles
+// estimate those of every report; slots start at staggered places, so each batch
+// of a client's reports carries some measured ones.
 type slot struct {
-	lc   *loadClient
-	t0   int64       // mono.Now() when the report in flight was issued
-	busy atomic.Bool // a report is in flight; cleared by its done, or when the drain gives up on it
-	done func(seq uint64, err error)
+	lc       *loadClient
+	t0       int64       // mono.Now() when the report in flight was issued, if measured
+	measured bool        // the report in flight is measured
+	skip     int         // reports to issue before the next measured one
+	busy     atomic.Bool // a report is in flight; cleared by its done, or when the drain gives up on it
+	done     func(seq uint64, err error)
 }
 
 // ackBuf buffers one client's acked-log lines; its slots share it.
@@ -442,6 +474,7 @@ func (r *loadRun) startClient(dialCtx context.Context, i int) {
 		s := &lc.slots[j]
 		s.lc = lc
 		s.done = s.finished
+		s.skip = j % r.cfg.latencyEvery
 	}
 	r.cmu.Lock()
 	r.clients[i] = lc
@@ -450,9 +483,8 @@ func (r *loadRun) startClient(dialCtx context.Context, i int) {
 	// Still during dialing (before runLoad drops its reference): active cannot
 	// have reached 0 yet.
 	r.active.Add(int64(len(lc.slots)))
-	now := mono.Now()
 	for j := range lc.slots {
-		r.next(&lc.slots[j], now)
+		r.next(&lc.slots[j])
 	}
 }
 
@@ -464,9 +496,6 @@ func (s *slot) finished(seq uint64, err error) {
 	}
 	lc := s.lc
 	r := lc.r
-	// The monotonic clock alone: time.Now reads the wall clock too, and this runs
-	// for every ACK.
-	now := mono.Now()
 	if err != nil {
 		r.errs.Add(1)
 		r.showError("report from "+lc.id, err)
@@ -477,9 +506,13 @@ func (s *slot) finished(seq uint64, err error) {
 		}
 		// That report was refused; the client works.
 	} else {
-		lc.hist.record(time.Duration(now - s.t0))
-		if r.tl != nil {
-			r.tl.record(now, time.Duration(now-s.t0))
+		if s.measured {
+			// The monotonic clock alone: time.Now reads the wall clock too.
+			now := mono.Now()
+			lc.hist.record(time.Duration(now - s.t0))
+			if r.tl != nil {
+				r.tl.record(now, time.Duration(now-s.t0))
+			}
 		}
 		lc.acked.Add(1)
 		if ab := lc.ab; ab != nil {
@@ -495,12 +528,12 @@ func (s *slot) finished(seq uint64, err error) {
 			}
 		}
 	}
-	r.next(s, now)
+	r.next(s)
 }
 
 // next issues s's next report, hands s to the dispatcher to wait for a rate
 // token, or ends s when the run is stopping. Never blocks.
-func (r *loadRun) next(s *slot, now int64) {
+func (r *loadRun) next(s *slot) {
 	switch {
 	case r.stopping.Load():
 		r.endSlot()
@@ -513,14 +546,16 @@ func (r *loadRun) next(s *slot, now int64) {
 		default:
 		}
 	default:
-		r.issue(s, now)
+		r.issue(s)
 	}
 }
 
 // issue sends s's next report. Go does not block: a slot issues only once its
 // previous report is done, and a client has as many slots as its window.
-func (r *loadRun) issue(s *slot, now int64) {
-	s.t0 = now
+func (r *loadRun) issue(s *slot) {
+	if s.measured = s.measureNext(r.cfg.latencyEvery); s.measured {
+		s.t0 = mono.Now()
+	}
 	s.busy.Store(true)
 	if err := s.lc.c.Go(r.payload, s.done); err != nil {
 		// done will not be called.
@@ -529,6 +564,16 @@ func (r *loadRun) issue(s *slot, now int64) {
 		r.showError("report from "+s.lc.id, err)
 		r.endSlot()
 	}
+}
+
+// measureNext says whether the report s issues now is measured: one in every.
+func (s *slot) measureNext(every int) bool {
+	if s.skip > 0 {
+		s.skip--
+		return false
+	}
+	s.skip = every - 1
+	return true
 }
 
 // endSlot marks one slot (or runLoad's own reference) as ended.
@@ -584,7 +629,7 @@ func (r *loadRun) dispatch(stop, quit <-chan struct{}) {
 		case <-stop:
 			r.endSlot()
 		default:
-			r.issue(s, mono.Now())
+			r.issue(s)
 		}
 	}
 }
