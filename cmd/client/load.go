@@ -207,6 +207,7 @@ type loadRun struct {
 	waitKick chan struct{} // cap 1: waitq is not empty
 
 	stopping      atomic.Bool // no new reports
+	gaveUp        atomic.Bool // the drain ended with reports in flight: their outcomes are ignored
 	interrupted   atomic.Bool // stopped by a signal, not by -d
 	errs          atomic.Uint64
 	connectErrs   atomic.Uint64
@@ -233,7 +234,6 @@ type loadClient struct {
 	id    string
 	hist  *histogram
 	ab    *ackBuf // nil without -acked-log
-	acked atomic.Uint64
 	slots []slot
 }
 
@@ -250,11 +250,15 @@ type loadClient struct {
 // of a client's reports carries some measured ones.
 type slot struct {
 	lc       *loadClient
-	t0       int64       // mono.Now() when the report in flight was issued, if measured
-	measured bool        // the report in flight is measured
-	skip     int         // reports to issue before the next measured one
-	busy     atomic.Bool // a report is in flight; cleared by its done, or when the drain gives up on it
-	done     func(seq uint64, err error)
+	t0       int64 // mono.Now() when the report in flight was issued, if measured
+	measured bool  // the report in flight is measured
+	skip     int   // reports to issue before the next measured one
+	// Plain counters, no atomic operation per report: a slot's issue and its
+	// done never run at once (each issue follows the previous report's done), and
+	// they are read only once Close has returned. issued-handled is what the drain
+	// gave up on.
+	issued, handled, acked uint64
+	done                   func(seq uint64, err error)
 }
 
 // ackBuf buffers one client's acked-log lines; its slots share it.
@@ -265,8 +269,8 @@ type ackBuf struct {
 
 const ackBufFlush = 16 << 10
 
-// errGaveUp is the error counted for a report still unacked when the drain ends.
-var errGaveUp = errors.New("no ACK before the drain ended: giving up on it")
+// errGaveUp is the error counted for the reports still unacked when the drain ends.
+var errGaveUp = errors.New("no ACK before the drain ended: giving up on them")
 
 func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	stderr = &lockedWriter{w: stderr}
@@ -407,9 +411,14 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	}
 	// Close returns once every done callback has run: the counts are final after it.
 	closers.Wait()
+	var gaveUp uint64
 	for _, lc := range r.clients {
 		if lc != nil {
-			sum.Acked += lc.acked.Load()
+			for j := range lc.slots {
+				s := &lc.slots[j]
+				sum.Acked += s.acked
+				gaveUp += s.issued - s.handled
+			}
 			if lc.ab != nil {
 				r.flushAcks(lc.ab, true) // this client's last lines
 			}
@@ -431,6 +440,10 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	}
 	sum.Clients, sum.Window, sum.Size = cfg.clients, cfg.window, cfg.size
 	sum.ElapsedS = elapsed.Seconds()
+	if gaveUp > 0 {
+		r.errs.Add(gaveUp)
+		r.showError(fmt.Sprintf("%d reports", gaveUp), errGaveUp)
+	}
 	sum.Errors = r.errs.Load()
 	sum.ConnectErrors = r.connectErrs.Load()
 	sum.AckedPerS = float64(sum.Acked) / elapsed.Seconds()
@@ -491,11 +504,12 @@ func (r *loadRun) startClient(dialCtx context.Context, i int) {
 // finished is a slot's done callback, called by the client's reader goroutine:
 // it records the outcome and issues the slot's next report.
 func (s *slot) finished(seq uint64, err error) {
-	if !s.busy.CompareAndSwap(true, false) {
-		return // the drain gave up on this report and counted it as an error
-	}
 	lc := s.lc
 	r := lc.r
+	if r.gaveUp.Load() {
+		return // the drain gave up on this report: it counts as an error
+	}
+	s.handled++
 	if err != nil {
 		r.errs.Add(1)
 		r.showError("report from "+lc.id, err)
@@ -514,7 +528,7 @@ func (s *slot) finished(seq uint64, err error) {
 				r.tl.record(now, time.Duration(now-s.t0))
 			}
 		}
-		lc.acked.Add(1)
+		s.acked++
 		if ab := lc.ab; ab != nil {
 			ab.mu.Lock()
 			ab.buf = append(ab.buf, lc.id...)
@@ -556,10 +570,9 @@ func (r *loadRun) issue(s *slot) {
 	if s.measured = s.measureNext(r.cfg.latencyEvery); s.measured {
 		s.t0 = mono.Now()
 	}
-	s.busy.Store(true)
+	s.issued++
 	if err := s.lc.c.Go(r.payload, s.done); err != nil {
-		// done will not be called.
-		s.busy.Store(false)
+		s.issued-- // done will not be called
 		r.errs.Add(1)
 		r.showError("report from "+s.lc.id, err)
 		r.endSlot()
@@ -583,22 +596,10 @@ func (r *loadRun) endSlot() {
 	}
 }
 
-// giveUp counts every report still in flight as an error; their done callbacks,
-// if they ever come, are ignored.
+// giveUp makes the done callbacks of the reports still in flight, if they ever
+// come, ignored: the summary counts those reports as errors.
 func (r *loadRun) giveUp() {
-	r.cmu.Lock()
-	defer r.cmu.Unlock()
-	for _, lc := range r.clients {
-		if lc == nil {
-			continue
-		}
-		for j := range lc.slots {
-			if lc.slots[j].busy.CompareAndSwap(true, false) {
-				r.errs.Add(1)
-				r.showError("report from "+lc.id, errGaveUp)
-			}
-		}
-	}
+	r.gaveUp.Store(true)
 }
 
 // dispatch serves the slots waiting for a rate token, in arrival order, until
@@ -701,7 +702,7 @@ func (r *loadRun) progress(start time.Time, stop <-chan struct{}) {
 					inflight += st.InFlight
 					reconnects += st.Reconnects
 					goaways += st.Goaways
-					acked += lc.acked.Load()
+					acked += st.Acked
 				}
 			}
 			r.cmu.Unlock()
