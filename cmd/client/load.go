@@ -110,8 +110,9 @@ issued, the ones in flight are waited for (at most -drain-timeout; a second sign
 stops waiting), the clients are closed and a summary is printed on stdout: sent,
 acked, nacked, resent, errors, connect_errors, reconnects, goaways, dial_failures,
 busy, busy_after_goaway, reconnect_peak_per_s, move_s, acked_per_s, ack latency
-p50/p90/p99/max (µs, from issuing a report to its ACK; measured on one report in
--latency-every of each slot's, 8 by default, every report with -timeline).
+p50/p90/p99/max (µs, from issuing a report to its ACK; of one report in
+-latency-every of each slot's, 8 by default: the max is theirs; every report with
+-timeline).
 
   acked        reports acknowledged (the lines of -acked-log)
   nacked       NACK frames received (retryable ones too; they are retried)
