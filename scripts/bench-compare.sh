@@ -390,7 +390,8 @@ if [ "$upload" = 1 ]; then
     for l in "${order[@]}"; do
       d="$W/ul-$l"; port=$(free_port)
       start_upgradable "$l" "$d" "$port"
-      load=("$W/hawkc" load -addr "127.0.0.1:$port" -c 1000 -w 8 -s 64 -rate "$rate" -d 10s -json)
+      # Every report measured in both runs, as -timeline does: the p99s compare like for like.
+      load=("$W/hawkc" load -addr "127.0.0.1:$port" -c 1000 -w 8 -s 64 -rate "$rate" -d 10s -latency-every 1 -json)
       steady=$("${load[@]}" 2>/dev/null | tail -1 || true)
       "${load[@]}" -timeline "$d/up.tl" > "$d/up.json" 2>/dev/null & lpid=$!; pids+=("$lpid")
       t0=$(date +%s.%N); late=""

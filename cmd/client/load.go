@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,10 +32,11 @@ const (
 
 type loadConfig struct {
 	addr, idPrefix, token, ackedLog string
-	timeline                        string
+	timeline, cpuProfile            string
 	tlsFlags                        tlsFlags
 	tls                             *tls.Config
 	clients, window, size           int
+	latencyEvery                    int // measure the ACK latency of one report in this many
 	duration, drainTimeout, warmup  time.Duration
 	timelineStep                    time.Duration
 	rate                            float64
@@ -92,6 +94,8 @@ func cmdLoad(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.ackedLog, "acked-log", "", "write to `FILE` one line \"client_id seq\" per acked report (flushed at exit)")
 	fs.StringVar(&cfg.timeline, "timeline", "", "write to `FILE` the ack latencies by the time of their ACK, per -timeline-step: its start (Unix ms), acked, p50, p99, max (µs) and its histogram (scripts/upgrade-phases.py reads it)")
 	fs.DurationVar(&cfg.timelineStep, "timeline-step", 100*time.Millisecond, "the width of a -timeline bucket")
+	fs.IntVar(&cfg.latencyEvery, "latency-every", 8, "measure the ack latency of one report in `N` of each slot's (1: every report; with -timeline every report is measured, whatever N)")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (connecting to the end of the drain) to `FILE`")
 	fs.BoolVar(&cfg.perReportAcks, "per-report-acks", false, "ask for one ACK frame per report instead of range acknowledgements (ACK_RANGE)")
 	fs.BoolVar(&cfg.srcSpread, "src-spread", true, "spread source addresses over 127.0.0.2-201 when the target is IPv4 loopback")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "at the end, how long to wait for reports in flight before giving up on them (they count as errors)")
@@ -106,7 +110,9 @@ issued, the ones in flight are waited for (at most -drain-timeout; a second sign
 stops waiting), the clients are closed and a summary is printed on stdout: sent,
 acked, nacked, resent, errors, connect_errors, reconnects, goaways, dial_failures,
 busy, busy_after_goaway, reconnect_peak_per_s, move_s, acked_per_s, ack latency
-p50/p90/p99/max (µs, from issuing a report to its ACK).
+p50/p90/p99/max (µs, from issuing a report to its ACK; of one report in
+-latency-every of each slot's, 8 by default: the max is theirs; every report with
+-timeline).
 
   acked        reports acknowledged (the lines of -acked-log)
   nacked       NACK frames received (retryable ones too; they are retried)
@@ -138,7 +144,7 @@ report failed (errors > 0) or a client never connected
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if fs.NArg() != 0 || cfg.clients < 1 || cfg.window < 1 || cfg.size < 0 || cfg.size > protocol.MaxPayloadLimit || cfg.duration <= 0 || cfg.warmup < 0 || cfg.rate < 0 || cfg.timelineStep < time.Millisecond {
+	if fs.NArg() != 0 || cfg.clients < 1 || cfg.window < 1 || cfg.size < 0 || cfg.size > protocol.MaxPayloadLimit || cfg.duration <= 0 || cfg.warmup < 0 || cfg.rate < 0 || cfg.timelineStep < time.Millisecond || cfg.latencyEvery < 1 {
 		fs.Usage()
 		return 2
 	}
@@ -147,7 +153,25 @@ report failed (errors > 0) or a client never connected
 		fmt.Fprintf(stderr, "client: %v\n", err)
 		return 2
 	}
+	if cfg.timeline != "" {
+		cfg.latencyEvery = 1 // a bucket's count is its ACKs: each must be recorded
+	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "client: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "client: %v\n", err)
+			return 1
+		}
+	}
 	sum, err := runLoad(cfg, stderr)
+	if cfg.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "client: %v\n", err)
 		return 1
@@ -184,6 +208,7 @@ type loadRun struct {
 	waitKick chan struct{} // cap 1: waitq is not empty
 
 	stopping      atomic.Bool // no new reports
+	gaveUp        atomic.Bool // the drain ended with reports in flight: their outcomes are ignored
 	interrupted   atomic.Bool // stopped by a signal, not by -d
 	errs          atomic.Uint64
 	connectErrs   atomic.Uint64
@@ -210,7 +235,6 @@ type loadClient struct {
 	id    string
 	hist  *histogram
 	ab    *ackBuf // nil without -acked-log
-	acked atomic.Uint64
 	slots []slot
 }
 
@@ -218,11 +242,24 @@ type loadClient struct {
 // its done callback (on the client's reader goroutine) records the outcome and
 // issues the next one with client.Go. No goroutine and no allocation per report:
 // the callback is a method value built once per slot.
+//
+// A slot measures the ACK latency of one report in -latency-every: reading the
+// clock at issue and at ACK and recording into the histogram was a tenth of the
+// generator's own CPU per report. Which report is measured depends only on its
+// place in the slot's sequence, never on its latency, so the sample's quantiles
+// estimate those of every report; slots start at staggered places, so each batch
+// of a client's reports carries some measured ones.
 type slot struct {
-	lc   *loadClient
-	t0   int64       // mono.Now() when the report in flight was issued
-	busy atomic.Bool // a report is in flight; cleared by its done, or when the drain gives up on it
-	done func(seq uint64, err error)
+	lc       *loadClient
+	t0       int64 // mono.Now() when the report in flight was issued, if measured
+	measured bool  // the report in flight is measured
+	skip     int   // reports to issue before the next measured one
+	// Plain counters, no atomic operation per report: a slot's issue and its
+	// done never run at once (each issue follows the previous report's done), and
+	// they are read only once Close has returned. issued-handled is what the drain
+	// gave up on.
+	issued, handled, acked uint64
+	done                   func(seq uint64, err error)
 }
 
 // ackBuf buffers one client's acked-log lines; its slots share it.
@@ -233,8 +270,8 @@ type ackBuf struct {
 
 const ackBufFlush = 16 << 10
 
-// errGaveUp is the error counted for a report still unacked when the drain ends.
-var errGaveUp = errors.New("no ACK before the drain ended: giving up on it")
+// errGaveUp is the error counted for the reports still unacked when the drain ends.
+var errGaveUp = errors.New("no ACK before the drain ended: giving up on them")
 
 func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	stderr = &lockedWriter{w: stderr}
@@ -375,9 +412,14 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	}
 	// Close returns once every done callback has run: the counts are final after it.
 	closers.Wait()
+	var gaveUp uint64
 	for _, lc := range r.clients {
 		if lc != nil {
-			sum.Acked += lc.acked.Load()
+			for j := range lc.slots {
+				s := &lc.slots[j]
+				sum.Acked += s.acked
+				gaveUp += s.issued - s.handled
+			}
 			if lc.ab != nil {
 				r.flushAcks(lc.ab, true) // this client's last lines
 			}
@@ -399,6 +441,10 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	}
 	sum.Clients, sum.Window, sum.Size = cfg.clients, cfg.window, cfg.size
 	sum.ElapsedS = elapsed.Seconds()
+	if gaveUp > 0 {
+		r.errs.Add(gaveUp)
+		r.showError(fmt.Sprintf("%d reports", gaveUp), errGaveUp)
+	}
 	sum.Errors = r.errs.Load()
 	sum.ConnectErrors = r.connectErrs.Load()
 	sum.AckedPerS = float64(sum.Acked) / elapsed.Seconds()
@@ -442,6 +488,7 @@ func (r *loadRun) startClient(dialCtx context.Context, i int) {
 		s := &lc.slots[j]
 		s.lc = lc
 		s.done = s.finished
+		s.skip = j % r.cfg.latencyEvery
 	}
 	r.cmu.Lock()
 	r.clients[i] = lc
@@ -450,23 +497,20 @@ func (r *loadRun) startClient(dialCtx context.Context, i int) {
 	// Still during dialing (before runLoad drops its reference): active cannot
 	// have reached 0 yet.
 	r.active.Add(int64(len(lc.slots)))
-	now := mono.Now()
 	for j := range lc.slots {
-		r.next(&lc.slots[j], now)
+		r.next(&lc.slots[j])
 	}
 }
 
 // finished is a slot's done callback, called by the client's reader goroutine:
 // it records the outcome and issues the slot's next report.
 func (s *slot) finished(seq uint64, err error) {
-	if !s.busy.CompareAndSwap(true, false) {
-		return // the drain gave up on this report and counted it as an error
-	}
 	lc := s.lc
 	r := lc.r
-	// The monotonic clock alone: time.Now reads the wall clock too, and this runs
-	// for every ACK.
-	now := mono.Now()
+	if r.gaveUp.Load() {
+		return // the drain gave up on this report: it counts as an error
+	}
+	s.handled++
 	if err != nil {
 		r.errs.Add(1)
 		r.showError("report from "+lc.id, err)
@@ -477,11 +521,15 @@ func (s *slot) finished(seq uint64, err error) {
 		}
 		// That report was refused; the client works.
 	} else {
-		lc.hist.record(time.Duration(now - s.t0))
-		if r.tl != nil {
-			r.tl.record(now, time.Duration(now-s.t0))
+		if s.measured {
+			// The monotonic clock alone: time.Now reads the wall clock too.
+			now := mono.Now()
+			lc.hist.record(time.Duration(now - s.t0))
+			if r.tl != nil {
+				r.tl.record(now, time.Duration(now-s.t0))
+			}
 		}
-		lc.acked.Add(1)
+		s.acked++
 		if ab := lc.ab; ab != nil {
 			ab.mu.Lock()
 			ab.buf = append(ab.buf, lc.id...)
@@ -495,12 +543,12 @@ func (s *slot) finished(seq uint64, err error) {
 			}
 		}
 	}
-	r.next(s, now)
+	r.next(s)
 }
 
 // next issues s's next report, hands s to the dispatcher to wait for a rate
 // token, or ends s when the run is stopping. Never blocks.
-func (r *loadRun) next(s *slot, now int64) {
+func (r *loadRun) next(s *slot) {
 	switch {
 	case r.stopping.Load():
 		r.endSlot()
@@ -513,22 +561,33 @@ func (r *loadRun) next(s *slot, now int64) {
 		default:
 		}
 	default:
-		r.issue(s, now)
+		r.issue(s)
 	}
 }
 
 // issue sends s's next report. Go does not block: a slot issues only once its
 // previous report is done, and a client has as many slots as its window.
-func (r *loadRun) issue(s *slot, now int64) {
-	s.t0 = now
-	s.busy.Store(true)
+func (r *loadRun) issue(s *slot) {
+	if s.measured = s.measureNext(r.cfg.latencyEvery); s.measured {
+		s.t0 = mono.Now()
+	}
+	s.issued++
 	if err := s.lc.c.Go(r.payload, s.done); err != nil {
-		// done will not be called.
-		s.busy.Store(false)
+		s.issued-- // done will not be called
 		r.errs.Add(1)
 		r.showError("report from "+s.lc.id, err)
 		r.endSlot()
 	}
+}
+
+// measureNext says whether the report s issues now is measured: one in every.
+func (s *slot) measureNext(every int) bool {
+	if s.skip > 0 {
+		s.skip--
+		return false
+	}
+	s.skip = every - 1
+	return true
 }
 
 // endSlot marks one slot (or runLoad's own reference) as ended.
@@ -538,22 +597,10 @@ func (r *loadRun) endSlot() {
 	}
 }
 
-// giveUp counts every report still in flight as an error; their done callbacks,
-// if they ever come, are ignored.
+// giveUp makes the done callbacks of the reports still in flight, if they ever
+// come, ignored: the summary counts those reports as errors.
 func (r *loadRun) giveUp() {
-	r.cmu.Lock()
-	defer r.cmu.Unlock()
-	for _, lc := range r.clients {
-		if lc == nil {
-			continue
-		}
-		for j := range lc.slots {
-			if lc.slots[j].busy.CompareAndSwap(true, false) {
-				r.errs.Add(1)
-				r.showError("report from "+lc.id, errGaveUp)
-			}
-		}
-	}
+	r.gaveUp.Store(true)
 }
 
 // dispatch serves the slots waiting for a rate token, in arrival order, until
@@ -584,7 +631,7 @@ func (r *loadRun) dispatch(stop, quit <-chan struct{}) {
 		case <-stop:
 			r.endSlot()
 		default:
-			r.issue(s, mono.Now())
+			r.issue(s)
 		}
 	}
 }
@@ -656,7 +703,7 @@ func (r *loadRun) progress(start time.Time, stop <-chan struct{}) {
 					inflight += st.InFlight
 					reconnects += st.Reconnects
 					goaways += st.Goaways
-					acked += lc.acked.Load()
+					acked += st.Acked
 				}
 			}
 			r.cmu.Unlock()

@@ -502,3 +502,54 @@ func TestLoadTimeline(t *testing.T) {
 		t.Fatalf("timeline holds %d ACKs in %d buckets, the run acked %d", acked, rows, sum.Acked)
 	}
 }
+
+// A slot measures one report in every, at staggered places: over k*every reports
+// each slot measures exactly k, every-th apart.
+func TestSlotMeasuresOneInEvery(t *testing.T) {
+	for _, every := range []int{1, 3, 8} {
+		for j := range 2 * every {
+			s := slot{skip: j % every}
+			var n, last int
+			for i := range 10 * every {
+				if !s.measureNext(every) {
+					continue
+				}
+				if n > 0 && i-last != every {
+					t.Fatalf("every %d, slot %d: reports %d and %d measured, %d apart", every, j, last, i, i-last)
+				}
+				if n == 0 && i != j%every {
+					t.Fatalf("every %d, slot %d: first measured report %d, want %d", every, j, i, j%every)
+				}
+				n, last = n+1, i
+			}
+			if n != 10 {
+				t.Fatalf("every %d, slot %d: %d of %d reports measured, want 10", every, j, n, 10*every)
+			}
+		}
+	}
+}
+
+// -cpuprofile writes a CPU profile (gzipped protobuf) of the run.
+func TestLoadCPUProfile(t *testing.T) {
+	srv := startAckServer(t, "")
+	path := filepath.Join(t.TempDir(), "cpu.pprof")
+	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "4", "-w", "4", "-d", "300ms",
+		"-json", "-src-spread=false", "-cpuprofile", path, "-latency-every", "2")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	var sum summary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
+	}
+	if sum.Acked == 0 || sum.LatencyP50US <= 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("%s is not a gzipped profile: %d bytes", path, len(b))
+	}
+}

@@ -27,14 +27,15 @@ func (r *loadRun) steadyWindow(ctx context.Context) window {
 	return w
 }
 
-// ackedNow is the number of reports acked so far over every client.
+// ackedNow is the number of reports acked so far over every client (their Stats:
+// no counter of its own per report).
 func (r *loadRun) ackedNow() uint64 {
 	r.cmu.Lock()
 	defer r.cmu.Unlock()
 	var n uint64
 	for _, lc := range r.clients {
 		if lc != nil {
-			n += lc.acked.Load()
+			n += lc.c.Stats().Acked
 		}
 	}
 	return n
