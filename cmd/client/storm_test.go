@@ -59,7 +59,9 @@ func startBusyServer(t *testing.T, busy int) string {
 // dials again, and counts the refusal.
 func TestLoadWaitsOutBusy(t *testing.T) {
 	addr := startBusyServer(t, 2)
-	code, out, errOut := runCmd("load", "-addr", addr, "-c", "3", "-w", "1", "-d", "300ms", "-json", "-src-spread=false")
+	// Connecting, refusals and their retries included, must fit in -d: 2 s leaves a
+	// loaded machine room where 300 ms did not.
+	code, out, errOut := runCmd("load", "-addr", addr, "-c", "3", "-w", "1", "-d", "2s", "-json", "-src-spread=false")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
