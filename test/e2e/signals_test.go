@@ -232,8 +232,9 @@ func TestUnhandledSignalsIgnored(t *testing.T) {
 
 // SIGHUP and SIGTERM back to back with a real new binary: a stop during an upgrade
 // stops the whole service, whichever wins. Either the upgrade was abandoned (the
-// new process killed while starting) or it went through and the stop was handed
-// to the new process; both are logged, nothing of the tree runs at the end, the
+// new process killed while starting), or it went through and the stop was handed
+// to the new process, or the stop came first and the upgrade was refused; each is
+// logged, nothing of the tree runs at the end, the
 // old process exits 0, and everything acked is on disk.
 func TestSighupThenSigtermRace(t *testing.T) {
 	s := startServer(t, bin.serverV1, "-drain.timeout=2s")
@@ -255,15 +256,34 @@ func TestSighupThenSigtermRace(t *testing.T) {
 	}
 	testutil.Eventually(t, 10*time.Second, func() bool { return len(s.processes()) == 0 },
 		"no hawk process after a stop during an upgrade (left: %v)", s.processes())
-	upgraded := len(s.findLogs(byPID(old, "upgrade succeeded: new process is ready; draining this one"))) == 1
-	if upgraded {
+	const (
+		succeeded = "upgrade succeeded: new process is ready; draining this one"
+		abandoned = "upgrade abandoned: a stop signal came while it ran; the new process was stopped and this one is shutting down"
+		refused   = "upgrade refused"
+	)
+	// The two signals reach the process's signal handling in either order (the
+	// runtime delivers them to separate channels): the upgrade went through, was
+	// abandoned when the stop came while it ran, or was refused because the stop
+	// had already begun the drain.
+	verdict := s.waitLog(5*time.Second, func(l logLine) bool {
+		m := l.str("msg")
+		return int(l.num("pid")) == old && (m == succeeded || m == abandoned || m == refused)
+	})
+	upgraded := verdict.str("msg") == succeeded
+	switch verdict.str("msg") {
+	case succeeded:
 		s.waitLog(5*time.Second, byPID(old, "stop signal during an upgrade: handed to the new process, which stops too; this one keeps draining"))
 		exit := s.waitLog(5*time.Second, byPID(old, "exiting"))
 		if exit.str("reason") != "upgrade" {
 			t.Fatalf("a replaced process exited with reason %q, want upgrade", exit.str("reason"))
 		}
-	} else {
-		s.waitLog(5*time.Second, byPID(old, "upgrade abandoned: a stop signal came while it ran; the new process was stopped and this one is shutting down"))
+	case refused:
+		if !strings.Contains(verdict.str("error"), "draining") {
+			t.Fatalf("the upgrade was refused for %q, want: the process is draining", verdict.str("error"))
+		}
+		if exit := s.waitLog(5*time.Second, byPID(old, "exiting")); exit.str("reason") != "shutdown" {
+			t.Fatalf("the process exited with reason %q, want shutdown", exit.str("reason"))
+		}
 	}
 	sum := load.stop()
 	t.Logf("upgrade went through: %v; load: %+v", upgraded, sum)
