@@ -15,9 +15,9 @@ import (
 // faulted in by the host), and the copy into it cost 52 % of the server's CPU at
 // 2M reports/s after ~5 GB had been written, against a few percent before. So the
 // spool keeps a closed segment cached until the closed segments newer than it hold
-// Options.CacheBytes (what the dedup rebuild of an upgrade and shippers tailing
-// the spool read back), then writes it back and drops its pages. The segment being written is
-// never touched.
+// Options.CacheBytes (what a restart's dedup rebuild and shippers tailing the
+// spool read back), then writes it back and drops its pages. The segment being
+// written is never touched.
 
 // closedSegment is a segment the committer has closed, waiting its turn to leave
 // the page cache.
@@ -87,8 +87,9 @@ func (s *Spool) cache() {
 		}
 		// A segment goes once the closed segments newer than it hold the limit:
 		// then at least the newest limit bytes (plus the segment being written)
-		// stay cached, which is what an upgrade's dedup rebuild reads when
-		// spool.cache_bytes is at least dedup.rebuild_bytes.
+		// stay cached, which is what a restart's dedup rebuild (or an upgrade's
+		// that received no windows) reads when spool.cache_bytes is at least
+		// dedup.rebuild_bytes.
 		n := 0
 		for n < len(kept) && keptBytes-kept[n].size >= limit {
 			select {

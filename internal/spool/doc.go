@@ -72,7 +72,7 @@
 // that many bytes; then it is written back (sync_file_range, waited for) and
 // dropped from it (posix_fadvise DONTNEED), on a goroutine of their own, never the
 // committer (cache.go). What is read back soon stays cached: the dedup rebuild
-// of an upgrade, a shipper tailing the newest segments. Segments of other
+// of a restart, a shipper tailing the newest segments. Segments of other
 // processes (an upgrade's parent) are left to the kernel.
 //
 // hawk does not know how far a log shipper (Vector's file source, Filebeat) has
