@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"net/netip"
@@ -105,18 +106,18 @@ func appendPayload(dst, p []byte) []byte {
 
 const hex = "0123456789abcdef"
 
-// plain8 reports whether all 8 bytes of x stand for themselves inside a JSON
-// string (strSafe): none is a control character, '"', '\\' or a byte of a
-// multi-byte UTF-8 sequence. Each test below is the classic exact "has a byte
-// that is zero / less than n" word trick.
-func plain8(x uint64) bool {
+// printable8 reports whether all 8 bytes of x are printable ASCII: none is a
+// control character (< 0x20) or a byte of a multi-byte UTF-8 sequence (>= 0x80).
+// A byte below 0x20 borrows into its own high bit when 0x20 is taken from it; a
+// borrow reaches a higher byte only from a byte that is itself not printable, so
+// the test is exact for the word.
+func printable8(x uint64) bool { return unprintable(x) == 0 }
+
+// unprintable has the high bit of each byte of x that is not printable ASCII set,
+// and maybe of bytes above it (printable8).
+func unprintable(x uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	ctl := (x - ones*0x20) & ^x // a byte < 0x20
-	q := x ^ (ones * '"')
-	quote := (q - ones) & ^q
-	b := x ^ (ones * '\\')
-	backslash := (b - ones) & ^b
-	return (ctl|quote|backslash|x)&highs == 0
+	return ((x - ones*0x20) | x) & highs
 }
 
 // strSafe[c] is true for the ASCII bytes that stand for themselves inside a JSON
@@ -321,16 +322,27 @@ key: // at an object member's name
 func scanString(p []byte, i int) int {
 	i++
 	for i < len(p) {
-		// Skip 8 plain bytes at a time: a payload is mostly string bytes, and a
-		// table lookup per byte was a tenth of the server's CPU.
-		// Then byte by byte up to the next byte that is not plain, so that the
-		// short strings of an object (its keys) do not pay for the word test at
-		// every byte.
-		for i+8 <= len(p) && plain8(binary.LittleEndian.Uint64(p[i:])) {
-			i += 8
-		}
-		for i < len(p) && strSafe[p[i]] {
+		// Byte by byte first: an object's keys and short values end within a few
+		// bytes. A payload is mostly string bytes, though: in a longer string, find
+		// the closing quote and the first backslash with bytes.IndexByte (vector
+		// instructions) and test the bytes before them a word at a time.
+		end := min(i+16, len(p))
+		for i < end && strSafe[p[i]] {
 			i++
+		}
+		if i == end && end < len(p) {
+			q := bytes.IndexByte(p[i:], '"')
+			if q < 0 {
+				return -1
+			}
+			span := p[i : i+q]
+			if b := bytes.IndexByte(span, '\\'); b >= 0 {
+				span = span[:b]
+			}
+			i += plainPrefix(span)
+			for i < len(p) && strSafe[p[i]] {
+				i++
+			}
 		}
 		if i >= len(p) {
 			break
@@ -366,6 +378,23 @@ func scanString(p []byte, i int) int {
 		i += size
 	}
 	return -1
+}
+
+// plainPrefix is how many whole words at the start of s (which holds no '"' and
+// no '\\') hold only printable ASCII (printable8): two words a test while they do.
+func plainPrefix(s []byte) int {
+	n := 0
+	for ; n+16 <= len(s); n += 16 {
+		if unprintable(binary.LittleEndian.Uint64(s[n:]))|unprintable(binary.LittleEndian.Uint64(s[n+8:])) != 0 {
+			break
+		}
+	}
+	for ; n+8 <= len(s); n += 8 {
+		if !printable8(binary.LittleEndian.Uint64(s[n:])) {
+			break
+		}
+	}
+	return n
 }
 
 func isHex(c byte) bool {

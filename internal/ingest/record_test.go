@@ -241,12 +241,40 @@ func embeddable(p []byte) bool {
 // FuzzScanJSON holds scanJSON to json.Valid (plus UTF-8 validity and the depth
 // bound), and appendCompact to json.Compact. Run with:
 // go test -fuzz FuzzScanJSON ./internal/ingest/
+// longStrings are JSON strings long enough for scanString's word-at-a-time path,
+// each with one byte that is not plain (an escape, a quote, a control character,
+// UTF-8 good and bad) at every position, and the same without their closing quote.
+func longStrings() [][]byte {
+	var out [][]byte
+	for _, n := range []int{16, 17, 31, 40, 70} {
+		for pos := range n {
+			for _, odd := range []string{`\"`, `\\`, `\u00e9`, `\q`, `"`, "\x01", "\x7f", "é", "\xff", "\xe2\x82", "€"} {
+				s := strings.Repeat("x", pos) + odd + strings.Repeat("y", n-pos)
+				out = append(out, []byte(`"`+s+`"`), []byte(`"`+s), []byte(`["`+s+`",1]`))
+			}
+		}
+	}
+	return out
+}
+
+// TestScanJSONLongStrings holds scanJSON to json.Valid on longStrings.
+func TestScanJSONLongStrings(t *testing.T) {
+	for _, p := range longStrings() {
+		if ok, _ := scanJSON(p); ok != embeddable(p) {
+			t.Fatalf("scanJSON(%q) = %v, json.Valid && utf8.Valid = %v", p, ok, !ok)
+		}
+	}
+}
+
 func FuzzScanJSON(f *testing.F) {
 	for _, s := range []string{
 		`{"a":[1,2.5e-3,true,false,null,"x\u00e9\n"]}`, "[\n1 ,\r\n\t2 ]", `"\ud800"`, "\"\xff\"",
 		`{"a":{"b":{"c":[[[]]]}}}`, `-0`, `1E+2`, `{"":""}`, " 0 ", `[01]`, `{"a":}`,
 	} {
 		f.Add([]byte(s))
+	}
+	for _, p := range longStrings() {
+		f.Add(p)
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		ok, lb := scanJSON(p)
@@ -449,22 +477,47 @@ func TestAppendRecordSource(t *testing.T) {
 	}
 }
 
-// TestPlain8 holds the 8-bytes-at-a-time test of scanString to strSafe: every byte
-// value at every position among plain bytes, and pairs of neighbours (a borrow
-// from one byte must not hide or invent another).
-func TestPlain8(t *testing.T) {
+// TestPrintable8 holds the word test of scanString to the bytes it lets through,
+// printable ASCII: every byte value at every position among plain bytes, and pairs
+// of neighbours (a borrow from one byte must not hide or invent another).
+func TestPrintable8(t *testing.T) {
+	printable := func(c int) bool { return c >= 0x20 && c < 0x80 }
 	for pos := range 8 {
 		for c := range 256 {
 			w := []byte("aaaaaaaa")
 			w[pos] = byte(c)
-			if got := plain8(binary.LittleEndian.Uint64(w)); got != strSafe[c] {
-				t.Fatalf("plain8(%q) = %v, strSafe[%#x] = %v", w, got, c, strSafe[c])
+			if got := printable8(binary.LittleEndian.Uint64(w)); got != printable(c) {
+				t.Fatalf("printable8(%q) = %v, want %v", w, got, printable(c))
 			}
 			for d := range 256 {
 				w[(pos+1)%8] = byte(d)
-				if got, want := plain8(binary.LittleEndian.Uint64(w)), strSafe[c] && strSafe[d]; got != want {
-					t.Fatalf("plain8(%q) = %v, want %v", w, got, want)
+				if got, want := printable8(binary.LittleEndian.Uint64(w)), printable(c) && printable(d); got != want {
+					t.Fatalf("printable8(%q) = %v, want %v", w, got, want)
 				}
+			}
+		}
+	}
+}
+
+// TestPlainPrefix: the words before the first byte that is not printable, for
+// every length up to 40 and every position of one such byte.
+func TestPlainPrefix(t *testing.T) {
+	for n := range 41 {
+		s := bytes.Repeat([]byte("a"), n)
+		if got, want := plainPrefix(s), n/8*8; got != want {
+			t.Fatalf("plainPrefix(%d plain bytes) = %d, want %d", n, got, want)
+		}
+		for pos := range n {
+			for _, c := range []byte{0x00, 0x1f, 0x7f, 0x80, 0xff} {
+				s[pos] = c
+				want := pos / 8 * 8
+				if c == 0x7f { // DEL is printable ASCII as far as JSON is concerned
+					want = n / 8 * 8
+				}
+				if got := plainPrefix(s); got != want {
+					t.Fatalf("plainPrefix(%q) = %d, want %d", s, got, want)
+				}
+				s[pos] = 'a'
 			}
 		}
 	}
