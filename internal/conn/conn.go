@@ -90,9 +90,13 @@ type Conn struct {
 	// read side, owned by the reader goroutine
 	rbuf   *[]byte               // nil while idle
 	rlen   int                   // bytes of rbuf holding unparsed input
-	rn     int                   // result of the last raw read
-	rerr   syscall.Errno         // its error, 0 if none
+	rn     int32                 // result of the last raw read; -1: served in readRaw
+	rerr   int32                 // its errno, 0 if none
 	readFn func(fd uintptr) bool // c.readRaw, bound once so waiting allocates nothing
+	// born is mono.Now() when the reader goroutine serving the active connection's
+	// plaintext reads started, 0 while none does (a handshake, TLS): then readRaw
+	// serves them itself (serveRaw).
+	born int64
 	// reportsRead counts the REPORTs read.
 	reportsRead uint64
 

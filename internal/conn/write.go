@@ -203,7 +203,9 @@ func (c *Conn) flushHeld() {
 	c.bytesOut.Add(uint64(n))
 	c.m.obs.BytesOut(n)
 	if err != nil {
-		c.writeFailed(buf, n)
+		// On another goroutine: it closes the socket, and the reader may be inside
+		// RawRead, whose read lock Close waits for (readRaw).
+		go c.writeFailed(buf, n)
 		return
 	}
 	if n < len(*buf) {
