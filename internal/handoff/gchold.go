@@ -115,10 +115,11 @@ func (h *gcHold) end() {
 
 // until keeps the hold on, once the handoff is over, until the heap in use
 // reaches goal, a collection ran (the hold's limit was reached), the hold's
-// allowance was allocated, most passed, or stop was closed; then it ends it.
-func (h *gcHold) until(goal uint64, most time.Duration, stop <-chan struct{}) {
+// allowance was allocated, most passed, or stop was closed; then it ends it and
+// says which, with the heap in use at its last look.
+func (h *gcHold) until(goal uint64, most time.Duration, stop <-chan struct{}) (why string, inUse uint64) {
 	if !h.on {
-		return
+		return "no hold", 0
 	}
 	defer h.end()
 	goal = min(goal, h.after)
@@ -129,16 +130,21 @@ func (h *gcHold) until(goal uint64, most time.Duration, stop <-chan struct{}) {
 	deadline := time.After(most)
 	for {
 		allocs, held := h.read()
-		inUse, cycles := h.ms[1].Value.Uint64(), h.ms[2].Value.Uint64()
-		if inUse >= goal || cycles != h.cycles || allocs-h.allocs >= h.after || held+h.margin >= h.limit {
-			return
+		inUse = h.ms[1].Value.Uint64()
+		switch {
+		case inUse >= goal:
+			return "heap goal reached", inUse
+		case h.ms[2].Value.Uint64() != h.cycles:
+			return "a collection ran", inUse
+		case allocs-h.allocs >= h.after || held+h.margin >= h.limit:
+			return "allowance spent", inUse
 		}
 		select {
 		case <-t.C:
 		case <-deadline:
-			return
+			return "waited its most", inUse
 		case <-stop:
-			return
+			return "stopped", inUse
 		}
 	}
 }

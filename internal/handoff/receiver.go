@@ -94,7 +94,10 @@ func (r *Receiver) receive(ch *Channel) {
 		}
 		go func() {
 			defer close(r.held)
-			hold.until(floor, r.floorWait, r.stop)
+			begun := time.Now()
+			why, inUse := hold.until(floor, r.floorWait, r.stop)
+			r.log.Info("handoff: collector given back after the previous process's heap goal was waited for", zap.String("why", why),
+				zap.Uint64("heap_goal", floor), zap.Uint64("heap_in_use", inUse), zap.Duration("waited", time.Since(begun)))
 		}()
 	}()
 	if err := ch.SignalReadyWith(readyFor(r.adopters)); err != nil {
