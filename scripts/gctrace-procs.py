@@ -9,10 +9,11 @@ to it, none naming its pid. A gc line's wall time is taken as the last JSON
 line's before it; less its @ (seconds since its process started) that is the
 process's start, given to the pid whose first log line is nearest. Prints one
 line per process, in the order they started: its collections, when (@, seconds
-since its start), their heap goals and the longest stop-the-world phase.
+since its start), their heap goals, the longest stop-the-world phase and their
+sum (wall), and the CPU the collections took (gctrace's "ms cpu", all parts).
 """
 import re, sys, json, datetime
-pat = re.compile(r'^gc (\d+) @([\d.]+)s \d+%: ([\d.]+)\+([\d.]+)\+([\d.]+) ms clock.*?(\d+)->(\d+)->(\d+) MB, (\d+) MB goal')
+pat = re.compile(r'^gc (\d+) @([\d.]+)s \d+%: ([\d.]+)\+([\d.]+)\+([\d.]+) ms clock, ([\d.]+)\+([\d.]+)/([\d.]+)/([\d.]+)\+([\d.]+) ms cpu, (\d+)->(\d+)->(\d+) MB, (\d+) MB goal')
 first = {}; gcs = []; last_ts = None
 for line in open(sys.argv[1], errors='replace'):
     if line.startswith('{'):
@@ -34,4 +35,6 @@ for start, line, m in gcs:
 for i, p in enumerate(order):
     s = per[p]
     stw = [max(float(m.group(3)), float(m.group(5))) for m in s]
-    print(f"gen {i+1} pid {p}: {len(s)} collections" + (f", at @{' '.join(m.group(2) for m in s)} s, goals {' '.join(m.group(9) for m in s)} MB, max STW {max(stw):.2f} ms" if s else ""))
+    cpu = sum(float(m.group(k)) for m in s for k in range(6, 11))
+    print(f"gen {i+1} pid {p}: {len(s)} collections" + (f", at @{' '.join(m.group(2) for m in s)} s, goals {' '.join(m.group(14) for m in s)} MB, "
+          f"stop-the-world max {max(stw):.2f} ms sum {sum(float(m.group(3)) + float(m.group(5)) for m in s):.1f} ms, GC CPU {cpu:.1f} ms" if s else ""))

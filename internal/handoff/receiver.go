@@ -128,7 +128,7 @@ func (r *Receiver) receive(ch *Channel) {
 		total++
 	})
 	sum := ch.Summary()
-	if err == nil && sum != nil && r.floorWait > 0 {
+	if err == nil && sum != nil && r.floorWait > 0 && hold.on {
 		floor = sum.HeapGoal
 	}
 	if floor == 0 {
