@@ -122,7 +122,7 @@ func (h *gcHold) until(goal uint64, most time.Duration, stop <-chan struct{}) (w
 		return "no hold", 0
 	}
 	defer h.end()
-	goal = min(goal, h.after)
+	goal = min(goal, h.after) // a goal past the allowance would end the hold there anyway
 	floorHeld.Store(goal)
 	defer floorHeld.Store(0)
 	t := time.NewTicker(floorLook)

@@ -18,7 +18,7 @@ func heapInUse() uint64 {
 	return ms[0].Value.Uint64()
 }
 
-// waitSettings waits, up to a deadline, for GOGC to be gogc.
+// waitGOGC waits, up to a deadline, for GOGC to be gogc.
 func waitGOGC(t *testing.T, gogc int64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -46,7 +46,7 @@ func TestGCHoldUntilTheHeapReachesTheGoal(t *testing.T) {
 	goal := heapInUse() + 8<<20
 	done := make(chan struct{})
 	go func() { defer close(done); h.until(goal, time.Hour, nil) }()
-	// Until it looked once, heapGoal may still be this process's own.
+	// Until the goroutine runs, heapGoal is still this process's own.
 	deadline := time.Now().Add(10 * time.Second)
 	for heapGoal() != goal {
 		if time.Now().After(deadline) {
