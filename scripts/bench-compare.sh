@@ -5,7 +5,12 @@
 #                            [-skip-throughput] [-skip-idle] [-skip-startup] [-udp]
 #                            [-rounds 3] [-rate 150000] [-skip-handoff] [-skip-upgrade-load]
 #                            [-tree DIR ...] [-release-build] [-client-per-tree]
+#                            [-port-base N] [-gctrace]
 #
+# -port-base N: every server listens on a port of N..N+99 (a machine shared with
+# other benchmarks), not one the kernel picks. -gctrace: the upgrade rounds' servers
+# run with GODEBUG=gctrace=1, and each round prints every process's collections
+# (scripts/gctrace-procs.py: gen 1 served the steady run too).
 # Builds hawk from each -tree (default: this tree; give two, say a worktree of the
 # previous commit and this one, to compare before and after in the same series) and
 # the reference, then for each workload alternates runs of the reference and of each
@@ -63,7 +68,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 udp=0 trees=() release=0
-handoff=1 upload=1 rounds=3 rate=150000 clientpertree=0
+handoff=1 upload=1 rounds=3 rate=150000 clientpertree=0 portbase=0 gctrace=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -runs) runs=$2; shift 2 ;;
@@ -77,11 +82,13 @@ while [ $# -gt 0 ]; do
     -skip-handoff) handoff=0; shift ;;
     -skip-upgrade-load) upload=0; shift ;;
     -rounds) rounds=$2; shift 2 ;;
+    -port-base) portbase=$2; shift 2 ;;
+    -gctrace) gctrace=1; shift ;;
     -rate) rate=$2; shift 2 ;;
     -release-build) release=1; shift ;;
     -client-per-tree) clientpertree=1; shift ;;
     -tree) trees+=("$(cd "$2" && pwd)"); shift 2 ;;
-    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-rounds N] [-rate N] [-skip-handoff] [-skip-upgrade-load] [-tree DIR ...] [-release-build] [-client-per-tree]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-rounds N] [-rate N] [-skip-handoff] [-skip-upgrade-load] [-tree DIR ...] [-release-build] [-client-per-tree] [-port-base N] [-gctrace]" >&2; exit 2 ;;
   esac
 done
 [ ${#trees[@]} -gt 0 ] || trees=("$PWD")
@@ -107,7 +114,14 @@ done
 go build -o "$W/hawkc" ./cmd/client # one load generator for every hawk (but see -client-per-tree)
 (cd "$ref" && go build -o "$W/baseline" ./baseline && go build -o "$W/bload" ./load && go build -o "$W/bidle" ./idle)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port: a port the kernel chooses, or with -port-base the next of the 100 from it.
+free_port() {
+  if [ "$portbase" -gt 0 ]; then
+    local n; n=$(cat "$W/port.next" 2>/dev/null || echo 0); echo $((n + 1)) > "$W/port.next"
+    echo $((portbase + n % 100)); return
+  fi
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 # wait_open FILE: until the idle holder prints "open N", then 4 s for the heartbeats
@@ -327,12 +341,15 @@ if [ "$udp" = 1 ]; then
   done
 fi
 
-# upgrade figures: each round a fresh server on a fresh spool directory.
+# upgrade figures: each round a fresh server on a fresh spool directory; with
+# -gctrace its processes write their collections to its log (gctrace-procs.py).
+godebug=${GODEBUG:-}
+[ "$gctrace" = 0 ] || godebug="${godebug:+$godebug,}gctrace=1"
 alive() { [ -e "/proc/$1" ] && ! awk '{exit ($3 != "Z")}' "/proc/$1/stat" 2>/dev/null; } # a zombie has exited
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
 start_upgradable() { # label dir port
   rm -rf "$2"; mkdir -p "$2"
-  "$W/$1" -listen="127.0.0.1:$3" -admin.addr= -spool.dir="$2/spool" -upgrade.pid_file="$2/pid" -limits.handshake_rate=0 \
+  GODEBUG=$godebug "$W/$1" -listen="127.0.0.1:$3" -admin.addr= -spool.dir="$2/spool" -upgrade.pid_file="$2/pid" -limits.handshake_rate=0 \
     -limits.max_conns=200000 -log.format=json 2> "$2/log" &
   pids+=("$!")
   for _ in $(seq 200); do [ -s "$2/pid" ] && break; sleep 0.05; done
@@ -421,6 +438,7 @@ if [ "$upload" = 1 ]; then
       scripts/upgrade-phases.py "$d/up.tl" "$d/log" | awk -v l="$l" -v r="$r" '
         /^(steady|start|rebuild|wait|handoff|after) / {line = line sprintf(" %s %.2f s p99 %.1f ms tail %s%%;", $1, $2, $5, $7)}
         END {printf "UPGRADE-PHASES %-16s round %d:%s\n", l, r, line}'
+      [ "$gctrace" = 0 ] || scripts/gctrace-procs.py "$d/log" | sed "s/^/UPGRADE-GC $l round $r: /"
     done
   done
   for l in "${labels[@]}"; do

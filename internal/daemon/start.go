@@ -265,6 +265,10 @@ func generationFromEnv(inherited bool) int {
 	return g
 }
 
+// heapFloorWait bounds how long the new process's collector stays held after
+// the handoff for its heap to reach the parent's heap goal (handoff.ReceiverOptions).
+const heapFloorWait = 5 * time.Second
+
 // claimHandoff, before Ready, builds both sides of the handoff over every kind of
 // connection this process holds, claims the channel a parent passed and starts
 // receiving its connections.
@@ -277,6 +281,9 @@ func (d *Daemon) claimHandoff() (undo func(), err error) {
 		Gate:     d.dedup.Ready(),
 		Counter:  met,
 		Log:      d.log,
+		// Under load the heap reaches the parent's goal within a second or two
+		// of the handoff; a quiet one gives the operator's GOGC back after this.
+		HeapFloorWait: heapFloorWait,
 	})
 	return d.in.Claim(d.upg.InheritedFile)
 }

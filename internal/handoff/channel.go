@@ -157,6 +157,10 @@ type Summary struct {
 	Lost     int            `json:"lost"`
 	Fallback map[string]int `json:"fallback,omitempty"`
 	Duration time.Duration  `json:"duration_ns"`
+	// HeapGoal is the sender's heap goal (bytes; 0: none known, or a sender
+	// that predates it): the receiver may hold its collector until its heap
+	// reaches it (ReceiverOptions.HeapFloorWait).
+	HeapGoal uint64 `json:"heap_goal,omitempty"`
 }
 
 // maxSummary bounds the end message's body.

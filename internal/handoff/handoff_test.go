@@ -235,7 +235,7 @@ func TestChannelMovesBatches(t *testing.T) {
 	if err := p.Parent.Send(fds[:MaxFDs+1], states[:MaxFDs+1]); err == nil {
 		t.Fatal("a batch of 254 descriptors was accepted")
 	}
-	want := &Summary{Moved: n, Fallback: map[string]int{"timeout": 2}, Duration: time.Second}
+	want := &Summary{Moved: n, Fallback: map[string]int{"timeout": 2}, Duration: time.Second, HeapGoal: 24 << 20}
 	if err := p.Parent.Done(want); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package handoff
 import (
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,6 +19,10 @@ type Receiver struct {
 	counter  Counter
 	log      *zap.Logger
 	done     chan struct{} // closed once the parent's handoff is over (at once with none)
+	// floorWait bounds the GC hold kept past the handoff; stop ends it early,
+	// and held is closed once it is over (at once with none).
+	floorWait  time.Duration
+	stop, held chan struct{}
 }
 
 // ReceiverOptions configures a Receiver.
@@ -32,32 +37,40 @@ type ReceiverOptions struct {
 	Gate    <-chan struct{}
 	Counter Counter
 	Log     *zap.Logger
+	// HeapFloorWait is how long at most the collector stays held after the
+	// handoff, until the heap reaches the heap goal the parent sent (gchold.go);
+	// 0: the hold ends with the handoff.
+	HeapFloorWait time.Duration
 }
 
 // NewReceiver returns the receiving side; Claim starts it.
 func NewReceiver(o ReceiverOptions) *Receiver {
-	return &Receiver{adopters: o.Adopters, reject: o.Reject, gate: o.Gate, counter: o.Counter, log: o.Log, done: make(chan struct{})}
+	return &Receiver{adopters: o.Adopters, reject: o.Reject, gate: o.Gate, counter: o.Counter, log: o.Log, done: make(chan struct{}),
+		floorWait: o.HeapFloorWait, stop: make(chan struct{}), held: make(chan struct{})}
 }
 
 // Claim, before Ready, claims the channel the parent passed (inherited returns
 // the file named Name, nil without one: tableflip closes unclaimed files at Ready)
 // and starts receiving on a goroutine of its own. With no parent, or a parent
 // that passed none, there is nothing to receive. undo closes the channel and
-// waits for the receiving to end.
+// waits for the receiving, and a GC hold kept past it, to end.
 func (r *Receiver) Claim(inherited func(name string) (*os.File, error)) (undo func(), err error) {
 	f, err := inherited(Name)
 	if err != nil || f == nil {
 		close(r.done)
+		close(r.held)
 		return func() {}, err
 	}
 	ch, err := FromFile(f)
 	f.Close()
 	if err != nil {
 		close(r.done)
+		close(r.held)
 		return func() {}, err
 	}
 	go r.receive(ch)
-	return func() { ch.Close(); <-r.done }, nil
+	var once sync.Once
+	return func() { ch.Close(); once.Do(func() { close(r.stop) }); <-r.done; <-r.held }, nil
 }
 
 // Done is closed once the parent's handoff is over: every connection it moved is
@@ -72,7 +85,21 @@ func (r *Receiver) receive(ch *Channel) {
 	start := time.Now()
 	<-r.gate
 	hold := holdGC(holdExtra, holdRelease)
-	defer hold.end()
+	floor := uint64(0) // the heap goal the hold waits for past the handoff
+	defer func() {
+		if floor == 0 {
+			hold.end()
+			close(r.held)
+			return
+		}
+		go func() {
+			defer close(r.held)
+			begun := time.Now()
+			why, inUse := hold.until(floor, r.floorWait, r.stop)
+			r.log.Info("handoff: collector given back after the previous process's heap goal was waited for", zap.String("why", why),
+				zap.Uint64("heap_goal", floor), zap.Uint64("heap_in_use", inUse), zap.Duration("waited", time.Since(begun)))
+		}()
+	}()
 	if err := ch.SignalReadyWith(readyFor(r.adopters)); err != nil {
 		r.log.Debug("handoff: the previous process is not listening", zap.Error(err))
 		return
@@ -100,9 +127,15 @@ func (r *Receiver) receive(ch *Channel) {
 		adopted[st.Kind]++
 		total++
 	})
-	hold.end()
+	sum := ch.Summary()
+	if err == nil && sum != nil && r.floorWait > 0 && hold.on {
+		floor = sum.HeapGoal
+	}
+	if floor == 0 {
+		hold.end()
+	}
 	r.counter.Add("adopted", "", total)
-	if sum := ch.Summary(); err == nil && sum != nil {
+	if err == nil && sum != nil {
 		r.counter.Count(sum) // the previous process's count: its own metrics went with it
 	}
 	if total+rejected == 0 && err == nil {

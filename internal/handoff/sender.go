@@ -91,7 +91,7 @@ func (s *Sender) Send(ctx context.Context, on bool, timeout time.Duration) {
 	res.Duration = time.Since(start)
 	// This process's metrics go with it: the successor counts the handoff from
 	// this summary.
-	sum := &Summary{Moved: res.Moved, Lost: res.Lost, Fallback: res.Fallback, Duration: res.Duration}
+	sum := &Summary{Moved: res.Moved, Lost: res.Lost, Fallback: res.Fallback, Duration: res.Duration, HeapGoal: heapGoal()}
 	if err := ch.Done(sum); err != nil && res.Err == nil {
 		res.Err = err
 	}

@@ -95,3 +95,17 @@ func setGCPercent(p int) {
 	}
 	debug.SetGCPercent(p)
 }
+
+// Goal is the heap size at which the runtime starts its next collection (the
+// live heap of the last one and GOGC percent of it); 0 while a hold is on (its
+// goal is the memory limit's, not one the process reached) or with GOGC off.
+func Goal() uint64 {
+	settings.Lock()
+	defer settings.Unlock()
+	if settings.held || readGOGC() < 0 {
+		return 0
+	}
+	ms := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
+	metrics.Read(ms)
+	return ms[0].Value.Uint64()
+}

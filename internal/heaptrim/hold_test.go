@@ -97,3 +97,24 @@ func TestHoldAndQuietGOGCDoNotUndoEachOther(t *testing.T) {
 		t.Errorf("the Trimmer gave back GOGC %d, want 100", gogc)
 	}
 }
+
+// Goal is the runtime's heap goal, but none while a hold is on (the memory
+// limit's goal is not one the process reached) or with GOGC off.
+func TestGoalNoneWhileHeld(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	if g := Goal(); g < 4<<20 {
+		t.Errorf("Goal %d at GOGC 100, want at least the runtime's 4 MiB", g)
+	}
+	release, ok := Hold(64 << 20)
+	if !ok {
+		t.Fatal("no hold")
+	}
+	if g := Goal(); g != 0 {
+		t.Errorf("Goal %d during a hold, want 0", g)
+	}
+	release()
+	debug.SetGCPercent(-1)
+	if g := Goal(); g != 0 {
+		t.Errorf("Goal %d with GOGC off, want 0", g)
+	}
+}
