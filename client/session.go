@@ -47,6 +47,11 @@ type session struct {
 	limit    int  // most reports in flight here: min(Options.MaxInFlight, WELCOME max_in_flight)
 	goaway   bool // the server asked us to leave, or a newer connection replaced it
 	retiring bool // we are closing it on purpose (handoff complete)
+	// collecting is set while s's reader calls the done callbacks of a read's
+	// ACKs (Client.callDoneOn): the REPORT frames queued for s meanwhile are
+	// appended to batch, which the reader passes to release afterwards.
+	collecting bool
+	batch      []byte
 	// Set by the server's GOAWAY (the first one; a repeat is ignored).
 	shutdown     bool  // reason shutdown: no successor to move to, reconnect with backoff
 	hasDeadline  bool  // goawayEnd is set
@@ -91,6 +96,9 @@ type session struct {
 	rbuf []byte
 	rlen int
 	evs  []sessionEvent // the events of one read, reused
+	// The reader's buffers for Client.callDoneOn, reused from one read to the next.
+	batchSpare []byte
+	callsSpare []doneCall
 }
 
 // sessionOwner is what a session reports to (the Client). Both methods are called
@@ -316,26 +324,39 @@ func (s *session) hold() {
 	s.wmu.Unlock()
 }
 
-// release ends hold. The reports the done callbacks queued meanwhile are written
-// by the reader itself, as much as the socket takes without waiting, when no
+// release ends hold, queueing batch (REPORT frames the owner collected meanwhile)
+// behind the output already queued; it returns an empty buffer for the owner's
+// next batch. The reports queued meanwhile are written by the reader itself, as much as the socket takes without waiting, when no
 // other write is in progress and no upload chunk waits (chunks keep their order
 // through the writer alone); the writer is woken only for what is left. Waking it
 // for every batch costs two goroutine switches, more than the write itself, and
 // the reader has nothing to read before the server has the batch. Never waiting
 // keeps the reader reading whatever the server does.
-func (s *session) release() {
+func (s *session) release(batch []byte) (spare []byte) {
 	s.wmu.Lock()
 	s.held = false
 	owed := s.owed
 	s.owed = false
+	if len(batch) > 0 {
+		if len(s.out) == 0 { // as usual: the batch becomes the output, not copied
+			s.out, batch = batch, s.out
+		} else {
+			s.out = append(s.out, batch...)
+		}
+		owed = true
+	}
+	if cap(batch) > maxKeptWriteBuf {
+		batch = nil
+	}
+	spare = batch[:0]
 	if !owed {
 		s.wmu.Unlock()
-		return
+		return spare
 	}
 	if s.raw == nil || s.writing.Load() || len(s.out) == 0 || s.chunksQueued != s.written.Load() {
 		s.wmu.Unlock()
 		s.signal()
-		return
+		return spare
 	}
 	s.writing.Store(true)
 	buf := s.out
@@ -360,11 +381,12 @@ func (s *session) release() {
 	s.wmu.Unlock()
 	if err != nil {
 		s.fail(err)
-		return
+		return spare
 	}
 	if more { // the socket's buffer was full, or others queued output meanwhile
 		s.signal()
 	}
+	return spare
 }
 
 // ping queues a PING, behind any output already pending: a PING is also due when

@@ -172,7 +172,7 @@ func TestSessionReleaseWritesHeldBatch(t *testing.T) {
 	for seq := uint64(1); seq <= 3; seq++ {
 		s.queueFrame(protocol.TypeReport, seq, []byte("r"))
 	}
-	s.release()
+	s.release(nil)
 	for i, f := range readFrames(t, srv, 3) {
 		if f.Type != protocol.TypeReport || f.Seq != uint64(i+1) {
 			t.Fatalf("frame %d: %s %d", i, f.Type, f.Seq)
@@ -206,7 +206,7 @@ func TestSessionReleaseLeavesWhatTheSocketDoesNotTakeToWriter(t *testing.T) {
 		s.queueFrame(protocol.TypeReport, seq, payload)
 	}
 	released := make(chan struct{})
-	go func() { defer close(released); s.release() }()
+	go func() { defer close(released); s.release(nil) }()
 	waitRelease(t, released)
 	if len(s.out) == 0 {
 		t.Fatal("the socket took 4 MiB nobody reads")
@@ -277,7 +277,7 @@ func releaseLeavesBatch(t *testing.T, s *session, why string) {
 	t.Helper()
 	s.hold()
 	s.queueFrame(protocol.TypeReport, 1, []byte("r"))
-	s.release()
+	s.release(nil)
 	select {
 	case <-s.kick:
 	default:
