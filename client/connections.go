@@ -131,8 +131,8 @@ func (c *Client) sessionEvents(s *session, evs []sessionEvent) {
 // callDoneOn releases c.mu and calls the done of the Go reports that finished,
 // on s's reader. Meanwhile the REPORT frames queued for s collect in s.batch,
 // under c.mu, which Go holds anyway (one lock per report, not c.mu and then s's
-// output lock), and s's other output waits (hold); release then writes it all,
-// in one write as far as the socket takes it. Caller holds c.mu; s's reader only.
+// output lock), and s's other output waits (hold); then it is written, in one
+// write as far as the socket takes it. Caller holds c.mu; s's reader only.
 func (c *Client) callDoneOn(s *session) {
 	s.hold()
 	s.collecting = true
@@ -145,10 +145,13 @@ func (c *Client) callDoneOn(s *session) {
 	s.callsSpare = list[:0]
 	c.mu.Lock()
 	s.collecting = false
-	batch := s.batch
+	direct, owed, spare := s.endHold(s.batch) // under c.mu: later reports go behind the batch
 	s.batch = nil
 	c.mu.Unlock()
-	s.batchSpare = s.release(batch)
+	if b := s.flushHeld(direct, owed); direct != nil {
+		spare = b
+	}
+	s.batchSpare = spare
 }
 
 // queueLocked queues the REPORT frame of rec, just placed on s. Caller holds c.mu.

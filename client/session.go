@@ -325,44 +325,65 @@ func (s *session) hold() {
 }
 
 // release ends hold, queueing batch (REPORT frames the owner collected meanwhile)
-// behind the output already queued; it returns an empty buffer for the owner's
-// next batch. The reports queued meanwhile are written by the reader itself, as much as the socket takes without waiting, when no
-// other write is in progress and no upload chunk waits (chunks keep their order
-// through the writer alone); the writer is woken only for what is left. Waking it
-// for every batch costs two goroutine switches, more than the write itself, and
-// the reader has nothing to read before the server has the batch. Never waiting
-// keeps the reader reading whatever the server does.
+// behind the output already queued, writes what it can, and returns an empty
+// buffer for the owner's next batch: endHold, then flushHeld. An owner that
+// collected the batch under its own lock calls endHold under that lock, so that
+// a report queued after the batch never goes out before it.
 func (s *session) release(batch []byte) (spare []byte) {
+	direct, owed, spare := s.endHold(batch)
+	if b := s.flushHeld(direct, owed); direct != nil {
+		spare = b
+	}
+	return spare
+}
+
+// endHold ends hold. As usual nothing is queued or being written and batch
+// (REPORT frames the owner collected meanwhile) is returned as direct, to be
+// written from where it is by flushHeld, ahead of anything queued from now on
+// (writing is set already). Otherwise batch is queued behind the output
+// already queued and comes back emptied as spare; owed says that output is
+// waiting for flushHeld.
+func (s *session) endHold(batch []byte) (direct []byte, owed bool, spare []byte) {
 	s.wmu.Lock()
 	s.held = false
-	owed := s.owed
+	owed = s.owed || len(batch) > 0
 	s.owed = false
-	if len(batch) > 0 {
-		if len(s.out) == 0 { // as usual: the batch becomes the output, not copied
-			s.out, batch = batch, s.out
-		} else {
-			s.out = append(s.out, batch...)
-		}
-		owed = true
-	}
-	if cap(batch) > maxKeptWriteBuf {
-		batch = nil
-	}
-	spare = batch[:0]
-	if !owed {
+	if len(batch) > 0 && len(s.out) == 0 && s.raw != nil && !s.writing.Load() && s.chunksQueued == s.written.Load() {
+		s.writing.Store(true)
 		s.wmu.Unlock()
-		return spare
+		return batch, owed, nil
 	}
-	if s.raw == nil || s.writing.Load() || len(s.out) == 0 || s.chunksQueued != s.written.Load() {
-		s.wmu.Unlock()
-		s.signal()
-		return spare
-	}
-	s.writing.Store(true)
-	buf := s.out
-	s.out = s.rspare
-	s.rspare = nil
+	s.out = append(s.out, batch...)
 	s.wmu.Unlock()
+	return nil, owed, keptBuf(batch)
+}
+
+// flushHeld writes what endHold left: direct, or else, if owed, the output
+// queued meanwhile, as much as the socket takes without waiting, when no other
+// write is in progress and no upload chunk waits (chunks keep their order
+// through the writer alone); the writer is woken only for what is left. Waking
+// it for every batch costs two goroutine switches, more than the write itself,
+// and the reader has nothing to read before the server has the batch. Never
+// waiting keeps the reader reading whatever the server does. It returns direct,
+// emptied, for the owner's next batch.
+func (s *session) flushHeld(direct []byte, owed bool) []byte {
+	buf := direct
+	if buf == nil {
+		if !owed {
+			return nil
+		}
+		s.wmu.Lock()
+		if s.raw == nil || s.writing.Load() || len(s.out) == 0 || s.chunksQueued != s.written.Load() {
+			s.wmu.Unlock()
+			s.signal()
+			return nil
+		}
+		s.writing.Store(true)
+		buf = s.out
+		s.out = s.rspare
+		s.rspare = nil
+		s.wmu.Unlock()
+	}
 	n, err := s.raw.writeNow(buf)
 	if n > 0 {
 		s.lastSend.Store(mono.Now())
@@ -371,22 +392,31 @@ func (s *session) release(batch []byte) (spare []byte) {
 	s.writing.Store(false)
 	if n < len(buf) { // the rest goes first, ahead of what was queued meanwhile
 		rest := append(buf[:0], buf[n:]...)
-		buf = s.out // copied behind the rest: the spare from here on
+		buf = s.out // copied behind the rest: free from here on
 		s.out = append(rest, buf...)
 	}
-	if cap(buf) <= maxKeptWriteBuf {
-		s.rspare = buf[:0]
+	if direct == nil {
+		if cap(buf) <= maxKeptWriteBuf {
+			s.rspare = buf[:0]
+		}
+		buf = nil
 	}
 	more := len(s.out) > 0 || len(s.chunks) > 0
 	s.wmu.Unlock()
 	if err != nil {
 		s.fail(err)
-		return spare
-	}
-	if more { // the socket's buffer was full, or others queued output meanwhile
+	} else if more { // the socket's buffer was full, or others queued output meanwhile
 		s.signal()
 	}
-	return spare
+	return keptBuf(buf)
+}
+
+// keptBuf is b emptied for reuse, or nil if it grew too large to keep.
+func keptBuf(b []byte) []byte {
+	if cap(b) > maxKeptWriteBuf {
+		return nil
+	}
+	return b[:0]
 }
 
 // ping queues a PING, behind any output already pending: a PING is also due when
