@@ -341,8 +341,8 @@ func (s *session) release(batch []byte) (spare []byte) {
 // (REPORT frames the owner collected meanwhile) is returned as direct, to be
 // written from where it is by flushHeld, ahead of anything queued from now on
 // (writing is set already). Otherwise batch is queued behind the output
-// already queued and comes back emptied as spare; owed says that output is
-// waiting for flushHeld.
+// already queued (or becomes the output) and an emptied buffer comes back as
+// spare; owed says that output is waiting for flushHeld.
 func (s *session) endHold(batch []byte) (direct []byte, owed bool, spare []byte) {
 	s.wmu.Lock()
 	s.held = false
@@ -353,7 +353,11 @@ func (s *session) endHold(batch []byte) (direct []byte, owed bool, spare []byte)
 		s.wmu.Unlock()
 		return batch, owed, nil
 	}
-	s.out = append(s.out, batch...)
+	if len(s.out) == 0 { // the batch becomes the output (TLS, or a write in progress)
+		s.out, batch = batch, s.out
+	} else {
+		s.out = append(s.out, batch...)
+	}
 	s.wmu.Unlock()
 	return nil, owed, keptBuf(batch)
 }
