@@ -49,7 +49,8 @@ type session struct {
 	retiring bool // we are closing it on purpose (handoff complete)
 	// collecting is set while s's reader calls the done callbacks of a read's
 	// ACKs (Client.callDoneOn): the REPORT frames queued for s meanwhile are
-	// appended to batch, which the reader passes to release afterwards.
+	// appended to batch, which the reader hands to endHold afterwards. Both are
+	// guarded by the owner's lock.
 	collecting bool
 	batch      []byte
 	// Set by the server's GOAWAY (the first one; a repeat is ignored).
