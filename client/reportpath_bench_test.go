@@ -3,8 +3,6 @@ package client
 import (
 	"sync"
 	"testing"
-
-	"github.com/hawk-agents/hawk/internal/protocol"
 )
 
 // newPathClient is a Client with one installed connection and no goroutines or
@@ -87,7 +85,6 @@ func BenchmarkReportPath(b *testing.B) {
 			if got := c.window.inFlight(); got > bc.window {
 				b.Fatalf("%d in flight, window %d", got, bc.window)
 			}
-			_ = protocol.TypeReport
 		})
 	}
 }
