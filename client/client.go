@@ -59,6 +59,11 @@ type Client struct {
 	// their updaters hold anyway, rather than atomics: a locked instruction less
 	// per report for each.
 	sent, acked uint64
+	// free keeps the records of finished Go reports (small payloads only, at most
+	// a window's worth) for the next ones, under mu, which Go takes anyway: the
+	// pool's Get and Put cost more than the rest of a record's bookkeeping, and a
+	// client's own records stay warm in its cache.
+	free []*pending
 
 	wake      chan struct{} // cap 1: the manager has something to look at
 	stop      chan struct{} // closed when the manager must exit
@@ -181,22 +186,44 @@ func (c *Client) Report(ctx context.Context, payload []byte) (seq uint64, err er
 // (with other goroutines filling the same window, such a Go could wait for an ACK
 // that this very connection's reader is not reading).
 //
-// In steady state Go allocates nothing: the record is pooled and done is only
+// In steady state Go allocates nothing: the record is reused and done is only
 // stored, so a done built once (a method value, a closure) is reused for free.
 func (c *Client) Go(payload []byte, done func(seq uint64, err error)) error {
+	if len(payload) > protocol.MaxPayloadLimit {
+		return ErrTooLarge
+	}
 	// No context: only Close ends Go's wait for a slot.
-	rec, err := c.admit(context.Background(), payload)
-	if err != nil {
+	if err := c.window.acquire(context.Background(), c.life.closing); err != nil {
 		return err
+	}
+	var rec *pending
+	if len(payload) > maxFreePayload {
+		// A large copy is made before taking the lock.
+		rec = getPending()
+		rec.payload = append(rec.payload, payload...)
+	}
+	c.mu.Lock()
+	if err := c.refuseLocked(len(payload)); err != nil {
+		c.mu.Unlock()
+		c.window.release()
+		if rec != nil {
+			putPending(rec)
+		}
+		return err
+	}
+	if rec == nil {
+		rec = c.freeRecordLocked()
+		rec.payload = append(rec.payload, payload...)
 	}
 	rec.async = true
 	rec.cb = done
-	_, err = c.enqueue(rec)
-	return err
+	c.enqueueLocked(rec)
+	c.mu.Unlock()
+	return nil
 }
 
-// admit is the start shared by Report and Go: the size check, the one wait for a
-// window slot, and a pooled record holding a copy of payload.
+// admit is Report's start: the size check, the one wait for a window slot, and a
+// pooled record holding a copy of payload.
 func (c *Client) admit(ctx context.Context, payload []byte) (*pending, error) {
 	if len(payload) > protocol.MaxPayloadLimit {
 		return nil, ErrTooLarge
@@ -220,18 +247,50 @@ func (c *Client) enqueue(rec *pending) (uint64, error) {
 		putPending(rec)
 		return 0, err
 	}
+	seq := c.enqueueLocked(rec)
+	c.mu.Unlock()
+	return seq, nil
+}
+
+// enqueueLocked is enqueue once the report is taken. Caller holds c.mu.
+func (c *Client) enqueueLocked(rec *pending) uint64 {
 	seq := c.out.add(rec)
 	if s := c.conns.cur; s != nil {
 		if s.inflight < s.limit && len(c.out.held) == 0 {
 			c.out.sendOn(s, rec) // a new report: never a resend
 			c.sent++
-			s.queueFrame(protocol.TypeReport, seq, rec.payload)
+			c.queueLocked(s, rec)
 		} else {
 			c.out.holdOne(rec) // the connection is at the server's max_in_flight
 		}
 	}
-	c.mu.Unlock()
-	return seq, nil
+	return seq
+}
+
+// maxFreePayload is the largest payload whose record is kept in Client.free:
+// beyond it the payload is copied outside the lock and the record goes back to
+// the pool, which the GC may empty, rather than pinning its buffer per client.
+const maxFreePayload = 4 << 10
+
+// freeRecordLocked returns a record for a new report made by Go. Caller holds c.mu.
+func (c *Client) freeRecordLocked() *pending {
+	if n := len(c.free); n > 0 {
+		rec := c.free[n-1]
+		c.free[n-1] = nil
+		c.free = c.free[:n-1]
+		return rec
+	}
+	return getPending()
+}
+
+// recycleLocked takes back the record of a finished Go report. Caller holds c.mu.
+func (c *Client) recycleLocked(rec *pending) {
+	if cap(rec.payload) > maxFreePayload || len(c.free) >= c.opts.MaxInFlight {
+		putPending(rec)
+		return
+	}
+	*rec = pending{payload: rec.payload[:0], done: rec.done}
+	c.free = append(c.free, rec)
 }
 
 // refuseLocked says why a report of n bytes cannot be taken now, or nil.
@@ -270,26 +329,57 @@ func (c *Client) abandon(rec *pending, ctxErr error) error {
 // report made by Go is called later, by unlock: a caller that may complete reports
 // releases c.mu with c.unlock(), not c.mu.Unlock(). Caller holds c.mu.
 func (c *Client) completeLocked(rec *pending, err error) {
+	c.window.release() // before done is called: a Go from done finds the slot free
+	c.finishLocked(rec, err)
+}
+
+// finishLocked is completeLocked but for the window slot, which the caller gives
+// back. Caller holds c.mu.
+func (c *Client) finishLocked(rec *pending, err error) {
 	if s := c.out.remove(rec); s != nil {
 		c.maybeRetireLocked(s)
 	}
-	c.window.release() // before done is called: a Go from done finds the slot free
 	switch {
 	case rec.abandoned:
 		putPending(rec)
 	case rec.async:
-		rec.err = err // done is called by unlock, once c.mu is released
-		c.calls.push(rec)
+		if rec.cb != nil {
+			c.calls.push(rec.cb, rec.seq, err) // called by unlock, once c.mu is released
+		}
+		c.recycleLocked(rec)
 	default:
 		rec.done <- err // cap 1 and exactly one outcome per record: never blocks
 	}
 	c.life.closingDrained(c.out.len())
 }
 
+// ackedLocked completes the reports first..last that are still unfinished: the
+// server has them. The window slots of reports made by Go are given back at the
+// end, in one atomic operation for the range rather than one per report: their
+// done is called only once c.mu is released, after that. Caller holds c.mu.
+func (c *Client) ackedLocked(first, last uint64) {
+	freed := 0
+	for seq := first; ; seq++ {
+		if rec := c.out.lookup(seq); rec != nil {
+			c.acked++
+			if rec.async {
+				c.finishLocked(rec, nil)
+				freed++
+			} else {
+				c.completeLocked(rec, nil) // a Report's waiter may go on at once
+			}
+		}
+		if seq == last {
+			break
+		}
+	}
+	c.window.releaseN(freed)
+}
+
 // unlock releases c.mu, then calls the done of every report made by Go that
 // finished while it was held, in the order they finished.
 func (c *Client) unlock() {
-	list := c.calls.take()
+	list := c.calls.take(nil)
 	c.mu.Unlock()
 	callDone(list)
 }

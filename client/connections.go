@@ -66,7 +66,7 @@ func (c *Client) sendLocked(s *session, recs []*pending) (resent int) {
 	resent = c.out.sendAllOn(s, recs)
 	c.stats.resent.Add(uint64(resent))
 	c.sent += uint64(len(recs) - resent)
-	s.queueReports(recs)
+	c.queueAllLocked(s, recs)
 	return resent
 }
 
@@ -96,15 +96,7 @@ func (c *Client) sessionEvents(s *session, evs []sessionEvent) {
 			// An ACK from any connection means the server has the report, whichever
 			// connection it was last sent on. A range covers only seqs the server
 			// read on this connection and made durable (ParseAckRanges bounds it).
-			for seq := ev.seq; ; seq++ {
-				if rec := c.out.lookup(seq); rec != nil {
-					c.acked++
-					c.completeLocked(rec, nil)
-				}
-				if seq == ev.last {
-					break
-				}
-			}
+			c.ackedLocked(ev.seq, ev.last)
 		case eventNacked:
 			c.stats.nacked.Add(1)
 			rec := c.out.lookup(ev.seq)
@@ -128,14 +120,59 @@ func (c *Client) sessionEvents(s *session, evs []sessionEvent) {
 	if c.calls.empty() {
 		c.mu.Unlock()
 	} else {
-		s.hold()
-		c.unlock()
-		s.release()
+		c.callDoneOn(s)
 	}
 	if gw != nil {
 		c.opts.Logger.Info("hawk: server sent GOAWAY", "addr", c.opts.Addr, "conn_id", s.welcome.ConnID, "reason", gw.Reason, "deadline_ms", gw.DeadlineMS)
 		c.emit(Event{Kind: EventGoaway, ConnID: s.welcome.ConnID, Reason: gw.Reason})
 	}
+}
+
+// callDoneOn releases c.mu and calls the done of the Go reports that finished,
+// on s's reader. Meanwhile the REPORT frames queued for s collect in s.batch,
+// under c.mu, which Go holds anyway (one lock per report, not c.mu and then s's
+// output lock), and s's other output waits (hold); then it is written, in one
+// write as far as the socket takes it. Caller holds c.mu; s's reader only.
+func (c *Client) callDoneOn(s *session) {
+	s.hold()
+	s.collecting = true
+	s.batch = s.batchSpare[:0]
+	s.batchSpare = nil
+	list := c.calls.take(s.callsSpare)
+	s.callsSpare = nil
+	c.mu.Unlock()
+	callDone(list)
+	s.callsSpare = list[:0]
+	c.mu.Lock()
+	s.collecting = false
+	direct, owed, spare := s.endHold(s.batch) // under c.mu: later reports go behind the batch
+	s.batch = nil
+	c.mu.Unlock()
+	if b := s.flushHeld(direct, owed); direct != nil {
+		spare = b
+	}
+	s.batchSpare = spare
+}
+
+// queueLocked queues the REPORT frame of rec, just placed on s. Caller holds c.mu.
+func (c *Client) queueLocked(s *session, rec *pending) {
+	if s.collecting {
+		s.batch = protocol.AppendFrame(s.batch, protocol.TypeReport, rec.seq, rec.payload)
+		return
+	}
+	s.queueFrame(protocol.TypeReport, rec.seq, rec.payload)
+}
+
+// queueAllLocked queues the REPORT frames of recs (in order), just placed on s.
+// Caller holds c.mu.
+func (c *Client) queueAllLocked(s *session, recs []*pending) {
+	if s.collecting {
+		for _, r := range recs {
+			s.batch = protocol.AppendFrame(s.batch, protocol.TypeReport, r.seq, r.payload)
+		}
+		return
+	}
+	s.queueReports(recs)
 }
 
 // goawayLocked records the server's GOAWAY on s (PROTOCOL.md 6.5). The deadline

@@ -52,14 +52,16 @@
 //	err := c.Go(payload, func(seq uint64, err error) { /* quick; may call c.Go */ })
 //
 // Cost per report: no goroutine, no timer, no allocation in steady state (one
-// pooled record; the payload is copied once into it, for resends, and once into the
-// connection's output buffer). A connection has a reader goroutine, which decodes
+// reused record; the payload is copied once into it, for resends, and once into the
+// connection's output buffer), one lock (the Client's) per report made by Go and
+// one atomic operation for its window slot. A connection has a reader goroutine, which decodes
 // in place and handles a whole read's worth of ACKs under one lock, and a writer
 // goroutine, which sends everything queued since its last write in one Write (it
 // yields once before each write, so reports released by the same burst of ACKs
 // share it). The reports that callbacks queue with Go go out in one Write after
 // the last callback of a read, made by the reader itself when no other write is
-// in progress (no wake-up of the writer per batch). A manager goroutine per Client
+// in progress (no wake-up of the writer per batch); their frames are collected
+// under the Client's lock, not the connection's output lock. A manager goroutine per Client
 // reconnects, resends after retryable NACKs and checks heartbeats with one ticker
 // (a quarter of the heartbeat interval): it, not the writer, watches for dead
 // connections, so a write stuck on a hung server cannot hide one.

@@ -458,3 +458,119 @@ func BenchmarkGo(b *testing.B) {
 	<-all
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "reports/s")
 }
+
+// Reports made by done callbacks (their frames collected while the reader runs
+// the callbacks) and by other goroutines at the same time, on reused records:
+// each reaches the server once, in seq order on the connection, with its own
+// payload. At most 6 reports are in flight at once (4 chains, 2 goroutines that
+// wait for each of theirs), so no Go waits for the window of 8.
+func TestGoFromDoneAndOtherGoroutines(t *testing.T) {
+	srv := newFakeServer(t)
+	var pmu sync.Mutex
+	got := map[uint64]string{}
+	srv.onReport = func(fc *fakeConn, seq uint64, payload []byte) {
+		pmu.Lock()
+		got[seq] = string(payload)
+		pmu.Unlock()
+		fc.ack(seq)
+	}
+	srv.start()
+	opts := testOptions(srv, "agent-1")
+	opts.MaxInFlight = 8
+	c := dial(t, opts)
+	const chains, perChain, others = 4, 300, 600
+	const total = chains*perChain + others
+	var wmu sync.Mutex
+	want := map[uint64]string{}
+	var finished atomic.Int64
+	all := make(chan struct{})
+	errs := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
+	// issue makes one report; its done records the seq's payload, issues the next
+	// of a chain (left > 1) and calls then.
+	var issue func(name string, left int, then func())
+	issue = func(name string, left int, then func()) {
+		payload := fmt.Sprintf("%s-%d", name, left)
+		err := c.Go([]byte(payload), func(seq uint64, err error) {
+			if err != nil {
+				fail(fmt.Errorf("%s: %w", payload, err))
+			}
+			wmu.Lock()
+			want[seq] = payload
+			wmu.Unlock()
+			if left > 1 {
+				issue(name, left-1, nil)
+			}
+			if then != nil {
+				then()
+			}
+			if finished.Add(1) == total {
+				close(all)
+			}
+		})
+		if err != nil {
+			fail(err)
+		}
+	}
+	for i := range chains {
+		issue(fmt.Sprintf("chain%d", i), perChain, nil)
+	}
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Go(func() {
+			acked := make(chan struct{}, 1)
+			for i := range others / 2 {
+				issue(fmt.Sprintf("other%d-%d", g, i), 1, func() { acked <- struct{}{} })
+				select {
+				case <-acked:
+				case <-all:
+					return
+				case <-time.After(20 * time.Second):
+					fail(fmt.Errorf("goroutine %d: report %d not done after 20s", g, i))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case <-all:
+	case err := <-errs:
+		t.Fatal(err)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%d of %d reports done after 20s", finished.Load(), total)
+	}
+	c.Close()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	pmu.Lock()
+	defer pmu.Unlock()
+	if len(got) != total || len(want) != total {
+		t.Fatalf("server got %d reports, done called for %d, want %d", len(got), len(want), total)
+	}
+	for seq, p := range want {
+		if got[seq] != p {
+			t.Fatalf("seq %d: server got %q, Go was given %q", seq, got[seq], p)
+		}
+	}
+	srv.mu.Lock()
+	conns := slices.Clone(srv.conns)
+	srv.mu.Unlock()
+	if len(conns) != 1 {
+		t.Fatalf("%d connections, want 1", len(conns))
+	}
+	fc := conns[0]
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if len(fc.received) != total || !slices.IsSorted(fc.received) {
+		t.Fatalf("the connection received %d reports, in seq order: %v", len(fc.received), slices.IsSorted(fc.received))
+	}
+}

@@ -18,14 +18,11 @@ type pending struct {
 	abandoned bool // the caller's ctx ended; the report finishes silently
 	waiting   bool // in outbox.retry
 	held      bool // in outbox.held: waiting for room on the current connection
-	retryAt   int64
-	attempts  int // retryable NACKs so far: the retry backoff grows with them
-
 	// A report made by Go: its outcome goes to cb, not to the done channel.
-	async bool
-	cb    func(seq uint64, err error)
-	err   error    // the outcome, between completeLocked and the call to cb
-	next  *pending // in the doneQueue
+	async    bool
+	retryAt  int64
+	attempts int // retryable NACKs so far: the retry backoff grows with them
+	cb       func(seq uint64, err error)
 }
 
 var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan error, 1)} }}

@@ -47,6 +47,12 @@ type session struct {
 	limit    int  // most reports in flight here: min(Options.MaxInFlight, WELCOME max_in_flight)
 	goaway   bool // the server asked us to leave, or a newer connection replaced it
 	retiring bool // we are closing it on purpose (handoff complete)
+	// collecting is set while s's reader calls the done callbacks of a read's
+	// ACKs (Client.callDoneOn): the REPORT frames queued for s meanwhile are
+	// appended to batch, which the reader hands to endHold afterwards. Both are
+	// guarded by the owner's lock.
+	collecting bool
+	batch      []byte
 	// Set by the server's GOAWAY (the first one; a repeat is ignored).
 	shutdown     bool  // reason shutdown: no successor to move to, reconnect with backoff
 	hasDeadline  bool  // goawayEnd is set
@@ -91,6 +97,9 @@ type session struct {
 	rbuf []byte
 	rlen int
 	evs  []sessionEvent // the events of one read, reused
+	// The reader's buffers for Client.callDoneOn, reused from one read to the next.
+	batchSpare []byte
+	callsSpare []doneCall
 }
 
 // sessionOwner is what a session reports to (the Client). Both methods are called
@@ -316,32 +325,70 @@ func (s *session) hold() {
 	s.wmu.Unlock()
 }
 
-// release ends hold. The reports the done callbacks queued meanwhile are written
-// by the reader itself, as much as the socket takes without waiting, when no
-// other write is in progress and no upload chunk waits (chunks keep their order
-// through the writer alone); the writer is woken only for what is left. Waking it
-// for every batch costs two goroutine switches, more than the write itself, and
-// the reader has nothing to read before the server has the batch. Never waiting
-// keeps the reader reading whatever the server does.
-func (s *session) release() {
+// release ends hold, queueing batch (REPORT frames the owner collected meanwhile)
+// behind the output already queued, writes what it can, and returns an empty
+// buffer for the owner's next batch: endHold, then flushHeld. An owner that
+// collected the batch under its own lock calls endHold under that lock, so that
+// a report queued after the batch never goes out before it.
+func (s *session) release(batch []byte) (spare []byte) {
+	direct, owed, spare := s.endHold(batch)
+	if b := s.flushHeld(direct, owed); direct != nil {
+		spare = b
+	}
+	return spare
+}
+
+// endHold ends hold. As usual nothing is queued or being written and batch
+// (REPORT frames the owner collected meanwhile) is returned as direct, to be
+// written from where it is by flushHeld, ahead of anything queued from now on
+// (writing is set already). Otherwise batch is queued behind the output
+// already queued (or becomes the output) and an emptied buffer comes back as
+// spare; owed says that output is waiting for flushHeld.
+func (s *session) endHold(batch []byte) (direct []byte, owed bool, spare []byte) {
 	s.wmu.Lock()
 	s.held = false
-	owed := s.owed
+	owed = s.owed || len(batch) > 0
 	s.owed = false
-	if !owed {
+	if len(batch) > 0 && len(s.out) == 0 && s.raw != nil && !s.writing.Load() && s.chunksQueued == s.written.Load() {
+		s.writing.Store(true)
 		s.wmu.Unlock()
-		return
+		return batch, owed, nil
 	}
-	if s.raw == nil || s.writing.Load() || len(s.out) == 0 || s.chunksQueued != s.written.Load() {
-		s.wmu.Unlock()
-		s.signal()
-		return
+	if len(s.out) == 0 { // the batch becomes the output (TLS, or a write in progress)
+		s.out, batch = batch, s.out
+	} else {
+		s.out = append(s.out, batch...)
 	}
-	s.writing.Store(true)
-	buf := s.out
-	s.out = s.rspare
-	s.rspare = nil
 	s.wmu.Unlock()
+	return nil, owed, keptBuf(batch)
+}
+
+// flushHeld writes what endHold left: direct, or else, if owed, the output
+// queued meanwhile, as much as the socket takes without waiting, when no other
+// write is in progress and no upload chunk waits (chunks keep their order
+// through the writer alone); the writer is woken only for what is left. Waking
+// it for every batch costs two goroutine switches, more than the write itself,
+// and the reader has nothing to read before the server has the batch. Never
+// waiting keeps the reader reading whatever the server does. It returns direct,
+// emptied, for the owner's next batch.
+func (s *session) flushHeld(direct []byte, owed bool) []byte {
+	buf := direct
+	if buf == nil {
+		if !owed {
+			return nil
+		}
+		s.wmu.Lock()
+		if s.raw == nil || s.writing.Load() || len(s.out) == 0 || s.chunksQueued != s.written.Load() {
+			s.wmu.Unlock()
+			s.signal()
+			return nil
+		}
+		s.writing.Store(true)
+		buf = s.out
+		s.out = s.rspare
+		s.rspare = nil
+		s.wmu.Unlock()
+	}
 	n, err := s.raw.writeNow(buf)
 	if n > 0 {
 		s.lastSend.Store(mono.Now())
@@ -350,21 +397,31 @@ func (s *session) release() {
 	s.writing.Store(false)
 	if n < len(buf) { // the rest goes first, ahead of what was queued meanwhile
 		rest := append(buf[:0], buf[n:]...)
-		buf = s.out // copied behind the rest: the spare from here on
+		buf = s.out // copied behind the rest: free from here on
 		s.out = append(rest, buf...)
 	}
-	if cap(buf) <= maxKeptWriteBuf {
-		s.rspare = buf[:0]
+	if direct == nil {
+		if cap(buf) <= maxKeptWriteBuf {
+			s.rspare = buf[:0]
+		}
+		buf = nil
 	}
 	more := len(s.out) > 0 || len(s.chunks) > 0
 	s.wmu.Unlock()
 	if err != nil {
 		s.fail(err)
-		return
-	}
-	if more { // the socket's buffer was full, or others queued output meanwhile
+	} else if more { // the socket's buffer was full, or others queued output meanwhile
 		s.signal()
 	}
+	return keptBuf(buf)
+}
+
+// keptBuf is b emptied for reuse, or nil if it grew too large to keep.
+func keptBuf(b []byte) []byte {
+	if cap(b) > maxKeptWriteBuf {
+		return nil
+	}
+	return b[:0]
 }
 
 // ping queues a PING, behind any output already pending: a PING is also due when

@@ -172,7 +172,7 @@ func TestSessionReleaseWritesHeldBatch(t *testing.T) {
 	for seq := uint64(1); seq <= 3; seq++ {
 		s.queueFrame(protocol.TypeReport, seq, []byte("r"))
 	}
-	s.release()
+	s.release(nil)
 	for i, f := range readFrames(t, srv, 3) {
 		if f.Type != protocol.TypeReport || f.Seq != uint64(i+1) {
 			t.Fatalf("frame %d: %s %d", i, f.Type, f.Seq)
@@ -206,7 +206,7 @@ func TestSessionReleaseLeavesWhatTheSocketDoesNotTakeToWriter(t *testing.T) {
 		s.queueFrame(protocol.TypeReport, seq, payload)
 	}
 	released := make(chan struct{})
-	go func() { defer close(released); s.release() }()
+	go func() { defer close(released); s.release(nil) }()
 	waitRelease(t, released)
 	if len(s.out) == 0 {
 		t.Fatal("the socket took 4 MiB nobody reads")
@@ -277,7 +277,7 @@ func releaseLeavesBatch(t *testing.T, s *session, why string) {
 	t.Helper()
 	s.hold()
 	s.queueFrame(protocol.TypeReport, 1, []byte("r"))
-	s.release()
+	s.release(nil)
 	select {
 	case <-s.kick:
 	default:
@@ -304,5 +304,79 @@ func TestSessionReleaseLeavesBatchBehindWriterInProgress(t *testing.T) {
 	defer func() { s.fail(errors.New("test over")); wg.Wait() }()
 	if f := readFrames(t, srv, 1)[0]; f.Type != protocol.TypeReport || f.Seq != 1 {
 		t.Fatalf("got %s %d", f.Type, f.Seq)
+	}
+}
+
+// framesOf appends the REPORT frames of seqs to dst.
+func framesOf(dst []byte, seqs ...uint64) []byte {
+	for _, seq := range seqs {
+		dst = protocol.AppendFrame(dst, protocol.TypeReport, seq, []byte("r"))
+	}
+	return dst
+}
+
+// The batch the owner collected is written by release itself, behind what was
+// queued on the session before it (a PONG, here a REPORT), in that order, and
+// release hands back an empty buffer for the next batch.
+func TestSessionReleaseWritesBatchBehindQueued(t *testing.T) {
+	cli, srv := tcpPair(t)
+	s := newSession(&recordingOwner{}, &sync.WaitGroup{}, cli)
+	s.hold()
+	s.queueFrame(protocol.TypeReport, 1, []byte("r"))
+	spare := s.release(framesOf(nil, 2, 3))
+	for i, f := range readFrames(t, srv, 3) {
+		if f.Type != protocol.TypeReport || f.Seq != uint64(i+1) {
+			t.Fatalf("frame %d: %s %d", i, f.Type, f.Seq)
+		}
+	}
+	if len(spare) != 0 || cap(spare) == 0 {
+		t.Fatalf("release returned a buffer of len %d cap %d, want an empty reusable one", len(spare), cap(spare))
+	}
+	select {
+	case <-s.kick:
+		t.Fatal("release woke the writer for a batch it wrote itself")
+	default:
+	}
+	// Nothing queued before it: the batch is written from its own buffer, which
+	// comes back for the next one.
+	s.hold()
+	batch := framesOf(spare, 4)
+	spare = s.release(batch)
+	if f := readFrames(t, srv, 1)[0]; f.Seq != 4 {
+		t.Fatalf("got seq %d, want 4", f.Seq)
+	}
+	if &spare[:1][0] != &batch[0] {
+		t.Fatal("the batch's buffer did not come back for the next batch")
+	}
+	if s.writing.Load() || len(s.out) != 0 {
+		t.Fatalf("after release: writing %v, %d bytes still queued", s.writing.Load(), len(s.out))
+	}
+}
+
+// While another write is in progress, release queues the batch behind the output
+// already queued and wakes the writer, which writes both in order.
+func TestSessionReleaseQueuesBatchBehindWriterInProgress(t *testing.T) {
+	cli, srv := tcpPair(t)
+	s := newSession(&recordingOwner{}, &sync.WaitGroup{}, cli)
+	s.writing.Store(true)
+	s.hold()
+	s.queueFrame(protocol.TypeReport, 1, []byte("r"))
+	s.release(framesOf(nil, 2))
+	select {
+	case <-s.kick:
+	default:
+		t.Fatal("release neither wrote the batch nor woke the writer")
+	}
+	s.writing.Store(false)
+	var wg sync.WaitGroup
+	s.wg = &wg
+	wg.Add(1)
+	s.kick <- struct{}{}
+	go s.writeLoop()
+	defer func() { s.fail(errors.New("test over")); wg.Wait() }()
+	for i, f := range readFrames(t, srv, 2) {
+		if f.Seq != uint64(i+1) {
+			t.Fatalf("frame %d has seq %d", i, f.Seq)
+		}
 	}
 }

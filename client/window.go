@@ -83,6 +83,17 @@ func (w *window) release() {
 	}
 }
 
+// releaseN frees the slots of n finished reports at once (n ≥ 0).
+func (w *window) releaseN(n int) {
+	if n == 0 {
+		return
+	}
+	w.taken.Add(-int64(n))
+	if w.waiters.Load() > 0 {
+		w.signal()
+	}
+}
+
 // signal leaves a wake token unless one is already waiting to be taken.
 func (w *window) signal() {
 	select {
