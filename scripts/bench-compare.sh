@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench-compare.sh: hawk beside the limit reference (../shared/bench), in one series.
 #
-#   scripts/bench-compare.sh [-runs N] [-d 5s] [-idle-n 15000] [-upgrades 10]
+#   scripts/bench-compare.sh [-runs N] [-only NAME] [-d 5s] [-idle-n 15000] [-upgrades 10]
 #                            [-skip-throughput] [-skip-idle] [-skip-startup] [-udp]
 #                            [-rounds 3] [-rate 150000] [-skip-handoff] [-skip-upgrade-load]
 #                            [-tree DIR ...] [-release-build] [-client-per-tree]
@@ -16,7 +16,8 @@
 # the reference, then for each workload alternates runs of the reference and of each
 # hawk (the hawks in reverse order every other run, so that the load drifting does not
 # favour one tree): 1,000 conns x 8 in flight x 256 B and 100 x 32 x 128 B, each with
-# spool.fsync never and always; then holds -idle-n idle connections on each; then times each
+# spool.fsync never and always (-only NAME: only the series whose name, say
+# 1000x8x256-fsync-never, contains NAME); then holds -idle-n idle connections on each; then times each
 # hawk's start. Prints one line per run and the medians: acked/s, the ratio to the
 # reference in the same run, server CPU per report and the load generator's; RSS per
 # idle connection; `hawk -version` wall time
@@ -68,10 +69,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 udp=0 trees=() release=0
-handoff=1 upload=1 rounds=3 rate=150000 clientpertree=0 portbase=0 gctrace=0
+handoff=1 upload=1 rounds=3 rate=150000 clientpertree=0 portbase=0 gctrace=0 only=
 while [ $# -gt 0 ]; do
   case "$1" in
     -runs) runs=$2; shift 2 ;;
+    -only) only=$2; shift 2 ;;
     -d) dur=$2; shift 2 ;;
     -idle-n) idlen=$2; shift 2 ;;
     -upgrades) upgrades=$2; shift 2 ;;
@@ -201,6 +203,7 @@ per_report() { awk -v r="$2" -v f="$3" -v hz="$hz" '{printf "%.2f", $f/hz*1e6/(r
 
 series() { # name fsync conns window size
   local name=$1 fsync=$2 c=$3 w=$4 s=$5
+  [[ -n "$only" && "$name" != *"$only"* ]] && return
   start_hawks "$fsync"
   echo "$name: load average $(cut -d' ' -f1-3 /proc/loadavg)"
   : > "$W/$name.ref"; : > "$W/$name.refcpu"
