@@ -296,12 +296,7 @@ func TestSessionReleaseLeavesBatchBehindWriterInProgress(t *testing.T) {
 	s.writing.Store(true) // as the writer sets it, under wmu, taking out
 	releaseLeavesBatch(t, s, "another write was in progress")
 	s.writing.Store(false)
-	var wg sync.WaitGroup
-	s.wg = &wg
-	wg.Add(1)
-	s.kick <- struct{}{}
-	go s.writeLoop()
-	defer func() { s.fail(errors.New("test over")); wg.Wait() }()
+	runWriter(t, s)
 	if f := readFrames(t, srv, 1)[0]; f.Type != protocol.TypeReport || f.Seq != 1 {
 		t.Fatalf("got %s %d", f.Type, f.Seq)
 	}
@@ -368,15 +363,21 @@ func TestSessionReleaseQueuesBatchBehindWriterInProgress(t *testing.T) {
 		t.Fatal("release neither wrote the batch nor woke the writer")
 	}
 	s.writing.Store(false)
-	var wg sync.WaitGroup
-	s.wg = &wg
-	wg.Add(1)
-	s.kick <- struct{}{}
-	go s.writeLoop()
-	defer func() { s.fail(errors.New("test over")); wg.Wait() }()
+	runWriter(t, s)
 	for i, f := range readFrames(t, srv, 2) {
 		if f.Seq != uint64(i+1) {
 			t.Fatalf("frame %d has seq %d", i, f.Seq)
 		}
 	}
+}
+
+// runWriter starts s's writer as the session does, woken once; it stops, and is
+// waited for, when the test ends.
+func runWriter(t *testing.T, s *session) {
+	var wg sync.WaitGroup
+	s.wg = &wg
+	wg.Add(1)
+	s.kick <- struct{}{}
+	go s.writeLoop()
+	t.Cleanup(func() { s.fail(errors.New("test over")); wg.Wait() })
 }
