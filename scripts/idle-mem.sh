@@ -25,7 +25,9 @@ HOLD=40s
 [ -n "$LONG" ] && HOLD=70s
 D=$(mktemp -d)
 EP=
-trap 'kill $SP $CP $EP 2>/dev/null || true; rm -rf "$D"' EXIT
+# The server is waited for, not only signalled: a run started right after this one
+# on the same ports would otherwise find them still held.
+trap 'kill $SP $CP $EP 2>/dev/null || true; wait $SP 2>/dev/null || true; rm -rf "$D"' EXIT
 TLSF=() CF=()
 if [ "$MODE" = tls ]; then
 	TLSF=(-tls.cert_file="$CERTS/s.crt" -tls.key_file="$CERTS/s.key" -tls.min_version=1.3)
@@ -35,6 +37,11 @@ fi
 	-log.level=info -limits.handshake_rate=0 "${TLSF[@]}" "$@" >"$D/server.log" 2>&1 &
 SP=$! CP=
 for _ in $(seq 100); do curl -sf http://127.0.0.1:$APORT/metrics >/dev/null && break; sleep 0.1; done
+if ! kill -0 $SP 2>/dev/null; then
+	echo "idle-mem: the server exited at start:" >&2
+	cat "$D/server.log" >&2
+	exit 1
+fi
 sleep 1
 m() { curl -sf http://127.0.0.1:$APORT/metrics | awk -v k="$1" '$1==k{print $2}'; }
 rss() { awk '/VmRSS/{print $2}' /proc/$SP/status; }
