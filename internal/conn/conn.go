@@ -95,7 +95,7 @@ type Conn struct {
 	readFn func(fd uintptr) bool // c.readRaw, bound once so waiting allocates nothing
 	// born is mono.Now() when the reader goroutine serving the active connection's
 	// plaintext reads started, 0 while none does (a handshake, TLS): then readRaw
-	// serves them itself (serveRaw).
+	// serves them itself.
 	born int64
 	// reportsRead counts the REPORTs read.
 	reportsRead uint64

@@ -23,7 +23,7 @@ import (
 // An active plaintext connection's reads are served here, inside RawRead (c.born
 // set): after a read that did not fill the buffer the socket was empty, so the
 // goroutine parks without the read that would only say EAGAIN (a system call per
-// wake-up, as much as a tenth of the server's CPU at 8 reports a read). That is
+// wake-up, a few per cent of the server's CPU at 8 reports a read). That is
 // sound only inside one RawRead: it resets the poller's readiness on entry, which
 // could sleep through data that arrived since the last read, while between two
 // calls of this callback readiness is kept, and data that arrives after a read
@@ -54,7 +54,7 @@ func (c *Conn) readRaw(fd uintptr) bool {
 		if c.born == 0 || n == 0 {
 			return true // served by serveFrom
 		}
-		if served, ok := c.serveRead(n); !served || !ok || c.leaveRaw() {
+		if _, ok := c.serveRead(n); !ok || c.leaveRaw() {
 			c.rn = -1
 			return true
 		}
@@ -180,8 +180,8 @@ func (c *Conn) serveFrom(handshaking bool, born int64) {
 
 // serveRead serves a read of n bytes into the read buffer: decodes its frames, hands
 // the reports to the destination and writes what their work queued. served is false
-// when the connection was already closing (the bytes are dropped), ok false when it
-// is closing now.
+// when the connection was already closing (the bytes are dropped); ok is false when
+// it is closing, already or since this read.
 func (c *Conn) serveRead(n int) (served, ok bool) {
 	if c.holdOutput() {
 		// An ERROR is on its way out. Keep reading (and dropping) what the peer
