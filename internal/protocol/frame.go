@@ -8,7 +8,7 @@ package protocol
 import (
 	"encoding/binary"
 	"hash/crc32"
-	"sync"
+	"sync/atomic"
 )
 
 // Layout constants.
@@ -74,10 +74,28 @@ type Frame struct {
 	Payload []byte
 }
 
-// castagnoli is the CRC-32C table, built by the first frame rather than in the
-// package's init, which every process pays before main (hawk -version, an
-// upgrade's new process before it is ready).
-var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
+// castagnoliTable is the CRC-32C table, built by the first frame rather than in
+// the package's init, which every process pays before main (hawk -version, an
+// upgrade's new process before it is ready). nil until then.
+var castagnoliTable atomic.Pointer[crc32.Table]
+
+// castagnoli returns the CRC-32C table. It runs for every frame: the load is
+// inlined where it is called, where a sync.OnceValue's closure was a call and a
+// sync.Once check per frame (BenchmarkDecodeReport256).
+func castagnoli() *crc32.Table {
+	if t := castagnoliTable.Load(); t != nil {
+		return t
+	}
+	return makeCastagnoli()
+}
+
+// makeCastagnoli builds the table once per process: crc32.MakeTable returns the
+// same table to every caller, so goroutines racing here store the same pointer.
+func makeCastagnoli() *crc32.Table {
+	t := crc32.MakeTable(crc32.Castagnoli)
+	castagnoliTable.Store(t)
+	return t
+}
 
 // AppendFrame appends one encoded frame to dst and returns the extended slice.
 func AppendFrame(dst []byte, t Type, seq uint64, payload []byte) []byte {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"sync"
 	"testing"
 )
 
@@ -199,5 +200,26 @@ func BenchmarkEncodeReport256(b *testing.B) {
 	}
 	if len(buf) != FrameSize(len(payload)) {
 		b.Fatal(fmt.Sprint("frame is ", len(buf), " bytes"))
+	}
+}
+
+// TestCastagnoliFirstUse: the goroutines that build the table at once all get
+// crc32's one CRC-32C table, which is the one kept.
+func TestCastagnoliFirstUse(t *testing.T) {
+	want := crc32.MakeTable(crc32.Castagnoli)
+	castagnoliTable.Store(nil)
+	got := make([]*crc32.Table, 8)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() { got[i] = castagnoli() })
+	}
+	wg.Wait()
+	for i, tab := range got {
+		if tab != want {
+			t.Fatalf("goroutine %d got table %p, want crc32's %p", i, tab, want)
+		}
+	}
+	if tab := castagnoliTable.Load(); tab != want {
+		t.Fatalf("table kept is %p, want %p", tab, want)
 	}
 }
