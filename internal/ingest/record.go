@@ -1,9 +1,9 @@
 package ingest
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
 	"strconv"
 	"time"
@@ -106,18 +106,18 @@ func appendPayload(dst, p []byte) []byte {
 
 const hex = "0123456789abcdef"
 
-// printable8 reports whether all 8 bytes of x are printable ASCII: none is a
-// control character (< 0x20) or a byte of a multi-byte UTF-8 sequence (>= 0x80).
-// A byte below 0x20 borrows into its own high bit when 0x20 is taken from it; a
-// borrow reaches a higher byte only from a byte that is itself not printable, so
-// the test is exact for the word.
-func printable8(x uint64) bool { return unprintable(x) == 0 }
-
-// unprintable has the high bit of each byte of x that is not printable ASCII set,
-// and maybe of bytes above it (printable8).
-func unprintable(x uint64) uint64 {
+// special has the high bit set of each byte of x that does not stand for itself
+// inside a JSON string: a quote, a backslash, a control character (< 0x20) or a
+// byte of a multi-byte UTF-8 sequence (>= 0x80); maybe of bytes above such a byte
+// too, never below the first. A borrow taken from a byte, by the subtractions of
+// 0x20 and of 1 from the bytes equal to '"' or '\\' once xor-ed to 0, reaches only
+// the bytes above one that is itself special, so the lowest bit set is exact
+// (TestSpecial): bits.TrailingZeros64(special(x))/8 is the first such byte's index.
+func special(x uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	return ((x - ones*0x20) | x) & highs
+	q := x ^ ones*'"'
+	b := x ^ ones*'\\'
+	return ((x - ones*0x20) | x | (q-ones)&^q | (b-ones)&^b) & highs
 }
 
 // strSafe[c] is true for the ASCII bytes that stand for themselves inside a JSON
@@ -321,31 +321,9 @@ key: // at an object member's name
 // or -1 when it is not a valid JSON string of valid UTF-8.
 func scanString(p []byte, i int) int {
 	i++
-	for i < len(p) {
-		// Byte by byte first: an object's keys and short values end within a few
-		// bytes. A payload is mostly string bytes, though: in a longer string, find
-		// the closing quote and the first backslash with bytes.IndexByte (vector
-		// instructions) and test the bytes before them a word at a time.
-		end := min(i+16, len(p))
-		for i < end && strSafe[p[i]] {
-			i++
-		}
-		if i == end && end < len(p) {
-			q := bytes.IndexByte(p[i:], '"')
-			if q < 0 {
-				return -1
-			}
-			span := p[i : i+q]
-			if b := bytes.IndexByte(span, '\\'); b >= 0 {
-				span = span[:b]
-			}
-			i += plainPrefix(span)
-			for i < len(p) && strSafe[p[i]] {
-				i++
-			}
-		}
-		if i >= len(p) {
-			break
+	for {
+		if i = plainRun(p, i); i >= len(p) {
+			return -1
 		}
 		if c := p[i]; c < utf8.RuneSelf {
 			switch c {
@@ -377,24 +355,46 @@ func scanString(p []byte, i int) int {
 		}
 		i += size
 	}
-	return -1
 }
 
-// plainPrefix is how many whole words at the start of s (which holds no '"' and
-// no '\\') hold only printable ASCII (printable8): two words a test while they do.
-func plainPrefix(s []byte) int {
-	n := 0
-	for ; n+16 <= len(s); n += 16 {
-		if unprintable(binary.LittleEndian.Uint64(s[n:]))|unprintable(binary.LittleEndian.Uint64(s[n+8:])) != 0 {
-			break
+// plainRun returns the index of the first byte at or after p[i] that does not
+// stand for itself in a JSON string (special), or len(p) when there is none.
+//
+// A payload is mostly string bytes: they are tested in one pass, two words at a
+// time, where the quote, the first backslash and the other bytes were three passes
+// (two bytes.IndexByte and a word test) with the first and last bytes of each
+// string byte by byte. The last bytes of p, fewer than a word, are tested as the
+// end of the word that ends p, shifted down: the zero bytes shifted in are special
+// and say len(p) or more, which is what the end of p means.
+func plainRun(p []byte, i int) int {
+	// s is p from i on: resliced rather than indexed, which spares the loop a
+	// bounds check and a pointer mask per word.
+	s := p[i:]
+	for len(s) >= 16 {
+		m0 := special(binary.LittleEndian.Uint64(s))
+		m1 := special(binary.LittleEndian.Uint64(s[8:16]))
+		if m0|m1 != 0 {
+			if m0 != 0 {
+				return len(p) - len(s) + bits.TrailingZeros64(m0)/8
+			}
+			return len(p) - len(s) + 8 + bits.TrailingZeros64(m1)/8
 		}
+		s = s[16:]
 	}
-	for ; n+8 <= len(s); n += 8 {
-		if !printable8(binary.LittleEndian.Uint64(s[n:])) {
-			break
+	if len(s) >= 8 {
+		if m := special(binary.LittleEndian.Uint64(s)); m != 0 {
+			return len(p) - len(s) + bits.TrailingZeros64(m)/8
 		}
+		s = s[8:]
 	}
-	return n
+	if len(s) > 0 && len(p) >= 8 {
+		m := special(binary.LittleEndian.Uint64(p[len(p)-8:]) >> (8 * (8 - len(s))))
+		return min(len(p)-len(s)+bits.TrailingZeros64(m)/8, len(p))
+	}
+	for len(s) > 0 && strSafe[s[0]] {
+		s = s[1:]
+	}
+	return len(p) - len(s)
 }
 
 func isHex(c byte) bool {

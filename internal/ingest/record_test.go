@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -241,12 +242,12 @@ func embeddable(p []byte) bool {
 // FuzzScanJSON holds scanJSON to json.Valid (plus UTF-8 validity and the depth
 // bound), and appendCompact to json.Compact. Run with:
 // go test -fuzz FuzzScanJSON ./internal/ingest/
-// longStrings are JSON strings long enough for scanString's word-at-a-time path,
-// each with one byte that is not plain (an escape, a quote, a control character,
+// longStrings are JSON strings of 0 to 70 bytes, about the word boundaries of
+// plainRun's word-at-a-time passes and its last word, each with one byte that is not plain (an escape, a quote, a control character,
 // UTF-8 good and bad) at every position, and the same without their closing quote.
 func longStrings() [][]byte {
 	var out [][]byte
-	for _, n := range []int{16, 17, 31, 40, 70} {
+	for _, n := range []int{0, 1, 5, 7, 8, 9, 15, 16, 17, 31, 40, 70} {
 		for pos := range n {
 			for _, odd := range []string{`\"`, `\\`, `\u00e9`, `\q`, `"`, "\x01", "\x7f", "é", "\xff", "\xe2\x82", "€"} {
 				s := strings.Repeat("x", pos) + odd + strings.Repeat("y", n-pos)
@@ -477,45 +478,66 @@ func TestAppendRecordSource(t *testing.T) {
 	}
 }
 
-// TestPrintable8 holds the word test of scanString to the bytes it lets through,
-// printable ASCII: every byte value at every position among plain bytes, and pairs
-// of neighbours (a borrow from one byte must not hide or invent another).
-func TestPrintable8(t *testing.T) {
-	printable := func(c int) bool { return c >= 0x20 && c < 0x80 }
+// TestSpecial holds the word test of plainRun to the bytes that stand for
+// themselves in a JSON string: the first byte it finds is the first that does not,
+// for every byte value at every position among plain bytes, and with every byte
+// value beside it above (a borrow from one byte must not hide or invent another).
+func TestSpecial(t *testing.T) {
+	plain := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	first := func(w []byte) int {
+		for i, c := range w {
+			if !plain(c) {
+				return i
+			}
+		}
+		return 8
+	}
+	got := func(w []byte) int { return bits.TrailingZeros64(special(binary.LittleEndian.Uint64(w))) / 8 }
 	for pos := range 8 {
 		for c := range 256 {
 			w := []byte("aaaaaaaa")
 			w[pos] = byte(c)
-			if got := printable8(binary.LittleEndian.Uint64(w)); got != printable(c) {
-				t.Fatalf("printable8(%q) = %v, want %v", w, got, printable(c))
+			if g, want := got(w), first(w); g != want {
+				t.Fatalf("special(%q) says byte %d, want %d", w, g, want)
+			}
+			if pos == 7 {
+				continue
 			}
 			for d := range 256 {
-				w[(pos+1)%8] = byte(d)
-				if got, want := printable8(binary.LittleEndian.Uint64(w)), printable(c) && printable(d); got != want {
-					t.Fatalf("printable8(%q) = %v, want %v", w, got, want)
+				w[pos+1] = byte(d)
+				if g, want := got(w), first(w); g != want {
+					t.Fatalf("special(%q) says byte %d, want %d", w, g, want)
 				}
 			}
 		}
 	}
 }
 
-// TestPlainPrefix: the words before the first byte that is not printable, for
-// every length up to 40 and every position of one such byte.
-func TestPlainPrefix(t *testing.T) {
+// TestPlainRun: the index of the first byte that is not plain, from every start,
+// for every length up to 40 and every position of one such byte.
+func TestPlainRun(t *testing.T) {
 	for n := range 41 {
 		s := bytes.Repeat([]byte("a"), n)
-		if got, want := plainPrefix(s), n/8*8; got != want {
-			t.Fatalf("plainPrefix(%d plain bytes) = %d, want %d", n, got, want)
+		for from := range n + 1 {
+			if got := plainRun(s, from); got != n {
+				t.Fatalf("plainRun(%d plain bytes, %d) = %d, want %d", n, from, got, n)
+			}
 		}
 		for pos := range n {
-			for _, c := range []byte{0x00, 0x1f, 0x7f, 0x80, 0xff} {
+			for _, c := range []byte{0x00, 0x1f, '"', '\\', 0x80, 0xff} {
 				s[pos] = c
-				want := pos / 8 * 8
-				if c == 0x7f { // DEL is printable ASCII as far as JSON is concerned
-					want = n / 8 * 8
+				for from := range n + 1 {
+					want := pos
+					if from > pos { // the odd byte is behind the start
+						want = n
+					}
+					if got := plainRun(s, from); got != want {
+						t.Fatalf("plainRun(%q, %d) = %d, want %d", s, from, got, want)
+					}
 				}
-				if got := plainPrefix(s); got != want {
-					t.Fatalf("plainPrefix(%q) = %d, want %d", s, got, want)
+				s[pos] = 0x7f // DEL stands for itself in a JSON string
+				if got := plainRun(s, 0); got != n {
+					t.Fatalf("plainRun(%q, 0) = %d, want %d", s, got, n)
 				}
 				s[pos] = 'a'
 			}
