@@ -2,8 +2,6 @@ package ingest
 
 import (
 	"encoding/base64"
-	"encoding/binary"
-	"math/bits"
 	"net/netip"
 	"strconv"
 	"time"
@@ -105,20 +103,6 @@ func appendPayload(dst, p []byte) []byte {
 }
 
 const hex = "0123456789abcdef"
-
-// special has the high bit set of each byte of x that does not stand for itself
-// inside a JSON string: a quote, a backslash, a control character (< 0x20) or a
-// byte of a multi-byte UTF-8 sequence (>= 0x80); maybe of bytes above such a byte
-// too, never below the first. A borrow taken from a byte, by the subtractions of
-// 0x20 and of 1 from the bytes equal to '"' or '\\' once xor-ed to 0, reaches only
-// the bytes above one that is itself special, so the lowest bit set is exact
-// (TestSpecial): bits.TrailingZeros64(special(x))/8 is the first such byte's index.
-func special(x uint64) uint64 {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	q := x ^ ones*'"'
-	b := x ^ ones*'\\'
-	return ((x - ones*0x20) | x | (q-ones)&^q | (b-ones)&^b) & highs
-}
 
 // strSafe[c] is true for the ASCII bytes that stand for themselves inside a JSON
 // string. HTML characters (<, >, &) are not escaped: the lines are read by log
@@ -355,46 +339,6 @@ func scanString(p []byte, i int) int {
 		}
 		i += size
 	}
-}
-
-// plainRun returns the index of the first byte at or after p[i] that does not
-// stand for itself in a JSON string (special), or len(p) when there is none.
-//
-// A payload is mostly string bytes: they are tested in one pass, two words at a
-// time, where the quote, the first backslash and the other bytes were three passes
-// (two bytes.IndexByte and a word test) with the first and last bytes of each
-// string byte by byte. The last bytes of p, fewer than a word, are tested as the
-// end of the word that ends p, shifted down: the zero bytes shifted in are special
-// and say len(p) or more, which is what the end of p means.
-func plainRun(p []byte, i int) int {
-	// s is p from i on: resliced rather than indexed, which spares the loop a
-	// bounds check and a pointer mask per word.
-	s := p[i:]
-	for len(s) >= 16 {
-		m0 := special(binary.LittleEndian.Uint64(s))
-		m1 := special(binary.LittleEndian.Uint64(s[8:16]))
-		if m0|m1 != 0 {
-			if m0 != 0 {
-				return len(p) - len(s) + bits.TrailingZeros64(m0)/8
-			}
-			return len(p) - len(s) + 8 + bits.TrailingZeros64(m1)/8
-		}
-		s = s[16:]
-	}
-	if len(s) >= 8 {
-		if m := special(binary.LittleEndian.Uint64(s)); m != 0 {
-			return len(p) - len(s) + bits.TrailingZeros64(m)/8
-		}
-		s = s[8:]
-	}
-	if len(s) > 0 && len(p) >= 8 {
-		m := special(binary.LittleEndian.Uint64(p[len(p)-8:]) >> (8 * (8 - len(s))))
-		return min(len(p)-len(s)+bits.TrailingZeros64(m)/8, len(p))
-	}
-	for len(s) > 0 && strSafe[s[0]] {
-		s = s[1:]
-	}
-	return len(p) - len(s)
 }
 
 func isHex(c byte) bool {

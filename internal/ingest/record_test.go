@@ -513,31 +513,42 @@ func TestSpecial(t *testing.T) {
 	}
 }
 
-// TestPlainRun: the index of the first byte that is not plain, from every start,
-// for every length up to 40 and every position of one such byte.
+// TestPlainRun holds plainRun (on amd64 its SSE2 code for 16 bytes and more) and
+// plainRunWords to the first byte that is not plain: for every length up to 70,
+// every byte value at every position, from the start and from just before and
+// after that byte, and some of them from every start.
 func TestPlainRun(t *testing.T) {
-	for n := range 41 {
-		s := bytes.Repeat([]byte("a"), n)
-		for from := range n + 1 {
-			if got := plainRun(s, from); got != n {
-				t.Fatalf("plainRun(%d plain bytes, %d) = %d, want %d", n, from, got, n)
-			}
-		}
-		for pos := range n {
-			for _, c := range []byte{0x00, 0x1f, '"', '\\', 0x80, 0xff} {
-				s[pos] = c
-				for from := range n + 1 {
-					want := pos
-					if from > pos { // the odd byte is behind the start
-						want = n
-					}
-					if got := plainRun(s, from); got != want {
-						t.Fatalf("plainRun(%q, %d) = %d, want %d", s, from, got, want)
-					}
+	plain := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	for _, run := range []struct {
+		name string
+		f    func([]byte, int) int
+	}{{"plainRun", plainRun}, {"plainRunWords", plainRunWords}} {
+		for n := range 71 {
+			s := bytes.Repeat([]byte("a"), n)
+			for from := range n + 1 {
+				if got := run.f(s, from); got != n {
+					t.Fatalf("%s(%d plain bytes, %d) = %d, want %d", run.name, n, from, got, n)
 				}
-				s[pos] = 0x7f // DEL stands for itself in a JSON string
-				if got := plainRun(s, 0); got != n {
-					t.Fatalf("plainRun(%q, 0) = %d, want %d", s, got, n)
+			}
+			for pos := range n {
+				for c := range 256 {
+					s[pos] = byte(c)
+					froms := []int{0, pos, pos + 1}
+					if c == 0 || c == '"' || c == 0x80 {
+						froms = froms[:0]
+						for from := range n + 1 {
+							froms = append(froms, from)
+						}
+					}
+					for _, from := range froms {
+						want := n
+						if from <= pos && !plain(byte(c)) {
+							want = pos
+						}
+						if got := run.f(s, from); got != want {
+							t.Fatalf("%s(%q, %d) = %d, want %d", run.name, s, from, got, want)
+						}
+					}
 				}
 				s[pos] = 'a'
 			}
