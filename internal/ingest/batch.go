@@ -28,8 +28,12 @@ type Batch struct {
 	secOf   int64
 	mid     []byte // holds stamp, so it is made again whenever stamp is
 	midOf   midKey
-	seq     []byte
 	seqOf   uint64
+
+	// pre is head, the seq's digits (pre[seqAt:seqEnd]) and mid: the line up to
+	// its payload, appended with one copy, its digits counted up in place.
+	pre           []byte
+	seqAt, seqEnd int
 }
 
 // midKey is what a line's middle is made of besides the receive time.
@@ -42,31 +46,47 @@ type midKey struct {
 // Add appends r as one record line and its seq. It does not allocate once the
 // batch's buffers have grown to their working size.
 func (b *Batch) Add(r *Record) {
+	made := false // pre is to be made again
 	if len(b.head) == 0 || r.ClientID != b.headOf {
 		b.headOf = r.ClientID
 		b.head = appendHead(b.head[:0], r.ClientID)
+		made = true
 	}
 	if len(b.stamp) == 0 || !r.Received.Equal(b.stampOf) {
 		b.stampOf = r.Received
 		b.formatStamp(r.Received)
 		b.mid = b.mid[:0]
 	}
-	if k := (midKey{r.ConnID, r.Listener, r.Format, r.Source}); len(b.mid) == 0 || k != b.midOf {
-		b.midOf = k
+	if len(b.mid) == 0 || !b.midOf.of(r) {
+		b.midOf = midKey{r.ConnID, r.Listener, r.Format, r.Source}
 		b.mid = appendMiddle(b.mid[:0], r, b.stamp)
+		made = true
 	}
 	// A read's reports mostly carry consecutive seqs: the last seq's digits are
 	// counted up rather than formatted again.
-	if len(b.seq) == 0 || r.Seq != b.seqOf+1 || r.Seq == 0 || !increment(b.seq) {
-		b.seq = strconv.AppendUint(b.seq[:0], r.Seq, 10)
+	if made || r.Seq != b.seqOf+1 || r.Seq == 0 || !increment(b.pre[b.seqAt:b.seqEnd]) {
+		b.pre = append(b.pre[:0], b.head...)
+		b.seqAt = len(b.pre)
+		b.pre = strconv.AppendUint(b.pre, r.Seq, 10)
+		b.seqEnd = len(b.pre)
+		b.pre = append(b.pre, b.mid...)
 	}
 	b.seqOf = r.Seq
-	b.lines = append(b.lines, b.head...)
-	b.lines = append(b.lines, b.seq...)
-	b.lines = append(b.lines, b.mid...)
+	b.lines = append(b.lines, b.pre...)
 	b.lines = appendPayload(b.lines, r.Payload)
 	b.seqs = append(b.seqs, r.Seq)
 }
+
+// of reports whether r's line has the middle k was made of. Field by field, the
+// cheap and likely different first, where comparing the structs was a call per
+// report.
+func (k *midKey) of(r *Record) bool {
+	return k.connID == r.ConnID && k.source == r.Source && sameString(k.listener, r.Listener) && sameString(k.format, r.Format)
+}
+
+// sameString is a == b without a call for two empty strings (a native report's
+// listener and format).
+func sameString(a, b string) bool { return len(a) == len(b) && (len(a) == 0 || a == b) }
 
 // formatStamp sets stamp to t's text, as appendStamp formats it. Reads are
 // microseconds apart: the text up to the seconds is kept, and only the fraction
