@@ -186,10 +186,12 @@ const MaxPayloadDepth = 256
 func scanJSON(p []byte) (ok, lineBreak bool) {
 	// One bit per open container, set for an object.
 	var stack [MaxPayloadDepth / 64]uint64
-	depth := 0
+	depth := uint(0) // unsigned: depth/64 and depth%64 are a shift and a mask
 	i := 0
 	ws := func() {
-		for i < len(p) {
+		// Every whitespace byte is at most ' ': one compare for the byte that ends
+		// the run, which is most often the first.
+		for i < len(p) && p[i] <= ' ' {
 			switch p[i] {
 			case ' ', '\t':
 			case '\n', '\r':
@@ -260,7 +262,7 @@ end: // after a value
 	if i >= len(p) {
 		return false, false
 	}
-	if stack[(depth-1)/64]&(1<<((depth-1)%64)) != 0 {
+	if top := depth - 1; stack[top/64]&(1<<(top%64)) != 0 {
 		switch p[i] {
 		case ',':
 			i++
@@ -379,7 +381,7 @@ func scanNumber(p []byte, i int) int {
 }
 
 func digits(p []byte, i int) int {
-	for i < len(p) && p[i] >= '0' && p[i] <= '9' {
+	for i < len(p) && p[i]-'0' <= 9 {
 		i++
 	}
 	return i
