@@ -78,8 +78,8 @@ func (b *Batch) Add(r *Record) {
 }
 
 // of reports whether r's line has the middle k was made of. Field by field, the
-// cheap and likely different first, where comparing the structs was a call per
-// report.
+// cheap and likely different first: the generated equality of two midKeys is a
+// call, and this runs per report.
 func (k *midKey) of(r *Record) bool {
 	return k.connID == r.ConnID && k.source == r.Source && sameString(k.listener, r.Listener) && sameString(k.format, r.Format)
 }

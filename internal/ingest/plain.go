@@ -8,7 +8,8 @@ import (
 // A payload is mostly string bytes, and scanString's time is mostly plainRun's:
 // the bytes that stand for themselves are tested in one pass, for the quote, the
 // backslash, control characters and non-ASCII bytes together, 16 bytes an
-// instruction sequence on amd64 (plain_amd64.s) and two words at a time elsewhere.
+// instruction sequence on amd64 (plain_amd64.s) and two words at a time elsewhere
+// or with -tags purego (plainRunWords, which the tests hold to the same answers).
 
 // special has the high bit set of each byte of x that does not stand for itself
 // inside a JSON string: a quote, a backslash, a control character (< 0x20) or a
