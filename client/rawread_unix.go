@@ -61,12 +61,14 @@ func (s *session) serveRaw(fd uintptr) bool {
 			s.rerr = err
 			return true
 		}
-		if s.isDone() {
+		if n < space {
+			// Also after fail, whose deadline ends the wait at once: no check of
+			// done per read (the first touch of the channel costs a cache miss).
+			return false
+		}
+		if s.isDone() { // more to read, but the session has ended
 			s.rerr = net.ErrClosed // fail has set the reason already
 			return true
-		}
-		if n < space {
-			return false
 		}
 	}
 }
