@@ -176,3 +176,20 @@ func TestRawReadFailWakesWaitingReader(t *testing.T) {
 	wg.Wait()
 	expectEOF(t, srv)
 }
+
+// After fail a raw write is refused before the system call (the past deadline):
+// it says nothing was written, whatever the write before it wrote.
+func TestRawWriteAfterFailWritesNothing(t *testing.T) {
+	cli, _ := tcpPair(t)
+	s := newSession(&recordingOwner{}, &sync.WaitGroup{}, cli)
+	if s.raw == nil {
+		t.Skip("no raw socket access on this platform")
+	}
+	if n, err := s.raw.writeNow([]byte("0123456789")); n != 10 || err != nil {
+		t.Fatalf("first write: %d, %v", n, err)
+	}
+	s.fail(ErrClosed)
+	if n, err := s.raw.writeNow([]byte("abc")); n != 0 || err == nil {
+		t.Fatalf("write after fail: %d, %v; want 0 and an error", n, err)
+	}
+}
