@@ -39,7 +39,7 @@ func (w *rawWriter) write(fd uintptr) bool {
 // writeNow writes what of p the socket takes at once. A full socket buffer is
 // n < len(p) and no error; an error means the connection failed.
 func (w *rawWriter) writeNow(p []byte) (int, error) {
-	w.p = p
+	w.p, w.n, w.err = p, 0, nil // not the last call's, if fn is not called (fail's deadline)
 	err := w.rc.Write(w.fn)
 	w.p = nil
 	n, werr := max(w.n, 0), w.err

@@ -100,6 +100,10 @@ type session struct {
 	// The reader's buffers for Client.callDoneOn, reused from one read to the next.
 	batchSpare []byte
 	callsSpare []doneCall
+	// readRaw's callback, bound once (a method value per RawRead would allocate),
+	// and why it ended the session.
+	serve func(fd uintptr) bool
+	rerr  error
 }
 
 // sessionOwner is what a session reports to (the Client). Both methods are called
@@ -137,7 +141,9 @@ type sessionEvent struct {
 }
 
 func newSession(owner sessionOwner, wg *sync.WaitGroup, nc net.Conn) *session {
-	return &session{owner: owner, wg: wg, nc: nc, raw: newRawWriter(nc), kick: make(chan struct{}, 1), done: make(chan struct{}), rbuf: make([]byte, readBufSize)}
+	s := &session{owner: owner, wg: wg, nc: nc, raw: newRawWriter(nc), kick: make(chan struct{}, 1), done: make(chan struct{}), rbuf: make([]byte, readBufSize)}
+	s.serve = s.serveRaw
+	return s
 }
 
 // connect opens a connection and runs the handshake, both bounded by DialTimeout.
@@ -258,13 +264,22 @@ func (s *session) grow(need int) {
 	s.rbuf = b
 }
 
-// fail ends the session: the first error wins, the socket is closed, and the reader
-// and writer exit. Safe from any goroutine, also under the owner's lock.
+// fail ends the session: the first error wins, and the reader and writer exit.
+// Safe from any goroutine, also under the owner's lock, and from what the reader
+// runs inside its read (readRaw): there the socket is not closed, since Close
+// waits for the read to return, which would wait for fail's caller (the reader
+// itself, or whoever holds the owner's lock the reader waits for). A past
+// deadline wakes a reader or writer waiting on the socket instead, and the
+// reader closes it on its way out.
 func (s *session) fail(err error) {
 	s.failOnce.Do(func() {
 		s.err = err
 		close(s.done)
-		s.nc.Close()
+		if s.raw != nil {
+			s.nc.SetDeadline(time.Unix(1, 0))
+		} else {
+			s.nc.Close()
+		}
 	})
 }
 
@@ -534,15 +549,24 @@ func (s *session) isDone() bool {
 func (s *session) readLoop() {
 	defer s.wg.Done()
 	var err error
+	if s.raw != nil {
+		err = s.readRaw()
+	} else {
+		err = s.readConn()
+	}
+	s.fail(err)
+	s.nc.Close() // fail leaves a raw socket to us (see fail); a second Close is harmless
+	s.owner.sessionEnded(s)
+}
+
+// readConn is readLoop's loop through the net.Conn (TLS, or a socket that is not
+// one of the platform's).
+func (s *session) readConn() error {
 	for {
-		if err = s.process(); err != nil {
-			break
+		if err := s.process(); err != nil {
+			return err
 		}
-		if need := protocol.Needed(s.rbuf[:s.rlen]); need > len(s.rbuf) {
-			s.grow(need)
-		} else if s.rlen == 0 && len(s.rbuf) > readBufSize {
-			s.rbuf = make([]byte, readBufSize) // done with a one-off large frame
-		}
+		s.fitReadBuf()
 		n, rerr := s.nc.Read(s.rbuf[s.rlen:])
 		if n > 0 {
 			s.rlen += n
@@ -552,12 +576,19 @@ func (s *session) readLoop() {
 			if n > 0 {
 				s.process() // ACKs that arrived with the EOF still count
 			}
-			err = rerr
-			break
+			return rerr
 		}
 	}
-	s.fail(err)
-	s.owner.sessionEnded(s)
+}
+
+// fitReadBuf grows the read buffer to hold the partial frame it starts with, or
+// shrinks it back once a one-off large frame is done with.
+func (s *session) fitReadBuf() {
+	if need := protocol.Needed(s.rbuf[:s.rlen]); need > len(s.rbuf) {
+		s.grow(need)
+	} else if s.rlen == 0 && len(s.rbuf) > readBufSize {
+		s.rbuf = make([]byte, readBufSize)
+	}
 }
 
 // process handles every whole frame in the read buffer and keeps a partial one.

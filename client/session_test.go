@@ -132,7 +132,7 @@ func readFrames(t *testing.T, c net.Conn, n int) []protocol.Frame {
 
 // tcpPair is a connected pair of loopback TCP sockets: the client's side and the
 // server's. Both are closed when the test ends.
-func tcpPair(t *testing.T) (cli, srv net.Conn) {
+func tcpPair(t testing.TB) (cli, srv net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
