@@ -67,6 +67,18 @@ func waitEnded(t *testing.T, ended <-chan *session, s *session) {
 
 // expectEOF reads from the server's side until the client's close shows, or
 // fails the test.
+// expectEndedWith waits until s has ended with want, its goroutines have exited
+// and srv has seen the socket closed.
+func expectEndedWith(t *testing.T, ended <-chan *session, s *session, wg *sync.WaitGroup, srv net.Conn, want error) {
+	t.Helper()
+	waitEnded(t, ended, s)
+	wg.Wait()
+	if s.err != want {
+		t.Fatalf("session ended with %v, want %v", s.err, want)
+	}
+	expectEOF(t, srv)
+}
+
 func expectEOF(t *testing.T, srv net.Conn) {
 	t.Helper()
 	srv.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -117,12 +129,7 @@ func TestRawReadFailFromInsideRead(t *testing.T) {
 	if _, err := srv.Write(protocol.AppendFrame(nil, protocol.TypeAck, 1, nil)); err != nil {
 		t.Fatal(err)
 	}
-	waitEnded(t, owner.ended, s)
-	wg.Wait()
-	if s.err != errInside {
-		t.Fatalf("session ended with %v, want %v", s.err, errInside)
-	}
-	expectEOF(t, srv)
+	expectEndedWith(t, owner.ended, s, wg, srv, errInside)
 }
 
 // fail from another goroutine that holds a lock the reader waits for inside its
@@ -158,12 +165,7 @@ func TestRawReadFailWhileReaderWaitsForCallersLock(t *testing.T) {
 		t.Fatal("fail waits for the reader, which waits for fail's caller")
 	}
 	mu.Unlock()
-	waitEnded(t, owner.ended, s)
-	wg.Wait()
-	if s.err != errHeartbeatTimeout {
-		t.Fatalf("session ended with %v, want %v", s.err, errHeartbeatTimeout)
-	}
-	expectEOF(t, srv)
+	expectEndedWith(t, owner.ended, s, wg, srv, errHeartbeatTimeout)
 }
 
 // fail from another goroutine while the reader waits for bytes wakes it: the

@@ -2,6 +2,18 @@
 
 #include "textflag.h"
 
+// SPECIAL16 sets bit k of BX when byte k of X0 is special: 0x20 > it as a signed
+// byte (X1 holds 0x20s), or it is '"' (X2) or '\\' (X3). It clobbers X0, X4, X5.
+#define SPECIAL16 \
+	MOVO     X1, X4; \
+	PCMPGTB  X0, X4; \
+	MOVO     X0, X5; \
+	PCMPEQB  X2, X5; \
+	PCMPEQB  X3, X0; \
+	POR      X5, X4; \
+	POR      X0, X4; \
+	PMOVMSKB X4, BX
+
 // func plainRunSSE2(p []byte, i int) int
 //
 // A byte is special when it is '"' or '\\', or below 0x20 as a signed byte: the
@@ -26,14 +38,7 @@ loop:
 	CMPQ CX, DX
 	JHI  last
 	MOVOU (SI)(AX*1), X0
-	MOVO X1, X4
-	PCMPGTB X0, X4 // X4 = 0x20 > byte, signed
-	MOVO X0, X5
-	PCMPEQB X2, X5
-	PCMPEQB X3, X0
-	POR  X5, X4
-	POR  X0, X4
-	PMOVMSKB X4, BX
+	SPECIAL16
 	TESTL BX, BX
 	JNZ  found
 	MOVQ CX, AX
@@ -45,14 +50,7 @@ last:
 	CMPQ AX, DX
 	JAE  none
 	MOVOU -16(SI)(DX*1), X0
-	MOVO X1, X4
-	PCMPGTB X0, X4
-	MOVO X0, X5
-	PCMPEQB X2, X5
-	PCMPEQB X3, X0
-	POR  X5, X4
-	POR  X0, X4
-	PMOVMSKB X4, BX
+	SPECIAL16
 	LEAQ 16(AX), CX
 	SUBQ DX, CX
 	SHRL CX, BX
