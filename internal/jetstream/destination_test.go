@@ -29,10 +29,14 @@ func (c *counts) Connected(up bool) {
 	}
 }
 
-func open(t *testing.T, ns *natstest.Server, obs jetstream.Observer, maxPending int) *jetstream.Destination {
+// shortPublishTimeout is the PublishTimeout of a test that stops NATS: a publish
+// then fails after it.
+const shortPublishTimeout = 2 * time.Second
+
+func open(t *testing.T, ns *natstest.Server, obs jetstream.Observer, maxPending int, publishTimeout time.Duration) *jetstream.Destination {
 	t.Helper()
 	d, err := jetstream.Open(jetstream.Options{URLs: ns.URL(), Stream: "REPORTS", Subject: "hawk.reports.<client_id>",
-		MaxPending: maxPending, PublishTimeout: 2 * time.Second, RetryAfter: 20 * time.Millisecond,
+		MaxPending: maxPending, PublishTimeout: publishTimeout, RetryAfter: 20 * time.Millisecond,
 		RetryHorizon: 2 * time.Minute, RequireDurable: true, SyncAlways: true, Observer: obs, ProbeInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -91,12 +95,16 @@ func checkExactlyOnce(t *testing.T, ns *natstest.Server, clients, total int) {
 
 // Under load from many agents (pipelined, the bound smaller than what they send),
 // every report lands in the stream exactly once, and a resend of acknowledged
-// reports is ACKed again as a duplicate without a second copy.
+// reports is ACKed again as a duplicate without a second copy. With NATS up the
+// whole time no report may be NACKed; the publish timeout is long, since the only
+// NACK would be a publish acknowledged after it, and a stream that fsyncs every
+// message on a disk shared with other jobs can take seconds (it did at load
+// average 10 with 2 s).
 func TestExactlyOnceUnderLoad(t *testing.T) {
 	ns := natstest.Start(t)
 	ns.CreateStream("REPORTS", "hawk.reports.*")
 	obs := &counts{}
-	d := open(t, ns, obs, 256)
+	d := open(t, ns, obs, 256, time.Minute)
 	const clients, total, per = 40, 500, 8
 	var wg sync.WaitGroup
 	for c := range clients {
@@ -129,7 +137,7 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 	ns := natstest.Start(t)
 	ns.CreateStream("REPORTS", "hawk.reports.*")
 	obs := &counts{}
-	d := open(t, ns, obs, 1024)
+	d := open(t, ns, obs, 1024, shortPublishTimeout)
 	const clients, total, per = 20, 2000, 4
 	var wg sync.WaitGroup
 	var nacks atomic.Int64
@@ -155,7 +163,7 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 func TestCloseAnswers(t *testing.T) {
 	ns := natstest.Start(t)
 	ns.CreateStream("REPORTS", "hawk.reports.*")
-	d := open(t, ns, nil, 64)
+	d := open(t, ns, nil, 64, shortPublishTimeout)
 	var answered atomic.Int64
 	for i := range 50 {
 		d.Submit(batch("c", uint64(i*10+1), 10), waiterFunc(func(seqs []uint64, err error) { answered.Add(int64(len(seqs))) }))
