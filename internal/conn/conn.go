@@ -227,6 +227,7 @@ func (c *Conn) closeNow(reason CloseReason) {
 	c.wakeReaderLocked() // its next read fails on the closed socket: teardown
 	c.wmu.Unlock()
 	c.nc.Close()
+	c.wakeParked()
 }
 
 // holdOutput reports whether c is closing and, unless it is, holds the output for

@@ -75,6 +75,7 @@ func (c *Conn) HandoffRequest(run *handoff.Run) string {
 	p.Request(run)
 	c.ho.Store(p)
 	c.nc.SetReadDeadline(handoff.WakeNow)
+	c.wakeParked()
 	return ""
 }
 

@@ -74,7 +74,10 @@ type Manager struct {
 	dst      drainState // what a drain publishes for late GOAWAYs (admission.go)
 
 	// The reaper is the Manager's own actor: New starts it, Close stops it.
-	reaper    *reaper.Reaper
+	reaper *reaper.Reaper
+	// idle holds idle plaintext connections without a goroutine (plainidle.go);
+	// nil where there is none (not Linux, or epoll refused): their readers wait.
+	idle      *idlePoller
 	closeOnce sync.Once
 }
 
@@ -94,6 +97,9 @@ func New(o Options) *Manager {
 	m.settings.Store(o.Settings)
 	var buf []*Conn
 	m.reaper = reaper.Start(m.shortestTimeout, func() { buf = m.reap(buf) })
+	if p, err := newIdlePoller(); err == nil {
+		m.idle = p
+	}
 	return m
 }
 
@@ -106,6 +112,9 @@ func (m *Manager) Close() {
 	m.closeOnce.Do(func() {
 		m.live.Wait()
 		m.reaper.Stop()
+		if m.idle != nil {
+			m.idle.Close()
+		}
 	})
 }
 

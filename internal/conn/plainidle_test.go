@@ -1,23 +1,162 @@
 package conn
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/testutil"
 )
 
-// TestPlainReaderWaitsOnFreshGoroutine: a plaintext reader that read a second or
-// more after it started ends at its next wait holding no input, and a fresh
-// goroutine (serveIdlePlain) waits in its place; the connection goes on through it.
-func TestPlainReaderWaitsOnFreshGoroutine(t *testing.T) {
+// parkedIs waits until exactly n connections of ts are parked and no goroutine
+// serves any of them.
+func parkedIs(t *testing.T, ts *testServer, n int, what string) {
+	t.Helper()
+	if ts.m.idle == nil {
+		t.Fatal("no idle poller on this system")
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		if ts.m.idle.parked() != n {
+			return false
+		}
+		for _, c := range ts.m.reg.Snapshot(nil) {
+			if goroutineIn(fmt.Sprintf(".serveFrom(%p", c)) {
+				return false
+			}
+		}
+		return true
+	}, "%s: %d parked, want %d, with no reader", what, ts.m.idle.parked(), n)
+}
+
+// shortRespawn makes a reader park after a heartbeat that came 10 ms or more after
+// the connection parked, as an idle agent's heartbeat does after respawnAfter.
+func shortRespawn(t *testing.T) {
+	old := respawnAfter
+	respawnAfter = int64(10 * time.Millisecond)
+	t.Cleanup(func() { respawnAfter = old })
+}
+
+// TestPlainIdleConnectionParks: a plaintext connection with nothing to read has no
+// goroutine (it is parked in the idle poller) from its handshake on, and again
+// after each heartbeat that comes after a quiet spell; every heartbeat and report
+// is answered.
+func TestPlainIdleConnectionParks(t *testing.T) {
+	shortRespawn(t)
 	ts := startServer(t, testSettings())
 	p := testutil.Dial(t, ts.addr)
 	p.Hello("agent-1", "")
-	ping := waitsOnFreshGoroutine(t, p, ".serveIdlePlain(")
-	ping()
-	p.Send(protocol.TypeReport, 1, []byte("after the respawn"))
+	parkedIs(t, ts, 1, "after the handshake")
+	ping := pinger(t, p)
+	for i := range 5 {
+		time.Sleep(20 * time.Millisecond) // a quiet spell longer than respawnAfter, so the next PING parks it again
+		ping()
+		parkedIs(t, ts, 1, fmt.Sprintf("after heartbeat %d", i))
+	}
+	time.Sleep(20 * time.Millisecond)
+	p.Send(protocol.TypeReport, 1, []byte(`{"x":1}`))
 	if f := p.Expect(protocol.TypeAck); f.Seq != 1 {
 		t.Fatalf("ACK seq %d, want 1", f.Seq)
+	}
+	parkedIs(t, ts, 1, "after a report")
+	// A client that sends again at once keeps its reader until the next quiet
+	// spell: no park per read.
+	p.Send(protocol.TypeReport, 2, []byte(`{"x":1}`))
+	p.Send(protocol.TypeReport, 3, []byte(`{"x":1}`))
+	expectAnswers(t, p, protocol.TypeAck, 2, 3)
+}
+
+// TestPlainPartialFrameIsNotParked: a reader holding part of a frame waits for the
+// rest on the socket (the frame timeout needs it), and the frame completes.
+func TestPlainPartialFrameIsNotParked(t *testing.T) {
+	shortRespawn(t)
+	ts := startServer(t, testSettings())
+	p := testutil.Dial(t, ts.addr)
+	p.Hello("agent-1", "")
+	parkedIs(t, ts, 1, "after the handshake")
+	frame := protocol.AppendFrame(nil, protocol.TypeReport, 1, []byte(`{"x":1}`))
+	time.Sleep(20 * time.Millisecond) // past respawnAfter: the woken reader would park when the socket is empty
+	p.Write(frame[:protocol.HeaderSize+2])
+	c := ts.m.reg.Snapshot(nil)[0]
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		return ts.m.idle.parked() == 0 && goroutineIn(fmt.Sprintf(".serveFrom(%p", c))
+	}, "the reader holding a partial frame waits on the socket")
+	p.Write(frame[protocol.HeaderSize+2:])
+	if f := p.Expect(protocol.TypeAck); f.Seq != 1 {
+		t.Fatalf("ACK seq %d, want 1", f.Seq)
+	}
+	parkedIs(t, ts, 1, "after the frame")
+}
+
+// TestParkedConnectionEnds: a parked connection's reader is started to end it,
+// whoever ends it: the client leaving, the server closing it, the server telling
+// it ERROR (a goodbye the client does not answer: the linger deadline ends it).
+func TestParkedConnectionEnds(t *testing.T) {
+	ts := startServer(t, testSettings())
+	var peers []*testutil.Peer
+	for i := range 3 {
+		p := testutil.Dial(t, ts.addr)
+		p.Hello(fmt.Sprintf("agent-%d", i), "")
+		peers = append(peers, p)
+	}
+	parkedIs(t, ts, 3, "after the handshakes")
+	conns := ts.m.reg.Snapshot(nil)
+	byID := map[string]*Conn{}
+	for _, c := range conns {
+		byID[c.clientID] = c
+	}
+	peers[0].Conn.Close()
+	byID["agent-1"].closeNow(ReasonShutdown)
+	byID["agent-2"].fail(ReasonShutdown, protocol.CodeShutdown, "test")
+	peers[2].ExpectError(protocol.CodeShutdown)
+	for id, c := range byID {
+		select {
+		case <-c.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: parked connection not torn down", id)
+		}
+	}
+	parkedIs(t, ts, 0, "after the ends")
+	if n := ts.m.Count(); n != 0 {
+		t.Fatalf("%d connections left", n)
+	}
+}
+
+// TestParkedConnectionsHandOver: connections parked in the old process move when
+// a handoff asks them (the ask starts their readers), are parked in the new one,
+// and go on there.
+func TestParkedConnectionsHandOver(t *testing.T) {
+	old := startHandoffServer(t)
+	next := startHandoffServer(t)
+	const n = 50
+	peers := make([]*testutil.Peer, n)
+	for i := range peers {
+		p := testutil.Dial(t, old.addr)
+		p.Hello(fmt.Sprintf("agent-%d", i), "")
+		peers[i] = p
+	}
+	parkedIs(t, old, n, "before the handoff")
+	moveAll(t, old, next, n)
+	parkedIs(t, next, n, "adopted")
+	for i, p := range peers {
+		sendReports(p, uint64(i+1))
+		expectAnswers(t, p, protocol.TypeAck, uint64(i+1))
+	}
+}
+
+// TestParkAllocatesNothing: parking a connection again (once per heartbeat of an
+// idle agent) allocates nothing.
+func TestParkAllocatesNothing(t *testing.T) {
+	ts := startServer(t, testSettings())
+	p := testutil.Dial(t, ts.addr)
+	p.Hello("agent-1", "")
+	parkedIs(t, ts, 1, "after the handshake")
+	c := ts.m.reg.Snapshot(nil)[0]
+	if a := testing.AllocsPerRun(100, func() {
+		if c.m.idle.unpark(c.id) == nil || !c.m.idle.park(c) {
+			t.Fatal("not parked again")
+		}
+	}); a != 0 {
+		t.Fatalf("%v allocations per park", a)
 	}
 }

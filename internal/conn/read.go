@@ -41,7 +41,7 @@ func (c *Conn) readRaw(fd uintptr) bool {
 		n, err := syscall.Read(int(fd), (*c.rbuf)[c.rlen:])
 		if err == syscall.EAGAIN {
 			c.releaseReadBuf()
-			return false
+			return c.leaveQuiet()
 		}
 		if err == syscall.EINTR {
 			return false // poll again; readability is level-checked by the next read
@@ -60,9 +60,19 @@ func (c *Conn) readRaw(fd uintptr) bool {
 		}
 		if n < space {
 			c.releaseReadBuf()
-			return false // wait for the next bytes
+			return c.leaveQuiet() // or wait for the next bytes
 		}
 	}
+}
+
+// leaveQuiet reports, when the socket is empty, whether the reader returns to
+// serveFrom to park the connection (parkWhenQuiet) rather than wait here.
+func (c *Conn) leaveQuiet() bool {
+	if c.born&parkWhenQuiet == 0 || c.rlen != 0 {
+		return false // a partial frame waits here for its rest
+	}
+	c.rn = -1
+	return true
 }
 
 // releaseReadBuf gives the read buffer back to the pool if it holds no input.
@@ -151,9 +161,22 @@ func (c *Conn) serveFrom(handshaking bool, born int64) {
 			spawn(c, (*Conn).serveIdleTLS) // waits on a fresh stack (tlsidle.go)
 			return
 		}
-		if woke-born >= respawnAfter && !handshaking && c.plainIdle() {
-			spawn(c, (*Conn).serveIdlePlain) // waits on a fresh stack (plainidle.go)
-			return
+		if !handshaking && !c.isTLS() && woke != 0 && (woke-born >= respawnAfter || born&parkWhenQuiet != 0) {
+			switch {
+			case c.m.idle == nil:
+				if c.plainIdle() {
+					spawn(c, (*Conn).serveIdlePlain) // waits on a fresh stack (plainidle.go)
+					return
+				}
+			case c.parkable() && c.park():
+				return // parked: no goroutine until it has bytes (plainidle.go)
+			default:
+				// Not parked (input or an upload held, the server needs the reader,
+				// or the poller refused the socket): wait on the socket, and try
+				// again after another respawnAfter.
+				born = mono.Now() | 1
+				c.born = born
+			}
 		}
 		n, err := c.read()
 		if err != nil {

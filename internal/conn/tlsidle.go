@@ -42,11 +42,15 @@ func (c *Conn) tlsIdle() bool {
 // serveAnew starts c's reader on a new goroutine once its handshake is done or
 // it was adopted. An agent may send nothing until its first heartbeat, tens of
 // seconds later: an idle TLS session rests at once, not at that heartbeat's wait
-// (1.5 KiB of AEADs a connection meanwhile, at every fleet start and upgrade).
+// (1.5 KiB of AEADs a connection meanwhile, at every fleet start and upgrade), and
+// a plaintext connection with nothing to read parks (plainidle.go).
 func (c *Conn) serveAnew() {
 	if c.tlsIdle() {
 		spawn(c, (*Conn).serveIdleTLS)
 		return
+	}
+	if c.parkable() && c.park() {
+		return // a plaintext one parks at once: no goroutine until its first bytes
 	}
 	go c.serve(false)
 }

@@ -436,6 +436,7 @@ func (c *Conn) endStalled(tail []byte) {
 	c.wmu.Unlock()
 	if timeout == 0 {
 		c.nc.Close()
+		c.wakeParked()
 		return
 	}
 	grace := stallErrorGrace
@@ -451,6 +452,7 @@ func (c *Conn) endStalled(tail []byte) {
 	c.m.obs.BytesOut(n)
 	if err != nil {
 		c.nc.Close()
+		c.wakeParked()
 		return
 	}
 	c.wmu.Lock()
@@ -458,7 +460,7 @@ func (c *Conn) endStalled(tail []byte) {
 	c.wmu.Unlock()
 	c.framesOut.Add(1)
 	c.m.obs.FramesOut(protocol.TypeError, 1)
-	goodbye(c.nc)
+	c.goodbye()
 }
 
 // finish runs once the final ERROR (and everything queued before it) is written.
@@ -467,9 +469,10 @@ func (c *Conn) endStalled(tail []byte) {
 func (c *Conn) finish(reason CloseReason) {
 	if reason == ReasonDrain {
 		c.nc.Close()
+		c.wakeParked()
 		return
 	}
-	goodbye(c.nc)
+	c.goodbye()
 }
 
 // goodbye sends FIN after what was written, so the peer reads it and then
@@ -481,4 +484,10 @@ func goodbye(nc net.Conn) {
 		tc.CloseWrite()
 	}
 	nc.SetReadDeadline(time.Now().Add(lingerAfterError))
+}
+
+// goodbye is goodbye(c.nc), which a parked reader is started to see.
+func (c *Conn) goodbye() {
+	goodbye(c.nc)
+	c.wakeParked()
 }
