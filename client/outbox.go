@@ -120,6 +120,14 @@ func (o *outbox) leave(rec *pending) *session {
 	return s
 }
 
+// drop is remove for a report in neither retry nor held, leaving the pending
+// set's oldest seq where it is: after a run of drops the caller calls
+// o.pending.skipFinished.
+func (o *outbox) drop(rec *pending) *session {
+	o.pending.drop(rec.seq)
+	return o.leave(rec)
+}
+
 // remove forgets a finished report and returns the connection it was in flight on
 // (nil if none).
 func (o *outbox) remove(rec *pending) *session {

@@ -81,15 +81,23 @@ func (p *pendingSet) skipFinished() {
 
 // remove forgets the report with this seq (it must be pending).
 func (p *pendingSet) remove(seq uint64) {
+	p.drop(seq)
+	if seq == p.lo {
+		p.skipFinished()
+	}
+}
+
+// drop is remove without moving lo past the finished seqs at the ring's start:
+// for a run of removes, followed by one skipFinished. Until then lo may name a
+// finished seq, which get reports as nil, as it should; add must not be called
+// in between (makeRoom takes the seq at lo for pending).
+func (p *pendingSet) drop(seq uint64) {
 	if seq < p.lo {
 		delete(p.old, seq)
 		return
 	}
 	p.ring[seq&uint64(len(p.ring)-1)] = nil
 	p.n--
-	if seq == p.lo {
-		p.skipFinished()
-	}
 }
 
 // all calls f with every pending report, in no particular order.
