@@ -74,7 +74,10 @@ type Manager struct {
 	dst      drainState // what a drain publishes for late GOAWAYs (admission.go)
 
 	// The reaper is the Manager's own actor: New starts it, Close stops it.
-	reaper    *reaper.Reaper
+	reaper *reaper.Reaper
+	// acks writes the output commits queue (ackwriters.go): New starts the
+	// writers, Close stops them.
+	acks      *ackWriters
 	closeOnce sync.Once
 }
 
@@ -94,17 +97,19 @@ func New(o Options) *Manager {
 	m.settings.Store(o.Settings)
 	var buf []*Conn
 	m.reaper = reaper.Start(m.shortestTimeout, func() { buf = m.reap(buf) })
+	m.acks = startAckWriters(0)
 	return m
 }
 
 // Close waits until every connection accepted so far is torn down (its reader has
-// stopped, its close is logged and counted), then stops the reaper. The registry
-// forgets a connection before its teardown ends, so an empty registry does not mean
-// the work is over. Call Close after the listener is closed and the connections have
-// been told to go (Drain); later calls return at once.
+// stopped, its close is logged and counted), then stops the ACK writers and the
+// reaper. The registry forgets a connection before its teardown ends, so an empty
+// registry does not mean the work is over. Call Close after the listener is closed
+// and the connections have been told to go (Drain); later calls return at once.
 func (m *Manager) Close() {
 	m.closeOnce.Do(func() {
 		m.live.Wait()
+		m.acks.stop()
 		m.reaper.Stop()
 	})
 }
