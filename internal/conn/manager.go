@@ -40,6 +40,9 @@ type Options struct {
 	Uploads *upload.Store
 	// UploadInFlight is the max_upload_in_flight WELCOME announces with Uploads.
 	UploadInFlight int
+	// ackWriters is how many ACK writers to run (ackwriters.go), 0: GOMAXPROCS.
+	// Tests set it to know when every writer would be taken.
+	ackWriters int
 }
 
 // Manager owns every connection of the process.
@@ -97,7 +100,7 @@ func New(o Options) *Manager {
 	m.settings.Store(o.Settings)
 	var buf []*Conn
 	m.reaper = reaper.Start(m.shortestTimeout, func() { buf = m.reap(buf) })
-	m.acks = startAckWriters(0)
+	m.acks = startAckWriters(o.ackWriters)
 	return m
 }
 
