@@ -40,6 +40,9 @@ type Options struct {
 	Uploads *upload.Store
 	// UploadInFlight is the max_upload_in_flight WELCOME announces with Uploads.
 	UploadInFlight int
+	// ackWriters is how many ACK writers to run (ackwriters.go), 0: GOMAXPROCS.
+	// Tests set it to know when every writer would be taken.
+	ackWriters int
 }
 
 // Manager owns every connection of the process.
@@ -77,7 +80,10 @@ type Manager struct {
 	reaper *reaper.Reaper
 	// idle holds idle plaintext connections without a goroutine (plainidle.go);
 	// nil where there is none (not Linux, or epoll refused): their readers wait.
-	idle      *idlePoller
+	idle *idlePoller
+	// acks writes the output commits queue (ackwriters.go): New starts the
+	// writers, Close stops them.
+	acks      *ackWriters
 	closeOnce sync.Once
 }
 
@@ -100,17 +106,19 @@ func New(o Options) *Manager {
 	if p, err := newIdlePoller(); err == nil {
 		m.idle = p
 	}
+	m.acks = startAckWriters(o.ackWriters)
 	return m
 }
 
 // Close waits until every connection accepted so far is torn down (its reader has
-// stopped, its close is logged and counted), then stops the reaper. The registry
-// forgets a connection before its teardown ends, so an empty registry does not mean
-// the work is over. Call Close after the listener is closed and the connections have
-// been told to go (Drain); later calls return at once.
+// stopped, its close is logged and counted), then stops the ACK writers and the
+// reaper. The registry forgets a connection before its teardown ends, so an empty
+// registry does not mean the work is over. Call Close after the listener is closed
+// and the connections have been told to go (Drain); later calls return at once.
 func (m *Manager) Close() {
 	m.closeOnce.Do(func() {
 		m.live.Wait()
+		m.acks.stop()
 		m.reaper.Stop()
 		if m.idle != nil {
 			m.idle.Close()

@@ -70,7 +70,12 @@ func (c *Conn) queuedLocked(t protocol.Type, n int) {
 	c.m.obs.FramesOut(t, n)
 	if !c.flushing && !c.held {
 		c.flushing = true
-		spawn(c, (*Conn).flush) // allocates nothing per heartbeat (spawn.go)
+		// A plaintext connection's output goes to the Manager's ACK writers, which
+		// never wait for a socket; what may wait (a TLS write, the end of a
+		// connection) gets a flusher of its own.
+		if c.closing || c.isTLS() || c.m.acks == nil || !c.m.acks.hand(c) {
+			spawn(c, (*Conn).flush) // allocates nothing per heartbeat (spawn.go)
+		}
 	}
 	if len(*c.out)+int(c.writing) > maxPendingOut && !c.outFull.Load() {
 		c.outFull.Store(true)
