@@ -127,25 +127,9 @@ func (c *Conn) flushQueued() {
 		putWriteBuf(buf)
 		return
 	}
-	c.writing = int32(len(*buf))
-	c.wmu.Unlock()
-
-	n, err := c.writeNow(buf)
-	c.bytesOut.Add(uint64(n))
-	c.m.obs.BytesOut(n)
-	if err != nil {
-		// On another goroutine: it closes the socket, and the reader may be inside
-		// RawRead, whose read lock Close waits for (readRaw).
-		go c.writeFailed(buf, n)
+	if !c.writeWhatFits(buf) {
 		return
 	}
-	if n < len(*buf) {
-		go c.flushFrom(buf, n) // the socket is full: a flusher waits for it
-		return
-	}
-	putWriteBuf(buf)
-	c.wmu.Lock()
-	c.writing = 0
 	switch {
 	case c.closing || c.stalled:
 		c.wmu.Unlock()

@@ -37,16 +37,24 @@ func shortRespawn(t *testing.T) {
 	t.Cleanup(func() { respawnAfter = old })
 }
 
-// TestPlainIdleConnectionParks: a plaintext connection with nothing to read has no
-// goroutine (it is parked in the idle poller) from its handshake on, and again
-// after each heartbeat that comes after a quiet spell; every heartbeat and report
-// is answered.
-func TestPlainIdleConnectionParks(t *testing.T) {
+// parkedPeer starts a server with a short respawnAfter and one client, and waits
+// until the client's connection is parked after its handshake.
+func parkedPeer(t *testing.T) (*testServer, *testutil.Peer) {
+	t.Helper()
 	shortRespawn(t)
 	ts := startServer(t, testSettings())
 	p := testutil.Dial(t, ts.addr)
 	p.Hello("agent-1", "")
 	parkedIs(t, ts, 1, "after the handshake")
+	return ts, p
+}
+
+// TestPlainIdleConnectionParks: a plaintext connection with nothing to read has no
+// goroutine (it is parked in the idle poller) from its handshake on, and again
+// after each heartbeat that comes after a quiet spell; every heartbeat and report
+// is answered.
+func TestPlainIdleConnectionParks(t *testing.T) {
+	ts, p := parkedPeer(t)
 	ping := pinger(t, p)
 	for i := range 5 {
 		time.Sleep(20 * time.Millisecond) // a quiet spell longer than respawnAfter, so the next PING parks it again
@@ -69,11 +77,7 @@ func TestPlainIdleConnectionParks(t *testing.T) {
 // TestPlainPartialFrameIsNotParked: a reader holding part of a frame waits for the
 // rest on the socket (the frame timeout needs it), and the frame completes.
 func TestPlainPartialFrameIsNotParked(t *testing.T) {
-	shortRespawn(t)
-	ts := startServer(t, testSettings())
-	p := testutil.Dial(t, ts.addr)
-	p.Hello("agent-1", "")
-	parkedIs(t, ts, 1, "after the handshake")
+	ts, p := parkedPeer(t)
 	frame := protocol.AppendFrame(nil, protocol.TypeReport, 1, []byte(`{"x":1}`))
 	time.Sleep(20 * time.Millisecond) // past respawnAfter: the woken reader would park when the socket is empty
 	p.Write(frame[:protocol.HeaderSize+2])

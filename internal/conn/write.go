@@ -201,25 +201,9 @@ func (c *Conn) flushHeld() {
 	}
 	buf := c.out
 	c.out = nil
-	c.writing = int32(len(*buf))
-	c.wmu.Unlock()
-
-	n, err := c.writeNow(buf)
-	c.bytesOut.Add(uint64(n))
-	c.m.obs.BytesOut(n)
-	if err != nil {
-		// On another goroutine: it closes the socket, and the reader may be inside
-		// RawRead, whose read lock Close waits for (readRaw).
-		go c.writeFailed(buf, n)
+	if !c.writeWhatFits(buf) {
 		return
 	}
-	if n < len(*buf) {
-		go c.flushFrom(buf, n) // the socket is full: a flusher waits for it
-		return
-	}
-	putWriteBuf(buf)
-	c.wmu.Lock()
-	c.writing = 0
 	if (c.out != nil && len(*c.out) > 0) || c.closing || c.stalled {
 		c.wmu.Unlock()
 		go c.flush()
@@ -228,6 +212,34 @@ func (c *Conn) flushHeld() {
 	c.flushing = false
 	c.drainedLocked()
 	c.wmu.Unlock()
+}
+
+// writeWhatFits writes buf, the pending output its caller took with flushing set,
+// as far as the socket takes it without waiting. Called with wmu held, which it
+// releases for the write. It reports whether all of it was written: buf is then
+// given back and wmu held again. Otherwise wmu is released and another goroutine
+// has taken the flush over: a flusher waiting for the socket, or the close after
+// a failed write.
+func (c *Conn) writeWhatFits(buf *[]byte) bool {
+	c.writing = int32(len(*buf))
+	c.wmu.Unlock()
+	n, err := c.writeNow(buf)
+	c.bytesOut.Add(uint64(n))
+	c.m.obs.BytesOut(n)
+	if err != nil {
+		// On another goroutine: it closes the socket, and the reader may be inside
+		// RawRead, whose read lock Close waits for (readRaw).
+		go c.writeFailed(buf, n)
+		return false
+	}
+	if n < len(*buf) {
+		go c.flushFrom(buf, n) // the socket is full: a flusher waits for it
+		return false
+	}
+	putWriteBuf(buf)
+	c.wmu.Lock()
+	c.writing = 0
+	return true
 }
 
 // flushFrom finishes the write of buf, of which sent bytes are written, then
