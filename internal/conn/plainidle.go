@@ -30,6 +30,17 @@ import "github.com/hawk-agents/hawk/internal/mono"
 // is empty. born's low bit is always set (never 0), so the flag takes the next.
 const parkWhenQuiet = 2
 
+// readerBorn is a reader's born from the time it started: never 0, and with
+// parkWhenQuiet set only if quiet (a time's own low bits are cleared: they would
+// set it at random).
+func readerBorn(t int64, quiet bool) int64 {
+	b := t&^(parkWhenQuiet|1) | 1
+	if quiet {
+		b |= parkWhenQuiet
+	}
+	return b
+}
+
 // plainIdle reports whether c is a plaintext connection holding no input: its next
 // read would take a buffer only if the socket has bytes.
 func (c *Conn) plainIdle() bool { return !c.isTLS() && c.rlen == 0 }
@@ -42,7 +53,7 @@ func (c *Conn) serveIdlePlain() {
 		putReadBuf(c.rbuf)
 		c.rbuf = nil
 	}
-	c.serveFrom(false, mono.Now())
+	c.serveFrom(false, mono.Now(), false)
 }
 
 // parkable reports whether c's reader may park c now: a plaintext connection,
@@ -86,9 +97,5 @@ func (c *Conn) wakeParked() {
 // serveWoken is serve(false) on a goroutine the idle poller (or a wake) started.
 func (c *Conn) serveWoken() {
 	now := mono.Now()
-	born := now | 1
-	if now-c.born >= respawnAfter {
-		born |= parkWhenQuiet
-	}
-	c.serveFrom(false, born)
+	c.serveFrom(false, now, now-c.born >= respawnAfter)
 }

@@ -29,19 +29,19 @@ func parkedIs(t *testing.T, ts *testServer, n int, what string) {
 	}, "%s: %d parked, want %d, with no reader", what, ts.m.idle.parked(), n)
 }
 
-// shortRespawn makes a reader park after a heartbeat that came 10 ms or more after
-// the connection parked, as an idle agent's heartbeat does after respawnAfter.
-func shortRespawn(t *testing.T) {
+// respawnAfterIs sets respawnAfter for one test: 0 makes every reader the poller
+// starts park as soon as the socket is empty (as an idle agent's heartbeat does,
+// after a quiet spell of respawnAfter or more); an hour makes none do.
+func respawnAfterIs(t *testing.T, d time.Duration) {
 	old := respawnAfter
-	respawnAfter = int64(10 * time.Millisecond)
+	respawnAfter = int64(d)
 	t.Cleanup(func() { respawnAfter = old })
 }
 
-// parkedPeer starts a server with a short respawnAfter and one client, and waits
-// until the client's connection is parked after its handshake.
+// parkedPeer starts a server and one client, and waits until the client's
+// connection is parked after its handshake.
 func parkedPeer(t *testing.T) (*testServer, *testutil.Peer) {
 	t.Helper()
-	shortRespawn(t)
 	ts := startServer(t, testSettings())
 	p := testutil.Dial(t, ts.addr)
 	p.Hello("agent-1", "")
@@ -49,42 +49,54 @@ func parkedPeer(t *testing.T) (*testServer, *testutil.Peer) {
 	return ts, p
 }
 
+// readerWaits waits until ts's one connection is not parked and its reader waits
+// on the socket.
+func readerWaits(t *testing.T, ts *testServer, what string) {
+	t.Helper()
+	c := ts.m.reg.Snapshot(nil)[0]
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		return ts.m.idle.parked() == 0 && goroutineIn(fmt.Sprintf(".serveFrom(%p", c))
+	}, "%s: the reader waits on the socket", what)
+}
+
 // TestPlainIdleConnectionParks: a plaintext connection with nothing to read has no
 // goroutine (it is parked in the idle poller) from its handshake on, and again
-// after each heartbeat that comes after a quiet spell; every heartbeat and report
-// is answered.
+// after each heartbeat or report that follows a quiet spell; each is answered.
 func TestPlainIdleConnectionParks(t *testing.T) {
+	respawnAfterIs(t, 0)
 	ts, p := parkedPeer(t)
 	ping := pinger(t, p)
 	for i := range 5 {
-		time.Sleep(20 * time.Millisecond) // a quiet spell longer than respawnAfter, so the next PING parks it again
 		ping()
 		parkedIs(t, ts, 1, fmt.Sprintf("after heartbeat %d", i))
 	}
-	time.Sleep(20 * time.Millisecond)
 	p.Send(protocol.TypeReport, 1, []byte(`{"x":1}`))
 	if f := p.Expect(protocol.TypeAck); f.Seq != 1 {
 		t.Fatalf("ACK seq %d, want 1", f.Seq)
 	}
 	parkedIs(t, ts, 1, "after a report")
-	// A client that sends again at once keeps its reader until the next quiet
-	// spell: no park per read.
-	p.Send(protocol.TypeReport, 2, []byte(`{"x":1}`))
-	p.Send(protocol.TypeReport, 3, []byte(`{"x":1}`))
-	expectAnswers(t, p, protocol.TypeAck, 2, 3)
+}
+
+// TestBusyConnectionKeepsItsReader: a client that sends again before a quiet
+// spell (respawnAfter) keeps its reader on the socket: no park per read.
+func TestBusyConnectionKeepsItsReader(t *testing.T) {
+	respawnAfterIs(t, time.Hour)
+	ts, p := parkedPeer(t)
+	for seq := uint64(1); seq <= 5; seq++ {
+		p.Send(protocol.TypeReport, seq, []byte(`{"x":1}`))
+		expectAnswers(t, p, protocol.TypeAck, seq)
+		readerWaits(t, ts, fmt.Sprintf("after report %d", seq))
+	}
 }
 
 // TestPlainPartialFrameIsNotParked: a reader holding part of a frame waits for the
 // rest on the socket (the frame timeout needs it), and the frame completes.
 func TestPlainPartialFrameIsNotParked(t *testing.T) {
+	respawnAfterIs(t, 0)
 	ts, p := parkedPeer(t)
 	frame := protocol.AppendFrame(nil, protocol.TypeReport, 1, []byte(`{"x":1}`))
-	time.Sleep(20 * time.Millisecond) // past respawnAfter: the woken reader would park when the socket is empty
 	p.Write(frame[:protocol.HeaderSize+2])
-	c := ts.m.reg.Snapshot(nil)[0]
-	testutil.Eventually(t, 10*time.Second, func() bool {
-		return ts.m.idle.parked() == 0 && goroutineIn(fmt.Sprintf(".serveFrom(%p", c))
-	}, "the reader holding a partial frame waits on the socket")
+	readerWaits(t, ts, "holding a partial frame")
 	p.Write(frame[protocol.HeaderSize+2:])
 	if f := p.Expect(protocol.TypeAck); f.Seq != 1 {
 		t.Fatalf("ACK seq %d, want 1", f.Seq)
@@ -162,5 +174,18 @@ func TestParkAllocatesNothing(t *testing.T) {
 		}
 	}); a != 0 {
 		t.Fatalf("%v allocations per park", a)
+	}
+}
+
+// TestReaderBornFlagsOnlyWhenAsked: a reader's born is never 0 and holds
+// parkWhenQuiet only when asked, whatever the low bits of the time it started.
+func TestReaderBornFlagsOnlyWhenAsked(t *testing.T) {
+	for _, at := range []int64{0, 1, 2, 3, 1<<40 | 2, 1<<40 | 3} {
+		if b := readerBorn(at, false); b == 0 || b&parkWhenQuiet != 0 {
+			t.Errorf("readerBorn(%#x, false) = %#x: 0 or flagged", at, b)
+		}
+		if b := readerBorn(at, true); b&parkWhenQuiet == 0 || b-at > 3 || at-b > 3 {
+			t.Errorf("readerBorn(%#x, true) = %#x: not flagged, or not the time", at, b)
+		}
 	}
 }

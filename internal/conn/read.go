@@ -139,16 +139,18 @@ func putBatch(b *batch) {
 // then idles for hours in the same goroutine, so once the handshake is done the
 // loop continues on a fresh goroutine whose stack fits the idle read path: at
 // 15,000 connections that is the difference between ~10 KiB and ~6 KiB each.
-func (c *Conn) serve(handshaking bool) { c.serveFrom(handshaking, mono.Now()) }
+func (c *Conn) serve(handshaking bool) { c.serveFrom(handshaking, mono.Now(), false) }
 
-// serveFrom is serve on a goroutine that started at born (mono).
-func (c *Conn) serveFrom(handshaking bool, born int64) {
+// serveFrom is serve on a goroutine that started at born (mono); quiet: it parks
+// the connection as soon as the socket is empty (serveWoken).
+func (c *Conn) serveFrom(handshaking bool, born int64, quiet bool) {
+	born = readerBorn(born, quiet)
 	if handshaking && c.isTLS() && !c.tlsHandshake() {
 		return
 	}
 	c.born = 0
 	if !handshaking && !c.isTLS() {
-		c.born = born | 1 // never 0
+		c.born = born
 	}
 	woke := int64(0) // when this goroutine last read
 	for {
@@ -174,7 +176,7 @@ func (c *Conn) serveFrom(handshaking bool, born int64) {
 				// Not parked (input or an upload held, the server needs the reader,
 				// or the poller refused the socket): wait on the socket, and try
 				// again after another respawnAfter.
-				born = mono.Now() | 1
+				born = readerBorn(mono.Now(), false)
 				c.born = born
 			}
 		}

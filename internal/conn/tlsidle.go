@@ -69,7 +69,7 @@ func (c *Conn) serveIdleTLS() {
 	s.rl.Rest()
 	// An error (a deadline, a close) comes again from the read that follows.
 	s.t.waitReadable()
-	c.serveFrom(false, born)
+	c.serveFrom(false, born, false)
 }
 
 // waitReadable waits until the socket has input, an end of input or an error,
