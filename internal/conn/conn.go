@@ -226,6 +226,12 @@ func (c *Conn) closeNow(reason CloseReason) {
 	c.endLocked(reason)
 	c.wakeReaderLocked() // its next read fails on the closed socket: teardown
 	c.wmu.Unlock()
+	c.closeSocket()
+}
+
+// closeSocket closes c's socket from anywhere but its reader, and starts the
+// reader if c is parked, so that it reads the close and tears c down.
+func (c *Conn) closeSocket() {
 	c.nc.Close()
 	c.wakeParked()
 }

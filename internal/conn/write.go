@@ -73,7 +73,7 @@ func (c *Conn) queuedLocked(t protocol.Type, n int) {
 		// A plaintext connection's output goes to the Manager's ACK writers, which
 		// never wait for a socket; what may wait (a TLS write, the end of a
 		// connection) gets a flusher of its own.
-		if c.closing || c.isTLS() || c.m.acks == nil || !c.m.acks.hand(c) {
+		if c.closing || c.isTLS() || !c.m.acks.hand(c) {
 			spawn(c, (*Conn).flush) // allocates nothing per heartbeat (spawn.go)
 		}
 	}
@@ -452,8 +452,7 @@ func (c *Conn) endStalled(tail []byte) {
 	}
 	c.wmu.Unlock()
 	if timeout == 0 {
-		c.nc.Close()
-		c.wakeParked()
+		c.closeSocket()
 		return
 	}
 	grace := stallErrorGrace
@@ -468,8 +467,7 @@ func (c *Conn) endStalled(tail []byte) {
 	c.bytesOut.Add(uint64(n))
 	c.m.obs.BytesOut(n)
 	if err != nil {
-		c.nc.Close()
-		c.wakeParked()
+		c.closeSocket()
 		return
 	}
 	c.wmu.Lock()
@@ -485,8 +483,7 @@ func (c *Conn) endStalled(tail []byte) {
 // Otherwise the peer gets a goodbye, so that it reads the ERROR before the end.
 func (c *Conn) finish(reason CloseReason) {
 	if reason == ReasonDrain {
-		c.nc.Close()
-		c.wakeParked()
+		c.closeSocket()
 		return
 	}
 	c.goodbye()
