@@ -129,7 +129,10 @@ type Conn struct {
 	// ACK_RANGE frame the next answers may extend, -1 when none (ack.go). Kept with
 	// the bools above in one word.
 	ackRange bool
-	ackAt    int32
+	// polled: the socket is registered in the idle poller's epoll instance
+	// (idlePoller.register, on the reader), so a park re-arms it rather than adds it.
+	polled bool
+	ackAt  int32
 	// resume, while the reader waits for output to drain, is closed to wake it: by the
 	// flusher once output is below resumeOutBelow, or by whoever closes the connection.
 	resume chan struct{}

@@ -33,7 +33,9 @@ type idlePoller struct {
 	regMu                   sync.Mutex
 	ev                      unix.EpollEvent
 	sock                    int
+	add                     bool // the socket is not registered yet
 	err                     error
+	ctl                     func(ep, op, fd int, ev *unix.EpollEvent) error // unix.EpollCtl; tests count the calls
 	withSockFn, withEpollFn func(uintptr)
 	// done is closed when the actor has returned.
 	done chan struct{}
@@ -60,7 +62,7 @@ func newIdlePoller() (*idlePoller, error) {
 		f.Close()
 		return nil, fmt.Errorf("idle poller: %w", err)
 	}
-	p := &idlePoller{f: f, rc: rc, idx: make(map[uint64]*Conn), done: make(chan struct{})}
+	p := &idlePoller{f: f, rc: rc, idx: make(map[uint64]*Conn), done: make(chan struct{}), ctl: unix.EpollCtl}
 	p.withSockFn, p.withEpollFn = p.withSock, p.withEpoll
 	go p.run()
 	return p, nil
@@ -125,8 +127,12 @@ func (p *idlePoller) register(c *Conn) error {
 	defer p.regMu.Unlock()
 	p.ev = unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(uint32(c.id)), Pad: int32(uint32(c.id >> 32))}
 	p.err = nil
+	p.add = !c.polled
 	if err := c.rc.Control(p.withSockFn); err != nil {
 		return err
+	}
+	if p.err == nil {
+		c.polled = true
 	}
 	return p.err
 }
@@ -141,11 +147,16 @@ func (p *idlePoller) withSock(sock uintptr) {
 
 // withEpoll is register's callback holding the epoll instance's descriptor.
 func (p *idlePoller) withEpoll(ep uintptr) {
-	// Armed again with MOD: a socket parked before stays registered, disarmed,
-	// until it is closed.
-	p.err = unix.EpollCtl(int(ep), unix.EPOLL_CTL_MOD, p.sock, &p.ev)
-	if errors.Is(p.err, unix.ENOENT) {
-		p.err = unix.EpollCtl(int(ep), unix.EPOLL_CTL_ADD, p.sock, &p.ev)
+	// A socket parked before stays registered, disarmed, until it is closed: it is
+	// armed again with MOD. One call either way; the other is the fallback.
+	first, then := unix.EPOLL_CTL_MOD, unix.EPOLL_CTL_ADD
+	miss := unix.ENOENT
+	if p.add {
+		first, then, miss = then, first, unix.EEXIST
+	}
+	p.err = p.ctl(int(ep), first, p.sock, &p.ev)
+	if errors.Is(p.err, miss) {
+		p.err = p.ctl(int(ep), then, p.sock, &p.ev)
 	}
 }
 
