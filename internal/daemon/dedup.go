@@ -19,6 +19,12 @@ import (
 // of its parent's segments while the parent drains.
 const followInterval = 2 * time.Millisecond
 
+// parentCheckEvery is how often the follower reads whether the parent runs when
+// tableflip has not said it exited: a pipe held open past the parent's exit (a
+// process it started keeping the descriptor) then delays the follower's last pass
+// by that much at most.
+const parentCheckEvery = 50 * time.Millisecond
+
 // startDedup fills the dedup windows, on a goroutine, so readiness does not wait:
 // reports do (the table's gate opens once it is filled and a first pass over an
 // upgrading parent's segments is done). A process started by an upgrade receives
@@ -51,14 +57,7 @@ func (d *Daemon) startDedup(cfg *config.Config, began time.Time) {
 			log.Warn("the previous process's dedup windows not inherited: rebuilding them from the spool", zap.Error(err))
 		}
 	}
-	alive := func(pid int) bool {
-		select {
-		case <-parentGone:
-			return false
-		default:
-			return proc.Alive(pid)
-		}
-	}
+	alive := parentAlive(parentGone, parentCheckEvery, proc.Alive)
 	go func() {
 		defer close(done)
 		defer d.dedup.SetReady() // whatever happens, reports must not wait forever
@@ -228,4 +227,26 @@ func (d *Daemon) dedupMark() (dedup.Mark, bool) {
 	}
 	name, off, ok := d.dest.spool.Mark()
 	return dedup.Mark{Segment: name, Offset: off}, ok
+}
+
+// parentAlive is Follow's word on whether the parent runs: false once gone is
+// closed (tableflip's pipe: at once, and a reused pid cannot fool it), otherwise
+// check's, asked at most every interval. The pid, read from /proc, is only the
+// fallback and costs tens of µs against a parent busy handing over thousands of
+// connections, so it is not read at every one of Follow's passes. Follow calls it
+// from one goroutine.
+func parentAlive(gone <-chan struct{}, every time.Duration, check func(pid int) bool) func(pid int) bool {
+	var checked time.Time
+	return func(pid int) bool {
+		select {
+		case <-gone:
+			return false
+		default:
+		}
+		if !checked.IsZero() && time.Since(checked) < every {
+			return true
+		}
+		checked = time.Now()
+		return check(pid)
+	}
 }

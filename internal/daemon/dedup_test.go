@@ -179,3 +179,43 @@ func TestPollableHonoursADeadline(t *testing.T) {
 		t.Fatalf("read from a silent pipe: %v, want the deadline", err)
 	}
 }
+
+func TestParentAliveReadsThePidAtMostEveryInterval(t *testing.T) {
+	gone := make(chan struct{})
+	checks := 0
+	check := func(pid int) bool { checks++; return true }
+
+	alive := parentAlive(gone, time.Hour, check)
+	for range 5 {
+		if !alive(42) {
+			t.Fatal("alive = false before the parent is gone")
+		}
+	}
+	if checks != 1 {
+		t.Fatalf("the pid was read %d times within the interval, want 1", checks)
+	}
+
+	every := parentAlive(gone, 0, check)
+	checks = 0
+	every(42)
+	every(42)
+	if checks != 2 {
+		t.Fatalf("the pid was read %d times with a zero interval, want 2", checks)
+	}
+
+	close(gone)
+	checks = 0
+	if alive(42) || every(42) {
+		t.Fatal("alive = true after tableflip said the parent exited")
+	}
+	if checks != 0 {
+		t.Fatalf("the pid was read %d times after the parent was gone, want 0", checks)
+	}
+}
+
+func TestParentAliveTakesThePidsWord(t *testing.T) {
+	alive := parentAlive(make(chan struct{}), time.Hour, func(int) bool { return false })
+	if alive(42) {
+		t.Fatal("alive = true when the pid check says the parent is gone")
+	}
+}
