@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/hawk-agents/hawk/internal/ingest"
 	"github.com/hawk-agents/hawk/internal/mono"
@@ -51,8 +52,13 @@ func (c *Conn) readRaw(fd uintptr) bool {
 			c.rerr = int32(err.(syscall.Errno))
 			return true
 		}
-		if c.born == 0 || n == 0 {
-			return true // served by serveFrom
+		if c.born == 0 || n == 0 || c.born&parkWhenQuiet != 0 {
+			// Served by serveFrom. A reader woken to park again as soon as the
+			// socket is empty (an agent's heartbeat) saves no read by serving
+			// here, and serving there is five frames shallower: enough that a
+			// PING and its PONG fit the 2 KiB a fresh goroutine starts with,
+			// instead of copying the stack to grow it at every heartbeat.
+			return true
 		}
 		if _, ok := c.serveRead(n); !ok || c.leaveRaw() {
 			c.rn = -1
@@ -115,6 +121,7 @@ func (c *Conn) read() (int, error) {
 // connection holds none.
 type batch struct {
 	ingest.Batch
+	recv           time.Time // when the read arrived: its reports' Received
 	pings, reports int
 	// unanswered is what the client had in flight when this read's first REPORT was
 	// decoded (reports read before this read, less those answered).
@@ -223,7 +230,8 @@ func (c *Conn) serveRead(n int) (served, ok bool) {
 	c.m.obs.BytesIn(n)
 
 	b := getBatch()
-	ok = c.parse(b, time.Now(), now)
+	b.recv = time.Now()
+	ok = c.parse(b, now)
 	if b.Len() > 0 {
 		c.m.dest.Submit(&b.Batch, c)
 	}
@@ -253,7 +261,7 @@ func (c *Conn) account(b *batch) {
 
 // parse decodes every whole frame in the read buffer, which the read at now (mono)
 // filled. It returns false when the connection must end (an ERROR has been queued).
-func (c *Conn) parse(b *batch, recv time.Time, now int64) bool {
+func (c *Conn) parse(b *batch, now int64) bool {
 	buf := (*c.rbuf)[:c.rlen]
 	off := 0
 	limit := int(c.maxFrame)
@@ -263,19 +271,14 @@ func (c *Conn) parse(b *batch, recv time.Time, now int64) bool {
 	for off < len(buf) {
 		f, n, err := protocol.Decode(buf[off:], limit)
 		if err != nil {
-			var de *protocol.DecodeError
-			if errors.As(err, &de) {
-				c.fail(ReasonProtocol, de.Code, de.Error())
-			} else {
-				c.fail(ReasonProtocol, protocol.CodeProtocol, err.Error())
-			}
+			c.failDecode(err)
 			return false
 		}
 		if n == 0 {
 			break
 		}
 		off += n
-		if !c.handle(f, b, recv) {
+		if !c.handle(&f, b) {
 			return false
 		}
 		if c.state.Load() == stateHandshake {
@@ -294,13 +297,7 @@ func (c *Conn) parse(b *batch, recv time.Time, now int64) bool {
 		c.rlen = rest
 	}
 	if need := protocol.Needed((*c.rbuf)[:c.rlen]); need > len(*c.rbuf) && c.rlen == len(*c.rbuf) && !c.readChunkDirect(need) {
-		// A frame larger than the buffer, which its bytes have filled: grow the buffer
-		// with the bytes that arrived (doubling, up to the frame's size), never to the
-		// size a header merely announces, so a header alone pins no large buffer.
-		big := make([]byte, min(need, 2*len(*c.rbuf)))
-		copy(big, (*c.rbuf)[:c.rlen])
-		putReadBuf(c.rbuf)
-		c.rbuf = &big
+		c.growReadBuf(need)
 	}
 	// A grown buffer is kept while the socket has bytes (an upload's chunks come
 	// back to back: growing it again for each would copy each chunk twice more);
@@ -340,13 +337,13 @@ func (c *Conn) dropInput() {
 }
 
 // handle acts on one frame. It returns false when the connection must end.
-func (c *Conn) handle(f protocol.Frame, b *batch, recv time.Time) bool {
+func (c *Conn) handle(f *protocol.Frame, b *batch) bool {
 	if c.state.Load() == stateHandshake {
 		if f.Type != protocol.TypeHello {
-			c.fail(ReasonHandshake, protocol.CodeProtocol, fmt.Sprintf("expected HELLO as the first frame, got %s", f.Type))
+			c.failNotHello(f.Type)
 			return false
 		}
-		return c.handshake(f)
+		return c.handshake(*f)
 	}
 	switch f.Type {
 	case protocol.TypeReport:
@@ -360,12 +357,11 @@ func (c *Conn) handle(f protocol.Frame, b *batch, recv time.Time) bool {
 			// The reports before this one in the read are persisted (serve submits
 			// them) but, the ERROR being queued first, not answered: the client
 			// resends them, as after any ERROR (PROTOCOL.md 6.2).
-			c.fail(ReasonProtocol, protocol.CodeTooManyInFlight,
-				fmt.Sprintf("%d reports unanswered, max_in_flight is %d", n+1, c.maxInFlight))
+			c.failInFlight(n + 1)
 			return false
 		}
 		if c.storeReport(f.Seq) {
-			b.Add(&ingest.Record{ClientID: c.clientID, Seq: f.Seq, ConnID: c.id, Received: recv, Payload: f.Payload})
+			c.addReport(b, f)
 		}
 		b.reports++
 	case protocol.TypePing:
@@ -380,12 +376,81 @@ func (c *Conn) handle(f protocol.Frame, b *batch, recv time.Time) bool {
 		c.fail(ReasonProtocol, protocol.CodeProtocol, "second HELLO on an established connection")
 		return false
 	case protocol.TypeUploadOpen, protocol.TypeUploadChunk, protocol.TypeUploadCommit:
-		return c.upload(f)
+		return c.upload(*f)
 	default:
-		c.fail(ReasonProtocol, protocol.CodeProtocol, fmt.Sprintf("%s is a server-to-client frame; a client must not send it", f.Type))
+		c.failServerFrame(f.Type)
 		return false
 	}
 	return true
+}
+
+// addReport adds a REPORT to the read's batch. Out of handle, with the record it
+// builds, for the same reason as the failures below.
+//
+//go:noinline
+func (c *Conn) addReport(b *batch, f *protocol.Frame) {
+	b.Add(&ingest.Record{ClientID: c.clientID, Seq: f.Seq, ConnID: c.id, Received: b.recv, Payload: f.Payload})
+}
+
+// The failures of parse and handle are built out of line: their arguments would
+// otherwise sit in those frames, on every reader's stack. A heartbeat's reader
+// starts on the smallest stack (2 KiB), which a PING's path and its PONG's fit
+// only with those frames small; otherwise the runtime grows it, a copy of the
+// stack, at every heartbeat.
+
+//go:noinline
+func (c *Conn) failDecode(err error) {
+	var de *protocol.DecodeError
+	if errors.As(err, &de) {
+		c.fail(ReasonProtocol, de.Code, de.Error())
+	} else {
+		c.fail(ReasonProtocol, protocol.CodeProtocol, err.Error())
+	}
+}
+
+//go:noinline
+func (c *Conn) failNotHello(t protocol.Type) {
+	c.fail(ReasonHandshake, protocol.CodeProtocol, fmt.Sprintf("expected HELLO as the first frame, got %s", t))
+}
+
+//go:noinline
+func (c *Conn) failInFlight(n uint64) {
+	c.fail(ReasonProtocol, protocol.CodeTooManyInFlight, fmt.Sprintf("%d reports unanswered, max_in_flight is %d", n, c.maxInFlight))
+}
+
+//go:noinline
+func (c *Conn) failServerFrame(t protocol.Type) {
+	c.fail(ReasonProtocol, protocol.CodeProtocol, fmt.Sprintf("%s is a server-to-client frame; a client must not send it", t))
+}
+
+// growReadBuf grows the read buffer, which the bytes of a frame larger than it
+// have filled, with the bytes that arrived (doubling, up to the frame's size of
+// need), never to the size a header merely announces, so a header alone pins no
+// large buffer.
+//
+//go:noinline
+func (c *Conn) growReadBuf(need int) {
+	big := make([]byte, min(need, 2*len(*c.rbuf)))
+	copy(big, (*c.rbuf)[:c.rlen])
+	putReadBuf(c.rbuf)
+	c.rbuf = &big
+}
+
+// logClosed writes teardown's line, which teardown asks for only at a level the
+// log writes: teardown runs on the reader of every connection a handoff moves,
+// most of them idle ones whose reader started on the smallest stack (2 KiB), and
+// the line's fields (nearly 1 KiB) or zap's Check (over 1 KiB) would make the
+// runtime grow it, a copy of the stack, for every connection moved.
+//
+//go:noinline
+func (c *Conn) logClosed(level zapcore.Level, reason CloseReason, code protocol.Code) {
+	ce := c.m.log.Check(level, "connection closed")
+	if ce == nil {
+		return
+	}
+	ce.Write(zap.Uint64("conn_id", c.id), zap.String("client_id", c.Info().ClientID), zap.String("remote", c.remote),
+		zap.String("reason", string(reason)), zap.String("code", string(code)),
+		zap.Uint64("frames_in", c.framesIn.Load()), zap.Uint64("frames_out", c.framesOut.Load()))
 }
 
 const maxClientIDLen = 256
@@ -484,10 +549,8 @@ func (c *Conn) teardown() {
 	if reason == ReasonClient || reason == ReasonDrain || reason == ReasonShutdown || reason == ReasonHandoff {
 		level = zap.DebugLevel
 	}
-	if ce := c.m.log.Check(level, "connection closed"); ce != nil {
-		ce.Write(zap.Uint64("conn_id", c.id), zap.String("client_id", c.Info().ClientID), zap.String("remote", c.remote),
-			zap.String("reason", string(reason)), zap.String("code", string(code)),
-			zap.Uint64("frames_in", c.framesIn.Load()), zap.Uint64("frames_out", c.framesOut.Load()))
+	if c.m.log.Core().Enabled(level) {
+		c.logClosed(level, reason, code)
 	}
 	c.wmu.Lock()
 	if c.done == nil {

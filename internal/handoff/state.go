@@ -110,12 +110,28 @@ func (st *State) Encode() ([]byte, error) { return st.encode(StateVersion) }
 // encode returns st as a message of version v (StateVersion or stateJSON).
 func (st *State) encode(v byte) ([]byte, error) {
 	if v == stateJSON {
-		b, err := json.Marshal(st)
-		if err != nil {
-			return nil, fmt.Errorf("handoff: encode state of conn %d: %w", st.ConnID, err)
-		}
-		return append([]byte{stateJSON}, b...), nil
+		return st.encodeJSON()
 	}
+	return st.encodeBinary(), nil
+}
+
+// The encodings are out of encode, and the binary one's rare parts out of it, each
+// in a frame of its own: encode runs on the reader of every connection a handoff
+// moves, most of them idle ones whose reader started on the smallest stack (2 KiB),
+// and one frame holding them all (848 bytes) would make the runtime grow it, a
+// copy of the stack, for every connection moved.
+
+//go:noinline
+func (st *State) encodeJSON() ([]byte, error) {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("handoff: encode state of conn %d: %w", st.ConnID, err)
+	}
+	return append([]byte{stateJSON}, b...), nil
+}
+
+//go:noinline
+func (st *State) encodeBinary() []byte {
 	b := make([]byte, 0, 96+len(st.ClientID)+len(st.Token)+len(st.Partial)+8*len(st.DedupDurable))
 	b = append(b, StateVersion)
 	b = appendString(b, st.Kind)
@@ -147,25 +163,39 @@ func (st *State) encode(v byte) ([]byte, error) {
 		b = binary.BigEndian.AppendUint64(b, w)
 	}
 	b = appendBool(b, st.TLS != nil)
-	if t := st.TLS; t != nil {
-		b = binary.AppendUvarint(b, uint64(t.Suite))
-		b = appendBytes(b, t.InSecret)
-		b = appendBytes(b, t.OutSecret)
-		b = binary.AppendUvarint(b, t.InSeq)
-		b = binary.AppendUvarint(b, t.OutSeq)
-		b = appendBytes(b, t.Input)
-		b = binary.AppendUvarint(b, uint64(len(t.Chain)))
-		for _, c := range t.Chain {
-			b = appendBytes(b, c)
-		}
+	if st.TLS != nil {
+		b = st.TLS.appendTo(b)
 	}
 	b = binary.AppendUvarint(b, uint64(len(st.Uploads)))
-	for _, u := range st.Uploads {
+	if len(st.Uploads) > 0 {
+		b = appendUploads(b, st.Uploads)
+	}
+	return b
+}
+
+//go:noinline
+func (t *TLSState) appendTo(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(t.Suite))
+	b = appendBytes(b, t.InSecret)
+	b = appendBytes(b, t.OutSecret)
+	b = binary.AppendUvarint(b, t.InSeq)
+	b = binary.AppendUvarint(b, t.OutSeq)
+	b = appendBytes(b, t.Input)
+	b = binary.AppendUvarint(b, uint64(len(t.Chain)))
+	for _, c := range t.Chain {
+		b = appendBytes(b, c)
+	}
+	return b
+}
+
+//go:noinline
+func appendUploads(b []byte, ups []upload.Handover) []byte {
+	for _, u := range ups {
 		b = appendString(b, u.UploadID)
 		b = binary.AppendVarint(b, u.Offset)
 		b = appendBytes(b, u.Hash)
 	}
-	return b, nil
+	return b
 }
 
 // decodeBinary reads a message of StateVersion (msg[0] is its version byte).

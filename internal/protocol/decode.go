@@ -27,7 +27,7 @@ func (e *DecodeError) Error() string { return "protocol: " + e.Msg }
 func Decode(buf []byte, maxPayload int) (f Frame, n int, err error) {
 	maxPayload = min(maxPayload, MaxPayloadLimit)
 	if len(buf) >= 2 && (buf[0] != Magic0 || buf[1] != Magic1) {
-		return f, 0, &DecodeError{Code: CodeBadMagic, Msg: fmt.Sprintf("bad magic %#04x, want %#04x (\"HK\")", binary.BigEndian.Uint16(buf), uint16(Magic0)<<8|Magic1)}
+		return f, 0, magicError(binary.BigEndian.Uint16(buf))
 	}
 	if len(buf) < HeaderSize {
 		if len(buf) >= 3 && buf[2] != Version {
@@ -40,11 +40,11 @@ func Decode(buf []byte, maxPayload int) (f Frame, n int, err error) {
 	}
 	t := Type(buf[3])
 	if !t.Valid() {
-		return f, 0, &DecodeError{Code: CodeUnknownType, Msg: fmt.Sprintf("unknown frame type %d", buf[3])}
+		return f, 0, typeError(buf[3])
 	}
 	length := binary.BigEndian.Uint32(buf[4:8])
 	if int64(length) > int64(maxPayload) {
-		return f, 0, &DecodeError{Code: CodeFrameTooLarge, Msg: fmt.Sprintf("%s payload length %d exceeds limit %d", t, length, maxPayload)}
+		return f, 0, lengthError(t, length, maxPayload)
 	}
 	total := HeaderSize + int(length) + TrailerSize
 	if len(buf) < total {
@@ -53,7 +53,7 @@ func Decode(buf []byte, maxPayload int) (f Frame, n int, err error) {
 	body := buf[2 : HeaderSize+int(length)]
 	want := binary.BigEndian.Uint32(buf[total-TrailerSize:])
 	if got := crc32.Update(0, castagnoli(), body); got != want {
-		return f, 0, &DecodeError{Code: CodeBadCRC, Msg: fmt.Sprintf("%s seq %d: crc32c mismatch: frame says %#08x, computed %#08x", t, binary.BigEndian.Uint64(buf[8:16]), want, got)}
+		return f, 0, crcError(t, binary.BigEndian.Uint64(buf[8:16]), want, got)
 	}
 	f.Type = t
 	f.Seq = binary.BigEndian.Uint64(buf[8:16])
@@ -61,6 +61,32 @@ func Decode(buf []byte, maxPayload int) (f Frame, n int, err error) {
 	return f, total, nil
 }
 
+// The errors are built out of line: their fmt.Sprintf arguments would otherwise
+// sit in Decode's frame, and a heartbeat's reader starts on the smallest stack,
+// which a frame that size would make the runtime grow (a copy of the stack) at
+// every PING.
+
+//go:noinline
+func magicError(got uint16) error {
+	return &DecodeError{Code: CodeBadMagic, Msg: fmt.Sprintf("bad magic %#04x, want %#04x (\"HK\")", got, uint16(Magic0)<<8|Magic1)}
+}
+
+//go:noinline
+func typeError(t byte) error {
+	return &DecodeError{Code: CodeUnknownType, Msg: fmt.Sprintf("unknown frame type %d", t)}
+}
+
+//go:noinline
+func lengthError(t Type, length uint32, maxPayload int) error {
+	return &DecodeError{Code: CodeFrameTooLarge, Msg: fmt.Sprintf("%s payload length %d exceeds limit %d", t, length, maxPayload)}
+}
+
+//go:noinline
+func crcError(t Type, seq uint64, want, got uint32) error {
+	return &DecodeError{Code: CodeBadCRC, Msg: fmt.Sprintf("%s seq %d: crc32c mismatch: frame says %#08x, computed %#08x", t, seq, want, got)}
+}
+
+//go:noinline
 func versionError(v byte) error {
 	return &DecodeError{Code: CodeUnsupportedVersion, Msg: fmt.Sprintf("unsupported protocol version %d, this peer speaks %d", v, Version)}
 }
