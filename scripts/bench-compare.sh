@@ -4,7 +4,7 @@
 #   scripts/bench-compare.sh [-runs N] [-only NAME] [-d 5s] [-idle-n 15000] [-upgrades 10]
 #                            [-skip-throughput] [-skip-idle] [-skip-startup] [-udp]
 #                            [-rounds 3] [-rate 150000] [-skip-handoff] [-skip-upgrade-load]
-#                            [-tree DIR ...] [-release-build] [-client-per-tree]
+#                            [-tree DIR ...] [-dev-build] [-client-per-tree]
 #                            [-port-base N] [-gctrace]
 #
 # -port-base N: every server listens on a port of N..N+99 (a machine shared with
@@ -31,8 +31,9 @@
 # in a row (the old process's "handoff finished" duration, and the CPU seconds of
 # the old process from SIGHUP to its exit and of the new one from its exec to the
 # end of the handoff); and -rounds rounds of the ack p99 under load (1,000 conns x
-# 8 in flight x 64 B at -rate reports/s, p99 over each whole 10 s run): a steady
-# run, then a run with SIGHUP at 2.5, 5 and 7.5 s, and their ratio, the trees in
+# 8 in flight x 64 B at -rate reports/s, p99 over each whole 10 s window, after the
+# clients connected and warmed up for 1 s: hawkc load -warmup): a steady run, then a
+# run with SIGHUP at 2.5, 5 and 7.5 s into its window, and their ratio, the trees in
 # turn each round; beside each round, where its tail sat (hawkc load -timeline and
 # the servers' log, through scripts/upgrade-phases.py: per phase of the upgrades,
 # SIGHUP to listening, the dedup rebuild, the handoff and the 0.5 s after the old
@@ -46,9 +47,11 @@
 # moves them). With -udp, last: the
 # highest rate with 0 kernel drops for this tree's UDP lines and syslog listeners
 # beside a minimal Go reader that stores nothing (scripts/udp-bench.sh, -runs times).
-# With -release-build, hawk is built as scripts/release.sh builds it (static,
-# CGO_ENABLED=0, -trimpath, -s -w) instead of by a plain go build (which links libc for
-# the net package's cgo resolver: the dynamic loader's start is paid at every exec).
+# hawk is built as the binaries operators run are built (scripts/release.sh,
+# scripts/deb.sh, the container: static, CGO_ENABLED=0, -trimpath, -s -w); with
+# -dev-build, by a plain go build instead, which on a machine with a C compiler links
+# libc for the net package's cgo resolver, so that every exec (-version, an upgrade's
+# new process) pays the dynamic loader's start.
 # With -client-per-tree, each hawk's throughput runs are driven by the `hawkc load`
 # of its own tree instead of this tree's, so that two trees compare the load
 # generator's CPU per report as well as the server's.
@@ -68,7 +71,7 @@
 # warm-up and the drain are outside both measures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 udp=0 trees=() release=0
+runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 udp=0 trees=() release=1
 handoff=1 upload=1 rounds=3 rate=150000 clientpertree=0 portbase=0 gctrace=0 only=
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -87,10 +90,11 @@ while [ $# -gt 0 ]; do
     -port-base) portbase=$2; shift 2 ;;
     -gctrace) gctrace=1; shift ;;
     -rate) rate=$2; shift 2 ;;
-    -release-build) release=1; shift ;;
+    -release-build) release=1; shift ;; # the default; kept for older command lines
+    -dev-build) release=0; shift ;;
     -client-per-tree) clientpertree=1; shift ;;
     -tree) trees+=("$(cd "$2" && pwd)"); shift 2 ;;
-    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-rounds N] [-rate N] [-skip-handoff] [-skip-upgrade-load] [-tree DIR ...] [-release-build] [-client-per-tree] [-port-base N] [-gctrace]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-rounds N] [-rate N] [-skip-handoff] [-skip-upgrade-load] [-tree DIR ...] [-dev-build] [-client-per-tree] [-port-base N] [-gctrace]" >&2; exit 2 ;;
   esac
 done
 [ ${#trees[@]} -gt 0 ] || trees=("$PWD")
@@ -110,7 +114,7 @@ for i in "${!trees[@]}"; do
   else
     (cd "${trees[$i]}" && go build -o "$W/$label" ./cmd/server)
   fi
-  echo "$label: ${trees[$i]}"
+  echo "$label: ${trees[$i]} ($([ "$release" = 1 ] && echo "release build: static, -trimpath, -s -w" || echo "plain go build"))"
   [ "$clientpertree" = 1 ] && (cd "${trees[$i]}" && go build -o "$W/hawkc-$label" ./cmd/client)
 done
 go build -o "$W/hawkc" ./cmd/client # one load generator for every hawk (but see -client-per-tree)
@@ -413,11 +417,16 @@ if [ "$upload" = 1 ]; then
     for l in "${order[@]}"; do
       d="$W/ul-$l"; port=$(free_port)
       start_upgradable "$l" "$d" "$port"
-      # Every report measured in both runs, as -timeline does: the p99s compare like for like.
-      load=("$W/hawkc" load -addr "127.0.0.1:$port" -c 1000 -w 8 -s 64 -rate "$rate" -d 10s -latency-every 1 -json)
+      # Every report measured in both runs, as -timeline does: the p99s compare like for
+      # like. Both over the 10 s window after the clients connected and warmed up for
+      # 1 s: hawkc's start (a thousand handshakes while the first clients already send
+      # at the full rate) is not the server's steady state, and it held more than 1 %
+      # of a run's ACKs at 10-45 ms, so it was the p99 of both runs.
+      load=("$W/hawkc" load -addr "127.0.0.1:$port" -c 1000 -w 8 -s 64 -rate "$rate" -d 10s -warmup 1s -latency-every 1 -json)
       steady=$("${load[@]}" 2>/dev/null | tail -1 || true)
-      "${load[@]}" -timeline "$d/up.tl" > "$d/up.json" 2>/dev/null & lpid=$!; pids+=("$lpid")
-      t0=$(date +%s.%N); late=""
+      "${load[@]}" -timeline "$d/up.tl" > "$d/up.json" 2> "$d/up.err" & lpid=$!; pids+=("$lpid")
+      for _ in $(seq 3000); do grep -q 'steady window begins' "$d/up.err" && break; alive "$lpid" || break; sleep 0.01; done
+      t0=$(date +%s.%N); late="" # the window's start: the upgrades at 2.5, 5 and 7.5 s into it
       for k in 1 2 3; do
         sleep "$(awk -v t0="$t0" -v k="$k" -v now="$(date +%s.%N)" 'BEGIN{s=t0+2.5*k-now; print (s>0)?s:0}')"
         waited=0

@@ -4,7 +4,8 @@
     scripts/upgrade-phases.py TIMELINE LOG [LOG...] [-q 0.99]
 
 TIMELINE is what `hawkc load -timeline FILE` wrote (ACK latencies by the time of
-their ACK, per bucket); LOG is the servers' JSON log (-log.format=json: the old
+their ACK, per bucket; with -warmup, only the buckets of its steady window count,
+as in hawkc's summary: connection set-up and the warm-up are left out); LOG is the servers' JSON log (-log.format=json: the old
 and new processes of every upgrade write to it). Each bucket is given to the
 phase of the upgrade that holds its middle:
 
@@ -56,21 +57,26 @@ def ts_ms(s):
 
 
 def read_timeline(path):
-    rows = []  # (start_ms, {bucket: count})
-    step = None
+    """The buckets, (start_ms, {histogram bucket: count}), those of the steady
+    window only where the file names one (a bucket in it by its middle), and the step."""
+    rows = []
+    window = None
     for line in open(path):
-        if line.startswith("#"):
-            continue
         f = line.split()
+        if line.startswith("#"):
+            if len(f) == 4 and f[1] == "window_unix_ms":
+                window = (int(f[2]), int(f[3]))
+            continue
         h = {}
         if f[5] != "-":
             for kv in f[5].split(","):
                 k, v = kv.split(":")
                 h[int(k)] = int(v)
         rows.append((int(f[0]), h))
-    if len(rows) > 1:
-        step = rows[1][0] - rows[0][0]
-    return rows, step or 100
+    step = rows[1][0] - rows[0][0] if len(rows) > 1 else 100
+    if window:
+        rows = [(t, h) for t, h in rows if window[0] <= t + step // 2 < window[1]]
+    return rows, step
 
 
 def read_upgrades(paths):

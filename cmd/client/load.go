@@ -112,7 +112,7 @@ acked, nacked, resent, errors, connect_errors, reconnects, goaways, dial_failure
 busy, busy_after_goaway, reconnect_peak_per_s, move_s, acked_per_s, ack latency
 p50/p90/p99/max (µs, from issuing a report to its ACK; of one report in
 -latency-every of each slot's, 8 by default: the max is theirs; every report with
--timeline).
+-timeline; with -warmup, of the reports acked within the steady window only).
 
   acked        reports acknowledged (the lines of -acked-log)
   nacked       NACK frames received (retryable ones too; they are retried)
@@ -201,6 +201,11 @@ type loadRun struct {
 	hists   [histShards]histogram
 	tl      *timeline // nil without -timeline
 	paced   bool      // -rate: slots wait for the dispatcher (dispatch)
+	// inWindow: the ACKs seen now count in the summary's latencies. The whole run
+	// without -warmup; with it, the steady window only (steadyWindow), so that
+	// connection set-up and the warm-up are left out of the quantiles as they are
+	// out of steady_acked_per_s.
+	inWindow atomic.Bool
 
 	// With -rate, slots wait here (FIFO) for the dispatcher to issue them.
 	waitMu   sync.Mutex
@@ -303,6 +308,7 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	defer dialDone()
 	if cfg.warmup == 0 {
 		issueCtx = dialCtx
+		r.inWindow.Store(true)
 	}
 	abortCtx, abortReports := context.WithCancel(context.Background())
 	defer abortReports()
@@ -523,7 +529,9 @@ func (s *slot) finished(seq uint64, err error) {
 		if s.measured {
 			// The monotonic clock alone: time.Now reads the wall clock too.
 			now := mono.Now()
-			lc.hist.record(time.Duration(now - s.t0))
+			if r.inWindow.Load() {
+				lc.hist.record(time.Duration(now - s.t0))
+			}
 			if r.tl != nil {
 				r.tl.record(now, time.Duration(now-s.t0))
 			}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +33,8 @@ type ackServer struct {
 	// every nackEvery-th report of a connection (non-retryable).
 	ackDelay  time.Duration
 	nackEvery int
+	// Until slowUntil (Unix ns), each read's answers are held back slowDelay more.
+	slowUntil atomic.Int64
 	wg        sync.WaitGroup
 	mu        sync.Mutex
 	conns     []net.Conn
@@ -131,6 +134,9 @@ func (s *ackServer) serve(nc net.Conn) {
 		n = copy(buf, buf[off:n])
 		if acking && s.ackDelay > 0 {
 			time.Sleep(s.ackDelay)
+		}
+		if acking && time.Now().UnixNano() < s.slowUntil.Load() {
+			time.Sleep(slowDelay)
 		}
 		if len(out) > 0 {
 			if _, err := nc.Write(out); err != nil {
@@ -300,6 +306,59 @@ func TestLoadWarmup(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "steady window begins") || !strings.Contains(errOut, "steady window ends") {
 		t.Fatalf("stderr %q", errOut)
+	}
+}
+
+// slowDelay: how long an ackServer holds its answers back before slowUntil.
+const slowDelay = 250 * time.Millisecond
+
+// -warmup: the summary's latencies are the steady window's, as its rate is; the
+// timeline keeps every ACK and says where the window is. The server answers late
+// only while the clients connect and warm up.
+func TestLoadWarmupLatencies(t *testing.T) {
+	srv := startAckServer(t, "")
+	srv.slowUntil.Store(time.Now().Add(300 * time.Millisecond).UnixNano())
+	path := filepath.Join(t.TempDir(), "tl")
+	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "10", "-w", "4", "-d", "500ms", "-warmup", "1s",
+		"-json", "-src-spread=false", "-timeline", path, "-timeline-step", "50ms")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	var sum summary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.SteadyAcked == 0 || sum.LatencyMaxUS >= slowDelay.Microseconds() {
+		t.Fatalf("the window's latencies hold the warm-up's: max %d µs, %d acked in the window", sum.LatencyMaxUS, sum.SteadyAcked)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var from, to, slowBefore, maxIn int64
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 4 && f[1] == "window_unix_ms" {
+			from, _ = strconv.ParseInt(f[2], 10, 64)
+			to, _ = strconv.ParseInt(f[3], 10, 64)
+			continue
+		}
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		ms, _ := strconv.ParseInt(f[0], 10, 64)
+		mx, _ := strconv.ParseInt(f[4], 10, 64)
+		switch {
+		case from == 0:
+			t.Fatalf("bucket %q before the window line", line)
+		case ms+50 <= from && mx >= slowDelay.Microseconds():
+			slowBefore++
+		case ms >= from && ms+50 <= to:
+			maxIn = max(maxIn, mx)
+		}
+	}
+	if to-from < 500 || slowBefore == 0 || maxIn >= slowDelay.Microseconds() {
+		t.Fatalf("window %d-%d ms, %d slow buckets before it, max %d µs within it:\n%s", from, to, slowBefore, maxIn, data)
 	}
 }
 

@@ -14,15 +14,24 @@ type window struct {
 
 // steadyWindow issues for -warmup, then measures the -d window: what a load tool
 // that excludes its warm-up counts (connection set-up and the first batches, while
-// buffers and the server's pools grow, are left out). A signal ends the window early.
+// buffers and the server's pools grow, are left out), the ACKs and their latencies.
+// A signal ends the window early.
 func (r *loadRun) steadyWindow(ctx context.Context) window {
 	if !sleepCtx(ctx, r.cfg.warmup) {
 		return window{}
 	}
 	a0, t0 := r.ackedNow(), time.Now()
+	r.inWindow.Store(true)
+	if r.tl != nil {
+		r.tl.windowFrom = t0
+	}
 	fmt.Fprintf(r.stderr, "load: steady window begins (warm-up %v over)\n", r.cfg.warmup)
 	sleepCtx(ctx, r.cfg.duration)
+	r.inWindow.Store(false)
 	w := window{acked: r.ackedNow() - a0, secs: time.Since(t0).Seconds()}
+	if r.tl != nil {
+		r.tl.windowTo = time.Now()
+	}
 	fmt.Fprintf(r.stderr, "load: steady window ends: %d acked in %.2fs\n", w.acked, w.secs)
 	return w
 }

@@ -20,6 +20,9 @@ type timeline struct {
 	start int64     // mono.Now() at wall
 	step  time.Duration
 	hists []histogram
+	// With -warmup, the steady window, written as a comment line so that a reader
+	// can leave connection set-up and the warm-up out as the summary does.
+	windowFrom, windowTo time.Time
 }
 
 // newTimeline covers span in buckets of step (each a histogram of ~11 KB).
@@ -37,7 +40,8 @@ func (t *timeline) record(now int64, d time.Duration) {
 // write prints one line per bucket up to the last that holds an ACK: the bucket's
 // start (Unix ms), its ACKs, p50, p99 and max in µs, then its histogram as
 // "index:count" pairs (histogram buckets, bucketRange) separated by commas, for
-// quantiles over any set of buckets.
+// quantiles over any set of buckets. With a steady window, a line
+// "# window_unix_ms FROM TO" precedes the buckets.
 func (t *timeline) write(w io.Writer) error {
 	last := -1
 	for i := range t.hists {
@@ -46,6 +50,9 @@ func (t *timeline) write(w io.Writer) error {
 		}
 	}
 	bw := bufio.NewWriter(w)
+	if !t.windowFrom.IsZero() && !t.windowTo.IsZero() {
+		fmt.Fprintf(bw, "# window_unix_ms %d %d\n", t.windowFrom.UnixMilli(), t.windowTo.UnixMilli())
+	}
 	fmt.Fprintln(bw, "# unix_ms acked p50_us p99_us max_us hist(index:count,...)")
 	for i := 0; i <= last; i++ {
 		h := &t.hists[i]
