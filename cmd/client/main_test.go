@@ -152,6 +152,21 @@ func runCmd(args ...string) (code int, stdout, stderr string) {
 	return code, o.String(), e.String()
 }
 
+// loadJSON runs hawkc load with args and -json, fails t unless it exits 0, and
+// returns its summary and its stderr.
+func loadJSON(t *testing.T, args ...string) (summary, string) {
+	t.Helper()
+	code, out, errOut := runCmd(append(append([]string{"load"}, args...), "-json")...)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	var sum summary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
+	}
+	return sum, errOut
+}
+
 func TestSend(t *testing.T) {
 	srv := startAckServer(t, "tok")
 	code, out, errOut := runCmd("send", "-addr", srv.ln.Addr().String(), "-id", "a1", "-token", "tok", "hello")
@@ -195,22 +210,15 @@ func TestSendUsage(t *testing.T) {
 func TestLoad(t *testing.T) {
 	srv := startAckServer(t, "")
 	logPath := filepath.Join(t.TempDir(), "acked.log")
-	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "40", "-w", "4", "-s", "64", "-d", "2s",
-		"-json", "-acked-log", logPath, "-id-prefix", "lt")
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
-	}
-	var sum summary
-	if err := json.Unmarshal([]byte(out), &sum); err != nil {
-		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
-	}
+	sum, errOut := loadJSON(t, "-addr", srv.ln.Addr().String(), "-c", "40", "-w", "4", "-s", "64", "-d", "2s",
+		"-acked-log", logPath, "-id-prefix", "lt")
 	if sum.Acked == 0 || sum.Errors != 0 || sum.ConnectErrors != 0 || sum.Sent != sum.Acked || sum.Clients != 40 {
 		t.Fatalf("summary %+v", sum)
 	}
 	if sum.LatencyP50US <= 0 || sum.LatencyP50US > sum.LatencyP90US || sum.LatencyP90US > sum.LatencyP99US || sum.LatencyP99US > sum.LatencyMaxUS {
 		t.Fatalf("latencies %+v", sum)
 	}
-	t.Logf("stdout: %s\nstderr: %s", out, errOut)
+	t.Logf("summary: %+v\nstderr: %s", sum, errOut)
 	if !strings.Contains(errOut, "acked/s=") {
 		t.Fatalf("no progress line on stderr: %q", errOut)
 	}
@@ -273,14 +281,7 @@ func TestSpreadDialer(t *testing.T) {
 
 func TestLoadRate(t *testing.T) {
 	srv := startAckServer(t, "")
-	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "10", "-w", "8", "-d", "1s", "-rate", "500", "-json", "-src-spread=false")
-	if code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
-	}
-	var sum summary
-	if err := json.Unmarshal([]byte(out), &sum); err != nil {
-		t.Fatal(err)
-	}
+	sum, _ := loadJSON(t, "-addr", srv.ln.Addr().String(), "-c", "10", "-w", "8", "-d", "1s", "-rate", "500", "-src-spread=false")
 	if sum.Acked < 250 || sum.Acked > 560 {
 		t.Fatalf("acked %d in 1s at -rate 500", sum.Acked)
 	}
@@ -290,14 +291,7 @@ func TestLoadRate(t *testing.T) {
 // reports count in steady_acked_per_s.
 func TestLoadWarmup(t *testing.T) {
 	srv := startAckServer(t, "")
-	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "10", "-w", "4", "-d", "600ms", "-warmup", "400ms", "-json", "-src-spread=false")
-	if code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
-	}
-	var sum summary
-	if err := json.Unmarshal([]byte(out), &sum); err != nil {
-		t.Fatal(err)
-	}
+	sum, errOut := loadJSON(t, "-addr", srv.ln.Addr().String(), "-c", "10", "-w", "4", "-d", "600ms", "-warmup", "400ms", "-src-spread=false")
 	if sum.SteadyS < 0.6 || sum.ElapsedS < 1.0 || sum.SteadyAcked == 0 || sum.SteadyAcked >= sum.Acked || sum.Errors != 0 {
 		t.Fatalf("summary %+v", sum)
 	}
@@ -319,15 +313,8 @@ func TestLoadWarmupLatencies(t *testing.T) {
 	srv := startAckServer(t, "")
 	srv.slowUntil.Store(time.Now().Add(300 * time.Millisecond).UnixNano())
 	path := filepath.Join(t.TempDir(), "tl")
-	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "10", "-w", "4", "-d", "500ms", "-warmup", "1s",
-		"-json", "-src-spread=false", "-timeline", path, "-timeline-step", "50ms")
-	if code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
-	}
-	var sum summary
-	if err := json.Unmarshal([]byte(out), &sum); err != nil {
-		t.Fatal(err)
-	}
+	sum, _ := loadJSON(t, "-addr", srv.ln.Addr().String(), "-c", "10", "-w", "4", "-d", "500ms", "-warmup", "1s",
+		"-src-spread=false", "-timeline", path, "-timeline-step", "50ms")
 	if sum.SteadyAcked == 0 || sum.LatencyMaxUS >= slowDelay.Microseconds() {
 		t.Fatalf("the window's latencies hold the warm-up's: max %d µs, %d acked in the window", sum.LatencyMaxUS, sum.SteadyAcked)
 	}
@@ -513,15 +500,8 @@ func TestSendFile(t *testing.T) {
 func TestLoadTimeline(t *testing.T) {
 	srv := startAckServer(t, "")
 	path := filepath.Join(t.TempDir(), "tl")
-	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "10", "-w", "4", "-d", "500ms", "-rate", "2000",
-		"-json", "-src-spread=false", "-timeline", path, "-timeline-step", "50ms")
-	if code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
-	}
-	var sum summary
-	if err := json.Unmarshal([]byte(out), &sum); err != nil {
-		t.Fatal(err)
-	}
+	sum, _ := loadJSON(t, "-addr", srv.ln.Addr().String(), "-c", "10", "-w", "4", "-d", "500ms", "-rate", "2000",
+		"-src-spread=false", "-timeline", path, "-timeline-step", "50ms")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -592,15 +572,8 @@ func TestSlotMeasuresOneInEvery(t *testing.T) {
 func TestLoadCPUProfile(t *testing.T) {
 	srv := startAckServer(t, "")
 	path := filepath.Join(t.TempDir(), "cpu.pprof")
-	code, out, errOut := runCmd("load", "-addr", srv.ln.Addr().String(), "-c", "4", "-w", "4", "-d", "300ms",
-		"-json", "-src-spread=false", "-cpuprofile", path, "-latency-every", "2")
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
-	}
-	var sum summary
-	if err := json.Unmarshal([]byte(out), &sum); err != nil {
-		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
-	}
+	sum, _ := loadJSON(t, "-addr", srv.ln.Addr().String(), "-c", "4", "-w", "4", "-d", "300ms",
+		"-src-spread=false", "-cpuprofile", path, "-latency-every", "2")
 	if sum.Acked == 0 || sum.LatencyP50US <= 0 {
 		t.Fatalf("summary %+v", sum)
 	}
