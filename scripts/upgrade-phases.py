@@ -5,8 +5,9 @@
 
 TIMELINE is what `hawkc load -timeline FILE` wrote (ACK latencies by the time of
 their ACK, per bucket; with -warmup, only the buckets of its steady window count,
-as in hawkc's summary: connection set-up and the warm-up are left out); LOG is the servers' JSON log (-log.format=json: the old
-and new processes of every upgrade write to it). Each bucket is given to the
+as in hawkc's summary: connection set-up and the warm-up are left out); LOG is the
+servers' JSON log (-log.format=json: the old and new processes of every upgrade
+write to it). Each bucket is given to the
 phase of the upgrade that holds its middle:
 
   start    SIGHUP (upgrade requested) to the new process listening
