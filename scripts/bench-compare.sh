@@ -90,7 +90,7 @@ while [ $# -gt 0 ]; do
     -port-base) portbase=$2; shift 2 ;;
     -gctrace) gctrace=1; shift ;;
     -rate) rate=$2; shift 2 ;;
-    -release-build) release=1; shift ;; # the default; kept for older command lines
+    -release-build) release=1; shift ;; # the default, accepted so that either choice can be spelled out
     -dev-build) release=0; shift ;;
     -client-per-tree) clientpertree=1; shift ;;
     -tree) trees+=("$(cd "$2" && pwd)"); shift 2 ;;

@@ -436,6 +436,7 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 		}
 	}
 	if r.tl != nil {
+		r.tl.window = steady
 		if err := writeTimeline(r.tl, cfg.timeline); err != nil {
 			return summary{}, err
 		}

@@ -6,10 +6,12 @@ import (
 	"time"
 )
 
-// window is the steady-state part of a run: the reports acked within it and its length.
+// window is the steady-state part of a run: the reports acked within it, its length
+// and its bounds.
 type window struct {
-	acked uint64
-	secs  float64
+	acked    uint64
+	secs     float64
+	from, to time.Time
 }
 
 // steadyWindow issues for -warmup, then measures the -d window: what a load tool
@@ -22,16 +24,11 @@ func (r *loadRun) steadyWindow(ctx context.Context) window {
 	}
 	a0, t0 := r.ackedNow(), time.Now()
 	r.inWindow.Store(true)
-	if r.tl != nil {
-		r.tl.windowFrom = t0
-	}
 	fmt.Fprintf(r.stderr, "load: steady window begins (warm-up %v over)\n", r.cfg.warmup)
 	sleepCtx(ctx, r.cfg.duration)
 	r.inWindow.Store(false)
-	w := window{acked: r.ackedNow() - a0, secs: time.Since(t0).Seconds()}
-	if r.tl != nil {
-		r.tl.windowTo = time.Now()
-	}
+	t1 := time.Now()
+	w := window{acked: r.ackedNow() - a0, secs: t1.Sub(t0).Seconds(), from: t0, to: t1}
 	fmt.Fprintf(r.stderr, "load: steady window ends: %d acked in %.2fs\n", w.acked, w.secs)
 	return w
 }

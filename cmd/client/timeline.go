@@ -22,7 +22,7 @@ type timeline struct {
 	hists []histogram
 	// With -warmup, the steady window, written as a comment line so that a reader
 	// can leave connection set-up and the warm-up out as the summary does.
-	windowFrom, windowTo time.Time
+	window window
 }
 
 // newTimeline covers span in buckets of step (each a histogram of ~11 KB).
@@ -50,8 +50,8 @@ func (t *timeline) write(w io.Writer) error {
 		}
 	}
 	bw := bufio.NewWriter(w)
-	if !t.windowFrom.IsZero() && !t.windowTo.IsZero() {
-		fmt.Fprintf(bw, "# window_unix_ms %d %d\n", t.windowFrom.UnixMilli(), t.windowTo.UnixMilli())
+	if w := t.window; !w.from.IsZero() {
+		fmt.Fprintf(bw, "# window_unix_ms %d %d\n", w.from.UnixMilli(), w.to.UnixMilli())
 	}
 	fmt.Fprintln(bw, "# unix_ms acked p50_us p99_us max_us hist(index:count,...)")
 	for i := 0; i <= last; i++ {
