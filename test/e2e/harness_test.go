@@ -279,6 +279,20 @@ func (d logDump) String() string {
 
 func (s *server) logTextDump() fmt.Stringer { return logDump{s} }
 
+// warnings is the last n lines of the log at level warn or above, for a failure
+// where the whole log of several servers would bury them.
+func (s *server) warnings(n int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keep []string
+	for _, line := range strings.Split(s.raw.String(), "\n") {
+		if strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`) {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep[max(0, len(keep)-n):], "\n")
+}
+
 // addr is the protocol listener's address, from the first "listening" log line.
 func (s *server) addr() string {
 	l := s.waitLog(10*time.Second, func(l logLine) bool { return l.str("msg") == "listening" })

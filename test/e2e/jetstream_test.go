@@ -233,6 +233,13 @@ func TestJetStreamBehindHAProxy(t *testing.T) {
 		hawks[i] = startServer(t, bin.serverV1, flags[i]...)
 	}
 	front := haproxy(t, ports)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, h := range hawks { // the instances of the moment: hawk 1 restarted after its SIGKILL
+				t.Logf("hawk %d, its last warnings and errors:\n%s", i+1, h.warnings(30))
+			}
+		}
+	})
 	for i := range hawks {
 		admin := fmt.Sprintf("127.0.0.1:%d", ports[i][1])
 		testutil.Eventually(t, 10*time.Second, func() bool { return readyz(admin) == http.StatusOK }, "hawk %d ready on %s (admin listening on %s)", i+1, admin, hawks[i].adminAddr())
