@@ -298,7 +298,8 @@ var keys = []Key{
 		Doc: `Key of jetstream.tls_cert; "" means none.`, DefaultNote: "(none)"},
 	{Name: "jetstream.max_pending", kind: kindInt, Default: "16384", Example: "4096", Reload: RestartOnly,
 		Doc: "Most publishes awaiting JetStream's acknowledgement, 1 to 1048576; past it, connections stop being read " +
-			"(back-pressure, as with a slow disk)."},
+			"(back-pressure, as with a slow disk). hawk allows fewer while acknowledgements take longer than half of " +
+			"jetstream.publish_timeout, so that a slow broker makes it hold reports back rather than let them time out and be resent."},
 	{Name: "jetstream.publish_timeout", kind: kindDuration, Default: "5s", Example: "2s", Reload: RestartOnly,
 		Doc: "A publish not acknowledged within this long fails: its reports are NACKed destination_unavailable (retryable)."},
 	{Name: "jetstream.connect_timeout", kind: kindDuration, Default: "5s", Example: "10s", Reload: RestartOnly,

@@ -25,9 +25,10 @@ type Observer interface {
 	Acked(n, dups int, d time.Duration)
 	// Failed: n reports of one Submit were not confirmed (NACKed, retryable).
 	Failed(n int)
-	// Pending is the number of publishes awaiting their acknowledgement; called with
-	// the destination's lock held, so it must not call back.
-	Pending(n int)
+	// Pending: n publishes await their acknowledgement, and at most window may (the
+	// window shrinks while acknowledgements are slow). Called with the destination's
+	// lock held, so it must not call back.
+	Pending(n, window int)
 	// Connected: the NATS connection went up (true) or down (false).
 	Connected(up bool)
 }
@@ -36,7 +37,7 @@ type nopObserver struct{}
 
 func (nopObserver) Acked(int, int, time.Duration) {}
 func (nopObserver) Failed(int)                    {}
-func (nopObserver) Pending(int)                   {}
+func (nopObserver) Pending(int, int)              {}
 func (nopObserver) Connected(bool)                {}
 
 // Options configure Open; the fields mirror the jetstream.* configuration keys.
@@ -48,7 +49,7 @@ type Options struct {
 	TLSCA          string
 	TLSCert        string
 	TLSKey         string
-	MaxPending     int // publishes awaiting their ack; DefaultMaxPending if <= 0
+	MaxPending     int // the most publishes awaiting their ack (window's ceiling); DefaultMaxPending if <= 0
 	PublishTimeout time.Duration
 	ConnectTimeout time.Duration
 	RetryAfter     time.Duration // the NACK's hint
@@ -109,12 +110,13 @@ type Destination struct {
 	js   jetstream.JetStream
 
 	mu      sync.Mutex
-	room    sync.Cond // on mu: tokens were released, or Close
-	tokens  int       // publishes that may still be started (MaxPending - pending)
-	pending int
+	win     window
+	pending int       // publishes started and not yet finished
+	queue   []*waiter // Submits waiting for the window, in arrival order
 	closed  bool
-	// submitting counts Submits between the closed check and queueing their job.
+	// submitting counts Submits between their admission and queueing their job.
 	submitting sync.WaitGroup
+	lastWarn   time.Time // of the slow-broker warning
 
 	jobs   chan *job // to the acker, FIFO; capacity MaxPending, never full (see Submit)
 	done   chan struct{}
@@ -127,12 +129,20 @@ type Destination struct {
 
 // job is one Submit in flight: its futures, awaited in order by the acker.
 type job struct {
-	w      ingest.Waiter
-	seqs   []uint64
-	futs   []jetstream.PubAckFuture
-	tokens int // taken by Submit, given back by the acker
-	err    error
-	at     time.Time
+	w    ingest.Waiter
+	seqs []uint64
+	futs []jetstream.PubAckFuture
+	err  error
+	at   time.Time
+}
+
+// waiter is a Submit of n publishes waiting for the window. Once ready is closed it
+// was admitted (its publishes counted in pending), or refused because the
+// destination closed.
+type waiter struct {
+	n      int
+	ready  chan struct{}
+	closed bool
 }
 
 // Open connects to NATS, checks the stream (CheckStream: refusals are errors,
@@ -142,7 +152,7 @@ func Open(opts Options) (*Destination, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	d := &Destination{opts: opts, log: opts.Logger, obs: opts.Observer, tokens: opts.MaxPending,
+	d := &Destination{opts: opts, log: opts.Logger, obs: opts.Observer, win: newWindow(opts.MaxPending, opts.PublishTimeout),
 		jobs: make(chan *job, opts.MaxPending), done: make(chan struct{}), stop: make(chan struct{})}
 	if d.log == nil {
 		d.log = zap.NewNop()
@@ -150,7 +160,6 @@ func Open(opts Options) (*Destination, error) {
 	if d.obs == nil {
 		d.obs = nopObserver{}
 	}
-	d.room.L = &d.mu
 	down := "connecting to NATS"
 	d.healthy.Store(&down)
 
@@ -162,8 +171,8 @@ func Open(opts Options) (*Destination, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: connect to %s: %w", opts.URLs, err)
 	}
-	// The library's own bound must never be what blocks: Submit's tokens are the
-	// bound (MaxPending), and one Submit may start a whole batch past it.
+	// The library's own bound must never be what blocks: the window is the bound
+	// (at most MaxPending), and one Submit may start a whole batch past it.
 	d.js, err = jetstream.New(d.nc, jetstream.WithPublishAsyncMaxPending(opts.MaxPending+maxBatch),
 		jetstream.WithPublishAsyncTimeout(opts.PublishTimeout))
 	if err != nil {
@@ -268,8 +277,9 @@ func (d *Destination) probe() {
 // Submit implements ingest.Destination: it publishes one message per record line
 // (pipelined: it does not wait for the acknowledgements) and hands the futures to
 // the acker, which calls w.Committed once all are acknowledged or one failed. It
-// blocks while MaxPending publishes await their acknowledgement (a Submit into an
-// empty pipeline never blocks, however large).
+// blocks while its publishes would not fit in the window (see window; a Submit into
+// an empty pipeline never blocks, however large); blocked Submits start in the
+// order they arrived.
 func (d *Destination) Submit(b *ingest.Batch, w ingest.Waiter) {
 	seqs := b.Seqs()
 	n := len(seqs)
@@ -277,24 +287,13 @@ func (d *Destination) Submit(b *ingest.Batch, w ingest.Waiter) {
 		w.Committed(seqs, nil)
 		return
 	}
-	take := min(n, d.opts.MaxPending)
-	d.mu.Lock()
-	for d.tokens < take && !d.closed {
-		d.room.Wait()
-	}
-	if d.closed {
-		d.mu.Unlock()
+	if !d.admit(n) {
 		w.Committed(seqs, ingest.ErrClosed)
 		return
 	}
-	d.tokens -= take
-	d.pending += n
-	d.submitting.Add(1)
 	defer d.submitting.Done()
-	d.obs.Pending(d.pending) // under mu: the gauge follows the count in order
-	d.mu.Unlock()
 
-	j := &job{w: w, seqs: slices.Clone(seqs), futs: make([]jetstream.PubAckFuture, 0, n), tokens: take, at: time.Now()}
+	j := &job{w: w, seqs: slices.Clone(seqs), futs: make([]jetstream.PubAckFuture, 0, n), at: time.Now()}
 	// One copy of the lines for all messages: b is reused as soon as we return, and
 	// the library keeps each message until its acknowledgement.
 	data := bytes.Clone(b.Lines())
@@ -334,6 +333,48 @@ func (d *Destination) Submit(b *ingest.Batch, w ingest.Waiter) {
 	d.jobs <- j // never blocks: every queued job holds at least one token
 }
 
+// admit waits until n publishes fit in the window behind the Submits already
+// waiting, and counts them in pending; false if the destination closed first. On
+// true the caller holds a count of submitting until its job is queued.
+func (d *Destination) admit(n int) bool {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return false
+	}
+	if len(d.queue) == 0 && d.win.admits(n, d.pending) {
+		d.start(n)
+		d.mu.Unlock()
+		return true
+	}
+	wt := &waiter{n: n, ready: make(chan struct{})}
+	d.queue = append(d.queue, wt)
+	d.mu.Unlock()
+	<-wt.ready
+	return !wt.closed
+}
+
+// start counts n admitted publishes; d.mu is held.
+func (d *Destination) start(n int) {
+	d.pending += n
+	d.submitting.Add(1)
+	d.obs.Pending(d.pending, d.win.size()) // under mu: the gauge follows the count in order
+}
+
+// wake admits the waiting Submits, oldest first, while they fit; d.mu is held.
+func (d *Destination) wake() {
+	for len(d.queue) > 0 && d.win.admits(d.queue[0].n, d.pending) {
+		wt := d.queue[0]
+		d.queue[0] = nil
+		d.queue = d.queue[1:]
+		d.start(wt.n)
+		close(wt.ready)
+	}
+	if len(d.queue) == 0 {
+		d.queue = nil // let the backing array go once the burst is over
+	}
+}
+
 // ack awaits each job's acknowledgements in submission order (JetStream answers a
 // connection's publishes in order, so waiting on the oldest first costs nothing).
 func (d *Destination) ack() {
@@ -368,14 +409,25 @@ func (d *Destination) ack() {
 	}
 }
 
-// finish gives j's tokens back and answers its Waiter.
+// finish takes j's publishes out of pending, lets its latency adjust the window,
+// admits what now fits, and answers j's Waiter.
 func (d *Destination) finish(j *job, dups int) {
+	latency := time.Since(j.at)
 	d.mu.Lock()
-	d.tokens += j.tokens
+	cut := d.win.observe(j.at, latency, j.err == nil, len(j.seqs), d.pending)
 	d.pending -= len(j.seqs)
-	d.obs.Pending(d.pending)
-	d.room.Broadcast()
+	d.wake()
+	size := d.win.size()
+	d.obs.Pending(d.pending, size)
+	warn := cut && time.Since(d.lastWarn) >= slowWarnEvery
+	if warn {
+		d.lastWarn = time.Now()
+	}
 	d.mu.Unlock()
+	if warn {
+		d.log.Warn("JetStream acknowledges slower than half of jetstream.publish_timeout: hawk holds reports back, fewer publishes in flight",
+			zap.Duration("latency", latency), zap.Duration("publish_timeout", d.opts.PublishTimeout), zap.Int("window", size))
+	}
 	if j.err != nil {
 		d.obs.Failed(len(j.seqs))
 		j.w.Committed(j.seqs, &ingest.DestinationError{Err: j.err, RetryAfter: d.opts.RetryAfter})
@@ -384,6 +436,10 @@ func (d *Destination) finish(j *job, dups int) {
 	d.obs.Acked(len(j.seqs), dups, time.Since(j.at))
 	j.w.Committed(j.seqs, nil)
 }
+
+// slowWarnEvery spaces the warnings of a slow broker: the window may be cut every
+// round trip while it stays slow.
+const slowWarnEvery = time.Minute
 
 // Close stops taking batches (later Submits get ingest.ErrClosed), waits for every
 // batch already published to be acknowledged or to fail, answers its Waiters, and
@@ -396,7 +452,11 @@ func (d *Destination) Close() error {
 		return nil
 	}
 	d.closed = true
-	d.room.Broadcast()
+	for _, wt := range d.queue {
+		wt.closed = true
+		close(wt.ready)
+	}
+	d.queue = nil
 	d.mu.Unlock()
 	// A Submit past the closed check may still be publishing: its job must be
 	// queued before the queue closes.

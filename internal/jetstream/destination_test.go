@@ -18,11 +18,22 @@ type waiterFunc func(seqs []uint64, err error)
 
 func (f waiterFunc) Committed(seqs []uint64, err error) { f(seqs, err) }
 
-type counts struct{ acked, dups, failed, downs atomic.Int64 }
+type counts struct {
+	acked, dups, failed, downs atomic.Int64
+	mu                         sync.Mutex
+	minWindow, maxWindow       int
+}
 
 func (c *counts) Acked(n, dups int, _ time.Duration) { c.acked.Add(int64(n)); c.dups.Add(int64(dups)) }
 func (c *counts) Failed(n int)                       { c.failed.Add(int64(n)) }
-func (c *counts) Pending(int)                        {}
+func (c *counts) Pending(_, window int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.minWindow == 0 || window < c.minWindow {
+		c.minWindow = window
+	}
+	c.maxWindow = max(c.maxWindow, window)
+}
 func (c *counts) Connected(up bool) {
 	if !up {
 		c.downs.Add(1)
@@ -35,7 +46,12 @@ const shortPublishTimeout = 2 * time.Second
 
 func open(t *testing.T, ns *natstest.Server, obs jetstream.Observer, maxPending int, publishTimeout time.Duration) *jetstream.Destination {
 	t.Helper()
-	d, err := jetstream.Open(jetstream.Options{URLs: ns.URL(), Stream: "REPORTS", Subject: "hawk.reports.<client_id>",
+	return openURL(t, ns.URL(), obs, maxPending, publishTimeout)
+}
+
+func openURL(t *testing.T, url string, obs jetstream.Observer, maxPending int, publishTimeout time.Duration) *jetstream.Destination {
+	t.Helper()
+	d, err := jetstream.Open(jetstream.Options{URLs: url, Stream: "REPORTS", Subject: "hawk.reports.<client_id>",
 		MaxPending: maxPending, PublishTimeout: publishTimeout, RetryAfter: 20 * time.Millisecond,
 		RetryHorizon: 2 * time.Minute, RequireDurable: true, SyncAlways: true, Observer: obs, ProbeInterval: 50 * time.Millisecond})
 	if err != nil {
@@ -130,6 +146,34 @@ func TestExactlyOnceUnderLoad(t *testing.T) {
 	checkExactlyOnce(t, ns, clients, total)
 }
 
+// A broker slower than the agents: its link takes in fewer publishes a second than
+// the agents keep in flight. Were they all published at once, acknowledgements
+// would come after the publish timeout, each batch would be NACKed and resent while
+// its first copy still waits in the queue, and the broker would spend itself on
+// duplicates. hawk holds publishes back instead (Submit blocks, as on a slow disk):
+// no report is NACKed, none is published twice, and each is in the stream once.
+func TestSlowBrokerHoldsPublishesBack(t *testing.T) {
+	ns := natstest.Start(t)
+	ns.CreateStream("REPORTS", "hawk.reports.*")
+	obs := &counts{}
+	// About 550 publishes a second; 1,600 in flight would wait about 3 s.
+	d := openURL(t, ns.Throttle(128<<10), obs, jetstream.DefaultMaxPending, 2*time.Second)
+	const clients, total, per = 200, 16, 8
+	var wg sync.WaitGroup
+	var nacks atomic.Int64
+	start := time.Now()
+	for c := range clients {
+		wg.Go(func() { nacks.Add(int64(agent(t, d, fmt.Sprintf("agent.%d", c), total, per))) })
+	}
+	wg.Wait()
+	t.Logf("%d reports in %s: %d NACKs, %d duplicates; window %d to %d", clients*total, time.Since(start).Round(time.Millisecond),
+		nacks.Load(), obs.dups.Load(), obs.minWindow, obs.maxWindow)
+	if nacks.Load() != 0 || obs.dups.Load() != 0 {
+		t.Errorf("%d NACKs, %d duplicates from a slow broker; want none", nacks.Load(), obs.dups.Load())
+	}
+	checkExactlyOnce(t, ns, clients, total)
+}
+
 // The NATS server restarted under load: agents get retryable NACKs with the hint,
 // readiness goes down and comes back, and once they have resent, every report is in
 // the stream exactly once.
@@ -176,6 +220,33 @@ func TestCloseAnswers(t *testing.T) {
 	d.Submit(batch("c", 9999, 1), waiterFunc(func(_ []uint64, err error) { errc <- err }))
 	if err := <-errc; !errors.Is(err, ingest.ErrClosed) {
 		t.Fatalf("Submit after Close: %v, want ErrClosed", err)
+	}
+}
+
+// Close answers the Submits still waiting for the window with ErrClosed, and the
+// published ones once acknowledged; every Submit returns.
+func TestCloseAnswersWaitingSubmits(t *testing.T) {
+	ns := natstest.Start(t)
+	ns.CreateStream("REPORTS", "hawk.reports.*")
+	// About 16 publishes a second, and a window of 16: 2 of the 20 Submits start.
+	d := openURL(t, ns.Throttle(4<<10), nil, 16, shortPublishTimeout)
+	var answered, closed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			d.Submit(batch(fmt.Sprintf("c%d", i), 1, 8), waiterFunc(func(_ []uint64, err error) {
+				answered.Add(1)
+				if errors.Is(err, ingest.ErrClosed) {
+					closed.Add(1)
+				}
+			}))
+		})
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return jetstream.Waiting(d) >= 10 }, "Submits waiting for the window")
+	d.Close()
+	wg.Wait()
+	if answered.Load() != 20 || closed.Load() < 10 {
+		t.Fatalf("%d of 20 Submits answered, %d with ErrClosed; want 20, at least 10", answered.Load(), closed.Load())
 	}
 }
 

@@ -38,11 +38,14 @@
 // failed: a publish error, NATS disconnected, or no acknowledgement within
 // jetstream.publish_timeout. Then the whole batch is NACKed destination_unavailable,
 // retryable, with retry_after_ms = jetstream.retry_after; its reports that did reach
-// the stream are deduplicated when the agent resends them. At most
-// jetstream.max_pending publishes await their acknowledgement; past it Submit
-// blocks, which stops the submitting connections' reads, exactly like a slow disk
-// under the spool. While NATS is disconnected nothing is buffered: publishes fail
-// at once.
+// the stream are deduplicated when the agent resends them. At most a window of
+// publishes await their acknowledgement; past it Submit blocks, which stops the
+// submitting connections' reads, exactly like a slow disk under the spool. The
+// window is jetstream.max_pending while JetStream acknowledges within half of
+// jetstream.publish_timeout, and shrinks while it does not: a broker slower than the
+// agents is met by holding their reports back, not by timeouts whose resends would
+// queue behind their own first copies (see window). While NATS is disconnected
+// nothing is buffered: publishes fail at once.
 //
 // # Durability
 //

@@ -13,9 +13,11 @@ import (
 func (m *Metrics) JetStream() jetstream.Observer {
 	f := factory{m.Registry}
 	return &jetStreamObserver{
-		m:         m,
-		publish:   f.histogram("hawk_jetstream_publish_seconds", "Time from a batch's Submit to JetStream's acknowledgement of all its reports."),
-		pending:   f.gauge("hawk_jetstream_pending", "Publishes awaiting JetStream's acknowledgement (at most jetstream.max_pending)."),
+		m:       m,
+		publish: f.histogram("hawk_jetstream_publish_seconds", "Time from a batch's Submit to JetStream's acknowledgement of all its reports."),
+		pending: f.gauge("hawk_jetstream_pending", "Publishes awaiting JetStream's acknowledgement (at most hawk_jetstream_publish_window, or one batch)."),
+		window: f.gauge("hawk_jetstream_publish_window", "The most publishes that may await JetStream's acknowledgement now: jetstream.max_pending, "+
+			"or less while acknowledgements take longer than half of jetstream.publish_timeout."),
 		acked:     f.counter("hawk_jetstream_acked_total", "Reports JetStream acknowledged (duplicates included)."),
 		errors:    f.counter("hawk_jetstream_publish_errors_total", "Reports whose publish failed or timed out: NACKed destination_unavailable (retryable)."),
 		dups:      f.counter("hawk_jetstream_duplicates_total", "Reports JetStream acknowledged as duplicates (Nats-Msg-Id seen within the duplicate window): resends stored once."),
@@ -27,7 +29,7 @@ func (m *Metrics) JetStream() jetstream.Observer {
 type jetStreamObserver struct {
 	m                            *Metrics
 	publish                      *promtext.Histogram
-	pending, connected           *promtext.Gauge
+	pending, window, connected   *promtext.Gauge
 	acked, errors, dups, reconns *promtext.Counter
 }
 
@@ -39,8 +41,11 @@ func (o *jetStreamObserver) Acked(n, dups int, d time.Duration) {
 	o.m.Spool().AckLatency(d, n)
 }
 
-func (o *jetStreamObserver) Failed(n int)  { o.errors.Add(float64(n)) }
-func (o *jetStreamObserver) Pending(n int) { o.pending.Set(float64(n)) }
+func (o *jetStreamObserver) Failed(n int) { o.errors.Add(float64(n)) }
+func (o *jetStreamObserver) Pending(n, window int) {
+	o.pending.Set(float64(n))
+	o.window.Set(float64(window))
+}
 func (o *jetStreamObserver) Connected(up bool) {
 	if up {
 		o.connected.Set(1)
