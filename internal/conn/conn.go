@@ -132,7 +132,10 @@ type Conn struct {
 	// polled: the socket is registered in the idle poller's epoll instance
 	// (idlePoller.register, on the reader), so a park re-arms it rather than adds it.
 	polled bool
-	ackAt  int32
+	// submitWaited: the reader's Submit waited for room in the destination
+	// (SubmitWaits), with the reader paused; on the reader only.
+	submitWaited bool
+	ackAt        int32
 	// resume, while the reader waits for output to drain, is closed to wake it: by the
 	// flusher once output is below resumeOutBelow, or by whoever closes the connection.
 	resume chan struct{}

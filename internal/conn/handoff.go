@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/hawk-agents/hawk/internal/handoff"
-	"github.com/hawk-agents/hawk/internal/mono"
 )
 
 // The sending side of a handoff for native connections: internal/handoff drives it
@@ -124,12 +123,7 @@ func (c *Conn) HandoffServeOn(closing bool) {
 	} else {
 		c.nc.SetReadDeadline(time.Time{})
 	}
-	now := mono.Now()
-	c.lastSeen.Store(now)
-	if c.frameStart.Load() != 0 {
-		c.frameStart.Store(now)
-	}
-	c.paused.Store(false)
+	c.unpause()
 }
 
 // endReasons are the close reasons of connections that left.

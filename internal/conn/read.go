@@ -234,6 +234,10 @@ func (c *Conn) serveRead(n int) (served, ok bool) {
 	ok = c.parse(b, now)
 	if b.Len() > 0 {
 		c.m.dest.Submit(&b.Batch, c)
+		if c.submitWaited {
+			c.submitWaited = false
+			c.unpause()
+		}
 	}
 	c.reportsRead += uint64(b.reports)
 	c.account(b)

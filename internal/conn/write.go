@@ -68,17 +68,26 @@ func (c *Conn) outLocked() *[]byte {
 func (c *Conn) queuedLocked(t protocol.Type, n int) {
 	c.framesOut.Add(uint64(n))
 	c.m.obs.FramesOut(t, n)
-	if !c.flushing && !c.held {
-		c.flushing = true
-		// A plaintext connection's output goes to the Manager's ACK writers, which
-		// never wait for a socket; what may wait (a TLS write, the end of a
-		// connection) gets a flusher of its own.
-		if c.closing || c.isTLS() || !c.m.acks.hand(c) {
-			spawn(c, (*Conn).flush) // allocates nothing per heartbeat (spawn.go)
-		}
+	if !c.held {
+		c.startFlushLocked()
 	}
 	if len(*c.out)+int(c.writing) > maxPendingOut && !c.outFull.Load() {
 		c.outFull.Store(true)
+	}
+}
+
+// startFlushLocked has the pending output written, unless a flush is under way.
+// Caller holds wmu.
+func (c *Conn) startFlushLocked() {
+	if c.flushing {
+		return
+	}
+	c.flushing = true
+	// A plaintext connection's output goes to the Manager's ACK writers, which
+	// never wait for a socket; what may wait (a TLS write, the end of a
+	// connection) gets a flusher of its own.
+	if c.closing || c.isTLS() || !c.m.acks.hand(c) {
+		spawn(c, (*Conn).flush) // allocates nothing per heartbeat (spawn.go)
 	}
 }
 
@@ -120,8 +129,13 @@ func (c *Conn) waitOutput() {
 	c.paused.Store(true)
 	c.wmu.Unlock()
 	<-wake
-	// The client's silence and its unfinished frame were the server's doing while
-	// it did not read: their clocks start again now.
+	c.unpause()
+}
+
+// unpause ends a pause of the reader (paused): the client's silence and its
+// unfinished frame were the server's doing while it did not read, so their clocks
+// start again now. On the reader.
+func (c *Conn) unpause() {
 	now := mono.Now()
 	c.lastSeen.Store(now)
 	if c.frameStart.Load() != 0 {
@@ -176,6 +190,26 @@ func (c *Conn) Committed(seqs []uint64, err error) {
 		c.m.obs.Acked(len(seqs))
 	} else {
 		c.m.obs.Nacked(len(seqs))
+	}
+}
+
+// SubmitWaits implements ingest.SubmitWaiter: the reader's Submit is about to block
+// for room in the destination. The reader gives up its hold on the output, so that
+// the ACKs of earlier reports, committed while it waits, go out now (by the ACK
+// writers or a flusher) instead of when the Submit returns; and it is paused, so
+// that the reaper does not take the client for silent while the server does not
+// read it (serveRead unpauses it).
+func (c *Conn) SubmitWaits() {
+	c.submitWaited = true
+	c.paused.Store(true)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.held {
+		return
+	}
+	c.held = false
+	if c.out != nil && len(*c.out) > 0 {
+		c.startFlushLocked()
 	}
 }
 

@@ -15,7 +15,8 @@ type Destination interface {
 	// goroutine, or on the caller's before Submit returns (the spool's caller may
 	// do the write itself), so the caller holds no lock Committed takes.
 	// Submit may block while the destination is full (that is how a slow disk or
-	// broker pushes back on the agents: their connections stop being read).
+	// broker pushes back on the agents: their connections stop being read); it then
+	// calls SubmitWaits(w) first.
 	Submit(b *Batch, w Waiter)
 }
 
@@ -25,6 +26,24 @@ type Waiter interface {
 	// are not (err != nil: the agent must send them again). seqs belongs to the
 	// destination and is valid only during the call; Committed must not block for long.
 	Committed(seqs []uint64, err error)
+}
+
+// SubmitWaiter is a Waiter that hears, on the submitting goroutine, when its Submit
+// is about to block for room in the destination, which lasts as long as the
+// destination is slow. A connection's reader holds its output during a Submit, to
+// write the ACKs of its own read after it; it lets that hold go here, so that the ACKs
+// of its earlier reports, committed while it waits, are written meanwhile.
+type SubmitWaiter interface {
+	Waiter
+	SubmitWaits()
+}
+
+// SubmitWaits tells w that its Submit is about to block, if w wants to know
+// (SubmitWaiter). A destination calls it without holding any lock of its own.
+func SubmitWaits(w Waiter) {
+	if sw, ok := w.(SubmitWaiter); ok {
+		sw.SubmitWaits()
+	}
 }
 
 // ErrClosed is the error a Waiter gets for a batch submitted after the destination

@@ -287,7 +287,7 @@ func (d *Destination) Submit(b *ingest.Batch, w ingest.Waiter) {
 		w.Committed(seqs, nil)
 		return
 	}
-	if !d.admit(n) {
+	if !d.admit(n, w) {
 		w.Committed(seqs, ingest.ErrClosed)
 		return
 	}
@@ -336,7 +336,7 @@ func (d *Destination) Submit(b *ingest.Batch, w ingest.Waiter) {
 // admit waits until n publishes fit in the window behind the Submits already
 // waiting, and counts them in pending; false if the destination closed first. On
 // true the caller holds a count of submitting until its job is queued.
-func (d *Destination) admit(n int) bool {
+func (d *Destination) admit(n int, w ingest.Waiter) bool {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -350,6 +350,7 @@ func (d *Destination) admit(n int) bool {
 	wt := &waiter{n: n, ready: make(chan struct{})}
 	d.queue = append(d.queue, wt)
 	d.mu.Unlock()
+	ingest.SubmitWaits(w)
 	<-wt.ready
 	return !wt.closed
 }

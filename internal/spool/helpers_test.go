@@ -24,12 +24,19 @@ const waitTimeout = 10 * time.Second
 type waiter struct {
 	mu    sync.Mutex
 	calls int
+	waits int // SubmitWaits calls: its Submit blocked for room
 	seqs  []uint64
 	err   error
 	done  chan struct{}
 }
 
 func newWaiter() *waiter { return &waiter{done: make(chan struct{})} }
+
+func (w *waiter) SubmitWaits() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.waits++
+}
 
 func (w *waiter) Committed(seqs []uint64, err error) {
 	w.mu.Lock()

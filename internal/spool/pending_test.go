@@ -49,6 +49,16 @@ func TestMaxPendingPushesBack(t *testing.T) {
 	if st := stats(t, s); st.Records != 5 || st.Throttled != 1 {
 		t.Fatalf("stats %+v, want 5 records and 1 throttled Submit", st)
 	}
+	// The throttled Submit told its Waiter before it blocked (a connection then lets
+	// its held ACKs out); the others did not block.
+	for seq, w := range ws {
+		w.mu.Lock()
+		waits := w.waits
+		w.mu.Unlock()
+		if want := map[bool]int{true: 1}[seq == 4]; waits != want {
+			t.Errorf("seq %d: SubmitWaits called %d times, want %d", seq, waits, want)
+		}
+	}
 }
 
 func TestCloseReleasesAThrottledSubmit(t *testing.T) {

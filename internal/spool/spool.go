@@ -289,6 +289,9 @@ func (s *Spool) Submit(b *ingest.Batch, w ingest.Waiter) {
 		if s.obs != nil {
 			s.obs.Throttled()
 		}
+		s.mu.Unlock()
+		ingest.SubmitWaits(w)
+		s.mu.Lock()
 		for len(s.pending.lines) >= s.maxPending && !s.closed {
 			s.room.Wait()
 		}
