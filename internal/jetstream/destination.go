@@ -330,7 +330,9 @@ func (d *Destination) Submit(b *ingest.Batch, w ingest.Waiter) {
 		d.finish(j, 0)
 		return
 	}
-	d.jobs <- j // never blocks: every queued job holds at least one token
+	// Never blocks: each unfinished job counts in pending, which admit keeps within
+	// MaxPending (one batch alone may pass it).
+	d.jobs <- j
 }
 
 // admit waits until n publishes fit in the window behind the Submits already
