@@ -68,7 +68,7 @@ func (c *Conn) outLocked() *[]byte {
 func (c *Conn) queuedLocked(t protocol.Type, n int) {
 	c.framesOut.Add(uint64(n))
 	c.m.obs.FramesOut(t, n)
-	if !c.held {
+	if !c.held && !c.flushing { // checked here: startFlushLocked is not inlined
 		c.startFlushLocked()
 	}
 	if len(*c.out)+int(c.writing) > maxPendingOut && !c.outFull.Load() {
