@@ -49,6 +49,11 @@
 // it may be growing. A segment still empty when the server shuts down is removed
 // (a crash can leave an empty one behind).
 //
+// On Linux the segment being written has its disk blocks allocated up to 4 MiB
+// past its end without changing its size (prealloc.go): a file's size is always
+// what was written. The surplus is given back when the segment is closed; after a
+// crash it stays allocated, past the end, until retention removes the segment.
+//
 // # Retention
 //
 // With spool.max_bytes or spool.max_age set, closed segments are removed, oldest

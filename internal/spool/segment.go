@@ -31,6 +31,10 @@ type segment struct {
 	// dirSynced tells whether the directory entry is known to be on disk: a file
 	// fsynced but missing from the directory after a crash is lost all the same.
 	dirSynced bool
+	// alloc is the offset up to which the file's blocks are allocated ahead of its
+	// writes (prealloc.go); noAlloc stops trying after the file system refused.
+	alloc   int64
+	noAlloc bool
 }
 
 // openSegment creates the next segment, retrying with the next name while the
@@ -77,6 +81,9 @@ func (s *Spool) rotateNow() {
 		return
 	}
 	s.seg = next
+	if err := s.trimAllocated(old); err != nil {
+		s.log.Error("cannot give back the blocks allocated past a full segment's end", zap.String("segment", old.name), zap.Error(err))
+	}
 	if err := old.f.Close(); err != nil {
 		s.log.Error("closing a full segment failed", zap.String("segment", old.name), zap.Error(err))
 	}
@@ -92,6 +99,9 @@ func (s *Spool) closeSegment() error {
 		return nil
 	}
 	s.seg = nil
+	if err := s.trimAllocated(seg); err != nil {
+		s.log.Warn("cannot give back the blocks allocated past the last segment's end", zap.String("segment", seg.name), zap.Error(err))
+	}
 	if err := seg.f.Close(); err != nil {
 		return fmt.Errorf("spool: close %s: %w", seg.name, err)
 	}

@@ -96,6 +96,10 @@ type Options struct {
 	// at most this many bytes; older closed segments are written back and dropped
 	// from it (cache.go). 0 leaves the page cache to the kernel.
 	CacheBytes int64
+	// Allocate allocates the blocks of [off, off+n) in a segment without changing
+	// its size (prealloc.go); nil means the real one (none off Linux).
+	Allocate func(f File, off, n int64) error
+
 	// DropCache writes a closed segment back and drops it from the page cache; nil
 	// means the real one (none off Linux: CacheBytes then does nothing).
 	DropCache func(name string) error
@@ -112,6 +116,7 @@ type Spool struct {
 	remove   func(string) error
 	syncDir  func(string) error
 	now      func() time.Time
+	allocate func(f File, off, n int64) error // nil: segments are not preallocated
 
 	fsync      atomic.Bool
 	segSize    atomic.Int64
@@ -222,6 +227,7 @@ func Open(opts Options) (*Spool, error) {
 		stopRetain:  make(chan struct{}),
 		retainDone:  make(chan struct{}),
 		dropCache:   opts.DropCache,
+		allocate:    opts.Allocate,
 		cacheSignal: make(chan struct{}, 1),
 		stopCache:   make(chan struct{}),
 		cacheDone:   make(chan struct{}),
@@ -251,6 +257,9 @@ func Open(opts Options) (*Spool, error) {
 	}
 	if s.dropCache == nil {
 		s.dropCache = dropPageCache
+	}
+	if s.allocate == nil {
+		s.allocate = allocateAhead
 	}
 	s.SetRetention(opts.MaxBytes, opts.MaxAge)
 	s.fsync.Store(opts.Fsync)
@@ -525,6 +534,7 @@ func (s *Spool) write(p []byte, records int) error {
 		}
 		seg.dirSynced = true
 	}
+	s.preallocate(seg, len(p))
 	start := time.Now()
 	n, err := seg.f.Write(p)
 	if err == nil && n != len(p) {
@@ -570,6 +580,8 @@ func (s *Spool) failed(seg *segment, err error, records, bytes int) error {
 	if seg == nil {
 		return err
 	}
+	// The truncate also gives back the blocks allocated ahead (prealloc.go).
+	seg.alloc = seg.size
 	if terr := seg.f.Truncate(seg.size); terr != nil {
 		s.log.Error("cannot truncate the failed write away, abandoning the segment",
 			zap.String("segment", seg.name), zap.Int64("good_size", seg.size), zap.Error(terr))
