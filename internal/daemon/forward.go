@@ -52,7 +52,7 @@ func startForwarding(cfg *config.Config, met *metrics.Metrics, log *zap.Logger) 
 	go func() {
 		defer close(f.done)
 		err := forward.Run(ctx, forward.Options{Dir: cfg.Spool.Dir, Publisher: pub, Logger: flog, Observer: met.Forward(),
-			RetryAfter: cfg.JetStream.RetryAfter})
+			RetryAfter: cfg.JetStream.RetryAfter, PublishTimeout: cfg.JetStream.PublishTimeout})
 		if err != nil {
 			flog.Error("the forwarder cannot run: reports stay in the spool and retention keeps them", zap.Error(err))
 		}

@@ -47,4 +47,11 @@
 // lines the forwarder had already sent from that write were NACKed to their agents,
 // which resend them (the stream drops the copy). A position beyond a segment's end
 // is brought back to the end.
+//
+// A publish that the stream does not acknowledge in full within
+// jetstream.publish_timeout keeps the position of what it did acknowledge, and the
+// rest is published again, fewer records at a time: a stream slower than one
+// publish per timeout is caught up with instead of being sent the same records
+// again and again (slow.go). Those the stream had received meanwhile come back
+// as duplicates (hawk_forward_duplicates_total).
 package forward

@@ -15,10 +15,13 @@ import (
 )
 
 // Publisher puts record lines into the stream (internal/jetstream Publisher): it
-// returns once every line was acknowledged, or with an error after which all of
-// them are published again.
+// returns once every line was acknowledged, or with an error after which the lines
+// past the first acked are published again. dups counts the acked lines the
+// stream already held. An error whose Timeout method returns true says the stream
+// did not acknowledge within the Publisher's timeout: it is slower than what was
+// published at once, not down.
 type Publisher interface {
-	Publish(ctx context.Context, lines [][]byte) (dups int, err error)
+	Publish(ctx context.Context, lines [][]byte) (acked, dups int, err error)
 }
 
 // Observer receives the forwarder's measurements; its methods run on the
@@ -53,8 +56,13 @@ type Options struct {
 	Poll         time.Duration // how often the directory is looked at when all is forwarded; default 50ms
 	RetryAfter   time.Duration // wait after a failed publish; default 1s
 	SaveInterval time.Duration // the position is saved at most this often while forwarding; default 100ms
-	MaxLines     int           // records per publish; default 4096
-	ReadSize     int           // bytes read from a segment at once (grown for a longer line); default 4 MiB
+	MaxLines     int           // records per publish at most; default 4096
+	// PublishTimeout is the Publisher's wait for an acknowledgement
+	// (jetstream.publish_timeout). A publish acknowledged within a quarter of it
+	// lets the next carry twice the records, up to MaxLines; one slower than half
+	// of it, or timed out, halves them (slow.go). 0: every success doubles them.
+	PublishTimeout time.Duration
+	ReadSize       int // bytes read from a segment at once (grown for a longer line); default 4 MiB
 }
 
 func (o *Options) defaults() {
@@ -96,6 +104,9 @@ type forwarder struct {
 	saved  time.Time // when pos was last saved
 	counts map[string]*lineCount
 	buf    []byte
+	pace   pace
+	// slowLog is when a slow stream was last logged (slow.go).
+	slowLog time.Time
 }
 
 // Run forwards dir's segments until ctx ends, then saves the position and returns
@@ -116,7 +127,8 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	f := &forwarder{o: o, log: o.Logger, pos: pos, saved: o.Now(), counts: map[string]*lineCount{}}
+	f := &forwarder{o: o, log: o.Logger, pos: pos, saved: o.Now(), counts: map[string]*lineCount{},
+		pace: pace{lines: o.MaxLines, max: o.MaxLines, timeout: o.PublishTimeout}}
 	f.log.Info("forwarding the spool to jetstream", zap.String("dir", o.Dir), zap.Int("segments_in_progress", len(pos.Offsets)))
 	defer f.save()
 	var lastErr time.Time
@@ -280,18 +292,33 @@ func (f *forwarder) forward(ctx context.Context, w unsent) (bool, error) {
 	}
 	moved := false
 	for len(lines) > 0 {
-		n := min(len(lines), f.o.MaxLines)
-		dups, err := f.o.Publisher.Publish(ctx, lines[:n])
+		n := min(len(lines), f.pace.lines)
+		start := f.o.Now()
+		acked, dups, err := f.o.Publisher.Publish(ctx, lines[:n])
+		if acked > 0 {
+			// What the stream acknowledged stays forwarded, even when a later
+			// line of the same publish failed.
+			for _, l := range lines[:acked] {
+				off += int64(len(l))
+			}
+			f.counts[w.name].sent(off, int64(acked))
+			f.pos.Offsets[w.name] = off
+			f.dirty, moved = true, true
+			f.o.Observer.Forwarded(acked, dups)
+		}
 		if err != nil {
-			return moved, err
+			if !isTimeout(err) {
+				return moved, err
+			}
+			f.slow(acked, err)
+			if acked == 0 {
+				return moved, err
+			}
+			// The stream is slow, not down: go on with fewer lines at once.
+			lines = lines[acked:]
+			continue
 		}
-		for _, l := range lines[:n] {
-			off += int64(len(l))
-		}
-		f.counts[w.name].sent(off, int64(n))
-		f.pos.Offsets[w.name] = off
-		f.dirty, moved = true, true
-		f.o.Observer.Forwarded(n, dups)
+		f.pace.succeeded(f.o.Now().Sub(start))
 		lines = lines[n:]
 	}
 	return moved, nil

@@ -26,17 +26,16 @@ type fakeStream struct {
 
 func newFakeStream() *fakeStream { return &fakeStream{published: map[string]int{}} }
 
-func (s *fakeStream) Publish(_ context.Context, lines [][]byte) (int, error) {
+func (s *fakeStream) Publish(_ context.Context, lines [][]byte) (acked, dups int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down {
-		return 0, errors.New("down")
+		return 0, 0, errors.New("down")
 	}
-	dups := 0
 	for _, l := range lines {
 		id, seq, ok := ingest.ParseKey(l, nil)
 		if !ok {
-			return 0, fmt.Errorf("not a record: %q", l)
+			return 0, 0, fmt.Errorf("not a record: %q", l)
 		}
 		k := fmt.Sprintf("%s:%d", id, seq)
 		if s.published[k] > 0 {
@@ -46,21 +45,26 @@ func (s *fakeStream) Publish(_ context.Context, lines [][]byte) (int, error) {
 		}
 		s.published[k]++
 	}
-	return dups, nil
+	return len(lines), dups, nil
 }
 
 func (s *fakeStream) setDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
 func (s *fakeStream) count() int        { s.mu.Lock(); defer s.mu.Unlock(); return s.stored }
 
 type lagObserver struct {
-	mu      sync.Mutex
-	records int64
-	age     time.Duration
-	fwd     int
+	mu                sync.Mutex
+	records           int64
+	age               time.Duration
+	fwd, dups, failed int
 }
 
-func (o *lagObserver) Forwarded(n, _ int) { o.mu.Lock(); o.fwd += n; o.mu.Unlock() }
-func (o *lagObserver) Failed(error)       {}
+func (o *lagObserver) Forwarded(n, dups int) { o.mu.Lock(); o.fwd += n; o.dups += dups; o.mu.Unlock() }
+func (o *lagObserver) Failed(error)          { o.mu.Lock(); o.failed++; o.mu.Unlock() }
+func (o *lagObserver) counts() (fwd, dups, failed int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.fwd, o.dups, o.failed
+}
 func (o *lagObserver) Lag(r int64, a time.Duration) {
 	o.mu.Lock()
 	o.records, o.age = r, a

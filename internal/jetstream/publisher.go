@@ -53,18 +53,20 @@ func NewPublisher(opts Options) (*Publisher, error) {
 var ErrNotConnected = errors.New("jetstream: NATS not connected")
 
 // Publish publishes lines (record lines, without their '\n'; at most 65536) and
-// waits until JetStream acknowledged every one, or one failed (error: the caller
-// publishes them all again, and the stream drops the copies it already has by
-// their Nats-Msg-Id). dups is how many were acknowledged as duplicates.
-func (p *Publisher) Publish(ctx context.Context, lines [][]byte) (dups int, err error) {
+// waits until JetStream acknowledged every one, or one failed. acked is how many
+// lines from the first were acknowledged, all of them when err is nil; after an
+// error the caller publishes the others again, and the stream drops the copies it
+// already has by their Nats-Msg-Id. dups is how many of the acked were
+// acknowledged as duplicates.
+func (p *Publisher) Publish(ctx context.Context, lines [][]byte) (acked, dups int, err error) {
 	if len(lines) > maxBatch {
-		return 0, fmt.Errorf("jetstream: %d lines in one publish, at most %d", len(lines), maxBatch)
+		return 0, 0, fmt.Errorf("jetstream: %d lines in one publish, at most %d", len(lines), maxBatch)
 	}
 	if !p.nc.IsConnected() {
-		return 0, ErrNotConnected
+		return 0, 0, ErrNotConnected
 	}
 	if err := p.check(ctx); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	futs := make([]jetstream.PubAckFuture, 0, len(lines))
 	var subject, clientID string
@@ -72,16 +74,19 @@ func (p *Publisher) Publish(ctx context.Context, lines [][]byte) (dups int, err 
 		line = bytes.TrimSuffix(line, []byte{'\n'})
 		id, seq, ok := ingest.ParseKey(line, nil)
 		if !ok {
-			return 0, fmt.Errorf("jetstream: not a record line: %.80q", line)
+			return 0, 0, fmt.Errorf("jetstream: not a record line: %.80q", line)
 		}
 		if len(futs) == 0 || string(id) != clientID {
 			clientID = string(id)
 			subject = Subject(p.opts.Subject, clientID)
 		}
 		msg := &nats.Msg{Subject: subject, Data: line, Header: nats.Header{jetstream.MsgIDHeader: []string{MsgID(clientID, seq)}}}
-		f, err := p.js.PublishMsgAsync(msg)
-		if err != nil {
-			return 0, fmt.Errorf("jetstream: publish: %w", err)
+		f, perr := p.js.PublishMsgAsync(msg)
+		if perr != nil {
+			// The lines published so far are waited for: what the stream
+			// acknowledges of them need not be published again.
+			err = fmt.Errorf("jetstream: publish: %w", perr)
+			break
 		}
 		futs = append(futs, f)
 	}
@@ -91,14 +96,26 @@ func (p *Publisher) Publish(ctx context.Context, lines [][]byte) (dups int, err 
 			if ack.Duplicate {
 				dups++
 			}
-		case err := <-f.Err():
-			return 0, fmt.Errorf("jetstream: publish acknowledgement: %w", err)
+			acked++
+		case ferr := <-f.Err():
+			if errors.Is(ferr, jetstream.ErrAsyncPublishTimeout) {
+				return acked, dups, ackTimeout{fmt.Errorf("jetstream: no publish acknowledgement within jetstream.publish_timeout (%s): %w", p.opts.PublishTimeout, ferr)}
+			}
+			return acked, dups, fmt.Errorf("jetstream: publish acknowledgement: %w", ferr)
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return acked, dups, ctx.Err()
 		}
 	}
-	return dups, nil
+	return acked, dups, err
 }
+
+// ackTimeout is Publish's error when a line was not acknowledged within the
+// publish timeout: the stream is slower than what was published, not down. Its
+// Timeout method says so, as a net.Error's does.
+type ackTimeout struct{ error }
+
+func (e ackTimeout) Unwrap() error { return e.error }
+func (ackTimeout) Timeout() bool   { return true }
 
 // check runs CheckStream until it passed once; its warnings are logged then.
 func (p *Publisher) check(ctx context.Context) error {

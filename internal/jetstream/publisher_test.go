@@ -41,16 +41,16 @@ func TestPublisherStartsWithoutNATS(t *testing.T) {
 	ns.Stop()
 	p := publisher(t, ns.URL(), 2*time.Minute)
 	ctx := context.Background()
-	if _, err := p.Publish(ctx, lines("a", 1, 10)); err == nil {
+	if _, _, err := p.Publish(ctx, lines("a", 1, 10)); err == nil {
 		t.Fatal("Publish succeeded with NATS down")
 	}
 	ns.Restart()
 	testutil.Eventually(t, 10*time.Second, p.Connected, "the publisher to connect")
-	if dups, err := p.Publish(ctx, lines("a", 1, 10)); err != nil || dups != 0 {
-		t.Fatalf("Publish: %d dups, %v", dups, err)
+	if acked, dups, err := p.Publish(ctx, lines("a", 1, 10)); err != nil || acked != 10 || dups != 0 {
+		t.Fatalf("Publish: %d acked, %d dups, %v", acked, dups, err)
 	}
-	if dups, err := p.Publish(ctx, lines("a", 5, 10)); err != nil || dups != 6 {
-		t.Fatalf("republish: %d dups, %v; want 6 (seqs 5..10 are in the stream)", dups, err)
+	if acked, dups, err := p.Publish(ctx, lines("a", 5, 10)); err != nil || acked != 10 || dups != 6 {
+		t.Fatalf("republish: %d acked, %d dups, %v; want 10 and 6 (seqs 5..10 are in the stream)", acked, dups, err)
 	}
 	byID, total := ns.Messages("REPORTS")
 	if total != 14 || byID["a:1"] != 1 || byID["a:14"] != 1 {
@@ -64,7 +64,7 @@ func TestPublisherRefusesShortDuplicateWindow(t *testing.T) {
 	ns.CreateStream("REPORTS", "hawk.reports.*") // a 2-minute window
 	p := publisher(t, ns.URL(), time.Hour)
 	testutil.Eventually(t, 10*time.Second, p.Connected, "the publisher to connect")
-	_, err := p.Publish(context.Background(), lines("a", 1, 1))
+	_, _, err := p.Publish(context.Background(), lines("a", 1, 1))
 	if err == nil || !strings.Contains(err.Error(), "duplicate window") {
 		t.Fatalf("Publish: %v, want the duplicate window refused", err)
 	}
