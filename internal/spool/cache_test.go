@@ -33,11 +33,7 @@ func (d *drops) list() []string {
 func rotations(t *testing.T, s *Spool, from uint64, n int) {
 	t.Helper()
 	for seq := from; seq < from+uint64(n); seq++ {
-		w := newWaiter()
-		s.Submit(batchOf("c", seq), w)
-		if err := w.wait(t); err != nil {
-			t.Fatal(err)
-		}
+		submitWait(t, s, batchOf("c", seq))
 	}
 	flush(t, s)
 }

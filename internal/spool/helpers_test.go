@@ -427,6 +427,16 @@ func flushing(s *Spool) <-chan struct{} {
 	return done
 }
 
+// submitWait submits b and waits for its Waiter, failing t on an error.
+func submitWait(t testing.TB, s *Spool, b *ingest.Batch) {
+	t.Helper()
+	w := newWaiter()
+	s.Submit(b, w)
+	if err := w.wait(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // batchOf encodes one record per seq for client, as a connection would.
 func batchOf(client string, seqs ...uint64) *ingest.Batch {
 	b := &ingest.Batch{}

@@ -32,11 +32,7 @@ func TestSegmentsAllocateAheadAndGiveItBack(t *testing.T) {
 			addRecord(b, "c", seq)
 			want[key{"c", seq}] = true
 		}
-		w := newWaiter()
-		s.Submit(b, w)
-		if err := w.wait(t); err != nil {
-			t.Fatal(err)
-		}
+		submitWait(t, s, b)
 	}
 	submit(1)
 	flush(t, s)

@@ -40,14 +40,7 @@ func TestPreallocationStepsAheadOfTheWrites(t *testing.T) {
 	fsys := &fakeFS{}
 	a := &allocations{}
 	s := openFake(t, fsys, Options{Allocate: a.allocate})
-	commit := func(seq uint64) {
-		t.Helper()
-		w := newWaiter()
-		s.Submit(batchOf("c", seq), w)
-		if err := w.wait(t); err != nil {
-			t.Fatal(err)
-		}
-	}
+	commit := func(seq uint64) { t.Helper(); submitWait(t, s, batchOf("c", seq)) }
 	commit(1)
 	first := len(fsys.file(0).data)
 	commit(2)
@@ -62,11 +55,7 @@ func TestPreallocationStepsAheadOfTheWrites(t *testing.T) {
 	for seq := uint64(4); len(big.Lines()) <= preallocStep; seq++ {
 		addRecord(big, "c", seq)
 	}
-	w := newWaiter()
-	s.Submit(big, w)
-	if err := w.wait(t); err != nil {
-		t.Fatal(err)
-	}
+	submitWait(t, s, big)
 	calls = a.snapshot()
 	size := int64(len(fsys.file(0).data))
 	if len(calls) != 2 || calls[1].off != calls[0].to || calls[1].to != size+preallocStep {
@@ -77,7 +66,7 @@ func TestPreallocationStepsAheadOfTheWrites(t *testing.T) {
 	fsys.set(func(fsys *fakeFS) {
 		fsys.writeErr = func(p []byte) (int, error) { return len(p) / 2, errors.New("EIO") }
 	})
-	w = newWaiter()
+	w := newWaiter()
 	s.Submit(batchOf("c", 1<<20), w)
 	if err := w.wait(t); err == nil {
 		t.Fatal("the failing write was acknowledged")

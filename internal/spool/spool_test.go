@@ -322,14 +322,7 @@ func prefixed(dir string, names []string) []string {
 
 func TestSetSegmentSize(t *testing.T) {
 	s := open(t, Options{SegmentSize: 1 << 30})
-	commit := func(seq uint64) {
-		t.Helper()
-		w := newWaiter()
-		s.Submit(batchOf("c", seq), w)
-		if err := w.wait(t); err != nil {
-			t.Fatal(err)
-		}
-	}
+	commit := func(seq uint64) { t.Helper(); submitWait(t, s, batchOf("c", seq)) }
 	commit(1)
 	flush(t, s) // rotation follows the ACKs; flush waits for it
 	if n := stats(t, s).Segments; n != 1 {
@@ -610,11 +603,7 @@ func TestRotationCreateFailure(t *testing.T) {
 	s := openFake(t, fsys, Options{SegmentSize: 1})
 	commit := func(seq uint64) {
 		t.Helper()
-		w := newWaiter()
-		s.Submit(batchOf("c", seq), w)
-		if err := w.wait(t); err != nil {
-			t.Fatal(err)
-		}
+		submitWait(t, s, batchOf("c", seq))
 		flush(t, s) // the rotation attempt follows the ACK; flush waits for it
 	}
 	fsys.set(func(fsys *fakeFS) { fsys.openErr = func(string) error { return syscall.ENOSPC } })
