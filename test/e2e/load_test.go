@@ -52,6 +52,12 @@ func startLoad(t testing.TB, addr string, args ...string) *loadRun {
 				<-l.done
 			}
 		}
+		if t.Failed() {
+			// Its progress lines (acked/s, in flight, errors, once a second) say
+			// whether the agents stalled, and since when.
+			lines := strings.Split(strings.TrimRight(l.stderr.String(), "\n"), "\n")
+			t.Logf("hawkc %s, the end of its stderr:\n%s", strings.Join(all[1:], " "), strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
 	})
 	return l
 }
