@@ -48,10 +48,11 @@
 // which resend them (the stream drops the copy). A position beyond a segment's end
 // is brought back to the end.
 //
-// A publish that the stream does not acknowledge in full within
-// jetstream.publish_timeout keeps the position of what it did acknowledge, and the
-// rest is published again, fewer records at a time: a stream slower than one
-// publish per timeout is caught up with instead of being sent the same records
-// again and again (slow.go). Those the stream had received meanwhile come back
-// as duplicates (hawk_forward_duplicates_total).
+// A stream slower than a publish is waited for while its acknowledgements keep
+// coming; a publish fails when none came for jetstream.publish_timeout, and then
+// what was acknowledged stays forwarded and only the rest is published again.
+// Publishes are sized to take a quarter to a half of that timeout (slow.go): a
+// stream that acknowledges a publish all at once at its end (nats-server with
+// sync_interval: always) is not sent more than it stores within the timeout, and
+// the position moves often whatever the stream's pace.
 package forward

@@ -18,8 +18,7 @@ import (
 // returns once every line was acknowledged, or with an error after which the lines
 // past the first acked are published again. dups counts the acked lines the
 // stream already held. An error whose Timeout method returns true says the stream
-// did not acknowledge within the Publisher's timeout: it is slower than what was
-// published at once, not down.
+// stopped acknowledging for the Publisher's timeout.
 type Publisher interface {
 	Publish(ctx context.Context, lines [][]byte) (acked, dups int, err error)
 }
@@ -58,9 +57,10 @@ type Options struct {
 	SaveInterval time.Duration // the position is saved at most this often while forwarding; default 100ms
 	MaxLines     int           // records per publish at most; default 4096
 	// PublishTimeout is the Publisher's wait for an acknowledgement
-	// (jetstream.publish_timeout). A publish acknowledged within a quarter of it
-	// lets the next carry twice the records, up to MaxLines; one slower than half
-	// of it, or timed out, halves them (slow.go). 0: every success doubles them.
+	// (jetstream.publish_timeout). Publishes start at 256 records; one that took
+	// less than a quarter of it lets the next carry twice the records, up to
+	// MaxLines; one that took more than half of it, or timed out, halves them
+	// (slow.go). 0: every success doubles them.
 	PublishTimeout time.Duration
 	ReadSize       int // bytes read from a segment at once (grown for a longer line); default 4 MiB
 }
@@ -105,8 +105,6 @@ type forwarder struct {
 	counts map[string]*lineCount
 	buf    []byte
 	pace   pace
-	// slowLog is when a slow stream was last logged (slow.go).
-	slowLog time.Time
 }
 
 // Run forwards dir's segments until ctx ends, then saves the position and returns
@@ -128,7 +126,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	f := &forwarder{o: o, log: o.Logger, pos: pos, saved: o.Now(), counts: map[string]*lineCount{},
-		pace: pace{lines: o.MaxLines, max: o.MaxLines, timeout: o.PublishTimeout}}
+		pace: newPace(o.MaxLines, o.PublishTimeout)}
 	f.log.Info("forwarding the spool to jetstream", zap.String("dir", o.Dir), zap.Int("segments_in_progress", len(pos.Offsets)))
 	defer f.save()
 	var lastErr time.Time
@@ -307,18 +305,12 @@ func (f *forwarder) forward(ctx context.Context, w unsent) (bool, error) {
 			f.o.Observer.Forwarded(acked, dups)
 		}
 		if err != nil {
-			if !isTimeout(err) {
-				return moved, err
+			if isTimeout(err) {
+				f.pace.timedOut(acked)
 			}
-			f.slow(acked, err)
-			if acked == 0 {
-				return moved, err
-			}
-			// The stream is slow, not down: go on with fewer lines at once.
-			lines = lines[acked:]
-			continue
+			return moved, err
 		}
-		f.pace.succeeded(f.o.Now().Sub(start))
+		f.pace.succeeded(n, dups, f.o.Now().Sub(start))
 		lines = lines[n:]
 	}
 	return moved, nil

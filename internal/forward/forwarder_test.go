@@ -22,7 +22,17 @@ type fakeStream struct {
 	down      bool
 	published map[string]int // id -> times published
 	stored    int
+	// stall, when > 0, makes the next publish of more lines acknowledge only
+	// that many and then time out (stalledError), once.
+	stall int
+	sizes []int // lines per publish, in order
 }
+
+// stalledError is what a Publisher returns when the stream stopped acknowledging.
+type stalledError struct{}
+
+func (stalledError) Error() string { return "no acknowledgement for the publish timeout" }
+func (stalledError) Timeout() bool { return true }
 
 func newFakeStream() *fakeStream { return &fakeStream{published: map[string]int{}} }
 
@@ -31,6 +41,11 @@ func (s *fakeStream) Publish(_ context.Context, lines [][]byte) (acked, dups int
 	defer s.mu.Unlock()
 	if s.down {
 		return 0, 0, errors.New("down")
+	}
+	s.sizes = append(s.sizes, len(lines))
+	var stalled error
+	if s.stall > 0 && len(lines) > s.stall {
+		lines, stalled, s.stall = lines[:s.stall], stalledError{}, 0
 	}
 	for _, l := range lines {
 		id, seq, ok := ingest.ParseKey(l, nil)
@@ -45,7 +60,7 @@ func (s *fakeStream) Publish(_ context.Context, lines [][]byte) (acked, dups int
 		}
 		s.published[k]++
 	}
-	return len(lines), dups, nil
+	return len(lines), dups, stalled
 }
 
 func (s *fakeStream) setDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }

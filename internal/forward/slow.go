@@ -3,17 +3,16 @@ package forward
 import (
 	"errors"
 	"time"
-
-	"go.uber.org/zap"
 )
 
-// A stream slower than what one publish carries: the Publisher fails the lines it
-// could not get acknowledged within its timeout, and those are published again.
-// With a fixed number of records per publish, a stream that takes longer than the
-// timeout for that many would be sent the same lines again and again, over a link
-// that was already the bottleneck, and never get ahead. So the forwarder keeps
-// what was acknowledged and publishes fewer records at once (pace), as the
-// JetStream destination's window does for agents' reports (internal/jetstream).
+// A slow stream: the Publisher waits as long as acknowledgements keep coming, so a
+// stream slower than a publish of MaxLines records is not sent them again (what it
+// has not acknowledged yet is still in its queue). But a publish is the unit of
+// progress: the position moves, and is saved, between publishes, and a crash
+// publishes the last one again, which the stream drops as duplicates only within
+// its duplicate window. So the forwarder sizes its publishes to take about a
+// quarter to a half of jetstream.publish_timeout (pace): a publish stays short
+// whatever the stream's pace, and one that stalls loses little.
 
 // minLines is the fewest records per publish pace goes down to: small enough for
 // a stream that takes a few hundred records a second, large enough that the round
@@ -29,44 +28,39 @@ type pace struct {
 
 func (p *pace) floor() int { return min(minLines, p.max) }
 
-// succeeded: every line of a publish was acknowledged, the last took after it
-// started. Quick: twice the records next time; slower than half the timeout: half.
-func (p *pace) succeeded(took time.Duration) {
+// initialLines is what pace starts at: a stream slower than the timeout for a
+// full publish is not sent one to begin with (its retry would come back as
+// duplicates), and a fast one is at MaxLines within a few publishes.
+const initialLines = 256
+
+func newPace(maxLines int, timeout time.Duration) pace {
+	return pace{lines: min(initialLines, maxLines), max: maxLines, timeout: timeout}
+}
+
+// succeeded: every one of the n lines of a publish was acknowledged, dups of them
+// as duplicates, the last one took after the publish started. Over half of the
+// timeout: half the records next time. Within a quarter of it: twice, unless
+// most were duplicates, which the stream acknowledges without storing them (after
+// a failed publish), and so much faster than what it stores.
+func (p *pace) succeeded(n, dups int, took time.Duration) {
 	switch {
+	case p.timeout > 0 && took > p.timeout/2:
+		p.lines = max(p.lines/2, p.floor())
+	case dups*2 > n:
 	case p.timeout <= 0 || took <= p.timeout/4:
 		p.lines = min(p.lines*2, p.max)
-	case took > p.timeout/2:
-		p.lines = max(p.lines/2, p.floor())
 	}
 }
 
-// timedOut: the first acked lines of a publish were acknowledged, the next not
-// within the timeout; the stream takes about acked records per timeout, so the
-// next publish carries at most half of that.
+// timedOut: the first acked lines of a publish were acknowledged, then none for
+// the timeout; the next publish carries at most half of either.
 func (p *pace) timedOut(acked int) {
 	p.lines = max(min(p.lines/2, acked/2), p.floor())
 }
 
-// isTimeout tells whether err says the stream was too slow (the Publisher's
-// contract), as net.Error's Timeout does.
+// isTimeout tells whether err says the stream stopped acknowledging (the
+// Publisher's contract), as net.Error's Timeout does.
 func isTimeout(err error) bool {
 	var t interface{ Timeout() bool }
 	return errors.As(err, &t) && t.Timeout()
-}
-
-// slow takes a publish that timed out after acked lines were acknowledged: the
-// next publishes carry fewer records, and the operator hears of it at most once
-// a minute. When acked is 0 the error goes to Run like any other (counted,
-// logged, retried after RetryAfter); otherwise it is counted here and the
-// forwarder goes on at once with the lines left.
-func (f *forwarder) slow(acked int, err error) {
-	f.pace.timedOut(acked)
-	if acked > 0 {
-		f.o.Observer.Failed(err)
-	}
-	if now := f.o.Now(); now.Sub(f.slowLog) >= time.Minute {
-		f.slowLog = now
-		f.log.Warn("jetstream acknowledges forwarded records slower than jetstream.publish_timeout: publishing fewer at once",
-			zap.Int("records_per_publish", f.pace.lines), zap.Int("acked_before_timeout", acked), zap.Error(err))
-	}
 }

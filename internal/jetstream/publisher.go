@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,8 +42,10 @@ func NewPublisher(opts Options) (*Publisher, error) {
 	if p.nc, err = connectBackground(opts, p.log, "forwarding waits"); err != nil {
 		return nil, err
 	}
+	// Publish itself gives up after PublishTimeout without an acknowledgement; the
+	// library's timeout per message only frees what a lost connection left behind.
 	if p.js, err = jetstream.New(p.nc, jetstream.WithPublishAsyncMaxPending(maxBatch),
-		jetstream.WithPublishAsyncTimeout(opts.PublishTimeout)); err != nil {
+		jetstream.WithPublishAsyncTimeout(max(opts.PublishTimeout, forgetAfter))); err != nil {
 		p.nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -52,12 +55,19 @@ func NewPublisher(opts Options) (*Publisher, error) {
 // ErrNotConnected is Publish's error while NATS is not connected.
 var ErrNotConnected = errors.New("jetstream: NATS not connected")
 
+// forgetAfter is when the library fails a publish whose acknowledgement never
+// came (a lost connection's): long after Publish stopped waiting for it.
+const forgetAfter = time.Minute
+
 // Publish publishes lines (record lines, without their '\n'; at most 65536) and
-// waits until JetStream acknowledged every one, or one failed. acked is how many
-// lines from the first were acknowledged, all of them when err is nil; after an
-// error the caller publishes the others again, and the stream drops the copies it
-// already has by their Nats-Msg-Id. dups is how many of the acked were
-// acknowledged as duplicates.
+// waits until JetStream acknowledged every one, or one failed, or none came for
+// PublishTimeout: a stream slower than the whole publish, but acknowledging, is
+// waited for (nothing waits on the forwarder but its lag), since what it has not
+// acknowledged yet is still in its queue, and publishing it again would only
+// lengthen that queue. acked is how many lines from the first were acknowledged,
+// all of them when err is nil; after an error the caller publishes the others
+// again, and the stream drops the copies it already has by their Nats-Msg-Id. dups
+// is how many of the acked were acknowledged as duplicates.
 func (p *Publisher) Publish(ctx context.Context, lines [][]byte) (acked, dups int, err error) {
 	if len(lines) > maxBatch {
 		return 0, 0, fmt.Errorf("jetstream: %d lines in one publish, at most %d", len(lines), maxBatch)
@@ -90,6 +100,8 @@ func (p *Publisher) Publish(ctx context.Context, lines [][]byte) (acked, dups in
 		}
 		futs = append(futs, f)
 	}
+	stalled := time.NewTimer(p.opts.PublishTimeout)
+	defer stalled.Stop()
 	for _, f := range futs {
 		select {
 		case ack := <-f.Ok():
@@ -97,11 +109,12 @@ func (p *Publisher) Publish(ctx context.Context, lines [][]byte) (acked, dups in
 				dups++
 			}
 			acked++
+			stalled.Reset(p.opts.PublishTimeout)
 		case ferr := <-f.Err():
-			if errors.Is(ferr, jetstream.ErrAsyncPublishTimeout) {
-				return acked, dups, ackTimeout{fmt.Errorf("jetstream: no publish acknowledgement within jetstream.publish_timeout (%s): %w", p.opts.PublishTimeout, ferr)}
-			}
 			return acked, dups, fmt.Errorf("jetstream: publish acknowledgement: %w", ferr)
+		case <-stalled.C:
+			return acked, dups, ackTimeout{fmt.Errorf("jetstream: no publish acknowledgement for jetstream.publish_timeout (%s), %d of %d acknowledged",
+				p.opts.PublishTimeout, acked, len(futs))}
 		case <-ctx.Done():
 			return acked, dups, ctx.Err()
 		}
@@ -109,9 +122,9 @@ func (p *Publisher) Publish(ctx context.Context, lines [][]byte) (acked, dups in
 	return acked, dups, err
 }
 
-// ackTimeout is Publish's error when a line was not acknowledged within the
-// publish timeout: the stream is slower than what was published, not down. Its
-// Timeout method says so, as a net.Error's does.
+// ackTimeout is Publish's error when no acknowledgement came for the publish
+// timeout: the stream stalled (a leader election, a full disk). Its Timeout method
+// says so, as a net.Error's does.
 type ackTimeout struct{ error }
 
 func (e ackTimeout) Unwrap() error { return e.error }

@@ -14,7 +14,7 @@ func (m *Metrics) Forward() forward.Observer {
 	return &forwardObserver{
 		forwarded: f.counter("hawk_forward_records_total", "Spool records the forwarder published and JetStream acknowledged (duplicates included)."),
 		dups:      f.counter("hawk_forward_duplicates_total", "Forwarded records JetStream acknowledged as duplicates (already in the stream: a resend, or a republish after a crash)."),
-		errors:    f.counter("hawk_forward_errors_total", "Publishes of the forwarder that failed (NATS down, no acknowledgement within jetstream.publish_timeout, stream refused); the records not acknowledged are published again."),
+		errors:    f.counter("hawk_forward_errors_total", "Publishes of the forwarder that failed (NATS down, no acknowledgement for jetstream.publish_timeout, stream refused); the records not acknowledged are published again."),
 		lagRecs:   f.gauge("hawk_forward_lag_records", "Records in the spool not yet forwarded to JetStream (of every process sharing the spool directory)."),
 		lagSecs:   f.gauge("hawk_forward_lag_seconds", "How long ago the oldest record not yet forwarded was received; 0 when all are forwarded."),
 	}
