@@ -301,7 +301,9 @@ var keys = []Key{
 			"(back-pressure, as with a slow disk). hawk allows fewer while acknowledgements take longer than half of " +
 			"jetstream.publish_timeout, so that a slow broker makes it hold reports back rather than let them time out and be resent."},
 	{Name: "jetstream.publish_timeout", kind: kindDuration, Default: "5s", Example: "2s", Reload: RestartOnly,
-		Doc: "A publish not acknowledged within this long fails: its reports are NACKed destination_unavailable (retryable)."},
+		Doc: "A publish not acknowledged within this long fails: its reports are NACKed destination_unavailable (retryable). " +
+			"In jetstream.mode spooled, the forwarder's publish fails when no acknowledgement came for this long, and its " +
+			"publishes are sized to take at most half of it."},
 	{Name: "jetstream.connect_timeout", kind: kindDuration, Default: "5s", Example: "10s", Reload: RestartOnly,
 		Doc: "How long start waits to connect and check the stream before giving up."},
 	{Name: "jetstream.retry_after", kind: kindDuration, Default: "1s", Example: "2s", Reload: RestartOnly,
