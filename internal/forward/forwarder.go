@@ -303,6 +303,12 @@ func (f *forwarder) forward(ctx context.Context, w unsent) (bool, error) {
 			f.pos.Offsets[w.name] = off
 			f.dirty, moved = true, true
 			f.o.Observer.Forwarded(acked, dups)
+			// A read holds many publishes when the stream is slow: the position is
+			// saved within it, so that a crash publishes again only what the stream
+			// acknowledged lately, well within its duplicate window.
+			if f.o.Now().Sub(f.saved) >= f.o.SaveInterval {
+				f.save()
+			}
 		}
 		if err != nil {
 			if isTimeout(err) {

@@ -26,6 +26,9 @@ type fakeStream struct {
 	// that many and then time out (stalledError), once.
 	stall int
 	sizes []int // lines per publish, in order
+	// before, when set, runs at the start of the i-th publish (from 0), without
+	// the lock: it may block.
+	before func(i int)
 }
 
 // stalledError is what a Publisher returns when the stream stopped acknowledging.
@@ -37,6 +40,12 @@ func (stalledError) Timeout() bool { return true }
 func newFakeStream() *fakeStream { return &fakeStream{published: map[string]int{}} }
 
 func (s *fakeStream) Publish(_ context.Context, lines [][]byte) (acked, dups int, err error) {
+	s.mu.Lock()
+	before, i := s.before, len(s.sizes)
+	s.mu.Unlock()
+	if before != nil {
+		before(i)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down {

@@ -1,7 +1,9 @@
 package forward
 
 import (
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,6 +75,50 @@ func TestStalledPublishKeepsWhatWasAcked(t *testing.T) {
 	}
 	if _, _, failed := obs.counts(); failed != 1 {
 		t.Errorf("%d failures counted, want the stall's 1", failed)
+	}
+}
+
+// A read of many publishes (a slow stream) saves the position between them, not
+// only once the read is done.
+func TestPositionSavedWithinARead(t *testing.T) {
+	dir := t.TempDir()
+	seg := spool.SegmentName(time.Now(), 1, 0)
+	appendRecords(t, filepath.Join(dir, seg), "a", 1, 100, time.Now())
+	st := newFakeStream()
+	held, release := make(chan struct{}), make(chan struct{})
+	st.before = func(i int) {
+		if i == 4 {
+			close(held)
+			<-release
+		}
+	}
+	clock := time.Now()
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); clock = clock.Add(time.Second); return clock }
+	stop := run(t, Options{Dir: dir, Publisher: st, Alive: func(int) bool { return false }, Now: now,
+		Poll: time.Millisecond, MaxLines: 10, PublishTimeout: time.Hour})
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fifth publish did not start")
+	}
+	pos, err := loadPosition(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	testutil.Eventually(t, 10*time.Second, func() bool { return st.count() == 100 }, "every record forwarded")
+	stop()
+	data, err := os.ReadFile(filepath.Join(dir, seg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := int64(0)
+	for _, l := range splitLines(data)[:40] {
+		want += int64(len(l))
+	}
+	if got := pos.Offsets[seg]; got != want {
+		t.Fatalf("position during the fifth publish of one read: %d bytes, want %d (the four publishes acknowledged before it)", got, want)
 	}
 }
 

@@ -1,8 +1,8 @@
 package spool
 
 // Preallocation: a write that extends a file on ext4 reserves a delayed block and
-// records a delayed extent for every page it touches, which at 100 connections x 32
-// in flight was two thirds of the spool's write(2) CPU. A segment's blocks are
+// records a delayed extent for every page it touches, most of what the write costs
+// beside the copy into the page cache (docs/PERFORMANCE.md). A segment's blocks are
 // therefore allocated ahead of its writes, in steps of preallocStep, with the
 // file's size left alone (FALLOC_FL_KEEP_SIZE): readers, retention and shippers see
 // only what was written. The allocated but unwritten tail is given back when the
