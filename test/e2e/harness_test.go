@@ -200,7 +200,46 @@ func (s *server) launch(flags []string) {
 	go func() { defer r.Close(); s.readLogs(r) }()
 	go func() { s.waitErr <- s.cmd.Wait() }()
 	t.Cleanup(s.stopAll)
+	defer s.whoHoldsTheAddress()
 	s.waitLog(10*time.Second, func(l logLine) bool { return l.str("msg") == "listening" && int(l.num("pid")) == s.cmd.Process.Pid })
+}
+
+// whoHoldsTheAddress runs when launch ends: if the server could not listen
+// because its address was in use, it logs which sockets on the machine are on
+// that port and which processes hold them (ss), so that such a failure names the
+// holder.
+func (s *server) whoHoldsTheAddress() {
+	if !s.t.Failed() {
+		return
+	}
+	s.mu.Lock()
+	raw := s.raw.String()
+	s.mu.Unlock()
+	i := strings.Index(raw, "address already in use")
+	if i < 0 {
+		return
+	}
+	line := raw[strings.LastIndexByte(raw[:i], '\n')+1 : i]
+	// "... listen tcp 127.0.0.1:PORT: bind: address already in use"
+	f := strings.Fields(strings.ReplaceAll(line, ": ", " "))
+	port := ""
+	for _, w := range f {
+		if _, p, err := net.SplitHostPort(w); err == nil {
+			port = p
+		}
+	}
+	out, err := exec.Command("ss", "-tanpe").CombinedOutput()
+	if err != nil {
+		s.t.Logf("the address was in use; ss -tanpe: %v", err)
+		return
+	}
+	var keep []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if port != "" && strings.Contains(l, ":"+port+" ") {
+			keep = append(keep, l)
+		}
+	}
+	s.t.Logf("port %s was in use; its sockets (ss -tanpe):\n%s", port, strings.Join(keep, "\n"))
 }
 
 func (s *server) readLogs(r io.Reader) {
