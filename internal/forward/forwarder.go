@@ -147,8 +147,10 @@ func Run(ctx context.Context, o Options) error {
 		case !progressed:
 			wait = f.o.Poll
 		}
-		if f.dirty && (wait > 0 || f.o.Now().Sub(f.saved) >= f.o.SaveInterval) {
+		if wait > 0 {
 			f.save()
+		} else {
+			f.saveIfDue()
 		}
 		if wait > 0 {
 			t := time.NewTimer(wait)
@@ -159,6 +161,13 @@ func Run(ctx context.Context, o Options) error {
 			case <-t.C:
 			}
 		}
+	}
+}
+
+// saveIfDue saves a changed position once SaveInterval has passed since the last save.
+func (f *forwarder) saveIfDue() {
+	if f.dirty && f.o.Now().Sub(f.saved) >= f.o.SaveInterval {
+		f.save()
 	}
 }
 
@@ -306,9 +315,7 @@ func (f *forwarder) forward(ctx context.Context, w unsent) (bool, error) {
 			// A read holds many publishes when the stream is slow: the position is
 			// saved within it, so that a crash publishes again only what the stream
 			// acknowledged lately, well within its duplicate window.
-			if f.o.Now().Sub(f.saved) >= f.o.SaveInterval {
-				f.save()
-			}
+			f.saveIfDue()
 		}
 		if err != nil {
 			if isTimeout(err) {

@@ -26,8 +26,6 @@ type pace struct {
 	timeout time.Duration // Options.PublishTimeout; 0: unknown
 }
 
-func (p *pace) floor() int { return min(minLines, p.max) }
-
 // initialLines is what pace starts at: a stream slower than the timeout for a
 // full publish is not sent one to begin with (its retry would come back as
 // duplicates), and a fast one is at MaxLines within a few publishes.
@@ -36,6 +34,8 @@ const initialLines = 256
 func newPace(maxLines int, timeout time.Duration) pace {
 	return pace{lines: min(initialLines, maxLines), max: maxLines, timeout: timeout}
 }
+
+func (p *pace) floor() int { return min(minLines, p.max) }
 
 // succeeded: every one of the n lines of a publish was acknowledged, dups of them
 // as duplicates, the last one took after the publish started. Over half of the

@@ -97,6 +97,11 @@ func TestPositionSavedWithinARead(t *testing.T) {
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); clock = clock.Add(time.Second); return clock }
 	stop := run(t, Options{Dir: dir, Publisher: st, Alive: func(int) bool { return false }, Now: now,
 		Poll: time.Millisecond, MaxLines: 10, PublishTimeout: time.Hour})
+	// Registered after run's: on a failure below, the held publish is let go
+	// before run's cleanup waits for the forwarder to stop.
+	var once sync.Once
+	let := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(let)
 	select {
 	case <-held:
 	case <-time.After(10 * time.Second):
@@ -106,7 +111,7 @@ func TestPositionSavedWithinARead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	close(release)
+	let()
 	testutil.Eventually(t, 10*time.Second, func() bool { return st.count() == 100 }, "every record forwarded")
 	stop()
 	data, err := os.ReadFile(filepath.Join(dir, seg))
