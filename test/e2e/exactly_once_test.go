@@ -140,7 +140,7 @@ func TestSigkillRestartExactlyOnce(t *testing.T) {
 	const kills = 3
 	s := startServer(t, bin.serverV1, "-spool.fsync=always", testutil.StableListen(t)) // started again on addr below
 	addr := s.addr()
-	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "20000", "-d", "300s")
+	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "20000", "-d", "10m")
 	cur := s
 	var answered float64
 	lost := map[string]int{} // acked to the lost-ack clients on their resend
@@ -192,7 +192,7 @@ func TestUpgradesExactlyOnce(t *testing.T) {
 	// records only following its spool finds (with a handoff it would move).
 	s := startServer(t, bin.serverV1, "-upgrade.handoff=false")
 	addr := s.addr()
-	load := startLoad(t, addr, "-c", "200", "-w", "8", "-s", "256", "-rate", "20000", "-d", "120s")
+	load := startLoad(t, addr, "-c", "200", "-w", "8", "-s", "256", "-rate", "20000", "-d", "10m")
 	s.waitProgress(5000)
 	lost := map[string]int{}
 	for i, v := range []string{bin.serverV2, bin.serverV1} {

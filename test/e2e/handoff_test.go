@@ -81,7 +81,7 @@ func TestFreshDialsThroughoutHandoff(t *testing.T) {
 	// 1s, and clients with reports in flight keep the old process busy.
 	s := startServer(t, bin.serverV1, "-drain.spread=1s")
 	addr := s.addr()
-	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "128", "-rate", "5000", "-d", "60s")
+	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "128", "-rate", "5000", "-d", "10m")
 	s.waitProgress(500)
 
 	d := startFreshDialer(t, addr, 4)

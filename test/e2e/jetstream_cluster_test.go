@@ -43,7 +43,7 @@ func TestJetStreamClusterNodeFailures(t *testing.T) {
 				flags = append(spooledFlags(c.URLs()), "-jetstream.sync_always=false")
 			}
 			s := startServer(t, bin.serverV1, flags...)
-			load := startLoad(t, s.addr(), "-c", "50", "-w", "8", "-s", "256", "-rate", "5000", "-d", "300s", "-drain-timeout", "30s")
+			load := startLoad(t, s.addr(), "-c", "50", "-w", "8", "-s", "256", "-rate", "5000", "-d", "10m", "-drain-timeout", "30s")
 			waitStreamWithin(t, c, 5000, forwardWait)
 			for _, pick := range []struct {
 				role string

@@ -46,7 +46,7 @@ func TestJetStreamSpooledNATSDownKillAndUpgrade(t *testing.T) {
 	if c := readyz(admin); c != http.StatusOK {
 		t.Fatalf("/readyz %d with NATS down, want 200: the spool is the destination", c)
 	}
-	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "5000", "-d", "300s", "-drain-timeout", "30s")
+	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "5000", "-d", "10m", "-drain-timeout", "30s")
 	s.waitProgress(10000)
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		m, err := scrapeMetrics(admin)
@@ -100,7 +100,7 @@ func TestJetStreamSpooledHardLimit(t *testing.T) {
 	peak := samplePeak(s.spool)
 	defer peak.stop()
 
-	load := startLoad(t, s.addr(), "-c", "20", "-w", "8", "-s", "256", "-rate", "2000", "-d", "300s", "-drain-timeout", "60s")
+	load := startLoad(t, s.addr(), "-c", "20", "-w", "8", "-s", "256", "-rate", "2000", "-d", "10m", "-drain-timeout", "60s")
 	testutil.Eventually(t, 30*time.Second, func() bool {
 		m, err := scrapeMetrics(admin)
 		return err == nil && m["hawk_spool_full_refused_records_total"] >= 1000

@@ -116,7 +116,7 @@ func TestJetStreamUpgradeAndNATSRestart(t *testing.T) {
 	// A report NACKed again and again while NATS is down backs off up to the
 	// client's MaxBackoff (10 s): the final drain must outlast that, or the few
 	// reports still waiting count as errors.
-	load := startLoad(t, s.addr(), "-c", "200", "-w", "8", "-s", "256", "-rate", "20000", "-d", "120s", "-drain-timeout", "30s")
+	load := startLoad(t, s.addr(), "-c", "200", "-w", "8", "-s", "256", "-rate", "20000", "-d", "10m", "-drain-timeout", "30s")
 	waitStream(t, ns, 5000)
 	s.upgradeTo(bin.serverV2)
 	waitStream(t, ns, 5000)
@@ -245,7 +245,7 @@ func TestJetStreamBehindHAProxy(t *testing.T) {
 		testutil.Eventually(t, 10*time.Second, func() bool { return readyz(admin) == http.StatusOK }, "hawk %d ready on %s (admin listening on %s)", i+1, admin, hawks[i].adminAddr())
 	}
 
-	load := startLoad(t, front, "-c", "300", "-w", "8", "-s", "256", "-rate", "15000", "-d", "60s")
+	load := startLoad(t, front, "-c", "300", "-w", "8", "-s", "256", "-rate", "15000", "-d", "10m")
 	waitStream(t, ns, 5000)
 	victim := hawks[0]
 	victim.signal(victim.pid(), syscall.SIGKILL)
@@ -263,7 +263,7 @@ func TestJetStreamBehindHAProxy(t *testing.T) {
 	hawks[0] = startServer(t, bin.serverV1, flags[0]...)
 	admin0 := fmt.Sprintf("127.0.0.1:%d", ports[0][1])
 	testutil.Eventually(t, 10*time.Second, func() bool { return readyz(admin0) == http.StatusOK }, "hawk 1 ready again")
-	roll := startLoad(t, front, "-c", "300", "-w", "8", "-s", "256", "-rate", "15000", "-d", "60s")
+	roll := startLoad(t, front, "-c", "300", "-w", "8", "-s", "256", "-rate", "15000", "-d", "10m")
 	waitStream(t, ns, 5000)
 	// deploy/cluster/rolling-upgrade.sh does the rollout: SIGHUP, then the verdict
 	// (PID file names a new process, /readyz 200, old process gone) before the next.

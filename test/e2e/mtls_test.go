@@ -306,7 +306,7 @@ func TestMTLSCARotationUnderLoad(t *testing.T) {
 	crt := testutil.WriteFile(t, agentDir, "agent.crt", old.CertPEM)
 	key := testutil.WriteFile(t, agentDir, "agent.key", old.KeyPEM)
 	load := startLoad(t, s.addr(), "-tls-ca", f.caFile, "-tls-cert", crt, "-tls-key", key, "-id-prefix", "agent",
-		"-c", "1", "-w", "8", "-s", "256", "-rate", "2000", "-d", "60s")
+		"-c", "1", "-w", "8", "-s", "256", "-rate", "2000", "-d", "10m")
 	s.waitProgress(500)
 
 	// The renewal, key first as tooling that writes two files does: hawkc must

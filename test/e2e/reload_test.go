@@ -59,7 +59,7 @@ func (s *server) waitCount(msg string, n int) logLine {
 func TestLiveReloadUnderLoad(t *testing.T) {
 	s := startServer(t, bin.serverV1)
 	addr := s.addr()
-	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "128", "-rate", "5000", "-d", "120s")
+	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "128", "-rate", "5000", "-d", "10m")
 	s.waitProgress(500)
 	base := s.baseConfig()
 
@@ -133,8 +133,8 @@ func TestTokenRevocationByReload(t *testing.T) {
 	s.writeConfig(s.baseConfig() + tokens)
 	s.waitCount("config reloaded", 1)
 	addr := s.addr()
-	keep := startLoad(t, addr, "-c", "20", "-w", "2", "-rate", "2000", "-token", "tok-a", "-id-prefix", "a", "-d", "120s")
-	gone := startLoad(t, addr, "-c", "20", "-w", "2", "-rate", "2000", "-token", "tok-b", "-id-prefix", "b", "-d", "120s")
+	keep := startLoad(t, addr, "-c", "20", "-w", "2", "-rate", "2000", "-token", "tok-a", "-id-prefix", "a", "-d", "10m")
+	gone := startLoad(t, addr, "-c", "20", "-w", "2", "-rate", "2000", "-token", "tok-b", "-id-prefix", "b", "-d", "10m")
 	s.waitProgress(500)
 
 	s.writeConfig(s.baseConfig() + "auth:\n  tokens: [tok-a]\n")
@@ -165,7 +165,7 @@ func TestUpgradeWithRejectedConfigFails(t *testing.T) {
 	s := startServer(t, bin.serverV1)
 	addr := s.addr()
 	pid := s.cmd.Process.Pid
-	load := startLoad(t, addr, "-c", "20", "-w", "2", "-rate", "2000", "-d", "120s")
+	load := startLoad(t, addr, "-c", "20", "-w", "2", "-rate", "2000", "-d", "10m")
 	s.waitProgress(300)
 	// Invalid for every process: the running one rejects the reload, the new one
 	// refuses to start.

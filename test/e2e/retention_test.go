@@ -67,7 +67,7 @@ func TestSpoolRetentionUnderLoad(t *testing.T) {
 	peak := samplePeak(s.spool)
 	defer peak.stop()
 
-	load := startLoad(t, s.addr(), "-c", "100", "-w", "8", "-s", "1024", "-d", "120s")
+	load := startLoad(t, s.addr(), "-c", "100", "-w", "8", "-s", "1024", "-d", "10m")
 	written := func() float64 { return metric(t, admin, "hawk_spool_written_bytes_total") }
 	waitWritten := func(n float64) {
 		t.Helper()

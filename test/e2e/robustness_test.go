@@ -77,7 +77,7 @@ func TestDiskFullUnderLoad(t *testing.T) {
 	s := startServer(t, bin.serverV1, "-spool.dir="+spool)
 	s.spool = spool
 	addr, admin := s.addr(), s.adminAddr()
-	load := startLoad(t, addr, "-c", "20", "-w", "4", "-s", "256", "-rate", "2000", "-d", "120s")
+	load := startLoad(t, addr, "-c", "20", "-w", "4", "-s", "256", "-rate", "2000", "-d", "10m")
 	s.waitProgress(500)
 
 	filler := filepath.Join(spool, "filler.bin")
@@ -270,7 +270,7 @@ func connectionBurst(t *testing.T, s *server, round int) int64 {
 func TestNeverHelloFlood(t *testing.T) {
 	s := startServer(t, bin.serverV1, "-handshake.timeout=1s", "-admin.pprof=true")
 	addr, admin := s.addr(), s.adminAddr()
-	load := startLoad(t, addr, "-c", "20", "-w", "4", "-s", "128", "-rate", "2000", "-d", "60s")
+	load := startLoad(t, addr, "-c", "20", "-w", "4", "-s", "128", "-rate", "2000", "-d", "10m")
 	testutil.Eventually(t, 10*time.Second, func() bool { return metric(t, admin, "hawk_connections") == 20 }, "the load's 20 clients")
 	s.waitProgress(300)
 	g0, h0 := goroutinesAndHeap(t, admin)
@@ -384,7 +384,7 @@ func TestSlowHelloCutAtHandshakeTimeout(t *testing.T) {
 func TestMalformedFramesGetTheirError(t *testing.T) {
 	s := startServer(t, bin.serverV1, "-limits.max_frame_size=4096")
 	addr := s.addr()
-	load := startLoad(t, addr, "-c", "10", "-w", "2", "-s", "128", "-rate", "1000", "-d", "60s")
+	load := startLoad(t, addr, "-c", "10", "-w", "2", "-s", "128", "-rate", "1000", "-d", "10m")
 	s.waitProgress(200)
 
 	hello := protocol.AppendJSON(nil, protocol.TypeHello, 0, &protocol.Hello{ClientID: "malformed"})

@@ -116,7 +116,7 @@ func TestSighupBurst(t *testing.T) {
 	// lasts drain.spread; with one it exits within milliseconds.
 	s := startServer(t, bin.serverV1, "-upgrade.handoff=false")
 	addr := s.addr()
-	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "128", "-rate", "5000", "-d", "60s")
+	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "128", "-rate", "5000", "-d", "10m")
 	s.waitProgress(500)
 	old := s.pid()
 	install(t, bin.serverV2, s.binary)
@@ -160,7 +160,7 @@ func TestSighupBurst(t *testing.T) {
 func TestSigtermDuringUpgrade(t *testing.T) {
 	s := startServer(t, bin.serverV1, "-drain.timeout=2s")
 	addr := s.addr()
-	load := startLoad(t, addr, "-c", "20", "-w", "4", "-s", "128", "-rate", "2000", "-d", "60s", "-drain-timeout", "1s")
+	load := startLoad(t, addr, "-c", "20", "-w", "4", "-s", "128", "-rate", "2000", "-d", "10m", "-drain-timeout", "1s")
 	s.waitProgress(300)
 	old := s.pid()
 	// A new binary slow to start: it becomes the real one after 2s.
@@ -208,7 +208,7 @@ func TestSigtermDuringUpgrade(t *testing.T) {
 func TestUnhandledSignalsIgnored(t *testing.T) {
 	s := startServer(t, bin.serverV1)
 	addr := s.addr()
-	load := startLoad(t, addr, "-c", "20", "-w", "4", "-s", "128", "-rate", "2000", "-d", "60s")
+	load := startLoad(t, addr, "-c", "20", "-w", "4", "-s", "128", "-rate", "2000", "-d", "10m")
 	s.waitProgress(300)
 	pid := s.pid()
 	// hawk does not use SIGUSR2 (nginx and HAProxy upgrade or reload on it): it must
@@ -239,7 +239,7 @@ func TestUnhandledSignalsIgnored(t *testing.T) {
 func TestSighupThenSigtermRace(t *testing.T) {
 	s := startServer(t, bin.serverV1, "-drain.timeout=2s")
 	addr := s.addr()
-	load := startLoad(t, addr, "-c", "20", "-w", "4", "-s", "128", "-rate", "2000", "-d", "60s", "-drain-timeout", "1s")
+	load := startLoad(t, addr, "-c", "20", "-w", "4", "-s", "128", "-rate", "2000", "-d", "10m", "-drain-timeout", "1s")
 	s.waitProgress(300)
 	old := s.pid()
 	install(t, bin.serverV2, s.binary)

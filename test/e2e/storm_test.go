@@ -66,7 +66,7 @@ func TestReconnectStorm(t *testing.T) {
 	// connections from one source address would run it out of ports across the
 	// reconnects. The first dials are admitted at the rate too: load waits the
 	// retry_after_ms of each ERROR busy.
-	load := startLoad(t, addr, "-c", strconv.Itoa(conns), "-w", "1", "-s", "64", "-rate", "2000", "-d", "120s")
+	load := startLoad(t, addr, "-c", strconv.Itoa(conns), "-w", "1", "-s", "64", "-rate", "2000", "-d", "10m")
 	testutil.Eventually(t, 60*time.Second, func() bool {
 		return metricValue(t, scrape(t, admin), "hawk_connections") == conns
 	}, "%d connections to the first process; load stderr:\n%s", conns, load.stderr)

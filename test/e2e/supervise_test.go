@@ -100,7 +100,7 @@ func probeListening(addr string, stop <-chan struct{}) (dials, failures *atomic.
 func TestSupervisedPID1UpgradesUnderLoad(t *testing.T) {
 	s, pid1 := startSupervisedInPIDNamespace(t, bin.serverV1)
 	addr := s.addr()
-	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "256", "-rate", "5000", "-d", "300s")
+	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "256", "-rate", "5000", "-d", "10m")
 	stop := make(chan struct{})
 	dials, failures, probing := probeListening(addr, stop)
 	s.waitProgress(1000)

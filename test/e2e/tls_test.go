@@ -64,7 +64,7 @@ func (f *tlsFiles) rotate(t *testing.T) *x509.Certificate {
 func TestTLSUpgradeUnderLoad(t *testing.T) {
 	f := newTLSFiles(t)
 	s := startServer(t, bin.serverV1, f.serverFlags()...)
-	load := startLoad(t, s.addr(), "-tls-ca", f.caFile, "-c", "100", "-w", "8", "-s", "256", "-rate", "10000", "-d", "60s")
+	load := startLoad(t, s.addr(), "-tls-ca", f.caFile, "-c", "100", "-w", "8", "-s", "256", "-rate", "10000", "-d", "10m")
 	s.waitProgress(3000)
 	s.upgradeTo(bin.serverV2)
 	s.waitProgress(3000)
@@ -91,7 +91,7 @@ func TestTLSServerCertificateRotatedUnderLoad(t *testing.T) {
 	f := newTLSFiles(t)
 	s := startServer(t, bin.serverV1, f.serverFlags()...)
 	admin := s.adminAddr()
-	load := startLoad(t, s.addr(), "-tls-ca", f.caFile, "-c", "50", "-w", "8", "-s", "256", "-rate", "5000", "-d", "60s")
+	load := startLoad(t, s.addr(), "-tls-ca", f.caFile, "-c", "50", "-w", "8", "-s", "256", "-rate", "5000", "-d", "10m")
 	s.waitProgress(2000)
 
 	// A bad certificate file: refused, the last good pair stays.

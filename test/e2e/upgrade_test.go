@@ -81,7 +81,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if v := s.welcomeVersion(t, addr); v != "v1" {
 		t.Fatalf("WELCOME version %q, want v1", v)
 	}
-	load := startLoad(t, addr, "-c", "200", "-w", "8", "-s", "256", "-rate", "20000", "-d", "60s")
+	load := startLoad(t, addr, "-c", "200", "-w", "8", "-s", "256", "-rate", "20000", "-d", "10m")
 	s.waitProgress(5000)
 	oldPID := s.cmd.Process.Pid
 	newPID, ready := s.upgradeTo(bin.serverV2)
@@ -125,10 +125,10 @@ func TestUpgradeUnderLoad(t *testing.T) {
 func TestFiveUpgradesBackToBack(t *testing.T) {
 	s := startServer(t, bin.serverV1)
 	addr, admin := s.addr(), s.adminAddr()
-	busy := startLoad(t, addr, "-c", "100", "-w", "4", "-s", "256", "-rate", "10000", "-d", "120s", "-id-prefix", "busy")
+	busy := startLoad(t, addr, "-c", "100", "-w", "4", "-s", "256", "-rate", "10000", "-d", "10m", "-id-prefix", "busy")
 	// 50 clients, one report in flight each, 25 reports/s in all: each client is
 	// idle for about 2s between reports, longer than an upgrade takes.
-	idle := startLoad(t, addr, "-c", "50", "-w", "1", "-s", "64", "-rate", "25", "-d", "120s", "-id-prefix", "idle")
+	idle := startLoad(t, addr, "-c", "50", "-w", "1", "-s", "64", "-rate", "25", "-d", "10m", "-id-prefix", "idle")
 	testutil.Eventually(t, 10*time.Second, func() bool { return metric(t, admin, "hawk_connections") == 150 }, "150 clients connected")
 	s.waitProgress(2000)
 	versions := []string{bin.serverV2, bin.serverV1, bin.serverV2, bin.serverV1, bin.serverV2}
@@ -212,7 +212,7 @@ func (s *server) upgradeRightAway(binary string, n int) logLine {
 func TestIdleClientsFollowBackToBackUpgrades(t *testing.T) {
 	s := startServer(t, bin.serverV1, "-drain.timeout=1s")
 	addr, admin := s.addr(), s.adminAddr()
-	idle := startLoad(t, addr, "-c", "30", "-w", "1", "-s", "64", "-rate", "10", "-d", "120s", "-id-prefix", "idle")
+	idle := startLoad(t, addr, "-c", "30", "-w", "1", "-s", "64", "-rate", "10", "-d", "10m", "-id-prefix", "idle")
 	testutil.Eventually(t, 10*time.Second, func() bool { return metric(t, admin, "hawk_connections") == 30 }, "30 clients connected")
 	versions := []string{bin.serverV2, bin.serverV1}
 	var drains []string
@@ -239,7 +239,7 @@ func TestFailedUpgradesKeepServing(t *testing.T) {
 	s := startServer(t, bin.serverV1, "-upgrade.timeout=1s", "-upgrade.handoff=false") // counts GOAWAYs
 	addr, admin := s.addr(), s.adminAddr()
 	pid := s.cmd.Process.Pid
-	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "128", "-rate", "5000", "-d", "120s")
+	load := startLoad(t, addr, "-c", "50", "-w", "4", "-s", "128", "-rate", "5000", "-d", "10m")
 	s.waitProgress(1000)
 
 	failures := []struct {
@@ -311,7 +311,7 @@ func TestSigtermDrainsUnderLoad(t *testing.T) {
 	s := startServer(t, bin.serverV1, "-drain.timeout=2s", testutil.StableListen(t)) // started again on addr below
 	addr := s.addr()
 	pid := s.cmd.Process.Pid
-	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "20000", "-d", "120s")
+	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "20000", "-d", "10m")
 	s.waitProgress(3000)
 	start := time.Now()
 	s.signal(pid, syscall.SIGTERM)
@@ -354,7 +354,7 @@ func TestSigkillThenRestart(t *testing.T) {
 	addr := s.addr()
 	// The load generator keeps running across the kills: its clients reconnect
 	// with backoff and resend what was not acked.
-	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "20000", "-d", "120s")
+	load := startLoad(t, addr, "-c", "100", "-w", "8", "-s", "256", "-rate", "20000", "-d", "10m")
 	s.waitProgress(3000)
 	cur := s
 	const rounds = 3
