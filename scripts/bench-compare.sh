@@ -4,6 +4,7 @@
 #   scripts/bench-compare.sh [-runs N] [-only NAME] [-d 5s] [-idle-n 15000] [-upgrades 10]
 #                            [-skip-throughput] [-skip-idle] [-skip-startup] [-udp]
 #                            [-rounds 3] [-rate 150000] [-skip-handoff] [-skip-upgrade-load]
+#                            [-upgrades-load 100]
 #                            [-tree DIR ...] [-dev-build] [-client-per-tree]
 #                            [-port-base N] [-gctrace]
 #
@@ -44,7 +45,11 @@
 # time), send each SIGHUP only once the previous old process has exited (so no
 # old process is left draining on the cores; the log line says when one was
 # late), and print the load average beside the figures (the machine's other work
-# moves them). With -udp, last: the
+# moves them). Between the two, -upgrades-load upgrades (100; 0: none) under that
+# load (1,000 conns x 8 x 64 B at -rate), each SIGHUP once the previous old process
+# has exited, in blocks of 20 per fresh server, the trees in turn block by block:
+# SIGHUP to the new process ready (median, p90, max) and the new process's CPU from
+# its exec to ready, which tells a slower start from one that waited for a core. With -udp, last: the
 # highest rate with 0 kernel drops for this tree's UDP lines and syslog listeners
 # beside a minimal Go reader that stores nothing (scripts/udp-bench.sh, -runs times).
 # hawk is built as the binaries operators run are built (scripts/release.sh,
@@ -72,7 +77,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 udp=0 trees=() release=1
-handoff=1 upload=1 rounds=3 rate=150000 clientpertree=0 portbase=0 gctrace=0 only=
+handoff=1 upload=1 upgradesload=100 rounds=3 rate=150000 clientpertree=0 portbase=0 gctrace=0 only=
 while [ $# -gt 0 ]; do
   case "$1" in
     -runs) runs=$2; shift 2 ;;
@@ -86,6 +91,7 @@ while [ $# -gt 0 ]; do
     -udp) udp=1; shift ;;
     -skip-handoff) handoff=0; shift ;;
     -skip-upgrade-load) upload=0; shift ;;
+    -upgrades-load) upgradesload=$2; shift 2 ;;
     -rounds) rounds=$2; shift 2 ;;
     -port-base) portbase=$2; shift 2 ;;
     -gctrace) gctrace=1; shift ;;
@@ -94,7 +100,7 @@ while [ $# -gt 0 ]; do
     -dev-build) release=0; shift ;;
     -client-per-tree) clientpertree=1; shift ;;
     -tree) trees+=("$(cd "$2" && pwd)"); shift 2 ;;
-    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-rounds N] [-rate N] [-skip-handoff] [-skip-upgrade-load] [-tree DIR ...] [-dev-build] [-client-per-tree] [-port-base N] [-gctrace]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-rounds N] [-rate N] [-skip-handoff] [-skip-upgrade-load] [-upgrades-load N] [-tree DIR ...] [-dev-build] [-client-per-tree] [-port-base N] [-gctrace]" >&2; exit 2 ;;
   esac
 done
 [ ${#trees[@]} -gt 0 ] || trees=("$PWD")
@@ -403,6 +409,39 @@ if [ "$handoff" = 1 ]; then
     kill "$ipid" 2>/dev/null || true; wait "$ipid" 2>/dev/null || true
     stop_upgradable "$d"
     printf 'HANDOFF %-16s median %.3f s, max %.3f s (%s idle connections, 3 upgrades)\n' "$l" "$(median < "$W/ho.$l")" "$(sort -g "$W/ho.$l" | tail -1)" "$idlen"
+  done
+fi
+
+# SIGHUP to ready under load: blocks of 20 upgrades on a fresh server each, the
+# trees in turn (in the reverse order every other block).
+if [ "$upgradesload" -gt 0 ]; then
+  for l in "${labels[@]}"; do : > "$W/s2r.$l"; : > "$W/s2rcpu.$l"; : > "$W/s2rerr.$l"; done
+  for b in $(seq $(((upgradesload + 19) / 20))); do
+    order=("${labels[@]}")
+    [ $((b % 2)) = 0 ] && for ((k = 0; k < ${#labels[@]}; k++)); do order[k]=${labels[${#labels[@]} - 1 - k]}; done
+    for l in "${order[@]}"; do
+      d="$W/sl-$l"; port=$(free_port)
+      start_upgradable "$l" "$d" "$port"
+      "$W/hawkc" load -addr "127.0.0.1:$port" -c 1000 -w 8 -s 64 -rate "$rate" -d 1h -warmup 1s -json > "$d/load.json" 2> "$d/load.err" & lpid=$!; pids+=("$lpid")
+      for _ in $(seq 3000); do grep -q 'steady window begins' "$d/load.err" && break; alive "$lpid" || break; sleep 0.01; done
+      n=$((upgradesload - (b - 1) * 20)); [ "$n" -gt 20 ] && n=20
+      prev=""
+      for _ in $(seq "$n"); do
+        while [ -n "$prev" ] && alive "$prev"; do sleep 0.01; done
+        prev=$(sighup "$d")
+      done
+      while alive "$prev"; do sleep 0.02; done
+      kill -INT "$lpid" 2>/dev/null || true; wait "$lpid" || true
+      stop_upgradable "$d"
+      grep -o '"sighup_to_ready":[0-9.e-]*' "$d/log" | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/s2r.$l"
+      grep '"inherited":true' "$d/log" | grep -o '"cpu":[0-9.e-]*' | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/s2rcpu.$l"
+      python3 -c 'import json,sys; print(json.loads(sys.argv[1])["errors"])' "$(tail -1 "$d/load.json")" >> "$W/s2rerr.$l"
+    done
+  done
+  for l in "${labels[@]}"; do
+    printf 'STARTUP-LOAD %-16s SIGHUP->ready under load: median %s ms, p90 %s ms, max %s ms (%s upgrades; 1000 x 8 x 64 B at %s reports/s); the new process'"'"'s CPU from exec to ready median %s ms; load generator errors %s (load average %s)\n' \
+      "$l" "$(median < "$W/s2r.$l")" "$(sort -g "$W/s2r.$l" | awk '{v[NR]=$1} END{i=int(NR*0.9); if (i<1) i=1; print v[i]}')" "$(sort -g "$W/s2r.$l" | tail -1)" \
+      "$(wc -l < "$W/s2r.$l")" "$rate" "$(median < "$W/s2rcpu.$l")" "$(awk '{s+=$1} END{print s+0}' "$W/s2rerr.$l")" "$(loadavg)"
   done
 fi
 
