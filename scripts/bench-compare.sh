@@ -49,9 +49,10 @@
 # load (1,000 conns x 8 x 64 B at -rate), each SIGHUP once the previous old process
 # has exited, in blocks of 20 per fresh server, the trees in turn block by block:
 # SIGHUP to the new process ready (median, p90, max) and the new process's CPU from
-# its exec to ready, which tells a slower start from one that waited for a core. With -udp, last: the
-# highest rate with 0 kernel drops for this tree's UDP lines and syslog listeners
-# beside a minimal Go reader that stores nothing (scripts/udp-bench.sh, -runs times).
+# its exec to ready, which tells a slower start from one that waited for a core.
+# With -udp, last: the highest rate with 0 kernel drops for this tree's UDP lines
+# and syslog listeners beside a minimal Go reader that stores nothing
+# (scripts/udp-bench.sh, -runs times).
 # hawk is built as the binaries operators run are built (scripts/release.sh,
 # scripts/deb.sh, the container: static, CGO_ENABLED=0, -trimpath, -s -w); with
 # -dev-build, by a plain go build instead, which on a machine with a C compiler links
@@ -430,7 +431,7 @@ if [ "$upgradesload" -gt 0 ]; then
         while [ -n "$prev" ] && alive "$prev"; do sleep 0.01; done
         prev=$(sighup "$d")
       done
-      while alive "$prev"; do sleep 0.02; done
+      while alive "$prev"; do sleep 0.02; done; prev=""
       kill -INT "$lpid" 2>/dev/null || true; wait "$lpid" || true
       stop_upgradable "$d"
       grep -o '"sighup_to_ready":[0-9.e-]*' "$d/log" | cut -d: -f2 | awk '{printf "%.2f\n", $1*1000}' >> "$W/s2r.$l"
