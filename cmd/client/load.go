@@ -625,15 +625,14 @@ const paceEvery = 5 * time.Millisecond
 func (r *loadRun) dispatch(start time.Time, stop, quit <-chan struct{}) {
 	t := time.NewTicker(paceEvery)
 	defer t.Stop()
-	hold := max(1, int64(r.cfg.rate/50))
-	var given, budget int64
+	p := pacer{rate: r.cfg.rate, hold: max(1, int64(r.cfg.rate/50))}
 	var batch []*slot
 	stopped := false
 	for {
 		r.waitMu.Lock()
 		n := len(r.waitq)
 		if !stopped {
-			n = int(min(int64(n), budget))
+			n = int(min(int64(n), p.budget))
 		}
 		batch = append(batch[:0], r.waitq[:n]...)
 		clear(r.waitq[:n])
@@ -648,12 +647,12 @@ func (r *loadRun) dispatch(start time.Time, stop, quit <-chan struct{}) {
 			}
 		}
 		if !stopped {
-			budget -= int64(n)
+			p.budget -= int64(n)
 		}
 		// Woken by a slot's arrival only while it can be issued at once: with
 		// nothing left to give, arrivals wait for the next tick without waking this.
 		var kick <-chan struct{}
-		if budget > 0 || stopped {
+		if p.budget > 0 || stopped {
 			kick = r.waitKick
 		}
 		tick := t.C
@@ -661,10 +660,11 @@ func (r *loadRun) dispatch(start time.Time, stop, quit <-chan struct{}) {
 			tick = nil
 		}
 		select {
-		case now := <-tick:
-			due := int64(r.cfg.rate*now.Sub(start).Seconds()) - given
-			given += due
-			budget = min(hold, budget+due)
+		case <-tick:
+			// The clock, not the tick's time value: under load a tick's value can
+			// lag its firing by more than a period (go.dev/issue/80893), so that the
+			// next tick carries an earlier time.
+			p.add(time.Since(start))
 		case <-kick:
 		case <-stop:
 			stopped, stop = true, nil
@@ -672,6 +672,23 @@ func (r *loadRun) dispatch(start time.Time, stop, quit <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// pacer is what -rate lets the dispatcher issue: budget, at most hold, grows by
+// rate x the time since the start less what it was given before.
+type pacer struct {
+	rate          float64
+	hold          int64
+	given, budget int64 // budget >= 0: the dispatcher issues at most budget slots
+}
+
+// add gives what rate allows up to elapsed since the start. An elapsed time below
+// an earlier one gives nothing rather than taking back: a negative budget would
+// be a negative count of slots to issue.
+func (p *pacer) add(elapsed time.Duration) {
+	due := max(0, int64(p.rate*elapsed.Seconds())-p.given)
+	p.given += due
+	p.budget = min(p.hold, p.budget+due)
 }
 
 func (r *loadRun) flushAcks(ab *ackBuf, final bool) {
