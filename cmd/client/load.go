@@ -725,7 +725,8 @@ func (r *loadRun) progress(start time.Time, stop <-chan struct{}) {
 		select {
 		case <-stop:
 			return
-		case now := <-t.C:
+		case <-t.C:
+			now := time.Now() // not the tick's value, which can lag (dispatch)
 			var inflight int
 			var acked, reconnects, goaways uint64
 			r.cmu.Lock()
