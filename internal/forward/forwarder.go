@@ -147,19 +147,17 @@ func Run(ctx context.Context, o Options) error {
 		case !progressed:
 			wait = f.o.Poll
 		}
-		if wait > 0 {
-			f.save()
-		} else {
+		if wait <= 0 {
 			f.saveIfDue()
+			continue
 		}
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil
-			case <-t.C:
-			}
+		f.save()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
 		}
 	}
 }
