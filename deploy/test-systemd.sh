@@ -73,12 +73,34 @@ if inc setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c 'cat /var/lib
 else ok "another user cannot read the spool"; fi
 run systemctl status hawk --no-pager -n0 | grep -E 'Status:|Main PID' || true
 
+# fdsize PID: the size of PID's descriptor table, as the kernel reports it.
+fdsize() { inc awk '$1 == "FDSize:" {print $2}' "/proc/$1/status"; }
+# The room internal/fdtable reserves: limits.max_conns (100000, the default the
+# shipped config keeps) plus 1024, grown on a goroutine at start; at most the
+# descriptor limit (LimitNOFILE=200000, or less where the container's own limit is
+# lower: then hawk warns).
+FDLIMIT=$(inc awk '/^Max open files/ {print $4}' "/proc/$P1/limits")
+FDWANT=$((100000 + 1024))
+((FDLIMIT < FDWANT)) && FDWANT=$FDLIMIT
+say "1c. the descriptor table: room for limits.max_conns reserved at start (limit $FDLIMIT)"
+for _ in $(seq 50); do [[ $(fdsize "$P1") -ge $FDWANT ]] && break; sleep 0.1; done
+[[ $(fdsize "$P1") -ge $FDWANT ]] && ok "FDSize $(fdsize "$P1") (at least $FDWANT) under the sandbox" || bad "FDSize $(fdsize "$P1"), want at least $FDWANT"
+warned=$(inc journalctl -u hawk -o cat --no-pager | grep -c 'the descriptor limit (RLIMIT_NOFILE; systemd LimitNOFILE) is below limits.max_conns')
+if ((FDLIMIT < 100000)); then
+  ((warned > 0)) && ok "the limit below limits.max_conns was warned about" || bad "no warning about a descriptor limit of $FDLIMIT"
+else
+  ((warned == 0)) && ok "no warning about the descriptor limit" || bad "a warning about a descriptor limit of $FDLIMIT"
+fi
+
 say "2. reload = upgrade to version 2"
 install -m755 "$W/hawk-v2" "$BIN/hawk"
 run systemctl reload hawk || bad "systemctl reload of a good build failed"
 gone "$P1" && ok "old process $P1 had exited when systemctl reload returned" || bad "old process $P1 still runs"
 P2=$(inc hawk status -config /etc/hawk/hawk.yaml | awk '$1 == "pid" {print $2}')
 [[ $(prop MainPID) == "$P2" ]] && ok "MainPID followed: $P1 -> $P2" || bad "MainPID=$(prop MainPID), serving: $P2"
+# The new process starts with its parent's table (the fork copies it up to the
+# descriptor held at its top): no growth, nothing to wait for.
+[[ $(fdsize "$P2") -ge $FDWANT ]] && ok "the new process's FDSize $(fdsize "$P2"): the room came with the upgrade" || bad "new process's FDSize $(fdsize "$P2"), want at least $FDWANT"
 show
 run hawk status -config /etc/hawk/hawk.yaml | grep -E 'pid|version|generation'
 inc journalctl -u hawk -o cat --no-pager | grep -oE '"msg":"(upgrade[^"]*|exiting|PID file written)"' | sort | uniq -c

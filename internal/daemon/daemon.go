@@ -24,6 +24,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/control"
 	"github.com/hawk-agents/hawk/internal/dedup"
+	"github.com/hawk-agents/hawk/internal/fdtable"
 	"github.com/hawk-agents/hawk/internal/handoff"
 	"github.com/hawk-agents/hawk/internal/legacyset"
 	"github.com/hawk-agents/hawk/internal/metrics"
@@ -51,6 +52,7 @@ func Run(o Options) error {
 	}
 	defer d.log.Sync()
 	defer signal.Stop(d.sigs) // after "exiting": a signal until then is answered, not fatal
+	defer d.fds.Close()
 	reason := d.serve()
 	d.drain(reason)
 	return nil
@@ -78,6 +80,7 @@ type Daemon struct {
 	upg        upgrader
 	generation int // 1, 2, 3… across upgrades (hawk_generation)
 	parentPID  int // the process this one replaced (getppid at start), when started by an upgrade
+	fds        *fdtable.Reservation
 	met        *metrics.Metrics
 	ready      *admin.Readiness
 

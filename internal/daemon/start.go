@@ -17,6 +17,7 @@ import (
 	"github.com/hawk-agents/hawk/internal/conn"
 	"github.com/hawk-agents/hawk/internal/control"
 	"github.com/hawk-agents/hawk/internal/dedup"
+	"github.com/hawk-agents/hawk/internal/fdtable"
 	"github.com/hawk-agents/hawk/internal/handoff"
 	"github.com/hawk-agents/hawk/internal/legacyset"
 	"github.com/hawk-agents/hawk/internal/metrics"
@@ -84,6 +85,11 @@ func start(o Options) (_ *Daemon, err error) {
 	undo = append(undo, upg.Stop)
 	d.generation = generationFromEnv(upg.Inherited())
 	d.log = d.log.With(zap.Int("generation", d.generation))
+	// Room in the descriptor table for every connection the limit allows, grown
+	// beside the start and held for the process's life (internal/fdtable): no
+	// accept, adoption or upgrade then waits for the kernel to grow the table.
+	d.fds = fdtable.Reserve(fdtable.Want(cfg.Limits.MaxConns), d.reserved(cfg.Limits.MaxConns))
+	undo = append(undo, func() { d.fds.Close() })
 	// What this process's own upgrade execs inherits: the next generation.
 	if err := os.Setenv(config.GenerationEnv, strconv.Itoa(d.generation+1)); err != nil {
 		return nil, fmt.Errorf("set %s: %w", config.GenerationEnv, err)
@@ -294,5 +300,23 @@ func (d *Daemon) adminSource() admin.Source {
 		Connections: func(after uint64, limit int) []conn.Info { return d.legacy.Connections(d.conns, after, limit) },
 		Config:      func() map[string]any { return d.cfg.Load().Redacted() },
 		Pprof:       func() bool { return d.cfg.Load().Admin.Pprof },
+	}
+}
+
+// reserved logs how the descriptor table's reservation went: a warning when the
+// descriptor limit is below limits.max_conns (connections past it are refused
+// by accept, whatever the limit says), debug otherwise.
+func (d *Daemon) reserved(maxConns int) func(fdtable.Result) {
+	log := d.log // the goroutine that calls back must not read d.log as start sets it
+	return func(r fdtable.Result) {
+		fields := []zap.Field{zap.Int("size", r.Size), zap.Duration("took", r.Took), zap.Int("limits.max_conns", maxConns)}
+		switch {
+		case r.Err != nil:
+			log.Debug("descriptor table not reserved: it grows as connections come", append(fields, zap.Error(r.Err))...)
+		case r.Capped && r.Size < maxConns:
+			log.Warn("the descriptor limit (RLIMIT_NOFILE; systemd LimitNOFILE) is below limits.max_conns: connections past it are refused", fields...)
+		default:
+			log.Debug("descriptor table reserved", fields...)
+		}
 	}
 }

@@ -470,3 +470,53 @@ func TestSighupDuringDrainRefused(t *testing.T) {
 		t.Fatalf("version %q after the later upgrade", v)
 	}
 }
+
+// procFDSize is a process's descriptor table size and its soft descriptor limit,
+// as the kernel reports them.
+func procFDSize(t *testing.T, pid int) (size, limit int) {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^FDSize:\s+(\d+)`).FindSubmatch(status)
+	l := regexp.MustCompile(`(?m)^Max open files\s+(\d+)`).FindSubmatch(limits)
+	if m == nil || l == nil {
+		t.Fatalf("no FDSize or open files limit for %d", pid)
+	}
+	size, _ = strconv.Atoi(string(m[1]))
+	limit, _ = strconv.Atoi(string(l[1]))
+	return size, limit
+}
+
+// The descriptor table holds limits.max_conns + 1024 descriptors (at most the
+// limit) from the start, with an eventfd held at its top, and the new process of
+// an upgrade has the room from its start (internal/fdtable).
+func TestDescriptorTableReserved(t *testing.T) {
+	const maxConns = 3000
+	s := startServer(t, bin.serverV1, "-limits.max_conns="+strconv.Itoa(maxConns))
+	pid := s.pid()
+	_, limit := procFDSize(t, pid)
+	want := min(maxConns+1024, limit)
+	testutil.Eventually(t, 10*time.Second, func() bool { n, _ := procFDSize(t, pid); return n >= want },
+		"the descriptor table of %d to hold %d descriptors", pid, want)
+	link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, want-1))
+	if err != nil || link != "anon_inode:[eventfd]" {
+		t.Fatalf("descriptor %d of %d: %q, %v; want the held eventfd", want-1, pid, link, err)
+	}
+	next, _ := s.upgradeTo(bin.serverV2)
+	if n, _ := procFDSize(t, next); n < want {
+		t.Fatalf("the new process's table holds %d descriptors, want at least %d", n, want)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", next, want-1))
+		return err == nil && link == "anon_inode:[eventfd]"
+	}, "the new process %d to hold descriptor %d", next, want-1)
+	if w := s.warnings(5); strings.Contains(w, "descriptor") {
+		t.Errorf("warnings about descriptors:\n%s", w)
+	}
+}
