@@ -314,7 +314,8 @@ func (d *Daemon) reserved(maxConns int) func(fdtable.Result) {
 		case r.Err != nil:
 			log.Debug("descriptor table not reserved: it grows as connections come", append(fields, zap.Error(r.Err))...)
 		case r.Capped && r.Size < maxConns:
-			log.Warn("the descriptor limit (RLIMIT_NOFILE; systemd LimitNOFILE) is below limits.max_conns: connections past it are refused", fields...)
+			log.Warn("the descriptor limit (RLIMIT_NOFILE; systemd LimitNOFILE) is below limits.max_conns: connections past it are refused; "+
+				"raise the limit or lower limits.max_conns", append(fields, zap.Int("descriptor_limit", r.Size))...)
 		default:
 			log.Debug("descriptor table reserved", fields...)
 		}
