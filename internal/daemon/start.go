@@ -309,15 +309,15 @@ func (d *Daemon) adminSource() admin.Source {
 func (d *Daemon) reserved(maxConns int) func(fdtable.Result) {
 	log := d.log // the goroutine that calls back must not read d.log as start sets it
 	return func(r fdtable.Result) {
-		fields := []zap.Field{zap.Int("size", r.Size), zap.Duration("took", r.Took), zap.Int("limits.max_conns", maxConns)}
+		fields := []zap.Field{zap.Duration("took", r.Took), zap.Int("limits.max_conns", maxConns)}
 		switch {
 		case r.Err != nil:
 			log.Debug("descriptor table not reserved: it grows as connections come", append(fields, zap.Error(r.Err))...)
-		case r.Capped && r.Size < maxConns:
+		case r.Capped && r.Size < maxConns: // capped: the table's size is the limit
 			log.Warn("the descriptor limit (RLIMIT_NOFILE; systemd LimitNOFILE) is below limits.max_conns: connections past it are refused; "+
 				"raise the limit or lower limits.max_conns", append(fields, zap.Int("descriptor_limit", r.Size))...)
 		default:
-			log.Debug("descriptor table reserved", fields...)
+			log.Debug("descriptor table reserved", append(fields, zap.Int("size", r.Size))...)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hawk-agents/hawk/internal/fdtable"
 	"github.com/hawk-agents/hawk/internal/protocol"
 	"github.com/hawk-agents/hawk/internal/spool"
 	"github.com/hawk-agents/hawk/internal/testutil"
@@ -493,15 +494,15 @@ func procFDSize(t *testing.T, pid int) (size, limit int) {
 	return size, limit
 }
 
-// The descriptor table holds limits.max_conns + 1024 descriptors (at most the
-// limit) from the start, with an eventfd held at its top, and the new process of
+// The descriptor table holds fdtable.Want(limits.max_conns) descriptors (at most
+// the limit) from the start, with an eventfd held at its top, and the new process of
 // an upgrade has the room from its start (internal/fdtable).
 func TestDescriptorTableReserved(t *testing.T) {
 	const maxConns = 3000
 	s := startServer(t, bin.serverV1, "-limits.max_conns="+strconv.Itoa(maxConns))
 	pid := s.pid()
 	_, limit := procFDSize(t, pid)
-	want := min(maxConns+1024, limit)
+	want := min(fdtable.Want(maxConns), limit)
 	testutil.Eventually(t, 10*time.Second, func() bool { n, _ := procFDSize(t, pid); return n >= want },
 		"the descriptor table of %d to hold %d descriptors", pid, want)
 	link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, want-1))
