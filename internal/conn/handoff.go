@@ -152,3 +152,6 @@ func (c *Conn) HandoffFD() (int, error) {
 
 // HandoffDone implements handoff.Conn.
 func (c *Conn) HandoffDone() <-chan struct{} { return c.Done() }
+
+// HandoffLastRead implements handoff.Conn.
+func (c *Conn) HandoffLastRead() int64 { return c.lastSeen.Load() }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hawk-agents/hawk/internal/mono"
 )
 
 // fakeConn is a connection without a socket: asking it starts its "reader", which
@@ -22,6 +24,7 @@ type fakeConn struct {
 	leaves  bool   // torn down once asked, before its quiet point
 	fdErr   error  // HandoffFD fails with it
 	fd      int    // HandoffFD's descriptor (0: the id)
+	active  bool   // HandoffLastRead: just now, not an hour ago
 	asked   *atomic.Int64
 	mu      sync.Mutex
 	closing bool
@@ -75,6 +78,13 @@ func (c *fakeConn) HandoffOutput() (sync.Locker, *bool) {
 
 func (c *fakeConn) HandoffIdle() bool { return !c.busy }
 
+func (c *fakeConn) HandoffLastRead() int64 {
+	if c.active {
+		return mono.Now()
+	}
+	return mono.Now() - int64(time.Hour)
+}
+
 func (c *fakeConn) HandoffState() *State {
 	return &State{Kind: KindNative, ClientID: strconv.Itoa(c.id), MaxFrame: 1, MaxInFlight: 1}
 }
@@ -121,6 +131,7 @@ type recorder struct {
 	postFailed bool
 	sent       map[int]bool
 	maxOpen    int64 // most connections asked and not yet sent, at a post
+	maxStopped int64 // most connections asked and not yet acknowledged, at a post
 	maxFlight  int   // most batches posted and not acknowledged
 }
 
@@ -137,6 +148,11 @@ func (r *recorder) Post(fds []int, states [][]byte) error {
 		open -= int64(len(b))
 	}
 	r.maxOpen = max(r.maxOpen, open)
+	stopped := r.asked.Load()
+	for _, b := range r.batches[:min(r.acked, len(r.batches))] {
+		stopped -= int64(len(b))
+	}
+	r.maxStopped = max(r.maxStopped, stopped)
 	for i, fd := range fds {
 		if r.sent[fd] {
 			r.t.Errorf("conn %d sent twice", fd)
@@ -249,6 +265,33 @@ func TestDriveMovesEveryConnectionOnce(t *testing.T) {
 		}
 		if c.ended != Moved {
 			t.Fatalf("conn %d ended %d, want moved", c.id, c.ended)
+		}
+	}
+}
+
+// Idle connections are asked a batch ahead of the one in flight; active ones (a
+// read within activeWithin) are not: fewer than batchSize stop at once, so none
+// waits for a batch before its own.
+func TestDriveAsksActiveConnectionsOneBatchAtATime(t *testing.T) {
+	const n = 3*MaxFDs + 17
+	for _, active := range []bool{false, true} {
+		var asked atomic.Int64
+		fcs, cs := fakeConns(n, &asked)
+		if active {
+			for _, c := range fcs {
+				c.active = true
+			}
+		}
+		r := &recorder{t: t, asked: &asked, sent: map[int]bool{}, hold: true, n: n}
+		res := Drive(context.Background(), cs, r, time.Now().Add(10*time.Second))
+		if res.Moved != n || res.Err != nil {
+			t.Fatalf("active %v: result %+v", active, res)
+		}
+		switch {
+		case active && r.maxStopped > batchSize:
+			t.Errorf("active: %d connections stopped at once, the most is %d", r.maxStopped, batchSize)
+		case !active && r.maxStopped != maxAsked:
+			t.Errorf("idle: at most %d connections stopped at once, want %d: one batch asked ahead of the one in flight", r.maxStopped, maxAsked)
 		}
 	}
 }

@@ -86,6 +86,10 @@ type Conn interface {
 	HandoffFD() (int, error)
 	// HandoffDone is closed once the connection's teardown is done.
 	HandoffDone() <-chan struct{}
+	// HandoffLastRead is when the connection last read bytes (mono.Now()): the
+	// driver asks one that read lately only when it will not wait for another
+	// batch (activeWithin).
+	HandoffLastRead() int64
 }
 
 // WakeNow is a read deadline in the past: it wakes a blocked read at once, and the

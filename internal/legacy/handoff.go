@@ -120,6 +120,9 @@ func (c *lconn) HandoffFD() (int, error) {
 // HandoffDone implements handoff.Conn.
 func (c *lconn) HandoffDone() <-chan struct{} { return c.done }
 
+// HandoffLastRead implements handoff.Conn.
+func (c *lconn) HandoffLastRead() int64 { return c.lastSeen.Load() }
+
 // Adopt implements handoff.Adopter: it takes over the socket f (it becomes the
 // connection, State.Open) described by st, a connection the
 // previous process stopped at its quiet point on this listener's namesake, and
