@@ -5,7 +5,7 @@
 #                            [-skip-throughput] [-skip-idle] [-skip-startup] [-udp]
 #                            [-rounds 3] [-rate 150000] [-skip-handoff] [-skip-upgrade-load]
 #                            [-upgrades-load 100]
-#                            [-tree DIR ...] [-dev-build] [-client-per-tree]
+#                            [-tree DIR ...] [-dev-build] [-client-per-tree] [-library-load]
 #                            [-port-base N] [-gctrace]
 #
 # -port-base N: every server listens on a port of N..N+99 (a machine shared with
@@ -58,9 +58,15 @@
 # -dev-build, by a plain go build instead, which on a machine with a C compiler links
 # libc for the net package's cgo resolver, so that every exec (-version, an upgrade's
 # new process) pays the dynamic loader's start.
+# hawk's throughput runs are driven by `hawkc load -raw`: one goroutine per
+# connection writing the wire format itself, as lean as the reference's load (on 2
+# cores the generator's CPU is taken from the server's). -library-load drives them
+# with `hawkc load` on the client library instead (records, callbacks, resends: what
+# an agent pays), as the series before 2026-12-08 were.
 # With -client-per-tree, each hawk's throughput runs are driven by the `hawkc load`
 # of its own tree instead of this tree's, so that two trees compare the load
-# generator's CPU per report as well as the server's.
+# generator's CPU per report as well as the server's (a tree without -raw needs
+# -library-load).
 # Every process it starts it stops.
 #
 # Throughput is measured the same way for both servers, in a steady-state window:
@@ -78,7 +84,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=3 dur=5s idle=1 idlen=15000 thru=1 startup=1 upgrades=10 udp=0 trees=() release=1
-handoff=1 upload=1 upgradesload=100 rounds=3 rate=150000 clientpertree=0 portbase=0 gctrace=0 only=
+handoff=1 upload=1 upgradesload=100 rounds=3 rate=150000 clientpertree=0 portbase=0 gctrace=0 only= rawload=-raw
 while [ $# -gt 0 ]; do
   case "$1" in
     -runs) runs=$2; shift 2 ;;
@@ -100,8 +106,9 @@ while [ $# -gt 0 ]; do
     -release-build) release=1; shift ;; # the default, accepted so that either choice can be spelled out
     -dev-build) release=0; shift ;;
     -client-per-tree) clientpertree=1; shift ;;
+    -library-load) rawload=; shift ;;
     -tree) trees+=("$(cd "$2" && pwd)"); shift 2 ;;
-    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-rounds N] [-rate N] [-skip-handoff] [-skip-upgrade-load] [-upgrades-load N] [-tree DIR ...] [-dev-build] [-client-per-tree] [-port-base N] [-gctrace]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-runs N] [-d 5s] [-idle-n N] [-upgrades N] [-skip-throughput] [-skip-idle] [-skip-startup] [-udp] [-rounds N] [-rate N] [-skip-handoff] [-skip-upgrade-load] [-upgrades-load N] [-tree DIR ...] [-dev-build] [-client-per-tree] [-library-load] [-port-base N] [-gctrace]" >&2; exit 2 ;;
   esac
 done
 [ ${#trees[@]} -gt 0 ] || trees=("$PWD")
@@ -234,7 +241,7 @@ series() { # name fsync conns window size
     [ $((i % 2)) = 0 ] && for ((k = 0; k < ${#labels[@]}; k++)); do order[k]=${labels[${#labels[@]} - 1 - k]}; done
     for l in "${order[@]}"; do
       lg="$W/hawkc"; [ "$clientpertree" = 1 ] && lg="$W/hawkc-$l"
-      window "${hpid[$l]}" "$c" "$W/hout" "$lg" load -addr "127.0.0.1:${hport[$l]}" -c "$c" -w "$w" -s "$s" -d "$dur" -warmup "${warmup}s" -json
+      window "${hpid[$l]}" "$c" "$W/hout" "$lg" load $rawload -addr "127.0.0.1:${hport[$l]}" -c "$c" -w "$w" -s "$s" -d "$dur" -warmup "${warmup}s" -json
       out=$(tail -1 "$W/hout")
       h=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["steady_acked_per_s"]))' "$out")
       hcpu=$(per_report "$W/hout" "$h" 1); hlcpu=$(per_report "$W/hout" "$h" 2)
@@ -248,10 +255,10 @@ series() { # name fsync conns window size
   rm=$(median < "$W/$name.ref"); rc=$(median < "$W/$name.refcpu"); rl=$(median < "$W/$name.refload")
   for l in "${labels[@]}"; do
     hc=$(median < "$W/$name.$l.cpu"); hl=$(median < "$W/$name.$l.load")
-    printf 'MEDIAN %-24s %-16s %8.0f acked/s  ratio %s  (reference %8.0f)  CPU/report %s us = x%s the reference (%s us)  load generator %s us = x%s (%s us)\n' \
+    printf 'MEDIAN %-24s %-16s %8.0f acked/s  ratio %s  (reference %8.0f)  CPU/report %s us = x%s the reference (%s us)  load generator (hawkc load %s) %s us = x%s (%s us)\n' \
       "$name" "$l" "$(median < "$W/$name.$l")" "$(median < "$W/$name.$l.ratio")" "$rm" "$hc" \
       "$(awk -v a="$hc" -v b="$rc" 'BEGIN{printf "%.2f", a/b}')" "$rc" \
-      "$hl" "$(awk -v a="$hl" -v b="$rl" 'BEGIN{printf "%.2f", a/b}')" "$rl"
+      "${rawload:-on the client library}" "$hl" "$(awk -v a="$hl" -v b="$rl" 'BEGIN{printf "%.2f", a/b}')" "$rl"
   done
 }
 

@@ -41,6 +41,7 @@ type loadConfig struct {
 	timelineStep                    time.Duration
 	rate                            float64
 	json, srcSpread, perReportAcks  bool
+	raw                             bool
 }
 
 // summary is the final report; with -json it is printed as one JSON object.
@@ -98,6 +99,7 @@ func cmdLoad(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (connecting to the end of the drain) to `FILE`")
 	fs.BoolVar(&cfg.perReportAcks, "per-report-acks", false, "ask for one ACK frame per report instead of range acknowledgements (ACK_RANGE)")
 	fs.BoolVar(&cfg.srcSpread, "src-spread", true, "spread source addresses over 127.0.0.2-201 when the target is IPv4 loopback")
+	fs.BoolVar(&cfg.raw, "raw", false, "a lean generator, as ../shared/bench's load is: one goroutine per connection writes the wire format itself, with no client library, so no resends, reconnection or -rate (a NACK counts as an error; after a GOAWAY the connection only waits for its answers); for throughput beside the reference")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "at the end, how long to wait for reports in flight before giving up on them (they count as errors)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: client load [flags]
@@ -134,6 +136,16 @@ p50/p90/p99/max (µs, from issuing a report to its ACK; of one report in
                window / its length (steady_acked, steady_s). stderr gets a line
                when the window begins and ends
 
+With -raw, no client library: each connection's goroutine says HELLO (asking for
+ACK_RANGE unless -per-report-acks), writes w REPORTs, and after each read writes as
+many new ones as that read answered, in one write (as ../shared/bench's load keeps
+its window full). It keeps nothing per report but the send time of the measured
+ones, so it resends nothing and does not reconnect: a NACK is an error, and a
+connection told GOAWAY or ERROR stops issuing (ERROR: what was in flight is an
+error). No progress line. It is the generator for throughput beside the
+reference, whose load tool is as lean: on a 2-core machine the generator's CPU is
+taken from the server's.
+
 Exit status: 0 if every report succeeded and every client connected; 1 if any
 report failed (errors > 0) or a client never connected
 (connect_errors > 0); 2 on bad usage.
@@ -153,6 +165,10 @@ report failed (errors > 0) or a client never connected
 		fmt.Fprintf(stderr, "client: %v\n", err)
 		return 2
 	}
+	if cfg.raw && (cfg.rate > 0 || cfg.timeline != "" || cfg.ackedLog != "" || cfg.tls != nil) {
+		fmt.Fprintln(stderr, "client: load -raw takes none of -rate, -timeline, -acked-log or TLS: they need the client library")
+		return 2
+	}
 	if cfg.timeline != "" {
 		cfg.latencyEvery = 1 // a bucket's count is its ACKs: each must be recorded
 	}
@@ -168,7 +184,11 @@ report failed (errors > 0) or a client never connected
 			return 1
 		}
 	}
-	sum, err := runLoad(cfg, stderr)
+	run := runLoad
+	if cfg.raw {
+		run = runRawLoad
+	}
+	sum, err := run(cfg, stderr)
 	if cfg.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}

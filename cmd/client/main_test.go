@@ -33,6 +33,9 @@ type ackServer struct {
 	// every nackEvery-th report of a connection (non-retryable).
 	ackDelay  time.Duration
 	nackEvery int
+	// goawayAfter > 0 tells a connection GOAWAY with the answers of the read that
+	// brings its goawayAfter-th report (and keeps answering).
+	goawayAfter int
 	// Until slowUntil (Unix ns), each read's answers are held back slowDelay more.
 	slowUntil atomic.Int64
 	wg        sync.WaitGroup
@@ -87,7 +90,9 @@ func (s *ackServer) serve(nc net.Conn) {
 	n := 0
 	id := ""
 	reports := 0
+	ranges := false // the client asked for ACK_RANGE
 	var out []byte
+	var seqs []uint64
 	for {
 		m, err := nc.Read(buf[n:])
 		if err != nil {
@@ -95,8 +100,9 @@ func (s *ackServer) serve(nc net.Conn) {
 		}
 		n += m
 		off := 0
-		out = out[:0]
+		out, seqs = out[:0], seqs[:0]
 		acking := false
+		before := reports
 		for {
 			f, k, err := protocol.Decode(buf[off:n], 1<<20)
 			if err != nil {
@@ -115,7 +121,11 @@ func (s *ackServer) serve(nc net.Conn) {
 					return
 				}
 				id = h.ClientID
-				out = protocol.AppendJSON(out, protocol.TypeWelcome, 0, &protocol.Welcome{ServerID: "t", HeartbeatIntervalMS: 1000, MaxFrameSize: 1 << 20})
+				w := &protocol.Welcome{ServerID: "t", HeartbeatIntervalMS: 1000, MaxFrameSize: 1 << 20}
+				if ranges = h.Ack == protocol.AckModeRange; ranges {
+					w.Ack = protocol.AckModeRange
+				}
+				out = protocol.AppendJSON(out, protocol.TypeWelcome, 0, w)
 			case protocol.TypeReport:
 				acking = true
 				reports++
@@ -126,10 +136,20 @@ func (s *ackServer) serve(nc net.Conn) {
 				s.mu.Lock()
 				s.seen[id+" "+strconv.FormatUint(f.Seq, 10)]++
 				s.mu.Unlock()
-				out = protocol.AppendFrame(out, protocol.TypeAck, f.Seq, nil)
+				if ranges {
+					seqs = append(seqs, f.Seq)
+				} else {
+					out = protocol.AppendFrame(out, protocol.TypeAck, f.Seq, nil)
+				}
 			case protocol.TypePing:
 				out = protocol.AppendFrame(out, protocol.TypePong, f.Seq, nil)
 			}
+		}
+		if len(seqs) > 0 {
+			out, _, _ = protocol.AppendAckRanges(out, -1, seqs)
+		}
+		if s.goawayAfter > 0 && reports >= s.goawayAfter && before < s.goawayAfter {
+			out = protocol.AppendJSON(out, protocol.TypeGoaway, 0, &protocol.Goaway{Reason: "test", DeadlineMS: 1000})
 		}
 		n = copy(buf, buf[off:n])
 		if acking && s.ackDelay > 0 {
