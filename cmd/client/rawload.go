@@ -312,17 +312,30 @@ func (c *rawConn) read() error {
 // flight.
 func (c *rawConn) run() {
 	c.send(c.window)
+	if c.inflight > 0 && c.ended == nil {
+		c.readLoop()
+	}
+	c.errs += uint64(c.inflight) // unanswered: the connection ended under them
+}
+
+// readLoopPortable is readLoop where a socket's descriptor cannot be read directly.
+func (c *rawConn) readLoopPortable() {
 	for c.inflight > 0 && c.ended == nil {
 		if err := c.read(); err != nil {
 			c.end(err)
-			break
+			return
 		}
-		done := c.parse()
-		if c.ended == nil && !c.goaway && !c.r.stopping.Load() {
-			c.send(done)
-		}
+		c.handle()
 	}
-	c.errs += uint64(c.inflight) // unanswered: the connection ended under them
+}
+
+// handle answers what a read brought: the frames, then as many new reports as
+// they answered.
+func (c *rawConn) handle() {
+	done := c.parse()
+	if c.ended == nil && !c.goaway && !c.r.stopping.Load() {
+		c.send(done)
+	}
 }
 
 // parse handles every whole frame read and returns how many reports they answered.
