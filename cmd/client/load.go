@@ -295,6 +295,64 @@ type ackBuf struct {
 
 const ackBufFlush = 16 << 10
 
+// finish fills in what follows from the counts: the rates, the steady window's
+// (zero without one), and the latencies of the histogram shards hs together.
+func (s *summary) finish(elapsed time.Duration, steady window, hs []histogram) {
+	var h histogram
+	for i := range hs {
+		h.merge(&hs[i])
+	}
+	s.ElapsedS = elapsed.Seconds()
+	s.AckedPerS = float64(s.Acked) / elapsed.Seconds()
+	s.SteadyS, s.SteadyAcked = steady.secs, steady.acked
+	if steady.secs > 0 {
+		s.SteadyAckedPerS = float64(steady.acked) / steady.secs
+	}
+	s.LatencyP50US, s.LatencyP90US, s.LatencyP99US = h.quantile(0.50), h.quantile(0.90), h.quantile(0.99)
+	s.LatencyMaxUS = h.max.Load()
+}
+
+// loadPayload is a JSON string of exactly size bytes: any payload is opaque to
+// hawk, and valid JSON keeps spool files readable.
+func loadPayload(size int) []byte {
+	p := make([]byte, size)
+	for i := range p {
+		p[i] = 'x'
+	}
+	if size >= 2 {
+		p[0], p[size-1] = '"', '"'
+	}
+	return p
+}
+
+// onSignals calls stop at the first SIGINT or SIGTERM (stop issuing reports) and
+// abort at the next (stop waiting for those in flight), until the returned func
+// is called.
+func onSignals(stderr io.Writer, stop, abort func()) (done func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	quit := make(chan struct{})
+	go func() {
+		for n := 1; ; n++ {
+			select {
+			case s := <-sigs:
+				if n == 1 {
+					fmt.Fprintf(stderr, "load: %v: stopping (again to stop waiting for reports in flight)\n", s)
+					stop()
+				} else {
+					abort()
+				}
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(quit)
+	}
+}
+
 // errGaveUp is the error counted for the reports still unacked when the drain ends.
 var errGaveUp = errors.New("no ACK before the drain ended: giving up on them")
 
@@ -302,15 +360,7 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	stderr = &lockedWriter{w: stderr}
 	r := &loadRun{cfg: cfg, stderr: stderr, clients: make([]*loadClient, cfg.clients), drained: make(chan struct{})}
 	r.active.Store(1) // runLoad's own reference, dropped once issuing has stopped
-	// A JSON string of exactly cfg.size bytes (any payload is opaque to hawk; valid
-	// JSON keeps spool files readable).
-	r.payload = make([]byte, cfg.size)
-	for i := range r.payload {
-		r.payload[i] = 'x'
-	}
-	if cfg.size >= 2 {
-		r.payload[0], r.payload[cfg.size-1] = '"', '"'
-	}
+	r.payload = loadPayload(cfg.size)
 	if cfg.ackedLog != "" {
 		f, err := os.Create(cfg.ackedLog)
 		if err != nil {
@@ -332,29 +382,7 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	}
 	abortCtx, abortReports := context.WithCancel(context.Background())
 	defer abortReports()
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	sigDone := make(chan struct{})
-	defer close(sigDone)
-	go func() {
-		n := 0
-		for {
-			select {
-			case s := <-sigs:
-				n++
-				if n == 1 {
-					fmt.Fprintf(stderr, "load: %v: stopping (again to stop waiting for reports in flight)\n", s)
-					r.interrupted.Store(true)
-					stopIssuing()
-				} else {
-					abortReports()
-				}
-			case <-sigDone:
-				return
-			}
-		}
-	}()
+	defer onSignals(stderr, func() { r.interrupted.Store(true); stopIssuing() }, abortReports)()
 
 	start := time.Now()
 	r.start = start
@@ -461,25 +489,14 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 			return summary{}, err
 		}
 	}
-	var h histogram
-	for i := range r.hists {
-		h.merge(&r.hists[i])
-	}
 	sum.Clients, sum.Window, sum.Size = cfg.clients, cfg.window, cfg.size
-	sum.ElapsedS = elapsed.Seconds()
 	if gaveUp > 0 {
 		r.errs.Add(gaveUp)
 		r.showError(fmt.Sprintf("%d reports", gaveUp), errGaveUp)
 	}
 	sum.Errors = r.errs.Load()
 	sum.ConnectErrors = r.connectErrs.Load()
-	sum.AckedPerS = float64(sum.Acked) / elapsed.Seconds()
-	sum.SteadyS, sum.SteadyAcked = steady.secs, steady.acked
-	if steady.secs > 0 {
-		sum.SteadyAckedPerS = float64(steady.acked) / steady.secs
-	}
-	sum.LatencyP50US, sum.LatencyP90US, sum.LatencyP99US = h.quantile(0.50), h.quantile(0.90), h.quantile(0.99)
-	sum.LatencyMaxUS = h.max.Load()
+	sum.finish(elapsed, steady, r.hists[:])
 	sum.Busy, sum.BusyAfterGoaway = r.storm.busy.Load(), r.storm.busyStorm.Load()
 	peak, move := r.storm.result()
 	sum.ReconnectPeakPerS, sum.MoveS = peak, move.Seconds()

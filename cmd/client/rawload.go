@@ -7,11 +7,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hawk-agents/hawk/internal/mono"
@@ -64,39 +62,13 @@ type rawConn struct {
 func runRawLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	stderr = &lockedWriter{w: stderr}
 	r := &rawRun{cfg: cfg, stderr: stderr, conns: make([]*rawConn, cfg.clients)}
-	r.payload = make([]byte, cfg.size) // as load's: a JSON string of cfg.size bytes
-	for i := range r.payload {
-		r.payload[i] = 'x'
-	}
-	if cfg.size >= 2 {
-		r.payload[0], r.payload[cfg.size-1] = '"', '"'
-	}
+	r.payload = loadPayload(cfg.size)
 	// First signal: stop issuing. Second: stop waiting for the reports in flight.
 	ctx, stopIssuing := context.WithCancel(context.Background())
 	defer stopIssuing()
-	giveUp := make(chan struct{})
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	sigDone := make(chan struct{})
-	defer close(sigDone)
-	go func() {
-		n := 0
-		for {
-			select {
-			case s := <-sigs:
-				switch n++; n {
-				case 1:
-					fmt.Fprintf(stderr, "load: %v: stopping (again to stop waiting for reports in flight)\n", s)
-					stopIssuing()
-				case 2:
-					close(giveUp)
-				}
-			case <-sigDone:
-				return
-			}
-		}
-	}()
+	abortCtx, abort := context.WithCancel(context.Background())
+	defer abort()
+	defer onSignals(stderr, stopIssuing, abort)()
 	start := time.Now()
 
 	dialCtx, dialDone := context.WithTimeout(ctx, cfg.duration)
@@ -154,7 +126,7 @@ func runRawLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	case <-finished:
 	case <-time.After(cfg.drainTimeout):
 		fmt.Fprintf(stderr, "load: reports still in flight after %v: giving up on them\n", cfg.drainTimeout)
-	case <-giveUp:
+	case <-abortCtx.Done():
 	}
 	select {
 	case <-finished:
@@ -168,7 +140,7 @@ func runRawLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	}
 	elapsed := time.Since(start)
 
-	sum := summary{Clients: cfg.clients, Window: cfg.window, Size: cfg.size, ElapsedS: elapsed.Seconds()}
+	sum := summary{Clients: cfg.clients, Window: cfg.window, Size: cfg.size}
 	shown := 0
 	for _, c := range r.conns {
 		if c == nil {
@@ -185,18 +157,8 @@ func runRawLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 			fmt.Fprintf(stderr, "load: a connection ended early: %v\n", c.ended)
 		}
 	}
-	var h histogram
-	for i := range r.hists {
-		h.merge(&r.hists[i])
-	}
 	sum.ConnectErrors = r.connErrs.Load()
-	sum.AckedPerS = float64(sum.Acked) / elapsed.Seconds()
-	sum.SteadyS, sum.SteadyAcked = steady.secs, steady.acked
-	if steady.secs > 0 {
-		sum.SteadyAckedPerS = float64(steady.acked) / steady.secs
-	}
-	sum.LatencyP50US, sum.LatencyP90US, sum.LatencyP99US = h.quantile(0.50), h.quantile(0.90), h.quantile(0.99)
-	sum.LatencyMaxUS = h.max.Load()
+	sum.finish(elapsed, steady, r.hists[:])
 	return sum, nil
 }
 
