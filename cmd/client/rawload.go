@@ -102,16 +102,7 @@ func runRawLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	}
 	var steady window
 	if cfg.warmup > 0 {
-		if sleepCtx(ctx, cfg.warmup) {
-			a0, t0 := r.ackedNow(), time.Now()
-			r.inWindow.Store(true)
-			fmt.Fprintf(stderr, "load: steady window begins (warm-up %v over)\n", cfg.warmup)
-			sleepCtx(ctx, cfg.duration)
-			r.inWindow.Store(false)
-			t1 := time.Now()
-			steady = window{acked: r.ackedNow() - a0, secs: t1.Sub(t0).Seconds(), from: t0, to: t1}
-			fmt.Fprintf(stderr, "load: steady window ends: %d acked in %.2fs\n", steady.acked, steady.secs)
-		}
+		steady = measureWindow(ctx, cfg, stderr, &r.inWindow, r.ackedNow)
 	} else {
 		r.inWindow.Store(true)
 		sleepCtx(ctx, cfg.duration)

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,17 +21,23 @@ type window struct {
 // buffers and the server's pools grow, are left out), the ACKs and their latencies.
 // A signal ends the window early.
 func (r *loadRun) steadyWindow(ctx context.Context) window {
-	if !sleepCtx(ctx, r.cfg.warmup) {
+	return measureWindow(ctx, r.cfg, r.stderr, &r.inWindow, r.ackedNow)
+}
+
+// measureWindow is steadyWindow for either generator: inWindow is set while the
+// window runs (its ACK latencies count), acked counts the reports acked so far.
+func measureWindow(ctx context.Context, cfg loadConfig, stderr io.Writer, inWindow *atomic.Bool, acked func() uint64) window {
+	if !sleepCtx(ctx, cfg.warmup) {
 		return window{}
 	}
-	a0, t0 := r.ackedNow(), time.Now()
-	r.inWindow.Store(true)
-	fmt.Fprintf(r.stderr, "load: steady window begins (warm-up %v over)\n", r.cfg.warmup)
-	sleepCtx(ctx, r.cfg.duration)
-	r.inWindow.Store(false)
+	a0, t0 := acked(), time.Now()
+	inWindow.Store(true)
+	fmt.Fprintf(stderr, "load: steady window begins (warm-up %v over)\n", cfg.warmup)
+	sleepCtx(ctx, cfg.duration)
+	inWindow.Store(false)
 	t1 := time.Now()
-	w := window{acked: r.ackedNow() - a0, secs: t1.Sub(t0).Seconds(), from: t0, to: t1}
-	fmt.Fprintf(r.stderr, "load: steady window ends: %d acked in %.2fs\n", w.acked, w.secs)
+	w := window{acked: acked() - a0, secs: t1.Sub(t0).Seconds(), from: t0, to: t1}
+	fmt.Fprintf(stderr, "load: steady window ends: %d acked in %.2fs\n", w.acked, w.secs)
 	return w
 }
 
