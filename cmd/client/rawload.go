@@ -28,7 +28,6 @@ import (
 // rawRun is the state of one load -raw run.
 type rawRun struct {
 	cfg      loadConfig
-	stderr   io.Writer
 	payload  []byte
 	hists    [histShards]histogram
 	inWindow atomic.Bool // ACK latencies count (the steady window, or the whole run without -warmup)
@@ -61,7 +60,7 @@ type rawConn struct {
 
 func runRawLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	stderr = &lockedWriter{w: stderr}
-	r := &rawRun{cfg: cfg, stderr: stderr, conns: make([]*rawConn, cfg.clients)}
+	r := &rawRun{cfg: cfg, conns: make([]*rawConn, cfg.clients)}
 	r.payload = loadPayload(cfg.size)
 	// First signal: stop issuing. Second: stop waiting for the reports in flight.
 	ctx, stopIssuing := context.WithCancel(context.Background())
@@ -250,12 +249,9 @@ func (c *rawConn) readFrame() (protocol.Frame, error) {
 	}
 }
 
-// read reads what the socket has after what is buffered, making room for a frame
-// larger than the buffer.
+// read reads what the socket has after what is buffered.
 func (c *rawConn) read() error {
-	if c.rlen == len(c.rbuf) {
-		c.rbuf = append(c.rbuf, make([]byte, len(c.rbuf))...)
-	}
+	c.makeRoom()
 	m, err := c.nc.Read(c.rbuf[c.rlen:])
 	c.rlen += m
 	return err
@@ -279,6 +275,13 @@ func (c *rawConn) readLoopPortable() {
 			return
 		}
 		c.handle()
+	}
+}
+
+// makeRoom doubles the read buffer when a frame larger than it fills it.
+func (c *rawConn) makeRoom() {
+	if c.rlen == len(c.rbuf) {
+		c.rbuf = append(c.rbuf, make([]byte, len(c.rbuf))...)
 	}
 }
 

@@ -33,9 +33,7 @@ func (c *rawConn) readLoop() {
 // (false: wait until it is readable) or the connection is done (true).
 func (c *rawConn) serve(fd uintptr) bool {
 	for {
-		if c.rlen == len(c.rbuf) {
-			c.rbuf = append(c.rbuf, make([]byte, len(c.rbuf))...)
-		}
+		c.makeRoom()
 		space := len(c.rbuf) - c.rlen
 		n, err := syscall.Read(int(fd), c.rbuf[c.rlen:])
 		switch {
