@@ -222,7 +222,7 @@ type loadRun struct {
 	tl      *timeline // nil without -timeline
 	paced   bool      // -rate: slots wait for the dispatcher (dispatch)
 	// inWindow: the ACKs seen now count in the summary's latencies. The whole run
-	// without -warmup; with it, the steady window only (steadyWindow), so that
+	// without -warmup; with it, the steady window only (measureWindow), so that
 	// connection set-up and the warm-up are left out of the quantiles as they are
 	// out of steady_acked_per_s.
 	inWindow atomic.Bool
@@ -424,7 +424,7 @@ func runLoad(cfg loadConfig, stderr io.Writer) (summary, error) {
 	var steady window
 	if cfg.warmup > 0 {
 		if dialCtx.Err() == nil {
-			steady = r.steadyWindow(issueCtx)
+			steady = measureWindow(issueCtx, r.cfg, r.stderr, &r.inWindow, r.ackedNow)
 		}
 		stopIssuing()
 	}

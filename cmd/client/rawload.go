@@ -20,10 +20,11 @@ import (
 // reference: one goroutine per connection writes the wire format itself
 // (PROTOCOL.md), and for every report acknowledged it writes one more, all of a
 // read's in one write. It keeps no record per report, so it has nothing to resend:
-// a NACK is an error, a GOAWAY stops the connection's new reports, an ERROR ends the
-// connection; there is no reconnection and no pacing. On two cores the load generator's CPU is taken from
-// the server's; the client library's (records for resends, callbacks, reconnection)
-// is what an agent pays, not what a throughput figure beside the reference's should.
+// a NACK is an error, a GOAWAY stops the connection's new reports, an ERROR ends
+// the connection; there is no reconnection and no pacing. On two cores the load
+// generator's CPU is taken from the server's; the client library's (records for
+// resends, callbacks, reconnection) is what an agent pays, not what a throughput
+// figure beside the reference's should.
 
 // rawRun is the state of one load -raw run.
 type rawRun struct {

@@ -16,16 +16,12 @@ type window struct {
 	from, to time.Time
 }
 
-// steadyWindow issues for -warmup, then measures the -d window: what a load tool
-// that excludes its warm-up counts (connection set-up and the first batches, while
-// buffers and the server's pools grow, are left out), the ACKs and their latencies.
-// A signal ends the window early.
-func (r *loadRun) steadyWindow(ctx context.Context) window {
-	return measureWindow(ctx, r.cfg, r.stderr, &r.inWindow, r.ackedNow)
-}
-
-// measureWindow is steadyWindow for either generator: inWindow is set while the
-// window runs (its ACK latencies count), acked counts the reports acked so far.
+// measureWindow lets either generator issue for -warmup, then measures the -d
+// window: what a load tool that excludes its warm-up counts (connection set-up and
+// the first batches, while buffers and the server's pools grow, are left out), the
+// ACKs and their latencies. inWindow is set while the window runs (its ACK
+// latencies count); acked counts the reports acked so far. A signal ends the
+// window early.
 func measureWindow(ctx context.Context, cfg loadConfig, stderr io.Writer, inWindow *atomic.Bool, acked func() uint64) window {
 	if !sleepCtx(ctx, cfg.warmup) {
 		return window{}
